@@ -1,0 +1,1 @@
+"""Code every service imports: wire contracts, code tables, messaging, store and clock."""

@@ -1,0 +1,261 @@
+"""The protocol's code tables, named as the data exchange standards name them.
+
+Every value here is the number that travels on the wire. Tags in the comments follow
+protocol.md: V (verified in a source), U (assumed), O (our own choice).
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, StrEnum
+
+ITL_CODE = "ITL"
+CDM_CODE = "CDM"
+
+#: DES major/minor version plus our payload revision (O, protocol.md 7.3).
+SCHEMA_VERSION = "des-1.1/1"
+
+#: Largest number of unit blocks in one transaction (V UK-LIMIT).
+MAX_BLOCKS_PER_TRANSACTION = 3000
+
+
+class UnitType(IntEnum):
+    """Kyoto unit types (protocol.md 2.4)."""
+
+    AAU = 1
+    RMU = 2
+    ERU_FROM_AAU = 3
+    ERU_FROM_RMU = 4
+    CER = 5
+    TCER = 6
+    LCER = 7
+
+
+#: Units only the CDM registry creates (Decree 684 cl. 9).
+CDM_UNIT_TYPES = frozenset({UnitType.CER, UnitType.TCER, UnitType.LCER})
+#: Units a national registry creates by issuance (Decree 684 cl. 8; ERUs come by conversion).
+NATIONAL_ISSUANCE_UNIT_TYPES = frozenset({UnitType.AAU, UnitType.RMU})
+#: Units that count towards a Party's assigned amount for the commitment period reserve.
+KYOTO_UNIT_TYPES = frozenset(UnitType)
+
+
+class LulucfActivity(IntEnum):
+    """LULUCF activity codes (protocol.md 2.5)."""
+
+    AFFORESTATION_REFORESTATION = 1
+    DEFORESTATION = 2
+    FOREST_MANAGEMENT = 3
+    CROPLAND_MANAGEMENT = 4
+    GRAZING_LAND_MANAGEMENT = 5
+    REVEGETATION = 6
+    WETLAND_DRAINAGE_REWETTING = 7
+
+
+class CommitmentPeriod(IntEnum):
+    """Commitment periods we simulate (protocol.md 2.5: we use 1 and 2)."""
+
+    CP1 = 1
+    CP2 = 2
+
+
+class TransactionType(IntEnum):
+    """Primary transaction types (protocol.md 2.6)."""
+
+    ISSUANCE = 1
+    CONVERSION = 2
+    EXTERNAL_TRANSFER = 3
+    CANCELLATION = 4
+    RETIREMENT = 5
+    REPLACEMENT = 6
+    CARRY_OVER = 7
+    EXPIRY_DATE_CHANGE = 8
+    INTERNAL_TRANSFER = 10
+
+
+class AccountType(IntEnum):
+    """Account type codes (protocol.md 2.7)."""
+
+    PARTY_HOLDING = 100
+    PENDING = 110
+    FORMER_OPERATOR_HOLDING = 120
+    PERSON_HOLDING = 121
+    PREVIOUS_PERIOD_SURPLUS_RESERVE = 130
+    NET_SOURCE_CANCELLATION = 210
+    NON_COMPLIANCE_CANCELLATION = 220
+    VOLUNTARY_CANCELLATION = 230
+    EXCESS_ISSUANCE_CANCELLATION = 240
+    CCS_NET_REVERSAL_CANCELLATION = 241
+    CCS_NON_SUBMISSION_CANCELLATION = 242
+    MANDATORY_CANCELLATION = 250
+    ADMINISTRATIVE_CANCELLATION = 260
+    ARTICLE_37TER_CANCELLATION = 270
+    AMBITION_INCREASE_CANCELLATION = 280
+    RETIREMENT = 300
+    TCER_REPLACEMENT_EXPIRY = 411
+    LCER_REPLACEMENT_EXPIRY = 421
+    LCER_REPLACEMENT_REVERSAL = 422
+    LCER_REPLACEMENT_NON_SUBMISSION = 423
+
+
+#: Accounts whose units have left circulation: they do not count towards the CPR
+#: and cannot be transferred out (U protocol.md 4.1 "less cancelled and retired units").
+OUT_OF_CIRCULATION_ACCOUNT_TYPES = frozenset(
+    t for t in AccountType if 200 <= t.value < 500
+)
+#: Accounts that hold units which can still move (transferring side of a transfer).
+HOLDING_ACCOUNT_TYPES = frozenset(
+    {
+        AccountType.PARTY_HOLDING,
+        AccountType.PENDING,
+        AccountType.FORMER_OPERATOR_HOLDING,
+        AccountType.PERSON_HOLDING,
+        AccountType.PREVIOUS_PERIOD_SURPLUS_RESERVE,
+    }
+)
+
+
+class TransactionStatus(IntEnum):
+    """Transaction status codes on the wire (protocol.md 1.4)."""
+
+    PROPOSED = 1
+    CHECKED_NO_DISCREPANCY = 2
+    CHECKED_DISCREPANCY = 3
+    COMPLETED = 4
+    TERMINATED = 5
+    REJECTED = 6
+    CANCELLED = 7
+    ACCEPTED = 8
+
+
+FINAL_STATUSES = frozenset(
+    {
+        TransactionStatus.COMPLETED,
+        TransactionStatus.TERMINATED,
+        TransactionStatus.REJECTED,
+        TransactionStatus.CANCELLED,
+    }
+)
+
+
+class NoticeType(IntEnum):
+    """ITL notice types (protocol.md 2.8)."""
+
+    NET_SOURCE_CANCELLATION = 1
+    NON_COMPLIANCE_CANCELLATION = 2
+    IMPENDING_EXPIRY = 3
+    REVERSAL_OF_STORAGE = 4
+    NON_SUBMISSION_OF_CERTIFICATION_REPORT = 5
+    EXCESS_ISSUANCE = 6
+    COMMITMENT_PERIOD_RESERVE = 7
+    UNIT_CARRY_OVER = 8
+    EXPIRY_DATE_CHANGE = 9
+    NOTIFICATION_UPDATE = 10
+    EU15_COMMITMENT_PERIOD_RESERVE = 11
+    CCS_NET_REVERSAL_OF_STORAGE = 12
+    CCS_NON_SUBMISSION_OF_VERIFICATION_REPORT = 13
+
+
+class NoticeStatus(IntEnum):
+    """ITL notice status (protocol.md 2.8)."""
+
+    OPEN = 1
+    INCOMPLETE = 2
+    COMPLETED = 3
+
+
+class ResponseCode(IntEnum):
+    """Response codes returned in evaluation results (protocol.md 3.3).
+
+    Only 5902-5906 are verified DES values; every other number is ours (O).
+    """
+
+    UNSUPPORTED_VERSION = 1001
+    SENDER_MISMATCH = 1002
+    MALFORMED_PAYLOAD = 1101
+    DUPLICATE_MESSAGE_DIFFERENT_CONTENT = 1102
+    OUT_OF_SEQUENCE = 1103
+    REGISTRY_UNKNOWN = 1201
+    REGISTRY_SUSPENDED = 1202
+    REGISTRY_INCONSISTENT = 1203
+    MISSING_FIELD = 2001
+    SERIAL_START_AFTER_END = 2002
+    UNKNOWN_CODE = 2003
+    TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED = 2004
+    TOO_MANY_BLOCKS = 2005
+    OVERLAPPING_BLOCKS = 2006
+    BLOCK_UNKNOWN = 3001
+    BLOCK_NOT_HELD_BY_TRANSFERRING_ACCOUNT = 3002
+    BLOCK_RETIRED_OR_CANCELLED = 3003
+    BLOCK_IN_ANOTHER_REGISTRY = 3004
+    BLOCK_OPEN_DISCREPANCY = 3005
+    BLOCK_RESERVED = 3006
+    UNIT_EXPIRED = 3007
+    ISSUANCE_OVER_LIMIT = 4001
+    CONVERSION_WITHOUT_PROJECT = 4002
+    CARRY_OVER_OVER_LIMIT = 4003
+    REPLACEMENT_UNIT_TYPE_NOT_ALLOWED = 4004
+    NOTICE_UNKNOWN_OR_CLOSED = 4005
+    PARTY_NOT_ELIGIBLE = 4006
+    CPR_VIOLATED = 5001
+    ACQUIRING_ACCOUNT_UNKNOWN = 5902
+    ACQUIRING_ACCOUNT_NOT_ELIGIBLE = 5903
+    INCONSISTENT_WITH_POLICY = 5904
+    ACQUIRING_ACCOUNT_CLOSED = 5906
+    TOTALS_MISMATCH = 7001
+    UNIT_BLOCK_MISMATCH = 7002
+    AUDIT_TRAIL_MISMATCH = 7003
+
+
+RESPONSE_TEXT: dict[ResponseCode, str] = {
+    ResponseCode.UNSUPPORTED_VERSION: "unsupported message version",
+    ResponseCode.SENDER_MISMATCH: "sender is not the registry the message speaks for",
+    ResponseCode.MALFORMED_PAYLOAD: "malformed payload",
+    ResponseCode.DUPLICATE_MESSAGE_DIFFERENT_CONTENT: "duplicate message id with other content",
+    ResponseCode.OUT_OF_SEQUENCE: "status message out of sequence",
+    ResponseCode.REGISTRY_UNKNOWN: "registry unknown to the ITL",
+    ResponseCode.REGISTRY_SUSPENDED: "registry suspended",
+    ResponseCode.REGISTRY_INCONSISTENT: "registry blocked by reconciliation",
+    ResponseCode.MISSING_FIELD: "mandatory field missing",
+    ResponseCode.SERIAL_START_AFTER_END: "unit block start serial is after its end serial",
+    ResponseCode.UNKNOWN_CODE: "unknown unit, account or transaction type",
+    ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED: (
+        "transaction type not allowed for these accounts or units"
+    ),
+    ResponseCode.TOO_MANY_BLOCKS: "more than 3000 unit blocks in one transaction",
+    ResponseCode.OVERLAPPING_BLOCKS: "unit blocks of one transaction overlap",
+    ResponseCode.BLOCK_UNKNOWN: "unit block unknown to the ITL",
+    ResponseCode.BLOCK_NOT_HELD_BY_TRANSFERRING_ACCOUNT: (
+        "unit block not held by the transferring account"
+    ),
+    ResponseCode.BLOCK_RETIRED_OR_CANCELLED: "unit block already retired or cancelled",
+    ResponseCode.BLOCK_IN_ANOTHER_REGISTRY: "unit serials already exist",
+    ResponseCode.BLOCK_OPEN_DISCREPANCY: "unit block has an open discrepancy",
+    ResponseCode.BLOCK_RESERVED: "unit block reserved by another open transaction",
+    ResponseCode.UNIT_EXPIRED: "tCER or lCER expired",
+    ResponseCode.ISSUANCE_OVER_LIMIT: "issuance exceeds the Party's limit",
+    ResponseCode.CONVERSION_WITHOUT_PROJECT: "conversion without an approved JI project",
+    ResponseCode.CARRY_OVER_OVER_LIMIT: "carry-over exceeds its limit",
+    ResponseCode.REPLACEMENT_UNIT_TYPE_NOT_ALLOWED: "unit type not allowed for replacement",
+    ResponseCode.NOTICE_UNKNOWN_OR_CLOSED: "notice unknown or closed",
+    ResponseCode.PARTY_NOT_ELIGIBLE: "Party not eligible",
+    ResponseCode.CPR_VIOLATED: "transfer would breach the commitment period reserve",
+    ResponseCode.ACQUIRING_ACCOUNT_UNKNOWN: "acquiring account does not exist",
+    ResponseCode.ACQUIRING_ACCOUNT_NOT_ELIGIBLE: (
+        "acquiring account not eligible to receive the units"
+    ),
+    ResponseCode.INCONSISTENT_WITH_POLICY: "transaction inconsistent with the Party's policy",
+    ResponseCode.ACQUIRING_ACCOUNT_CLOSED: "acquiring account closed",
+    ResponseCode.TOTALS_MISMATCH: "totals mismatch",
+    ResponseCode.UNIT_BLOCK_MISMATCH: "unit block mismatch",
+    ResponseCode.AUDIT_TRAIL_MISMATCH: "audit trail mismatch",
+}
+
+
+class MessageType(StrEnum):
+    """Our message type names for the DES operations (protocol.md 7.4)."""
+
+    PROPOSAL_SUBMITTED = "ProposalSubmitted"
+    PROPOSAL_FORWARDED = "ProposalForwarded"
+    MESSAGE_ACK = "MessageAck"
+    TRANSACTION_STATUS_NOTIFIED = "TransactionStatusNotified"
+    TRANSACTION_STATUS_QUERIED = "TransactionStatusQueried"
+    TRANSACTION_STATUS_REPORTED = "TransactionStatusReported"

@@ -1,0 +1,85 @@
+"""Versioned wire contracts: the envelope and one payload model per message type."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ValidationError
+
+from shared.codes import SCHEMA_VERSION, MessageType
+from shared.contracts.envelope import Envelope, make_envelope, new_message_id
+from shared.contracts.messages import (
+    AccountRef,
+    EvaluationResult,
+    MessageAck,
+    Proposal,
+    ProposalForwarded,
+    ProposalSubmitted,
+    TransactionStatusNotified,
+    TransactionStatusQueried,
+    TransactionStatusReported,
+    UnitBlockWire,
+)
+
+#: The payload model of every message type, the single place that maps one to the other.
+PAYLOAD_MODELS: dict[MessageType, type[BaseModel]] = {
+    MessageType.PROPOSAL_SUBMITTED: ProposalSubmitted,
+    MessageType.PROPOSAL_FORWARDED: ProposalForwarded,
+    MessageType.MESSAGE_ACK: MessageAck,
+    MessageType.TRANSACTION_STATUS_NOTIFIED: TransactionStatusNotified,
+    MessageType.TRANSACTION_STATUS_QUERIED: TransactionStatusQueried,
+    MessageType.TRANSACTION_STATUS_REPORTED: TransactionStatusReported,
+}
+
+SUPPORTED_SCHEMA_VERSIONS = frozenset({SCHEMA_VERSION})
+
+
+class UndecodableMessage(Exception):
+    """A message that cannot be read as a contract; it goes to the dead-letter queue."""
+
+
+def decode_envelope(body: bytes) -> Envelope:
+    """Parse raw bytes into an envelope, or raise ``UndecodableMessage`` with the reason."""
+    try:
+        return Envelope.model_validate_json(body)
+    except ValidationError as exc:
+        raise UndecodableMessage(f"invalid envelope: {_first_errors(exc)}") from exc
+
+
+def decode_payload(envelope: Envelope) -> BaseModel:
+    """The typed payload of an envelope, or ``UndecodableMessage`` with the reason."""
+    model = PAYLOAD_MODELS[envelope.message_type]
+    try:
+        return model.model_validate(envelope.payload)
+    except ValidationError as exc:
+        raise UndecodableMessage(
+            f"invalid {envelope.message_type} payload: {_first_errors(exc)}"
+        ) from exc
+
+
+def _first_errors(exc: ValidationError, limit: int = 3) -> str:
+    parts = []
+    for err in exc.errors()[:limit]:
+        where = ".".join(str(p) for p in err["loc"]) or "<root>"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+__all__ = [
+    "PAYLOAD_MODELS",
+    "SUPPORTED_SCHEMA_VERSIONS",
+    "AccountRef",
+    "Envelope",
+    "EvaluationResult",
+    "MessageAck",
+    "Proposal",
+    "ProposalForwarded",
+    "ProposalSubmitted",
+    "TransactionStatusNotified",
+    "TransactionStatusQueried",
+    "TransactionStatusReported",
+    "UndecodableMessage",
+    "UnitBlockWire",
+    "decode_envelope",
+    "decode_payload",
+    "make_envelope",
+    "new_message_id",
+]

@@ -1,0 +1,124 @@
+"""Payload models of every message type used so far (protocol.md 2.3, 7.4).
+
+Field names are the DES names in snake_case. Codes travel as the integers of
+``shared.codes``; pydantic refuses a number outside its table.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.codes import (
+    MAX_BLOCKS_PER_TRANSACTION,
+    AccountType,
+    LulucfActivity,
+    ResponseCode,
+    TransactionStatus,
+    TransactionType,
+    UnitType,
+)
+from shared.contracts.envelope import REGISTRY_CODE_PATTERN
+
+TRANSACTION_ID_PATTERN = r"^([A-Z]{2}|CDM)[0-9]{1,18}$"
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AccountRef(_Wire):
+    """An account on the wire: registry code, account type and account identifier."""
+
+    registry: str = Field(pattern=REGISTRY_CODE_PATTERN)
+    account_type: AccountType
+    account_id: int = Field(ge=1)
+
+
+class UnitBlockWire(_Wire):
+    """A serial block of identical units; (start, end, originating registry) is unique."""
+
+    serial_start: int = Field(ge=1)
+    serial_end: int = Field(ge=1)
+    originating_registry: str = Field(pattern=REGISTRY_CODE_PATTERN)
+    unit_type: UnitType
+    original_commitment_period: int = Field(ge=1, le=3)
+    applicable_commitment_period: int = Field(ge=1, le=3)
+    lulucf_activity: LulucfActivity | None = None
+    project_id: str | None = Field(default=None, max_length=32)
+    track: int | None = Field(default=None, ge=1, le=2)
+    expiry_date: date | None = None
+
+    @model_validator(mode="after")
+    def _start_not_after_end(self) -> UnitBlockWire:
+        if self.serial_start > self.serial_end:
+            raise ValueError("serial_start must not be greater than serial_end")
+        return self
+
+    @property
+    def quantity(self) -> int:
+        return self.serial_end - self.serial_start + 1
+
+
+class Proposal(_Wire):
+    """One proposed transaction (DES AcceptProposal)."""
+
+    transaction_id: str = Field(pattern=TRANSACTION_ID_PATTERN)
+    transaction_type: TransactionType
+    supp_transaction_type: int | None = None
+    transferring: AccountRef | None = Field(
+        default=None, description="absent for issuance, where units are created"
+    )
+    acquiring: AccountRef
+    notification_id: int | None = None
+    blocks: list[UnitBlockWire] = Field(min_length=1, max_length=MAX_BLOCKS_PER_TRANSACTION)
+
+
+class ProposalSubmitted(Proposal):
+    """A registry proposes a transaction to the ITL."""
+
+
+class ProposalForwarded(Proposal):
+    """The ITL forwards a checked external transfer to the acquiring registry."""
+
+
+class EvaluationResult(_Wire):
+    """One failed check: its response code and, where it concerns one, the block."""
+
+    response_code: ResponseCode
+    message: str = ""
+    serial_start: int | None = None
+    originating_registry: str | None = None
+
+
+class TransactionStatusNotified(_Wire):
+    """A status change of a transaction (DES AcceptNotification)."""
+
+    transaction_id: str = Field(pattern=TRANSACTION_ID_PATTERN)
+    status: TransactionStatus
+    evaluation_results: list[EvaluationResult] = Field(default_factory=list)
+
+
+class TransactionStatusQueried(_Wire):
+    """A registry asks the ITL for the status of one of its transactions."""
+
+    transaction_id: str = Field(pattern=TRANSACTION_ID_PATTERN)
+
+
+class TransactionStatusReported(_Wire):
+    """The ITL's answer to a status query; ``status`` is absent when it never saw it."""
+
+    transaction_id: str = Field(pattern=TRANSACTION_ID_PATTERN)
+    status: TransactionStatus | None
+    status_at: datetime | None = None
+    evaluation_results: list[EvaluationResult] = Field(default_factory=list)
+
+
+class MessageAck(_Wire):
+    """Receipt of a message; sent when a message is refused as a whole (O)."""
+
+    acked_message_id: str
+    accepted: bool
+    response_codes: list[ResponseCode] = Field(default_factory=list)
+    reason: str = ""

@@ -1,0 +1,45 @@
+"""Structured logs: one event name and key-value fields per line, as JSON."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "at": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            entry.update(fields)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
+    """Send every log line of the process to stderr as JSON."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    logging.getLogger("aiormq").setLevel("WARNING")
+    logging.getLogger("aio_pika").setLevel("WARNING")
+    logging.getLogger("pymongo").setLevel("WARNING")
+    logging.getLogger(service).setLevel(level)
+
+
+def log_event(
+    logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any
+) -> None:
+    """Log ``event`` with structured ``fields`` (the transaction id on every flow line)."""
+    logger.log(level, event, extra={"fields": fields})

@@ -1,0 +1,172 @@
+"""Thin plumbing over aio-pika: robust connection, confirmed mandatory publishing,
+and a consumer that acknowledges only after the handler has stored its effect.
+
+No business rules live here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+
+from shared.contracts import Envelope, UndecodableMessage, decode_envelope
+from shared.logs import log_event
+from shared.messaging.topology import Exchanges, declare_exchanges, declare_inbox
+
+log = logging.getLogger("shared.messaging")
+
+EnvelopeHandler = Callable[[Envelope], Awaitable[None]]
+
+
+class PermanentFailure(Exception):
+    """A message that can never be handled (wrong recipient, impossible content).
+
+    The consumer dead-letters it with this reason instead of retrying.
+    """
+
+
+class Broker:
+    """One service instance's connection to RabbitMQ."""
+
+    def __init__(self, amqp_url: str, code: str, prefetch: int = 1, namespace: str = "") -> None:
+        self.amqp_url = amqp_url
+        self.code = code
+        self.namespace = namespace
+        self.prefetch = prefetch
+        self._connection: AbstractRobustConnection | None = None
+        self._publish_channel: AbstractChannel | None = None
+        self._consume_channel: AbstractChannel | None = None
+        self._exchanges: Exchanges | None = None
+        self._inbox: AbstractQueue | None = None
+        self._consumer_tag: str | None = None
+        self._publish_lock = asyncio.Lock()
+
+    async def connect(self, peer_codes: Iterable[str] = ()) -> None:
+        """Connect, declare the topology, and pre-declare the inboxes of ``peer_codes``
+        so that messages to a peer that has not started yet wait in its queue."""
+        self._connection = await aio_pika.connect_robust(self.amqp_url)
+        self._publish_channel = await self._connection.channel(
+            publisher_confirms=True, on_return_raises=True
+        )
+        self._consume_channel = await self._connection.channel()
+        await self._consume_channel.set_qos(prefetch_count=self.prefetch)
+        self._exchanges = await declare_exchanges(self._publish_channel, self.namespace)
+        consume_exchanges = await declare_exchanges(self._consume_channel, self.namespace)
+        self._inbox = await declare_inbox(self._consume_channel, consume_exchanges, self.code)
+        for peer in peer_codes:
+            if peer != self.code:
+                await declare_inbox(self._publish_channel, self._exchanges, peer)
+
+    async def close(self) -> None:
+        if self._inbox is not None and self._consumer_tag is not None:
+            try:
+                await self._inbox.cancel(self._consumer_tag)
+            except Exception:  # the connection may already be gone
+                pass
+        if self._connection is not None:
+            await self._connection.close()
+        self._connection = None
+
+    @property
+    def exchanges(self) -> Exchanges:
+        if self._exchanges is None:
+            raise RuntimeError("broker not connected")
+        return self._exchanges
+
+    async def publish(self, envelope: Envelope) -> None:
+        """Publish persistently and wait for the broker's confirm.
+
+        Mandatory: a message that no queue would take raises instead of vanishing.
+        """
+        message = aio_pika.Message(
+            body=envelope.model_dump_json().encode(),
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=envelope.message_id,
+            correlation_id=envelope.correlation_id,
+            type=envelope.message_type.value,
+            app_id=envelope.sender,
+        )
+        async with self._publish_lock:
+            await self.exchanges.main.publish(
+                message, routing_key=envelope.recipient, mandatory=True
+            )
+
+    async def publish_raw(self, body: bytes, routing_key: str) -> None:
+        """Publish bytes as they are (tests and tools that replay or forge messages)."""
+        async with self._publish_lock:
+            await self.exchanges.main.publish(
+                aio_pika.Message(body=body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                routing_key=routing_key,
+                mandatory=True,
+            )
+
+    async def consume(self, handler: EnvelopeHandler) -> None:
+        """Start consuming this instance's inbox with ``handler``."""
+        if self._inbox is None:
+            raise RuntimeError("broker not connected")
+        self._consumer_tag = await self._inbox.consume(self._make_callback(handler))
+
+    def _make_callback(
+        self, handler: EnvelopeHandler
+    ) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            try:
+                envelope = decode_envelope(message.body)
+                if envelope.recipient != self.code:
+                    raise PermanentFailure(
+                        f"recipient {envelope.recipient} is not this instance ({self.code})"
+                    )
+                await handler(envelope)
+            except (UndecodableMessage, PermanentFailure) as exc:
+                await self._dead_letter(message, str(exc))
+                await message.ack()
+                return
+            except Exception as exc:
+                # Transient (store or broker hiccup): let the broker redeliver; after
+                # DELIVERY_LIMIT deliveries the quorum queue dead-letters it.
+                log_event(
+                    log,
+                    "message_handling_failed",
+                    logging.ERROR,
+                    message_id=message.message_id,
+                    correlation_id=message.correlation_id,
+                    error=repr(exc),
+                )
+                await asyncio.sleep(0.5)
+                await message.nack(requeue=True)
+                return
+            await message.ack()
+
+        return on_message
+
+    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
+        log_event(
+            log,
+            "message_dead_lettered",
+            logging.WARNING,
+            queue=self.code,
+            message_id=message.message_id,
+            correlation_id=message.correlation_id,
+            reason=reason,
+        )
+        copy = aio_pika.Message(
+            body=message.body,
+            content_type=message.content_type,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=message.message_id,
+            correlation_id=message.correlation_id,
+            type=message.type,
+            headers={"x-dead-reason": reason[:1000], "x-dead-queue": self.code},
+        )
+        async with self._publish_lock:
+            await self.exchanges.dead.publish(copy, routing_key=self.code, mandatory=True)

@@ -1,0 +1,218 @@
+"""What every service process has in common: settings, store, broker, outbox relay,
+clock, and the HTTP routes for health and the simulation clock."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import uvicorn
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.clock import SimulationClock
+from shared.codes import MessageType
+from shared.contracts import Envelope, make_envelope
+from shared.errors import NotFound, RuleViolation
+from shared.logs import configure_logging
+from shared.messaging import Broker, EnvelopeHandler
+from shared.store import (
+    Database,
+    OutboxRelay,
+    Session,
+    database_name,
+    enqueue,
+    ensure_outbox_indexes,
+    handle_once,
+    in_transaction,
+    make_client,
+)
+
+T = TypeVar("T")
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service reads from the environment (names are upper-case)."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    mongo_url: str = Field(
+        default="mongodb://127.0.0.1:27017/?directConnection=true",
+        description="MongoDB-wire server; a database in the path overrides the default name",
+    )
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    amqp_namespace: str = Field(default="", description="prefix of exchange and queue names")
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    log_level: str = "INFO"
+    consumer_prefetch: int = Field(default=1, ge=1)
+    clock_start: datetime | None = Field(
+        default=None, description="simulated time at start-up; real time when unset"
+    )
+
+
+class Runtime:
+    """The store, broker, relay and clock of one service instance."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        code: str,
+        default_database: str,
+        peer_codes: Iterable[str] = (),
+    ) -> None:
+        self.settings = settings
+        self.code = code
+        self.clock = SimulationClock(settings.clock_start)
+        self.client = make_client(settings.mongo_url)
+        self.db: Database = self.client[database_name(settings.mongo_url, default_database)]
+        self.broker = Broker(
+            settings.amqp_url, code, settings.consumer_prefetch, settings.amqp_namespace
+        )
+        self.relay = OutboxRelay(self.db, self.broker, self.clock)
+        self.peer_codes = tuple(peer_codes)
+
+    async def start(self, handler: EnvelopeHandler) -> None:
+        await ensure_outbox_indexes(self.db)
+        await self.broker.connect(self.peer_codes)
+        self.relay.start()
+        await self.broker.consume(handler)
+
+    async def stop(self) -> None:
+        await self.relay.stop()
+        await self.broker.close()
+        await self.client.close()
+
+    async def commit(self, work: Callable[[Session], Awaitable[T]]) -> T:
+        """Run ``work`` in one store transaction, then let the relay publish its messages."""
+        result = await in_transaction(self.client, work)
+        self.relay.wake()
+        return result
+
+    async def handle_once(
+        self, envelope: Envelope, effect: Callable[[Session], Awaitable[None]]
+    ) -> bool:
+        """Apply the effect of an incoming message at most once (inbox + outbox)."""
+        handled = await handle_once(self.client, self.db, envelope, effect, self.clock.now())
+        self.relay.wake()
+        return handled
+
+    async def send(
+        self,
+        session: Session,
+        *,
+        message_type: MessageType,
+        recipient: str,
+        correlation_id: str,
+        payload: BaseModel,
+        causation_id: str | None = None,
+    ) -> Envelope:
+        """Store an outgoing message in the outbox inside ``session``'s transaction."""
+        seq = await self.db.outbox.count_documents(
+            {"correlation_id": correlation_id}, session=session
+        )
+        envelope = make_envelope(
+            message_type=message_type,
+            sender=self.code,
+            recipient=recipient,
+            correlation_id=correlation_id,
+            payload=payload,
+            sent_at=self.clock.now(),
+            seq=seq,
+            causation_id=causation_id,
+        )
+        await enqueue(self.db, envelope, session)
+        return envelope
+
+
+class ClockSetting(BaseModel):
+    now: datetime | None = Field(default=None, description="jump to this UTC time")
+    advance_seconds: float | None = Field(default=None, ge=0, description="or move forward")
+
+
+class ClockReading(BaseModel):
+    now: datetime
+
+
+def build_app(
+    title: str,
+    description: str,
+    runtime: Runtime,
+    handler: EnvelopeHandler,
+    on_start: Callable[[], Awaitable[None]] | None = None,
+) -> FastAPI:
+    """A FastAPI app whose lifespan starts and stops ``runtime`` with ``handler``."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if on_start is not None:
+            await on_start()
+        await runtime.start(handler)
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title=title, description=description, lifespan=lifespan)
+    app.state.runtime = runtime
+
+    @app.exception_handler(RuleViolation)
+    async def rule_violation(_: Request, exc: RuleViolation) -> JSONResponse:
+        return JSONResponse(
+            status_code=exc.http_status,
+            content={"detail": exc.reason, "response_code": int(exc.code)},
+        )
+
+    @app.exception_handler(NotFound)
+    async def not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse(status_code=404, content={"detail": f"{exc.what} not found"})
+
+    @app.get("/health", tags=["admin"])
+    async def health() -> dict[str, Any]:
+        """Liveness and readiness: the store answers a ping."""
+        await runtime.db.command("ping")
+        return {"status": "ok", "service": title, "code": runtime.code,
+                "now": runtime.clock.now()}
+
+    @app.get("/admin/clock", tags=["admin"])
+    async def read_clock() -> ClockReading:
+        """The simulation clock of this process."""
+        return ClockReading(now=runtime.clock.now())
+
+    @app.put("/admin/clock", tags=["admin"])
+    async def set_clock(setting: ClockSetting) -> ClockReading:
+        """Set or advance the simulation clock of this process."""
+        if (setting.now is None) == (setting.advance_seconds is None):
+            raise HTTPException(
+                status_code=422, detail="give exactly one of 'now' and 'advance_seconds'"
+            )
+        if setting.now is not None:
+            runtime.clock.set(setting.now)
+        else:
+            runtime.clock.advance(timedelta(seconds=setting.advance_seconds or 0))
+        return ClockReading(now=runtime.clock.now())
+
+    return app
+
+
+def serve(app: FastAPI, settings: ServiceSettings, service: str) -> None:
+    """Run the service process until SIGINT or SIGTERM."""
+    configure_logging(service, settings.log_level)
+    logging.getLogger(service).info(
+        "service_starting", extra={"fields": {"port": settings.http_port}}
+    )
+    config = uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+    )
+    asyncio.run(uvicorn.Server(config).serve())

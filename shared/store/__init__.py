@@ -1,0 +1,29 @@
+"""Store helpers: client from MONGO_URL, transactions, inbox and outbox."""
+
+from shared.store.client import (
+    Client,
+    Database,
+    Document,
+    Session,
+    database_name,
+    in_transaction,
+    make_client,
+    next_sequence,
+)
+from shared.store.inbox import handle_once
+from shared.store.outbox import OutboxRelay, enqueue, ensure_outbox_indexes
+
+__all__ = [
+    "Client",
+    "Database",
+    "Document",
+    "OutboxRelay",
+    "Session",
+    "database_name",
+    "enqueue",
+    "ensure_outbox_indexes",
+    "handle_once",
+    "in_transaction",
+    "make_client",
+    "next_sequence",
+]

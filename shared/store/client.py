@@ -1,0 +1,47 @@
+"""Store client construction and the transaction runner every service uses."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.uri_parser import parse_uri
+
+Document = dict[str, Any]
+Client = AsyncMongoClient[Document]
+Database = AsyncDatabase[Document]
+Session = AsyncClientSession
+T = TypeVar("T")
+
+
+def make_client(mongo_url: str) -> Client:
+    """A client for ``MONGO_URL``: SecantusDB, a local mongod or a replica set alike."""
+    return AsyncMongoClient(mongo_url, tz_aware=True, serverSelectionTimeoutMS=10_000)
+
+
+def database_name(mongo_url: str, default: str) -> str:
+    """The database named in the URL path, else the service's default name."""
+    return parse_uri(mongo_url).get("database") or default
+
+
+async def in_transaction(client: Client, work: Callable[[Session], Awaitable[T]]) -> T:
+    """Run ``work`` in one multi-document transaction, retried on WriteConflict."""
+    async with client.start_session() as session:
+        return await session.with_transaction(work)
+
+
+async def next_sequence(db: Database, name: str, session: Session, count: int = 1) -> int:
+    """Reserve ``count`` consecutive numbers of the counter ``name``; returns the first.
+
+    Runs inside the caller's transaction, so two writers conflict and one retries;
+    a small read-then-update instead of findAndModify, which scans collections.
+    """
+    doc = await db.counters.find_one({"_id": name}, session=session)
+    first = int(doc["value"]) + 1 if doc else 1
+    await db.counters.update_one(
+        {"_id": name}, {"$set": {"value": first + count - 1}}, upsert=True, session=session
+    )
+    return first

@@ -1,0 +1,159 @@
+"""Start a real MongoDB-wire server and reach the real RabbitMQ for tests and tools.
+
+``MONGO_URL`` in the environment selects an existing server (a real mongod or replica
+set); otherwise a SecantusDB server is started as its own process. A missing broker or
+store is an error, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aio_pika
+
+from shared.messaging.topology import (
+    DEAD_LETTER_EXCHANGE,
+    MAIN_EXCHANGE,
+    dead_letter_queue_name,
+    inbox_queue_name,
+)
+
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def secantusd_command() -> str:
+    local = Path(sys.executable).with_name("secantusd-py")
+    if local.exists():
+        return str(local)
+    found = shutil.which("secantusd-py")
+    if not found:
+        raise RuntimeError("secantusd-py not found: install the project with 'make setup'")
+    return found
+
+
+@dataclass
+class StoreServer:
+    """A SecantusDB server process (or an external server named by MONGO_URL)."""
+
+    url: str
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_store(
+    storage: str = ":memory:", port: int | None = None, log_dir: Path | None = None
+) -> StoreServer:
+    """Start SecantusDB on ``port`` (a free one by default) and wait until it answers."""
+    external = os.environ.get("MONGO_URL")
+    if external:
+        return StoreServer(url=external)
+    port = port or free_port()
+    log_path = (log_dir or Path(os.environ.get("TMPDIR", "/tmp"))) / f"secantusd-{port}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [secantusd_command(), "--port", str(port), "--storage-path", storage,
+             "--log-level", "WARNING"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = StoreServer(
+        url=f"mongodb://127.0.0.1:{port}/?directConnection=true",
+        process=process,
+        log_path=log_path,
+    )
+    wait_for_port(port, timeout=30, process=process)
+    return server
+
+
+def wait_for_port(
+    port: int, timeout: float, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before port {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing answered on port {port} within {timeout}s")
+
+
+def amqp_url() -> str:
+    return os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)
+
+
+async def check_broker(url: str) -> None:
+    """Raise with a clear message when RabbitMQ does not answer."""
+    try:
+        connection = await aio_pika.connect(url, timeout=10)
+    except Exception as exc:
+        raise RuntimeError(
+            f"RabbitMQ at {url} does not answer ({exc!r}); start it with "
+            "'rabbitmq-server -detached'"
+        ) from exc
+    await connection.close()
+
+
+def new_namespace() -> str:
+    """A fresh prefix for exchange and queue names, so test runs never share queues."""
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+@dataclass
+class Namespace:
+    """Broker names used by one test or stack, deleted again at the end."""
+
+    prefix: str = field(default_factory=new_namespace)
+    codes: set[str] = field(default_factory=lambda: {"ITL", "KZ", "JP", "CDM", "DE", "FR"})
+
+    async def delete(self, url: str) -> None:
+        connection = await aio_pika.connect(url)
+        try:
+            for code in sorted(self.codes):
+                for name in (inbox_queue_name(code, self.prefix),
+                             dead_letter_queue_name(code, self.prefix)):
+                    channel = await connection.channel()
+                    try:
+                        await channel.queue_delete(name)
+                    except Exception:
+                        pass  # never declared
+            for exchange in (MAIN_EXCHANGE, DEAD_LETTER_EXCHANGE):
+                channel = await connection.channel()
+                try:
+                    await channel.exchange_delete(f"{self.prefix}{exchange}")
+                except Exception:
+                    pass
+        finally:
+            await connection.close()

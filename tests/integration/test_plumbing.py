@@ -1,0 +1,191 @@
+"""The shared plumbing against the real RabbitMQ and a real MongoDB-wire server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+
+import aio_pika
+import pytest
+
+from shared.blocks import SerialRange, UnitAttributes, UnitBlock
+from shared.clock import SimulationClock
+from shared.codes import AccountType, MessageType, ResponseCode, TransactionStatus, UnitType
+from shared.contracts import Envelope, TransactionStatusNotified, make_envelope
+from shared.messaging import Broker, dead_letter_queue_name
+from shared.store import OutboxRelay, enqueue, ensure_outbox_indexes, handle_once, make_client
+from shared.store.unit_blocks import Holder, UnitBlockStore
+from shared.testing.infra import Namespace
+
+pytestmark = pytest.mark.integration
+
+AAU_KZ = UnitAttributes("KZ", UnitType.AAU, 2, 2)
+KZ_PARTY = Holder("KZ", AccountType.PARTY_HOLDING, 1)
+KZ_PERSON = Holder("KZ", AccountType.PERSON_HOLDING, 1001)
+
+
+def status_message(recipient: str, tx: str = "KZ1") -> Envelope:
+    return make_envelope(
+        message_type=MessageType.TRANSACTION_STATUS_NOTIFIED,
+        sender="ITL",
+        recipient=recipient,
+        correlation_id=tx,
+        payload=TransactionStatusNotified(transaction_id=tx,
+                                          status=TransactionStatus.CHECKED_NO_DISCREPANCY),
+        sent_at=datetime.now(UTC),
+    )
+
+
+async def test_malformed_message_is_dead_lettered_with_reason_and_consumer_keeps_running(
+    broker_url: str, namespace: Namespace
+) -> None:
+    received: list[Envelope] = []
+
+    async def handler(envelope: Envelope) -> None:
+        received.append(envelope)
+
+    broker = Broker(broker_url, "KZ", namespace=namespace.prefix)
+    await broker.connect()
+    await broker.consume(handler)
+    try:
+        await broker.publish_raw(b"not json at all", "KZ")
+        unknown = status_message("KZ").model_dump(mode="json")
+        unknown["message_type"] = "NoSuchMessage"
+        await broker.publish_raw(json.dumps(unknown).encode(), "KZ")
+        good = status_message("KZ")
+        await broker.publish(good)
+        for _ in range(100):
+            if received:
+                break
+            await asyncio.sleep(0.05)
+        assert [e.message_id for e in received] == [good.message_id]
+
+        connection = await aio_pika.connect(broker_url)
+        channel = await connection.channel()
+        dead = await channel.get_queue(dead_letter_queue_name("KZ", namespace.prefix),
+                                       ensure=False)
+        reasons = []
+        for _ in range(100):
+            message = await dead.get(fail=False)
+            if message is None:
+                if len(reasons) == 2:
+                    break
+                await asyncio.sleep(0.05)
+                continue
+            reasons.append(message.headers["x-dead-reason"])
+            await message.ack()
+        await connection.close()
+        assert len(reasons) == 2
+        assert "invalid envelope" in reasons[0]
+        assert "message_type" in reasons[1]
+    finally:
+        await broker.close()
+
+
+async def test_publishing_to_an_unknown_recipient_raises(
+    broker_url: str, namespace: Namespace
+) -> None:
+    broker = Broker(broker_url, "KZ", namespace=namespace.prefix)
+    await broker.connect()
+    try:
+        with pytest.raises(aio_pika.exceptions.DeliveryError):
+            await broker.publish(status_message("XX"))
+    finally:
+        await broker.close()
+
+
+async def test_inbox_gives_a_redelivered_message_no_second_effect(mongo_url: str) -> None:
+    client = make_client(mongo_url)
+    db = client["plumbing_inbox"]
+    envelope = status_message("KZ")
+    effects = []
+
+    async def effect(session: object) -> None:
+        effects.append(1)
+        await db.effects.insert_one({"m": envelope.message_id}, session=session)
+
+    now = datetime.now(UTC)
+    assert await handle_once(client, db, envelope, effect, now) is True
+    assert await handle_once(client, db, envelope, effect, now) is False
+    assert await db.effects.count_documents({"m": envelope.message_id}) == 1
+    await client.close()
+
+
+async def test_outbox_relay_publishes_committed_rows_once_each(
+    mongo_url: str, broker_url: str, namespace: Namespace
+) -> None:
+    client = make_client(mongo_url)
+    db = client["plumbing_outbox"]
+    await ensure_outbox_indexes(db)
+    sender = Broker(broker_url, "ITL", namespace=namespace.prefix)
+    await sender.connect(peer_codes=["KZ"])
+    relay = OutboxRelay(db, sender, SimulationClock())
+    messages = [status_message("KZ", f"KZ{i}") for i in range(3)]
+    async with client.start_session() as session:
+        async def work(s: object) -> None:
+            for m in messages:
+                await enqueue(db, m, s)  # type: ignore[arg-type]
+        await session.with_transaction(work)
+    assert await relay.drain() == 3
+    assert await relay.drain() == 0
+    received: list[str] = []
+    receiver = Broker(broker_url, "KZ", namespace=namespace.prefix)
+    await receiver.connect()
+
+    async def handler(envelope: Envelope) -> None:
+        received.append(envelope.correlation_id)
+
+    await receiver.consume(handler)
+    for _ in range(100):
+        if len(received) == 3:
+            break
+        await asyncio.sleep(0.05)
+    assert received == ["KZ0", "KZ1", "KZ2"]
+    await receiver.close()
+    await sender.close()
+    await client.close()
+
+
+async def test_block_store_splits_on_reserve_and_merges_back_on_release(mongo_url: str) -> None:
+    client = make_client(mongo_url)
+    store = UnitBlockStore(client["plumbing_blocks"]["units"])
+    await store.ensure_indexes()
+    block = UnitBlock(AAU_KZ, SerialRange(1, 1000))
+    wanted = UnitBlock(AAU_KZ, SerialRange(101, 200))
+
+    async with client.start_session() as session:
+        async def issue(s: object) -> None:
+            await store.insert([block], KZ_PARTY, s)  # type: ignore[arg-type]
+        await session.with_transaction(issue)
+
+        async def reserve(s: object) -> None:
+            assert await store.check_reservable([wanted], KZ_PARTY, "KZ2", s) == []  # type: ignore[arg-type]
+            await store.reserve([wanted], "KZ2", s)  # type: ignore[arg-type]
+        await session.with_transaction(reserve)
+
+    docs = await store.held({})
+    assert [(d["serial_start"], d["serial_end"], d["reserved_by"]) for d in docs] == [
+        (1, 100, None), (101, 200, "KZ2"), (201, 1000, None)]
+
+    async with client.start_session() as session:
+        async def other(s: object) -> list[object]:
+            return await store.check_reservable([wanted], KZ_PARTY, "KZ3", s)  # type: ignore[arg-type]
+        refusals = await session.with_transaction(other)
+    assert [r.code for r in refusals] == [ResponseCode.BLOCK_RESERVED]
+
+    async with client.start_session() as session:
+        async def release(s: object) -> None:
+            await store.release("KZ2", s)  # type: ignore[arg-type]
+        await session.with_transaction(release)
+    docs = await store.held({})
+    assert [(d["serial_start"], d["serial_end"]) for d in docs] == [(1, 1000)]
+
+    async with client.start_session() as session:
+        async def move(s: object) -> int:
+            await store.reserve([wanted], "KZ4", s)  # type: ignore[arg-type]
+            return await store.move_reserved("KZ4", KZ_PERSON, s)  # type: ignore[arg-type]
+        assert await session.with_transaction(move) == 100
+    assert await store.sum_units({"account_id": 1001}) == 100
+    assert await store.sum_units({"account_id": 1}) == 900
+    await client.close()
