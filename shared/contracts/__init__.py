@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ValidationError
 
 from shared.codes import SCHEMA_VERSION, MessageType
+from shared.contracts.convert import block_from_wire, block_to_wire
 from shared.contracts.envelope import Envelope, make_envelope, new_message_id
 from shared.contracts.messages import (
     AccountRef,
@@ -78,6 +79,8 @@ __all__ = [
     "TransactionStatusReported",
     "UndecodableMessage",
     "UnitBlockWire",
+    "block_from_wire",
+    "block_to_wire",
     "decode_envelope",
     "decode_payload",
     "make_envelope",

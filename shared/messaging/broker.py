@@ -7,6 +7,7 @@ No business rules live here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
@@ -68,10 +69,9 @@ class Broker:
 
     async def close(self) -> None:
         if self._inbox is not None and self._consumer_tag is not None:
-            try:
+            # The connection may already be gone.
+            with contextlib.suppress(Exception):
                 await self._inbox.cancel(self._consumer_tag)
-            except Exception:  # the connection may already be gone
-                pass
         if self._connection is not None:
             await self._connection.close()
         self._connection = None

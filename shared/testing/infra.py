@@ -7,6 +7,7 @@ store is an error, never a skip.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -145,15 +146,11 @@ class Namespace:
                 for name in (inbox_queue_name(code, self.prefix),
                              dead_letter_queue_name(code, self.prefix)):
                     channel = await connection.channel()
-                    try:
+                    with contextlib.suppress(Exception):  # never declared
                         await channel.queue_delete(name)
-                    except Exception:
-                        pass  # never declared
             for exchange in (MAIN_EXCHANGE, DEAD_LETTER_EXCHANGE):
                 channel = await connection.channel()
-                try:
+                with contextlib.suppress(Exception):
                     await channel.exchange_delete(f"{self.prefix}{exchange}")
-                except Exception:
-                    pass
         finally:
             await connection.close()

@@ -1,0 +1,100 @@
+"""A small HTTP client of the stack's operator APIs, for the demo, tests and benchmarks."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+FINAL = {4, 5, 6, 7}
+
+
+class StackClient:
+    """Talks to the ITL, the registries and the CDM registry by their base URLs."""
+
+    def __init__(self, urls: dict[str, str], timeout: float = 10.0) -> None:
+        self.urls = urls
+        self.http = httpx.Client(timeout=timeout)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def call(self, service: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return self.http.request(method, f"{self.urls[service]}{path}", **kwargs)
+
+    def ok(self, service: str, method: str, path: str, **kwargs: Any) -> Any:
+        """Call and return the JSON body; raise with the body when the status is not 2xx."""
+        response = self.call(service, method, path, **kwargs)
+        if response.status_code >= 300:
+            raise RuntimeError(f"{method} {service}{path} -> {response.status_code}: "
+                               f"{response.text}")
+        return response.json()
+
+    # ITL
+
+    def set_assigned_amount(self, party: str, period: int, assigned_amount: int,
+                            reviewed_inventory: int | None = None) -> Any:
+        return self.ok("itl", "PUT", f"/parties/{party}/periods/{period}",
+                       json={"assigned_amount": assigned_amount,
+                             "reviewed_inventory": reviewed_inventory})
+
+    def itl_transaction(self, transaction_id: str) -> Any:
+        return self.ok("itl", "GET", f"/transactions/{transaction_id}")
+
+    def itl_totals(self, registry: str) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self.ok("itl", "GET", "/totals",
+                                             params={"registry": registry})
+        return rows
+
+    # registries
+
+    def open_account(self, registry: str, holder_name: str, account_type: int = 121) -> Any:
+        return self.ok(registry, "POST", "/accounts",
+                       json={"holder_name": holder_name, "account_type": account_type})
+
+    def issue(self, registry: str, unit_type: str, quantity: int, decision: str,
+              period: int = 2, **extra: Any) -> Any:
+        return self.ok(registry, "POST", "/transactions/issuance",
+                       json={"unit_type": unit_type, "quantity": quantity,
+                             "commitment_period": period, "decision_reference": decision,
+                             **extra})
+
+    def transfer(self, registry: str, source: int, target: int, unit_type: str,
+                 quantity: int, target_registry: str | None = None,
+                 target_type: int = 121, period: int = 2) -> httpx.Response:
+        body: dict[str, Any] = {
+            "transferring_account_id": source, "acquiring_account_id": target,
+            "acquiring_account_type": target_type, "unit_type": unit_type,
+            "quantity": quantity, "commitment_period": period,
+        }
+        if target_registry:
+            body["acquiring_registry"] = target_registry
+            return self.call(registry, "POST", "/transactions/external-transfer", json=body)
+        return self.call(registry, "POST", "/transactions/internal-transfer", json=body)
+
+    def transaction(self, registry: str, transaction_id: str) -> Any:
+        return self.ok(registry, "GET", f"/transactions/{transaction_id}")
+
+    def wait_final(self, registry: str, transaction_id: str, timeout: float = 60.0) -> Any:
+        """Poll until the transaction reaches a final status in ``registry``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            response = self.call(registry, "GET", f"/transactions/{transaction_id}")
+            if response.status_code == 200 and response.json()["status"] in FINAL:
+                return response.json()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{transaction_id} not final in {registry} after "
+                                   f"{timeout}s: {response.text}")
+            time.sleep(0.05)
+
+    def holdings(self, registry: str, account_id: int) -> Any:
+        return self.ok(registry, "GET", f"/accounts/{account_id}/holdings")
+
+    def units_held(self, registry: str, account_id: int, unit_type: str | None = None) -> int:
+        totals = self.holdings(registry, account_id)["totals"]
+        return sum(t["units"] for t in totals if unit_type in (None, t["unit_type"]))
+
+    def registry_totals(self, registry: str) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self.ok(registry, "GET", "/holdings")
+        return rows

@@ -1,0 +1,190 @@
+"""Run the whole stack as local processes: one SecantusDB server (unless MONGO_URL names
+a server), the ITL, the national registries and the CDM registry, on the local RabbitMQ.
+
+Used by ``make up`` / ``make down`` / ``make demo``, the end-to-end tests and the
+benchmarks. Each service is its own process with its own database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from shared.testing.infra import StoreServer, amqp_url, free_port, start_store, wait_for_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    module: str
+    port: int
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    pid: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class LocalStack:
+    """The full stack on this machine."""
+
+    workdir: Path
+    registries: tuple[str, ...] = ("KZ", "JP")
+    namespace: str = ""
+    storage: str = ":memory:"
+    base_port: int | None = None
+    detached: bool = False
+    clock_start: str | None = None
+    store: StoreServer | None = None
+    services: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    @property
+    def log_dir(self) -> Path:
+        return self.workdir / "logs"
+
+    def url(self, name: str) -> str:
+        return self.services[name].url
+
+    def start(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        store_port = (self.base_port + 99) if self.base_port else None
+        self.store = start_store(self.storage, port=store_port, log_dir=self.log_dir)
+        codes = [*self.registries, "CDM"]
+        common = {
+            "MONGO_URL": self.store.url,
+            "AMQP_URL": amqp_url(),
+            "AMQP_NAMESPACE": self.namespace,
+            "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+            "PYTHONUNBUFFERED": "1",
+        }
+        if self.clock_start:
+            common["CLOCK_START"] = self.clock_start
+        specs: list[tuple[str, str, dict[str, str]]] = [
+            ("itl", "services.itl", {"REGISTRIES": json.dumps(codes)}),
+        ]
+        specs += [(code.lower(), "services.registry", {"REGISTRY_CODE": code})
+                  for code in self.registries]
+        specs.append(("cdm", "services.cdm_registry", {}))
+        for index, (name, module, extra) in enumerate(specs):
+            port = self.base_port + index if self.base_port else free_port()
+            env = {**common, **extra, "HTTP_PORT": str(port)}
+            self.services[name] = ServiceProcess(name, module, port, env,
+                                                 self.log_dir / f"{name}.log")
+        for service in self.services.values():
+            self._spawn(service)
+        for service in self.services.values():
+            self.wait_healthy(service.name)
+
+    def _spawn(self, service: ServiceProcess) -> None:
+        env = {**os.environ, **service.env}
+        with open(service.log_path, "ab") as log:
+            service.process = subprocess.Popen(
+                [sys.executable, "-m", service.module],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        service.pid = service.process.pid
+
+    def wait_healthy(self, name: str, timeout: float = 60.0) -> None:
+        service = self.services[name]
+        wait_for_port(service.port, timeout, service.process)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{service.url}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{name} is not healthy after {timeout}s; see {service.log_path}")
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one service: nothing it had not committed survives."""
+        service = self.services[name]
+        if service.process is not None:
+            service.process.kill()
+            service.process.wait()
+        elif service.pid:
+            _signal(service.pid, signal.SIGKILL)
+
+    def restart(self, name: str) -> None:
+        self._spawn(self.services[name])
+        self.wait_healthy(name)
+
+    def stop(self) -> None:
+        for service in reversed(list(self.services.values())):
+            if service.process is not None and service.process.poll() is None:
+                service.process.terminate()
+        for service in self.services.values():
+            if service.process is not None:
+                try:
+                    service.process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    service.process.kill()
+                    service.process.wait()
+        if self.store is not None:
+            self.store.stop()
+
+    # detached mode (make up / make down)
+
+    def state_path(self) -> Path:
+        return self.workdir / "stack.json"
+
+    def save_state(self) -> None:
+        state = {
+            "store": {"url": self.store.url if self.store else None,
+                      "pid": self.store.process.pid if self.store and self.store.process
+                      else None},
+            "services": {s.name: {"pid": s.pid, "port": s.port, "url": s.url,
+                                  "log": str(s.log_path)} for s in self.services.values()},
+        }
+        self.state_path().write_text(json.dumps(state, indent=2))
+
+
+def _signal(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, sig)
+
+
+def stop_detached(workdir: Path) -> bool:
+    """Stop a stack started by ``up``; False when none was running."""
+    path = workdir / "stack.json"
+    if not path.exists():
+        return False
+    state = json.loads(path.read_text())
+    pids = [s["pid"] for s in state["services"].values() if s.get("pid")]
+    if state["store"].get("pid"):
+        pids.append(state["store"]["pid"])
+    for pid in pids:
+        _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for pid in pids:
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.1)
+        if _alive(pid):
+            _signal(pid, signal.SIGKILL)
+    path.unlink()
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -1,0 +1,213 @@
+"""The demo: bring the whole stack up on embedded defaults, run flows a-e through the
+operator APIs, show every message and status, then stop the stack.
+
+    make demo          (exit status 0 when every flow ended as expected)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from deploy.local.client import StackClient
+from deploy.local.stack import LocalStack
+from shared.codes import ResponseCode, TransactionStatus
+from shared.testing.infra import Namespace, amqp_url, check_broker
+
+ASSIGNED_AMOUNT = 1_000_000
+PARTY_HOLDING = 1
+
+
+class Demo:
+    def __init__(self, client: StackClient) -> None:
+        self.client = client
+        self.results: list[tuple[str, bool, str]] = []
+
+    def say(self, text: str = "") -> None:
+        print(text, flush=True)
+
+    def flow(self, title: str, run: Callable[[], str]) -> None:
+        self.say(f"\n=== {title}")
+        try:
+            outcome = run()
+            self.results.append((title, True, outcome))
+        except Exception as exc:
+            self.say(f"  !! {exc}")
+            self.results.append((title, False, str(exc)))
+
+    def trace(self, transaction_id: str) -> None:
+        """Print the messages the ITL exchanged for a transaction, in order."""
+        messages = self.client.ok("itl", "GET", "/messages",
+                                  params={"correlation_id": transaction_id})
+        for row in messages:
+            env = row["envelope"]
+            status = env["payload"].get("status")
+            detail = f" status {status} {TransactionStatus(status).name}" if status else ""
+            codes = [r["response_code"] for r in env["payload"].get("evaluation_results", [])]
+            if codes:
+                detail += f" codes {codes}"
+            self.say(f"    {env['sender']:>3} -> {env['recipient']:<3} "
+                     f"{env['message_type']}{detail}")
+
+    def show_transaction(self, registry: str, transaction_id: str) -> dict[str, Any]:
+        view: dict[str, Any] = self.client.wait_final(registry, transaction_id)
+        self.trace(transaction_id)
+        history = " -> ".join(h["status_name"] for h in view["history"])
+        self.say(f"  {registry.upper()} {transaction_id}: {history}")
+        for result in view["evaluation_results"]:
+            self.say(f"    response code {result['response_code']}: {result['message']}")
+        return view
+
+    def holdings(self, registry: str, account_id: int, label: str) -> None:
+        view = self.client.holdings(registry, account_id)
+        totals = ", ".join(f"{t['units']} {t['unit_type']}" for t in view["totals"]) or "none"
+        blocks = "; ".join(f"{b['originating_registry']} {b['unit_type']} "
+                           f"{b['serial_start']}-{b['serial_end']}" for b in view["blocks"][:4])
+        self.say(f"  {label} ({view['account']['full_identifier']}): {totals}"
+                 + (f"  [{blocks}]" if blocks else ""))
+
+    def expect(self, condition: bool, what: str) -> None:
+        if not condition:
+            raise AssertionError(f"expected {what}")
+
+
+def run_flows(demo: Demo) -> None:
+    client = demo.client
+    accounts: dict[str, int] = {}
+
+    def setup() -> str:
+        client.set_assigned_amount("KZ", 2, ASSIGNED_AMOUNT)
+        party = client.ok("itl", "GET", "/parties/KZ/periods/2")
+        demo.say(f"  ITL: KZ assigned amount {ASSIGNED_AMOUNT}, commitment period reserve "
+                 f"{party['commitment_period_reserve']}")
+        for key, registry, name in [("alice", "kz", "Alice Energy LLP"),
+                                    ("bob", "kz", "Bob Cement JSC"),
+                                    ("hiro", "jp", "Hiroshima Power KK")]:
+            account = client.open_account(registry, name)
+            accounts[key] = account["account_id"]
+            demo.say(f"  {registry.upper()}: opened {account['full_identifier']} for {name}")
+        return "accounts opened"
+
+    def issuance() -> str:
+        proposed = client.issue("kz", "AAU", ASSIGNED_AMOUNT, "MEP decision 2013-001")
+        view = demo.show_transaction("kz", proposed["transaction_id"])
+        demo.expect(view["status_name"] == "COMPLETED", "issuance completed")
+        demo.holdings("kz", PARTY_HOLDING, "KZ Party holding")
+        return f"{ASSIGNED_AMOUNT} AAU issued into KZ-100-1"
+
+    def internal() -> str:
+        response = client.transfer("kz", PARTY_HOLDING, accounts["alice"], "AAU", 20_000)
+        demo.expect(response.status_code == 202, f"202, got {response.text}")
+        demo.show_transaction("kz", response.json()["transaction_id"])
+        response = client.transfer("kz", accounts["alice"], accounts["bob"], "AAU", 5_000)
+        view = demo.show_transaction("kz", response.json()["transaction_id"])
+        demo.expect(view["status_name"] == "COMPLETED", "internal transfer completed")
+        demo.holdings("kz", accounts["alice"], "Alice")
+        demo.holdings("kz", accounts["bob"], "Bob")
+        return "20000 AAU to Alice, 5000 on to Bob"
+
+    def external() -> str:
+        response = client.transfer("kz", PARTY_HOLDING, accounts["hiro"], "AAU", 30_000,
+                                   target_registry="JP")
+        transaction_id = response.json()["transaction_id"]
+        view = demo.show_transaction("kz", transaction_id)
+        demo.expect(view["status_name"] == "COMPLETED", "external transfer completed")
+        jp = client.wait_final("jp", transaction_id)
+        demo.say("  JP " + " -> ".join(h["status_name"] for h in jp["history"]))
+        demo.holdings("kz", PARTY_HOLDING, "KZ Party holding")
+        demo.holdings("jp", accounts["hiro"], "Hiroshima Power")
+        itl_jp = sum(r["units"] for r in client.itl_totals("JP"))
+        jp_own = sum(r["units"] for r in client.registry_totals("jp"))
+        demo.say(f"  ITL register for JP: {itl_jp} units; JP's own books: {jp_own}")
+        demo.expect(itl_jp == jp_own == 30_000, "ITL and JP agree on 30000 units")
+        return "30000 AAU KZ -> JP, books agree"
+
+    def rejections() -> str:
+        before = client.registry_totals("kz")
+        response = client.transfer("kz", accounts["bob"], accounts["alice"], "AAU", 999_999)
+        body = response.json()
+        demo.say(f"  more than held: HTTP {response.status_code}, code "
+                 f"{body.get('response_code')}: {body.get('detail')}")
+        not_held = ResponseCode.BLOCK_NOT_HELD_BY_TRANSFERRING_ACCOUNT
+        demo.expect(body.get("response_code") == not_held, "3002")
+        response = client.transfer("kz", PARTY_HOLDING, 4242, "AAU", 10, target_registry="JP")
+        view = demo.show_transaction("kz", response.json()["transaction_id"])
+        demo.expect(view["response_codes"] == [ResponseCode.ACQUIRING_ACCOUNT_UNKNOWN], "5902")
+        party = client.ok("itl", "GET", "/parties/KZ/periods/2")
+        breach = party["holdings"] - party["commitment_period_reserve"] + 1
+        demo.say(f"  KZ holds {party['holdings']} units against a reserve of "
+                 f"{party['commitment_period_reserve']}: try to sell {breach}")
+        response = client.transfer("kz", PARTY_HOLDING, accounts["hiro"], "AAU", breach,
+                                   target_registry="JP")
+        view = demo.show_transaction("kz", response.json()["transaction_id"])
+        demo.expect(view["response_codes"] == [ResponseCode.CPR_VIOLATED], "5001")
+        demo.expect(client.registry_totals("kz") == before, "KZ holdings unchanged")
+        demo.say("  KZ holdings unchanged by all three refusals")
+        return "3002, 5902, 5001 refused; nothing moved"
+
+    def cdm() -> str:
+        client.ok("cdm", "POST", "/projects", json={
+            "project_id": "CDM-0001", "title": "Tashkent landfill gas", "host_party": "UZ"})
+        request = client.ok("cdm", "POST", "/projects/CDM-0001/issuances", json={
+            "unit_type": "CER", "quantity": 10_000, "acquiring_registry": "KZ",
+            "acquiring_account_id": accounts["alice"]})
+        demo.say(f"  CDM issuance request {request['request_id']}: {request['quantity']} CER, "
+                 f"share of proceeds {request['share_of_proceeds']}")
+        demo.show_transaction("cdm", request["issuance_transaction"])
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            request = client.ok("cdm", "GET", f"/issuances/{request['request_id']}")
+            if request["state"] in ("completed", "failed"):
+                break
+            time.sleep(0.1)
+        demo.expect(request["state"] == "completed", "CDM issuance forwarded")
+        demo.show_transaction("cdm", request["share_of_proceeds_transaction"])
+        demo.show_transaction("cdm", request["forward_transaction"])
+        demo.holdings("cdm", 1100, "CDM Adaptation Fund")
+        demo.holdings("kz", accounts["alice"], "Alice")
+        return "10000 CER: 200 to the Adaptation Fund, 9800 to Alice in KZ"
+
+    demo.flow("setup: ITL records KZ's assigned amount; accounts are opened", setup)
+    demo.flow("a. AAU issuance in KZ on a decision of the authorised body", issuance)
+    demo.flow("b. internal transfers between KZ accounts", internal)
+    demo.flow("c. external transfer of AAUs from KZ to JP", external)
+    demo.flow("d. refusals that change nothing", rejections)
+    demo.flow("e. CER issuance by the CDM registry, forwarded to KZ", cdm)
+
+
+def main() -> int:
+    asyncio.run(check_broker(amqp_url()))
+    namespace = Namespace()
+    workdir = Path(tempfile.mkdtemp(prefix="kyoto-demo-"))
+    stack = LocalStack(workdir=workdir, registries=("KZ", "JP"), namespace=namespace.prefix)
+    print(f"Starting the stack (logs in {stack.log_dir}) ...", flush=True)
+    started = time.monotonic()
+    results: list[tuple[str, bool, str]] = []
+    try:
+        stack.start()
+        for service in stack.services.values():
+            print(f"  {service.name:<4} {service.url}/docs")
+        print(f"  up in {time.monotonic() - started:.1f}s")
+        client = StackClient({name: s.url for name, s in stack.services.items()})
+        demo = Demo(client)
+        run_flows(demo)
+        results = demo.results
+        client.close()
+    finally:
+        stack.stop()
+        asyncio.run(namespace.delete(amqp_url()))
+    print("\n=== summary")
+    for title, ok, outcome in results:
+        print(f"  [{'ok' if ok else 'FAILED'}] {title.split(':')[0]}: {outcome}")
+    failed = [r for r in results if not r[1]]
+    print(f"\n{len(results) - len(failed)} of {len(results)} steps as expected")
+    return 1 if failed or not results else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The CDM registry: the only issuer of CERs, tCERs and lCERs."""

@@ -1,0 +1,3 @@
+from services.cdm_registry.main import run
+
+run()

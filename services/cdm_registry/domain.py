@@ -1,0 +1,53 @@
+"""CDM projects, the share of proceeds, and the life of an issuance request.
+Pure Python: no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from shared.codes import CDM_UNIT_TYPES, ResponseCode, UnitType
+from shared.errors import RuleViolation
+
+#: The Adaptation Fund share-of-proceeds account, CDM-100-1100 (protocol.md 2.1, V).
+ADAPTATION_FUND_ACCOUNT_ID = 1100
+#: The Executive Board pending account CERs are issued into (our numbering, O).
+PENDING_ACCOUNT_ID = 1
+
+
+@dataclass(frozen=True)
+class Project:
+    project_id: str
+    title: str
+    host_party: str
+    least_developed_country: bool = False
+    afforestation_reforestation: bool = False
+
+
+def share_of_proceeds(quantity: int, percent: int, project: Project) -> int:
+    """Units for the Adaptation Fund: ``percent`` of the issuance, rounded down (O);
+    none for projects in least developed countries (V, protocol.md 4.2)."""
+    if project.least_developed_country:
+        return 0
+    return quantity * percent // 100
+
+
+def check_unit_type(project: Project, unit_type: UnitType, has_expiry: bool) -> None:
+    """CERs for any project; tCERs and lCERs only for A/R projects, with an expiry date."""
+    if unit_type not in CDM_UNIT_TYPES:
+        raise RuleViolation(ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
+                            f"the CDM registry issues CER, TCER and LCER, not {unit_type.name}")
+    temporary = unit_type in (UnitType.TCER, UnitType.LCER)
+    if temporary and not project.afforestation_reforestation:
+        raise RuleViolation(ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
+                            f"{unit_type.name} are issued only for A/R projects")
+    if temporary and not has_expiry:
+        raise RuleViolation(ResponseCode.MISSING_FIELD,
+                            f"{unit_type.name} issuance needs an expiry date")
+
+
+class IssuanceState(StrEnum):
+    ISSUING = "issuing"  # issuance into the pending account proposed
+    FORWARDING = "forwarding"  # share of proceeds and forwarding proposed
+    COMPLETED = "completed"  # units arrived in the national registry
+    FAILED = "failed"  # a step was refused; units stay where the last step left them

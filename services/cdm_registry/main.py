@@ -1,0 +1,31 @@
+"""Wiring of the CDM registry: the registry engine under code CDM plus projects."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.cdm_registry.api import router
+from services.cdm_registry.config import CdmSettings
+from services.cdm_registry.handlers import CdmService
+from services.cdm_registry.store import CdmStore
+from services.registry.main import create_registry
+from shared.service import serve
+
+
+def create_app(settings: CdmSettings | None = None) -> FastAPI:
+    settings = settings or CdmSettings()
+    app, registry = create_registry(
+        settings, settings.registry_code, "cdm_registry",
+        "The CDM registry: CDM projects, issuance of CERs, tCERs and lCERs with the "
+        "share of proceeds, and forwarding to national registries through the ITL.",
+    )
+    store = CdmStore(registry.runtime.db)
+    app.state.cdm = CdmService(registry, store, settings.share_of_proceeds_percent)
+    app.include_router(router)
+    registry.startup_tasks.append(store.ensure_indexes)
+    return app
+
+
+def run() -> None:
+    settings = CdmSettings()
+    serve(create_app(settings), settings, "cdm_registry")

@@ -1,0 +1,40 @@
+"""CDM rules without a broker or a store."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.cdm_registry.domain import Project, check_unit_type, share_of_proceeds
+from shared.codes import ResponseCode, UnitType
+from shared.errors import RuleViolation
+
+WIND = Project("CDM-1", "Wind farm", "UZ")
+LDC = Project("CDM-2", "Cookstoves", "ML", least_developed_country=True)
+FOREST = Project("CDM-3", "Reforestation", "BR", afforestation_reforestation=True)
+
+
+def test_share_of_proceeds_is_two_percent_rounded_down() -> None:
+    assert share_of_proceeds(1000, 2, WIND) == 20
+    assert share_of_proceeds(49, 2, WIND) == 0
+    assert share_of_proceeds(50, 2, WIND) == 1
+    assert share_of_proceeds(99, 2, WIND) == 1
+
+
+def test_projects_in_least_developed_countries_pay_no_share_of_proceeds() -> None:
+    assert share_of_proceeds(1000, 2, LDC) == 0
+
+
+def test_tcers_only_for_afforestation_reforestation_projects_with_an_expiry() -> None:
+    check_unit_type(WIND, UnitType.CER, has_expiry=False)
+    check_unit_type(FOREST, UnitType.TCER, has_expiry=True)
+    with pytest.raises(RuleViolation) as exc:
+        check_unit_type(WIND, UnitType.TCER, has_expiry=True)
+    assert exc.value.code == ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED
+    with pytest.raises(RuleViolation) as missing:
+        check_unit_type(FOREST, UnitType.LCER, has_expiry=False)
+    assert missing.value.code == ResponseCode.MISSING_FIELD
+
+
+def test_the_cdm_registry_does_not_issue_aaus() -> None:
+    with pytest.raises(RuleViolation):
+        check_unit_type(WIND, UnitType.AAU, has_expiry=False)

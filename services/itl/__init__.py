@@ -1,0 +1,1 @@
+"""The International Transaction Log: the hub that checks and routes every transaction."""

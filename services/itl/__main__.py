@@ -1,0 +1,3 @@
+from services.itl.main import run
+
+run()

@@ -1,0 +1,291 @@
+"""The ITL's operator HTTP API: registries, Party data, transactions, the register and
+the message journal. Thin: validate, call the service or the store, shape the answer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel, Field
+
+from services.itl.domain import commitment_period_reserve
+from services.itl.handlers import ItlService
+from services.itl.store import PartyPeriod
+from shared.codes import CommitmentPeriod, TransactionStatus, TransactionType, UnitType
+from shared.errors import NotFound
+from shared.http_types import AccountTypeField, UnitTypeField
+from shared.store import Document
+
+router = APIRouter()
+
+PARTY_CODE = r"^[A-Z]{2}$"
+REGISTRY_CODE = r"^([A-Z]{2}|CDM)$"
+PartyCode = Annotated[str, Path(pattern=PARTY_CODE, description="Party code", examples=["KZ"])]
+Period = Annotated[int, Path(ge=min(CommitmentPeriod), le=max(CommitmentPeriod),
+                             description="commitment period", examples=[2])]
+
+
+def service_of(request: Request) -> ItlService:
+    service: ItlService = request.app.state.service
+    return service
+
+
+# registries
+
+
+class RegistryList(BaseModel):
+    registries: list[str] = Field(description="registry codes the ITL knows",
+                                  examples=[["KZ", "JP", "CDM"]])
+
+
+@router.get("/registries", tags=["registries"])
+async def registries(request: Request) -> RegistryList:
+    """The registries the ITL accepts proposals from and routes transfers to."""
+    return RegistryList(registries=sorted(service_of(request).registries))
+
+
+# Parties
+
+
+class PartyPeriodIn(BaseModel):
+    assigned_amount: int = Field(ge=0, description="assigned amount of the period, in units",
+                                 examples=[1_000_000])
+    reviewed_inventory: int | None = Field(
+        default=None, ge=0, examples=[150_000],
+        description="latest reviewed annual inventory (t CO2 eq); null until one is reviewed",
+    )
+
+
+class PartyPeriodView(BaseModel):
+    party: str = Field(examples=["KZ"])
+    commitment_period: int = Field(examples=[2])
+    assigned_amount: int = Field(examples=[1_000_000])
+    reviewed_inventory: int | None = Field(examples=[150_000])
+    commitment_period_reserve: int = Field(
+        examples=[750_000],
+        description="min(90 % of assigned amount, 5 x reviewed inventory), rounded down",
+    )
+
+    @classmethod
+    def of(cls, record: PartyPeriod) -> PartyPeriodView:
+        return cls(
+            party=record.party,
+            commitment_period=record.commitment_period,
+            assigned_amount=record.assigned_amount,
+            reviewed_inventory=record.reviewed_inventory,
+            commitment_period_reserve=commitment_period_reserve(
+                record.assigned_amount, record.reviewed_inventory),
+        )
+
+
+class PartyPeriodStatus(PartyPeriodView):
+    holdings: int = Field(
+        examples=[900_000],
+        description="units counted for the reserve: the Party's AAU, ERU, RMU and CER of "
+                    "the period in circulation, less what open external transfers reserve",
+    )
+
+
+@router.put("/parties/{code}/periods/{cp}", tags=["parties"])
+async def record_party_period(request: Request, code: PartyCode, cp: Period,
+                              body: PartyPeriodIn) -> PartyPeriodView:
+    """Record a Party's assigned amount and latest reviewed inventory for a period."""
+    record = await service_of(request).record_party_period(
+        PartyPeriod(code, cp, body.assigned_amount, body.reviewed_inventory))
+    return PartyPeriodView.of(record)
+
+
+@router.get("/parties/{code}/periods/{cp}", tags=["parties"])
+async def party_period(request: Request, code: PartyCode, cp: Period) -> PartyPeriodStatus:
+    """A Party's assigned amount, reserve and current holdings counted for the reserve."""
+    service = service_of(request)
+    record = await service.party_period(code, cp)
+    holdings = await service.store.cpr_holdings(code, cp)
+    return PartyPeriodStatus(**PartyPeriodView.of(record).model_dump(), holdings=holdings)
+
+
+# transactions
+
+
+class StatusEntry(BaseModel):
+    status: int = Field(examples=[2])
+    status_name: str = Field(examples=["CHECKED_NO_DISCREPANCY"])
+    at: datetime
+
+
+class EvaluationResultView(BaseModel):
+    response_code: int = Field(examples=[5001])
+    message: str = Field(examples=["transfer would breach the commitment period reserve"])
+    serial_start: int | None = None
+    originating_registry: str | None = None
+
+
+class TransactionView(BaseModel):
+    transaction_id: str = Field(examples=["KZ17"])
+    transaction_type: int = Field(examples=[3])
+    transaction_type_name: str = Field(examples=["EXTERNAL_TRANSFER"])
+    proposer: str = Field(examples=["KZ"])
+    status: int = Field(examples=[4])
+    status_name: str = Field(examples=["COMPLETED"])
+    history: list[StatusEntry]
+    evaluation_results: list[EvaluationResultView]
+    proposal: dict[str, Any] = Field(description="the proposal as it came on the wire")
+
+    @classmethod
+    def of(cls, doc: Document) -> TransactionView:
+        return cls(
+            transaction_id=doc["_id"],
+            transaction_type=doc["transaction_type"],
+            transaction_type_name=TransactionType(doc["transaction_type"]).name,
+            proposer=doc["proposer"],
+            status=doc["status"],
+            status_name=TransactionStatus(doc["status"]).name,
+            history=[StatusEntry(status=h["status"],
+                                 status_name=TransactionStatus(h["status"]).name, at=h["at"])
+                     for h in doc["history"]],
+            evaluation_results=[EvaluationResultView(**r) for r in doc["evaluation_results"]],
+            proposal=doc["proposal"],
+        )
+
+
+@router.get("/transactions", tags=["transactions"])
+async def transactions(
+    request: Request,
+    proposer: Annotated[str | None, Query(pattern=REGISTRY_CODE)] = None,
+    status: Annotated[TransactionStatus | None,
+                      Query(description="status code, protocol.md 1.4")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[TransactionView]:
+    """Transactions the ITL has recorded, newest first."""
+    docs = await service_of(request).store.transactions(
+        proposer, int(status) if status is not None else None, limit)
+    return [TransactionView.of(d) for d in docs]
+
+
+@router.get("/transactions/{transaction_id}", tags=["transactions"])
+async def transaction(request: Request, transaction_id: str) -> TransactionView:
+    """One transaction with its status history and evaluation results."""
+    doc = await service_of(request).store.transaction(transaction_id)
+    if doc is None:
+        raise NotFound(f"transaction {transaction_id}")
+    return TransactionView.of(doc)
+
+
+# the register
+
+
+class BlockView(BaseModel):
+    origin: str = Field(examples=["KZ"], description="originating registry")
+    serial_start: int = Field(examples=[1])
+    serial_end: int = Field(examples=[1000])
+    quantity: int = Field(examples=[1000])
+    unit_type: int = Field(examples=[1])
+    unit_type_name: str = Field(examples=["AAU"])
+    original_cp: int = Field(examples=[2])
+    applicable_cp: int = Field(examples=[2])
+    registry: str = Field(examples=["KZ"], description="holding registry")
+    account_type: int = Field(examples=[100])
+    account_id: int = Field(examples=[1])
+    reserved_by: str | None = Field(default=None, examples=[None],
+                                    description="open transaction that reserves the block")
+    issuing: bool = Field(default=False, description="created by an issuance not yet completed")
+
+    @classmethod
+    def of(cls, doc: Document) -> BlockView:
+        return cls(
+            origin=doc["origin"],
+            serial_start=doc["serial_start"],
+            serial_end=doc["serial_end"],
+            quantity=doc["serial_end"] - doc["serial_start"] + 1,
+            unit_type=doc["unit_type"],
+            unit_type_name=UnitType(doc["unit_type"]).name,
+            original_cp=doc["original_cp"],
+            applicable_cp=doc["applicable_cp"],
+            registry=doc["registry"],
+            account_type=doc["account_type"],
+            account_id=doc["account_id"],
+            reserved_by=doc.get("reserved_by"),
+            issuing=bool(doc.get("issuing")),
+        )
+
+
+@router.get("/units", tags=["register"])
+async def units(
+    request: Request,
+    registry: Annotated[str | None, Query(pattern=REGISTRY_CODE)] = None,
+    account_type: Annotated[AccountTypeField | None, Query()] = None,
+    account_id: Annotated[int | None, Query(ge=1)] = None,
+    unit_type: Annotated[UnitTypeField | None, Query()] = None,
+) -> list[BlockView]:
+    """Unit blocks in the ITL's register, in origin and serial order."""
+    query: Document = {}
+    if registry is not None:
+        query["registry"] = registry
+    if account_type is not None:
+        query["account_type"] = int(account_type)
+    if account_id is not None:
+        query["account_id"] = account_id
+    if unit_type is not None:
+        query["unit_type"] = int(unit_type)
+    docs = await service_of(request).store.units.held(query)
+    return [BlockView.of(d) for d in docs]
+
+
+class TotalRow(BaseModel):
+    registry: str = Field(examples=["KZ"])
+    account_type: int = Field(examples=[100])
+    account_id: int = Field(examples=[1])
+    unit_type: int = Field(examples=[1])
+    applicable_cp: int = Field(examples=[2])
+    units: int = Field(examples=[1000])
+    blocks: int = Field(examples=[1])
+
+
+@router.get("/totals", tags=["register"])
+async def totals(
+    request: Request, registry: Annotated[str | None, Query(pattern=REGISTRY_CODE)] = None
+) -> list[TotalRow]:
+    """Units per account, unit type and period in the register (for reconciliation)."""
+    query: Document = {} if registry is None else {"registry": registry}
+    rows = await service_of(request).store.units.totals(query)
+    return [TotalRow(**row) for row in rows]
+
+
+# message journal
+
+
+class MessageRecord(BaseModel):
+    direction: str = Field(examples=["in"], description="'in' received, 'out' sent")
+    at: datetime = Field(description="received (in) or sent (out), simulation clock")
+    message_type: str = Field(examples=["ProposalSubmitted"])
+    sender: str = Field(examples=["KZ"])
+    recipient: str = Field(examples=["ITL"])
+    message_id: str
+    published: bool | None = Field(
+        default=None, description="sent messages: whether the relay has published it yet")
+    envelope: dict[str, Any]
+
+
+@router.get("/messages", tags=["messages"])
+async def messages(
+    request: Request,
+    correlation_id: Annotated[str, Query(min_length=1, max_length=64,
+                                         description="the transaction id",
+                                         examples=["KZ17"])],
+) -> list[MessageRecord]:
+    """Every message the ITL received and sent for one transaction, in time order."""
+    rows = await service_of(request).store.messages(correlation_id)
+    return [
+        MessageRecord(
+            direction=direction,
+            at=at,
+            message_type=row["envelope"]["message_type"],
+            sender=row["envelope"]["sender"],
+            recipient=row["envelope"]["recipient"],
+            message_id=row["_id"],
+            published=row.get("published") if direction == "out" else None,
+            envelope=row["envelope"],
+        )
+        for direction, at, row in rows
+    ]

@@ -1,0 +1,32 @@
+"""Settings of the ITL process.
+
+Every value the protocol leaves open (tag U in protocol.md) that the ITL depends on
+lives here or in the constants at the top of ``domain.py``, each with its source.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from shared.service import ServiceSettings
+
+
+class ItlSettings(ServiceSettings):
+    """Environment: MONGO_URL, AMQP_URL, AMQP_NAMESPACE, HTTP_PORT, LOG_LEVEL, CLOCK_START,
+    REGISTRIES (JSON list, e.g. '["KZ","JP","CDM"]'), TRANSACTION_TIMEOUT_HOURS."""
+
+    # No prefix: the common names are shared by every service of a stack.
+    model_config = SettingsConfigDict(extra="ignore")
+
+    http_port: int = 8100
+    database: str = Field(default="itl", description="database name unless MONGO_URL names one")
+    registries: list[str] = Field(
+        default=["KZ", "JP", "CDM"],
+        description="codes of the registries the ITL knows (others get 1201)",
+    )
+    # U protocol.md 1.6: no DES value found; our default of simulated time. Not enforced yet.
+    transaction_timeout_hours: float = Field(
+        default=24, gt=0,
+        description="an open transaction older than this is terminated (simulated hours)",
+    )

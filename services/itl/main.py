@@ -1,0 +1,41 @@
+"""Wiring of the ITL process: store, broker, service, HTTP app."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.itl.api import router
+from services.itl.config import ItlSettings
+from services.itl.handlers import ItlService
+from services.itl.messaging import make_dispatch
+from services.itl.store import ItlStore
+from shared.codes import ITL_CODE
+from shared.service import Runtime, build_app, serve
+
+
+def create_app(settings: ItlSettings | None = None) -> FastAPI:
+    """The ITL app; its lifespan creates indexes, connects and starts consuming."""
+    settings = settings or ItlSettings()
+    runtime = Runtime(settings, code=ITL_CODE, default_database=settings.database,
+                      peer_codes=settings.registries)
+    store = ItlStore(runtime.db)
+    service = ItlService(runtime, store, settings.registries)
+    app = build_app(
+        "itl",
+        "International Transaction Log: checks every proposed transaction against its "
+        "register of unit blocks, the commitment period reserve and issuance limits, and "
+        "routes external transfers between registries.",
+        runtime,
+        make_dispatch(service),
+        store.ensure_indexes,
+    )
+    app.state.service = service
+    app.state.settings = settings
+    app.include_router(router)
+    return app
+
+
+def run() -> None:
+    """Run the ITL until SIGINT or SIGTERM."""
+    settings = ItlSettings()
+    serve(create_app(settings), settings, "itl")

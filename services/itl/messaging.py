@@ -1,0 +1,41 @@
+"""The ITL's inbox: maps each registry message to its handler."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from services.itl.handlers import ItlService
+from shared.codes import ITL_CODE, MessageType
+from shared.contracts import (
+    Envelope,
+    ProposalSubmitted,
+    TransactionStatusNotified,
+    TransactionStatusQueried,
+    decode_payload,
+)
+from shared.messaging import PermanentFailure
+
+
+def make_dispatch(service: ItlService) -> Callable[[Envelope], Awaitable[None]]:
+    """The consumer's handler: decode the payload (undecodable → dead-letter) and route it."""
+
+    async def dispatch(envelope: Envelope) -> None:
+        if envelope.sender == ITL_CODE:
+            raise PermanentFailure("the ITL does not take messages from itself")
+        payload = decode_payload(envelope)
+        match payload:
+            case ProposalSubmitted():
+                await service.on_proposal_submitted(envelope, payload)
+            case TransactionStatusNotified():
+                await service.on_status_notified(envelope, payload)
+            case TransactionStatusQueried():
+                await service.on_status_queried(envelope, payload)
+            case _:
+                raise PermanentFailure(
+                    f"the ITL does not handle {envelope.message_type.value} "
+                    f"(only {MessageType.PROPOSAL_SUBMITTED.value}, "
+                    f"{MessageType.TRANSACTION_STATUS_NOTIFIED.value}, "
+                    f"{MessageType.TRANSACTION_STATUS_QUERIED.value})"
+                )
+
+    return dispatch

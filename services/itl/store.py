@@ -1,0 +1,181 @@
+"""The ITL's own database: transactions, the register of every unit block, Party data.
+
+Collections: ``transactions`` (_id = transaction id), ``units`` (one document per block,
+``registry`` being the holding registry), ``parties`` (_id = Party code, one entry per
+commitment period), plus the shared ``inbox`` and ``outbox``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING
+
+from services.itl.domain import CPR_UNIT_TYPES
+from shared.codes import (
+    OUT_OF_CIRCULATION_ACCOUNT_TYPES,
+    TransactionStatus,
+    TransactionType,
+    UnitType,
+)
+from shared.store import Database, Document, Session
+from shared.store.unit_blocks import UnitBlockStore
+
+
+@dataclass(frozen=True)
+class PartyPeriod:
+    """What the ITL records about one Party for one commitment period."""
+
+    party: str
+    commitment_period: int
+    assigned_amount: int
+    reviewed_inventory: int | None
+
+
+class ItlStore:
+    """Repository over the ITL's database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.units = UnitBlockStore(db.units)
+
+    async def ensure_indexes(self) -> None:
+        """Create every index the ITL's queries use (idempotent)."""
+        await self.units.ensure_indexes()
+        await self.db.units.create_index(
+            [("registry", ASCENDING), ("applicable_cp", ASCENDING), ("unit_type", ASCENDING)]
+        )
+        await self.db.transactions.create_index([("proposer", ASCENDING), ("status", ASCENDING)])
+        await self.db.transactions.create_index([("created_at", DESCENDING)])
+
+    # transactions
+
+    async def transaction(self, transaction_id: str, session: Session | None = None
+                          ) -> Document | None:
+        return await self.db.transactions.find_one({"_id": transaction_id}, session=session)
+
+    async def insert_transaction(
+        self,
+        *,
+        transaction_id: str,
+        transaction_type: TransactionType,
+        proposer: str,
+        proposal: Document,
+        statuses: list[TransactionStatus],
+        evaluation_results: list[Document],
+        at: datetime,
+        session: Session,
+    ) -> None:
+        """Record a new transaction that went through ``statuses`` at ``at``."""
+        await self.db.transactions.insert_one(
+            {
+                "_id": transaction_id,
+                "transaction_type": int(transaction_type),
+                "proposer": proposer,
+                "proposal": proposal,
+                "status": int(statuses[-1]),
+                "history": [{"status": int(s), "at": at} for s in statuses],
+                "evaluation_results": evaluation_results,
+                "created_at": at,
+                "updated_at": at,
+            },
+            session=session,
+        )
+
+    async def set_status(
+        self,
+        transaction_id: str,
+        status: TransactionStatus,
+        at: datetime,
+        session: Session,
+        evaluation_results: list[Document] | None = None,
+    ) -> None:
+        """Move a transaction to ``status`` and append it to its history."""
+        fields: Document = {"status": int(status), "updated_at": at}
+        if evaluation_results is not None:
+            fields["evaluation_results"] = evaluation_results
+        await self.db.transactions.update_one(
+            {"_id": transaction_id},
+            {"$set": fields, "$push": {"history": {"status": int(status), "at": at}}},
+            session=session,
+        )
+
+    async def transactions(
+        self, proposer: str | None, status: int | None, limit: int
+    ) -> list[Document]:
+        """Transactions, newest first, optionally of one proposer and in one status."""
+        query: Document = {}
+        if proposer is not None:
+            query["proposer"] = proposer
+        if status is not None:
+            query["status"] = status
+        cursor = self.db.transactions.find(query).sort("created_at", DESCENDING).limit(limit)
+        return await cursor.to_list()
+
+    # Parties
+
+    async def party_period(
+        self, party: str, period: int, session: Session | None = None
+    ) -> PartyPeriod | None:
+        doc = await self.db.parties.find_one({"_id": party}, session=session)
+        entry = (doc or {}).get("periods", {}).get(str(period))
+        if entry is None:
+            return None
+        return PartyPeriod(party, period, entry["assigned_amount"], entry["reviewed_inventory"])
+
+    async def record_party_period(self, record: PartyPeriod, at: datetime) -> None:
+        """Record (or replace) the assigned amount and latest reviewed inventory."""
+        key = f"periods.{record.commitment_period}"
+        await self.db.parties.update_one(
+            {"_id": record.party},
+            {
+                "$set": {
+                    f"{key}.assigned_amount": record.assigned_amount,
+                    f"{key}.reviewed_inventory": record.reviewed_inventory,
+                    f"{key}.updated_at": at,
+                }
+            },
+            upsert=True,
+        )
+
+    # the register
+
+    async def cpr_holdings(self, party: str, period: int, session: Session | None = None) -> int:
+        """Units of ``party`` counted for its reserve in ``period``: in circulation, not
+        being issued, not already reserved by an open external transfer."""
+        return await self.units.sum_units(
+            {
+                "registry": party,
+                "applicable_cp": period,
+                "unit_type": {"$in": sorted(int(t) for t in CPR_UNIT_TYPES)},
+                "account_type": {"$nin": sorted(int(t) for t in OUT_OF_CIRCULATION_ACCOUNT_TYPES)},
+                "issuing": {"$ne": True},
+                "reserved_for_type": {"$ne": int(TransactionType.EXTERNAL_TRANSFER)},
+            },
+            session,
+        )
+
+    async def aaus_issued(self, party: str, period: int, session: Session | None = None) -> int:
+        """AAUs ``party`` has issued for ``period``, wherever they are now, pending ones too."""
+        return await self.units.sum_units(
+            {"origin": party, "unit_type": int(UnitType.AAU), "original_cp": period}, session
+        )
+
+    # message journal
+
+    async def messages(self, correlation_id: str) -> list[tuple[str, datetime, Document]]:
+        """(direction, at, row) of every message received or sent for one transaction."""
+        received = await self.db.inbox.find({"correlation_id": correlation_id}).to_list()
+        sent = await self.db.outbox.find({"correlation_id": correlation_id}).to_list()
+        rows: list[tuple[str, datetime, Document]] = [
+            ("in", row["received_at"], row) for row in received
+        ]
+        rows += [("out", _sent_at(row), row) for row in sent]
+        return sorted(rows, key=lambda r: (r[1], r[0] == "out"))
+
+
+def _sent_at(row: Document) -> datetime:
+    at: Any = row["envelope"]["sent_at"]
+    return datetime.fromisoformat(at) if isinstance(at, str) else at

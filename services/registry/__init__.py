@@ -1,0 +1,1 @@
+"""A national registry (Kazakhstan first; any Party from configuration)."""

@@ -1,0 +1,22 @@
+"""Settings of a registry process; one code base runs every Party's registry."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from shared.service import ServiceSettings
+
+
+class RegistrySettings(ServiceSettings):
+    """Environment: REGISTRY_CODE, MONGO_URL, AMQP_URL, HTTP_PORT, ... (upper-case names)."""
+
+    registry_code: str = Field(default="KZ", pattern=r"^[A-Z]{2}$",
+                               description="ISO 3166 alpha-2 code of the Party")
+    http_port: int = 8101
+    commitment_period: int = Field(default=2, ge=1, le=2,
+                                   description="period of the fixed accounts made at start")
+    database: str | None = Field(default=None,
+                                 description="database name; registry_<code> by default")
+
+    def database_name(self) -> str:
+        return self.database or f"registry_{self.registry_code.lower()}"

@@ -1,0 +1,117 @@
+"""The registry's repository over its own MongoDB database."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.errors import DuplicateKeyError
+
+from services.registry.domain import Account, AccountStatus
+from shared.codes import AccountType, TransactionStatus
+from shared.store import Database, Document, Session, next_sequence
+from shared.store.unit_blocks import UnitBlockStore
+
+#: Account numbers below this are the fixed government accounts made at start-up.
+FIRST_PERSON_ACCOUNT_ID = 1000
+
+
+class RegistryStore:
+    def __init__(self, db: Database, registry_code: str) -> None:
+        self.db = db
+        self.code = registry_code
+        self.units = UnitBlockStore(db.units)
+
+    async def ensure_indexes(self) -> None:
+        await self.units.ensure_indexes()
+        await self.db.accounts.create_index("account_id", unique=True)
+        await self.db.transactions.create_index([("status", ASCENDING),
+                                                 ("created_at", DESCENDING)])
+        await self.db.transactions.create_index([("created_at", DESCENDING)])
+
+    # accounts
+
+    async def ensure_account(self, account: Account, now: datetime) -> None:
+        """Create a fixed account if it does not exist yet (idempotent at start-up)."""
+        with contextlib.suppress(DuplicateKeyError):
+            await self.db.accounts.insert_one({**account_to_doc(account), "created_at": now})
+
+    async def create_account(self, account_type: AccountType, holder_name: str,
+                             commitment_period: int, now: datetime,
+                             session: Session) -> Account:
+        number = await next_sequence(self.db, "account", session)
+        account = Account(
+            registry=self.code,
+            account_type=account_type,
+            account_id=FIRST_PERSON_ACCOUNT_ID + number,
+            holder_name=holder_name,
+            commitment_period=commitment_period,
+        )
+        await self.db.accounts.insert_one({**account_to_doc(account), "created_at": now},
+                                          session=session)
+        return account
+
+    async def account(self, account_id: int, session: Session | None = None) -> Account | None:
+        doc = await self.db.accounts.find_one({"account_id": account_id}, session=session)
+        return doc_to_account(doc) if doc else None
+
+    async def accounts(self) -> list[Account]:
+        docs = await self.db.accounts.find().sort("account_id", ASCENDING).to_list()
+        return [doc_to_account(d) for d in docs]
+
+    # transactions
+
+    async def next_transaction_id(self, session: Session) -> str:
+        return f"{self.code}{await next_sequence(self.db, 'transaction', session)}"
+
+    async def insert_transaction(self, doc: Document, session: Session) -> None:
+        await self.db.transactions.insert_one(doc, session=session)
+
+    async def transaction(self, transaction_id: str,
+                          session: Session | None = None) -> Document | None:
+        return await self.db.transactions.find_one({"_id": transaction_id}, session=session)
+
+    async def transactions(self, status: int | None, limit: int) -> list[Document]:
+        query: Document = {} if status is None else {"status": status}
+        cursor = self.db.transactions.find(query).sort("created_at", DESCENDING).limit(limit)
+        return await cursor.to_list()
+
+    async def record_statuses(self, transaction_id: str, statuses: list[TransactionStatus],
+                              at: datetime, session: Session,
+                              evaluation_results: list[Document] | None = None,
+                              note: str | None = None) -> None:
+        """Append ``statuses`` to the history; the last one becomes the status."""
+        entries: list[dict[str, Any]] = [
+            {"status": int(s), "at": at, **({"note": note} if note else {})} for s in statuses
+        ]
+        update: Document = {
+            "$push": {"history": {"$each": entries}},
+            "$set": {"status": int(statuses[-1]), "updated_at": at},
+        }
+        if evaluation_results:
+            update["$push"]["evaluation_results"] = {"$each": evaluation_results}
+        await self.db.transactions.update_one({"_id": transaction_id}, update, session=session)
+
+
+def account_to_doc(account: Account) -> Document:
+    return {
+        "registry": account.registry,
+        "account_type": int(account.account_type),
+        "account_id": account.account_id,
+        "holder_name": account.holder_name,
+        "commitment_period": account.commitment_period,
+        "status": account.status.value,
+    }
+
+
+def doc_to_account(doc: Document) -> Account:
+    return Account(
+        registry=doc["registry"],
+        account_type=AccountType(doc["account_type"]),
+        account_id=doc["account_id"],
+        holder_name=doc["holder_name"],
+        commitment_period=doc["commitment_period"],
+        status=AccountStatus(doc["status"]),
+    )

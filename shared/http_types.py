@@ -1,0 +1,49 @@
+"""Field types of the operator APIs: codes may be given by name or by number."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BeforeValidator, Field, PlainSerializer
+
+from shared.codes import AccountType, TransactionStatus, TransactionType, UnitType
+
+E = TypeVar("E", bound=IntEnum)
+
+
+def _by_name_or_number(enum: type[E]) -> Any:
+    def parse(value: Any) -> E:
+        if isinstance(value, enum):
+            return value
+        if isinstance(value, str) and not value.strip().isdigit():
+            try:
+                return enum[value.strip().upper()]
+            except KeyError:
+                names = ", ".join(m.name for m in enum)
+                raise ValueError(f"unknown {enum.__name__} {value!r}; one of {names}") from None
+        try:
+            return enum(int(value))
+        except (TypeError, ValueError):
+            codes = ", ".join(f"{m.value} ({m.name})" for m in enum)
+            raise ValueError(f"unknown {enum.__name__} {value!r}; one of {codes}") from None
+
+    return parse
+
+
+UnitTypeField = Annotated[
+    UnitType,
+    BeforeValidator(_by_name_or_number(UnitType)),
+    PlainSerializer(lambda u: u.name, return_type=str),
+    Field(description="unit type by name (AAU, RMU, ERU_FROM_AAU, ERU_FROM_RMU, CER, TCER, "
+                      "LCER) or code (1-7)"),
+]
+AccountTypeField = Annotated[
+    AccountType,
+    BeforeValidator(_by_name_or_number(AccountType)),
+    Field(description="account type code (e.g. 100 Party holding, 121 person holding) or name"),
+]
+TransactionTypeField = Annotated[
+    TransactionType, PlainSerializer(lambda t: t.name, return_type=str)
+]
+StatusField = Annotated[TransactionStatus, Field(description="status code, protocol.md 1.4")]

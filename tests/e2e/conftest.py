@@ -1,0 +1,35 @@
+"""End-to-end fixtures: the whole stack as real processes on the real broker and store."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from deploy.local.client import StackClient
+from deploy.local.stack import LocalStack
+from shared.testing.infra import Namespace, amqp_url, check_broker
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """A fresh stack (store, ITL, KZ, JP, CDM) for one test module."""
+    asyncio.run(check_broker(amqp_url()))
+    namespace = Namespace()
+    workdir: Path = tmp_path_factory.mktemp("stack")
+    local = LocalStack(workdir=workdir, registries=("KZ", "JP"), namespace=namespace.prefix)
+    try:
+        local.start()
+        yield local
+    finally:
+        local.stop()
+        asyncio.run(namespace.delete(amqp_url()))
+
+
+@pytest.fixture(scope="module")
+def client(stack: LocalStack) -> Iterator[StackClient]:
+    c = StackClient({name: s.url for name, s in stack.services.items()})
+    yield c
+    c.close()

@@ -1,0 +1,106 @@
+"""Bad input gets a specific refusal and never loses or duplicates a unit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import aio_pika
+import pytest
+
+from deploy.local.client import StackClient
+from deploy.local.stack import LocalStack
+from shared.messaging import MAIN_EXCHANGE, dead_letter_queue_name
+from shared.testing.infra import amqp_url
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "fragment"),
+    [
+        ("/accounts", {"holder_name": ""}, "holder_name"),
+        ("/accounts", {"holder_name": "X", "account_type": 999}, "unknown AccountType"),
+        ("/transactions/issuance", {"unit_type": "XYZ", "quantity": 5,
+                                    "decision_reference": "D1"}, "unknown UnitType"),
+        ("/transactions/issuance", {"unit_type": "AAU", "quantity": 0,
+                                    "decision_reference": "D1"}, "quantity"),
+        ("/transactions/issuance", {"unit_type": "AAU", "quantity": 5}, "decision_reference"),
+        ("/transactions/external-transfer",
+         {"transferring_account_id": 1, "acquiring_account_id": 5, "unit_type": "AAU",
+          "quantity": 1, "acquiring_registry": "kazakhstan"}, "acquiring_registry"),
+    ],
+)
+def test_invalid_requests_get_422_naming_the_field(
+    client: StackClient, path: str, body: dict[str, Any], fragment: str
+) -> None:
+    response = client.call("kz", "POST", path, json=body)
+    assert response.status_code == 422
+    assert fragment in response.text
+
+
+def test_issuing_cers_in_a_national_registry_is_refused_with_its_code(
+    client: StackClient,
+) -> None:
+    response = client.call("kz", "POST", "/transactions/issuance",
+                           json={"unit_type": "CER", "quantity": 5, "decision_reference": "D"})
+    assert response.status_code == 422
+    assert response.json()["response_code"] == 2004
+    assert "does not issue CER" in response.json()["detail"]
+
+
+def test_unknown_transaction_and_account_are_404_with_a_reason(client: StackClient) -> None:
+    missing = client.call("kz", "GET", "/transactions/KZ999999")
+    assert missing.status_code == 404
+    assert "KZ999999" in missing.json()["detail"]
+    assert client.call("kz", "GET", "/accounts/424242/holdings").status_code == 404
+    transfer = client.transfer("kz", 424242, 1, "AAU", 1)
+    assert transfer.status_code == 404
+
+
+async def _publish_and_collect(namespace: str, bodies: list[bytes]) -> list[str]:
+    connection = await aio_pika.connect(amqp_url())
+    try:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange(f"{namespace}{MAIN_EXCHANGE}")
+        for body in bodies:
+            await exchange.publish(aio_pika.Message(body=body), routing_key="KZ")
+        dead = await channel.get_queue(dead_letter_queue_name("KZ", namespace), ensure=False)
+        reasons: list[str] = []
+        deadline = time.monotonic() + 30
+        while len(reasons) < len(bodies) and time.monotonic() < deadline:
+            message = await dead.get(fail=False)
+            if message is None:
+                await asyncio.sleep(0.05)
+                continue
+            reasons.append(str(message.headers["x-dead-reason"]))
+            await message.ack()
+        return reasons
+    finally:
+        await connection.close()
+
+
+def test_malformed_messages_are_dead_lettered_and_the_registry_keeps_working(
+    stack: LocalStack, client: StackClient,
+) -> None:
+    client.set_assigned_amount("KZ", 2, 1000)
+    forged_sender = {
+        "message_id": "m-1", "correlation_id": "KZ1", "message_type": "ProposalForwarded",
+        "schema_version": "des-1.1/1", "sender": "JP", "recipient": "KZ",
+        "sent_at": "2013-01-01T00:00:00Z", "seq": 0, "payload": {},
+    }
+    reasons = asyncio.run(_publish_and_collect(
+        stack.namespace, [b"\x00 not json", json.dumps({"hello": "world"}).encode(),
+                          json.dumps(forged_sender).encode()]))
+    assert len(reasons) == 3
+    assert reasons[0].startswith("invalid envelope")
+    assert "message_id" in reasons[1]
+    assert "only from the ITL" in reasons[2]
+    assert any("message_dead_lettered" in line
+               for line in (stack.log_dir / "kz.log").read_text().splitlines())
+
+    issued = client.issue("kz", "AAU", 1000, "MEP-2013-100")
+    assert client.wait_final("kz", issued["transaction_id"])["status_name"] == "COMPLETED"
+    assert client.units_held("kz", 1, "AAU") == 1000

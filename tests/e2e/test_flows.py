@@ -1,0 +1,244 @@
+"""Flows a-e through every real process: ITL, KZ, JP and CDM over RabbitMQ and the store."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from pymongo import MongoClient
+
+from deploy.local.client import StackClient
+from deploy.local.stack import LocalStack
+from shared.codes import UnitType
+
+pytestmark = pytest.mark.e2e
+
+ASSIGNED_AMOUNT = 100_000
+PARTY_HOLDING = 1
+
+
+@pytest.fixture(scope="module")
+def kz_with_aaus(client: StackClient) -> dict[str, Any]:
+    """Flow a: KZ's assigned amount is recorded at the ITL and issued as AAUs."""
+    client.set_assigned_amount("KZ", 2, ASSIGNED_AMOUNT)
+    proposed = client.issue("kz", "AAU", ASSIGNED_AMOUNT, "MEP-2013-001")
+    final = client.wait_final("kz", proposed["transaction_id"])
+    alice = client.open_account("kz", "Alice Energy LLP")
+    bob = client.open_account("kz", "Bob Cement JSC")
+    hiro = client.open_account("jp", "Hiroshima Power KK")
+    return {"issuance": final, "alice": alice["account_id"], "bob": bob["account_id"],
+            "hiro": hiro["account_id"]}
+
+
+def itl_units(client: StackClient, registry: str) -> dict[tuple[int, str], int]:
+    """Units per (account, unit type) in the ITL's register for one registry."""
+    out: dict[tuple[int, str], int] = {}
+    for row in client.itl_totals(registry):
+        key = (row["account_id"], _unit_name(row["unit_type"]))
+        out[key] = out.get(key, 0) + row["units"]
+    return out
+
+
+def registry_units(client: StackClient, registry: str) -> dict[tuple[int, str], int]:
+    out: dict[tuple[int, str], int] = {}
+    for row in client.registry_totals(registry.lower()):
+        key = (row["account_id"], row["unit_type"])
+        out[key] = out.get(key, 0) + row["units"]
+    return out
+
+
+def _unit_name(code: int | str) -> str:
+    return UnitType(int(code)).name if str(code).isdigit() else str(code)
+
+
+def test_a_aau_issuance_on_decision_is_completed_after_itl_approval(
+    client: StackClient, kz_with_aaus: dict[str, Any]
+) -> None:
+    issuance = kz_with_aaus["issuance"]
+    assert issuance["status_name"] == "COMPLETED"
+    assert [h["status"] for h in issuance["history"]] == [1, 2, 4]
+    assert issuance["reference"] == "MEP-2013-001"
+    assert client.units_held("kz", PARTY_HOLDING, "AAU") == ASSIGNED_AMOUNT
+    assert client.itl_transaction(issuance["transaction_id"])["status"] == 4
+    assert itl_units(client, "KZ") == registry_units(client, "KZ")
+
+
+def test_aau_issuance_beyond_the_assigned_amount_is_refused_with_4001(
+    client: StackClient, kz_with_aaus: dict[str, Any]
+) -> None:
+    before = registry_units(client, "KZ")
+    proposed = client.issue("kz", "AAU", 1, "MEP-2013-002")
+    final = client.wait_final("kz", proposed["transaction_id"])
+    assert final["status_name"] == "TERMINATED"
+    assert final["response_codes"] == [4001]
+    assert registry_units(client, "KZ") == before
+
+
+def test_b_internal_transfer_splits_blocks_and_merging_restores_them(
+    client: StackClient, kz_with_aaus: dict[str, Any]
+) -> None:
+    alice, bob = kz_with_aaus["alice"], kz_with_aaus["bob"]
+    first = client.transfer("kz", PARTY_HOLDING, alice, "AAU", 5000)
+    assert first.status_code == 202, first.text
+    assert client.wait_final("kz", first.json()["transaction_id"])["status_name"] == "COMPLETED"
+    second = client.transfer("kz", alice, bob, "AAU", 2000)
+    done = client.wait_final("kz", second.json()["transaction_id"])
+    assert [h["status"] for h in done["history"]] == [1, 2, 4]
+    assert client.units_held("kz", alice, "AAU") == 3000
+    assert client.units_held("kz", bob, "AAU") == 2000
+    assert len(client.holdings("kz", alice)["blocks"]) == 1
+
+    back = client.transfer("kz", bob, alice, "AAU", 2000)
+    client.wait_final("kz", back.json()["transaction_id"])
+    blocks = client.holdings("kz", alice)["blocks"]
+    assert [(b["serial_start"], b["serial_end"]) for b in blocks] == [(1, 5000)]
+    assert client.units_held("kz", bob) == 0
+    assert itl_units(client, "KZ") == registry_units(client, "KZ")
+
+
+def test_c_external_transfer_kz_to_jp_is_accepted_and_all_three_books_agree(
+    client: StackClient, kz_with_aaus: dict[str, Any]
+) -> None:
+    hiro = kz_with_aaus["hiro"]
+    party_before = client.units_held("kz", PARTY_HOLDING, "AAU")
+    response = client.transfer("kz", PARTY_HOLDING, hiro, "AAU", 3000, target_registry="JP")
+    assert response.status_code == 202, response.text
+    transaction_id = response.json()["transaction_id"]
+    kz_view = client.wait_final("kz", transaction_id)
+    assert kz_view["status_name"] == "COMPLETED"
+    assert [h["status"] for h in kz_view["history"]] == [1, 8, 4]
+    jp_view = client.wait_final("jp", transaction_id)
+    assert jp_view["direction"] == "inbound"
+    assert [h["status"] for h in jp_view["history"]] == [1, 8, 4]
+    assert client.itl_transaction(transaction_id)["status"] == 4
+
+    assert client.units_held("kz", PARTY_HOLDING, "AAU") == party_before - 3000
+    jp_blocks = client.holdings("jp", hiro)["blocks"]
+    assert sum(b["quantity"] for b in jp_blocks) == 3000
+    assert {b["originating_registry"] for b in jp_blocks} == {"KZ"}
+    assert itl_units(client, "KZ") == registry_units(client, "KZ")
+    assert itl_units(client, "JP") == registry_units(client, "JP")
+
+
+def test_d_transfer_of_more_units_than_held_is_refused_with_3002_and_changes_nothing(
+    client: StackClient, kz_with_aaus: dict[str, Any]
+) -> None:
+    before = registry_units(client, "KZ")
+    response = client.transfer("kz", kz_with_aaus["alice"], kz_with_aaus["bob"], "AAU",
+                               10_000_000)
+    assert response.status_code == 422
+    assert response.json()["response_code"] == 3002
+    assert "fewer than the 10000000 requested" in response.json()["detail"]
+    assert registry_units(client, "KZ") == before
+
+
+def test_d_internal_transfer_to_an_unknown_account_is_refused_with_5902(
+    client: StackClient, kz_with_aaus: dict[str, Any]
+) -> None:
+    before = registry_units(client, "KZ")
+    response = client.transfer("kz", PARTY_HOLDING, 999_999, "AAU", 10)
+    assert response.status_code == 422
+    assert response.json()["response_code"] == 5902
+    assert registry_units(client, "KZ") == before
+
+
+def test_d_external_transfer_to_an_unknown_jp_account_is_rejected_with_5902(
+    client: StackClient, kz_with_aaus: dict[str, Any]
+) -> None:
+    kz_before, jp_before = registry_units(client, "KZ"), registry_units(client, "JP")
+    response = client.transfer("kz", PARTY_HOLDING, 424_242, "AAU", 10, target_registry="JP")
+    transaction_id = response.json()["transaction_id"]
+    final = client.wait_final("kz", transaction_id)
+    assert final["status_name"] == "TERMINATED"
+    assert final["response_codes"] == [5902]
+    assert [h["status"] for h in final["history"]] == [1, 6, 5]
+    assert client.itl_transaction(transaction_id)["status"] == 6
+    assert registry_units(client, "KZ") == kz_before
+    assert registry_units(client, "JP") == jp_before
+    assert client.holdings("kz", PARTY_HOLDING)["reserved"] == 0
+    assert itl_units(client, "KZ") == registry_units(client, "KZ")
+
+
+def test_d_external_transfer_breaking_the_commitment_period_reserve_is_refused_with_5001(
+    client: StackClient, kz_with_aaus: dict[str, Any]
+) -> None:
+    party = client.ok("itl", "GET", "/parties/KZ/periods/2")
+    assert party["commitment_period_reserve"] == ASSIGNED_AMOUNT * 9 // 10
+    breach = party["holdings"] - party["commitment_period_reserve"] + 1
+    before = registry_units(client, "KZ")
+    response = client.transfer("kz", PARTY_HOLDING, kz_with_aaus["hiro"], "AAU", breach,
+                               target_registry="JP")
+    final = client.wait_final("kz", response.json()["transaction_id"])
+    assert final["status_name"] == "TERMINATED"
+    assert final["response_codes"] == [5001]
+    assert registry_units(client, "KZ") == before
+    assert itl_units(client, "KZ") == registry_units(client, "KZ")
+
+
+def test_e_cer_issuance_by_the_cdm_registry_is_forwarded_to_a_kz_account(
+    client: StackClient, kz_with_aaus: dict[str, Any]
+) -> None:
+    alice = kz_with_aaus["alice"]
+    client.ok("cdm", "POST", "/projects", json={
+        "project_id": "CDM-0042", "title": "Almaty landfill gas", "host_party": "UZ"})
+    request = client.ok("cdm", "POST", "/projects/CDM-0042/issuances", json={
+        "unit_type": "CER", "quantity": 1000, "acquiring_registry": "KZ",
+        "acquiring_account_id": alice})
+    assert request["share_of_proceeds"] == 20
+    assert request["forwarded_quantity"] == 980
+    issuance = client.wait_final("cdm", request["issuance_transaction"])
+    assert issuance["status_name"] == "COMPLETED"
+    forwarded = _wait_request_state(client, request["request_id"], "completed")
+    client.wait_final("kz", forwarded["forward_transaction"])
+    assert client.units_held("kz", alice, "CER") == 980
+    assert client.units_held("cdm", 1100, "CER") == 20
+    assert client.units_held("cdm", 1, "CER") == 0
+    cer = client.holdings("kz", alice)["blocks"]
+    assert {b["project_id"] for b in cer if b["unit_type"] == "CER"} == {"CDM-0042"}
+    assert itl_units(client, "CDM") == registry_units(client, "CDM")
+    assert itl_units(client, "KZ") == registry_units(client, "KZ")
+
+
+def test_cdm_issuance_for_an_ldc_project_takes_no_share_of_proceeds(
+    client: StackClient, kz_with_aaus: dict[str, Any]
+) -> None:
+    client.ok("cdm", "POST", "/projects", json={
+        "project_id": "CDM-0077", "title": "Sahel cookstoves", "host_party": "ML",
+        "least_developed_country": True})
+    request = client.ok("cdm", "POST", "/projects/CDM-0077/issuances", json={
+        "quantity": 500, "acquiring_registry": "KZ",
+        "acquiring_account_id": kz_with_aaus["bob"]})
+    assert request["share_of_proceeds"] == 0
+    done = _wait_request_state(client, request["request_id"], "completed")
+    assert done["share_of_proceeds_transaction"] is None
+    client.wait_final("kz", done["forward_transaction"])
+    assert client.units_held("kz", kz_with_aaus["bob"], "CER") == 500
+
+
+def _wait_request_state(client: StackClient, request_id: str, state: str) -> Any:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        view = client.ok("cdm", "GET", f"/issuances/{request_id}")
+        if view["state"] == state:
+            return view
+        assert view["state"] != "failed", view
+        time.sleep(0.05)
+    raise TimeoutError(f"issuance request {request_id} never reached {state}")
+
+
+def test_each_service_owns_its_database_and_reads_only_its_own_inbox(
+    stack: LocalStack, client: StackClient, kz_with_aaus: dict[str, Any]
+) -> None:
+    assert stack.store is not None
+    mongo: MongoClient[dict[str, Any]] = MongoClient(stack.store.url)
+    try:
+        owners = {"itl": "ITL", "registry_kz": "KZ", "registry_jp": "JP", "cdm": "CDM"}
+        assert set(owners) <= set(mongo.list_database_names())
+        for database, code in owners.items():
+            recipients = mongo[database].inbox.distinct("envelope.recipient")
+            senders = mongo[database].outbox.distinct("envelope.sender")
+            assert recipients == [code], database
+            assert senders == [code], database
+    finally:
+        mongo.close()

@@ -1,0 +1,97 @@
+"""Crash recovery: a registry killed with SIGKILL between its proposal and the ITL's
+answer completes the transaction once after restart, with no unit lost or doubled."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pymongo import MongoClient
+
+from deploy.local.client import StackClient
+from deploy.local.stack import LocalStack
+from shared.codes import UnitType
+
+pytestmark = pytest.mark.e2e
+
+ISSUED = 50_000
+PARTY_HOLDING = 1
+
+
+@pytest.fixture(scope="module")
+def mongo(stack: LocalStack) -> Iterator[MongoClient[dict[str, Any]]]:
+    assert stack.store is not None
+    client: MongoClient[dict[str, Any]] = MongoClient(stack.store.url)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def funded(client: StackClient) -> dict[str, int]:
+    client.set_assigned_amount("KZ", 2, ISSUED)
+    issued = client.issue("kz", "AAU", ISSUED, "MEP-2013-010")
+    client.wait_final("kz", issued["transaction_id"])
+    return {
+        "alice": client.open_account("kz", "Alice Energy LLP")["account_id"],
+        "hiro": client.open_account("jp", "Hiroshima Power KK")["account_id"],
+    }
+
+
+def _kill_after_proposal(stack: LocalStack, client: StackClient, response: Any,
+                         mongo: MongoClient[dict[str, Any]]) -> str:
+    assert response.status_code == 202, response.text
+    transaction_id: str = response.json()["transaction_id"]
+    stack.kill("kz")
+    stored = mongo["registry_kz"].transactions.find_one({"_id": transaction_id})
+    assert stored is not None and stored["status"] == 1, "killed after the ITL's answer"
+    return transaction_id
+
+
+def _assert_books_agree(client: StackClient) -> None:
+    for registry in ("KZ", "JP"):
+        itl = {(r["account_id"], r["unit_type"]): r["units"]
+               for r in client.itl_totals(registry)}
+        own = {(r["account_id"], _code(r["unit_type"])): r["units"]
+               for r in client.registry_totals(registry.lower())}
+        assert itl == own, registry
+
+
+def _code(name: str) -> int:
+    return int(UnitType[name])
+
+
+def test_internal_transfer_survives_a_registry_kill_between_proposal_and_answer(
+    stack: LocalStack, client: StackClient, funded: dict[str, int],
+    mongo: MongoClient[dict[str, Any]],
+) -> None:
+    response = client.transfer("kz", PARTY_HOLDING, funded["alice"], "AAU", 1234)
+    transaction_id = _kill_after_proposal(stack, client, response, mongo)
+    stack.restart("kz")
+    final = client.wait_final("kz", transaction_id)
+    assert [h["status"] for h in final["history"]] == [1, 2, 4]
+    assert client.units_held("kz", funded["alice"], "AAU") == 1234
+    assert client.units_held("kz", PARTY_HOLDING, "AAU") == ISSUED - 1234
+    assert client.itl_transaction(transaction_id)["status"] == 4
+    _assert_books_agree(client)
+
+
+def test_external_transfer_survives_a_registry_kill_and_credits_jp_exactly_once(
+    stack: LocalStack, client: StackClient, funded: dict[str, int],
+    mongo: MongoClient[dict[str, Any]],
+) -> None:
+    kz_before = client.units_held("kz", PARTY_HOLDING, "AAU")
+    response = client.transfer("kz", PARTY_HOLDING, funded["hiro"], "AAU", 777,
+                               target_registry="JP")
+    transaction_id = _kill_after_proposal(stack, client, response, mongo)
+    stack.restart("kz")
+    assert client.wait_final("kz", transaction_id)["status_name"] == "COMPLETED"
+    jp_view = client.wait_final("jp", transaction_id)
+    assert [h["status"] for h in jp_view["history"]] == [1, 8, 4]
+    assert client.units_held("jp", funded["hiro"], "AAU") == 777
+    assert client.units_held("kz", PARTY_HOLDING, "AAU") == kz_before - 777
+    assert client.itl_transaction(transaction_id)["status"] == 4
+    completions = mongo["registry_kz"].outbox.count_documents(
+        {"correlation_id": transaction_id, "envelope.payload.status": 4})
+    assert completions == 1
+    _assert_books_agree(client)
