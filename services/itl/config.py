@@ -6,27 +6,40 @@ lives here or in the constants at the top of ``domain.py``, each with its source
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+import json
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from shared.service import ServiceSettings
 
 
 class ItlSettings(ServiceSettings):
     """Environment: MONGO_URL, AMQP_URL, AMQP_NAMESPACE, HTTP_PORT, LOG_LEVEL, CLOCK_START,
-    REGISTRIES (JSON list, e.g. '["KZ","JP","CDM"]'), TRANSACTION_TIMEOUT_HOURS."""
+    DATABASE, REGISTRIES ('["KZ","JP","CDM"]' or 'KZ,JP,CDM'), TRANSACTION_TIMEOUT_HOURS."""
 
     # No prefix: the common names are shared by every service of a stack.
     model_config = SettingsConfigDict(extra="ignore")
 
     http_port: int = 8100
     database: str = Field(default="itl", description="database name unless MONGO_URL names one")
-    registries: list[str] = Field(
+    registries: Annotated[list[str], NoDecode] = Field(
         default=["KZ", "JP", "CDM"],
         description="codes of the registries the ITL knows (others get 1201)",
     )
-    # U protocol.md 1.6: no DES value found; our default of simulated time. Not enforced yet.
+    # U protocol.md 1.6: no DES value found; our default, in simulated time. Not enforced yet.
     transaction_timeout_hours: float = Field(
         default=24, gt=0,
         description="an open transaction older than this is terminated (simulated hours)",
     )
+
+    @field_validator("registries", mode="before")
+    @classmethod
+    def _json_or_comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [code.strip() for code in text.split(",") if code.strip()]
+        return value

@@ -11,6 +11,8 @@ import contextlib
 import logging
 import time
 
+from aio_pika.exceptions import DeliveryError
+
 from shared.clock import SimulationClock
 from shared.contracts import Envelope
 from shared.logs import log_event
@@ -78,12 +80,19 @@ class OutboxRelay:
             if not rows:
                 return published
             for row in rows:
-                await self.broker.publish(Envelope.model_validate(row["envelope"]))
-                await self.db.outbox.update_one(
-                    {"_id": row["_id"]},
-                    {"$set": {"published": True, "published_at": self.clock.now()}},
-                )
-                published += 1
+                fields: dict[str, object] = {"published": True,
+                                             "published_at": self.clock.now()}
+                try:
+                    await self.broker.publish(Envelope.model_validate(row["envelope"]))
+                    published += 1
+                except DeliveryError as exc:
+                    # No queue takes it (recipient unknown to the broker): retrying would
+                    # hold back every later message, so it is set aside with the reason.
+                    fields["undeliverable"] = repr(exc)
+                    log_event(log, "outbox_message_undeliverable", logging.ERROR,
+                              message_id=row["_id"], recipient=row["recipient"],
+                              transaction_id=row["correlation_id"])
+                await self.db.outbox.update_one({"_id": row["_id"]}, {"$set": fields})
 
     async def _run(self) -> None:
         while True:

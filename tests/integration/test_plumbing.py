@@ -14,8 +14,15 @@ from shared.clock import SimulationClock
 from shared.codes import AccountType, MessageType, ResponseCode, TransactionStatus, UnitType
 from shared.contracts import Envelope, TransactionStatusNotified, make_envelope
 from shared.messaging import Broker, dead_letter_queue_name
-from shared.store import OutboxRelay, enqueue, ensure_outbox_indexes, handle_once, make_client
-from shared.store.unit_blocks import Holder, UnitBlockStore
+from shared.store import (
+    OutboxRelay,
+    Session,
+    enqueue,
+    ensure_outbox_indexes,
+    handle_once,
+    make_client,
+)
+from shared.store.unit_blocks import BlockRefusal, Holder, UnitBlockStore
 from shared.testing.infra import Namespace
 
 pytestmark = pytest.mark.integration
@@ -65,7 +72,7 @@ async def test_malformed_message_is_dead_lettered_with_reason_and_consumer_keeps
         channel = await connection.channel()
         dead = await channel.get_queue(dead_letter_queue_name("KZ", namespace.prefix),
                                        ensure=False)
-        reasons = []
+        reasons: list[str] = []
         for _ in range(100):
             message = await dead.get(fail=False)
             if message is None:
@@ -73,7 +80,7 @@ async def test_malformed_message_is_dead_lettered_with_reason_and_consumer_keeps
                     break
                 await asyncio.sleep(0.05)
                 continue
-            reasons.append(message.headers["x-dead-reason"])
+            reasons.append(str(message.headers["x-dead-reason"]))
             await message.ack()
         await connection.close()
         assert len(reasons) == 2
@@ -101,7 +108,7 @@ async def test_inbox_gives_a_redelivered_message_no_second_effect(mongo_url: str
     envelope = status_message("KZ")
     effects = []
 
-    async def effect(session: object) -> None:
+    async def effect(session: Session) -> None:
         effects.append(1)
         await db.effects.insert_one({"m": envelope.message_id}, session=session)
 
@@ -123,9 +130,9 @@ async def test_outbox_relay_publishes_committed_rows_once_each(
     relay = OutboxRelay(db, sender, SimulationClock())
     messages = [status_message("KZ", f"KZ{i}") for i in range(3)]
     async with client.start_session() as session:
-        async def work(s: object) -> None:
+        async def work(s: Session) -> None:
             for m in messages:
-                await enqueue(db, m, s)  # type: ignore[arg-type]
+                await enqueue(db, m, s)
         await session.with_transaction(work)
     assert await relay.drain() == 3
     assert await relay.drain() == 0
@@ -155,13 +162,13 @@ async def test_block_store_splits_on_reserve_and_merges_back_on_release(mongo_ur
     wanted = UnitBlock(AAU_KZ, SerialRange(101, 200))
 
     async with client.start_session() as session:
-        async def issue(s: object) -> None:
-            await store.insert([block], KZ_PARTY, s)  # type: ignore[arg-type]
+        async def issue(s: Session) -> None:
+            await store.insert([block], KZ_PARTY, s)
         await session.with_transaction(issue)
 
-        async def reserve(s: object) -> None:
-            assert await store.check_reservable([wanted], KZ_PARTY, "KZ2", s) == []  # type: ignore[arg-type]
-            await store.reserve([wanted], "KZ2", s)  # type: ignore[arg-type]
+        async def reserve(s: Session) -> None:
+            assert await store.check_reservable([wanted], KZ_PARTY, "KZ2", s) == []
+            await store.reserve([wanted], "KZ2", s)
         await session.with_transaction(reserve)
 
     docs = await store.held({})
@@ -169,22 +176,22 @@ async def test_block_store_splits_on_reserve_and_merges_back_on_release(mongo_ur
         (1, 100, None), (101, 200, "KZ2"), (201, 1000, None)]
 
     async with client.start_session() as session:
-        async def other(s: object) -> list[object]:
-            return await store.check_reservable([wanted], KZ_PARTY, "KZ3", s)  # type: ignore[arg-type]
+        async def other(s: Session) -> list[BlockRefusal]:
+            return await store.check_reservable([wanted], KZ_PARTY, "KZ3", s)
         refusals = await session.with_transaction(other)
     assert [r.code for r in refusals] == [ResponseCode.BLOCK_RESERVED]
 
     async with client.start_session() as session:
-        async def release(s: object) -> None:
-            await store.release("KZ2", s)  # type: ignore[arg-type]
+        async def release(s: Session) -> None:
+            await store.release("KZ2", s)
         await session.with_transaction(release)
     docs = await store.held({})
     assert [(d["serial_start"], d["serial_end"]) for d in docs] == [(1, 1000)]
 
     async with client.start_session() as session:
-        async def move(s: object) -> int:
-            await store.reserve([wanted], "KZ4", s)  # type: ignore[arg-type]
-            return await store.move_reserved("KZ4", KZ_PERSON, s)  # type: ignore[arg-type]
+        async def move(s: Session) -> int:
+            await store.reserve([wanted], "KZ4", s)
+            return await store.move_reserved("KZ4", KZ_PERSON, s)
         assert await session.with_transaction(move) == 100
     assert await store.sum_units({"account_id": 1001}) == 100
     assert await store.sum_units({"account_id": 1}) == 900

@@ -1,0 +1,214 @@
+"""Benchmarks of the local stack, written to bench/results/.
+
+    make bench
+
+Three measurements in one run, on this machine's RabbitMQ and a SecantusDB server:
+- broker baseline: confirmed persistent publishes to a quorum queue and their delivery;
+- store baseline: two-document transactions (the shape of handling one message);
+- end to end: external transfers KZ -> JP through ITL, KZ and JP processes, from the
+  proposal stored in KZ to the units credited in JP (times taken from the services' own
+  status histories), sequentially for latency and with several in flight for throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from deploy.local.client import StackClient
+from deploy.local.stack import LocalStack
+from shared.codes import MessageType, TransactionStatus
+from shared.contracts import Envelope, TransactionStatusNotified, make_envelope
+from shared.messaging import Broker
+from shared.store import in_transaction, make_client
+from shared.testing.infra import Namespace, amqp_url, check_broker, start_store
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def percentiles(samples_ms: list[float]) -> dict[str, float]:
+    ordered = sorted(samples_ms)
+
+    def pick(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+    return {"p50_ms": pick(0.50), "p99_ms": pick(0.99), "max_ms": round(ordered[-1], 2),
+            "mean_ms": round(statistics.fmean(ordered), 2)}
+
+
+async def broker_baseline(count: int) -> dict[str, Any]:
+    namespace = Namespace()
+    sender = Broker(amqp_url(), "ITL", namespace=namespace.prefix)
+    receiver = Broker(amqp_url(), "KZ", prefetch=50, namespace=namespace.prefix)
+    await sender.connect(peer_codes=["KZ"])
+    await receiver.connect()
+    sent_at: dict[str, float] = {}
+    latencies: list[float] = []
+    done = asyncio.Event()
+
+    async def handler(envelope: Envelope) -> None:
+        latencies.append((time.perf_counter() - sent_at[envelope.message_id]) * 1000)
+        if len(latencies) == count:
+            done.set()
+
+    await receiver.consume(handler)
+    started = time.perf_counter()
+    for i in range(count):
+        envelope = make_envelope(
+            message_type=MessageType.TRANSACTION_STATUS_NOTIFIED, sender="ITL",
+            recipient="KZ", correlation_id=f"KZ{i + 1}",
+            payload=TransactionStatusNotified(transaction_id=f"KZ{i + 1}",
+                                              status=TransactionStatus.COMPLETED),
+            sent_at=datetime.now(UTC),
+        )
+        sent_at[envelope.message_id] = time.perf_counter()
+        await sender.publish(envelope)
+    await asyncio.wait_for(done.wait(), timeout=120)
+    elapsed = time.perf_counter() - started
+    await receiver.close()
+    await sender.close()
+    await namespace.delete(amqp_url())
+    return {"messages": count, "messages_per_s": round(count / elapsed, 1),
+            "publish_to_handler": percentiles(latencies)}
+
+
+async def store_baseline(mongo_url: str, count: int) -> dict[str, Any]:
+    client = make_client(mongo_url)
+    db = client["bench_store"]
+    await db.state.insert_one({"_id": "account", "units": 0})
+    latencies: list[float] = []
+    started = time.perf_counter()
+    for i in range(count):
+        t0 = time.perf_counter()
+
+        async def work(session: Any, i: int = i) -> None:
+            await db.inbox.insert_one({"_id": f"m{i}"}, session=session)
+            await db.state.update_one({"_id": "account"}, {"$inc": {"units": 1}},
+                                      session=session)
+
+        await in_transaction(client, work)
+        latencies.append((time.perf_counter() - t0) * 1000)
+    elapsed = time.perf_counter() - started
+    await client.close()
+    return {"transactions": count, "transactions_per_s": round(count / elapsed, 1),
+            "latency": percentiles(latencies)}
+
+
+def _ms_between(start: str, end: str) -> float:
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds() * 1000
+
+
+async def _transfer(http: httpx.AsyncClient, urls: dict[str, str], target: int) -> str:
+    response = await http.post(f"{urls['kz']}/transactions/external-transfer", json={
+        "transferring_account_id": 1, "acquiring_registry": "JP",
+        "acquiring_account_id": target, "unit_type": "AAU", "quantity": 10})
+    response.raise_for_status()
+    transaction_id: str = response.json()["transaction_id"]
+    return transaction_id
+
+
+async def _until_credited(http: httpx.AsyncClient, urls: dict[str, str],
+                          transaction_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        response = await http.get(f"{urls['jp']}/transactions/{transaction_id}")
+        if response.status_code == 200 and response.json()["status"] == 4:
+            view: dict[str, Any] = response.json()
+            return view
+        await asyncio.sleep(0.02)
+    raise TimeoutError(transaction_id)
+
+
+async def end_to_end(urls: dict[str, str], target: int, sequential: int,
+                     concurrent: int, in_flight: int) -> dict[str, Any]:
+    async with httpx.AsyncClient(timeout=30) as http:
+
+        async def one() -> float:
+            transaction_id = await _transfer(http, urls, target)
+            credited = await _until_credited(http, urls, transaction_id)
+            proposed = (await http.get(f"{urls['kz']}/transactions/{transaction_id}")).json()
+            return _ms_between(proposed["created_at"], credited["history"][-1]["at"])
+
+        latencies = [await one() for _ in range(sequential)]
+        semaphore = asyncio.Semaphore(in_flight)
+
+        async def limited() -> float:
+            async with semaphore:
+                return await one()
+
+        started = time.perf_counter()
+        loaded = await asyncio.gather(*(limited() for _ in range(concurrent)))
+        elapsed = time.perf_counter() - started
+    return {
+        "sequential": {"transfers": sequential, "proposal_to_credit": percentiles(latencies)},
+        "concurrent": {"transfers": concurrent, "in_flight": in_flight,
+                       "transfers_per_s": round(concurrent / elapsed, 2),
+                       "proposal_to_credit": percentiles(list(loaded))},
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--transfers", type=int, default=60)
+    parser.add_argument("--in-flight", type=int, default=8)
+    parser.add_argument("--messages", type=int, default=1000)
+    parser.add_argument("--store-transactions", type=int, default=300)
+    args = parser.parse_args()
+    asyncio.run(check_broker(amqp_url()))
+    result: dict[str, Any] = {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"python": platform.python_version(), "cpus": _cpus()},
+    }
+    print("broker baseline ...", flush=True)
+    result["broker_baseline"] = asyncio.run(broker_baseline(args.messages))
+    store = start_store()
+    try:
+        print("store baseline ...", flush=True)
+        result["store_baseline"] = asyncio.run(store_baseline(store.url,
+                                                              args.store_transactions))
+    finally:
+        store.stop()
+    namespace = Namespace()
+    stack = LocalStack(workdir=Path(tempfile.mkdtemp(prefix="kyoto-bench-")),
+                       namespace=namespace.prefix)
+    try:
+        print("end-to-end external transfers ...", flush=True)
+        stack.start()
+        urls = {name: s.url for name, s in stack.services.items()}
+        client = StackClient(urls)
+        client.set_assigned_amount("KZ", 2, 10_000_000)
+        issued = client.issue("kz", "AAU", 10_000_000, "bench")
+        client.wait_final("kz", issued["transaction_id"])
+        target = client.open_account("jp", "bench")["account_id"]
+        client.close()
+        result["external_transfer"] = asyncio.run(
+            end_to_end(urls, target, args.transfers, args.transfers, args.in_flight))
+    finally:
+        stack.stop()
+        asyncio.run(namespace.delete(amqp_url()))
+    RESULTS.mkdir(exist_ok=True)
+    stamp = result["at"].replace(":", "").replace("-", "")
+    text = json.dumps(result, indent=2)
+    (RESULTS / f"bench-{stamp}.json").write_text(text + "\n")
+    (RESULTS / "latest.json").write_text(text + "\n")
+    print(text)
+    return 0
+
+
+def _cpus() -> int:
+    return os.cpu_count() or 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
