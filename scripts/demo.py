@@ -55,7 +55,7 @@ class Demo:
                      f"{env['message_type']}{detail}")
 
     def show_transaction(self, registry: str, transaction_id: str) -> dict[str, Any]:
-        view: dict[str, Any] = self.client.wait_final(registry, transaction_id)
+        view: dict[str, Any] = self.client.settle(registry, transaction_id)
         self.trace(transaction_id)
         history = " -> ".join(h["status_name"] for h in view["history"])
         self.say(f"  {registry.upper()} {transaction_id}: {history}")
@@ -118,7 +118,7 @@ def run_flows(demo: Demo) -> None:
         view = demo.show_transaction("kz", transaction_id)
         demo.expect(view["status_name"] == "COMPLETED", "external transfer completed")
         jp = client.wait_final("jp", transaction_id)
-        demo.say("  JP " + " -> ".join(h["status_name"] for h in jp["history"]))
+        demo.say(f"  JP {transaction_id}: " + " -> ".join(h["status_name"] for h in jp["history"]))
         demo.holdings("kz", PARTY_HOLDING, "KZ Party holding")
         demo.holdings("jp", accounts["hiro"], "Hiroshima Power")
         itl_jp = sum(r["units"] for r in client.itl_totals("JP"))

@@ -88,6 +88,16 @@ class StackClient:
                                    f"{timeout}s: {response.text}")
             time.sleep(0.05)
 
+    def settle(self, registry: str, transaction_id: str, timeout: float = 60.0) -> Any:
+        """Wait until every party to a proposed transaction has finished with it: the
+        proposing registry, the ITL and, for a completed external transfer, the acquiring
+        registry. Returns the proposing registry's view."""
+        view = self.wait_final(registry, transaction_id, timeout)
+        self.wait_final("itl", transaction_id, timeout)
+        if view["transaction_type"] == 3 and view["status"] == 4:
+            self.wait_final(view["acquiring"]["registry"].lower(), transaction_id, timeout)
+        return view
+
     def holdings(self, registry: str, account_id: int) -> Any:
         return self.ok(registry, "GET", f"/accounts/{account_id}/holdings")
 

@@ -102,5 +102,5 @@ def test_malformed_messages_are_dead_lettered_and_the_registry_keeps_working(
                for line in (stack.log_dir / "kz.log").read_text().splitlines())
 
     issued = client.issue("kz", "AAU", 1000, "MEP-2013-100")
-    assert client.wait_final("kz", issued["transaction_id"])["status_name"] == "COMPLETED"
+    assert client.settle("kz", issued["transaction_id"])["status_name"] == "COMPLETED"
     assert client.units_held("kz", 1, "AAU") == 1000

@@ -23,7 +23,7 @@ def kz_with_aaus(client: StackClient) -> dict[str, Any]:
     """Flow a: KZ's assigned amount is recorded at the ITL and issued as AAUs."""
     client.set_assigned_amount("KZ", 2, ASSIGNED_AMOUNT)
     proposed = client.issue("kz", "AAU", ASSIGNED_AMOUNT, "MEP-2013-001")
-    final = client.wait_final("kz", proposed["transaction_id"])
+    final = client.settle("kz", proposed["transaction_id"])
     alice = client.open_account("kz", "Alice Energy LLP")
     bob = client.open_account("kz", "Bob Cement JSC")
     hiro = client.open_account("jp", "Hiroshima Power KK")
@@ -69,7 +69,7 @@ def test_aau_issuance_beyond_the_assigned_amount_is_refused_with_4001(
 ) -> None:
     before = registry_units(client, "KZ")
     proposed = client.issue("kz", "AAU", 1, "MEP-2013-002")
-    final = client.wait_final("kz", proposed["transaction_id"])
+    final = client.settle("kz", proposed["transaction_id"])
     assert final["status_name"] == "TERMINATED"
     assert final["response_codes"] == [4001]
     assert registry_units(client, "KZ") == before
@@ -81,16 +81,16 @@ def test_b_internal_transfer_splits_blocks_and_merging_restores_them(
     alice, bob = kz_with_aaus["alice"], kz_with_aaus["bob"]
     first = client.transfer("kz", PARTY_HOLDING, alice, "AAU", 5000)
     assert first.status_code == 202, first.text
-    assert client.wait_final("kz", first.json()["transaction_id"])["status_name"] == "COMPLETED"
+    assert client.settle("kz", first.json()["transaction_id"])["status_name"] == "COMPLETED"
     second = client.transfer("kz", alice, bob, "AAU", 2000)
-    done = client.wait_final("kz", second.json()["transaction_id"])
+    done = client.settle("kz", second.json()["transaction_id"])
     assert [h["status"] for h in done["history"]] == [1, 2, 4]
     assert client.units_held("kz", alice, "AAU") == 3000
     assert client.units_held("kz", bob, "AAU") == 2000
     assert len(client.holdings("kz", alice)["blocks"]) == 1
 
     back = client.transfer("kz", bob, alice, "AAU", 2000)
-    client.wait_final("kz", back.json()["transaction_id"])
+    client.settle("kz", back.json()["transaction_id"])
     blocks = client.holdings("kz", alice)["blocks"]
     assert [(b["serial_start"], b["serial_end"]) for b in blocks] == [(1, 5000)]
     assert client.units_held("kz", bob) == 0
@@ -105,7 +105,7 @@ def test_c_external_transfer_kz_to_jp_is_accepted_and_all_three_books_agree(
     response = client.transfer("kz", PARTY_HOLDING, hiro, "AAU", 3000, target_registry="JP")
     assert response.status_code == 202, response.text
     transaction_id = response.json()["transaction_id"]
-    kz_view = client.wait_final("kz", transaction_id)
+    kz_view = client.settle("kz", transaction_id)
     assert kz_view["status_name"] == "COMPLETED"
     assert [h["status"] for h in kz_view["history"]] == [1, 8, 4]
     jp_view = client.wait_final("jp", transaction_id)
@@ -149,7 +149,7 @@ def test_d_external_transfer_to_an_unknown_jp_account_is_rejected_with_5902(
     kz_before, jp_before = registry_units(client, "KZ"), registry_units(client, "JP")
     response = client.transfer("kz", PARTY_HOLDING, 424_242, "AAU", 10, target_registry="JP")
     transaction_id = response.json()["transaction_id"]
-    final = client.wait_final("kz", transaction_id)
+    final = client.settle("kz", transaction_id)
     assert final["status_name"] == "TERMINATED"
     assert final["response_codes"] == [5902]
     assert [h["status"] for h in final["history"]] == [1, 6, 5]
@@ -169,7 +169,7 @@ def test_d_external_transfer_breaking_the_commitment_period_reserve_is_refused_w
     before = registry_units(client, "KZ")
     response = client.transfer("kz", PARTY_HOLDING, kz_with_aaus["hiro"], "AAU", breach,
                                target_registry="JP")
-    final = client.wait_final("kz", response.json()["transaction_id"])
+    final = client.settle("kz", response.json()["transaction_id"])
     assert final["status_name"] == "TERMINATED"
     assert final["response_codes"] == [5001]
     assert registry_units(client, "KZ") == before
@@ -187,10 +187,10 @@ def test_e_cer_issuance_by_the_cdm_registry_is_forwarded_to_a_kz_account(
         "acquiring_account_id": alice})
     assert request["share_of_proceeds"] == 20
     assert request["forwarded_quantity"] == 980
-    issuance = client.wait_final("cdm", request["issuance_transaction"])
+    issuance = client.settle("cdm", request["issuance_transaction"])
     assert issuance["status_name"] == "COMPLETED"
     forwarded = _wait_request_state(client, request["request_id"], "completed")
-    client.wait_final("kz", forwarded["forward_transaction"])
+    client.settle("kz", forwarded["forward_transaction"])
     assert client.units_held("kz", alice, "CER") == 980
     assert client.units_held("cdm", 1100, "CER") == 20
     assert client.units_held("cdm", 1, "CER") == 0
@@ -212,7 +212,7 @@ def test_cdm_issuance_for_an_ldc_project_takes_no_share_of_proceeds(
     assert request["share_of_proceeds"] == 0
     done = _wait_request_state(client, request["request_id"], "completed")
     assert done["share_of_proceeds_transaction"] is None
-    client.wait_final("kz", done["forward_transaction"])
+    client.settle("kz", done["forward_transaction"])
     assert client.units_held("kz", kz_with_aaus["bob"], "CER") == 500
 
 

@@ -31,7 +31,7 @@ def mongo(stack: LocalStack) -> Iterator[MongoClient[dict[str, Any]]]:
 def funded(client: StackClient) -> dict[str, int]:
     client.set_assigned_amount("KZ", 2, ISSUED)
     issued = client.issue("kz", "AAU", ISSUED, "MEP-2013-010")
-    client.wait_final("kz", issued["transaction_id"])
+    client.settle("kz", issued["transaction_id"])
     return {
         "alice": client.open_account("kz", "Alice Energy LLP")["account_id"],
         "hiro": client.open_account("jp", "Hiroshima Power KK")["account_id"],
@@ -68,7 +68,7 @@ def test_internal_transfer_survives_a_registry_kill_between_proposal_and_answer(
     response = client.transfer("kz", PARTY_HOLDING, funded["alice"], "AAU", 1234)
     transaction_id = _kill_after_proposal(stack, client, response, mongo)
     stack.restart("kz")
-    final = client.wait_final("kz", transaction_id)
+    final = client.settle("kz", transaction_id)
     assert [h["status"] for h in final["history"]] == [1, 2, 4]
     assert client.units_held("kz", funded["alice"], "AAU") == 1234
     assert client.units_held("kz", PARTY_HOLDING, "AAU") == ISSUED - 1234
@@ -85,7 +85,7 @@ def test_external_transfer_survives_a_registry_kill_and_credits_jp_exactly_once(
                                target_registry="JP")
     transaction_id = _kill_after_proposal(stack, client, response, mongo)
     stack.restart("kz")
-    assert client.wait_final("kz", transaction_id)["status_name"] == "COMPLETED"
+    assert client.settle("kz", transaction_id)["status_name"] == "COMPLETED"
     jp_view = client.wait_final("jp", transaction_id)
     assert [h["status"] for h in jp_view["history"]] == [1, 8, 4]
     assert client.units_held("jp", funded["hiro"], "AAU") == 777
