@@ -131,3 +131,38 @@ def merge_runs(blocks: list[UnitBlock]) -> list[UnitBlock]:
 
 def total_quantity(blocks: list[UnitBlock]) -> int:
     return sum(b.quantity for b in blocks)
+
+
+# What finalising a transaction does to the units it moves. The ITL's register and the
+# proposing registry apply the same change, so it is defined once, here.
+
+#: Conversion into ERUs keeps the origin of the units visible in the type (V UK-TYPES).
+CONVERTED_UNIT_TYPE = {UnitType.AAU: UnitType.ERU_FROM_AAU, UnitType.RMU: UnitType.ERU_FROM_RMU}
+
+
+@dataclass(frozen=True)
+class UnitChange:
+    """Attributes a finalised transaction sets on its units (None: unchanged)."""
+
+    convert_to_eru: bool = False
+    project_id: str | None = None
+    track: int | None = None
+    carry_over: bool = False
+    expiry_date: date | None = None
+
+    def apply(self, attributes: UnitAttributes) -> UnitAttributes:
+        changed = attributes
+        if self.convert_to_eru:
+            changed = replace(changed, unit_type=CONVERTED_UNIT_TYPE[changed.unit_type],
+                              project_id=self.project_id, track=self.track)
+        if self.carry_over:
+            changed = replace(
+                changed,
+                applicable_commitment_period=changed.applicable_commitment_period + 1)
+        if self.expiry_date is not None:
+            changed = replace(changed, expiry_date=self.expiry_date)
+        return changed
+
+    @property
+    def is_identity(self) -> bool:
+        return self == UnitChange()

@@ -12,7 +12,7 @@ ITL_CODE = "ITL"
 CDM_CODE = "CDM"
 
 #: DES major/minor version plus our payload revision (O, protocol.md 7.3).
-SCHEMA_VERSION = "des-1.1/1"
+SCHEMA_VERSION = "des-1.1/2"
 
 #: Largest number of unit blocks in one transaction (V UK-LIMIT).
 MAX_BLOCKS_PER_TRANSACTION = 3000
@@ -55,6 +55,10 @@ class CommitmentPeriod(IntEnum):
 
     CP1 = 1
     CP2 = 2
+
+
+#: First and last year of each commitment period (protocol.md 2.5, V UK-TYPES).
+COMMITMENT_PERIOD_YEARS = {1: (2008, 2012), 2: (2013, 2020)}
 
 
 class TransactionType(IntEnum):
@@ -173,6 +177,7 @@ class ResponseCode(IntEnum):
     MALFORMED_PAYLOAD = 1101
     DUPLICATE_MESSAGE_DIFFERENT_CONTENT = 1102
     OUT_OF_SEQUENCE = 1103
+    TRANSACTION_TIMED_OUT = 1104
     REGISTRY_UNKNOWN = 1201
     REGISTRY_SUSPENDED = 1202
     REGISTRY_INCONSISTENT = 1203
@@ -189,12 +194,34 @@ class ResponseCode(IntEnum):
     BLOCK_OPEN_DISCREPANCY = 3005
     BLOCK_RESERVED = 3006
     UNIT_EXPIRED = 3007
+    UNIT_ALREADY_REPLACED = 3008
     ISSUANCE_OVER_LIMIT = 4001
     CONVERSION_WITHOUT_PROJECT = 4002
     CARRY_OVER_OVER_LIMIT = 4003
     REPLACEMENT_UNIT_TYPE_NOT_ALLOWED = 4004
     NOTICE_UNKNOWN_OR_CLOSED = 4005
     PARTY_NOT_ELIGIBLE = 4006
+    # 4100-4199 effort sharing, Decision 406/2009/EC Art. 5 (ours, O)
+    ESD_UNIT_TYPE_NOT_ELIGIBLE = 4101
+    ESD_PROJECT_FACTS_MISSING = 4102
+    ESD_NOT_ETS_ELIGIBLE = 4103
+    ESD_PROJECT_REGISTERED_TOO_LATE = 4104
+    ESD_REDUCTIONS_BEFORE_CREDITING_START = 4105
+    ESD_LDC_CREDITS_NOT_ELIGIBLE = 4106
+    ESD_TEMPORARY_CREDITS_NOT_ELIGIBLE = 4107
+    ESD_TEMPORARY_CREDITS_EXPIRED = 4108
+    ESD_REPLACEMENT_OVERDUE = 4109
+    ESD_HOST_NOT_RATIFIED = 4110
+    ESD_ANNUAL_LIMIT_EXCEEDED = 4111
+    ESD_EMISSIONS_NOT_SET = 4112
+    ESD_NOT_A_MEMBER_STATE = 4113
+    ESD_YEAR_CLOSED = 4114
+    ESD_YEAR_OUT_OF_RANGE = 4115
+    ESD_TRANSFER_EXCEEDS_UNUSED = 4116
+    ESD_YEAR_HAS_OPEN_OPERATIONS = 4117
+    ESD_YEAR_NOT_ENDED = 4118
+    ESD_TRANSFER_TO_ITSELF = 4119
+    ESD_REPLACEMENT_INVALID = 4120
     CPR_VIOLATED = 5001
     ACQUIRING_ACCOUNT_UNKNOWN = 5902
     ACQUIRING_ACCOUNT_NOT_ELIGIBLE = 5903
@@ -211,6 +238,7 @@ RESPONSE_TEXT: dict[ResponseCode, str] = {
     ResponseCode.MALFORMED_PAYLOAD: "malformed payload",
     ResponseCode.DUPLICATE_MESSAGE_DIFFERENT_CONTENT: "duplicate message id with other content",
     ResponseCode.OUT_OF_SEQUENCE: "status message out of sequence",
+    ResponseCode.TRANSACTION_TIMED_OUT: "no answer within the ITL's time-out",
     ResponseCode.REGISTRY_UNKNOWN: "registry unknown to the ITL",
     ResponseCode.REGISTRY_SUSPENDED: "registry suspended",
     ResponseCode.REGISTRY_INCONSISTENT: "registry blocked by reconciliation",
@@ -231,12 +259,52 @@ RESPONSE_TEXT: dict[ResponseCode, str] = {
     ResponseCode.BLOCK_OPEN_DISCREPANCY: "unit block has an open discrepancy",
     ResponseCode.BLOCK_RESERVED: "unit block reserved by another open transaction",
     ResponseCode.UNIT_EXPIRED: "tCER or lCER expired",
+    ResponseCode.UNIT_ALREADY_REPLACED: "tCER or lCER already replaced",
     ResponseCode.ISSUANCE_OVER_LIMIT: "issuance exceeds the Party's limit",
     ResponseCode.CONVERSION_WITHOUT_PROJECT: "conversion without an approved JI project",
     ResponseCode.CARRY_OVER_OVER_LIMIT: "carry-over exceeds its limit",
     ResponseCode.REPLACEMENT_UNIT_TYPE_NOT_ALLOWED: "unit type not allowed for replacement",
     ResponseCode.NOTICE_UNKNOWN_OR_CLOSED: "notice unknown or closed",
     ResponseCode.PARTY_NOT_ELIGIBLE: "Party not eligible",
+    ResponseCode.ESD_UNIT_TYPE_NOT_ELIGIBLE: "unit type is not a project credit (ESD Art. 5(1))",
+    ResponseCode.ESD_PROJECT_FACTS_MISSING: "no effort-sharing facts recorded for the project",
+    ResponseCode.ESD_NOT_ETS_ELIGIBLE: (
+        "project credits not eligible in the EU ETS 2008-2012 (ESD Art. 5(1)(a)-(c))"
+    ),
+    ResponseCode.ESD_PROJECT_REGISTERED_TOO_LATE: (
+        "reductions from 2013 of a project registered after 2012 outside an LDC "
+        "(ESD Art. 5(1)(b)-(c))"
+    ),
+    ResponseCode.ESD_REDUCTIONS_BEFORE_CREDITING_START: (
+        "reductions dated before the project's crediting start (ESD Art. 5(1)(a))"
+    ),
+    ResponseCode.ESD_LDC_CREDITS_NOT_ELIGIBLE: (
+        "LDC credits no longer eligible: agreement ratified or after 2020 (ESD Art. 5(1)(c))"
+    ),
+    ResponseCode.ESD_TEMPORARY_CREDITS_NOT_ELIGIBLE: (
+        "tCERs/lCERs not used by the Member State in 2008-2012 (ESD Art. 5(1)(d))"
+    ),
+    ResponseCode.ESD_TEMPORARY_CREDITS_EXPIRED: "tCER or lCER expired (ESD Art. 5(1)(d))",
+    ResponseCode.ESD_REPLACEMENT_OVERDUE: (
+        "tCERs/lCERs used earlier expired without replacement (ESD Art. 5(1)(d))"
+    ),
+    ResponseCode.ESD_HOST_NOT_RATIFIED: (
+        "host country has not ratified the international agreement (ESD Art. 5(3))"
+    ),
+    ResponseCode.ESD_ANNUAL_LIMIT_EXCEEDED: (
+        "annual limit on the use of credits exceeded (ESD Art. 5(4)-(5))"
+    ),
+    ResponseCode.ESD_EMISSIONS_NOT_SET: "2005 effort-sharing emissions not configured",
+    ResponseCode.ESD_NOT_A_MEMBER_STATE: "registry is not configured as an EU Member State",
+    ResponseCode.ESD_YEAR_CLOSED: "effort-sharing year closed",
+    ResponseCode.ESD_YEAR_OUT_OF_RANGE: "year outside the effort-sharing years 2013-2020",
+    ResponseCode.ESD_TRANSFER_EXCEEDS_UNUSED: (
+        "transfer exceeds the unused part of the annual 3 % (ESD Art. 5(6))"
+    ),
+    ResponseCode.ESD_YEAR_HAS_OPEN_OPERATIONS: "effort-sharing year has open operations",
+    ResponseCode.ESD_YEAR_NOT_ENDED: "effort-sharing year has not ended",
+    ResponseCode.ESD_TRANSFER_TO_ITSELF: "allowance transfer to the transferring state itself",
+    ResponseCode.ESD_REPLACEMENT_INVALID: "replacement of temporary credits not possible",
     ResponseCode.CPR_VIOLATED: "transfer would breach the commitment period reserve",
     ResponseCode.ACQUIRING_ACCOUNT_UNKNOWN: "acquiring account does not exist",
     ResponseCode.ACQUIRING_ACCOUNT_NOT_ELIGIBLE: (
@@ -259,3 +327,9 @@ class MessageType(StrEnum):
     TRANSACTION_STATUS_NOTIFIED = "TransactionStatusNotified"
     TRANSACTION_STATUS_QUERIED = "TransactionStatusQueried"
     TRANSACTION_STATUS_REPORTED = "TransactionStatusReported"
+    # effort sharing (ESD Art. 5(6)): registry -> ITL -> registry and back (ours, O)
+    ALLOWANCE_TRANSFER_SUBMITTED = "AllowanceTransferSubmitted"
+    ALLOWANCE_TRANSFER_FORWARDED = "AllowanceTransferForwarded"
+    ALLOWANCE_TRANSFER_ANSWERED = "AllowanceTransferAnswered"
+    ALLOWANCE_TRANSFER_NOTIFIED = "AllowanceTransferNotified"
+    NOTICE_ISSUED = "NoticeIssued"

@@ -4,6 +4,7 @@ clock, and the HTTP routes for health and the simulation clock."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -20,8 +21,9 @@ from shared.clock import SimulationClock
 from shared.codes import MessageType
 from shared.contracts import Envelope, make_envelope
 from shared.errors import NotFound, RuleViolation
-from shared.logs import configure_logging
+from shared.logs import configure_logging, log_event
 from shared.messaging import Broker, EnvelopeHandler
+from shared.messaging.clock import ClockSet
 from shared.store import (
     Database,
     OutboxRelay,
@@ -35,6 +37,7 @@ from shared.store import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger("shared.service")
 
 
 class ServiceSettings(BaseSettings):
@@ -54,6 +57,9 @@ class ServiceSettings(BaseSettings):
     consumer_prefetch: int = Field(default=1, ge=1)
     clock_start: datetime | None = Field(
         default=None, description="simulated time at start-up; real time when unset"
+    )
+    tick_seconds: float = Field(
+        default=1.0, gt=0, description="real seconds between runs of the due-work sweeps"
     )
 
 
@@ -77,14 +83,57 @@ class Runtime:
         )
         self.relay = OutboxRelay(self.db, self.broker, self.clock)
         self.peer_codes = tuple(peer_codes)
+        self._due_work: list[Callable[[], Awaitable[None]]] = []
+        self._due_lock = asyncio.Lock()
+        self._ticker: asyncio.Task[None] | None = None
+
+    def on_due(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Run ``work`` every tick and whenever the simulation clock is set: it finds and
+        does what has become due (time-outs, deadlines, expiries)."""
+        self._due_work.append(work)
+
+    async def run_due_work(self) -> None:
+        async with self._due_lock:
+            for work in self._due_work:
+                try:
+                    await work()
+                except Exception as exc:  # one failing sweep must not stop the others
+                    log_event(log, "due_work_failed", logging.ERROR, work=work.__qualname__,
+                              error=repr(exc))
 
     async def start(self, handler: EnvelopeHandler) -> None:
         await ensure_outbox_indexes(self.db)
         await self.broker.connect(self.peer_codes)
         self.relay.start()
+        await self.broker.follow_clock(self._on_clock_set)
         await self.broker.consume(handler)
+        self._ticker = asyncio.create_task(self._tick(), name="due-work")
+
+    async def set_clock(self, moment: datetime, broadcast: bool) -> datetime:
+        """Set this service's clock (and, with ``broadcast``, the whole stack's)."""
+        now = self.clock.set(moment)
+        if broadcast:
+            await self.broker.broadcast_clock(ClockSet(now=now, set_by=self.code))
+        await self.run_due_work()
+        return now
+
+    async def _on_clock_set(self, clock_set: ClockSet) -> None:
+        if clock_set.set_by == self.code:
+            return
+        self.clock.set(clock_set.now)
+        log_event(log, "clock_set", now=clock_set.now.isoformat(), set_by=clock_set.set_by)
+        await self.run_due_work()
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.tick_seconds)
+            await self.run_due_work()
 
     async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
         await self.relay.stop()
         await self.broker.close()
         await self.client.close()
@@ -134,6 +183,8 @@ class Runtime:
 class ClockSetting(BaseModel):
     now: datetime | None = Field(default=None, description="jump to this UTC time")
     advance_seconds: float | None = Field(default=None, ge=0, description="or move forward")
+    broadcast: bool = Field(
+        default=True, description="move every service of the stack, not only this one")
 
 
 class ClockReading(BaseModel):
@@ -187,16 +238,16 @@ def build_app(
 
     @app.put("/admin/clock", tags=["admin"])
     async def set_clock(setting: ClockSetting) -> ClockReading:
-        """Set or advance the simulation clock of this process."""
+        """Set or advance the simulation clock: of the whole stack by default, so that
+        deadlines, expiries and time-outs everywhere follow; the work that became due
+        runs before the answer."""
         if (setting.now is None) == (setting.advance_seconds is None):
             raise HTTPException(
                 status_code=422, detail="give exactly one of 'now' and 'advance_seconds'"
             )
-        if setting.now is not None:
-            runtime.clock.set(setting.now)
-        else:
-            runtime.clock.advance(timedelta(seconds=setting.advance_seconds or 0))
-        return ClockReading(now=runtime.clock.now())
+        moment = setting.now or runtime.clock.now() + timedelta(
+            seconds=setting.advance_seconds or 0)
+        return ClockReading(now=await runtime.set_clock(moment, setting.broadcast))
 
     return app
 

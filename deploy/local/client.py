@@ -8,6 +8,16 @@ from typing import Any
 import httpx
 
 FINAL = {4, 5, 6, 7}
+OPERATOR = "operator"
+AUTHORISED_BODY = "authorised-body"
+#: Person holding accounts are numbered from 1001; lower numbers are government
+#: accounts, for which the operator acts.
+FIRST_PERSON_ACCOUNT = 1001
+
+
+def holder(account_id: int) -> str:
+    """The actor who instructs transfers from ``account_id``."""
+    return OPERATOR if account_id < FIRST_PERSON_ACCOUNT else f"holder:{account_id}"
 
 
 class StackClient:
@@ -15,7 +25,8 @@ class StackClient:
 
     def __init__(self, urls: dict[str, str], timeout: float = 10.0) -> None:
         self.urls = urls
-        self.http = httpx.Client(timeout=timeout)
+        # Changes are made as the operator unless a call names another actor.
+        self.http = httpx.Client(timeout=timeout, headers={"X-Actor": OPERATOR})
 
     def close(self) -> None:
         self.http.close()
@@ -53,12 +64,20 @@ class StackClient:
         return self.ok(registry, "POST", "/accounts",
                        json={"holder_name": holder_name, "account_type": account_type})
 
+    def decide(self, registry: str, kind: str, unit_type: str, quantity: int, reference: str,
+               **fields: Any) -> Any:
+        """Record a decision of the authorised body."""
+        return self.ok(registry, "POST", "/decisions", headers={"X-Actor": AUTHORISED_BODY},
+                       json={"kind": kind, "reference": reference, "unit_type": unit_type,
+                             "quantity": quantity, **fields})
+
     def issue(self, registry: str, unit_type: str, quantity: int, decision: str,
               period: int = 2, **extra: Any) -> Any:
+        """The authorised body decides an issuance; the operator proposes it."""
+        decided = self.decide(registry, "issuance", unit_type, quantity, decision,
+                              commitment_period=period, **extra)
         return self.ok(registry, "POST", "/transactions/issuance",
-                       json={"unit_type": unit_type, "quantity": quantity,
-                             "commitment_period": period, "decision_reference": decision,
-                             **extra})
+                       json={"decision_id": decided["decision_id"]})
 
     def transfer(self, registry: str, source: int, target: int, unit_type: str,
                  quantity: int, target_registry: str | None = None,
@@ -70,8 +89,10 @@ class StackClient:
         }
         if target_registry:
             body["acquiring_registry"] = target_registry
-            return self.call(registry, "POST", "/transactions/external-transfer", json=body)
-        return self.call(registry, "POST", "/transactions/internal-transfer", json=body)
+            return self.call(registry, "POST", "/transactions/external-transfer", json=body,
+                             headers={"X-Actor": holder(source)})
+        return self.call(registry, "POST", "/transactions/internal-transfer", json=body,
+                         headers={"X-Actor": holder(source)})
 
     def transaction(self, registry: str, transaction_id: str) -> Any:
         return self.ok(registry, "GET", f"/transactions/{transaction_id}")

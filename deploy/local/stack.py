@@ -50,6 +50,8 @@ class LocalStack:
     base_port: int | None = None
     detached: bool = False
     clock_start: str | None = None
+    #: Extra environment per registry code, e.g. {"DE": {"ESD_ENABLED": "true"}}.
+    registry_env: dict[str, dict[str, str]] = field(default_factory=dict)
     store: StoreServer | None = None
     services: dict[str, ServiceProcess] = field(default_factory=dict)
 
@@ -77,7 +79,8 @@ class LocalStack:
         specs: list[tuple[str, str, dict[str, str]]] = [
             ("itl", "services.itl", {"REGISTRIES": json.dumps(codes)}),
         ]
-        specs += [(code.lower(), "services.registry", {"REGISTRY_CODE": code})
+        specs += [(code.lower(), "services.registry",
+                   {"REGISTRY_CODE": code, **self.registry_env.get(code, {})})
                   for code in self.registries]
         specs.append(("cdm", "services.cdm_registry", {}))
         for index, (name, module, extra) in enumerate(specs):

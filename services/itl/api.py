@@ -3,16 +3,23 @@ the message journal. Thin: validate, call the service or the store, shape the an
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
 
-from services.itl.domain import commitment_period_reserve
+from services.itl.domain import JiProject, commitment_period_reserve
 from services.itl.handlers import ItlService
 from services.itl.store import PartyPeriod
-from shared.codes import CommitmentPeriod, TransactionStatus, TransactionType, UnitType
+from shared.codes import (
+    CommitmentPeriod,
+    NoticeStatus,
+    NoticeType,
+    TransactionStatus,
+    TransactionType,
+    UnitType,
+)
 from shared.errors import NotFound
 from shared.http_types import AccountTypeField, UnitTypeField
 from shared.store import Document
@@ -289,3 +296,115 @@ async def messages(
         )
         for direction, at, row in rows
     ]
+
+
+# notices
+
+
+class NoticeIn(BaseModel):
+    notice_type: NoticeType = Field(description="protocol.md 2.8, 1-13", examples=[1])
+    registry: str = Field(pattern=REGISTRY_CODE, examples=["KZ"])
+    target_value: int | None = Field(default=None, ge=0, examples=[1000],
+                                     description="quantity the registry must act on")
+    unit_type: UnitTypeField | None = None
+    project_id: str | None = Field(default=None, max_length=32)
+    commitment_period: int | None = Field(default=None, ge=1, le=2)
+    target_date: date | None = None
+    action_due_date: date | None = Field(default=None, examples=["2016-06-30"])
+    text: str = Field(default="", max_length=2000)
+
+
+class NoticeOut(BaseModel):
+    notice_id: int
+    notice_type: int
+    notice_type_name: str
+    registry: str
+    status: int
+    status_name: str
+    target_value: int | None
+    fulfilled_quantity: int
+    unit_type: int | None = None
+    project_id: str | None = None
+    commitment_period: int | None = None
+    target_date: date | None = None
+    action_due_date: date | None = None
+    blocks: list[dict[str, Any]] = Field(default_factory=list)
+    transactions: list[str] = Field(default_factory=list,
+                                    description="transactions that fulfilled it")
+    text: str = ""
+    issued_at: datetime
+
+    @classmethod
+    def of(cls, doc: Document) -> NoticeOut:
+        return cls(
+            notice_id=doc["_id"], notice_type=doc["notice_type"],
+            notice_type_name=NoticeType(doc["notice_type"]).name,
+            registry=doc["registry"], status=doc["status"],
+            status_name=NoticeStatus(doc["status"]).name,
+            target_value=doc.get("target_value"),
+            fulfilled_quantity=doc.get("fulfilled_quantity", 0),
+            unit_type=doc.get("unit_type"), project_id=doc.get("project_id"),
+            commitment_period=doc.get("commitment_period"),
+            target_date=doc.get("target_date"), action_due_date=doc.get("action_due_date"),
+            blocks=doc.get("blocks", []), transactions=doc.get("transactions", []),
+            text=doc.get("text", ""), issued_at=doc["issued_at"],
+        )
+
+
+@router.post("/notices", tags=["notices"], status_code=201)
+async def issue_notice(request: Request, body: NoticeIn) -> NoticeOut:
+    """Issue a notice to a registry (AcceptITLNotice); the ITL then tracks its fulfilment
+    by the transactions that name it."""
+    service = service_of(request)
+    if body.registry not in service.registries:
+        raise HTTPException(status_code=422,
+                            detail=f"registry {body.registry} is unknown to the ITL")
+    fields = body.model_dump(mode="json")
+    fields["notice_type"] = int(body.notice_type)
+    fields["unit_type"] = int(body.unit_type) if body.unit_type else None
+    return NoticeOut.of(await service.issue_notice(fields))
+
+
+@router.get("/notices", tags=["notices"])
+async def list_notices(request: Request,
+                       registry: str | None = Query(default=None, pattern=REGISTRY_CODE),
+                       status: int | None = Query(default=None, ge=1, le=3)
+                       ) -> list[NoticeOut]:
+    return [NoticeOut.of(d) for d in await service_of(request).store.notices(registry, status)]
+
+
+@router.get("/notices/{notice_id}", tags=["notices"])
+async def read_notice(request: Request, notice_id: int) -> NoticeOut:
+    doc = await service_of(request).store.notice(notice_id)
+    if doc is None:
+        raise NotFound(f"notice {notice_id}")
+    return NoticeOut.of(doc)
+
+
+# JI projects
+
+
+class JiProjectIn(BaseModel):
+    host_party: str = Field(pattern=PARTY_CODE, examples=["KZ"])
+    track: int = Field(ge=1, le=2, description="1 Party-verified, 2 JISC-verified")
+    approved_quantity: int = Field(ge=0, description="ERUs the JISC determination allows")
+
+
+class JiProjectOut(JiProjectIn):
+    project_id: str
+    converted: int
+
+
+@router.put("/ji-projects/{project_id}", tags=["ji"])
+async def record_ji_project(request: Request, body: JiProjectIn,
+                            project_id: str = Path(pattern=r"^[A-Za-z0-9-]{1,32}$")
+                            ) -> JiProjectOut:
+    """Record a JI project; track 2 conversions are checked against it (4002)."""
+    service = service_of(request)
+    await service.record_ji_project(JiProject(project_id, body.host_party, body.track,
+                                              body.approved_quantity))
+    project = await service.store.ji_project(project_id)
+    assert project is not None
+    return JiProjectOut(project_id=project.project_id, host_party=project.host_party,
+                        track=project.track, approved_quantity=project.approved_quantity,
+                        converted=project.converted)

@@ -28,7 +28,7 @@ class ItlSettings(ServiceSettings):
         default=["KZ", "JP", "CDM"],
         description="codes of the registries the ITL knows (others get 1201)",
     )
-    # U protocol.md 1.6: no DES value found; our default, in simulated time. Not enforced yet.
+    # U protocol.md 1.6: no DES value found; our default, in simulated time.
     transaction_timeout_hours: float = Field(
         default=24, gt=0,
         description="an open transaction older than this is terminated (simulated hours)",

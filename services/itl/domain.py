@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 from enum import Enum
 from itertools import pairwise
 
@@ -17,6 +18,7 @@ from shared.blocks import UnitBlock
 from shared.codes import (
     CDM_CODE,
     CDM_UNIT_TYPES,
+    COMMITMENT_PERIOD_YEARS,
     FINAL_STATUSES,
     HOLDING_ACCOUNT_TYPES,
     NATIONAL_ISSUANCE_UNIT_TYPES,
@@ -44,10 +46,47 @@ CPR_UNIT_TYPES = frozenset(
 #: A Party with no assigned amount recorded for a period has no reserve to keep (O):
 #: the reserve is a share of the assigned amount, and CER-only holders transfer freely.
 RESERVE_WITHOUT_ASSIGNED_AMOUNT = 0
-#: Transaction types the ITL handles so far (O); the others are refused with 2003.
-HANDLED_TRANSACTION_TYPES = frozenset({T.ISSUANCE, T.EXTERNAL_TRANSFER, T.INTERNAL_TRANSFER})
+#: Transaction types the ITL handles: every primary type of protocol.md 2.6.
+HANDLED_TRANSACTION_TYPES = frozenset(TransactionType)
 #: Types that stop at the ITL: no acquiring registry takes part (V UK-FLOW).
-INTERNAL_TRANSACTION_TYPES = frozenset({T.ISSUANCE, T.INTERNAL_TRANSFER})
+INTERNAL_TRANSACTION_TYPES = frozenset(t for t in TransactionType if t != T.EXTERNAL_TRANSFER)
+#: Cancellation accounts a national registry cancels into (protocol.md 2.7); 240-242
+#: belong to the CDM registry and are reached by external transfer.
+CANCELLATION_ACCOUNT_TYPES = frozenset({
+    AccountType.NET_SOURCE_CANCELLATION, AccountType.NON_COMPLIANCE_CANCELLATION,
+    AccountType.VOLUNTARY_CANCELLATION, AccountType.MANDATORY_CANCELLATION,
+    AccountType.ADMINISTRATIVE_CANCELLATION, AccountType.ARTICLE_37TER_CANCELLATION,
+    AccountType.AMBITION_INCREASE_CANCELLATION,
+})
+#: Replacement accounts and the unit type each replaces (protocol.md 2.7).
+REPLACEMENT_ACCOUNT_TYPES = {
+    AccountType.TCER_REPLACEMENT_EXPIRY: UnitType.TCER,
+    AccountType.LCER_REPLACEMENT_EXPIRY: UnitType.LCER,
+    AccountType.LCER_REPLACEMENT_REVERSAL: UnitType.LCER,
+    AccountType.LCER_REPLACEMENT_NON_SUBMISSION: UnitType.LCER,
+}
+#: Which units may replace a tCER or an lCER (U protocol.md 2.6: Kyoto units of unlimited
+#: validity for both; a tCER may also replace a tCER, decision 5/CMP.1 as we read it).
+REPLACING_UNIT_TYPES = {
+    UnitType.TCER: frozenset(UnitType) - {UnitType.LCER},
+    UnitType.LCER: frozenset(UnitType) - {UnitType.TCER, UnitType.LCER},
+}
+#: Units that may be carried over and the account they go to (V UK-TYPES 7/39, 7/38);
+#: None means they stay in the holding account with the next applicable period.
+CARRY_OVER_TARGET: dict[UnitType, AccountType | None] = {
+    UnitType.AAU: AccountType.PREVIOUS_PERIOD_SURPLUS_RESERVE,
+    UnitType.CER: None,
+    UnitType.ERU_FROM_AAU: None,
+}
+#: CER and ERU carry-over is capped at 2.5 % of the assigned amount, per unit type
+#: (V W-CO for 2.5 %; "per type" and "of the assigned amount" U).
+CARRY_OVER_LIMIT_PER_THOUSAND = 25
+#: Last day of each commitment period; carry-over only after it (O: the true-up period
+#: that follows is not modelled).
+COMMITMENT_PERIOD_END = {cp: date(last, 12, 31) for cp, (_, last) in
+                         COMMITMENT_PERIOD_YEARS.items()}
+#: Days before expiry at which the ITL sends notice 3 (impending expiry) (O).
+IMPENDING_EXPIRY_NOTICE_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -68,6 +107,19 @@ class ProposalView:
     transferring: AccountKey | None
     acquiring: AccountKey
     blocks: tuple[UnitBlock, ...]
+    notification_id: int | None = None
+    project_id: str | None = None
+    track: int | None = None
+    new_expiry_date: date | None = None
+    replaced_blocks: tuple[UnitBlock, ...] = field(default=())
+
+    @property
+    def quantity(self) -> int:
+        return sum(b.quantity for b in self.blocks)
+
+    @property
+    def unit_types(self) -> frozenset[UnitType]:
+        return frozenset(b.attributes.unit_type for b in self.blocks)
 
     @property
     def proposing_registry(self) -> str:
@@ -170,6 +222,8 @@ def check_data_integrity(sender: str, proposal: ProposalView) -> None:
         found = _issuance_integrity(sender, proposal)
     else:
         found = _transfer_integrity(sender, proposal)
+        if not found:
+            found = TYPE_INTEGRITY.get(proposal.transaction_type, _no_more)(proposal)
     found += _lulucf_activity_present(proposal.blocks)
     found += _overlaps(proposal.blocks)
     refuse_if_any(found)
@@ -216,13 +270,141 @@ def _transfer_integrity(sender: str, proposal: ProposalView) -> list[Discrepancy
             "not a holding account",
         ))
     leaves = proposal.acquiring.registry != sender
-    if proposal.transaction_type == T.INTERNAL_TRANSFER and leaves:
+    if proposal.transaction_type != T.EXTERNAL_TRANSFER and leaves:
         found.append(Discrepancy(
-            combination, f"an internal transfer must stay in registry {sender}"))
+            combination,
+            f"a {proposal.transaction_type.name.lower()} must stay in registry {sender}"))
     if proposal.transaction_type == T.EXTERNAL_TRANSFER and not leaves:
         found.append(Discrepancy(
             combination, f"an external transfer must leave registry {sender}"))
     return found
+
+
+def _no_more(proposal: ProposalView) -> list[Discrepancy]:
+    return []
+
+
+def _same_account(proposal: ProposalView) -> list[Discrepancy]:
+    if proposal.transferring != proposal.acquiring:
+        return [Discrepancy(
+            ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
+            f"a {proposal.transaction_type.name.lower()} keeps the units in their account")]
+    return []
+
+
+def _only_units(proposal: ProposalView, allowed: Collection[UnitType]) -> list[Discrepancy]:
+    return [
+        Discrepancy(ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
+                    f"a {proposal.transaction_type.name.lower()} cannot take "
+                    f"{b.attributes.unit_type.name} units", b)
+        for b in proposal.blocks if b.attributes.unit_type not in allowed
+    ]
+
+
+def _conversion_integrity(proposal: ProposalView) -> list[Discrepancy]:
+    found = _same_account(proposal)
+    found += _only_units(proposal, (UnitType.AAU, UnitType.RMU))
+    found += [
+        Discrepancy(ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
+                    f"a Party converts only units it issued, not units of "
+                    f"{b.attributes.originating_registry}", b)
+        for b in proposal.blocks
+        if b.attributes.originating_registry != proposal.acquiring.registry
+    ]
+    if len(proposal.unit_types) > 1:
+        found.append(Discrepancy(ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
+                                 "a conversion converts one unit type at a time"))
+    if proposal.project_id is None or proposal.track is None:
+        found.append(Discrepancy(ResponseCode.MISSING_FIELD,
+                                 "a conversion names its JI project and track"))
+    return found
+
+
+def _target_account(proposal: ProposalView, allowed: Collection[int],
+                    what: str) -> list[Discrepancy]:
+    if proposal.acquiring.account_type not in allowed:
+        return [Discrepancy(
+            ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
+            f"a {proposal.transaction_type.name.lower()} goes to {what}, not to account "
+            f"type {proposal.acquiring.account_type}")]
+    return []
+
+
+def _cancellation_integrity(proposal: ProposalView) -> list[Discrepancy]:
+    return _target_account(proposal, CANCELLATION_ACCOUNT_TYPES, "a cancellation account")
+
+
+def _retirement_integrity(proposal: ProposalView) -> list[Discrepancy]:
+    return _target_account(proposal, {AccountType.RETIREMENT}, "the retirement account")
+
+
+def _replacement_integrity(proposal: ProposalView) -> list[Discrepancy]:
+    found = _target_account(proposal, REPLACEMENT_ACCOUNT_TYPES, "a replacement account")
+    if found:
+        return found
+    replaced_type = REPLACEMENT_ACCOUNT_TYPES[AccountType(proposal.acquiring.account_type)]
+    if not proposal.replaced_blocks:
+        return [Discrepancy(ResponseCode.MISSING_FIELD,
+                            "a replacement lists the blocks it replaces")]
+    for block in proposal.replaced_blocks:
+        if block.attributes.unit_type != replaced_type:
+            found.append(Discrepancy(
+                ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
+                f"account type {proposal.acquiring.account_type} replaces "
+                f"{replaced_type.name}, not {block.attributes.unit_type.name}", block))
+    for block in proposal.blocks:
+        if block.attributes.unit_type not in REPLACING_UNIT_TYPES[replaced_type]:
+            found.append(Discrepancy(
+                ResponseCode.REPLACEMENT_UNIT_TYPE_NOT_ALLOWED,
+                f"{block.attributes.unit_type.name} cannot replace {replaced_type.name}",
+                block))
+    replaced = sum(b.quantity for b in proposal.replaced_blocks)
+    if replaced != proposal.quantity:
+        found.append(Discrepancy(
+            ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
+            f"{proposal.quantity} units cannot replace {replaced} units"))
+    return found + _overlaps(proposal.replaced_blocks)
+
+
+def _carry_over_integrity(proposal: ProposalView) -> list[Discrepancy]:
+    combination = ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED
+    found = []
+    if len(proposal.unit_types) > 1:
+        found.append(Discrepancy(combination, "a carry-over carries one unit type at a time"))
+    for block in proposal.blocks:
+        unit_type = block.attributes.unit_type
+        if unit_type not in CARRY_OVER_TARGET:
+            found.append(Discrepancy(combination,
+                                     f"{unit_type.name} units cannot be carried over", block))
+            continue
+        target = CARRY_OVER_TARGET[unit_type]
+        if target is None and proposal.acquiring != proposal.transferring:
+            found.append(Discrepancy(
+                combination, f"{unit_type.name} units are carried over in their account",
+                block))
+        if target is not None and proposal.acquiring.account_type != target:
+            found.append(Discrepancy(
+                combination, f"{unit_type.name} units are carried over into the previous "
+                f"period surplus reserve ({int(target)})", block))
+    return found
+
+
+def _expiry_change_integrity(proposal: ProposalView) -> list[Discrepancy]:
+    found = _same_account(proposal) + _only_units(proposal, (UnitType.TCER, UnitType.LCER))
+    if proposal.new_expiry_date is None:
+        found.append(Discrepancy(ResponseCode.MISSING_FIELD,
+                                 "an expiry date change names the new date"))
+    return found
+
+
+TYPE_INTEGRITY = {
+    T.CONVERSION: _conversion_integrity,
+    T.CANCELLATION: _cancellation_integrity,
+    T.RETIREMENT: _retirement_integrity,
+    T.REPLACEMENT: _replacement_integrity,
+    T.CARRY_OVER: _carry_over_integrity,
+    T.EXPIRY_DATE_CHANGE: _expiry_change_integrity,
+}
 
 
 def _lulucf_activity_present(blocks: Iterable[UnitBlock]) -> list[Discrepancy]:
@@ -393,3 +575,151 @@ def react_to_status(
     if transaction_type == T.EXTERNAL_TRANSFER and current == S.ACCEPTED:
         return ItlReaction.FINALISE
     return ItlReaction.IGNORE
+
+
+# Family 5 (type-specific) and 8 (notices): checks that need the ITL's records
+
+
+def check_not_expired(proposal: ProposalView, today: date) -> None:
+    """tCERs and lCERs past their expiry date can no longer move (3007)."""
+    refuse_if_any([
+        Discrepancy(ResponseCode.UNIT_EXPIRED,
+                    f"{b.attributes.unit_type.name} block {b.serials.start}-{b.serials.end} "
+                    f"expired on {b.attributes.expiry_date}", b)
+        for b in proposal.blocks
+        if b.attributes.expiry_date is not None and b.attributes.expiry_date < today
+    ])
+
+
+@dataclass(frozen=True)
+class JiProject:
+    """A JI project as the ITL knows it (track 2 data comes from the JISC)."""
+
+    project_id: str
+    host_party: str
+    track: int
+    approved_quantity: int
+    converted: int = 0
+
+
+def check_conversion(proposal: ProposalView, project: JiProject | None) -> None:
+    """Track 2 conversions need a JISC-approved project with quantity left (4002)."""
+    if proposal.track != 2:
+        return
+    if project is None or project.track != 2:
+        raise ProposalRefused([Discrepancy(
+            ResponseCode.CONVERSION_WITHOUT_PROJECT,
+            f"JI project {proposal.project_id} has no JISC determination at the ITL")])
+    if project.host_party != proposal.acquiring.registry:
+        raise ProposalRefused([Discrepancy(
+            ResponseCode.CONVERSION_WITHOUT_PROJECT,
+            f"JI project {project.project_id} is hosted by {project.host_party}")])
+    if project.converted + proposal.quantity > project.approved_quantity:
+        raise ProposalRefused([Discrepancy(
+            ResponseCode.CONVERSION_WITHOUT_PROJECT,
+            f"JI project {project.project_id} would have {project.converted + proposal.quantity}"
+            f" ERUs, over the {project.approved_quantity} the JISC approved")])
+
+
+def carry_over_limit(assigned_amount: int) -> int:
+    """CERs or ERUs a Party may carry over: 2.5 % of its assigned amount, rounded down."""
+    return assigned_amount * CARRY_OVER_LIMIT_PER_THOUSAND // 1000
+
+
+def check_carry_over(proposal: ProposalView, today: date, assigned_amount: int | None,
+                     carried_so_far: int) -> None:
+    """Carry-over after the end of the period, within the CER/ERU limits (4003)."""
+    periods = {b.attributes.applicable_commitment_period for b in proposal.blocks}
+    for period in sorted(periods):
+        end = COMMITMENT_PERIOD_END.get(period)
+        if end is None or today <= end:
+            raise ProposalRefused([Discrepancy(
+                ResponseCode.CARRY_OVER_OVER_LIMIT,
+                f"units of period {period} can be carried over only after it ends "
+                f"({end})")])
+    (unit_type,) = proposal.unit_types
+    if unit_type == UnitType.AAU:
+        return
+    if assigned_amount is None:
+        raise ProposalRefused([Discrepancy(
+            ResponseCode.CARRY_OVER_OVER_LIMIT,
+            "no assigned amount recorded, so no CER or ERU carry-over limit")])
+    limit = carry_over_limit(assigned_amount)
+    if carried_so_far + proposal.quantity > limit:
+        raise ProposalRefused([Discrepancy(
+            ResponseCode.CARRY_OVER_OVER_LIMIT,
+            f"{carried_so_far + proposal.quantity} {unit_type.name} carried over would "
+            f"exceed 2.5 % of the assigned amount ({limit})")])
+
+
+#: Which transaction fulfils which notice, and into which acquiring account types
+#: (protocol.md 2.8; None: any). Notices 7, 10 and 11 ask for no transaction.
+NOTICE_FULFILMENT: dict[int, tuple[TransactionType, frozenset[int] | None]] = {
+    1: (T.CANCELLATION, frozenset({AccountType.NET_SOURCE_CANCELLATION})),
+    2: (T.CANCELLATION, frozenset({AccountType.NON_COMPLIANCE_CANCELLATION})),
+    3: (T.REPLACEMENT, frozenset({AccountType.TCER_REPLACEMENT_EXPIRY,
+                                  AccountType.LCER_REPLACEMENT_EXPIRY})),
+    4: (T.REPLACEMENT, frozenset({AccountType.LCER_REPLACEMENT_REVERSAL})),
+    5: (T.REPLACEMENT, frozenset({AccountType.LCER_REPLACEMENT_NON_SUBMISSION})),
+    6: (T.EXTERNAL_TRANSFER, frozenset({AccountType.EXCESS_ISSUANCE_CANCELLATION})),
+    8: (T.CARRY_OVER, None),
+    9: (T.EXPIRY_DATE_CHANGE, None),
+    12: (T.EXTERNAL_TRANSFER, frozenset({AccountType.CCS_NET_REVERSAL_CANCELLATION})),
+    13: (T.EXTERNAL_TRANSFER, frozenset({AccountType.CCS_NON_SUBMISSION_CANCELLATION})),
+}
+
+
+@dataclass(frozen=True)
+class NoticeView:
+    notice_id: int
+    notice_type: int
+    registry: str
+    status: int
+    target_value: int | None
+    fulfilled_quantity: int
+
+
+def check_notice(proposal: ProposalView, notice: NoticeView | None) -> None:
+    """A proposal that names a notice must fit it: open, addressed to the proposer, the
+    right transaction type and account (4005)."""
+    if proposal.notification_id is None:
+        return
+    reason = _notice_mismatch(proposal, notice)
+    if reason:
+        raise ProposalRefused([Discrepancy(ResponseCode.NOTICE_UNKNOWN_OR_CLOSED, reason)])
+
+
+def _notice_mismatch(proposal: ProposalView, notice: NoticeView | None) -> str | None:
+    if notice is None:
+        return f"notice {proposal.notification_id} is unknown"
+    if notice.registry != proposal.proposing_registry:
+        return f"notice {notice.notice_id} is addressed to {notice.registry}"
+    if notice.status == 3:
+        return f"notice {notice.notice_id} is already fulfilled"
+    fulfilment = NOTICE_FULFILMENT.get(notice.notice_type)
+    if fulfilment is None:
+        return f"notice type {notice.notice_type} asks for no transaction"
+    transaction_type, accounts = fulfilment
+    if proposal.transaction_type != transaction_type:
+        return (f"notice {notice.notice_id} is fulfilled by a "
+                f"{transaction_type.name.lower()}, not a "
+                f"{proposal.transaction_type.name.lower()}")
+    if accounts is not None and proposal.acquiring.account_type not in accounts:
+        return (f"notice {notice.notice_id} sends units to account types "
+                f"{sorted(int(a) for a in accounts)}")
+    return None
+
+
+def fulfilled_by(proposal: ProposalView) -> int:
+    """Units a completed transaction counts towards its notice: replaced units for a
+    replacement, moved units otherwise."""
+    if proposal.transaction_type == T.REPLACEMENT:
+        return sum(b.quantity for b in proposal.replaced_blocks)
+    return proposal.quantity
+
+
+def notice_status_after(target_value: int | None, fulfilled: int) -> int:
+    """Notice status once ``fulfilled`` units were acted on: 3 completed, 2 incomplete."""
+    if target_value is not None and fulfilled >= target_value:
+        return 3
+    return 2

@@ -6,26 +6,38 @@ messages (outbox) commit in one store transaction.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Collection
+from datetime import timedelta
 
 from services.itl.domain import (
+    IMPENDING_EXPIRY_NOTICE_DAYS,
+    NOTICE_FULFILMENT,
     RESERVE_WITHOUT_ASSIGNED_AMOUNT,
     AccountKey,
     Discrepancy,
     ItlReaction,
+    JiProject,
+    NoticeView,
     ProposalRefused,
     ProposalView,
     aau_issuance_by_period,
     check_aau_issuance_limit,
+    check_carry_over,
     check_commitment_period_reserve,
+    check_conversion,
     check_data_integrity,
+    check_not_expired,
+    check_notice,
     check_registries_known,
     check_sender,
     check_version,
     commitment_period_reserve,
     cpr_units_leaving_by_period,
+    fulfilled_by,
     needs_cpr_check,
+    notice_status_after,
     react_to_status,
     refuse_if_any,
     registry_code_of,
@@ -35,6 +47,8 @@ from services.itl.store import ItlStore, PartyPeriod
 from shared.codes import (
     RESPONSE_TEXT,
     MessageType,
+    NoticeStatus,
+    NoticeType,
     ResponseCode,
     TransactionStatus,
     TransactionType,
@@ -45,18 +59,23 @@ from shared.contracts import (
     Envelope,
     EvaluationResult,
     MessageAck,
+    NoticeIssued,
     ProposalForwarded,
     ProposalSubmitted,
     TransactionStatusNotified,
     TransactionStatusQueried,
     TransactionStatusReported,
+    UnitBlockWire,
     block_from_wire,
+    block_to_wire,
+    replaced_reservation,
+    unit_change_of,
 )
 from shared.errors import NotFound
 from shared.logs import log_event
 from shared.service import Runtime
 from shared.store import Document, Session
-from shared.store.unit_blocks import Holder
+from shared.store.unit_blocks import Holder, doc_to_block
 
 log = logging.getLogger("itl")
 S = TransactionStatus
@@ -65,10 +84,12 @@ S = TransactionStatus
 class ItlService:
     """The ITL's reactions to registry messages, over its store and outbox."""
 
-    def __init__(self, runtime: Runtime, store: ItlStore, registries: Collection[str]) -> None:
+    def __init__(self, runtime: Runtime, store: ItlStore, registries: Collection[str],
+                 timeout_hours: float = 24.0) -> None:
         self.runtime = runtime
         self.store = store
         self.registries = frozenset(registries)
+        self.timeout_hours = timeout_hours
 
     # ProposalSubmitted
 
@@ -100,6 +121,7 @@ class ItlService:
         check_data_integrity(envelope.sender, proposal)
         await self._check_units(proposal, session)
         await self._check_issuance_limits(proposal, session)
+        await self._check_type_specific(proposal, session)
         if needs_cpr_check(proposal):
             await self._check_reserve(proposal, session)
 
@@ -124,7 +146,33 @@ class ItlService:
                 session,
             )
             found = [Discrepancy(r.code, RESPONSE_TEXT[r.code], r.block) for r in refusals]
+            if proposal.replaced_blocks:
+                replaced = await self.store.units.check_reservable(
+                    list(proposal.replaced_blocks), holder(proposal.transferring),
+                    replaced_reservation(proposal.transaction_id), session, to_replace=True)
+                found += [Discrepancy(r.code, f"replaced block: {RESPONSE_TEXT[r.code]}",
+                                      r.block) for r in replaced]
         refuse_if_any(found)
+
+    async def _check_type_specific(self, proposal: ProposalView, session: Session) -> None:
+        """Expiry, JI projects, carry-over limits and notices (3007, 4002, 4003, 4005)."""
+        today = self.runtime.clock.now().date()
+        if proposal.transaction_type != TransactionType.ISSUANCE:
+            check_not_expired(proposal, today)
+        if proposal.transaction_type == TransactionType.CONVERSION and proposal.project_id:
+            check_conversion(proposal, await self.store.ji_project(proposal.project_id,
+                                                                   session))
+        if proposal.transaction_type == TransactionType.CARRY_OVER:
+            party = proposal.proposing_registry
+            (unit_type,) = proposal.unit_types
+            period = proposal.blocks[0].attributes.applicable_commitment_period
+            record = await self.store.party_period(party, period, session)
+            carried = await self.store.carried_over(party, period, int(unit_type), session)
+            check_carry_over(proposal, today, record.assigned_amount if record else None,
+                             carried)
+        if proposal.notification_id is not None:
+            check_notice(proposal, notice_view(
+                await self.store.notice(proposal.notification_id, session)))
 
     async def _check_issuance_limits(self, proposal: ProposalView, session: Session) -> None:
         party = proposal.proposing_registry
@@ -181,6 +229,8 @@ class ItlService:
         else:
             await self.store.units.reserve(blocks, tx_id, session,
                                            transaction_type=int(proposal.transaction_type))
+            await self.store.units.reserve(list(proposal.replaced_blocks),
+                                           replaced_reservation(tx_id), session)
         statuses = [S.PROPOSED, S.CHECKED_NO_DISCREPANCY]
         await self.store.insert_transaction(
             transaction_id=tx_id,
@@ -216,7 +266,25 @@ class ItlService:
                   commitment_period=record.commitment_period,
                   assigned_amount=record.assigned_amount,
                   reviewed_inventory=record.reviewed_inventory)
+        if record.party in self.registries:
+            reserve = commitment_period_reserve(record.assigned_amount,
+                                                record.reviewed_inventory)
+            await self.issue_notice({
+                "notice_type": int(NoticeType.COMMITMENT_PERIOD_RESERVE),
+                "registry": record.party, "target_value": reserve,
+                "commitment_period": record.commitment_period,
+                "text": f"commitment period reserve for period {record.commitment_period}: "
+                        f"{reserve} units",
+            })
         return record
+
+    async def record_ji_project(self, project: JiProject) -> JiProject:
+        """Record a JI project and, for track 2, the JISC's approved ERU quantity."""
+        await self.store.record_ji_project(project)
+        log_event(log, "ji_project_recorded", project_id=project.project_id,
+                  host_party=project.host_party, track=project.track,
+                  approved_quantity=project.approved_quantity)
+        return project
 
     async def party_period(self, party: str, period: int) -> PartyPeriod:
         """What the ITL records for a Party and period; NotFound when nothing is."""
@@ -268,8 +336,7 @@ class ItlService:
         if reaction == ItlReaction.REJECT:
             await self.store.units.release(tx_id, session)
         if reaction == ItlReaction.FINALISE:
-            await self.store.units.move_reserved(
-                tx_id, holder(account_key(proposal.acquiring)), session)
+            await self._finalise(proposal, session)
         await self.store.set_status(
             tx_id, status, now, session,
             evaluation_results=([r.model_dump(mode="json") for r in results]
@@ -282,6 +349,118 @@ class ItlService:
         elif proposal.transaction_type == TransactionType.EXTERNAL_TRANSFER:
             await self._notify(session, proposal.acquiring.registry, tx_id, status,
                                envelope.message_id)
+
+    async def _finalise(self, payload: ProposalSubmitted, session: Session) -> None:
+        """Update the register as the completed transaction says, and its notice."""
+        tx_id = payload.transaction_id
+        proposal = proposal_view(payload)
+        await self.store.units.move_reserved(
+            tx_id, holder(account_key(payload.acquiring)), session, unit_change_of(payload))
+        if proposal.transaction_type == TransactionType.REPLACEMENT:
+            await self.store.units.mark_replaced(replaced_reservation(tx_id), tx_id, session)
+        if proposal.transaction_type == TransactionType.CONVERSION and proposal.project_id:
+            await self.store.add_converted(proposal.project_id, proposal.quantity, session)
+        if proposal.transaction_type == TransactionType.CARRY_OVER:
+            (unit_type,) = proposal.unit_types
+            period = proposal.blocks[0].attributes.applicable_commitment_period
+            await self.store.add_carried_over(proposal.proposing_registry, period,
+                                              int(unit_type), proposal.quantity, session)
+        if proposal.notification_id is not None:
+            await self._advance_notice(proposal, session)
+
+    async def _advance_notice(self, proposal: ProposalView, session: Session) -> None:
+        assert proposal.notification_id is not None
+        notice = await self.store.notice(proposal.notification_id, session)
+        if notice is None:
+            return
+        fulfilled = notice["fulfilled_quantity"] + fulfilled_by(proposal)
+        status = notice_status_after(notice.get("target_value"), fulfilled)
+        await self.store.update_notice(
+            notice["_id"], {"fulfilled_quantity": fulfilled, "status": status,
+                            "updated_at": self.runtime.clock.now()},
+            session, transaction_id=proposal.transaction_id)
+        await self._send_notice({**notice, "fulfilled_quantity": fulfilled, "status": status},
+                                session)
+
+    # notices
+
+    async def issue_notice(self, fields: Document) -> Document:
+        """Record a notice and send it to its registry (AcceptITLNotice)."""
+
+        async def work(session: Session) -> Document:
+            return await self._issue_notice(fields, session)
+
+        return await self.runtime.commit(work)
+
+    async def _issue_notice(self, fields: Document, session: Session) -> Document:
+        now = self.runtime.clock.now()
+        informative = NOTICE_FULFILMENT.get(fields["notice_type"]) is None
+        status = NoticeStatus.COMPLETED if informative else NoticeStatus.OPEN
+        doc = await self.store.insert_notice(
+            {**fields, "status": int(status), "fulfilled_quantity": 0,
+             "transactions": [], "issued_at": now, "updated_at": now}, session)
+        await self._send_notice(doc, session)
+        log_event(log, "notice_issued", notice_id=doc["_id"], notice_type=doc["notice_type"],
+                  registry=doc["registry"], target_value=doc.get("target_value"),
+                  action_due_date=doc.get("action_due_date"))
+        return doc
+
+    async def _send_notice(self, doc: Document, session: Session) -> None:
+        await self.runtime.send(
+            session, message_type=MessageType.NOTICE_ISSUED, recipient=doc["registry"],
+            correlation_id=f"N{doc['_id']}", payload=notice_message(doc))
+
+    async def notify_impending_expiry(self) -> None:
+        """Due work: notice 3 for tCER/lCER blocks expiring within the notice period."""
+        today = self.runtime.clock.now().date()
+        docs = await self.store.expiring_unnoticed(
+            today + timedelta(days=IMPENDING_EXPIRY_NOTICE_DAYS))
+        by_registry: dict[str, list[Document]] = {}
+        for doc in docs:
+            by_registry.setdefault(doc["registry"], []).append(doc)
+        for registry, blocks in sorted(by_registry.items()):
+            await self.runtime.commit(functools.partial(self._notice_expiry, registry, blocks))
+
+    async def _notice_expiry(self, registry: str, docs: list[Document],
+                             session: Session) -> None:
+        blocks = [doc_to_block(d) for d in docs]
+        notice = await self._issue_notice({
+            "notice_type": int(NoticeType.IMPENDING_EXPIRY),
+            "registry": registry,
+            "target_value": sum(b.quantity for b in blocks),
+            "action_due_date": min(str(d["expiry_date"]) for d in docs),
+            "blocks": [block_to_wire(b).model_dump(mode="json") for b in blocks],
+            "text": "tCERs/lCERs expire: replace them by the action due date",
+        }, session)
+        await self.store.mark_expiry_noticed([d["_id"] for d in docs], notice["_id"], session)
+
+    # time-outs
+
+    async def time_out_unanswered(self) -> None:
+        """Due work: terminate external transfers the acquiring registry left unanswered
+        for longer than the time-out (protocol.md 1.6), releasing the units."""
+        cutoff = self.runtime.clock.now() - timedelta(hours=self.timeout_hours)
+        for tx in await self.store.awaiting_answer_since(cutoff):
+            await self.runtime.commit(functools.partial(self._time_out, tx["_id"]))
+
+    async def _time_out(self, tx_id: str, session: Session) -> None:
+        tx = await self.store.transaction(tx_id, session)
+        if tx is None or tx["status"] != S.CHECKED_NO_DISCREPANCY:
+            return
+        result = EvaluationResult(
+            response_code=ResponseCode.TRANSACTION_TIMED_OUT,
+            message=f"no answer from {tx['proposal']['acquiring']['registry']} within "
+                    f"{self.timeout_hours:g} hours")
+        await self.store.units.release(tx_id, session)
+        await self.store.set_status(tx_id, S.TERMINATED, self.runtime.clock.now(), session,
+                                    evaluation_results=[result.model_dump(mode="json")])
+        self._log_status(tx_id, S.TERMINATED, [result])
+        for recipient in (tx["proposer"], tx["proposal"]["acquiring"]["registry"]):
+            await self.runtime.send(
+                session, message_type=MessageType.TRANSACTION_STATUS_NOTIFIED,
+                recipient=recipient, correlation_id=tx_id,
+                payload=TransactionStatusNotified(transaction_id=tx_id, status=S.TERMINATED,
+                                                  evaluation_results=[result]))
 
     # TransactionStatusQueried
 
@@ -354,6 +533,37 @@ def proposal_view(payload: ProposalSubmitted) -> ProposalView:
         transferring=account_key(payload.transferring) if payload.transferring else None,
         acquiring=account_key(payload.acquiring),
         blocks=tuple(block_from_wire(b) for b in payload.blocks),
+        notification_id=payload.notification_id,
+        project_id=payload.project_id,
+        track=payload.track,
+        new_expiry_date=payload.new_expiry_date,
+        replaced_blocks=tuple(block_from_wire(b) for b in payload.replaced_blocks),
+    )
+
+
+def notice_view(doc: Document | None) -> NoticeView | None:
+    if doc is None:
+        return None
+    return NoticeView(doc["_id"], doc["notice_type"], doc["registry"], doc["status"],
+                      doc.get("target_value"), doc["fulfilled_quantity"])
+
+
+def notice_message(doc: Document) -> NoticeIssued:
+    """The wire form of a stored notice."""
+    return NoticeIssued(
+        notice_id=doc["_id"],
+        notice_type=NoticeType(doc["notice_type"]),
+        status=NoticeStatus(doc["status"]),
+        project_id=doc.get("project_id"),
+        unit_type=doc.get("unit_type"),
+        target_value=doc.get("target_value"),
+        target_date=doc.get("target_date"),
+        lulucf_activity=doc.get("lulucf_activity"),
+        commitment_period=doc.get("commitment_period"),
+        action_due_date=doc.get("action_due_date"),
+        blocks=[UnitBlockWire.model_validate(b) for b in doc.get("blocks", [])],
+        fulfilled_quantity=doc.get("fulfilled_quantity", 0),
+        text=doc.get("text", ""),
     )
 
 

@@ -19,7 +19,10 @@ def create_app(settings: ItlSettings | None = None) -> FastAPI:
     runtime = Runtime(settings, code=ITL_CODE, default_database=settings.database,
                       peer_codes=settings.registries)
     store = ItlStore(runtime.db)
-    service = ItlService(runtime, store, settings.registries)
+    service = ItlService(runtime, store, settings.registries,
+                         settings.transaction_timeout_hours)
+    runtime.on_due(service.time_out_unanswered)
+    runtime.on_due(service.notify_impending_expiry)
     app = build_app(
         "itl",
         "International Transaction Log: checks every proposed transaction against its "

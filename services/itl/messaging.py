@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from services.itl.esd import EsdRouting
 from services.itl.handlers import ItlService
 from shared.codes import ITL_CODE, MessageType
 from shared.contracts import (
+    AllowanceTransferAnswered,
+    AllowanceTransferSubmitted,
     Envelope,
     ProposalSubmitted,
     TransactionStatusNotified,
@@ -18,6 +21,7 @@ from shared.messaging import PermanentFailure
 
 def make_dispatch(service: ItlService) -> Callable[[Envelope], Awaitable[None]]:
     """The consumer's handler: decode the payload (undecodable → dead-letter) and route it."""
+    esd = EsdRouting(service.runtime, service.store.db, service.registries)
 
     async def dispatch(envelope: Envelope) -> None:
         if envelope.sender == ITL_CODE:
@@ -30,6 +34,10 @@ def make_dispatch(service: ItlService) -> Callable[[Envelope], Awaitable[None]]:
                 await service.on_status_notified(envelope, payload)
             case TransactionStatusQueried():
                 await service.on_status_queried(envelope, payload)
+            case AllowanceTransferSubmitted():
+                await esd.on_transfer_submitted(envelope, payload)
+            case AllowanceTransferAnswered():
+                await esd.on_transfer_answered(envelope, payload)
             case _:
                 raise PermanentFailure(
                     f"the ITL does not handle {envelope.message_type.value} "

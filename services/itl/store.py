@@ -8,19 +8,19 @@ commitment period), plus the shared ``inbox`` and ``outbox``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
 
-from services.itl.domain import CPR_UNIT_TYPES
+from services.itl.domain import CPR_UNIT_TYPES, JiProject
 from shared.codes import (
     OUT_OF_CIRCULATION_ACCOUNT_TYPES,
     TransactionStatus,
     TransactionType,
     UnitType,
 )
-from shared.store import Database, Document, Session
+from shared.store import Database, Document, Session, next_sequence
 from shared.store.unit_blocks import UnitBlockStore
 
 
@@ -49,6 +49,10 @@ class ItlStore:
         )
         await self.db.transactions.create_index([("proposer", ASCENDING), ("status", ASCENDING)])
         await self.db.transactions.create_index([("created_at", DESCENDING)])
+        await self.db.transactions.create_index([("status", ASCENDING),
+                                                 ("updated_at", ASCENDING)])
+        await self.db.units.create_index([("unit_type", ASCENDING), ("expiry_date", ASCENDING)])
+        await self.db.notices.create_index([("registry", ASCENDING), ("status", ASCENDING)])
 
     # transactions
 
@@ -162,6 +166,99 @@ class ItlStore:
         return await self.units.sum_units(
             {"origin": party, "unit_type": int(UnitType.AAU), "original_cp": period}, session
         )
+
+    async def carried_over(self, party: str, period: int, unit_type: int,
+                           session: Session | None = None) -> int:
+        doc = await self.db.parties.find_one({"_id": party}, session=session)
+        entry = (doc or {}).get("periods", {}).get(str(period), {})
+        return int(entry.get("carried_over", {}).get(str(unit_type), 0))
+
+    async def add_carried_over(self, party: str, period: int, unit_type: int, quantity: int,
+                               session: Session) -> None:
+        await self.db.parties.update_one(
+            {"_id": party},
+            {"$inc": {f"periods.{period}.carried_over.{unit_type}": quantity}},
+            upsert=True, session=session,
+        )
+
+    # JI projects (track 2 determinations of the JISC)
+
+    async def ji_project(self, project_id: str, session: Session | None = None
+                         ) -> JiProject | None:
+        doc = await self.db.ji_projects.find_one({"_id": project_id}, session=session)
+        if doc is None:
+            return None
+        return JiProject(doc["_id"], doc["host_party"], doc["track"],
+                         doc["approved_quantity"], doc.get("converted", 0))
+
+    async def record_ji_project(self, project: JiProject) -> None:
+        await self.db.ji_projects.update_one(
+            {"_id": project.project_id},
+            {"$set": {"host_party": project.host_party, "track": project.track,
+                      "approved_quantity": project.approved_quantity},
+             "$setOnInsert": {"converted": 0}},
+            upsert=True,
+        )
+
+    async def add_converted(self, project_id: str, quantity: int, session: Session) -> None:
+        await self.db.ji_projects.update_one(
+            {"_id": project_id}, {"$inc": {"converted": quantity}}, upsert=True,
+            session=session)
+
+    # notices
+
+    async def insert_notice(self, doc: Document, session: Session) -> Document:
+        doc = {**doc, "_id": await next_sequence(self.db, "notice", session)}
+        await self.db.notices.insert_one(doc, session=session)
+        return doc
+
+    async def notice(self, notice_id: int, session: Session | None = None) -> Document | None:
+        return await self.db.notices.find_one({"_id": notice_id}, session=session)
+
+    async def notices(self, registry: str | None, status: int | None) -> list[Document]:
+        query: Document = {}
+        if registry is not None:
+            query["registry"] = registry
+        if status is not None:
+            query["status"] = status
+        return await self.db.notices.find(query).sort("_id", DESCENDING).to_list()
+
+    async def update_notice(self, notice_id: int, fields: Document, session: Session,
+                            transaction_id: str | None = None) -> None:
+        update: Document = {"$set": fields}
+        if transaction_id:
+            update["$push"] = {"transactions": transaction_id}
+        await self.db.notices.update_one({"_id": notice_id}, update, session=session)
+
+    async def expiring_unnoticed(self, before: date) -> list[Document]:
+        """tCER and lCER blocks of national registries that expire by ``before`` and have
+        neither been replaced nor named in a notice of impending expiry."""
+        return await self.units.held({
+            "unit_type": {"$in": [int(UnitType.TCER), int(UnitType.LCER)]},
+            "registry": {"$ne": "CDM"},
+            "expiry_date": {"$ne": None, "$lte": before.isoformat()},
+            "replaced_by": None,
+            "expiry_notice": None,
+            "issuing": {"$ne": True},
+        })
+
+    async def mark_expiry_noticed(self, ids: list[Any], notice_id: int,
+                                  session: Session) -> None:
+        await self.db.units.update_many({"_id": {"$in": ids}},
+                                        {"$set": {"expiry_notice": notice_id}},
+                                        session=session)
+
+    # time-outs
+
+    async def awaiting_answer_since(self, cutoff: datetime) -> list[Document]:
+        """External transfers forwarded to the acquiring registry and unanswered since
+        ``cutoff``."""
+        cursor = self.db.transactions.find({
+            "status": int(TransactionStatus.CHECKED_NO_DISCREPANCY),
+            "transaction_type": int(TransactionType.EXTERNAL_TRANSFER),
+            "updated_at": {"$lte": cutoff},
+        })
+        return await cursor.to_list()
 
     # message journal
 

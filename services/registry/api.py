@@ -3,28 +3,34 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Depends, Header, Query, Request, status
 from pydantic import BaseModel, Field
 
 from services.registry.domain import Account
-from services.registry.handlers import IssueUnits, RegistryService, TransferUnits
+from services.registry.handlers import RegistryService
+from services.registry.permissions import Actor, Operation, authorise, parse_actor
 from shared.codes import (
     RESPONSE_TEXT,
     AccountType,
-    LulucfActivity,
-    ResponseCode,
     TransactionStatus,
     TransactionType,
     UnitType,
 )
-from shared.errors import NotFound, RuleViolation
-from shared.http_types import AccountTypeField, UnitTypeField
+from shared.contracts import UnitBlockWire, block_from_wire
+from shared.errors import NotFound
+from shared.http_types import AccountTypeField
 from shared.store import Document
-from shared.store.unit_blocks import doc_to_block
+from shared.store.unit_blocks import block_to_doc, doc_to_block
 
 router = APIRouter()
+
+
+def actor_of(x_actor: Annotated[str | None, Header(
+        description="operator, authorised-body or holder:<account id>")] = None) -> Actor:
+    """The actor a request names; reads need none, every change does."""
+    return parse_actor(x_actor)
 
 
 def service_of(request: Request) -> RegistryService:
@@ -79,6 +85,10 @@ class BlockView(BaseModel):
     reserved_by: str | None = None
 
     @classmethod
+    def wire(cls, wire: dict[str, Any]) -> BlockView:
+        return cls.of(block_to_doc(block_from_wire(UnitBlockWire.model_validate(wire))))
+
+    @classmethod
     def of(cls, doc: Document) -> BlockView:
         block = doc_to_block(doc)
         a = block.attributes
@@ -125,9 +135,12 @@ def _total(row: Document) -> HoldingTotal:
     )
 
 
-@router.post("/accounts", status_code=status.HTTP_201_CREATED, tags=["accounts"])
-async def create_account(body: AccountCreate, request: Request) -> AccountView:
+@router.post("/accounts", status_code=status.HTTP_201_CREATED, tags=["accounts"],
+             responses={403: {"description": "only the operator opens accounts"}})
+async def create_account(body: AccountCreate, request: Request,
+                         actor: Annotated[Actor, Depends(actor_of)]) -> AccountView:
     """Open an account (a person holding account unless another type is given)."""
+    authorise(actor, Operation.OPEN_ACCOUNT)
     svc = service_of(request)
     account = await svc.create_account(
         body.account_type, body.holder_name,
@@ -174,33 +187,6 @@ async def read_holdings(request: Request) -> list[HoldingTotal]:
 # transactions
 
 
-class IssuanceRequest(BaseModel):
-    unit_type: UnitTypeField = Field(examples=["AAU"])
-    quantity: int = Field(ge=1, le=10**12, examples=[1000])
-    commitment_period: int = Field(default=2, ge=1, le=2)
-    acquiring_account_id: int = Field(default=1, ge=1, description="Party holding account")
-    decision_reference: str = Field(
-        min_length=1, max_length=200,
-        description="the authorised body's decision the issuance rests on (Decree 684 cl. 10)",
-        examples=["MEP-2013-001"],
-    )
-    lulucf_activity: LulucfActivity | None = None
-
-
-class TransferRequest(BaseModel):
-    transferring_account_id: int = Field(ge=1)
-    acquiring_account_id: int = Field(ge=1)
-    acquiring_account_type: AccountTypeField = Field(default=AccountType.PERSON_HOLDING)
-    unit_type: UnitTypeField = Field(examples=["AAU"])
-    quantity: int = Field(ge=1, le=10**12)
-    commitment_period: int = Field(default=2, ge=1, le=2)
-    reference: str | None = Field(default=None, max_length=200)
-
-
-class ExternalTransferRequest(TransferRequest):
-    acquiring_registry: str = Field(pattern=r"^([A-Z]{2}|CDM)$", examples=["JP"])
-
-
 class StatusEntry(BaseModel):
     status: int
     status_name: str
@@ -236,6 +222,10 @@ class TransactionView(BaseModel):
     unit_type: str
     quantity: int
     blocks: list[BlockView]
+    replaced_blocks: list[BlockView] = Field(
+        default_factory=list, description="replacement: the tCER/lCER blocks replaced")
+    notification_id: int | None = None
+    decision_id: str | None = None
     reference: str | None
     created_at: datetime
     updated_at: datetime
@@ -262,6 +252,10 @@ class TransactionView(BaseModel):
             unit_type=UnitType(doc["unit_type"]).name,
             quantity=doc["quantity"],
             blocks=[BlockView.of(b) for b in doc["blocks"]],
+            replaced_blocks=[BlockView.wire(b) for b in
+                             doc.get("proposal", {}).get("replaced_blocks", [])],
+            notification_id=doc.get("proposal", {}).get("notification_id"),
+            decision_id=doc.get("decision_id"),
             reference=doc.get("reference"),
             created_at=doc["created_at"],
             updated_at=doc["updated_at"],
@@ -282,58 +276,6 @@ REFUSALS: dict[int | str, dict[str, Any]] = {
     422: {"model": RefusalView,
           "description": "refused by the registry's own checks, with a response code"},
 }
-
-
-@router.post("/transactions/issuance", status_code=status.HTTP_202_ACCEPTED,
-             tags=["transactions"], responses=REFUSALS)
-async def propose_issuance(body: IssuanceRequest, request: Request) -> TransactionView:
-    """Propose an issuance (Decree 684 cl. 10-15) to the ITL; units appear on approval."""
-    svc = service_of(request)
-    if svc.profile.is_cdm:
-        raise RuleViolation(ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
-                            "the CDM registry issues for a project: POST "
-                            "/projects/{project_id}/issuances")
-    doc = await svc.issue(IssueUnits(
-        unit_type=body.unit_type, quantity=body.quantity,
-        commitment_period=body.commitment_period,
-        acquiring_account_id=body.acquiring_account_id,
-        decision_reference=body.decision_reference,
-        lulucf_activity=int(body.lulucf_activity) if body.lulucf_activity else None,
-    ))
-    return TransactionView.of(doc)
-
-
-@router.post("/transactions/internal-transfer", status_code=status.HTTP_202_ACCEPTED,
-             tags=["transactions"], responses=REFUSALS)
-async def propose_internal_transfer(body: TransferRequest, request: Request) -> TransactionView:
-    """Propose a transfer between two accounts of this registry (Decree 684 cl. 21)."""
-    svc = service_of(request)
-    return TransactionView.of(await svc.transfer(_transfer(body, svc.code)))
-
-
-@router.post("/transactions/external-transfer", status_code=status.HTTP_202_ACCEPTED,
-             tags=["transactions"], responses=REFUSALS)
-async def propose_external_transfer(body: ExternalTransferRequest,
-                                    request: Request) -> TransactionView:
-    """Propose a transfer to an account of another registry (Decree 684 cl. 16-20)."""
-    svc = service_of(request)
-    if body.acquiring_registry == svc.code:
-        raise RuleViolation(ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
-                            "the acquiring registry is this registry: use internal-transfer")
-    return TransactionView.of(await svc.transfer(_transfer(body, body.acquiring_registry)))
-
-
-def _transfer(body: TransferRequest, acquiring_registry: str) -> TransferUnits:
-    return TransferUnits(
-        transferring_account_id=body.transferring_account_id,
-        acquiring_registry=acquiring_registry,
-        acquiring_account_type=body.acquiring_account_type,
-        acquiring_account_id=body.acquiring_account_id,
-        unit_type=body.unit_type,
-        quantity=body.quantity,
-        commitment_period=body.commitment_period,
-        reference=body.reference,
-    )
 
 
 @router.get("/transactions", tags=["transactions"])

@@ -124,15 +124,22 @@ def check_can_transfer_from(account: Account) -> None:
     check_open(account)
 
 
-def acquiring_refusal(account: Account | None, blocks: list[UnitBlock]) -> ResponseCode | None:
-    """Why this registry refuses to acquire ``blocks`` into ``account`` (codes 5902-5906)."""
+def acquiring_refusal(account: Account | None, blocks: list[UnitBlock],
+                      transaction_type: TransactionType = TransactionType.EXTERNAL_TRANSFER
+                      ) -> ResponseCode | None:
+    """Why this registry refuses to acquire ``blocks`` into ``account`` (codes 5902-5906).
+
+    Transfers acquire into holding accounts only; cancellation, retirement, replacement
+    and carry-over send units to the government accounts made for them."""
     if account is None:
         return ResponseCode.ACQUIRING_ACCOUNT_UNKNOWN
     if account.status == AccountStatus.CLOSED:
         return ResponseCode.ACQUIRING_ACCOUNT_CLOSED
     if account.status == AccountStatus.BLOCKED:
         return ResponseCode.ACQUIRING_ACCOUNT_NOT_ELIGIBLE
-    if account.account_type not in HOLDING_ACCOUNT_TYPES:
+    transfer = transaction_type in (TransactionType.EXTERNAL_TRANSFER,
+                                    TransactionType.INTERNAL_TRANSFER)
+    if transfer and account.account_type not in HOLDING_ACCOUNT_TYPES:
         return ResponseCode.ACQUIRING_ACCOUNT_NOT_ELIGIBLE
     periods = {b.attributes.applicable_commitment_period for b in blocks}
     if len(periods) > 1:
@@ -164,7 +171,8 @@ class Reaction(Enum):
     IGNORE = "ignore"  # repeated, out of sequence, or already final
 
 
-INTERNAL_TYPES = frozenset({TransactionType.ISSUANCE, TransactionType.INTERNAL_TRANSFER})
+#: Types that stop at the ITL: the proposer finalises on status 2 (V UK-FLOW).
+INTERNAL_TYPES = frozenset(t for t in TransactionType if t != TransactionType.EXTERNAL_TRANSFER)
 
 
 def react_to_itl_status(direction: Direction, transaction_type: TransactionType,
@@ -210,5 +218,17 @@ def fixed_accounts(profile: RegistryProfile, period: int) -> list[Account]:
             (AccountType.PARTY_HOLDING, 1, "Party holding account"),
             (AccountType.VOLUNTARY_CANCELLATION, 2, "Voluntary cancellation account"),
             (AccountType.RETIREMENT, 3, "Retirement account"),
+            (AccountType.PREVIOUS_PERIOD_SURPLUS_RESERVE, 4,
+             "Previous period surplus reserve"),
+            (AccountType.NET_SOURCE_CANCELLATION, 5, "Net source cancellation account"),
+            (AccountType.NON_COMPLIANCE_CANCELLATION, 6, "Non-compliance cancellation account"),
+            (AccountType.MANDATORY_CANCELLATION, 7, "Mandatory cancellation account"),
+            (AccountType.ADMINISTRATIVE_CANCELLATION, 8, "Administrative cancellation account"),
+            (AccountType.TCER_REPLACEMENT_EXPIRY, 9, "tCER replacement account for expiry"),
+            (AccountType.LCER_REPLACEMENT_EXPIRY, 10, "lCER replacement account for expiry"),
+            (AccountType.LCER_REPLACEMENT_REVERSAL, 11,
+             "lCER replacement account for reversal of storage"),
+            (AccountType.LCER_REPLACEMENT_NON_SUBMISSION, 12,
+             "lCER replacement account for non-submission of certification report"),
         ]
     return [Account(profile.code, t, n, name, period) for t, n, name in specs]

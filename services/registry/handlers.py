@@ -5,10 +5,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
+from services.registry.decisions import (
+    WINDOWED_KINDS,
+    WITHDRAWAL_ACCOUNT,
+    Decision,
+    DecisionKind,
+    DecisionState,
+    WithdrawalGround,
+    appeal,
+    is_to_execute,
+    revise,
+    use,
+)
 from services.registry.domain import (
     Account,
     AccountStatus,
@@ -21,6 +33,7 @@ from services.registry.domain import (
     choose_blocks,
     react_to_itl_status,
 )
+from services.registry.notices import REQUIRED_ACTION
 from services.registry.store import RegistryStore
 from shared.blocks import SerialRange, UnitAttributes, UnitBlock
 from shared.codes import (
@@ -28,6 +41,7 @@ from shared.codes import (
     RESPONSE_TEXT,
     AccountType,
     MessageType,
+    NoticeType,
     ResponseCode,
     TransactionStatus,
     TransactionType,
@@ -38,12 +52,16 @@ from shared.contracts import (
     Envelope,
     EvaluationResult,
     MessageAck,
+    NoticeIssued,
     ProposalForwarded,
     ProposalSubmitted,
     TransactionStatusNotified,
     TransactionStatusReported,
+    UnitBlockWire,
     block_from_wire,
     block_to_wire,
+    replaced_reservation,
+    unit_change_of,
 )
 from shared.errors import NotFound, RuleViolation
 from shared.logs import log_event
@@ -58,6 +76,9 @@ S = TransactionStatus
 #: terminated), with the transaction as it now stands; the CDM registry chains its
 #: share-of-proceeds and forwarding transfers on it.
 FinalStatusHook = Callable[[Document, Session], Awaitable[None]]
+#: Handles an incoming message type the registry engine does not know itself (with its
+#: decoded payload); the effort-sharing module adds its allowance-transfer messages.
+MessageHandler = Callable[[Envelope, Any], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -86,6 +107,21 @@ class TransferUnits:
     quantity: int
     commitment_period: int
     reference: str | None = None
+    #: None: internal or external transfer, by the acquiring registry.
+    transaction_type: TransactionType | None = None
+    notification_id: int | None = None
+    decision_id: str | None = None
+    project_id: str | None = None
+    track: int | None = None
+    new_expiry_date: date | None = None
+    replaced_blocks: tuple[UnitBlock, ...] = ()
+
+    def kind(self, registry: str) -> TransactionType:
+        if self.transaction_type is not None:
+            return self.transaction_type
+        if self.acquiring_registry == registry:
+            return TransactionType.INTERNAL_TRANSFER
+        return TransactionType.EXTERNAL_TRANSFER
 
 
 class RegistryService:
@@ -99,6 +135,7 @@ class RegistryService:
         self.final_status_hooks: list[FinalStatusHook] = []
         #: Run once at start-up after the registry's own indexes exist.
         self.startup_tasks: list[Callable[[], Awaitable[None]]] = []
+        self.message_handlers: dict[MessageType, MessageHandler] = {}
 
     # accounts
 
@@ -163,11 +200,9 @@ class RegistryService:
             account_type=command.acquiring_account_type,
             account_id=command.acquiring_account_id,
         )
+        transaction_type = command.kind(self.code)
         if command.acquiring_registry == self.code:
-            transaction_type = TransactionType.INTERNAL_TRANSFER
-            await self._check_internal_target(source, acquiring, session)
-        else:
-            transaction_type = TransactionType.EXTERNAL_TRANSFER
+            await self._check_internal_target(source, acquiring, session, transaction_type)
         if blocks is None:
             held = await self.store.units.held(
                 {
@@ -190,8 +225,29 @@ class RegistryService:
                                     f"{RESPONSE_TEXT[refusals[0].code]}")
         transaction_id = await self.store.next_transaction_id(session)
         await self.store.units.reserve(blocks, transaction_id, session, int(transaction_type))
-        return await self._submit(session, transaction_id, transaction_type, _ref(source),
-                                  acquiring, blocks, command.reference)
+        if command.replaced_blocks:
+            await self._reserve_replaced(list(command.replaced_blocks), transaction_id, session)
+        return await self._submit(
+            session, transaction_id, transaction_type, _ref(source), acquiring, blocks,
+            command.reference,
+            extra={"notification_id": command.notification_id,
+                   "project_id": command.project_id, "track": command.track,
+                   "new_expiry_date": command.new_expiry_date,
+                   "replaced_blocks": [block_to_wire(b) for b in command.replaced_blocks]},
+            decision_id=command.decision_id,
+        )
+
+    async def _reserve_replaced(self, blocks: list[UnitBlock], transaction_id: str,
+                                session: Session) -> None:
+        """Reserve the tCER/lCER blocks a replacement replaces, wherever they are held."""
+        mark = replaced_reservation(transaction_id)
+        refusals = await self.store.units.check_reservable(
+            blocks, Holder(self.code, 0, 0), mark, session, to_replace=True)
+        if refusals:
+            first = refusals[0]
+            raise RuleViolation(first.code, f"replaced block {first.block.serials}: "
+                                f"{RESPONSE_TEXT[first.code]}")
+        await self.store.units.reserve(blocks, mark, session)
 
     async def transfer(self, command: TransferUnits) -> Document:
         async def work(session: Session) -> Document:
@@ -200,24 +256,29 @@ class RegistryService:
         return await self.runtime.commit(work)
 
     async def _check_internal_target(self, source: Account, acquiring: AccountRef,
-                                     session: Session) -> None:
+                                     session: Session,
+                                     transaction_type: TransactionType) -> None:
         target = await self.store.account(acquiring.account_id, session)
         if target is not None and target.account_type != acquiring.account_type:
             target = None
-        refusal = acquiring_refusal(target, [])
+        refusal = acquiring_refusal(target, [], transaction_type)
         if refusal is not None:
             raise RuleViolation(
                 refusal, f"{RESPONSE_TEXT[refusal]}: {self.code}-{int(acquiring.account_type)}"
                 f"-{acquiring.account_id}"
             )
-        if target is not None and target.account_id == source.account_id:
+        same_account_types = (TransactionType.CONVERSION, TransactionType.CARRY_OVER,
+                              TransactionType.EXPIRY_DATE_CHANGE)
+        if (target is not None and target.account_id == source.account_id
+                and transaction_type not in same_account_types):
             raise RuleViolation(ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
                                 "transferring and acquiring account are the same")
 
     async def _submit(self, session: Session, transaction_id: str,
                       transaction_type: TransactionType, transferring: AccountRef | None,
                       acquiring: AccountRef, blocks: list[UnitBlock],
-                      reference: str | None) -> Document:
+                      reference: str | None, extra: dict[str, Any] | None = None,
+                      decision_id: str | None = None) -> Document:
         now = self.runtime.clock.now()
         proposal = ProposalSubmitted(
             transaction_id=transaction_id,
@@ -225,8 +286,10 @@ class RegistryService:
             transferring=transferring,
             acquiring=acquiring,
             blocks=[block_to_wire(b) for b in blocks],
+            **(extra or {}),
         )
         doc = _transaction_doc(proposal, Direction.OUTGOING, now, reference)
+        doc["decision_id"] = decision_id
         await self.store.insert_transaction(doc, session)
         await self.runtime.send(session, message_type=MessageType.PROPOSAL_SUBMITTED,
                                 recipient=ITL_CODE, correlation_id=transaction_id,
@@ -266,6 +329,7 @@ class RegistryService:
             return
         if reaction == Reaction.TERMINATE:
             await self.store.units.release(transaction_id, session)
+            await self.store.units.release(replaced_reservation(transaction_id), session)
             statuses: list[TransactionStatus] = (
                 [incoming] if incoming == S.TERMINATED else [incoming, S.TERMINATED]
             )
@@ -278,7 +342,11 @@ class RegistryService:
             if tx["transaction_type"] == TransactionType.ISSUANCE:
                 await self.store.units.insert(blocks, acquiring, session)
             else:
-                await self.store.units.move_reserved(transaction_id, acquiring, session)
+                proposal = ProposalSubmitted.model_validate(tx["proposal"])
+                await self.store.units.move_reserved(transaction_id, acquiring, session,
+                                                     unit_change_of(proposal))
+                await self.store.units.mark_replaced(
+                    replaced_reservation(transaction_id), transaction_id, session)
             done: list[TransactionStatus] = [incoming, S.COMPLETED]
         elif reaction == Reaction.DEBIT:
             await self.store.units.delete_reserved(transaction_id, session)
@@ -403,6 +471,7 @@ def _transaction_doc(proposal: ProposalSubmitted | ProposalForwarded, direction:
         "unit_type": int(blocks[0].attributes.unit_type),
         "quantity": _units(blocks),
         "blocks": [block_to_doc(b) for b in blocks],
+        "proposal": wire,
         "reference": reference,
         "created_at": now,
         "updated_at": now,
@@ -410,3 +479,338 @@ def _transaction_doc(proposal: ProposalSubmitted | ProposalForwarded, direction:
 
 
 __all__ = ["AccountStatus", "IssueUnits", "RegistryService", "TransferUnits"]
+
+
+# Decisions of the authorised body (Decree 684 cl. 10-29) and ITL notices
+
+
+def decision_from_doc(doc: Document) -> Decision:
+    return Decision(
+        decision_id=doc["_id"], kind=DecisionKind(doc["kind"]), reference=doc["reference"],
+        decided_at=doc["decided_at"], unit_type=UnitType(doc["unit_type"]),
+        quantity=doc["quantity"], account_id=doc["account_id"],
+        commitment_period=doc["commitment_period"], due_at=doc.get("due_at"),
+        state=DecisionState(doc["state"]), used_quantity=doc.get("used_quantity", 0),
+        ground=WithdrawalGround(doc["ground"]) if doc.get("ground") else None,
+        notice_id=doc.get("notice_id"), project_id=doc.get("project_id"),
+        lulucf_activity=doc.get("lulucf_activity"),
+        cancellation_account_type=(AccountType(doc["cancellation_account_type"])
+                                   if doc.get("cancellation_account_type") else None),
+        transaction_ids=tuple(doc.get("transaction_ids", [])),
+        executed_at=doc.get("executed_at"),
+    )
+
+
+def decision_to_doc(decision: Decision, extra: Document | None = None) -> Document:
+    doc: Document = {
+        "_id": decision.decision_id, "kind": decision.kind.value,
+        "reference": decision.reference, "decided_at": decision.decided_at,
+        "unit_type": int(decision.unit_type), "quantity": decision.quantity,
+        "account_id": decision.account_id, "commitment_period": decision.commitment_period,
+        "due_at": decision.due_at, "state": decision.state.value,
+        "used_quantity": decision.used_quantity,
+        "ground": decision.ground.value if decision.ground else None,
+        "notice_id": decision.notice_id, "project_id": decision.project_id,
+        "lulucf_activity": decision.lulucf_activity,
+        "cancellation_account_type": (int(decision.cancellation_account_type)
+                                      if decision.cancellation_account_type else None),
+        "transaction_ids": list(decision.transaction_ids),
+        "executed_at": decision.executed_at,
+    }
+    return {**doc, **(extra or {})}
+
+
+class DecisionDesk:
+    """The registry's record of the authorised body's decisions and ITL notices, and the
+    operations carried out on them."""
+
+    def __init__(self, registry: RegistryService) -> None:
+        self.registry = registry
+        self.store = registry.store
+        self.runtime = registry.runtime
+        registry.final_status_hooks.append(self.on_final_status)
+
+    async def record(self, decision: Decision) -> Document:
+        """Record a decision; withdrawal and replacement get their one-month due date."""
+
+        async def work(session: Session) -> Document:
+            if decision.notice_id is not None and await self.store.notice(
+                    decision.notice_id, session) is None:
+                raise NotFound(f"notice {decision.notice_id}")
+            await self.registry.require_account(decision.account_id, session)
+            doc = await self.store.insert_decision(
+                {k: v for k, v in decision_to_doc(decision).items() if k != "_id"}, session)
+            log_event(log, "decision_recorded", decision_id=doc["_id"], kind=doc["kind"],
+                      due_at=doc["due_at"], quantity=doc["quantity"])
+            return doc
+
+        return await self.runtime.commit(work)
+
+    async def require(self, decision_id: str, session: Session | None = None) -> Decision:
+        doc = await self.store.decision(decision_id, session)
+        if doc is None:
+            raise NotFound(f"decision {decision_id}")
+        return decision_from_doc(doc)
+
+    async def appeal(self, decision_id: str, appellant: str, grounds: str) -> Document:
+        async def work(session: Session) -> Document:
+            now = self.runtime.clock.now()
+            appealed = appeal(await self.require(decision_id, session), now)
+            doc = decision_to_doc(appealed, {"appeal": {"by": appellant, "grounds": grounds,
+                                                        "filed_at": now}})
+            await self._save(doc, session, "decision_appealed")
+            return doc
+
+        return await self.runtime.commit(work)
+
+    async def revise(self, decision_id: str, quantity: int | None, drop: bool) -> Document:
+        async def work(session: Session) -> Document:
+            current = await self.store.decision(decision_id, session)
+            if current is None:
+                raise NotFound(f"decision {decision_id}")
+            now = self.runtime.clock.now()
+            revised = revise(decision_from_doc(current), now, quantity, drop)
+            revisions = [*current.get("revisions", []),
+                         {"at": now, "quantity": quantity, "dropped": drop}]
+            doc = decision_to_doc(revised, {"revisions": revisions,
+                                            "appeal": current.get("appeal"),
+                                            "auto_attempted": False})
+            await self._save(doc, session, "decision_revised")
+            return doc
+
+        return await self.runtime.commit(work)
+
+    async def _save(self, doc: Document, session: Session, event: str) -> None:
+        await self.store.replace_decision(doc, session)
+        log_event(log, event, decision_id=doc["_id"], state=doc["state"],
+                  due_at=doc.get("due_at"))
+
+    async def execute_due(self) -> None:
+        """Due work: carry out every withdrawal or replacement whose month ended unappealed.
+
+        Each is attempted once by itself; a refusal leaves it overdue for the operator."""
+        now = self.runtime.clock.now()
+        for doc in await self.store.decisions({"state": DecisionState.RECORDED.value,
+                                               "auto_attempted": {"$ne": True},
+                                               "due_at": {"$ne": None, "$lte": now}}):
+            if is_to_execute(decision_from_doc(doc), now):
+                try:
+                    await self.execute(doc["_id"], automatic=True)
+                except (RuleViolation, NotFound) as exc:
+                    log_event(log, "decision_execution_refused", logging.WARNING,
+                              decision_id=doc["_id"], reason=str(exc))
+
+    async def execute(self, decision_id: str, automatic: bool = False) -> Document:
+        """Propose the transaction a withdrawal or replacement decision orders."""
+
+        async def work(session: Session) -> Document:
+            decision = await self.require(decision_id, session)
+            current = await self.store.decision(decision_id, session)
+            assert current is not None
+            command = await self._command_for(decision, session)
+            used = use(decision, decision.kind, decision.unit_type, decision.quantity)
+            tx = await self.registry.propose_transfer(command, session)
+            executing = replace(used, state=DecisionState.EXECUTING,
+                                transaction_ids=(*used.transaction_ids, tx["_id"]))
+            await self._save(decision_to_doc(executing, _kept(current, automatic)), session,
+                             "decision_executing")
+            return tx
+
+        try:
+            return await self.runtime.commit(work)
+        except (RuleViolation, NotFound):
+            if automatic:
+                await self._mark_attempted(decision_id)
+            raise
+
+    async def _mark_attempted(self, decision_id: str) -> None:
+        async def work(session: Session) -> None:
+            current = await self.store.decision(decision_id, session)
+            if current is not None:
+                await self.store.replace_decision({**current, "auto_attempted": True},
+                                                  session)
+
+        await self.runtime.commit(work)
+
+    async def _command_for(self, decision: Decision, session: Session) -> TransferUnits:
+        if decision.kind == DecisionKind.WITHDRAWAL:
+            assert decision.ground is not None
+            target = WITHDRAWAL_ACCOUNT[decision.ground]
+            account = await self.store.account_of_type(target, session)
+            if account is None:
+                raise NotFound(f"{target.name} account")
+            return TransferUnits(
+                transaction_type=TransactionType.CANCELLATION,
+                transferring_account_id=decision.account_id, acquiring_registry=self.registry.code,
+                acquiring_account_type=target, acquiring_account_id=account.account_id,
+                unit_type=decision.unit_type, quantity=decision.quantity,
+                commitment_period=decision.commitment_period, reference=decision.reference,
+                notification_id=decision.notice_id, decision_id=decision.decision_id)
+        if decision.kind == DecisionKind.REPLACEMENT:
+            return await self.replacement_command(
+                decision.notice_id, decision.unit_type, decision.account_id,
+                decision.commitment_period, decision.reference, decision.decision_id,
+                session)
+        raise RuleViolation(ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
+                            f"a {decision.kind.value} decision is used by its operation, "
+                            "not executed by itself", http_status=409)
+
+    async def replacement_command(self, notice_id: int | None, unit_type: UnitType,
+                                  account_id: int, period: int, reference: str | None,
+                                  decision_id: str | None, session: Session) -> TransferUnits:
+        """Replace the tCER/lCER blocks an ITL notice lists with units of ``unit_type``."""
+        if notice_id is None:
+            raise RuleViolation(ResponseCode.MISSING_FIELD,
+                                "a replacement names the ITL notice listing the blocks")
+        notice = await self.store.notice(notice_id, session)
+        if notice is None:
+            raise NotFound(f"notice {notice_id}")
+        replaced = [block_from_wire(UnitBlockWire.model_validate(b)) for b in notice["blocks"]]
+        if not replaced:
+            raise RuleViolation(ResponseCode.MISSING_FIELD,
+                                f"notice {notice_id} lists no blocks to replace")
+        replaced_type = replaced[0].attributes.unit_type
+        target = REPLACEMENT_ACCOUNT.get((replaced_type, notice["notice_type"]))
+        if target is None:
+            raise RuleViolation(ResponseCode.NOTICE_UNKNOWN_OR_CLOSED,
+                                f"notice {notice_id} asks for no replacement")
+        account = await self.store.account_of_type(target, session)
+        if account is None:
+            raise NotFound(f"{target.name} account")
+        return TransferUnits(
+            transaction_type=TransactionType.REPLACEMENT,
+            transferring_account_id=account_id, acquiring_registry=self.registry.code,
+            acquiring_account_type=target, acquiring_account_id=account.account_id,
+            unit_type=unit_type, quantity=sum(b.quantity for b in replaced),
+            commitment_period=period, reference=reference, notification_id=notice_id,
+            decision_id=decision_id, replaced_blocks=tuple(replaced))
+
+    async def use_decision(self, decision_id: str, kind: DecisionKind, unit_type: UnitType,
+                           quantity: int, session: Session) -> Decision:
+        """Count an operation against the decision that authorises it (issuance,
+        conversion, external transfer of ERUs, cancellation)."""
+        decision = await self.require(decision_id, session)
+        if decision.kind in WINDOWED_KINDS:
+            raise RuleViolation(ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
+                                f"a {decision.kind.value} decision is carried out when its "
+                                "month ends, or by POST /decisions/{id}/execute",
+                                http_status=409)
+        used = use(decision, kind, unit_type, quantity)
+        current = await self.store.decision(decision_id, session)
+        await self.store.replace_decision(decision_to_doc(used, _kept(current or {}, False)),
+                                          session)
+        return used
+
+    async def attach(self, decision_id: str, transaction_id: str, session: Session) -> None:
+        await self.store.db.decisions.update_one(
+            {"_id": decision_id}, {"$push": {"transaction_ids": transaction_id}},
+            session=session)
+
+    async def on_final_status(self, tx: Document, session: Session) -> None:
+        """A decision's transaction ended: done when completed and fully used; refused
+        units count against the decision no more."""
+        decision_id = tx.get("decision_id")
+        if not decision_id:
+            return
+        current = await self.store.decision(decision_id, session)
+        if current is None:
+            return
+        decision = decision_from_doc(current)
+        now = self.runtime.clock.now()
+        if tx["status"] == TransactionStatus.COMPLETED:
+            if decision.used_quantity >= decision.quantity:
+                decision = replace(decision, state=DecisionState.EXECUTED, executed_at=now)
+        else:
+            decision = replace(decision, used_quantity=decision.used_quantity - tx["quantity"],
+                               state=DecisionState.RECORDED)
+        await self._save(decision_to_doc(decision, _kept(current, False)), session,
+                         "decision_transaction_final")
+
+    async def on_notice(self, envelope: Envelope, payload: NoticeIssued) -> None:
+        """Record a notice from the ITL (new, or a change of its status)."""
+
+        async def effect(session: Session) -> None:
+            doc = payload.model_dump(mode="json")
+            doc["_id"] = payload.notice_id
+            doc["required_action"] = REQUIRED_ACTION[payload.notice_type]
+            doc["received_at"] = self.runtime.clock.now()
+            await self.store.upsert_notice(doc, session)
+            log_event(log, "notice_received", notice_id=payload.notice_id,
+                      notice_type=int(payload.notice_type), status=int(payload.status),
+                      action_due_date=str(payload.action_due_date))
+
+        await self.runtime.handle_once(envelope, effect)
+
+
+#: The replacement account for a replaced unit type and the notice that asks for it.
+REPLACEMENT_ACCOUNT: dict[tuple[UnitType, int], AccountType] = {
+    (UnitType.TCER, NoticeType.IMPENDING_EXPIRY): AccountType.TCER_REPLACEMENT_EXPIRY,
+    (UnitType.LCER, NoticeType.IMPENDING_EXPIRY): AccountType.LCER_REPLACEMENT_EXPIRY,
+    (UnitType.LCER, NoticeType.REVERSAL_OF_STORAGE): AccountType.LCER_REPLACEMENT_REVERSAL,
+    (UnitType.LCER, NoticeType.NON_SUBMISSION_OF_CERTIFICATION_REPORT):
+        AccountType.LCER_REPLACEMENT_NON_SUBMISSION,
+}
+
+
+def _kept(current: Document, automatic: bool) -> Document:
+    """Fields of a stored decision that its domain form does not carry."""
+    kept: Document = {k: current[k] for k in ("appeal", "revisions", "auto_attempted")
+                      if k in current}
+    if automatic:
+        kept["auto_attempted"] = True
+    return kept
+
+
+class Operations:
+    """Operations that may rest on a decision, each proposed in one store transaction."""
+
+    def __init__(self, registry: RegistryService, desk: DecisionDesk) -> None:
+        self.registry = registry
+        self.desk = desk
+
+    async def issue(self, decision_id: str, quantity: int | None,
+                    acquiring_account_id: int) -> Document:
+        """Issue AAUs or RMUs on an issuance decision (cl. 10-11, 14-15)."""
+
+        async def work(session: Session) -> Document:
+            decision = await self.desk.require(decision_id, session)
+            amount = quantity if quantity is not None else decision.remaining
+            await self.desk.use_decision(decision_id, DecisionKind.ISSUANCE,
+                                         decision.unit_type, amount, session)
+            tx = await self.registry.propose_issuance(IssueUnits(
+                unit_type=decision.unit_type, quantity=amount,
+                commitment_period=decision.commitment_period,
+                acquiring_account_id=acquiring_account_id,
+                decision_reference=decision.reference,
+                lulucf_activity=decision.lulucf_activity), session)
+            await self._link(tx, decision_id, session)
+            return tx
+
+        return await self.registry.runtime.commit(work)
+
+    async def move(self, command: TransferUnits | Callable[[Session], Awaitable[TransferUnits]],
+                   decision_kind: DecisionKind | None = None,
+                   blocks: list[UnitBlock] | None = None) -> Document:
+        """Propose ``command`` (or the command a builder makes inside the transaction),
+        counting it against its decision when it names one."""
+
+        async def work(session: Session) -> Document:
+            current = command if isinstance(command, TransferUnits) else await command(session)
+            if current.decision_id is not None:
+                if decision_kind is None:
+                    raise RuleViolation(ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
+                                        "this operation rests on no decision")
+                await self.desk.use_decision(current.decision_id, decision_kind,
+                                             current.unit_type, current.quantity, session)
+            tx = await self.registry.propose_transfer(current, session, blocks)
+            if current.decision_id is not None:
+                await self._link(tx, current.decision_id, session)
+            return tx
+
+        return await self.registry.runtime.commit(work)
+
+    async def _link(self, tx: Document, decision_id: str, session: Session) -> None:
+        await self.registry.store.db.transactions.update_one(
+            {"_id": tx["_id"]}, {"$set": {"decision_id": decision_id}}, session=session)
+        tx["decision_id"] = decision_id
+        await self.desk.attach(decision_id, tx["_id"], session)

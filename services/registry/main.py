@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from services.registry.api import router
 from services.registry.config import RegistrySettings
 from services.registry.domain import RegistryProfile, fixed_accounts
-from services.registry.handlers import RegistryService
+from services.registry.esd.main import install_effort_sharing
+from services.registry.handlers import DecisionDesk, Operations, RegistryService
 from services.registry.messaging import make_dispatch
+from services.registry.operations_api import router as operations_router
+from services.registry.permissions import Forbidden
 from services.registry.store import RegistryStore
-from shared.codes import CDM_CODE, ITL_CODE
+from shared.codes import CDM_CODE, ITL_CODE, MessageType
 from shared.service import Runtime, build_app, serve
 
 
@@ -30,20 +34,34 @@ def create_registry(settings: RegistrySettings, code: str, title: str,
         for task in service.startup_tasks:
             await task()
 
+    desk = DecisionDesk(service)
+    service.message_handlers[MessageType.NOTICE_ISSUED] = desk.on_notice
+    runtime.on_due(desk.execute_due)
+
     app = build_app(title, description, runtime, make_dispatch(service), on_start)
     app.state.service = service
     app.state.settings = settings
+    app.state.decisions = desk
+    app.state.operations = Operations(service, desk)
     app.include_router(router)
+    app.include_router(operations_router)
+
+    @app.exception_handler(Forbidden)
+    async def forbidden(_: Request, exc: Forbidden) -> JSONResponse:
+        return JSONResponse(status_code=403, content={"detail": exc.reason})
+
     return app, service
 
 
 def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     settings = settings or RegistrySettings()
-    app, _ = create_registry(
+    app, service = create_registry(
         settings, settings.registry_code, f"registry {settings.registry_code}",
         "National registry of a Kyoto Party: accounts, unit holdings as serial blocks, "
         "and transactions proposed to the ITL.",
     )
+    # an EU Member State (ESD_ENABLED) also runs the effort-sharing module
+    install_effort_sharing(app, service, settings.commitment_period)
     return app
 
 

@@ -38,6 +38,8 @@ def make_dispatch(service: RegistryService) -> Callable[[Envelope], Awaitable[No
             case MessageType.TRANSACTION_STATUS_REPORTED:
                 assert isinstance(payload, TransactionStatusReported)
                 await service.on_status_reported(envelope, payload)
+            case other if other in service.message_handlers:
+                await service.message_handlers[other](envelope, payload)
             case _:
                 raise PermanentFailure(
                     f"a registry does not handle {envelope.message_type.value}"

@@ -30,6 +30,7 @@ class RegistryStore:
         await self.db.transactions.create_index([("status", ASCENDING),
                                                  ("created_at", DESCENDING)])
         await self.db.transactions.create_index([("created_at", DESCENDING)])
+        await self.db.decisions.create_index([("state", ASCENDING), ("due_at", ASCENDING)])
 
     # accounts
 
@@ -60,6 +61,49 @@ class RegistryStore:
     async def accounts(self) -> list[Account]:
         docs = await self.db.accounts.find().sort("account_id", ASCENDING).to_list()
         return [doc_to_account(d) for d in docs]
+
+    async def account_of_type(self, account_type: AccountType,
+                              session: Session | None = None) -> Account | None:
+        """The (first) account of a fixed government type, e.g. the retirement account."""
+        doc = await self.db.accounts.find_one({"account_type": int(account_type)},
+                                              sort=[("account_id", ASCENDING)],
+                                              session=session)
+        return doc_to_account(doc) if doc else None
+
+    async def set_account_status(self, account_id: int, status: AccountStatus,
+                                 session: Session) -> None:
+        await self.db.accounts.update_one({"account_id": account_id},
+                                          {"$set": {"status": status.value}}, session=session)
+
+    # decisions
+
+    async def insert_decision(self, doc: Document, session: Session) -> Document:
+        doc = {**doc, "_id": f"D{await next_sequence(self.db, 'decision', session)}"}
+        await self.db.decisions.insert_one(doc, session=session)
+        return doc
+
+    async def decision(self, decision_id: str, session: Session | None = None
+                       ) -> Document | None:
+        return await self.db.decisions.find_one({"_id": decision_id}, session=session)
+
+    async def decisions(self, query: Document | None = None) -> list[Document]:
+        cursor = self.db.decisions.find(query or {}).sort("decided_at", DESCENDING)
+        return await cursor.to_list()
+
+    async def replace_decision(self, doc: Document, session: Session) -> None:
+        await self.db.decisions.replace_one({"_id": doc["_id"]}, doc, session=session)
+
+    # notices from the ITL
+
+    async def upsert_notice(self, doc: Document, session: Session) -> None:
+        await self.db.notices.replace_one({"_id": doc["_id"]}, doc, upsert=True,
+                                          session=session)
+
+    async def notice(self, notice_id: int, session: Session | None = None) -> Document | None:
+        return await self.db.notices.find_one({"_id": notice_id}, session=session)
+
+    async def notices(self) -> list[Document]:
+        return await self.db.notices.find().sort("_id", DESCENDING).to_list()
 
     # transactions
 

@@ -5,12 +5,24 @@ from __future__ import annotations
 from pydantic import BaseModel, ValidationError
 
 from shared.codes import SCHEMA_VERSION, MessageType
-from shared.contracts.convert import block_from_wire, block_to_wire
+from shared.contracts.convert import (
+    block_from_wire,
+    block_to_wire,
+    replaced_reservation,
+    unit_change_of,
+)
 from shared.contracts.envelope import Envelope, make_envelope, new_message_id
+from shared.contracts.esd import (
+    AllowanceTransferAnswered,
+    AllowanceTransferForwarded,
+    AllowanceTransferNotified,
+    AllowanceTransferSubmitted,
+)
 from shared.contracts.messages import (
     AccountRef,
     EvaluationResult,
     MessageAck,
+    NoticeIssued,
     Proposal,
     ProposalForwarded,
     ProposalSubmitted,
@@ -28,6 +40,11 @@ PAYLOAD_MODELS: dict[MessageType, type[BaseModel]] = {
     MessageType.TRANSACTION_STATUS_NOTIFIED: TransactionStatusNotified,
     MessageType.TRANSACTION_STATUS_QUERIED: TransactionStatusQueried,
     MessageType.TRANSACTION_STATUS_REPORTED: TransactionStatusReported,
+    MessageType.ALLOWANCE_TRANSFER_SUBMITTED: AllowanceTransferSubmitted,
+    MessageType.ALLOWANCE_TRANSFER_FORWARDED: AllowanceTransferForwarded,
+    MessageType.ALLOWANCE_TRANSFER_ANSWERED: AllowanceTransferAnswered,
+    MessageType.ALLOWANCE_TRANSFER_NOTIFIED: AllowanceTransferNotified,
+    MessageType.NOTICE_ISSUED: NoticeIssued,
 }
 
 SUPPORTED_SCHEMA_VERSIONS = frozenset({SCHEMA_VERSION})
@@ -68,9 +85,14 @@ __all__ = [
     "PAYLOAD_MODELS",
     "SUPPORTED_SCHEMA_VERSIONS",
     "AccountRef",
+    "AllowanceTransferAnswered",
+    "AllowanceTransferForwarded",
+    "AllowanceTransferNotified",
+    "AllowanceTransferSubmitted",
     "Envelope",
     "EvaluationResult",
     "MessageAck",
+    "NoticeIssued",
     "Proposal",
     "ProposalForwarded",
     "ProposalSubmitted",
@@ -85,4 +107,6 @@ __all__ = [
     "decode_payload",
     "make_envelope",
     "new_message_id",
+    "replaced_reservation",
+    "unit_change_of",
 ]

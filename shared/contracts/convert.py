@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from shared.blocks import SerialRange, UnitAttributes, UnitBlock
-from shared.codes import LulucfActivity
-from shared.contracts.messages import UnitBlockWire
+from shared.blocks import SerialRange, UnitAttributes, UnitBlock, UnitChange
+from shared.codes import LulucfActivity, TransactionType
+from shared.contracts.messages import Proposal, UnitBlockWire
 
 
 def block_from_wire(wire: UnitBlockWire) -> UnitBlock:
@@ -37,3 +37,20 @@ def block_to_wire(block: UnitBlock) -> UnitBlockWire:
         track=a.track,
         expiry_date=a.expiry_date,
     )
+
+
+def unit_change_of(proposal: Proposal) -> UnitChange:
+    """What finalising ``proposal`` does to its units' attributes."""
+    if proposal.transaction_type == TransactionType.CONVERSION:
+        return UnitChange(convert_to_eru=True, project_id=proposal.project_id,
+                          track=proposal.track)
+    if proposal.transaction_type == TransactionType.CARRY_OVER:
+        return UnitChange(carry_over=True)
+    if proposal.transaction_type == TransactionType.EXPIRY_DATE_CHANGE:
+        return UnitChange(expiry_date=proposal.new_expiry_date)
+    return UnitChange()
+
+
+def replaced_reservation(transaction_id: str) -> str:
+    """The reservation mark of the tCER/lCER blocks a replacement replaces (role REP)."""
+    return f"{transaction_id}:REP"

@@ -14,6 +14,8 @@ from shared.codes import (
     MAX_BLOCKS_PER_TRANSACTION,
     AccountType,
     LulucfActivity,
+    NoticeStatus,
+    NoticeType,
     ResponseCode,
     TransactionStatus,
     TransactionType,
@@ -71,8 +73,18 @@ class Proposal(_Wire):
         default=None, description="absent for issuance, where units are created"
     )
     acquiring: AccountRef
-    notification_id: int | None = None
+    notification_id: int | None = Field(
+        default=None, description="the ITL notice this transaction fulfils")
     blocks: list[UnitBlockWire] = Field(min_length=1, max_length=MAX_BLOCKS_PER_TRANSACTION)
+    project_id: str | None = Field(
+        default=None, max_length=32, description="conversion: the JI project of the ERUs")
+    track: int | None = Field(default=None, ge=1, le=2, description="conversion: JI track")
+    new_expiry_date: date | None = Field(
+        default=None, description="expiry date change: the tCERs' or lCERs' new date")
+    replaced_blocks: list[UnitBlockWire] = Field(
+        default_factory=list, max_length=MAX_BLOCKS_PER_TRANSACTION,
+        description="replacement: the tCER or lCER blocks the units replace (role REP)",
+    )
 
 
 class ProposalSubmitted(Proposal):
@@ -113,6 +125,25 @@ class TransactionStatusReported(_Wire):
     status: TransactionStatus | None
     status_at: datetime | None = None
     evaluation_results: list[EvaluationResult] = Field(default_factory=list)
+
+
+class NoticeIssued(_Wire):
+    """An ITL notice to a registry, and each later change of its status (AcceptITLNotice)."""
+
+    notice_id: int = Field(ge=1)
+    notice_type: NoticeType
+    status: NoticeStatus
+    project_id: str | None = None
+    unit_type: UnitType | None = None
+    target_value: int | None = Field(default=None, ge=0, description="quantity to act on")
+    target_date: date | None = None
+    lulucf_activity: LulucfActivity | None = None
+    commitment_period: int | None = Field(default=None, ge=1, le=3)
+    action_due_date: date | None = None
+    blocks: list[UnitBlockWire] = Field(default_factory=list,
+                                        max_length=MAX_BLOCKS_PER_TRANSACTION)
+    fulfilled_quantity: int = Field(default=0, ge=0)
+    text: str = Field(default="", max_length=2000)
 
 
 class MessageAck(_Wire):

@@ -21,6 +21,7 @@ from aio_pika.abc import (
 
 from shared.contracts import Envelope, UndecodableMessage, decode_envelope
 from shared.logs import log_event
+from shared.messaging.clock import CLOCK_EXCHANGE, ClockSet
 from shared.messaging.topology import Exchanges, declare_exchanges, declare_inbox
 
 log = logging.getLogger("shared.messaging")
@@ -109,6 +110,44 @@ class Broker:
                 routing_key=routing_key,
                 mandatory=True,
             )
+
+    async def broadcast_clock(self, clock_set: ClockSet) -> None:
+        """Tell every service of the stack the new simulated time."""
+        exchange = await self._clock_exchange()
+        async with self._publish_lock:
+            await exchange.publish(
+                aio_pika.Message(body=clock_set.model_dump_json().encode(),
+                                 content_type="application/json"),
+                routing_key="",
+            )
+
+    async def follow_clock(self, on_clock: Callable[[ClockSet], Awaitable[None]]) -> None:
+        """Receive every clock setting of the stack on an exclusive, auto-deleted queue."""
+        if self._consume_channel is None:
+            raise RuntimeError("broker not connected")
+        exchange = await self._clock_exchange(self._consume_channel)
+        queue = await self._consume_channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(exchange)
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            async with message.process(ignore_processed=True):
+                try:
+                    clock_set = ClockSet.model_validate_json(message.body)
+                except ValueError as exc:
+                    log_event(log, "clock_message_refused", logging.WARNING, error=str(exc))
+                    return
+                await on_clock(clock_set)
+
+        await queue.consume(on_message)
+
+    async def _clock_exchange(self, channel: AbstractChannel | None = None
+                              ) -> aio_pika.abc.AbstractExchange:
+        channel = channel or self._publish_channel
+        if channel is None:
+            raise RuntimeError("broker not connected")
+        return await channel.declare_exchange(
+            f"{self.namespace}{CLOCK_EXCHANGE}", aio_pika.ExchangeType.FANOUT, durable=True
+        )
 
     async def consume(self, handler: EnvelopeHandler) -> None:
         """Start consuming this instance's inbox with ``handler``."""

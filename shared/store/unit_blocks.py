@@ -14,7 +14,7 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
-from shared.blocks import SerialRange, UnitAttributes, UnitBlock
+from shared.blocks import SerialRange, UnitAttributes, UnitBlock, UnitChange
 from shared.codes import OUT_OF_CIRCULATION_ACCOUNT_TYPES, ResponseCode, UnitType
 from shared.store.client import Document, Session
 
@@ -115,17 +115,23 @@ class UnitBlockStore:
         holder: Holder,
         transaction_id: str,
         session: Session,
+        to_replace: bool = False,
     ) -> list[BlockRefusal]:
-        """Why each of ``blocks`` could not be reserved by ``transaction_id``; [] if all can."""
+        """Why each of ``blocks`` could not be reserved by ``transaction_id``; [] if all can.
+
+        ``to_replace``: the blocks are tCERs/lCERs being replaced; they may sit in any
+        account of ``holder.registry`` (usually retirement) but not be replaced already.
+        """
         refusals: list[BlockRefusal] = []
         for block in blocks:
-            code = await self._refusal_code(block, holder, transaction_id, session)
+            code = await self._refusal_code(block, holder, transaction_id, session, to_replace)
             if code is not None:
                 refusals.append(BlockRefusal(block, code))
         return refusals
 
     async def _refusal_code(
-        self, block: UnitBlock, holder: Holder, transaction_id: str, session: Session
+        self, block: UnitBlock, holder: Holder, transaction_id: str, session: Session,
+        to_replace: bool,
     ) -> ResponseCode | None:
         docs = await self.overlapping(block.attributes.originating_registry, block.serials,
                                       session)
@@ -141,6 +147,14 @@ class UnitBlockStore:
                 return ResponseCode.BLOCK_UNKNOWN
             if doc_to_block(doc).attributes != block.attributes:
                 return ResponseCode.BLOCK_UNKNOWN
+            if to_replace:
+                if doc["registry"] != holder.registry:
+                    return ResponseCode.BLOCK_IN_ANOTHER_REGISTRY
+                if doc.get("replaced_by"):
+                    return ResponseCode.UNIT_ALREADY_REPLACED
+                if doc.get("reserved_by") not in (None, transaction_id):
+                    return ResponseCode.BLOCK_RESERVED
+                continue
             if doc["account_type"] in OUT_OF_CIRCULATION_ACCOUNT_TYPES:
                 return ResponseCode.BLOCK_RETIRED_OR_CANCELLED
             if doc["registry"] != holder.registry:
@@ -207,19 +221,35 @@ class UnitBlockStore:
         if reserved_by is None:
             await self._merge_all([d["_id"] for d in docs], session)
 
-    async def move_reserved(self, transaction_id: str, holder: Holder, session: Session) -> int:
-        """Hand the blocks reserved by ``transaction_id`` to ``holder``; returns units moved."""
+    async def move_reserved(self, transaction_id: str, holder: Holder, session: Session,
+                            change: UnitChange | None = None) -> int:
+        """Hand the blocks reserved by ``transaction_id`` to ``holder``, applying ``change``
+        to their attributes; returns the units moved."""
         docs = await self.reserved_by(transaction_id, session)
-        await self.collection.update_many(
-            {"reserved_by": transaction_id},
-            {
-                "$set": {**holder.as_fields(), "reserved_by": None, "issuing": False,
-                         "reserved_for_type": None}
-            },
-            session=session,
-        )
+        released: Document = {**holder.as_fields(), "reserved_by": None, "issuing": False,
+                              "reserved_for_type": None}
+        if change is None or change.is_identity:
+            await self.collection.update_many(
+                {"reserved_by": transaction_id}, {"$set": released}, session=session)
+        else:
+            for doc in docs:
+                block = doc_to_block(doc)
+                new = block_to_doc(UnitBlock(change.apply(block.attributes), block.serials))
+                await self.collection.update_one(
+                    {"_id": doc["_id"]}, {"$set": {**new, **released}}, session=session)
         await self._merge_all([d["_id"] for d in docs], session)
         return sum(d["serial_end"] - d["serial_start"] + 1 for d in docs)
+
+    async def mark_replaced(self, reservation: str, transaction_id: str,
+                            session: Session) -> None:
+        """Flag the blocks reserved under ``reservation`` as replaced by ``transaction_id``
+        (tCERs and lCERs stay where they are, no longer owing a replacement)."""
+        await self.collection.update_many(
+            {"reserved_by": reservation},
+            {"$set": {"reserved_by": None, "reserved_for_type": None,
+                      "replaced_by": transaction_id}},
+            session=session,
+        )
 
     async def release(self, transaction_id: str, session: Session) -> None:
         """Undo a reservation: blocks go back as they were; blocks being issued vanish."""
@@ -344,6 +374,7 @@ def _mergeable(left: Document, right: Document) -> bool:
         and right.get("reserved_by") is None
         and not left.get("issuing")
         and not right.get("issuing")
+        and left.get("replaced_by") == right.get("replaced_by")
         and doc_holder(left) == doc_holder(right)
         and doc_to_block(left).attributes == doc_to_block(right).attributes
     )

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import aio_pika
 
+from shared.messaging.clock import CLOCK_EXCHANGE
 from shared.messaging.topology import (
     DEAD_LETTER_EXCHANGE,
     MAIN_EXCHANGE,
@@ -148,7 +149,7 @@ class Namespace:
                     channel = await connection.channel()
                     with contextlib.suppress(Exception):  # never declared
                         await channel.queue_delete(name)
-            for exchange in (MAIN_EXCHANGE, DEAD_LETTER_EXCHANGE):
+            for exchange in (MAIN_EXCHANGE, DEAD_LETTER_EXCHANGE, CLOCK_EXCHANGE):
                 channel = await connection.channel()
                 with contextlib.suppress(Exception):
                     await channel.exchange_delete(f"{self.prefix}{exchange}")

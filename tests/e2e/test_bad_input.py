@@ -23,11 +23,9 @@ pytestmark = pytest.mark.e2e
     [
         ("/accounts", {"holder_name": ""}, "holder_name"),
         ("/accounts", {"holder_name": "X", "account_type": 999}, "unknown AccountType"),
-        ("/transactions/issuance", {"unit_type": "XYZ", "quantity": 5,
-                                    "decision_reference": "D1"}, "unknown UnitType"),
-        ("/transactions/issuance", {"unit_type": "AAU", "quantity": 0,
-                                    "decision_reference": "D1"}, "quantity"),
-        ("/transactions/issuance", {"unit_type": "AAU", "quantity": 5}, "decision_reference"),
+        ("/transactions/retirement", {"unit_type": "XYZ", "quantity": 5}, "unknown UnitType"),
+        ("/transactions/issuance", {"decision_id": "D1", "quantity": 0}, "quantity"),
+        ("/transactions/issuance", {"quantity": 5}, "decision_id"),
         ("/transactions/external-transfer",
          {"transferring_account_id": 1, "acquiring_account_id": 5, "unit_type": "AAU",
           "quantity": 1, "acquiring_registry": "kazakhstan"}, "acquiring_registry"),
@@ -44,8 +42,9 @@ def test_invalid_requests_get_422_naming_the_field(
 def test_issuing_cers_in_a_national_registry_is_refused_with_its_code(
     client: StackClient,
 ) -> None:
+    decision = client.decide("kz", "issuance", "CER", 5, "MEP-X")
     response = client.call("kz", "POST", "/transactions/issuance",
-                           json={"unit_type": "CER", "quantity": 5, "decision_reference": "D"})
+                           json={"decision_id": decision["decision_id"]})
     assert response.status_code == 422
     assert response.json()["response_code"] == 2004
     assert "does not issue CER" in response.json()["detail"]

@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import date
+
 import pytest
 
 from services.itl.domain import (
     AccountKey,
     ItlReaction,
+    JiProject,
+    NoticeView,
     ProposalRefused,
     ProposalView,
     SenderRole,
     aau_issuance_by_period,
+    carry_over_limit,
     check_aau_issuance_limit,
+    check_carry_over,
     check_commitment_period_reserve,
+    check_conversion,
     check_data_integrity,
+    check_not_expired,
+    check_notice,
     check_registries_known,
     check_sender,
     check_version,
     commitment_period_reserve,
     cpr_units_leaving_by_period,
     needs_cpr_check,
+    notice_status_after,
     react_to_status,
     registry_code_of,
     sender_role,
@@ -225,13 +236,86 @@ def test_external_transfer_leaving_the_registry_passes() -> None:
     check_data_integrity("KZ", proposal(T.EXTERNAL_TRANSFER, KZ_PARTY, JP_PERSON))
 
 
-@pytest.mark.parametrize("transaction_type", [T.CONVERSION, T.RETIREMENT, T.CARRY_OVER])
-def test_transaction_type_the_itl_does_not_handle_is_refused_with_2003(
-    transaction_type: TransactionType,
-) -> None:
+def test_conversion_in_the_same_account_with_a_project_passes() -> None:
+    check_data_integrity("KZ", replace(proposal(T.CONVERSION, KZ_PARTY, KZ_PARTY),
+                                       project_id="KZ-JI-1", track=1))
+
+
+def test_conversion_without_a_project_is_refused_with_2001() -> None:
     with pytest.raises(ProposalRefused) as refusal:
-        check_data_integrity("KZ", proposal(transaction_type, KZ_PARTY, KZ_PERSON))
-    assert codes(refusal) == [ResponseCode.UNKNOWN_CODE]
+        check_data_integrity("KZ", proposal(T.CONVERSION, KZ_PARTY, KZ_PARTY))
+    assert codes(refusal) == [ResponseCode.MISSING_FIELD]
+
+
+def test_conversion_of_cers_or_foreign_aaus_is_refused_with_2004() -> None:
+    for blocks in ((block(1, 10, "CDM", UnitType.CER),), (block(1, 10, "JP"),)):
+        with pytest.raises(ProposalRefused) as refusal:
+            check_data_integrity("KZ", replace(
+                proposal(T.CONVERSION, KZ_PARTY, KZ_PARTY, *blocks),
+                project_id="KZ-JI-1", track=1))
+        assert ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED in codes(refusal)
+
+
+def test_retirement_goes_only_to_the_retirement_account() -> None:
+    check_data_integrity("KZ", proposal(T.RETIREMENT, KZ_PARTY, KZ_RETIREMENT))
+    with pytest.raises(ProposalRefused) as refusal:
+        check_data_integrity("KZ", proposal(T.RETIREMENT, KZ_PARTY, KZ_PERSON))
+    assert codes(refusal) == [ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED]
+
+
+def test_cancellation_goes_to_a_cancellation_account_of_the_same_registry() -> None:
+    voluntary = AccountKey("KZ", AccountType.VOLUNTARY_CANCELLATION, 2)
+    check_data_integrity("KZ", proposal(T.CANCELLATION, KZ_PARTY, voluntary))
+    with pytest.raises(ProposalRefused):
+        check_data_integrity("KZ", proposal(T.CANCELLATION, KZ_PARTY, KZ_RETIREMENT))
+    with pytest.raises(ProposalRefused):
+        check_data_integrity("KZ", proposal(
+            T.CANCELLATION, KZ_PARTY, AccountKey("JP", AccountType.VOLUNTARY_CANCELLATION, 2)))
+
+
+def test_aau_carry_over_goes_to_the_previous_period_surplus_reserve() -> None:
+    ppsr = AccountKey("KZ", AccountType.PREVIOUS_PERIOD_SURPLUS_RESERVE, 4)
+    check_data_integrity("KZ", proposal(T.CARRY_OVER, KZ_PARTY, ppsr))
+    with pytest.raises(ProposalRefused):
+        check_data_integrity("KZ", proposal(T.CARRY_OVER, KZ_PARTY, KZ_PARTY))
+
+
+def test_rmus_cannot_be_carried_over() -> None:
+    with pytest.raises(ProposalRefused) as refusal:
+        check_data_integrity("KZ", proposal(T.CARRY_OVER, KZ_PARTY, KZ_PARTY,
+                                            block(1, 10, unit_type=UnitType.RMU, lulucf=3)))
+    assert ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED in codes(refusal)
+
+
+def test_replacement_of_tcers_by_lcers_is_refused_with_4004() -> None:
+    tcer_account = AccountKey("KZ", AccountType.TCER_REPLACEMENT_EXPIRY, 5)
+    tcers = (block(1, 10, "CDM", UnitType.TCER),)
+    good = replace(proposal(T.REPLACEMENT, KZ_PARTY, tcer_account, block(1, 10)),
+                   replaced_blocks=tcers)
+    check_data_integrity("KZ", good)
+    bad = replace(good, blocks=(block(1, 10, "CDM", UnitType.LCER),))
+    with pytest.raises(ProposalRefused) as refusal:
+        check_data_integrity("KZ", bad)
+    assert codes(refusal) == [ResponseCode.REPLACEMENT_UNIT_TYPE_NOT_ALLOWED]
+
+
+def test_replacement_must_replace_as_many_units_as_it_moves() -> None:
+    tcer_account = AccountKey("KZ", AccountType.TCER_REPLACEMENT_EXPIRY, 5)
+    short = replace(proposal(T.REPLACEMENT, KZ_PARTY, tcer_account, block(1, 10)),
+                    replaced_blocks=(block(1, 9, "CDM", UnitType.TCER),))
+    with pytest.raises(ProposalRefused) as refusal:
+        check_data_integrity("KZ", short)
+    assert codes(refusal) == [ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED]
+
+
+def test_expiry_date_change_needs_a_new_date_and_temporary_units() -> None:
+    with pytest.raises(ProposalRefused) as refusal:
+        check_data_integrity("KZ", proposal(T.EXPIRY_DATE_CHANGE, KZ_PARTY, KZ_PARTY,
+                                            block(1, 10, "CDM", UnitType.TCER)))
+    assert codes(refusal) == [ResponseCode.MISSING_FIELD]
+    with pytest.raises(ProposalRefused):
+        check_data_integrity("KZ", replace(proposal(T.EXPIRY_DATE_CHANGE, KZ_PARTY, KZ_PARTY),
+                                           new_expiry_date=date(2030, 1, 1)))
 
 
 def test_overlapping_blocks_of_one_proposal_are_refused_with_2006() -> None:
@@ -402,3 +486,65 @@ def test_acquiring_registry_cannot_complete_the_transfer() -> None:
 
 def test_ignoring_records_no_status() -> None:
     assert ItlReaction.IGNORE.status is None
+
+
+# type-specific checks on the ITL's records
+
+
+def test_expired_tcers_cannot_move_with_3007() -> None:
+    expiring = UnitBlock(UnitAttributes("CDM", UnitType.TCER, 2, 2,
+                                        expiry_date=date(2020, 12, 31)), SerialRange(1, 5))
+    moving = proposal(T.INTERNAL_TRANSFER, KZ_PARTY, KZ_PERSON, expiring)
+    check_not_expired(moving, date(2020, 12, 31))
+    with pytest.raises(ProposalRefused) as refusal:
+        check_not_expired(moving, date(2021, 1, 1))
+    assert codes(refusal) == [ResponseCode.UNIT_EXPIRED]
+
+
+def test_track_2_conversion_needs_a_jisc_project_with_quantity_left() -> None:
+    conversion = replace(proposal(T.CONVERSION, KZ_PARTY, KZ_PARTY, block(1, 100)),
+                         project_id="KZ-JI-2", track=2)
+    with pytest.raises(ProposalRefused) as unknown:
+        check_conversion(conversion, None)
+    assert codes(unknown) == [ResponseCode.CONVERSION_WITHOUT_PROJECT]
+    check_conversion(conversion, JiProject("KZ-JI-2", "KZ", 2, 150, converted=50))
+    with pytest.raises(ProposalRefused) as over:
+        check_conversion(conversion, JiProject("KZ-JI-2", "KZ", 2, 150, converted=51))
+    assert codes(over) == [ResponseCode.CONVERSION_WITHOUT_PROJECT]
+    check_conversion(replace(conversion, track=1), None)
+
+
+def test_cer_carry_over_is_capped_at_two_and_a_half_percent_of_the_assigned_amount() -> None:
+    cers = proposal(T.CARRY_OVER, KZ_PARTY, KZ_PARTY, block(1, 25, "CDM", UnitType.CER, 1))
+    after_cp1 = date(2013, 6, 1)
+    assert carry_over_limit(1000) == 25
+    check_carry_over(cers, after_cp1, 1000, carried_so_far=0)
+    with pytest.raises(ProposalRefused) as over:
+        check_carry_over(cers, after_cp1, 1000, carried_so_far=1)
+    assert codes(over) == [ResponseCode.CARRY_OVER_OVER_LIMIT]
+
+
+def test_carry_over_before_the_end_of_the_period_is_refused_with_4003() -> None:
+    aaus = proposal(T.CARRY_OVER, KZ_PARTY, KZ_PARTY, block(1, 25, period=1))
+    with pytest.raises(ProposalRefused) as early:
+        check_carry_over(aaus, date(2012, 12, 31), 1000, 0)
+    assert codes(early) == [ResponseCode.CARRY_OVER_OVER_LIMIT]
+    check_carry_over(aaus, date(2013, 1, 1), None, 0)
+
+
+def test_a_proposal_naming_a_notice_must_fit_it_or_gets_4005() -> None:
+    voluntary = AccountKey("KZ", AccountType.NET_SOURCE_CANCELLATION, 6)
+    cancel = replace(proposal(T.CANCELLATION, KZ_PARTY, voluntary), notification_id=7)
+    open_notice = NoticeView(7, 1, "KZ", 1, 100, 0)
+    check_notice(cancel, open_notice)
+    for notice in (None, replace(open_notice, registry="JP"), replace(open_notice, status=3),
+                   replace(open_notice, notice_type=3), replace(open_notice, notice_type=7)):
+        with pytest.raises(ProposalRefused) as refusal:
+            check_notice(cancel, notice)
+        assert codes(refusal) == [ResponseCode.NOTICE_UNKNOWN_OR_CLOSED]
+
+
+def test_notice_is_completed_once_its_target_is_reached() -> None:
+    assert notice_status_after(100, 99) == 2
+    assert notice_status_after(100, 100) == 3
+    assert notice_status_after(None, 5) == 2

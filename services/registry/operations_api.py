@@ -1,0 +1,512 @@
+"""The registry's operations (Decree 684 cl. 3), decisions of the authorised body and
+ITL notices. Every change names its actor in ``X-Actor``; the wrong actor gets 403."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, status
+from pydantic import BaseModel, Field
+
+from services.registry.api import REFUSALS, TransactionView, actor_of, service_of
+from services.registry.decisions import (
+    Decision,
+    DecisionKind,
+    FollowUp,
+    WithdrawalGround,
+    due_date,
+    follow_up,
+)
+from services.registry.handlers import (
+    DecisionDesk,
+    Operations,
+    TransferUnits,
+    decision_from_doc,
+)
+from services.registry.permissions import Actor, Operation, authorise
+from shared.codes import (
+    COMMITMENT_PERIOD_YEARS,
+    AccountType,
+    LulucfActivity,
+    ResponseCode,
+    TransactionType,
+    UnitType,
+)
+from shared.contracts import UnitBlockWire, block_from_wire
+from shared.errors import NotFound, RuleViolation
+from shared.http_types import AccountTypeField, UnitTypeField
+from shared.store import Document, Session
+
+router = APIRouter()
+ActorDep = Annotated[Actor, Depends(actor_of)]
+PERMISSION: dict[int | str, dict[str, Any]] = {
+    403: {"description": "the request's actor may not start this operation"}}
+RESPONSES: dict[int | str, dict[str, Any]] = {**REFUSALS, **PERMISSION}
+
+
+def desk_of(request: Request) -> DecisionDesk:
+    desk: DecisionDesk = request.app.state.decisions
+    return desk
+
+
+def operations_of(request: Request) -> Operations:
+    operations: Operations = request.app.state.operations
+    return operations
+
+
+# decisions
+
+
+class DecisionCreate(BaseModel):
+    kind: DecisionKind
+    reference: str = Field(min_length=1, max_length=200, examples=["MEP order 2013-117"],
+                           description="the authorised body's own number for the decision")
+    unit_type: UnitTypeField = Field(examples=["AAU"])
+    quantity: int = Field(ge=1, le=10**12)
+    account_id: int = Field(default=1, ge=1, description="account the units come from")
+    commitment_period: int = Field(default=2, ge=1, le=2)
+    ground: WithdrawalGround | None = Field(default=None, description="withdrawal: cl. 22")
+    notice_id: int | None = Field(default=None, description="the ITL notice it answers")
+    project_id: str | None = Field(default=None, max_length=32,
+                                   description="conversion: the JI project")
+    lulucf_activity: LulucfActivity | None = Field(default=None,
+                                                   description="RMU issuance")
+    cancellation_account_type: AccountTypeField | None = None
+
+
+class DecisionView(BaseModel):
+    decision_id: str
+    kind: str
+    reference: str
+    unit_type: str
+    quantity: int
+    used_quantity: int
+    account_id: int
+    commitment_period: int
+    decided_at: datetime
+    due_at: datetime | None = Field(description="withdrawal and replacement: one month on")
+    state: str
+    follow_up: FollowUp = Field(description="due, overdue, suspended, in_progress, done, "
+                                            "dropped or open")
+    ground: str | None = None
+    notice_id: int | None = None
+    project_id: str | None = None
+    transaction_ids: list[str]
+    executed_at: datetime | None = None
+    appeal: dict[str, Any] | None = None
+    revisions: list[dict[str, Any]] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, doc: Document, now: datetime) -> DecisionView:
+        decision = decision_from_doc(doc)
+        return cls(
+            decision_id=decision.decision_id, kind=decision.kind.value,
+            reference=decision.reference, unit_type=decision.unit_type.name,
+            quantity=decision.quantity, used_quantity=decision.used_quantity,
+            account_id=decision.account_id, commitment_period=decision.commitment_period,
+            decided_at=decision.decided_at, due_at=decision.due_at,
+            state=decision.state.value, follow_up=follow_up(decision, now),
+            ground=decision.ground.value if decision.ground else None,
+            notice_id=decision.notice_id, project_id=decision.project_id,
+            transaction_ids=list(decision.transaction_ids), executed_at=decision.executed_at,
+            appeal=doc.get("appeal"), revisions=doc.get("revisions", []),
+        )
+
+
+class AppealBody(BaseModel):
+    grounds: str = Field(min_length=1, max_length=2000)
+
+
+class RevisionBody(BaseModel):
+    quantity: int | None = Field(default=None, ge=1, le=10**12)
+    drop: bool = False
+
+
+@router.post("/decisions", status_code=status.HTTP_201_CREATED, tags=["decisions"],
+             responses=RESPONSES)
+async def record_decision(body: DecisionCreate, request: Request,
+                          actor: ActorDep) -> DecisionView:
+    """Record a decision of the authorised body; withdrawal and replacement decisions are
+    due one month later on the simulation clock."""
+    authorise(actor, Operation.RECORD_DECISION)
+    if body.kind == DecisionKind.WITHDRAWAL and body.ground is None:
+        raise RuleViolation(ResponseCode.MISSING_FIELD, "a withdrawal decision gives its "
+                            "ground (cl. 22): excess_issuance, criteria_not_met or voluntary")
+    if body.kind == DecisionKind.REPLACEMENT and body.notice_id is None:
+        raise RuleViolation(ResponseCode.MISSING_FIELD,
+                            "a replacement decision names the ITL notice listing the units")
+    desk = desk_of(request)
+    now = desk.runtime.clock.now()
+    decision = Decision(
+        decision_id="", kind=body.kind, reference=body.reference, decided_at=now,
+        unit_type=body.unit_type, quantity=body.quantity, account_id=body.account_id,
+        commitment_period=body.commitment_period, due_at=due_date(body.kind, now),
+        ground=body.ground, notice_id=body.notice_id, project_id=body.project_id,
+        lulucf_activity=int(body.lulucf_activity) if body.lulucf_activity else None,
+        cancellation_account_type=body.cancellation_account_type,
+    )
+    return DecisionView.of(await desk.record(decision), now)
+
+
+@router.get("/decisions", tags=["decisions"])
+async def list_decisions(
+    request: Request,
+    follow_up_filter: Annotated[FollowUp | None, Query(alias="follow_up")] = None,
+) -> list[DecisionView]:
+    """Decisions, newest first, with what is due, overdue and done."""
+    desk = desk_of(request)
+    now = desk.runtime.clock.now()
+    views = [DecisionView.of(d, now) for d in await desk.store.decisions()]
+    return [v for v in views if follow_up_filter in (None, v.follow_up)]
+
+
+@router.get("/decisions/{decision_id}", tags=["decisions"])
+async def read_decision(decision_id: str, request: Request) -> DecisionView:
+    desk = desk_of(request)
+    doc = await desk.store.decision(decision_id)
+    if doc is None:
+        raise NotFound(f"decision {decision_id}")
+    return DecisionView.of(doc, desk.runtime.clock.now())
+
+
+@router.post("/decisions/{decision_id}/appeal", tags=["decisions"], responses=RESPONSES)
+async def appeal_decision(decision_id: str, body: AppealBody, request: Request,
+                          actor: ActorDep) -> DecisionView:
+    """Appeal a withdrawal or replacement decision within its month: it is suspended
+    until the authorised body revises it (cl. 23, 26)."""
+    authorise(actor, Operation.APPEAL_DECISION)
+    desk = desk_of(request)
+    doc = await desk.appeal(decision_id, str(actor), body.grounds)
+    return DecisionView.of(doc, desk.runtime.clock.now())
+
+
+@router.post("/decisions/{decision_id}/revise", tags=["decisions"], responses=RESPONSES)
+async def revise_decision(decision_id: str, body: RevisionBody, request: Request,
+                          actor: ActorDep) -> DecisionView:
+    """The authorised body changes (new quantity, new month) or drops a decision."""
+    authorise(actor, Operation.REVISE_DECISION)
+    desk = desk_of(request)
+    doc = await desk.revise(decision_id, body.quantity, body.drop)
+    return DecisionView.of(doc, desk.runtime.clock.now())
+
+
+@router.post("/decisions/{decision_id}/execute", status_code=status.HTTP_202_ACCEPTED,
+             tags=["decisions"], responses=RESPONSES)
+async def execute_decision(decision_id: str, request: Request,
+                           actor: ActorDep) -> TransactionView:
+    """Carry out a withdrawal or replacement decision now (the registry also does so by
+    itself when the month ends unappealed)."""
+    desk = desk_of(request)
+    decision = await desk.require(decision_id)
+    authorise(actor, Operation.WITHDRAWAL if decision.kind == DecisionKind.WITHDRAWAL
+              else Operation.REPLACEMENT)
+    return TransactionView.of(await desk.execute(decision_id))
+
+
+# notices
+
+
+class NoticeView(BaseModel):
+    notice_id: int
+    notice_type: int
+    status: int
+    required_action: str
+    action_due_date: date | None
+    target_value: int | None
+    fulfilled_quantity: int
+    unit_type: int | None = None
+    commitment_period: int | None = None
+    project_id: str | None = None
+    blocks: list[dict[str, Any]]
+    text: str
+    received_at: datetime
+
+
+@router.get("/notices", tags=["notices"])
+async def list_notices(request: Request) -> list[NoticeView]:
+    """ITL notices with the action each requires and its deadline."""
+    return [NoticeView(**d, notice_id=d["_id"])
+            for d in await desk_of(request).store.notices()]
+
+
+@router.get("/notices/{notice_id}", tags=["notices"])
+async def read_notice(notice_id: int, request: Request) -> NoticeView:
+    doc = await desk_of(request).store.notice(notice_id)
+    if doc is None:
+        raise NotFound(f"notice {notice_id}")
+    return NoticeView(**doc, notice_id=doc["_id"])
+
+
+# operations
+
+
+class IssuanceRequest(BaseModel):
+    decision_id: str = Field(description="the issuance decision of the authorised body",
+                             examples=["D1"])
+    quantity: int | None = Field(default=None, ge=1, le=10**12,
+                                 description="default: what the decision leaves")
+    acquiring_account_id: int = Field(default=1, ge=1, description="Party holding account")
+
+
+class TransferRequest(BaseModel):
+    transferring_account_id: int = Field(ge=1)
+    acquiring_account_id: int = Field(ge=1)
+    acquiring_account_type: AccountTypeField = Field(default=AccountType.PERSON_HOLDING)
+    unit_type: UnitTypeField = Field(examples=["AAU"])
+    quantity: int = Field(ge=1, le=10**12)
+    commitment_period: int = Field(default=2, ge=1, le=2)
+    reference: str | None = Field(default=None, max_length=200)
+
+
+class ExternalTransferRequest(TransferRequest):
+    acquiring_registry: str = Field(pattern=r"^([A-Z]{2}|CDM)$", examples=["JP"])
+    decision_id: str | None = Field(default=None, description="ERUs: cl. 16-18")
+    notice_id: int | None = Field(default=None, description="notices 6, 12, 13")
+
+
+class HoldingOperation(BaseModel):
+    transferring_account_id: int = Field(default=1, ge=1)
+    unit_type: UnitTypeField = Field(examples=["AAU"])
+    quantity: int = Field(ge=1, le=10**12)
+    commitment_period: int = Field(default=2, ge=1, le=2)
+
+
+class ConversionRequest(HoldingOperation):
+    project_id: str = Field(pattern=r"^[A-Za-z0-9-]{1,32}$", examples=["KZ-JI-0001"])
+    track: int = Field(ge=1, le=2)
+    decision_id: str | None = Field(default=None,
+                                    description="track 1: the national decision (cl. 12)")
+
+
+class CancellationRequest(HoldingOperation):
+    account_type: AccountTypeField = Field(default=AccountType.VOLUNTARY_CANCELLATION,
+                                           description="the cancellation account")
+    notice_id: int | None = None
+    decision_id: str | None = None
+
+
+class CarryOverRequest(HoldingOperation):
+    commitment_period: int = Field(default=1, ge=1, le=1,
+                                   description="the period the units leave")
+    notice_id: int | None = None
+
+
+class ExpiryDateChangeRequest(BaseModel):
+    account_id: int = Field(default=1, ge=1)
+    notice_id: int = Field(description="the ITL notice (type 9) listing the blocks")
+    new_expiry_date: date
+
+
+class ReplacementRequest(BaseModel):
+    notice_id: int = Field(description="the ITL notice listing the blocks to replace")
+    unit_type: UnitTypeField = Field(description="the replacing units", examples=["AAU"])
+    transferring_account_id: int = Field(default=1, ge=1)
+    commitment_period: int = Field(default=2, ge=1, le=2)
+
+
+@router.post("/transactions/issuance", status_code=status.HTTP_202_ACCEPTED,
+             tags=["operations"], responses=RESPONSES)
+async def propose_issuance(body: IssuanceRequest, request: Request,
+                           actor: ActorDep) -> TransactionView:
+    """1. Issuance of AAUs or RMUs on a decision of the authorised body (cl. 10-15)."""
+    authorise(actor, Operation.ISSUANCE)
+    svc = service_of(request)
+    if svc.profile.is_cdm:
+        raise RuleViolation(ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
+                            "the CDM registry issues for a project: POST "
+                            "/projects/{project_id}/issuances")
+    tx = await operations_of(request).issue(body.decision_id, body.quantity,
+                                            body.acquiring_account_id)
+    return TransactionView.of(tx)
+
+
+@router.post("/transactions/conversion", status_code=status.HTTP_202_ACCEPTED,
+             tags=["operations"], responses=RESPONSES)
+async def propose_conversion(body: ConversionRequest, request: Request,
+                             actor: ActorDep) -> TransactionView:
+    """2. Conversion of AAUs or RMUs into ERUs for a JI project (cl. 12-13): track 1 on a
+    national decision, track 2 on the JISC data the ITL holds."""
+    authorise(actor, Operation.CONVERSION)
+    if body.unit_type not in (UnitType.AAU, UnitType.RMU):
+        raise RuleViolation(ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
+                            "only AAUs and RMUs are converted into ERUs")
+    if body.track == 1 and body.decision_id is None:
+        raise RuleViolation(ResponseCode.MISSING_FIELD,
+                            "a track 1 conversion rests on a decision (decision_id)")
+    account = await service_of(request).require_account(body.transferring_account_id)
+    command = TransferUnits(
+        transaction_type=TransactionType.CONVERSION,
+        transferring_account_id=account.account_id, acquiring_registry=account.registry,
+        acquiring_account_type=account.account_type, acquiring_account_id=account.account_id,
+        unit_type=body.unit_type, quantity=body.quantity,
+        commitment_period=body.commitment_period, project_id=body.project_id,
+        track=body.track, decision_id=body.decision_id)
+    return await _move(request, command, DecisionKind.CONVERSION)
+
+
+@router.post("/transactions/external-transfer", status_code=status.HTTP_202_ACCEPTED,
+             tags=["operations"], responses=RESPONSES)
+async def propose_external_transfer(body: ExternalTransferRequest, request: Request,
+                                    actor: ActorDep) -> TransactionView:
+    """3. Transfer to an account of another registry (cl. 16-20); ERUs on a decision."""
+    svc = service_of(request)
+    authorise(actor, Operation.EXTERNAL_TRANSFER,
+              await svc.require_account(body.transferring_account_id), body.unit_type)
+    if body.acquiring_registry == svc.code:
+        raise RuleViolation(ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
+                            "the acquiring registry is this registry: use internal-transfer")
+    eru = body.unit_type in (UnitType.ERU_FROM_AAU, UnitType.ERU_FROM_RMU)
+    if eru and body.decision_id is None and not svc.profile.is_cdm:
+        raise RuleViolation(ResponseCode.MISSING_FIELD,
+                            "ERUs leave the registry on a decision of the authorised body "
+                            "(cl. 16): decision_id")
+    command = _transfer(body, body.acquiring_registry, decision_id=body.decision_id,
+                        notification_id=body.notice_id)
+    return await _move(request, command, DecisionKind.EXTERNAL_TRANSFER)
+
+
+@router.post("/transactions/internal-transfer", status_code=status.HTTP_202_ACCEPTED,
+             tags=["operations"], responses=RESPONSES)
+async def propose_internal_transfer(body: TransferRequest, request: Request,
+                                    actor: ActorDep) -> TransactionView:
+    """4. Transfer between two accounts of this registry, on the instruction of the
+    holder of the transferring account (cl. 21)."""
+    svc = service_of(request)
+    authorise(actor, Operation.INTERNAL_TRANSFER,
+              await svc.require_account(body.transferring_account_id), body.unit_type)
+    return await _move(request, _transfer(body, svc.code))
+
+
+@router.post("/transactions/cancellation", status_code=status.HTTP_202_ACCEPTED,
+             tags=["operations"], responses=RESPONSES)
+async def propose_cancellation(body: CancellationRequest, request: Request,
+                               actor: ActorDep) -> TransactionView:
+    """5./7. Withdrawal on an ITL notice (cl. 22) or cancellation on a decision after the
+    end of the commitment period (cl. 27-29), into a cancellation account."""
+    authorise(actor, Operation.CANCELLATION)
+    if body.notice_id is None and body.decision_id is None:
+        raise RuleViolation(ResponseCode.MISSING_FIELD,
+                            "a cancellation rests on an ITL notice (notice_id) or a "
+                            "decision of the authorised body (decision_id)")
+    svc = service_of(request)
+    if body.decision_id is not None:
+        _, last_year = COMMITMENT_PERIOD_YEARS[body.commitment_period]
+        if svc.runtime.clock.now().year <= last_year:
+            raise RuleViolation(ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
+                                "cancellation is decided after the end of the commitment "
+                                f"period ({last_year}), cl. 27")
+    target = await _fixed_account(request, body.account_type)
+    command = TransferUnits(
+        transaction_type=TransactionType.CANCELLATION,
+        transferring_account_id=body.transferring_account_id, acquiring_registry=svc.code,
+        acquiring_account_type=body.account_type, acquiring_account_id=target,
+        unit_type=body.unit_type, quantity=body.quantity,
+        commitment_period=body.commitment_period, notification_id=body.notice_id,
+        decision_id=body.decision_id)
+    return await _move(request, command, DecisionKind.CANCELLATION)
+
+
+@router.post("/transactions/expiry-date-change", status_code=status.HTTP_202_ACCEPTED,
+             tags=["operations"], responses=RESPONSES)
+async def propose_expiry_date_change(body: ExpiryDateChangeRequest, request: Request,
+                                     actor: ActorDep) -> TransactionView:
+    """6. Change of the expiry date of the tCERs/lCERs an ITL notice lists."""
+    authorise(actor, Operation.EXPIRY_DATE_CHANGE)
+    svc = service_of(request)
+    notice = await desk_of(request).store.notice(body.notice_id)
+    if notice is None:
+        raise NotFound(f"notice {body.notice_id}")
+    blocks = [block_from_wire(UnitBlockWire.model_validate(b)) for b in notice["blocks"]]
+    if not blocks:
+        raise RuleViolation(ResponseCode.MISSING_FIELD,
+                            f"notice {body.notice_id} lists no blocks")
+    account = await svc.require_account(body.account_id)
+    command = TransferUnits(
+        transaction_type=TransactionType.EXPIRY_DATE_CHANGE,
+        transferring_account_id=account.account_id, acquiring_registry=svc.code,
+        acquiring_account_type=account.account_type, acquiring_account_id=account.account_id,
+        unit_type=blocks[0].attributes.unit_type, quantity=sum(b.quantity for b in blocks),
+        commitment_period=blocks[0].attributes.applicable_commitment_period,
+        notification_id=body.notice_id, new_expiry_date=body.new_expiry_date)
+    return TransactionView.of(await operations_of(request).move(command, blocks=blocks))
+
+
+@router.post("/transactions/carry-over", status_code=status.HTTP_202_ACCEPTED,
+             tags=["operations"], responses=RESPONSES)
+async def propose_carry_over(body: CarryOverRequest, request: Request,
+                             actor: ActorDep) -> TransactionView:
+    """8. Carry-over into the next commitment period (AAUs into the previous period
+    surplus reserve; CERs and ERUs from AAUs in their account, within 2.5 %)."""
+    authorise(actor, Operation.CARRY_OVER)
+    svc = service_of(request)
+    if body.unit_type == UnitType.AAU:
+        target_type = AccountType.PREVIOUS_PERIOD_SURPLUS_RESERVE
+        target = await _fixed_account(request, target_type)
+    else:
+        account = await svc.require_account(body.transferring_account_id)
+        target_type, target = account.account_type, account.account_id
+    command = TransferUnits(
+        transaction_type=TransactionType.CARRY_OVER,
+        transferring_account_id=body.transferring_account_id, acquiring_registry=svc.code,
+        acquiring_account_type=target_type, acquiring_account_id=target,
+        unit_type=body.unit_type, quantity=body.quantity,
+        commitment_period=body.commitment_period, notification_id=body.notice_id)
+    return await _move(request, command)
+
+
+@router.post("/transactions/retirement", status_code=status.HTTP_202_ACCEPTED,
+             tags=["operations"], responses=RESPONSES)
+async def propose_retirement(body: HoldingOperation, request: Request,
+                             actor: ActorDep) -> TransactionView:
+    """Retirement: units used towards the Party's commitment go to the retirement
+    account (protocol.md 2.6, type 5)."""
+    authorise(actor, Operation.RETIREMENT)
+    svc = service_of(request)
+    target = await _fixed_account(request, AccountType.RETIREMENT)
+    command = TransferUnits(
+        transaction_type=TransactionType.RETIREMENT,
+        transferring_account_id=body.transferring_account_id, acquiring_registry=svc.code,
+        acquiring_account_type=AccountType.RETIREMENT, acquiring_account_id=target,
+        unit_type=body.unit_type, quantity=body.quantity,
+        commitment_period=body.commitment_period)
+    return await _move(request, command)
+
+
+@router.post("/transactions/replacement", status_code=status.HTTP_202_ACCEPTED,
+             tags=["operations"], responses=RESPONSES)
+async def propose_replacement(body: ReplacementRequest, request: Request,
+                              actor: ActorDep) -> TransactionView:
+    """Replacement of the tCERs/lCERs an ITL notice lists (cl. 24-26), with units of
+    unlimited validity (or tCERs for tCERs)."""
+    authorise(actor, Operation.REPLACEMENT)
+    desk = desk_of(request)
+
+    async def prepare(session: Session) -> TransferUnits:
+        return await desk.replacement_command(
+            body.notice_id, body.unit_type, body.transferring_account_id,
+            body.commitment_period, None, None, session)
+
+    return TransactionView.of(await operations_of(request).move(prepare))
+
+
+async def _move(request: Request, command: TransferUnits,
+                decision_kind: DecisionKind | None = None) -> TransactionView:
+    return TransactionView.of(await operations_of(request).move(command, decision_kind))
+
+
+async def _fixed_account(request: Request, account_type: AccountType) -> int:
+    account = await service_of(request).store.account_of_type(account_type)
+    if account is None:
+        raise NotFound(f"{account_type.name} account")
+    return account.account_id
+
+
+def _transfer(body: TransferRequest, acquiring_registry: str, **extra: Any) -> TransferUnits:
+    return TransferUnits(
+        transferring_account_id=body.transferring_account_id,
+        acquiring_registry=acquiring_registry,
+        acquiring_account_type=body.acquiring_account_type,
+        acquiring_account_id=body.acquiring_account_id, unit_type=body.unit_type,
+        quantity=body.quantity, commitment_period=body.commitment_period,
+        reference=body.reference, **extra)

@@ -1,0 +1,193 @@
+"""Effort sharing (Decision 406/2009/EC Art. 5) across real processes: two Member State
+registries (DE, FR), a registry that is not a Member State (KZ), the ITL and the CDM
+registry that issues the CERs FR surrenders."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deploy.local.client import StackClient
+from deploy.local.stack import LocalStack
+from shared.testing.infra import Namespace, amqp_url, check_broker
+
+pytestmark = pytest.mark.e2e
+
+YEAR = 2015
+EMISSIONS_2005 = 10_000  # 3 % = 300 units a year
+MEMBER_STATE_ENV = {"ESD_ENABLED": "true", "ESD_2005_EMISSIONS": str(EMISSIONS_2005)}
+PROJECT = "CDM-IN-406"
+ESD_ACCOUNT = 406
+
+
+@pytest.fixture(scope="module")
+def esd_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    asyncio.run(check_broker(amqp_url()))
+    namespace = Namespace()
+    workdir: Path = tmp_path_factory.mktemp("esd-stack")
+    local = LocalStack(workdir=workdir, registries=("DE", "FR", "KZ"),
+                       namespace=namespace.prefix,
+                       registry_env={"DE": MEMBER_STATE_ENV, "FR": MEMBER_STATE_ENV})
+    try:
+        local.start()
+        yield local
+    finally:
+        local.stop()
+        asyncio.run(namespace.delete(amqp_url()))
+
+
+@pytest.fixture(scope="module")
+def esd_client(esd_stack: LocalStack) -> Iterator[StackClient]:
+    c = StackClient({name: s.url for name, s in esd_stack.services.items()})
+    yield c
+    c.close()
+
+
+def poll(read: Callable[[], Any], done: Callable[[Any], bool], what: str,
+         timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not reached after {timeout}s: {value}")
+        time.sleep(0.05)
+
+
+def ledger(client: StackClient, registry: str) -> Any:
+    return client.ok(registry, "GET", f"/esd/years/{YEAR}/ledger")
+
+
+@pytest.fixture(scope="module")
+def fr_with_cers(esd_client: StackClient) -> int:
+    """The CDM registry issues 1000 CERs for an Indian project registered in 2010; 980
+    reach an FR person holding account; FR records the project's facts."""
+    c = esd_client
+    # the header names the actor where the registry API asks for one
+    account = c.ok("fr", "POST", "/accounts", json={"holder_name": "Paris Chauffage SA"},
+                   headers={"X-Actor": "operator"})["account_id"]
+    c.ok("cdm", "POST", "/projects", json={"project_id": PROJECT, "title": "Gujarat wind",
+                                           "host_party": "IN"})
+    request = c.ok("cdm", "POST", f"/projects/{PROJECT}/issuances",
+                   json={"unit_type": "CER", "quantity": 1000, "commitment_period": 2,
+                         "acquiring_registry": "FR", "acquiring_account_type": 121,
+                         "acquiring_account_id": account})
+    poll(lambda: c.ok("cdm", "GET", f"/issuances/{request['request_id']}"),
+         lambda r: r["state"] in ("completed", "failed"), "CDM issuance")
+    poll(lambda: c.units_held("fr", account, "CER"), lambda n: n == 980, "CERs in FR")
+    c.ok("fr", "PUT", f"/esd/projects/{PROJECT}",
+         json={"host_country": "IN", "registered_on": "2010-05-01",
+               "crediting_start": "2010-06-01", "ets_eligible_2008_2012": True})
+    return int(account)
+
+
+def surrender(client: StackClient, account: int, quantity: int) -> Any:
+    return client.call("fr", "POST", f"/esd/years/{YEAR}/surrenders",
+                       json={"transferring_account_id": account, "unit_type": "CER",
+                             "quantity": quantity, "project_id": PROJECT})
+
+
+def test_member_state_configuration_reports_the_source_of_each_value(
+        esd_client: StackClient) -> None:
+    view = esd_client.ok("de", "GET", "/esd/member-state")
+    assert view["member_state"] == "DE"
+    assert view["values"]["emissions_2005"] == {"value": EMISSIONS_2005,
+                                                "status": "set by operator (unverified)"}
+    assert view["values"]["annex_ii_limit_percent"] == {
+        "value": -14, "status": "reference data: official-secondary"}
+    assert view["esd_account"] == "DE-100-406"
+    assert esd_client.call("kz", "GET", f"/esd/years/{YEAR}/ledger").status_code == 404
+
+
+def test_transferred_allowance_lets_fr_use_more_than_its_own_3_percent_and_no_more(
+        esd_client: StackClient, fr_with_cers: int) -> None:
+    c = esd_client
+    assert ledger(c, "fr")["limit"] == 300
+
+    # DE transfers 100 units of unused 3 % to FR through the ITL; both ledgers agree
+    proposed = c.ok("de", "POST", f"/esd/years/{YEAR}/transfers",
+                    json={"acquiring_state": "FR", "quantity": 100})
+    transfer_id = proposed["transfer_id"]
+    assert proposed["state"] == "proposed"
+    done = poll(lambda: c.ok("de", "GET", f"/esd/transfers/{transfer_id}"),
+                lambda t: t["state"] != "proposed", "DE transfer outcome")
+    assert done["state"] == "accepted", done
+    fr_ledger = ledger(c, "fr")
+    de_ledger = ledger(c, "de")
+    assert fr_ledger["transferred_in"] == de_ledger["transferred_out"] == 100
+    assert (de_ledger["limit"], de_ledger["reserved_out"]) == (200, 0)
+    assert fr_ledger["limit"] == 400
+    assert c.ok("fr", "GET", f"/esd/transfers/{transfer_id}")["direction"] == "inbound"
+    journal = c.ok("itl", "GET", "/messages", params={"correlation_id": transfer_id})
+    assert len(journal) == 4
+
+    # FR surrenders 400 CERs, more than its own 300: accepted and booked
+    response = surrender(c, fr_with_cers, 400)
+    assert response.status_code == 202, response.text
+    transaction_id = response.json()["transaction_id"]
+    assert response.json()["paragraphs"] == {"5(1)(b)": 400}
+    c.settle("fr", transaction_id)
+    final = poll(lambda: c.ok("fr", "GET", f"/esd/surrenders/{transaction_id}"),
+                 lambda s: s["state"] != "proposed", "surrender outcome")
+    assert final["state"] == "completed", final
+    assert c.units_held("fr", ESD_ACCOUNT, "CER") == 400
+    after = ledger(c, "fr")
+    assert after["used"]["general"] == 400
+    assert after["general_available"] == 0 and after["reserved"]["general"] == 0
+
+    # one unit more is refused with the reason, and changes nothing
+    held_before = c.units_held("fr", fr_with_cers, "CER")
+    refused = surrender(c, fr_with_cers, 1)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["response_code"] == 4111
+    assert "0 available" in refused.json()["detail"]
+    assert ledger(c, "fr") == after
+    assert c.units_held("fr", fr_with_cers, "CER") == held_before
+
+    report = c.ok("fr", "GET", f"/esd/years/{YEAR}/report")
+    assert report["used_by_paragraph"] == {"5(1)(b)": 400}
+    assert [t["transfer_id"] for t in report["transfers"]] == [transfer_id]
+
+
+def test_transfer_to_a_registry_that_is_not_a_member_state_is_refused_and_released(
+        esd_client: StackClient) -> None:
+    c = esd_client
+    before = ledger(c, "de")
+    proposed = c.ok("de", "POST", f"/esd/years/{YEAR}/transfers",
+                    json={"acquiring_state": "KZ", "quantity": 10})
+    assert ledger(c, "de")["reserved_out"] == before["reserved_out"] + 10
+    done = poll(lambda: c.ok("de", "GET", f"/esd/transfers/{proposed['transfer_id']}"),
+                lambda t: t["state"] != "proposed", "DE transfer outcome")
+    assert (done["state"], done["response_code"]) == ("refused", 4113)
+    assert ledger(c, "de") == before
+
+
+def test_transfer_beyond_the_unused_3_percent_is_refused_at_once(
+        esd_client: StackClient) -> None:
+    response = esd_client.call("de", "POST", f"/esd/years/{YEAR}/transfers",
+                               json={"acquiring_state": "FR", "quantity": 10_000})
+    assert response.status_code == 422
+    assert response.json()["response_code"] == 4116
+
+
+def test_closing_a_year_carries_the_unused_limit_into_the_next_year(
+        esd_client: StackClient) -> None:
+    c = esd_client
+    before = ledger(c, "de")
+    closed = c.ok("de", "POST", f"/esd/years/{YEAR}/close")
+    assert closed["closed"]["closed"] is True
+    assert closed["closed"]["carried_out"] == before["unused"] == before["limit"]
+    following = c.ok("de", "GET", f"/esd/years/{YEAR + 1}/ledger")
+    assert following["carried_in"] == before["unused"]
+    assert following["limit"] == following["general_allowance"] + before["unused"]
+    again = c.call("de", "POST", f"/esd/years/{YEAR}/close")
+    assert (again.status_code, again.json()["response_code"]) == (422, 4114)
+    late = c.call("de", "POST", f"/esd/years/{YEAR}/transfers",
+                  json={"acquiring_state": "FR", "quantity": 1})
+    assert late.json()["response_code"] == 4114
