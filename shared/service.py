@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -38,6 +39,16 @@ from shared.store import (
 
 T = TypeVar("T")
 log = logging.getLogger("shared.service")
+
+
+def comma_or_json_list(value: Any) -> Any:
+    """Read a list setting given as JSON (``["KZ","JP"]``) or comma-separated (``KZ,JP``)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return value
 
 
 class ServiceSettings(BaseSettings):

@@ -20,6 +20,7 @@ from shared.codes import (
     TransactionType,
     UnitType,
 )
+from shared.contracts import UnitBlockWire
 from shared.errors import NotFound
 from shared.http_types import AccountTypeField, UnitTypeField
 from shared.store import Document
@@ -311,6 +312,8 @@ class NoticeIn(BaseModel):
     commitment_period: int | None = Field(default=None, ge=1, le=2)
     target_date: date | None = None
     action_due_date: date | None = Field(default=None, examples=["2016-06-30"])
+    blocks: list[UnitBlockWire] = Field(default_factory=list, max_length=3000,
+                                        description="unit blocks the notice is about")
     text: str = Field(default="", max_length=2000)
 
 

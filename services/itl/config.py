@@ -6,13 +6,12 @@ lives here or in the constants at the top of ``domain.py``, each with its source
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from shared.service import ServiceSettings
+from shared.service import ServiceSettings, comma_or_json_list
 
 
 class ItlSettings(ServiceSettings):
@@ -37,9 +36,4 @@ class ItlSettings(ServiceSettings):
     @field_validator("registries", mode="before")
     @classmethod
     def _json_or_comma_list(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [code.strip() for code in text.split(",") if code.strip()]
-        return value
+        return comma_or_json_list(value)

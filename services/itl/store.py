@@ -231,11 +231,13 @@ class ItlStore:
         await self.db.notices.update_one({"_id": notice_id}, update, session=session)
 
     async def expiring_unnoticed(self, before: date) -> list[Document]:
-        """tCER and lCER blocks of national registries that expire by ``before`` and have
-        neither been replaced nor named in a notice of impending expiry."""
+        """tCER and lCER blocks that a national registry used (retired or cancelled, so
+        they owe a replacement), that expire by ``before`` and have neither been replaced
+        nor named in a notice of impending expiry. Unused ones simply expire."""
         return await self.units.held({
             "unit_type": {"$in": [int(UnitType.TCER), int(UnitType.LCER)]},
             "registry": {"$ne": "CDM"},
+            "account_type": {"$in": sorted(int(t) for t in OUT_OF_CIRCULATION_ACCOUNT_TYPES)},
             "expiry_date": {"$ne": None, "$lte": before.isoformat()},
             "replaced_by": None,
             "expiry_notice": None,

@@ -136,6 +136,9 @@ class RegistryService:
         #: Run once at start-up after the registry's own indexes exist.
         self.startup_tasks: list[Callable[[], Awaitable[None]]] = []
         self.message_handlers: dict[MessageType, MessageHandler] = {}
+        #: Accounts units never leave once there (e.g. credits surrendered for effort
+        #: sharing), with the reason a transfer out is refused.
+        self.locked_accounts: dict[int, str] = {}
 
     # accounts
 
@@ -195,6 +198,9 @@ class RegistryService:
         """
         source = await self.require_account(command.transferring_account_id, session)
         check_can_transfer_from(source)
+        if source.account_id in self.locked_accounts:
+            raise RuleViolation(ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
+                                self.locked_accounts[source.account_id])
         acquiring = AccountRef(
             registry=command.acquiring_registry,
             account_type=command.acquiring_account_type,

@@ -38,6 +38,8 @@ class Operation(StrEnum):
     REVISE_DECISION = "revise a decision"
     APPEAL_DECISION = "appeal a decision"
     CLOSE_ACCOUNT = "close an account"
+    EFFORT_SHARING = "keep the effort-sharing ledger"
+    SURRENDER = "surrender of credits"
 
 
 class Forbidden(Exception):
@@ -79,6 +81,7 @@ OPERATOR_OPERATIONS = frozenset({
     Operation.OPEN_ACCOUNT, Operation.CLOSE_ACCOUNT, Operation.ISSUANCE, Operation.CONVERSION,
     Operation.WITHDRAWAL, Operation.EXPIRY_DATE_CHANGE, Operation.CANCELLATION,
     Operation.CARRY_OVER, Operation.RETIREMENT, Operation.REPLACEMENT,
+    Operation.EFFORT_SHARING,
 })
 #: Decisions are the authorised body's (cl. 10, 12, 14, 16, 22, 24, 27).
 AUTHORISED_BODY_OPERATIONS = frozenset({Operation.RECORD_DECISION, Operation.REVISE_DECISION})

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from deploy.local.client import StackClient
+from deploy.local.client import StackClient, holder
 from deploy.local.stack import LocalStack
 from shared.testing.infra import Namespace, amqp_url, check_broker
 
@@ -90,7 +90,8 @@ def fr_with_cers(esd_client: StackClient) -> int:
 def surrender(client: StackClient, account: int, quantity: int) -> Any:
     return client.call("fr", "POST", f"/esd/years/{YEAR}/surrenders",
                        json={"transferring_account_id": account, "unit_type": "CER",
-                             "quantity": quantity, "project_id": PROJECT})
+                             "quantity": quantity, "project_id": PROJECT},
+                       headers={"X-Actor": holder(account)})
 
 
 def test_member_state_configuration_reports_the_source_of_each_value(
@@ -149,6 +150,12 @@ def test_transferred_allowance_lets_fr_use_more_than_its_own_3_percent_and_no_mo
     assert "0 available" in refused.json()["detail"]
     assert ledger(c, "fr") == after
     assert c.units_held("fr", fr_with_cers, "CER") == held_before
+
+    # surrendered credits cannot be taken back out of the effort-sharing account
+    back = c.transfer("fr", ESD_ACCOUNT, fr_with_cers, "CER", 1)
+    assert back.status_code == 422, back.text
+    assert "stay in the effort-sharing account" in back.json()["detail"]
+    assert c.units_held("fr", ESD_ACCOUNT, "CER") == 400
 
     report = c.ok("fr", "GET", f"/esd/years/{YEAR}/report")
     assert report["used_by_paragraph"] == {"5(1)(b)": 400}

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Depends, Request, status
 from pydantic import BaseModel, Field
 
+from services.registry.api import actor_of
 from services.registry.esd.domain import (
     ARTICLE_5_5_TEXT,
     ESD_ACCOUNT_ID,
@@ -17,11 +18,13 @@ from services.registry.esd.domain import (
     position,
 )
 from services.registry.esd.handlers import EsdService, SurrenderCredits
+from services.registry.permissions import Actor, Operation, authorise
 from shared.codes import UnitType
 from shared.errors import NotFound
 from shared.http_types import UnitTypeField
 from shared.store import Document
 
+ActorDep = Annotated[Actor, Depends(actor_of)]
 router = APIRouter(prefix="/esd", tags=["effort sharing"])
 
 REFUSALS: dict[int | str, dict[str, Any]] = {
@@ -93,9 +96,10 @@ class ProjectFactsView(ProjectFactsBody):
 
 
 @router.put("/projects/{project_id}")
-async def record_project(project_id: str, body: ProjectFactsBody,
-                         request: Request) -> ProjectFactsView:
+async def record_project(project_id: str, body: ProjectFactsBody, request: Request,
+                         actor: ActorDep) -> ProjectFactsView:
     """Record (or correct) the facts of a project that eligibility rests on."""
+    authorise(actor, Operation.EFFORT_SHARING)
     facts = ProjectFacts(project_id=project_id, **body.model_dump())
     return ProjectFactsView.of(await esd_of(request).record_project(facts))
 
@@ -258,9 +262,13 @@ class SurrenderBody(BaseModel):
 
 @router.post("/years/{year}/surrenders", status_code=status.HTTP_202_ACCEPTED,
              responses=REFUSALS)
-async def surrender_credits(year: int, body: SurrenderBody, request: Request) -> SurrenderView:
+async def surrender_credits(year: int, body: SurrenderBody, request: Request,
+                            actor: ActorDep) -> SurrenderView:
     """Use credits towards the year's obligation: checked for eligibility and the limit,
-    then proposed to the ITL as an internal transfer to the ESD account."""
+    then proposed to the ITL as an internal transfer to the ESD account, on the
+    instruction of whoever instructs transfers from the account (cl. 21)."""
+    account = await request.app.state.service.require_account(body.transferring_account_id)
+    authorise(actor, Operation.SURRENDER, account, body.unit_type)
     doc = await esd_of(request).surrender(SurrenderCredits(
         year=year, transferring_account_id=body.transferring_account_id,
         unit_type=body.unit_type, quantity=body.quantity,
@@ -286,9 +294,10 @@ class AllowanceTransferBody(BaseModel):
 
 @router.post("/years/{year}/transfers", status_code=status.HTTP_202_ACCEPTED,
              responses=REFUSALS)
-async def transfer_allowance(year: int, body: AllowanceTransferBody,
-                             request: Request) -> TransferView:
+async def transfer_allowance(year: int, body: AllowanceTransferBody, request: Request,
+                             actor: ActorDep) -> TransferView:
     """Transfer unused annual 3 % to another Member State through the ITL (Art. 5(6))."""
+    authorise(actor, Operation.EFFORT_SHARING)
     doc = await esd_of(request).transfer_allowance(year, body.acquiring_state, body.quantity)
     return TransferView.of(doc)
 
@@ -304,8 +313,9 @@ class ClosedYearView(BaseModel):
 
 
 @router.post("/years/{year}/close", responses=REFUSALS)
-async def close_year(year: int, request: Request) -> ClosedYearView:
+async def close_year(year: int, request: Request, actor: ActorDep) -> ClosedYearView:
     """Close an ended year and carry its unused limit forward (Art. 5(6))."""
+    authorise(actor, Operation.EFFORT_SHARING)
     svc = esd_of(request)
     closed, nxt = await svc.close_year(year)
     return ClosedYearView(closed=LedgerView.of(closed, svc),

@@ -7,7 +7,6 @@ Environment names start with ``ESD_``; lists are JSON (``'["a","c"]'``) or comma
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any
@@ -17,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.registry.esd.domain import Article55Condition, MemberStateProfile
 from services.registry.esd.reference import ReferenceData
+from shared.service import comma_or_json_list
 
 SET_BY_OPERATOR = "set by operator (unverified)"
 NOT_SET = "not set"
@@ -61,12 +61,7 @@ class EsdSettings(BaseSettings):
     @field_validator("article_5_5_conditions", "agreement_ratified_by", mode="before")
     @classmethod
     def _json_or_comma_list(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [item.strip() for item in text.split(",") if item.strip()]
-        return value
+        return comma_or_json_list(value)
 
     def profile(self, registry_code: str, reference: ReferenceData) -> ProfileSources:
         """The Member State profile and where each of its values comes from."""

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from services.registry.esd.api import router
 from services.registry.esd.config import EsdSettings
+from services.registry.esd.domain import ESD_ACCOUNT_ID
 from services.registry.esd.handlers import EsdService, NotMemberState
 from services.registry.esd.reference import load_reference
 from services.registry.esd.store import EsdStore
@@ -29,4 +30,6 @@ def install_effort_sharing(app: FastAPI, registry: RegistryService, commitment_p
     )
     app.state.esd = service
     app.include_router(router)
+    registry.locked_accounts[ESD_ACCOUNT_ID] = (
+        "credits surrendered for effort sharing stay in the effort-sharing account")
     return service
