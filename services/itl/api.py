@@ -198,6 +198,14 @@ class BlockView(BaseModel):
     reserved_by: str | None = Field(default=None, examples=[None],
                                     description="open transaction that reserves the block")
     issuing: bool = Field(default=False, description="created by an issuance not yet completed")
+    lulucf_activity: int | None = None
+    project_id: str | None = None
+    track: int | None = None
+    expiry_date: date | None = Field(default=None, description="tCER and lCER")
+    replaced_by: str | None = Field(default=None,
+                                    description="the replacement that replaced this tCER/lCER")
+    expiry_notice: int | None = Field(default=None,
+                                      description="the notice of impending expiry naming it")
 
     @classmethod
     def of(cls, doc: Document) -> BlockView:
@@ -215,6 +223,12 @@ class BlockView(BaseModel):
             account_id=doc["account_id"],
             reserved_by=doc.get("reserved_by"),
             issuing=bool(doc.get("issuing")),
+            lulucf_activity=doc.get("lulucf_activity"),
+            project_id=doc.get("project_id"),
+            track=doc.get("track"),
+            expiry_date=doc.get("expiry_date"),
+            replaced_by=doc.get("replaced_by"),
+            expiry_notice=doc.get("expiry_notice"),
         )
 
 

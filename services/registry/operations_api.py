@@ -226,7 +226,7 @@ class NoticeView(BaseModel):
 @router.get("/notices", tags=["notices"])
 async def list_notices(request: Request) -> list[NoticeView]:
     """ITL notices with the action each requires and its deadline."""
-    return [NoticeView(**d, notice_id=d["_id"])
+    return [NoticeView.model_validate(d)
             for d in await desk_of(request).store.notices()]
 
 
@@ -235,7 +235,7 @@ async def read_notice(notice_id: int, request: Request) -> NoticeView:
     doc = await desk_of(request).store.notice(notice_id)
     if doc is None:
         raise NotFound(f"notice {notice_id}")
-    return NoticeView(**doc, notice_id=doc["_id"])
+    return NoticeView.model_validate(doc)
 
 
 # operations

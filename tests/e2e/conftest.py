@@ -14,12 +14,15 @@ from shared.testing.infra import Namespace, amqp_url, check_broker
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    """A fresh stack (store, ITL, KZ, JP, CDM) for one test module."""
+def stack(request: pytest.FixtureRequest,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """A fresh stack (store, ITL, KZ, JP, CDM) for one test module; a module may set
+    ``CLOCK_START`` to start the simulation clock at a moment of its scenario."""
     asyncio.run(check_broker(amqp_url()))
     namespace = Namespace()
     workdir: Path = tmp_path_factory.mktemp("stack")
-    local = LocalStack(workdir=workdir, registries=("KZ", "JP"), namespace=namespace.prefix)
+    local = LocalStack(workdir=workdir, registries=("KZ", "JP"), namespace=namespace.prefix,
+                       clock_start=getattr(request.module, "CLOCK_START", None))
     try:
         local.start()
         yield local

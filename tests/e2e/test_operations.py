@@ -1,0 +1,465 @@
+"""Every operation of the Rules through the real processes, each accepted once and refused
+once with its response code and holdings unchanged; actors; decisions with their month;
+notices; tCER expiry and replacement as the simulation clock moves.
+
+The stack's clock starts in January 2013: the first commitment period has just ended.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from deploy.local.client import AUTHORISED_BODY, StackClient
+
+pytestmark = pytest.mark.e2e
+
+CLOCK_START = "2013-01-15T00:00:00+00:00"
+PARTY = 1
+VOLUNTARY_CANCELLATION = 2
+RETIREMENT = 3
+PPSR = 4
+NON_COMPLIANCE = 6
+TCER_REPLACEMENT = 9
+AA_CP1, AA_CP2 = 500_000, 600_000
+
+
+def poll(read: Callable[[], Any], done: Callable[[Any], bool], what: str,
+         timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: last seen {value}")
+        time.sleep(0.05)
+
+
+def proposed(client: StackClient, registry: str, response: Any) -> Any:
+    """Settle a proposal the registry accepted (202) and return its final view."""
+    assert response.status_code == 202, response.text
+    return client.settle(registry, response.json()["transaction_id"])
+
+
+def units(client: StackClient, account: int, unit_type: str, period: int | None = None) -> int:
+    blocks = client.holdings("kz", account)["blocks"]
+    return sum(b["quantity"] for b in blocks if b["unit_type"] == unit_type
+               and period in (None, b["applicable_commitment_period"]))
+
+
+def kz_books(client: StackClient) -> list[dict[str, Any]]:
+    return client.registry_totals("kz")
+
+
+def set_clock(client: StackClient, moment: datetime) -> None:
+    """Move the whole stack's clock; KZ is also set directly, which returns only once its
+    due work (decisions whose month ended) has run, so what did not happen did not."""
+    client.ok("itl", "PUT", "/admin/clock", json={"now": moment.isoformat()})
+    client.ok("kz", "PUT", "/admin/clock", json={"now": moment.isoformat(),
+                                                 "broadcast": False})
+
+
+def now(client: StackClient) -> datetime:
+    return datetime.fromisoformat(client.ok("kz", "GET", "/admin/clock")["now"])
+
+
+@pytest.fixture(scope="module")
+def kz(client: StackClient) -> dict[str, int]:
+    """KZ with AAUs of both periods in its Party holding account."""
+    client.set_assigned_amount("KZ", 1, AA_CP1)
+    # the reviewed inventory makes the reserve 5 x 20 000 = 100 000, below 90 % of AA
+    party = client.set_assigned_amount("KZ", 2, AA_CP2, reviewed_inventory=20_000)
+    assert party["commitment_period_reserve"] == 100_000
+    for period, quantity in ((1, 100_000), (2, 200_000)):
+        issued = client.issue("kz", "AAU", quantity, f"MEP-{period}", period=period)
+        assert client.settle("kz", issued["transaction_id"])["status_name"] == "COMPLETED"
+    alice = client.open_account("kz", "Alice Energy LLP")["account_id"]
+    hiro = client.open_account("jp", "Hiroshima Power KK")["account_id"]
+    return {"alice": alice, "hiro": hiro}
+
+
+def cdm_issue(client: StackClient, project: dict[str, Any], **issuance: Any) -> Any:
+    if client.call("cdm", "GET", f"/projects/{project['project_id']}").status_code == 404:
+        client.ok("cdm", "POST", "/projects", json=project)
+    request = client.ok("cdm", "POST", f"/projects/{project['project_id']}/issuances",
+                        json={"acquiring_registry": "KZ", "acquiring_account_type": 100,
+                              "acquiring_account_id": PARTY, **issuance})
+    done = poll(lambda: client.ok("cdm", "GET", f"/issuances/{request['request_id']}"),
+                lambda r: r["state"] in ("completed", "failed"), "CDM issuance")
+    if done["forward_transaction"]:
+        client.settle("cdm", done["forward_transaction"])  # credited in KZ too
+    return done
+
+
+# actors
+
+
+def test_each_operation_is_refused_with_403_to_the_wrong_actor(
+    client: StackClient, kz: dict[str, int]
+) -> None:
+    alice = kz["alice"]
+    cases = [
+        ("holder:1", "POST", "/accounts", {"holder_name": "X"}, "started by the operator"),
+        (AUTHORISED_BODY, "POST", "/transactions/retirement",
+         {"unit_type": "AAU", "quantity": 1}, "not by the authorised body"),
+        ("operator", "POST", "/decisions",
+         {"kind": "issuance", "reference": "R", "unit_type": "AAU", "quantity": 1},
+         "started by the authorised body"),
+        ("operator", "POST", "/transactions/internal-transfer",
+         {"transferring_account_id": alice, "acquiring_account_id": PARTY,
+          "acquiring_account_type": 100, "unit_type": "AAU", "quantity": 1},
+         f"holder of account {alice}"),
+        (f"holder:{alice}", "POST", "/transactions/internal-transfer",
+         {"transferring_account_id": PARTY, "acquiring_account_id": alice,
+          "unit_type": "AAU", "quantity": 1}, "government account"),
+        ("somebody", "POST", "/transactions/retirement",
+         {"unit_type": "AAU", "quantity": 1}, "unknown actor"),
+    ]
+    before = kz_books(client)
+    for actor, method, path, body, reason in cases:
+        response = client.call("kz", method, path, json=body, headers={"X-Actor": actor})
+        assert response.status_code == 403, (actor, path, response.text)
+        assert reason in response.json()["detail"], response.text
+    missing = client.http.post(f"{client.urls['kz']}/transactions/retirement",
+                               json={"unit_type": "AAU", "quantity": 1},
+                               headers={"X-Actor": ""})
+    assert missing.status_code == 403 and "X-Actor" in missing.json()["detail"]
+    assert kz_books(client) == before
+
+
+# 1. issuance: tests/e2e/test_flows.py (a, and 4001)
+
+# 2. conversion
+
+
+def test_track_1_conversion_on_a_decision_turns_aaus_into_erus_in_their_account(
+    client: StackClient, kz: dict[str, int]
+) -> None:
+    aau_before = units(client, PARTY, "AAU", 2)
+    decision = client.decide("kz", "conversion", "AAU", 1_000, "MEP-JI-1",
+                             project_id="KZ-JI-0001")
+    view = proposed(client, "kz", client.call("kz", "POST", "/transactions/conversion", json={
+        "unit_type": "AAU", "quantity": 1_000, "project_id": "KZ-JI-0001", "track": 1,
+        "decision_id": decision["decision_id"]}))
+    assert view["status_name"] == "COMPLETED"
+    assert units(client, PARTY, "AAU", 2) == aau_before - 1_000
+    erus = [b for b in client.holdings("kz", PARTY)["blocks"]
+            if b["unit_type"] == "ERU_FROM_AAU"]
+    assert sum(b["quantity"] for b in erus) == 1_000
+    assert {b["project_id"] for b in erus} == {"KZ-JI-0001"}
+    register = client.ok("itl", "GET", "/units", params={"registry": "KZ", "unit_type": 3})
+    assert sum(b["quantity"] for b in register) == 1_000
+    assert client.ok("kz", "GET", f"/decisions/{decision['decision_id']}")["state"] == "executed"
+
+
+def test_track_2_conversion_without_a_jisc_determination_is_refused_with_4002(
+    client: StackClient, kz: dict[str, int]
+) -> None:
+    before = kz_books(client)
+    body = {"unit_type": "AAU", "quantity": 500, "project_id": "KZ-JI-0002", "track": 2}
+    view = proposed(client, "kz", client.call("kz", "POST", "/transactions/conversion",
+                                              json=body))
+    assert view["status_name"] == "TERMINATED"
+    assert view["response_codes"] == [4002]
+    assert kz_books(client) == before
+    client.ok("itl", "PUT", "/ji-projects/KZ-JI-0002",
+              json={"host_party": "KZ", "track": 2, "approved_quantity": 500})
+    view = proposed(client, "kz", client.call("kz", "POST", "/transactions/conversion",
+                                              json=body))
+    assert view["status_name"] == "COMPLETED"
+    assert client.ok("itl", "GET", "/units", params={"registry": "KZ", "unit_type": 3})
+
+
+# 3. external transfer of ERUs (AAUs: test_flows.py)
+
+
+def test_erus_leave_the_registry_only_on_a_decision(
+    client: StackClient, kz: dict[str, int]
+) -> None:
+    body = {"transferring_account_id": PARTY, "acquiring_registry": "JP",
+            "acquiring_account_id": kz["hiro"], "unit_type": "ERU_FROM_AAU", "quantity": 100}
+    before = kz_books(client)
+    refused = client.call("kz", "POST", "/transactions/external-transfer", json=body)
+    assert refused.status_code == 422
+    assert refused.json()["response_code"] == 2001
+    assert kz_books(client) == before
+    decision = client.decide("kz", "external_transfer", "ERU_FROM_AAU", 100, "MEP-ERU-1")
+    view = proposed(client, "kz", client.call(
+        "kz", "POST", "/transactions/external-transfer",
+        json={**body, "decision_id": decision["decision_id"]}))
+    assert view["status_name"] == "COMPLETED", view["evaluation_results"]
+    assert client.units_held("jp", kz["hiro"], "ERU_FROM_AAU") == 100
+
+
+# 5. withdrawal: decisions with their month
+
+
+def test_withdrawal_decision_not_appealed_is_executed_when_its_month_ends(
+    client: StackClient, kz: dict[str, int]
+) -> None:
+    cancelled_before = units(client, VOLUNTARY_CANCELLATION, "AAU")
+    decision = client.decide("kz", "withdrawal", "AAU", 700, "MEP-W-1", ground="voluntary")
+    decided = datetime.fromisoformat(decision["decided_at"])
+    due = datetime.fromisoformat(decision["due_at"])
+    assert decision["follow_up"] == "due"
+    assert due.month == (decided.month % 12) + 1 and due.day == decided.day
+    assert client.ok("kz", "GET", "/decisions", params={"follow_up": "due"})
+
+    set_clock(client, due + timedelta(minutes=1))
+    done = poll(lambda: client.ok("kz", "GET", f"/decisions/{decision['decision_id']}"),
+                lambda d: d["state"] == "executed", "withdrawal executed")
+    assert done["follow_up"] == "done"
+    assert datetime.fromisoformat(done["executed_at"]) <= due + timedelta(days=1)
+    (transaction_id,) = done["transaction_ids"]
+    view = client.settle("kz", transaction_id)
+    assert view["transaction_type_name"] == "CANCELLATION"
+    assert units(client, VOLUNTARY_CANCELLATION, "AAU") == cancelled_before + 700
+
+
+def test_withdrawal_decision_appealed_within_the_month_waits_for_its_revision(
+    client: StackClient, kz: dict[str, int]
+) -> None:
+    before = kz_books(client)
+    decision = client.decide("kz", "withdrawal", "AAU", 400, "MEP-W-2", ground="voluntary")
+    decision_id = decision["decision_id"]
+    wrong = client.call("kz", "POST", f"/decisions/{decision_id}/appeal",
+                        json={"grounds": "x"}, headers={"X-Actor": AUTHORISED_BODY})
+    assert wrong.status_code == 403
+    appealed = client.ok("kz", "POST", f"/decisions/{decision_id}/appeal",
+                         json={"grounds": "the units were issued lawfully"})
+    assert appealed["follow_up"] == "suspended"
+
+    # the month passes: a suspended decision is not carried out
+    set_clock(client, datetime.fromisoformat(decision["due_at"]) + timedelta(days=2))
+    assert client.ok("kz", "GET", f"/decisions/{decision_id}")["state"] == "appealed"
+    assert kz_books(client) == before
+
+    # revised: the quantity changes and a new month starts from the revision
+    revised = client.ok("kz", "POST", f"/decisions/{decision_id}/revise",
+                        json={"quantity": 150}, headers={"X-Actor": AUTHORISED_BODY})
+    assert revised["follow_up"] == "due" and revised["quantity"] == 150
+    assert datetime.fromisoformat(revised["due_at"]) > now(client)
+    again = client.call("kz", "POST", f"/decisions/{decision_id}/appeal",
+                        json={"grounds": "again"})
+    assert again.status_code == 200  # a revised decision may be appealed within its month
+    dropped = client.ok("kz", "POST", f"/decisions/{decision_id}/revise",
+                        json={"drop": True}, headers={"X-Actor": AUTHORISED_BODY})
+    assert dropped["follow_up"] == "dropped"
+    set_clock(client, datetime.fromisoformat(revised["due_at"]) + timedelta(days=1))
+    assert client.ok("kz", "GET", f"/decisions/{decision_id}")["transaction_ids"] == []
+    assert kz_books(client) == before
+
+
+def test_an_appeal_after_the_month_is_refused(client: StackClient, kz: dict[str, int]) -> None:
+    decision = client.decide("kz", "withdrawal", "AAU", 10**9, "MEP-W-3", ground="voluntary")
+    set_clock(client, datetime.fromisoformat(decision["due_at"]) + timedelta(hours=1))
+    # more units than held: the registry's own execution is refused and stays overdue
+    overdue = poll(lambda: client.ok("kz", "GET", f"/decisions/{decision['decision_id']}"),
+                   lambda d: d["follow_up"] == "overdue", "overdue decision")
+    assert overdue["state"] == "recorded"
+    late = client.call("kz", "POST", f"/decisions/{decision['decision_id']}/appeal",
+                       json={"grounds": "too late"})
+    assert late.status_code == 409
+    assert "month for appeals ended" in late.json()["detail"]
+
+
+def test_withdrawal_on_an_itl_notice_fulfils_it_and_a_misfit_gets_4005(
+    client: StackClient, kz: dict[str, int]
+) -> None:
+    notice = client.ok("itl", "POST", "/notices", json={
+        "notice_type": 2, "registry": "KZ", "target_value": 300, "commitment_period": 2,
+        "action_due_date": "2013-12-31", "text": "non-compliance"})
+    seen = poll(lambda: client.call("kz", "GET", f"/notices/{notice['notice_id']}"),
+                lambda r: r.status_code == 200, "notice recorded in KZ").json()
+    assert "non-compliance cancellation account" in seen["required_action"]
+    before = kz_books(client)
+    misfit = proposed(client, "kz", client.call("kz", "POST", "/transactions/cancellation", json={
+        "unit_type": "AAU", "quantity": 300, "account_type": 230,
+        "notice_id": notice["notice_id"]}))
+    assert misfit["response_codes"] == [4005]
+    assert kz_books(client) == before
+    done = proposed(client, "kz", client.call("kz", "POST", "/transactions/cancellation", json={
+        "unit_type": "AAU", "quantity": 300, "account_type": 220,
+        "notice_id": notice["notice_id"]}))
+    assert done["status_name"] == "COMPLETED"
+    assert units(client, NON_COMPLIANCE, "AAU") == 300
+    at_itl = client.ok("itl", "GET", f"/notices/{notice['notice_id']}")
+    assert at_itl["status_name"] == "COMPLETED"
+    assert at_itl["transactions"] == [done["transaction_id"]]
+    poll(lambda: client.ok("kz", "GET", f"/notices/{notice['notice_id']}"),
+         lambda n: n["status"] == 3, "KZ sees the notice completed")
+
+
+# 6. change of expiry date and 9. replacement: tCERs
+
+
+TCER_PROJECT = {"project_id": "CDM-AR-7", "title": "Kazakh steppe reforestation",
+                "host_party": "UZ", "afforestation_reforestation": True}
+
+
+def test_expiry_date_change_on_a_notice_moves_the_date_and_a_wrong_account_gets_3002(
+    client: StackClient, kz: dict[str, int]
+) -> None:
+    request = cdm_issue(client, TCER_PROJECT, unit_type="TCER", quantity=100,
+                        expiry_date="2013-12-31")
+    assert request["state"] == "completed", request
+    blocks = [b for b in client.holdings("kz", PARTY)["blocks"]
+              if b["unit_type"] == "TCER" and b["expiry_date"] == "2013-12-31"]
+    wire = [{"serial_start": b["serial_start"], "serial_end": b["serial_end"],
+             "originating_registry": "CDM", "unit_type": 6, "original_commitment_period": 2,
+             "applicable_commitment_period": 2, "project_id": "CDM-AR-7",
+             "expiry_date": "2013-12-31"} for b in blocks]
+    notice = client.ok("itl", "POST", "/notices", json={
+        "notice_type": 9, "registry": "KZ", "target_value": 98, "blocks": wire,
+        "text": "expiry extended after review"})
+    poll(lambda: client.call("kz", "GET", f"/notices/{notice['notice_id']}"),
+         lambda r: r.status_code == 200, "notice 9 in KZ")
+    before = kz_books(client)
+    wrong = client.call("kz", "POST", "/transactions/expiry-date-change", json={
+        "account_id": kz["alice"], "notice_id": notice["notice_id"],
+        "new_expiry_date": "2014-06-30"})
+    assert wrong.status_code == 422
+    assert wrong.json()["response_code"] == 3002
+    assert kz_books(client) == before
+    view = proposed(client, "kz", client.call("kz", "POST", "/transactions/expiry-date-change",
+                                              json={"account_id": PARTY,
+                                                    "notice_id": notice["notice_id"],
+                                                    "new_expiry_date": "2014-06-30"}))
+    assert view["status_name"] == "COMPLETED"
+    moved = [b for b in client.holdings("kz", PARTY)["blocks"] if b["unit_type"] == "TCER"]
+    assert {b["expiry_date"] for b in moved if b["serial_start"] == blocks[0]["serial_start"]} \
+        == {"2014-06-30"}
+    at_itl = client.ok("itl", "GET", "/units", params={"registry": "KZ", "unit_type": 6})
+    assert "2014-06-30" in {b.get("expiry_date") for b in at_itl}
+    assert client.ok("itl", "GET", f"/notices/{notice['notice_id']}")["status_name"] == \
+        "COMPLETED"
+
+
+def test_expiring_tcers_get_a_notice_are_replaced_and_the_itl_records_it(
+    client: StackClient, kz: dict[str, int]
+) -> None:
+    expiry, alice = "2013-06-30", kz["alice"]
+    request = cdm_issue(client, TCER_PROJECT, unit_type="TCER", quantity=1_000,
+                        expiry_date=expiry, acquiring_account_type=121,
+                        acquiring_account_id=alice)
+    assert request["state"] == "completed", request
+    # 600 of the 980 tCERs are used towards the commitment: retired
+    retired = proposed(client, "kz", client.call("kz", "POST", "/transactions/retirement", json={
+        "transferring_account_id": alice, "unit_type": "TCER", "quantity": 600}))
+    assert retired["status_name"] == "COMPLETED"
+
+    set_clock(client, datetime.fromisoformat("2013-06-05T00:00:00+00:00"))
+    notices = poll(lambda: [n for n in client.ok("kz", "GET", "/notices")
+                            if n["notice_type"] == 3],
+                   lambda found: bool(found), "impending expiry notice in KZ")
+    (notice,) = notices
+    assert notice["target_value"] == 600
+    assert str(notice["action_due_date"]) == expiry
+    assert "replace" in notice["required_action"]
+
+    refused = client.call("kz", "POST", "/transactions/replacement", json={
+        "notice_id": notice["notice_id"], "unit_type": "LCER"})
+    assert refused.status_code == 422  # KZ holds no lCERs to replace with
+    aau_before = units(client, PARTY, "AAU", 2)
+    view = proposed(client, "kz", client.call("kz", "POST", "/transactions/replacement", json={
+        "notice_id": notice["notice_id"], "unit_type": "AAU"}))
+    assert view["status_name"] == "COMPLETED"
+    assert sum(b["quantity"] for b in view["replaced_blocks"]) == 600
+    assert units(client, PARTY, "AAU", 2) == aau_before - 600
+    assert units(client, TCER_REPLACEMENT, "AAU") == 600
+    at_itl = client.ok("itl", "GET", f"/notices/{notice['notice_id']}")
+    assert at_itl["status_name"] == "COMPLETED"
+    assert at_itl["fulfilled_quantity"] == 600
+    assert at_itl["transactions"] == [view["transaction_id"]]
+    register = client.ok("itl", "GET", "/units", params={"registry": "KZ", "unit_type": 6})
+    assert sum(b["quantity"] for b in register
+               if b["replaced_by"] == view["transaction_id"]) == 600
+
+    # once expired, the tCERs still in the holding account can no longer move
+    set_clock(client, datetime.fromisoformat("2013-07-02T00:00:00+00:00"))
+    expired = proposed(client, "kz", client.transfer("kz", alice, PARTY, "TCER", 10,
+                                                     target_type=100))
+    assert expired["response_codes"] == [3007]
+
+
+# 7. cancellation
+
+
+def test_cancellation_is_decided_after_the_end_of_the_period(
+    client: StackClient, kz: dict[str, int]
+) -> None:
+    early = client.decide("kz", "cancellation", "AAU", 100, "MEP-C-2",
+                          cancellation_account_type=230)
+    before = kz_books(client)
+    refused = client.call("kz", "POST", "/transactions/cancellation", json={
+        "unit_type": "AAU", "quantity": 100, "commitment_period": 2, "account_type": 230,
+        "decision_id": early["decision_id"]})
+    assert refused.status_code == 422
+    assert "after the end of the commitment period (2020)" in refused.json()["detail"]
+    assert kz_books(client) == before
+    decision = client.decide("kz", "cancellation", "AAU", 1_000, "MEP-C-1",
+                             commitment_period=1)
+    view = proposed(client, "kz", client.call("kz", "POST", "/transactions/cancellation", json={
+        "unit_type": "AAU", "quantity": 1_000, "commitment_period": 1, "account_type": 230,
+        "decision_id": decision["decision_id"]}))
+    assert view["status_name"] == "COMPLETED"
+    assert units(client, VOLUNTARY_CANCELLATION, "AAU", 1) == 1_000
+
+
+# 8. carry-over
+
+
+def test_cp1_aaus_are_carried_over_into_the_surplus_reserve_for_cp2(
+    client: StackClient, kz: dict[str, int]
+) -> None:
+    view = proposed(client, "kz", client.call("kz", "POST", "/transactions/carry-over", json={
+        "unit_type": "AAU", "quantity": 10_000, "commitment_period": 1}))
+    assert view["status_name"] == "COMPLETED"
+    blocks = client.holdings("kz", PPSR)["blocks"]
+    assert sum(b["quantity"] for b in blocks) == 10_000
+    assert {(b["original_commitment_period"], b["applicable_commitment_period"])
+            for b in blocks} == {(1, 2)}
+
+
+def test_cer_carry_over_stops_at_two_and_a_half_percent_with_4003(
+    client: StackClient, kz: dict[str, int]
+) -> None:
+    project = {"project_id": "CDM-CP1", "title": "Wind", "host_party": "UZ",
+               "least_developed_country": True}
+    assert cdm_issue(client, project, quantity=20_000, commitment_period=1)["state"] == \
+        "completed"
+    limit = AA_CP1 * 25 // 1000
+    before = kz_books(client)
+    over = proposed(client, "kz", client.call("kz", "POST", "/transactions/carry-over", json={
+        "unit_type": "CER", "quantity": limit + 1, "commitment_period": 1}))
+    assert over["response_codes"] == [4003]
+    assert kz_books(client) == before
+    at_limit = proposed(client, "kz", client.call("kz", "POST", "/transactions/carry-over",
+                                                  json={"unit_type": "CER", "quantity": limit,
+                                                        "commitment_period": 1}))
+    assert at_limit["status_name"] == "COMPLETED"
+    assert units(client, PARTY, "CER", 2) == limit
+
+
+# retirement
+
+
+def test_retirement_moves_units_to_the_retirement_account_and_more_than_held_gets_3002(
+    client: StackClient, kz: dict[str, int]
+) -> None:
+    before = units(client, RETIREMENT, "AAU")
+    view = proposed(client, "kz", client.call("kz", "POST", "/transactions/retirement", json={
+        "unit_type": "AAU", "quantity": 2_500}))
+    assert view["status_name"] == "COMPLETED"
+    assert units(client, RETIREMENT, "AAU") == before + 2_500
+    books = kz_books(client)
+    refused = client.call("kz", "POST", "/transactions/retirement",
+                          json={"unit_type": "AAU", "quantity": 10**9})
+    assert refused.status_code == 422
+    assert refused.json()["response_code"] == 3002
+    assert kz_books(client) == books
