@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -113,8 +114,10 @@ class Runtime:
                               error=repr(exc))
 
     async def start(self, handler: EnvelopeHandler) -> None:
+        await self._restore_clock()
         await ensure_outbox_indexes(self.db)
         await self.broker.connect(self.peer_codes)
+        await self._catch_up_clock()
         self.relay.start()
         await self.broker.follow_clock(self._on_clock_set)
         await self.broker.consume(handler)
@@ -123,17 +126,42 @@ class Runtime:
     async def set_clock(self, moment: datetime, broadcast: bool) -> datetime:
         """Set this service's clock (and, with ``broadcast``, the whole stack's)."""
         now = self.clock.set(moment)
+        await self._save_clock(now)
         if broadcast:
-            await self.broker.broadcast_clock(ClockSet(now=now, set_by=self.code))
+            await self.broker.broadcast_clock(
+                ClockSet(now=now, set_by=self.code, set_at_epoch=time.time()))
         await self.run_due_work()
         return now
 
     async def _on_clock_set(self, clock_set: ClockSet) -> None:
         if clock_set.set_by == self.code:
             return
-        self.clock.set(clock_set.now)
+        now = self.clock.set(_running_on(clock_set))
+        await self._save_clock(now)
         log_event(log, "clock_set", now=clock_set.now.isoformat(), set_by=clock_set.set_by)
         await self.run_due_work()
+
+    async def _save_clock(self, now: datetime) -> None:
+        """Keep the last setting, so a restarted service is at the stack's time again."""
+        await self.db.clock.replace_one(
+            {"_id": "simulation"}, {"_id": "simulation", "now": now, "real_at": time.time()},
+            upsert=True)
+
+    async def _catch_up_clock(self) -> None:
+        """Join the stack's time if it was set while this service was away."""
+        last = await self.broker.last_clock_setting()
+        if last is None:
+            return
+        stack_now = _running_on(last)
+        if stack_now > self.clock.now():
+            self.clock.set(stack_now)
+            await self._save_clock(stack_now)
+
+    async def _restore_clock(self) -> None:
+        saved = await self.db.clock.find_one({"_id": "simulation"})
+        if saved is not None:
+            elapsed = max(0.0, time.time() - float(saved["real_at"]))
+            self.clock.set(saved["now"] + timedelta(seconds=elapsed))
 
     async def _tick(self) -> None:
         while True:
@@ -189,6 +217,11 @@ class Runtime:
         )
         await enqueue(self.db, envelope, session)
         return envelope
+
+
+def _running_on(clock_set: ClockSet) -> datetime:
+    """The simulated time now, given a setting made ``set_at_epoch`` real seconds ago."""
+    return clock_set.now + timedelta(seconds=max(0.0, time.time() - clock_set.set_at_epoch))
 
 
 class ClockSetting(BaseModel):

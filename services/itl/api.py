@@ -328,6 +328,8 @@ class NoticeIn(BaseModel):
     action_due_date: date | None = Field(default=None, examples=["2016-06-30"])
     blocks: list[UnitBlockWire] = Field(default_factory=list, max_length=3000,
                                         description="unit blocks the notice is about")
+    amends: int | None = Field(default=None,
+                               description="notice 10: the earlier notice it amends")
     text: str = Field(default="", max_length=2000)
 
 
@@ -346,6 +348,7 @@ class NoticeOut(BaseModel):
     target_date: date | None = None
     action_due_date: date | None = None
     blocks: list[dict[str, Any]] = Field(default_factory=list)
+    amends: int | None = None
     transactions: list[str] = Field(default_factory=list,
                                     description="transactions that fulfilled it")
     text: str = ""
@@ -364,6 +367,7 @@ class NoticeOut(BaseModel):
             commitment_period=doc.get("commitment_period"),
             target_date=doc.get("target_date"), action_due_date=doc.get("action_due_date"),
             blocks=doc.get("blocks", []), transactions=doc.get("transactions", []),
+            amends=doc.get("amends"),
             text=doc.get("text", ""), issued_at=doc["issued_at"],
         )
 

@@ -71,7 +71,7 @@ from shared.contracts import (
     replaced_reservation,
     unit_change_of,
 )
-from shared.errors import NotFound
+from shared.errors import NotFound, RuleViolation
 from shared.logs import log_event
 from shared.service import Runtime
 from shared.store import Document, Session
@@ -393,6 +393,8 @@ class ItlService:
         return await self.runtime.commit(work)
 
     async def _issue_notice(self, fields: Document, session: Session) -> Document:
+        if fields["notice_type"] == NoticeType.NOTIFICATION_UPDATE:
+            await self._amend_notice(fields, session)
         now = self.runtime.clock.now()
         informative = NOTICE_FULFILMENT.get(fields["notice_type"]) is None
         status = NoticeStatus.COMPLETED if informative else NoticeStatus.OPEN
@@ -404,6 +406,28 @@ class ItlService:
                   registry=doc["registry"], target_value=doc.get("target_value"),
                   action_due_date=doc.get("action_due_date"))
         return doc
+
+    async def _amend_notice(self, update: Document, session: Session) -> None:
+        """Notice 10 amends an earlier notice (target, dates, blocks); the registry gets
+        the amended notice again."""
+        amended_id = update.get("amends")
+        original = await self.store.notice(amended_id, session) if amended_id else None
+        if original is None:
+            raise RuleViolation(ResponseCode.NOTICE_UNKNOWN_OR_CLOSED,
+                                f"notice 10 amends an earlier notice: {amended_id} is unknown")
+        if original["registry"] != update["registry"]:
+            raise RuleViolation(ResponseCode.NOTICE_UNKNOWN_OR_CLOSED,
+                                f"notice {amended_id} is addressed to {original['registry']}")
+        changes = {k: update[k] for k in ("target_value", "target_date", "action_due_date",
+                                          "text") if update.get(k) is not None}
+        if update.get("blocks"):
+            changes["blocks"] = update["blocks"]
+        changes["updated_at"] = self.runtime.clock.now()
+        if changes.get("target_value") is not None and original["status"] != NoticeStatus.OPEN:
+            changes["status"] = notice_status_after(changes["target_value"],
+                                                    original["fulfilled_quantity"])
+        await self.store.update_notice(original["_id"], changes, session)
+        await self._send_notice({**original, **changes}, session)
 
     async def _send_notice(self, doc: Document, session: Session) -> None:
         await self.runtime.send(

@@ -24,6 +24,13 @@ from shared.errors import RuleViolation
 S = TransactionStatus
 
 
+#: CDM accounts that Parties send units to on notices 6, 12 and 13 (protocol.md 2.8).
+CDM_CANCELLATION_ACCOUNT_TYPES = frozenset({
+    AccountType.EXCESS_ISSUANCE_CANCELLATION, AccountType.CCS_NET_REVERSAL_CANCELLATION,
+    AccountType.CCS_NON_SUBMISSION_CANCELLATION,
+})
+
+
 class AccountStatus(StrEnum):
     OPEN = "open"
     BLOCKED = "blocked"
@@ -139,7 +146,10 @@ def acquiring_refusal(account: Account | None, blocks: list[UnitBlock],
         return ResponseCode.ACQUIRING_ACCOUNT_NOT_ELIGIBLE
     transfer = transaction_type in (TransactionType.EXTERNAL_TRANSFER,
                                     TransactionType.INTERNAL_TRANSFER)
-    if transfer and account.account_type not in HOLDING_ACCOUNT_TYPES:
+    receives = HOLDING_ACCOUNT_TYPES | (CDM_CANCELLATION_ACCOUNT_TYPES
+                                        if transaction_type == TransactionType.EXTERNAL_TRANSFER
+                                        else frozenset())
+    if transfer and account.account_type not in receives:
         return ResponseCode.ACQUIRING_ACCOUNT_NOT_ELIGIBLE
     periods = {b.attributes.applicable_commitment_period for b in blocks}
     if len(periods) > 1:
@@ -212,6 +222,12 @@ def fixed_accounts(profile: RegistryProfile, period: int) -> list[Account]:
         specs = [
             (AccountType.PENDING, 1, "CDM Executive Board pending account"),
             (AccountType.PARTY_HOLDING, 1100, "Adaptation Fund share of proceeds account"),
+            (AccountType.EXCESS_ISSUANCE_CANCELLATION, 2240,
+             "Excess issuance cancellation account"),
+            (AccountType.CCS_NET_REVERSAL_CANCELLATION, 2241,
+             "CCS net reversal of storage cancellation account"),
+            (AccountType.CCS_NON_SUBMISSION_CANCELLATION, 2242,
+             "CCS non-submission of verification report cancellation account"),
         ]
     else:
         specs = [

@@ -21,7 +21,7 @@ from aio_pika.abc import (
 
 from shared.contracts import Envelope, UndecodableMessage, decode_envelope
 from shared.logs import log_event
-from shared.messaging.clock import CLOCK_EXCHANGE, ClockSet
+from shared.messaging.clock import CLOCK_EXCHANGE, LAST_CLOCK_QUEUE, ClockSet
 from shared.messaging.topology import Exchanges, declare_exchanges, declare_inbox
 
 log = logging.getLogger("shared.messaging")
@@ -117,15 +117,39 @@ class Broker:
         async with self._publish_lock:
             await exchange.publish(
                 aio_pika.Message(body=clock_set.model_dump_json().encode(),
-                                 content_type="application/json"),
+                                 content_type="application/json",
+                                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
                 routing_key="",
             )
+
+    async def last_clock_setting(self) -> ClockSet | None:
+        """The stack's latest clock setting, if any (read without taking it away)."""
+        if self._consume_channel is None:
+            raise RuntimeError("broker not connected")
+        queue = await self._last_clock_queue(self._consume_channel)
+        message = await queue.get(no_ack=False, fail=False)
+        if message is None:
+            return None
+        await message.nack(requeue=True)
+        try:
+            return ClockSet.model_validate_json(message.body)
+        except ValueError:
+            return None
+
+    async def _last_clock_queue(self, channel: AbstractChannel) -> AbstractQueue:
+        exchange = await self._clock_exchange(channel)
+        queue = await channel.declare_queue(
+            f"{self.namespace}{LAST_CLOCK_QUEUE}", durable=True,
+            arguments={"x-max-length": 1, "x-overflow": "drop-head"})
+        await queue.bind(exchange)
+        return queue
 
     async def follow_clock(self, on_clock: Callable[[ClockSet], Awaitable[None]]) -> None:
         """Receive every clock setting of the stack on an exclusive, auto-deleted queue."""
         if self._consume_channel is None:
             raise RuntimeError("broker not connected")
         exchange = await self._clock_exchange(self._consume_channel)
+        await self._last_clock_queue(self._consume_channel)
         queue = await self._consume_channel.declare_queue(exclusive=True, auto_delete=True)
         await queue.bind(exchange)
 

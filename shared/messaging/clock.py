@@ -13,6 +13,8 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 CLOCK_EXCHANGE = "sim.clock"
+#: Keeps only the latest setting, so that a service starting later finds the stack's time.
+LAST_CLOCK_QUEUE = "sim.clock.last"
 
 
 class ClockSet(BaseModel):
@@ -22,3 +24,5 @@ class ClockSet(BaseModel):
 
     now: datetime
     set_by: str = Field(pattern=r"^([A-Z]{2}|CDM|ITL)$")
+    set_at_epoch: float = Field(description="real time of the setting, seconds since epoch; "
+                                            "simulated time runs on from it")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import aio_pika
 
-from shared.messaging.clock import CLOCK_EXCHANGE
+from shared.messaging.clock import CLOCK_EXCHANGE, LAST_CLOCK_QUEUE
 from shared.messaging.topology import (
     DEAD_LETTER_EXCHANGE,
     MAIN_EXCHANGE,
@@ -143,6 +143,9 @@ class Namespace:
     async def delete(self, url: str) -> None:
         connection = await aio_pika.connect(url)
         try:
+            channel = await connection.channel()
+            with contextlib.suppress(Exception):
+                await channel.queue_delete(f"{self.prefix}{LAST_CLOCK_QUEUE}")
             for code in sorted(self.codes):
                 for name in (inbox_queue_name(code, self.prefix),
                              dead_letter_queue_name(code, self.prefix)):

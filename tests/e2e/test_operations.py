@@ -463,3 +463,75 @@ def test_retirement_moves_units_to_the_retirement_account_and_more_than_held_get
     assert refused.status_code == 422
     assert refused.json()["response_code"] == 3002
     assert kz_books(client) == books
+
+
+# ITL notices that ask for no transaction, or amend others; notices answered by transfers
+
+
+def test_the_cpr_notice_is_recorded_as_information(client: StackClient,
+                                                  kz: dict[str, int]) -> None:
+    reserve = [n for n in client.ok("kz", "GET", "/notices") if n["notice_type"] == 7]
+    assert {n["target_value"] for n in reserve} >= {100_000}
+    assert {n["status"] for n in reserve} == {3}
+    assert all("informs" in n["required_action"] for n in reserve)
+
+
+def test_a_notification_update_amends_the_earlier_notice(client: StackClient,
+                                                         kz: dict[str, int]) -> None:
+    first = client.ok("itl", "POST", "/notices", json={
+        "notice_type": 1, "registry": "KZ", "target_value": 500, "commitment_period": 2,
+        "action_due_date": "2013-12-31"})
+    client.ok("itl", "POST", "/notices", json={
+        "notice_type": 10, "registry": "KZ", "amends": first["notice_id"],
+        "target_value": 200, "action_due_date": "2014-03-31"})
+    amended = poll(lambda: client.call("kz", "GET", f"/notices/{first['notice_id']}"),
+                   lambda r: r.status_code == 200 and r.json()["target_value"] == 200,
+                   "amended notice in KZ").json()
+    assert str(amended["action_due_date"]) == "2014-03-31"
+    unknown = client.call("itl", "POST", "/notices", json={
+        "notice_type": 10, "registry": "KZ", "amends": 999_999})
+    assert unknown.status_code == 422
+    assert unknown.json()["response_code"] == 4005
+
+
+def test_excess_issuance_notice_is_answered_by_a_transfer_to_the_cdm_account(
+    client: StackClient, kz: dict[str, int]
+) -> None:
+    notice = client.ok("itl", "POST", "/notices", json={
+        "notice_type": 6, "registry": "KZ", "target_value": 100, "project_id": "CDM-CP1"})
+    poll(lambda: client.call("kz", "GET", f"/notices/{notice['notice_id']}"),
+         lambda r: r.status_code == 200, "notice 6 in KZ")
+    view = proposed(client, "kz", client.call("kz", "POST", "/transactions/external-transfer", json={
+        "transferring_account_id": PARTY, "acquiring_registry": "CDM",
+        "acquiring_account_type": 240, "acquiring_account_id": 2240, "unit_type": "CER",
+        "quantity": 100, "notice_id": notice["notice_id"]}))
+    assert view["status_name"] == "COMPLETED", view["evaluation_results"]
+    assert client.units_held("cdm", 2240, "CER") == 100
+    assert client.ok("itl", "GET", f"/notices/{notice['notice_id']}")["status_name"] == \
+        "COMPLETED"
+
+
+def test_the_itl_times_out_a_transfer_the_acquiring_registry_leaves_unanswered(
+    stack: Any, client: StackClient, kz: dict[str, int]
+) -> None:
+    stack.kill("jp")
+    try:
+        before = kz_books(client)
+        response = client.transfer("kz", PARTY, kz["hiro"], "AAU", 50, target_registry="JP")
+        assert response.status_code == 202, response.text
+        transaction_id = response.json()["transaction_id"]
+        poll(lambda: client.call("itl", "GET", f"/transactions/{transaction_id}"),
+             lambda r: r.status_code == 200 and r.json()["status"] == 2, "forwarded to JP")
+        set_clock(client, now(client) + timedelta(hours=25))
+        final = client.wait_final("kz", transaction_id)
+        assert final["status_name"] == "TERMINATED"
+        assert final["response_codes"] == [1104]
+        assert kz_books(client) == before
+        assert client.holdings("kz", PARTY)["reserved"] == 0
+    finally:
+        stack.restart("jp")
+    inbound = client.wait_final("jp", transaction_id)
+    assert inbound["status_name"] == "TERMINATED"
+    assert client.units_held("jp", kz["hiro"], "AAU") == 0
+    jp_clock = datetime.fromisoformat(client.ok("jp", "GET", "/admin/clock")["now"])
+    assert abs(jp_clock - now(client)) < timedelta(minutes=5)  # restored after restart
