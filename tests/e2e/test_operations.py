@@ -501,10 +501,11 @@ def test_excess_issuance_notice_is_answered_by_a_transfer_to_the_cdm_account(
         "notice_type": 6, "registry": "KZ", "target_value": 100, "project_id": "CDM-CP1"})
     poll(lambda: client.call("kz", "GET", f"/notices/{notice['notice_id']}"),
          lambda r: r.status_code == 200, "notice 6 in KZ")
-    view = proposed(client, "kz", client.call("kz", "POST", "/transactions/external-transfer", json={
-        "transferring_account_id": PARTY, "acquiring_registry": "CDM",
-        "acquiring_account_type": 240, "acquiring_account_id": 2240, "unit_type": "CER",
-        "quantity": 100, "notice_id": notice["notice_id"]}))
+    body = {"transferring_account_id": PARTY, "acquiring_registry": "CDM",
+            "acquiring_account_type": 240, "acquiring_account_id": 2240, "unit_type": "CER",
+            "quantity": 100, "notice_id": notice["notice_id"]}
+    view = proposed(client, "kz",
+                    client.call("kz", "POST", "/transactions/external-transfer", json=body))
     assert view["status_name"] == "COMPLETED", view["evaluation_results"]
     assert client.units_held("cdm", 2240, "CER") == 100
     assert client.ok("itl", "GET", f"/notices/{notice['notice_id']}")["status_name"] == \
