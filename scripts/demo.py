@@ -1,5 +1,6 @@
 """The demo: bring the whole stack up on embedded defaults, run flows a-e through the
-operator APIs, show every message and status, then stop the stack.
+operator APIs, walk KZ through a commitment period from issuance to carry-over (f), show
+every message and status, then stop the stack.
 
     make demo          (exit status 0 when every flow ended as expected)
 """
@@ -20,6 +21,7 @@ from shared.codes import ResponseCode, TransactionStatus
 from shared.testing.infra import Namespace, amqp_url, check_broker
 
 ASSIGNED_AMOUNT = 1_000_000
+CP1_ASSIGNED_AMOUNT = 300_000
 PARTY_HOLDING = 1
 
 
@@ -65,7 +67,9 @@ class Demo:
 
     def holdings(self, registry: str, account_id: int, label: str) -> None:
         view = self.client.holdings(registry, account_id)
-        totals = ", ".join(f"{t['units']} {t['unit_type']}" for t in view["totals"]) or "none"
+        totals = ", ".join(f"{t['units']} {t['unit_type']} (period "
+                           f"{t['applicable_commitment_period']})"
+                           for t in view["totals"]) or "none"
         blocks = "; ".join(f"{b['originating_registry']} {b['unit_type']} "
                            f"{b['serial_start']}-{b['serial_end']}" for b in view["blocks"][:4])
         self.say(f"  {label} ({view['account']['full_identifier']}): {totals}"
@@ -178,6 +182,124 @@ def run_flows(demo: Demo) -> None:
     demo.flow("c. external transfer of AAUs from KZ to JP", external)
     demo.flow("d. refusals that change nothing", rejections)
     demo.flow("e. CER issuance by the CDM registry, forwarded to KZ", cdm)
+    run_commitment_period(demo)
+
+
+def run_commitment_period(demo: Demo) -> None:
+    """f. The first commitment period in KZ, from issuance to carry-over, on the
+    simulation clock of the whole stack."""
+    client = demo.client
+    decisions: dict[str, str] = {}
+
+    def clock(moment: str) -> None:
+        now = client.ok("itl", "PUT", "/admin/clock", json={"now": moment})["now"]
+        client.ok("kz", "PUT", "/admin/clock", json={"now": moment, "broadcast": False})
+        demo.say(f"  -- clock of the whole stack set to {now}")
+
+    def wait(read: Callable[[], Any], done: Callable[[Any], bool], what: str) -> Any:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            value = read()
+            if done(value):
+                return value
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def propose(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return demo.show_transaction("kz", client.ok("kz", "POST", path,
+                                                     json=body)["transaction_id"])
+
+    def start() -> str:
+        clock("2008-01-15T09:00:00+00:00")
+        client.set_assigned_amount("KZ", 1, CP1_ASSIGNED_AMOUNT, reviewed_inventory=60_000)
+        party = client.ok("itl", "GET", "/parties/KZ/periods/1")
+        demo.say(f"  ITL: KZ period 1 assigned amount {CP1_ASSIGNED_AMOUNT}, reserve "
+                 f"{party['commitment_period_reserve']} (5 x reviewed inventory 60000)")
+        decided = client.decide("kz", "issuance", "AAU", CP1_ASSIGNED_AMOUNT, "MEP 2008-01",
+                                commitment_period=1)
+        demo.say(f"  authorised body: decision {decided['decision_id']} to issue "
+                 f"{CP1_ASSIGNED_AMOUNT} AAUs")
+        view = propose("/transactions/issuance", {"decision_id": decided["decision_id"]})
+        demo.expect(view["status_name"] == "COMPLETED", "CP1 issuance completed")
+        return f"{CP1_ASSIGNED_AMOUNT} AAUs of period 1"
+
+    def convert() -> str:
+        decided = client.decide("kz", "conversion", "AAU", 5_000, "MEP 2009-JI-1",
+                                commitment_period=1, project_id="KZ-JI-0001")
+        view = propose("/transactions/conversion", {
+            "unit_type": "AAU", "quantity": 5_000, "commitment_period": 1,
+            "project_id": "KZ-JI-0001", "track": 1, "decision_id": decided["decision_id"]})
+        demo.expect(view["status_name"] == "COMPLETED", "conversion completed")
+        return "5000 AAUs became ERUs of project KZ-JI-0001"
+
+    def withdraw() -> str:
+        decided = client.decide("kz", "withdrawal", "AAU", 1_000, "MEP 2010-W-1",
+                                commitment_period=1, ground="voluntary")
+        decisions["withdrawal"] = decided["decision_id"]
+        demo.say(f"  decision {decided['decision_id']}: withdraw 1000 AAUs, due "
+                 f"{decided['due_at']} ({decided['follow_up']})")
+        clock(decided["due_at"])
+        done = wait(lambda: client.ok("kz", "GET", f"/decisions/{decided['decision_id']}"),
+                    lambda d: d["state"] == "executed", "withdrawal executed")
+        demo.show_transaction("kz", done["transaction_ids"][0])
+        demo.say(f"  decision {done['decision_id']}: {done['follow_up']} on "
+                 f"{done['executed_at']}")
+        return "withdrawn by itself when its month ended unappealed"
+
+    def temporary() -> str:
+        client.ok("cdm", "POST", "/projects", json={
+            "project_id": "CDM-AR-0001", "title": "Aral reforestation", "host_party": "UZ",
+            "afforestation_reforestation": True})
+        request = client.ok("cdm", "POST", "/projects/CDM-AR-0001/issuances", json={
+            "unit_type": "TCER", "quantity": 2_000, "commitment_period": 1,
+            "acquiring_registry": "KZ", "acquiring_account_type": 100,
+            "acquiring_account_id": PARTY_HOLDING, "expiry_date": "2012-12-31"})
+        request = wait(lambda: client.ok("cdm", "GET", f"/issuances/{request['request_id']}"),
+                       lambda r: r["state"] == "completed", "tCERs forwarded")
+        client.settle("cdm", request["forward_transaction"])
+        view = propose("/transactions/retirement", {"unit_type": "TCER", "quantity": 1_500,
+                                                    "commitment_period": 1})
+        demo.expect(view["status_name"] == "COMPLETED", "tCERs retired")
+        clock("2012-12-10T09:00:00+00:00")
+        notice = wait(lambda: [n for n in client.ok("kz", "GET", "/notices")
+                               if n["notice_type"] == 3],
+                      lambda found: bool(found), "notice of impending expiry")[0]
+        demo.say(f"  ITL notice {notice['notice_id']} (impending expiry): "
+                 f"{notice['target_value']} tCERs, due {notice['action_due_date']}: "
+                 f"{notice['required_action']}")
+        view = propose("/transactions/replacement", {
+            "notice_id": notice["notice_id"], "unit_type": "AAU", "commitment_period": 1})
+        demo.expect(view["status_name"] == "COMPLETED", "replacement completed")
+        at_itl = client.ok("itl", "GET", f"/notices/{notice['notice_id']}")
+        demo.say(f"  ITL: notice {notice['notice_id']} {at_itl['status_name']}, "
+                 f"{at_itl['fulfilled_quantity']} units replaced by {at_itl['transactions']}")
+        return "1500 retired tCERs replaced by AAUs before expiry"
+
+    def true_up() -> str:
+        view = propose("/transactions/retirement", {"unit_type": "AAU", "quantity": 250_000,
+                                                    "commitment_period": 1})
+        demo.expect(view["status_name"] == "COMPLETED", "retirement completed")
+        clock("2013-02-01T09:00:00+00:00")
+        view = propose("/transactions/carry-over", {"unit_type": "AAU", "quantity": 30_000,
+                                                    "commitment_period": 1})
+        demo.expect(view["status_name"] == "COMPLETED", "carry-over completed")
+        decided = client.decide("kz", "cancellation", "AAU", 2_000, "MEP 2013-C-1",
+                                commitment_period=1)
+        view = propose("/transactions/cancellation", {
+            "unit_type": "AAU", "quantity": 2_000, "commitment_period": 1,
+            "account_type": 230, "decision_id": decided["decision_id"]})
+        demo.expect(view["status_name"] == "COMPLETED", "cancellation completed")
+        for account, label in ((PARTY_HOLDING, "Party holding"), (2, "Voluntary cancellation"),
+                               (3, "Retirement"), (4, "Previous period surplus reserve"),
+                               (9, "tCER replacement")):
+            demo.holdings("kz", account, label)
+        return "250000 AAUs retired, 30000 carried over to period 2, 2000 cancelled"
+
+    demo.flow("f1. period 1 begins: assigned amount and AAU issuance", start)
+    demo.flow("f2. conversion of AAUs into ERUs (JI track 1)", convert)
+    demo.flow("f3. withdrawal decided, its month passes, carried out", withdraw)
+    demo.flow("f4. tCERs used, expiring, replaced on the ITL's notice", temporary)
+    demo.flow("f5. end of period: retirement, carry-over, cancellation", true_up)
 
 
 def main() -> int:
