@@ -30,6 +30,8 @@ class ProjectBody(BaseModel):
         default=False, description="LDC projects pay no share of proceeds")
     afforestation_reforestation: bool = Field(
         default=False, description="A/R projects may be issued tCERs and lCERs")
+    crediting_period_end: date | None = Field(
+        default=None, description="A/R projects: when their lCERs expire")
 
 
 class IssuanceBody(BaseModel):
@@ -39,7 +41,9 @@ class IssuanceBody(BaseModel):
     acquiring_registry: str = Field(pattern=r"^[A-Z]{2}$", examples=["KZ"])
     acquiring_account_type: AccountTypeField = Field(default=AccountType.PERSON_HOLDING)
     acquiring_account_id: int = Field(ge=1)
-    expiry_date: date | None = Field(default=None, description="tCER and lCER only")
+    expiry_date: date | None = Field(
+        default=None, description="tCER and lCER only; by default tCERs expire at the end "
+        "of the next commitment period, lCERs at the end of the crediting period")
 
 
 class IssuanceView(BaseModel):

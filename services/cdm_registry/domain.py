@@ -4,9 +4,10 @@ Pure Python: no I/O."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 
-from shared.codes import CDM_UNIT_TYPES, ResponseCode, UnitType
+from shared.codes import CDM_UNIT_TYPES, COMMITMENT_PERIOD_YEARS, ResponseCode, UnitType
 from shared.errors import RuleViolation
 
 #: The Adaptation Fund share-of-proceeds account, CDM-100-1100 (protocol.md 2.1, V).
@@ -22,6 +23,7 @@ class Project:
     host_party: str
     least_developed_country: bool = False
     afforestation_reforestation: bool = False
+    crediting_period_end: date | None = None
 
 
 def share_of_proceeds(quantity: int, percent: int, project: Project) -> int:
@@ -30,6 +32,19 @@ def share_of_proceeds(quantity: int, percent: int, project: Project) -> int:
     if project.least_developed_country:
         return 0
     return quantity * percent // 100
+
+
+def expiry_of(project: Project, unit_type: UnitType, period: int,
+              requested: date | None) -> date | None:
+    """When issued units expire: tCERs at the end of the commitment period after the one
+    they are issued for, lCERs at the end of the project's crediting period (decision
+    5/CMP.1, as protocol.md 2.4 summarises it); an explicit date overrides both (O)."""
+    if unit_type not in (UnitType.TCER, UnitType.LCER) or requested is not None:
+        return requested
+    if unit_type == UnitType.TCER:
+        following = COMMITMENT_PERIOD_YEARS.get(period + 1)
+        return date(following[1], 12, 31) if following else None
+    return project.crediting_period_end
 
 
 def check_unit_type(project: Project, unit_type: UnitType, has_expiry: bool) -> None:

@@ -15,6 +15,7 @@ from services.cdm_registry.domain import (
     IssuanceState,
     Project,
     check_unit_type,
+    expiry_of,
     share_of_proceeds,
 )
 from services.cdm_registry.store import CdmStore
@@ -78,7 +79,9 @@ class CdmService:
 
         async def work(session: Session) -> Document:
             project = await self.require_project(command.project_id, session)
-            check_unit_type(project, command.unit_type, command.expiry_date is not None)
+            expiry = expiry_of(project, command.unit_type, command.commitment_period,
+                               command.expiry_date)
+            check_unit_type(project, command.unit_type, expiry is not None)
             if command.acquiring_registry == CDM_CODE:
                 raise RuleViolation(ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
                                     "issued units are forwarded to a national registry")
@@ -93,7 +96,7 @@ class CdmService:
                     acquiring_account_id=PENDING_ACCOUNT_ID,
                     decision_reference=request_id,
                     project_id=project.project_id,
-                    expiry_date=command.expiry_date,
+                    expiry_date=expiry,
                 ),
                 session,
             )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from pymongo import DESCENDING
 
 from services.cdm_registry.domain import Project
@@ -47,6 +49,8 @@ def project_to_doc(project: Project) -> Document:
         "host_party": project.host_party,
         "least_developed_country": project.least_developed_country,
         "afforestation_reforestation": project.afforestation_reforestation,
+        "crediting_period_end": (project.crediting_period_end.isoformat()
+                                 if project.crediting_period_end else None),
     }
 
 
@@ -57,4 +61,6 @@ def doc_to_project(doc: Document) -> Project:
         host_party=doc["host_party"],
         least_developed_country=doc["least_developed_country"],
         afforestation_reforestation=doc["afforestation_reforestation"],
+        crediting_period_end=(date.fromisoformat(doc["crediting_period_end"])
+                              if doc.get("crediting_period_end") else None),
     )

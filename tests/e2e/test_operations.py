@@ -362,9 +362,12 @@ def test_expiring_tcers_get_a_notice_are_replaced_and_the_itl_records_it(
     assert str(notice["action_due_date"]) == expiry
     assert "replace" in notice["required_action"]
 
+    books = kz_books(client)
     refused = client.call("kz", "POST", "/transactions/replacement", json={
         "notice_id": notice["notice_id"], "unit_type": "LCER"})
     assert refused.status_code == 422  # KZ holds no lCERs to replace with
+    assert refused.json()["response_code"] == 3002
+    assert kz_books(client) == books
     aau_before = units(client, PARTY, "AAU", 2)
     view = proposed(client, "kz", client.call("kz", "POST", "/transactions/replacement", json={
         "notice_id": notice["notice_id"], "unit_type": "AAU"}))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
-from services.cdm_registry.domain import Project, check_unit_type, share_of_proceeds
+from services.cdm_registry.domain import Project, check_unit_type, expiry_of, share_of_proceeds
 from shared.codes import ResponseCode, UnitType
 from shared.errors import RuleViolation
 
@@ -38,3 +40,14 @@ def test_tcers_only_for_afforestation_reforestation_projects_with_an_expiry() ->
 def test_the_cdm_registry_does_not_issue_aaus() -> None:
     with pytest.raises(RuleViolation):
         check_unit_type(WIND, UnitType.AAU, has_expiry=False)
+
+
+def test_tcers_expire_at_the_end_of_the_next_period_and_lcers_with_the_crediting_period(
+) -> None:
+    forest = Project("CDM-4", "Forest", "BR", afforestation_reforestation=True,
+                     crediting_period_end=date(2032, 5, 31))
+    assert expiry_of(forest, UnitType.TCER, 1, None) == date(2020, 12, 31)
+    assert expiry_of(forest, UnitType.TCER, 2, None) is None  # no third period simulated
+    assert expiry_of(forest, UnitType.LCER, 2, None) == date(2032, 5, 31)
+    assert expiry_of(forest, UnitType.TCER, 1, date(2015, 1, 1)) == date(2015, 1, 1)
+    assert expiry_of(forest, UnitType.CER, 1, None) is None
