@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from deploy.local.client import StackClient
+from deploy.local.client import StackClient, poll
 from deploy.local.stack import LocalStack
 from shared.codes import ResponseCode, TransactionStatus
 from shared.testing.infra import Namespace, amqp_url, check_broker
@@ -163,12 +163,8 @@ def run_flows(demo: Demo) -> None:
         demo.say(f"  CDM issuance request {request['request_id']}: {request['quantity']} CER, "
                  f"share of proceeds {request['share_of_proceeds']}")
         demo.show_transaction("cdm", request["issuance_transaction"])
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            request = client.ok("cdm", "GET", f"/issuances/{request['request_id']}")
-            if request["state"] in ("completed", "failed"):
-                break
-            time.sleep(0.1)
+        request = poll(lambda: client.ok("cdm", "GET", f"/issuances/{request['request_id']}"),
+                       lambda r: r["state"] in ("completed", "failed"), "CDM issuance")
         demo.expect(request["state"] == "completed", "CDM issuance forwarded")
         demo.show_transaction("cdm", request["share_of_proceeds_transaction"])
         demo.show_transaction("cdm", request["forward_transaction"])
@@ -195,15 +191,6 @@ def run_commitment_period(demo: Demo) -> None:
         now = client.ok("itl", "PUT", "/admin/clock", json={"now": moment})["now"]
         client.ok("kz", "PUT", "/admin/clock", json={"now": moment, "broadcast": False})
         demo.say(f"  -- clock of the whole stack set to {now}")
-
-    def wait(read: Callable[[], Any], done: Callable[[Any], bool], what: str) -> Any:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            value = read()
-            if done(value):
-                return value
-            time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}")
 
     def propose(path: str, body: dict[str, Any]) -> dict[str, Any]:
         return demo.show_transaction("kz", client.ok("kz", "POST", path,
@@ -239,7 +226,7 @@ def run_commitment_period(demo: Demo) -> None:
         demo.say(f"  decision {decided['decision_id']}: withdraw 1000 AAUs, due "
                  f"{decided['due_at']} ({decided['follow_up']})")
         clock(decided["due_at"])
-        done = wait(lambda: client.ok("kz", "GET", f"/decisions/{decided['decision_id']}"),
+        done = poll(lambda: client.ok("kz", "GET", f"/decisions/{decided['decision_id']}"),
                     lambda d: d["state"] == "executed", "withdrawal executed")
         demo.show_transaction("kz", done["transaction_ids"][0])
         demo.say(f"  decision {done['decision_id']}: {done['follow_up']} on "
@@ -254,14 +241,14 @@ def run_commitment_period(demo: Demo) -> None:
             "unit_type": "TCER", "quantity": 2_000, "commitment_period": 1,
             "acquiring_registry": "KZ", "acquiring_account_type": 100,
             "acquiring_account_id": PARTY_HOLDING, "expiry_date": "2012-12-31"})
-        request = wait(lambda: client.ok("cdm", "GET", f"/issuances/{request['request_id']}"),
+        request = poll(lambda: client.ok("cdm", "GET", f"/issuances/{request['request_id']}"),
                        lambda r: r["state"] == "completed", "tCERs forwarded")
         client.settle("cdm", request["forward_transaction"])
         view = propose("/transactions/retirement", {"unit_type": "TCER", "quantity": 1_500,
                                                     "commitment_period": 1})
         demo.expect(view["status_name"] == "COMPLETED", "tCERs retired")
         clock("2012-12-10T09:00:00+00:00")
-        notice = wait(lambda: [n for n in client.ok("kz", "GET", "/notices")
+        notice = poll(lambda: [n for n in client.ok("kz", "GET", "/notices")
                                if n["notice_type"] == 3],
                       lambda found: bool(found), "notice of impending expiry")[0]
         demo.say(f"  ITL notice {notice['notice_id']} (impending expiry): "

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import httpx
 
+T = TypeVar("T")
 FINAL = {4, 5, 6, 7}
 OPERATOR = "operator"
 AUTHORISED_BODY = "authorised-body"
@@ -129,3 +131,17 @@ class StackClient:
     def registry_totals(self, registry: str) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = self.ok(registry, "GET", "/holdings")
         return rows
+
+
+def poll(read: Callable[[], T], done: Callable[[T], bool], what: str,
+         timeout: float = 60.0, interval: float = 0.05) -> T:
+    """Call ``read`` until ``done`` holds for its value; ``TimeoutError`` naming ``what``
+    and the last value seen when ``timeout`` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not reached after {timeout}s: {value}")
+        time.sleep(interval)

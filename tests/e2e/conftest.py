@@ -16,12 +16,16 @@ from shared.testing.infra import Namespace, amqp_url, check_broker
 @pytest.fixture(scope="module")
 def stack(request: pytest.FixtureRequest,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    """A fresh stack (store, ITL, KZ, JP, CDM) for one test module; a module may set
-    ``CLOCK_START`` to start the simulation clock at a moment of its scenario."""
+    """A fresh stack (store, ITL, the registries, CDM) for one test module. A module may
+    set ``REGISTRIES`` (default KZ and JP), ``REGISTRY_ENV`` (extra environment per
+    registry) and ``CLOCK_START`` (the simulation clock's start)."""
     asyncio.run(check_broker(amqp_url()))
     namespace = Namespace()
     workdir: Path = tmp_path_factory.mktemp("stack")
-    local = LocalStack(workdir=workdir, registries=("KZ", "JP"), namespace=namespace.prefix,
+    local = LocalStack(workdir=workdir,
+                       registries=getattr(request.module, "REGISTRIES", ("KZ", "JP")),
+                       namespace=namespace.prefix,
+                       registry_env=getattr(request.module, "REGISTRY_ENV", {}),
                        clock_start=getattr(request.module, "CLOCK_START", None))
     try:
         local.start()

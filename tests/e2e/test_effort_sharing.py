@@ -4,60 +4,23 @@ registry that issues the CERs FR surrenders."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from deploy.local.client import StackClient, holder
-from deploy.local.stack import LocalStack
-from shared.testing.infra import Namespace, amqp_url, check_broker
+from deploy.local.client import StackClient, holder, poll
 
 pytestmark = pytest.mark.e2e
 
 YEAR = 2015
 EMISSIONS_2005 = 10_000  # 3 % = 300 units a year
 MEMBER_STATE_ENV = {"ESD_ENABLED": "true", "ESD_2005_EMISSIONS": str(EMISSIONS_2005)}
+# the module's stack (tests/e2e/conftest.py): two Member States and a Party that is not one
+REGISTRIES = ("DE", "FR", "KZ")
+REGISTRY_ENV = {"DE": MEMBER_STATE_ENV, "FR": MEMBER_STATE_ENV}
 PROJECT = "CDM-IN-406"
 ESD_ACCOUNT = 406
 
-
-@pytest.fixture(scope="module")
-def esd_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    asyncio.run(check_broker(amqp_url()))
-    namespace = Namespace()
-    workdir: Path = tmp_path_factory.mktemp("esd-stack")
-    local = LocalStack(workdir=workdir, registries=("DE", "FR", "KZ"),
-                       namespace=namespace.prefix,
-                       registry_env={"DE": MEMBER_STATE_ENV, "FR": MEMBER_STATE_ENV})
-    try:
-        local.start()
-        yield local
-    finally:
-        local.stop()
-        asyncio.run(namespace.delete(amqp_url()))
-
-
-@pytest.fixture(scope="module")
-def esd_client(esd_stack: LocalStack) -> Iterator[StackClient]:
-    c = StackClient({name: s.url for name, s in esd_stack.services.items()})
-    yield c
-    c.close()
-
-
-def poll(read: Callable[[], Any], done: Callable[[Any], bool], what: str,
-         timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = read()
-        if done(value):
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached after {timeout}s: {value}")
-        time.sleep(0.05)
 
 
 def ledger(client: StackClient, registry: str) -> Any:
@@ -65,10 +28,10 @@ def ledger(client: StackClient, registry: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def fr_with_cers(esd_client: StackClient) -> int:
+def fr_with_cers(client: StackClient) -> int:
     """The CDM registry issues 1000 CERs for an Indian project registered in 2010; 980
     reach an FR person holding account; FR records the project's facts."""
-    c = esd_client
+    c = client
     # the header names the actor where the registry API asks for one
     account = c.ok("fr", "POST", "/accounts", json={"holder_name": "Paris Chauffage SA"},
                    headers={"X-Actor": "operator"})["account_id"]
@@ -95,20 +58,20 @@ def surrender(client: StackClient, account: int, quantity: int) -> Any:
 
 
 def test_member_state_configuration_reports_the_source_of_each_value(
-        esd_client: StackClient) -> None:
-    view = esd_client.ok("de", "GET", "/esd/member-state")
+        client: StackClient) -> None:
+    view = client.ok("de", "GET", "/esd/member-state")
     assert view["member_state"] == "DE"
     assert view["values"]["emissions_2005"] == {"value": EMISSIONS_2005,
                                                 "status": "set by operator (unverified)"}
     assert view["values"]["annex_ii_limit_percent"] == {
         "value": -14, "status": "reference data: official-secondary"}
     assert view["esd_account"] == "DE-100-406"
-    assert esd_client.call("kz", "GET", f"/esd/years/{YEAR}/ledger").status_code == 404
+    assert client.call("kz", "GET", f"/esd/years/{YEAR}/ledger").status_code == 404
 
 
 def test_transferred_allowance_lets_fr_use_more_than_its_own_3_percent_and_no_more(
-        esd_client: StackClient, fr_with_cers: int) -> None:
-    c = esd_client
+        client: StackClient, fr_with_cers: int) -> None:
+    c = client
     assert ledger(c, "fr")["limit"] == 300
 
     # DE transfers 100 units of unused 3 % to FR through the ITL; both ledgers agree
@@ -163,8 +126,8 @@ def test_transferred_allowance_lets_fr_use_more_than_its_own_3_percent_and_no_mo
 
 
 def test_transfer_to_a_registry_that_is_not_a_member_state_is_refused_and_released(
-        esd_client: StackClient) -> None:
-    c = esd_client
+        client: StackClient) -> None:
+    c = client
     before = ledger(c, "de")
     proposed = c.ok("de", "POST", f"/esd/years/{YEAR}/transfers",
                     json={"acquiring_state": "KZ", "quantity": 10})
@@ -176,16 +139,16 @@ def test_transfer_to_a_registry_that_is_not_a_member_state_is_refused_and_releas
 
 
 def test_transfer_beyond_the_unused_3_percent_is_refused_at_once(
-        esd_client: StackClient) -> None:
-    response = esd_client.call("de", "POST", f"/esd/years/{YEAR}/transfers",
+        client: StackClient) -> None:
+    response = client.call("de", "POST", f"/esd/years/{YEAR}/transfers",
                                json={"acquiring_state": "FR", "quantity": 10_000})
     assert response.status_code == 422
     assert response.json()["response_code"] == 4116
 
 
 def test_closing_a_year_carries_the_unused_limit_into_the_next_year(
-        esd_client: StackClient) -> None:
-    c = esd_client
+        client: StackClient) -> None:
+    c = client
     before = ledger(c, "de")
     closed = c.ok("de", "POST", f"/esd/years/{YEAR}/close")
     assert closed["closed"]["closed"] is True

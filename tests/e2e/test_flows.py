@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 from pymongo import MongoClient
 
-from deploy.local.client import StackClient
+from deploy.local.client import StackClient, poll
 from deploy.local.stack import LocalStack
 from shared.codes import UnitType
 
@@ -217,14 +216,10 @@ def test_cdm_issuance_for_an_ldc_project_takes_no_share_of_proceeds(
 
 
 def _wait_request_state(client: StackClient, request_id: str, state: str) -> Any:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        view = client.ok("cdm", "GET", f"/issuances/{request_id}")
-        if view["state"] == state:
-            return view
-        assert view["state"] != "failed", view
-        time.sleep(0.05)
-    raise TimeoutError(f"issuance request {request_id} never reached {state}")
+    view = poll(lambda: client.ok("cdm", "GET", f"/issuances/{request_id}"),
+                lambda v: v["state"] in (state, "failed"), f"issuance request {state}")
+    assert view["state"] == state, view
+    return view
 
 
 def test_each_service_owns_its_database_and_reads_only_its_own_inbox(

@@ -7,14 +7,12 @@ The stack's clock starts in January 2013: the first commitment period has just e
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
-from deploy.local.client import AUTHORISED_BODY, StackClient
+from deploy.local.client import AUTHORISED_BODY, StackClient, poll
 
 pytestmark = pytest.mark.e2e
 
@@ -27,17 +25,6 @@ NON_COMPLIANCE = 6
 TCER_REPLACEMENT = 9
 AA_CP1, AA_CP2 = 500_000, 600_000
 
-
-def poll(read: Callable[[], Any], done: Callable[[Any], bool], what: str,
-         timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = read()
-        if done(value):
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: last seen {value}")
-        time.sleep(0.05)
 
 
 def proposed(client: StackClient, registry: str, response: Any) -> Any:
