@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from deploy.local.client import StackClient
+from deploy.local.client import OPERATOR, StackClient
 from deploy.local.stack import LocalStack
 from shared.codes import MessageType, TransactionStatus
 from shared.contracts import Envelope, TransactionStatusNotified, make_envelope
@@ -132,7 +132,7 @@ async def _until_credited(http: httpx.AsyncClient, urls: dict[str, str],
 
 async def end_to_end(urls: dict[str, str], target: int, sequential: int,
                      concurrent: int, in_flight: int) -> dict[str, Any]:
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(timeout=30, headers={"X-Actor": OPERATOR}) as http:
 
         async def one() -> float:
             transaction_id = await _transfer(http, urls, target)
