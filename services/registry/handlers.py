@@ -210,6 +210,7 @@ class RegistryService:
         if command.acquiring_registry == self.code:
             await self._check_internal_target(source, acquiring, session, transaction_type)
         if blocks is None:
+            today = self.runtime.clock.now().date().isoformat()
             held = await self.store.units.held(
                 {
                     "registry": self.code,
@@ -217,11 +218,25 @@ class RegistryService:
                     "unit_type": int(command.unit_type),
                     "applicable_cp": command.commitment_period,
                     "reserved_by": None,
+                    # expired tCERs/lCERs can no longer move (3007): never chosen
+                    "$or": [{"expiry_date": None}, {"expiry_date": {"$gte": today}}],
                 },
                 session,
             )
-            blocks = choose_blocks([doc_to_block(d) for d in held], command.quantity, source,
-                                   command.unit_type)
+            try:
+                blocks = choose_blocks([doc_to_block(d) for d in held], command.quantity,
+                                       source, command.unit_type)
+            except RuleViolation:
+                expired = await self.store.units.sum_units({
+                    "registry": self.code, "account_id": source.account_id,
+                    "unit_type": int(command.unit_type), "reserved_by": None,
+                    "expiry_date": {"$ne": None, "$lt": today}}, session)
+                if expired:
+                    raise RuleViolation(
+                        ResponseCode.UNIT_EXPIRED,
+                        f"account {source.account_id} holds {expired} "
+                        f"{command.unit_type.name} units that have expired") from None
+                raise
         else:
             refusals = await self.store.units.check_reservable(
                 blocks, _holder(source), "", session)

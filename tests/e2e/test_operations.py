@@ -372,9 +372,12 @@ def test_expiring_tcers_get_a_notice_are_replaced_and_the_itl_records_it(
 
     # once expired, the tCERs still in the holding account can no longer move
     set_clock(client, datetime.fromisoformat("2013-07-02T00:00:00+00:00"))
-    expired = proposed(client, "kz", client.transfer("kz", alice, PARTY, "TCER", 10,
-                                                     target_type=100))
-    assert expired["response_codes"] == [3007]
+    books = kz_books(client)
+    expired = client.transfer("kz", alice, PARTY, "TCER", 10, target_type=100)
+    assert expired.status_code == 422
+    assert expired.json()["response_code"] == 3007
+    assert "have expired" in expired.json()["detail"]
+    assert kz_books(client) == books
 
 
 # 7. cancellation
@@ -526,3 +529,33 @@ def test_the_itl_times_out_a_transfer_the_acquiring_registry_leaves_unanswered(
     assert client.units_held("jp", kz["hiro"], "AAU") == 0
     jp_clock = datetime.fromisoformat(client.ok("jp", "GET", "/admin/clock")["now"])
     assert abs(jp_clock - now(client)) < timedelta(minutes=5)  # restored after restart
+
+
+def test_a_replacement_decision_is_carried_out_when_its_month_ends(
+    client: StackClient, kz: dict[str, int]
+) -> None:
+    alice = kz["alice"]
+    request = cdm_issue(client, TCER_PROJECT, unit_type="TCER", quantity=500,
+                        expiry_date="2013-09-30", acquiring_account_type=121,
+                        acquiring_account_id=alice)
+    assert request["state"] == "completed", request
+    retired = proposed(client, "kz", client.call("kz", "POST", "/transactions/retirement", json={
+        "transferring_account_id": alice, "unit_type": "TCER", "quantity": 490}))
+    assert retired["status_name"] == "COMPLETED"
+    set_clock(client, datetime.fromisoformat("2013-09-05T00:00:00+00:00"))
+    notice = poll(lambda: [n for n in client.ok("kz", "GET", "/notices")
+                           if n["notice_type"] == 3 and n["status"] == 1],
+                  lambda found: bool(found), "second impending expiry notice")[0]
+    assert notice["target_value"] == 490
+    decision = client.decide("kz", "replacement", "AAU", 490, "MEP-R-1",
+                             notice_id=notice["notice_id"])
+    assert decision["follow_up"] == "due"
+    set_clock(client, datetime.fromisoformat(decision["due_at"]) + timedelta(minutes=5))
+    done = poll(lambda: client.ok("kz", "GET", f"/decisions/{decision['decision_id']}"),
+                lambda d: d["state"] == "executed", "replacement decision executed")
+    (transaction_id,) = done["transaction_ids"]
+    view = client.settle("kz", transaction_id)
+    assert view["transaction_type_name"] == "REPLACEMENT"
+    assert view["notification_id"] == notice["notice_id"]
+    assert client.ok("itl", "GET", f"/notices/{notice['notice_id']}")["status_name"] == \
+        "COMPLETED"
