@@ -652,20 +652,25 @@ def check_carry_over(proposal: ProposalView, today: date, assigned_amount: int |
             f"exceed 2.5 % of the assigned amount ({limit})")])
 
 
-#: Which transaction fulfils which notice, and into which acquiring account types
-#: (protocol.md 2.8; None: any). Notices 7, 10 and 11 ask for no transaction.
-NOTICE_FULFILMENT: dict[int, tuple[TransactionType, frozenset[int] | None]] = {
-    1: (T.CANCELLATION, frozenset({AccountType.NET_SOURCE_CANCELLATION})),
-    2: (T.CANCELLATION, frozenset({AccountType.NON_COMPLIANCE_CANCELLATION})),
-    3: (T.REPLACEMENT, frozenset({AccountType.TCER_REPLACEMENT_EXPIRY,
-                                  AccountType.LCER_REPLACEMENT_EXPIRY})),
-    4: (T.REPLACEMENT, frozenset({AccountType.LCER_REPLACEMENT_REVERSAL})),
-    5: (T.REPLACEMENT, frozenset({AccountType.LCER_REPLACEMENT_NON_SUBMISSION})),
-    6: (T.EXTERNAL_TRANSFER, frozenset({AccountType.EXCESS_ISSUANCE_CANCELLATION})),
-    8: (T.CARRY_OVER, None),
-    9: (T.EXPIRY_DATE_CHANGE, None),
-    12: (T.EXTERNAL_TRANSFER, frozenset({AccountType.CCS_NET_REVERSAL_CANCELLATION})),
-    13: (T.EXTERNAL_TRANSFER, frozenset({AccountType.CCS_NON_SUBMISSION_CANCELLATION})),
+#: The transactions that fulfil each notice: transaction type and the acquiring account
+#: types allowed (None: any). Notices 7, 10 and 11 ask for no transaction. Lost lCERs
+#: (notices 4, 5) are replaced or cancelled into the mandatory cancellation account
+#: (protocol.md 2.8).
+Fulfilment = tuple[TransactionType, frozenset[int] | None]
+NOTICE_FULFILMENT: dict[int, tuple[Fulfilment, ...]] = {
+    1: ((T.CANCELLATION, frozenset({AccountType.NET_SOURCE_CANCELLATION})),),
+    2: ((T.CANCELLATION, frozenset({AccountType.NON_COMPLIANCE_CANCELLATION})),),
+    3: ((T.REPLACEMENT, frozenset({AccountType.TCER_REPLACEMENT_EXPIRY,
+                                   AccountType.LCER_REPLACEMENT_EXPIRY})),),
+    4: ((T.REPLACEMENT, frozenset({AccountType.LCER_REPLACEMENT_REVERSAL})),
+        (T.CANCELLATION, frozenset({AccountType.MANDATORY_CANCELLATION}))),
+    5: ((T.REPLACEMENT, frozenset({AccountType.LCER_REPLACEMENT_NON_SUBMISSION})),
+        (T.CANCELLATION, frozenset({AccountType.MANDATORY_CANCELLATION}))),
+    6: ((T.EXTERNAL_TRANSFER, frozenset({AccountType.EXCESS_ISSUANCE_CANCELLATION})),),
+    8: ((T.CARRY_OVER, None),),
+    9: ((T.EXPIRY_DATE_CHANGE, None),),
+    12: ((T.EXTERNAL_TRANSFER, frozenset({AccountType.CCS_NET_REVERSAL_CANCELLATION})),),
+    13: ((T.EXTERNAL_TRANSFER, frozenset({AccountType.CCS_NON_SUBMISSION_CANCELLATION})),),
 }
 
 
@@ -696,14 +701,15 @@ def _notice_mismatch(proposal: ProposalView, notice: NoticeView | None) -> str |
         return f"notice {notice.notice_id} is addressed to {notice.registry}"
     if notice.status == 3:
         return f"notice {notice.notice_id} is already fulfilled"
-    fulfilment = NOTICE_FULFILMENT.get(notice.notice_type)
-    if fulfilment is None:
+    fulfilments = NOTICE_FULFILMENT.get(notice.notice_type)
+    if fulfilments is None:
         return f"notice type {notice.notice_type} asks for no transaction"
-    transaction_type, accounts = fulfilment
-    if proposal.transaction_type != transaction_type:
-        return (f"notice {notice.notice_id} is fulfilled by a "
-                f"{transaction_type.name.lower()}, not a "
+    fitting = [accounts for kind, accounts in fulfilments if kind == proposal.transaction_type]
+    if not fitting:
+        kinds = " or ".join(kind.name.lower() for kind, _ in fulfilments)
+        return (f"notice {notice.notice_id} is fulfilled by a {kinds}, not a "
                 f"{proposal.transaction_type.name.lower()}")
+    accounts = fitting[0]
     if accounts is not None and proposal.acquiring.account_type not in accounts:
         return (f"notice {notice.notice_id} sends units to account types "
                 f"{sorted(int(a) for a in accounts)}")

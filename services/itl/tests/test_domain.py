@@ -548,3 +548,17 @@ def test_notice_is_completed_once_its_target_is_reached() -> None:
     assert notice_status_after(100, 99) == 2
     assert notice_status_after(100, 100) == 3
     assert notice_status_after(None, 5) == 2
+
+
+def test_lost_lcers_are_replaced_or_cancelled_into_the_mandatory_cancellation_account(
+) -> None:
+    notice = NoticeView(8, 4, "KZ", 1, 50, 0)
+    mandatory = AccountKey("KZ", AccountType.MANDATORY_CANCELLATION, 7)
+    reversal = AccountKey("KZ", AccountType.LCER_REPLACEMENT_REVERSAL, 11)
+    check_notice(replace(proposal(T.CANCELLATION, KZ_PARTY, mandatory), notification_id=8),
+                 notice)
+    check_notice(replace(proposal(T.REPLACEMENT, KZ_PARTY, reversal), notification_id=8),
+                 notice)
+    with pytest.raises(ProposalRefused, match="replacement or cancellation"):
+        check_notice(replace(proposal(T.RETIREMENT, KZ_PARTY, KZ_RETIREMENT),
+                             notification_id=8), notice)
