@@ -147,9 +147,9 @@ class ItlService:
             )
             found = [Discrepancy(r.code, RESPONSE_TEXT[r.code], r.block) for r in refusals]
             if proposal.replaced_blocks:
-                replaced = await self.store.units.check_reservable(
-                    list(proposal.replaced_blocks), holder(proposal.transferring),
-                    replaced_reservation(proposal.transaction_id), session, to_replace=True)
+                replaced = await self.store.units.check_replaceable(
+                    list(proposal.replaced_blocks), proposal.transferring.registry,
+                    replaced_reservation(proposal.transaction_id), session)
                 found += [Discrepancy(r.code, f"replaced block: {RESPONSE_TEXT[r.code]}",
                                       r.block) for r in replaced]
         refuse_if_any(found)

@@ -93,6 +93,7 @@ class IssueUnits:
     lulucf_activity: int | None = None
     project_id: str | None = None
     expiry_date: date | None = None
+    decision_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,7 @@ class RegistryService:
         return await self._submit(
             session, transaction_id, TransactionType.ISSUANCE, None,
             _ref(account), [block], command.decision_reference,
+            decision_id=command.decision_id,
         )
 
     async def issue(self, command: IssueUnits) -> Document:
@@ -262,8 +264,7 @@ class RegistryService:
                                 session: Session) -> None:
         """Reserve the tCER/lCER blocks a replacement replaces, wherever they are held."""
         mark = replaced_reservation(transaction_id)
-        refusals = await self.store.units.check_reservable(
-            blocks, Holder(self.code, 0, 0), mark, session, to_replace=True)
+        refusals = await self.store.units.check_replaceable(blocks, self.code, mark, session)
         if refusals:
             first = refusals[0]
             raise RuleViolation(first.code, f"replaced block {first.block.serials}: "
@@ -625,9 +626,10 @@ class DecisionDesk:
         """Propose the transaction a withdrawal or replacement decision orders."""
 
         async def work(session: Session) -> Document:
-            decision = await self.require(decision_id, session)
             current = await self.store.decision(decision_id, session)
-            assert current is not None
+            if current is None:
+                raise NotFound(f"decision {decision_id}")
+            decision = decision_from_doc(current)
             command = await self._command_for(decision, session)
             used = use(decision, decision.kind, decision.unit_type, decision.quantity)
             tx = await self.registry.propose_transfer(command, session)
@@ -803,8 +805,8 @@ class Operations:
                 commitment_period=decision.commitment_period,
                 acquiring_account_id=acquiring_account_id,
                 decision_reference=decision.reference,
-                lulucf_activity=decision.lulucf_activity), session)
-            await self._link(tx, decision_id, session)
+                lulucf_activity=decision.lulucf_activity, decision_id=decision_id), session)
+            await self.desk.attach(decision_id, tx["_id"], session)
             return tx
 
         return await self.registry.runtime.commit(work)
@@ -825,13 +827,7 @@ class Operations:
                                              current.unit_type, current.quantity, session)
             tx = await self.registry.propose_transfer(current, session, blocks)
             if current.decision_id is not None:
-                await self._link(tx, current.decision_id, session)
+                await self.desk.attach(current.decision_id, tx["_id"], session)
             return tx
 
         return await self.registry.runtime.commit(work)
-
-    async def _link(self, tx: Document, decision_id: str, session: Session) -> None:
-        await self.registry.store.db.transactions.update_one(
-            {"_id": tx["_id"]}, {"$set": {"decision_id": decision_id}}, session=session)
-        tx["decision_id"] = decision_id
-        await self.desk.attach(decision_id, tx["_id"], session)

@@ -115,13 +115,25 @@ class UnitBlockStore:
         holder: Holder,
         transaction_id: str,
         session: Session,
-        to_replace: bool = False,
     ) -> list[BlockRefusal]:
-        """Why each of ``blocks`` could not be reserved by ``transaction_id``; [] if all can.
+        """Why each of ``blocks`` could not be reserved by ``transaction_id``; [] if all can."""
+        return await self._refusals(blocks, holder, transaction_id, session, False)
 
-        ``to_replace``: the blocks are tCERs/lCERs being replaced; they may sit in any
-        account of ``holder.registry`` (usually retirement) but not be replaced already.
+    async def check_replaceable(
+        self, blocks: list[UnitBlock], registry: str, reservation: str, session: Session
+    ) -> list[BlockRefusal]:
+        """Why each tCER/lCER block could not be reserved for replacement; [] if all can.
+
+        Such blocks may sit in any account of ``registry`` (usually retirement), but must
+        not be replaced already nor reserved by another transaction.
         """
+        return await self._refusals(blocks, Holder(registry, 0, 0), reservation, session,
+                                    True)
+
+    async def _refusals(
+        self, blocks: list[UnitBlock], holder: Holder, transaction_id: str, session: Session,
+        to_replace: bool,
+    ) -> list[BlockRefusal]:
         refusals: list[BlockRefusal] = []
         for block in blocks:
             code = await self._refusal_code(block, holder, transaction_id, session, to_replace)
