@@ -95,3 +95,25 @@ def test_external_transfer_survives_a_registry_kill_and_credits_jp_exactly_once(
         {"correlation_id": transaction_id, "envelope.payload.status": 4})
     assert completions == 1
     _assert_books_agree(client)
+
+
+def test_external_transfer_survives_an_itl_kill_and_completes_once(
+    stack: LocalStack, client: StackClient, funded: dict[str, int],
+    mongo: MongoClient[dict[str, Any]],
+) -> None:
+    kz_before = client.units_held("kz", PARTY_HOLDING, "AAU")
+    jp_before = client.units_held("jp", funded["hiro"], "AAU")
+    stack.kill("itl")
+    try:
+        response = client.transfer("kz", PARTY_HOLDING, funded["hiro"], "AAU", 321,
+                                   target_registry="JP")
+        assert response.status_code == 202, response.text
+        transaction_id = response.json()["transaction_id"]
+        assert client.transaction("kz", transaction_id)["status"] == 1
+    finally:
+        stack.restart("itl")
+    assert client.settle("kz", transaction_id)["status_name"] == "COMPLETED"
+    assert client.units_held("kz", PARTY_HOLDING, "AAU") == kz_before - 321
+    assert client.units_held("jp", funded["hiro"], "AAU") == jp_before + 321
+    assert mongo["itl"].inbox.count_documents({"correlation_id": transaction_id}) == 3
+    _assert_books_agree(client)
