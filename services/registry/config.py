@@ -17,6 +17,10 @@ class RegistrySettings(ServiceSettings):
                                    description="period of the fixed accounts made at start")
     database: str | None = Field(default=None,
                                  description="database name; registry_<code> by default")
+    outstanding_after_minutes: float = Field(
+        default=60, gt=0,
+        description="simulated minutes after which a proposal still without an answer is "
+                    "asked about at the ITL (protocol.md 1.6: our value, O)")
 
     def database_name(self) -> str:
         return self.database or f"registry_{self.registry_code.lower()}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from services.registry.decisions import (
@@ -56,6 +56,7 @@ from shared.contracts import (
     ProposalForwarded,
     ProposalSubmitted,
     TransactionStatusNotified,
+    TransactionStatusQueried,
     TransactionStatusReported,
     UnitBlockWire,
     block_from_wire,
@@ -128,10 +129,12 @@ class TransferUnits:
 class RegistryService:
     """The registry's use cases over its store and the ITL."""
 
-    def __init__(self, runtime: Runtime, store: RegistryStore, profile: RegistryProfile) -> None:
+    def __init__(self, runtime: Runtime, store: RegistryStore, profile: RegistryProfile,
+                 outstanding_after: timedelta = timedelta(hours=1)) -> None:
         self.runtime = runtime
         self.store = store
         self.profile = profile
+        self.outstanding_after = outstanding_after
         self.code = profile.code
         self.final_status_hooks: list[FinalStatusHook] = []
         #: Run once at start-up after the registry's own indexes exist.
@@ -442,11 +445,50 @@ class RegistryService:
 
         await self.runtime.handle_once(envelope, effect)
 
+    async def query_outstanding(self) -> None:
+        """Due work: ask the ITL about proposals left without an answer (protocol.md 1.6,
+        GetTransactionStatus); each is asked again only after as long again."""
+        now = self.runtime.clock.now()
+        cutoff = now - self.outstanding_after
+        for tx in await self.store.outstanding(cutoff):
+            async def work(session: Session, transaction_id: str = tx["_id"]) -> None:
+                await self.store.db.transactions.update_one(
+                    {"_id": transaction_id}, {"$set": {"queried_at": now}}, session=session)
+                await self.runtime.send(
+                    session, message_type=MessageType.TRANSACTION_STATUS_QUERIED,
+                    recipient=ITL_CODE, correlation_id=transaction_id,
+                    payload=TransactionStatusQueried(transaction_id=transaction_id))
+
+            await self.runtime.commit(work)
+            log_event(log, "outstanding_transaction_queried", transaction_id=tx["_id"])
+
     async def on_status_reported(self, envelope: Envelope,
                                  payload: TransactionStatusReported) -> None:
+        """The ITL's answer to a status query: apply a status this registry missed, or,
+        when the ITL never received the proposal, submit it again (the ITL knows a
+        transaction id once, so a second copy has no second effect)."""
+
         async def effect(session: Session) -> None:
+            tx = await self.store.transaction(payload.transaction_id, session)
             log_event(log, "itl_status_reported", transaction_id=payload.transaction_id,
                       status=int(payload.status) if payload.status else None)
+            if tx is None or tx["direction"] != Direction.OUTGOING:
+                return
+            if payload.status is None:
+                if tx["status"] == S.PROPOSED:
+                    await self.runtime.send(
+                        session, message_type=MessageType.PROPOSAL_SUBMITTED,
+                        recipient=ITL_CODE, correlation_id=payload.transaction_id,
+                        payload=ProposalSubmitted.model_validate(tx["proposal"]),
+                        causation_id=envelope.message_id)
+                    log_event(log, "proposal_submitted_again",
+                              transaction_id=payload.transaction_id)
+                return
+            reaction = react_to_itl_status(
+                Direction.OUTGOING, TransactionType(tx["transaction_type"]), S(tx["status"]),
+                payload.status)
+            results = [_result_doc(r) for r in payload.evaluation_results]
+            await self._apply(tx, reaction, payload.status, results, envelope, session)
 
         await self.runtime.handle_once(envelope, effect)
 

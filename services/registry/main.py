@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -25,7 +27,9 @@ def create_registry(settings: RegistrySettings, code: str, title: str,
                       peer_codes=[ITL_CODE])
     store = RegistryStore(runtime.db, code)
     profile = RegistryProfile(code=code, is_cdm=code == CDM_CODE)
-    service = RegistryService(runtime, store, profile)
+    service = RegistryService(runtime, store, profile,
+                              timedelta(minutes=settings.outstanding_after_minutes))
+    runtime.on_due(service.query_outstanding)
 
     async def on_start() -> None:
         await store.ensure_indexes()

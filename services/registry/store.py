@@ -122,6 +122,17 @@ class RegistryStore:
         cursor = self.db.transactions.find(query).sort("created_at", DESCENDING).limit(limit)
         return await cursor.to_list()
 
+    async def outstanding(self, cutoff: datetime) -> list[Document]:
+        """Own proposals still without an answer since ``cutoff`` (and not asked about
+        since then)."""
+        cursor = self.db.transactions.find({
+            "status": int(TransactionStatus.PROPOSED),
+            "direction": "outgoing",
+            "updated_at": {"$lte": cutoff},
+            "$or": [{"queried_at": None}, {"queried_at": {"$lte": cutoff}}],
+        })
+        return await cursor.to_list()
+
     async def record_statuses(self, transaction_id: str, statuses: list[TransactionStatus],
                               at: datetime, session: Session,
                               evaluation_results: list[Document] | None = None,

@@ -3,15 +3,20 @@ answer completes the transaction once after restart, with no unit lost or double
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
+import aio_pika
 import pytest
 from pymongo import MongoClient
 
-from deploy.local.client import StackClient
+from deploy.local.client import StackClient, poll
 from deploy.local.stack import LocalStack
 from shared.codes import UnitType
+from shared.messaging import inbox_queue_name
+from shared.testing.infra import amqp_url
 
 pytestmark = pytest.mark.e2e
 
@@ -116,4 +121,78 @@ def test_external_transfer_survives_an_itl_kill_and_completes_once(
     assert client.units_held("kz", PARTY_HOLDING, "AAU") == kz_before - 321
     assert client.units_held("jp", funded["hiro"], "AAU") == jp_before + 321
     assert mongo["itl"].inbox.count_documents({"correlation_id": transaction_id}) == 3
+    _assert_books_agree(client)
+
+
+async def _purge(queue: str) -> int:
+    connection = await aio_pika.connect(amqp_url())
+    try:
+        channel = await connection.channel()
+        declared = await channel.get_queue(queue, ensure=True)
+        purged = await declared.purge()
+        return int(purged.message_count or 0)
+    finally:
+        await connection.close()
+
+
+def _published(mongo: MongoClient[dict[str, Any]], transaction_id: str) -> bool:
+    row = mongo["registry_kz"].outbox.find_one({"correlation_id": transaction_id,
+                                               "message_type": "ProposalSubmitted"})
+    return bool(row and row["published"])
+
+
+def _two_hours_later(stack: LocalStack, client: StackClient) -> None:
+    later = datetime.fromisoformat(client.ok("itl", "GET", "/admin/clock")["now"]) \
+        + timedelta(hours=2)
+    client.ok("itl", "PUT", "/admin/clock", json={"now": later.isoformat()})
+
+
+def test_a_lost_proposal_is_asked_about_and_submitted_again_with_one_effect(
+    stack: LocalStack, client: StackClient, funded: dict[str, int],
+    mongo: MongoClient[dict[str, Any]],
+) -> None:
+    before = client.units_held("kz", funded["alice"], "AAU")
+    stack.kill("itl")
+    try:
+        response = client.transfer("kz", PARTY_HOLDING, funded["alice"], "AAU", 55)
+        transaction_id = response.json()["transaction_id"]
+        poll(lambda: _published(mongo, transaction_id), bool, "proposal published")
+        lost = asyncio.run(_purge(inbox_queue_name("ITL", stack.namespace)))
+        assert lost >= 1
+    finally:
+        stack.restart("itl")
+    assert client.transaction("kz", transaction_id)["status"] == 1
+    _two_hours_later(stack, client)
+    final = client.settle("kz", transaction_id)
+    assert [h["status"] for h in final["history"]] == [1, 2, 4]
+    assert client.units_held("kz", funded["alice"], "AAU") == before + 55
+    sent = mongo["registry_kz"].outbox.count_documents(
+        {"correlation_id": transaction_id, "message_type": "ProposalSubmitted"})
+    assert sent == 2
+    _assert_books_agree(client)
+
+
+def test_a_lost_itl_answer_is_recovered_by_a_status_query(
+    stack: LocalStack, client: StackClient, funded: dict[str, int],
+    mongo: MongoClient[dict[str, Any]],
+) -> None:
+    before = client.units_held("kz", funded["alice"], "AAU")
+    stack.kill("itl")
+    try:
+        response = client.transfer("kz", PARTY_HOLDING, funded["alice"], "AAU", 66)
+        transaction_id = response.json()["transaction_id"]
+        poll(lambda: _published(mongo, transaction_id), bool, "proposal published")
+        stack.kill("kz")
+    finally:
+        stack.restart("itl")
+    poll(lambda: client.call("itl", "GET", f"/transactions/{transaction_id}"),
+         lambda r: r.status_code == 200 and r.json()["status"] == 2, "checked by the ITL")
+    lost = asyncio.run(_purge(inbox_queue_name("KZ", stack.namespace)))
+    assert lost >= 1
+    stack.restart("kz")
+    assert client.transaction("kz", transaction_id)["status"] == 1
+    _two_hours_later(stack, client)
+    final = client.settle("kz", transaction_id)
+    assert [h["status"] for h in final["history"]] == [1, 2, 4]
+    assert client.units_held("kz", funded["alice"], "AAU") == before + 66
     _assert_books_agree(client)
