@@ -429,3 +429,27 @@ async def record_ji_project(request: Request, body: JiProjectIn,
     return JiProjectOut(project_id=project.project_id, host_party=project.host_party,
                         track=project.track, approved_quantity=project.approved_quantity,
                         converted=project.converted)
+
+
+# effort-sharing allowance transfers routed through the ITL
+
+
+@router.get("/esd-transfers", tags=["effort sharing"])
+async def list_esd_transfers(
+    request: Request,
+    state: Annotated[str | None, Query(pattern=r"^(forwarded|refused|accepted)$")]
+    = None,
+) -> list[dict[str, Any]]:
+    """Transfers of unused effort-sharing allowance between Member States, newest first,
+    with their state and history."""
+    query: Document = {} if state is None else {"state": state}
+    cursor = service_of(request).store.db.esd_transfers.find(query).sort("created_at", -1)
+    return [{"transfer_id": d.pop("_id"), **d} for d in await cursor.to_list()]
+
+
+@router.get("/esd-transfers/{transfer_id}", tags=["effort sharing"])
+async def read_esd_transfer(request: Request, transfer_id: str) -> dict[str, Any]:
+    doc = await service_of(request).store.db.esd_transfers.find_one({"_id": transfer_id})
+    if doc is None:
+        raise NotFound(f"effort-sharing transfer {transfer_id}")
+    return {"transfer_id": doc.pop("_id"), **doc}

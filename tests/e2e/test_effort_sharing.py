@@ -90,6 +90,10 @@ def test_transferred_allowance_lets_fr_use_more_than_its_own_3_percent_and_no_mo
     assert c.ok("fr", "GET", f"/esd/transfers/{transfer_id}")["direction"] == "inbound"
     journal = c.ok("itl", "GET", "/messages", params={"correlation_id": transfer_id})
     assert len(journal) == 4
+    logged = c.ok("itl", "GET", f"/esd-transfers/{transfer_id}")
+    assert [h["state"] for h in logged["history"]] == ["forwarded", "accepted"]
+    assert transfer_id in [t["transfer_id"] for t in
+                           c.ok("itl", "GET", "/esd-transfers", params={"state": "accepted"})]
 
     # FR surrenders 400 CERs, more than its own 300: accepted and booked
     response = surrender(c, fr_with_cers, 400)
