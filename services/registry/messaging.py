@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from services.registry.handlers import RegistryService
-from shared.codes import ITL_CODE, MessageType
+from shared.codes import ITL_CODE
 from shared.contracts import (
     Envelope,
     MessageAck,
@@ -25,21 +25,17 @@ def make_dispatch(service: RegistryService) -> Callable[[Envelope], Awaitable[No
             raise PermanentFailure(f"registries accept messages only from the ITL, "
                                    f"not from {envelope.sender}")
         payload = decode_payload(envelope)
-        match envelope.message_type:
-            case MessageType.TRANSACTION_STATUS_NOTIFIED:
-                assert isinstance(payload, TransactionStatusNotified)
+        match payload:
+            case TransactionStatusNotified():
                 await service.on_status_notified(envelope, payload)
-            case MessageType.PROPOSAL_FORWARDED:
-                assert isinstance(payload, ProposalForwarded)
+            case ProposalForwarded():
                 await service.on_proposal_forwarded(envelope, payload)
-            case MessageType.MESSAGE_ACK:
-                assert isinstance(payload, MessageAck)
+            case MessageAck():
                 await service.on_message_ack(envelope, payload)
-            case MessageType.TRANSACTION_STATUS_REPORTED:
-                assert isinstance(payload, TransactionStatusReported)
+            case TransactionStatusReported():
                 await service.on_status_reported(envelope, payload)
-            case other if other in service.message_handlers:
-                await service.message_handlers[other](envelope, payload)
+            case _ if envelope.message_type in service.message_handlers:
+                await service.message_handlers[envelope.message_type](envelope, payload)
             case _:
                 raise PermanentFailure(
                     f"a registry does not handle {envelope.message_type.value}"
