@@ -611,10 +611,14 @@ class DecisionDesk:
         return await self.runtime.commit(work)
 
     async def require(self, decision_id: str, session: Session | None = None) -> Decision:
+        return decision_from_doc(await self._stored(decision_id, session))
+
+    async def _stored(self, decision_id: str, session: Session | None) -> Document:
+        """The stored decision document, or ``NotFound``."""
         doc = await self.store.decision(decision_id, session)
         if doc is None:
             raise NotFound(f"decision {decision_id}")
-        return decision_from_doc(doc)
+        return doc
 
     async def appeal(self, decision_id: str, appellant: str, grounds: str) -> Document:
         async def work(session: Session) -> Document:
@@ -629,9 +633,7 @@ class DecisionDesk:
 
     async def revise(self, decision_id: str, quantity: int | None, drop: bool) -> Document:
         async def work(session: Session) -> Document:
-            current = await self.store.decision(decision_id, session)
-            if current is None:
-                raise NotFound(f"decision {decision_id}")
+            current = await self._stored(decision_id, session)
             now = self.runtime.clock.now()
             revised = revise(decision_from_doc(current), now, quantity, drop)
             revisions = [*current.get("revisions", []),
@@ -668,9 +670,7 @@ class DecisionDesk:
         """Propose the transaction a withdrawal or replacement decision orders."""
 
         async def work(session: Session) -> Document:
-            current = await self.store.decision(decision_id, session)
-            if current is None:
-                raise NotFound(f"decision {decision_id}")
+            current = await self._stored(decision_id, session)
             decision = decision_from_doc(current)
             command = await self._command_for(decision, session)
             used = use(decision, decision.kind, decision.unit_type, decision.quantity)
@@ -754,15 +754,15 @@ class DecisionDesk:
                            quantity: int, session: Session) -> Decision:
         """Count an operation against the decision that authorises it (issuance,
         conversion, external transfer of ERUs, cancellation)."""
-        decision = await self.require(decision_id, session)
+        current = await self._stored(decision_id, session)
+        decision = decision_from_doc(current)
         if decision.kind in WINDOWED_KINDS:
             raise RuleViolation(ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
                                 f"a {decision.kind.value} decision is carried out when its "
                                 "month ends, or by POST /decisions/{id}/execute",
                                 http_status=409)
         used = use(decision, kind, unit_type, quantity)
-        current = await self.store.decision(decision_id, session)
-        await self.store.replace_decision(decision_to_doc(used, _kept(current or {}, False)),
+        await self.store.replace_decision(decision_to_doc(used, _kept(current, False)),
                                           session)
         return used
 

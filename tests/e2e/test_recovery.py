@@ -141,7 +141,19 @@ def _published(mongo: MongoClient[dict[str, Any]], transaction_id: str) -> bool:
     return bool(row and row["published"])
 
 
-def _two_hours_later(stack: LocalStack, client: StackClient) -> None:
+def _propose_while_the_itl_is_down(stack: LocalStack, client: StackClient,
+                                   mongo: MongoClient[dict[str, Any]], account: int,
+                                   quantity: int) -> str:
+    """Kill the ITL and propose an internal transfer; returns once KZ has published it
+    (the proposal then waits in the ITL's queue). The caller restarts the ITL."""
+    stack.kill("itl")
+    response = client.transfer("kz", PARTY_HOLDING, account, "AAU", quantity)
+    transaction_id: str = response.json()["transaction_id"]
+    poll(lambda: _published(mongo, transaction_id), bool, "proposal published")
+    return transaction_id
+
+
+def _two_hours_later(client: StackClient) -> None:
     later = datetime.fromisoformat(client.ok("itl", "GET", "/admin/clock")["now"]) \
         + timedelta(hours=2)
     client.ok("itl", "PUT", "/admin/clock", json={"now": later.isoformat()})
@@ -152,17 +164,15 @@ def test_a_lost_proposal_is_asked_about_and_submitted_again_with_one_effect(
     mongo: MongoClient[dict[str, Any]],
 ) -> None:
     before = client.units_held("kz", funded["alice"], "AAU")
-    stack.kill("itl")
     try:
-        response = client.transfer("kz", PARTY_HOLDING, funded["alice"], "AAU", 55)
-        transaction_id = response.json()["transaction_id"]
-        poll(lambda: _published(mongo, transaction_id), bool, "proposal published")
+        transaction_id = _propose_while_the_itl_is_down(stack, client, mongo,
+                                                        funded["alice"], 55)
         lost = asyncio.run(_purge(inbox_queue_name("ITL", stack.namespace)))
         assert lost >= 1
     finally:
         stack.restart("itl")
     assert client.transaction("kz", transaction_id)["status"] == 1
-    _two_hours_later(stack, client)
+    _two_hours_later(client)
     final = client.settle("kz", transaction_id)
     assert [h["status"] for h in final["history"]] == [1, 2, 4]
     assert client.units_held("kz", funded["alice"], "AAU") == before + 55
@@ -177,11 +187,9 @@ def test_a_lost_itl_answer_is_recovered_by_a_status_query(
     mongo: MongoClient[dict[str, Any]],
 ) -> None:
     before = client.units_held("kz", funded["alice"], "AAU")
-    stack.kill("itl")
     try:
-        response = client.transfer("kz", PARTY_HOLDING, funded["alice"], "AAU", 66)
-        transaction_id = response.json()["transaction_id"]
-        poll(lambda: _published(mongo, transaction_id), bool, "proposal published")
+        transaction_id = _propose_while_the_itl_is_down(stack, client, mongo,
+                                                        funded["alice"], 66)
         stack.kill("kz")
     finally:
         stack.restart("itl")
@@ -191,7 +199,7 @@ def test_a_lost_itl_answer_is_recovered_by_a_status_query(
     assert lost >= 1
     stack.restart("kz")
     assert client.transaction("kz", transaction_id)["status"] == 1
-    _two_hours_later(stack, client)
+    _two_hours_later(client)
     final = client.settle("kz", transaction_id)
     assert [h["status"] for h in final["history"]] == [1, 2, 4]
     assert client.units_held("kz", funded["alice"], "AAU") == before + 66
