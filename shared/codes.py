@@ -75,6 +75,20 @@ class TransactionType(IntEnum):
     INTERNAL_TRANSFER = 10
 
 
+class SupplementaryType(IntEnum):
+    """Supplementary transaction types: the kinds one primary type covers (protocol.md 2.6,
+    V UK-TYPES numbers). 0 is the plain kind of each primary type."""
+
+    NONE = 0
+    CARRY_OVER_CER_ERU = 38
+    CARRY_OVER_AAU = 39
+    ARTICLE_37TER_CANCELLATION = 45
+    AMBITION_INCREASE_CANCELLATION = 46
+    SHARE_OF_PROCEEDS_FIRST_TRANSFER_OF_AAU = 47
+    MANDATORY_CANCELLATION = 48
+    SHARE_OF_PROCEEDS_ERU_CONVERSION = 49
+
+
 class AccountType(IntEnum):
     """Account type codes (protocol.md 2.7)."""
 
@@ -187,6 +201,9 @@ class ResponseCode(IntEnum):
     TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED = 2004
     TOO_MANY_BLOCKS = 2005
     OVERLAPPING_BLOCKS = 2006
+    TRANSFERRING_ACCOUNT_BLOCKED = 2007
+    TRANSFERRING_ACCOUNT_CLOSED = 2008
+    ACCOUNT_NOT_EMPTY = 2009
     BLOCK_UNKNOWN = 3001
     BLOCK_NOT_HELD_BY_TRANSFERRING_ACCOUNT = 3002
     BLOCK_RETIRED_OR_CANCELLED = 3003
@@ -201,6 +218,15 @@ class ResponseCode(IntEnum):
     REPLACEMENT_UNIT_TYPE_NOT_ALLOWED = 4004
     NOTICE_UNKNOWN_OR_CLOSED = 4005
     PARTY_NOT_ELIGIBLE = 4006
+    SHARE_OF_PROCEEDS_OWED = 4007
+    PPSR_ACQUISITION_OVER_LIMIT = 4008
+    PPSR_RETIREMENT_OVER_EXCESS_EMISSIONS = 4009
+    ARTICLE_37TER_OVER_QUANTITY = 4010
+    AR_CDM_LIMIT_EXCEEDED = 4011
+    EXPIRY_DATE_CONTRADICTS_RULE = 4012
+    UNITS_DO_NOT_MATCH_NOTICE = 4013
+    NOTICE_TARGET_EXCEEDED = 4014
+    TRUE_UP_PERIOD_NOT_ENDED = 4015
     # 4100-4199 effort sharing, Decision 406/2009/EC Art. 5 (ours, O)
     ESD_UNIT_TYPE_NOT_ELIGIBLE = 4101
     ESD_PROJECT_FACTS_MISSING = 4102
@@ -250,6 +276,9 @@ RESPONSE_TEXT: dict[ResponseCode, str] = {
     ),
     ResponseCode.TOO_MANY_BLOCKS: "more than 3000 unit blocks in one transaction",
     ResponseCode.OVERLAPPING_BLOCKS: "unit blocks of one transaction overlap",
+    ResponseCode.TRANSFERRING_ACCOUNT_BLOCKED: "transferring account blocked",
+    ResponseCode.TRANSFERRING_ACCOUNT_CLOSED: "transferring account closed",
+    ResponseCode.ACCOUNT_NOT_EMPTY: "account still holds units or has open transactions",
     ResponseCode.BLOCK_UNKNOWN: "unit block unknown to the ITL",
     ResponseCode.BLOCK_NOT_HELD_BY_TRANSFERRING_ACCOUNT: (
         "unit block not held by the transferring account"
@@ -266,6 +295,30 @@ RESPONSE_TEXT: dict[ResponseCode, str] = {
     ResponseCode.REPLACEMENT_UNIT_TYPE_NOT_ALLOWED: "unit type not allowed for replacement",
     ResponseCode.NOTICE_UNKNOWN_OR_CLOSED: "notice unknown or closed",
     ResponseCode.PARTY_NOT_ELIGIBLE: "Party not eligible",
+    ResponseCode.SHARE_OF_PROCEEDS_OWED: (
+        "share of proceeds not transferred to the Adaptation Fund (1/CMP.8 para 21)"
+    ),
+    ResponseCode.PPSR_ACQUISITION_OVER_LIMIT: (
+        "previous period surplus reserve acquisitions over 2 % of the first-period "
+        "assigned amount (1/CMP.8 para 26)"
+    ),
+    ResponseCode.PPSR_RETIREMENT_OVER_EXCESS_EMISSIONS: (
+        "retirement from the previous period surplus reserve over the Party's excess "
+        "emissions (1/CMP.8 para 25)"
+    ),
+    ResponseCode.ARTICLE_37TER_OVER_QUANTITY: "Art. 3.7ter cancellation over its quantity",
+    ResponseCode.AR_CDM_LIMIT_EXCEEDED: (
+        "A/R CDM credits over 1 % of base-year emissions times the period's years "
+        "(16/CMP.1 annex para 14)"
+    ),
+    ResponseCode.EXPIRY_DATE_CONTRADICTS_RULE: (
+        "tCER/lCER expiry date contradicts decision 5/CMP.1"
+    ),
+    ResponseCode.UNITS_DO_NOT_MATCH_NOTICE: "units do not match the notice",
+    ResponseCode.NOTICE_TARGET_EXCEEDED: "quantity over the notice's target",
+    ResponseCode.TRUE_UP_PERIOD_NOT_ENDED: (
+        "the additional period for fulfilling commitments has not ended"
+    ),
     ResponseCode.ESD_UNIT_TYPE_NOT_ELIGIBLE: "unit type is not a project credit (ESD Art. 5(1))",
     ResponseCode.ESD_PROJECT_FACTS_MISSING: "no effort-sharing facts recorded for the project",
     ResponseCode.ESD_NOT_ETS_ELIGIBLE: (
