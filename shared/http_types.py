@@ -7,7 +7,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BeforeValidator, Field, PlainSerializer
 
-from shared.codes import AccountType, TransactionStatus, TransactionType, UnitType
+from shared.codes import AccountType, LulucfActivity, TransactionStatus, TransactionType, UnitType
 
 E = TypeVar("E", bound=IntEnum)
 
@@ -42,6 +42,11 @@ AccountTypeField = Annotated[
     AccountType,
     BeforeValidator(_by_name_or_number(AccountType)),
     Field(description="account type code (e.g. 100 Party holding, 121 person holding) or name"),
+]
+LulucfActivityField = Annotated[
+    LulucfActivity,
+    BeforeValidator(_by_name_or_number(LulucfActivity)),
+    Field(description="LULUCF activity by name (e.g. FOREST_MANAGEMENT) or code (1-7)"),
 ]
 TransactionTypeField = Annotated[
     TransactionType, PlainSerializer(lambda t: t.name, return_type=str)

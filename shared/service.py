@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
 import uvicorn
@@ -26,6 +26,7 @@ from shared.errors import NotFound, RuleViolation
 from shared.logs import configure_logging, log_event
 from shared.messaging import Broker, EnvelopeHandler
 from shared.messaging.clock import ClockSet
+from shared.rules.periods import DEFAULT_TRUE_UP_PERIOD_ENDS
 from shared.store import (
     Database,
     OutboxRelay,
@@ -73,6 +74,11 @@ class ServiceSettings(BaseSettings):
     tick_seconds: float = Field(
         default=1.0, gt=0, description="real seconds between runs of the due-work sweeps"
     )
+    true_up_period_ends: dict[int, date] = Field(
+        default_factory=lambda: dict(DEFAULT_TRUE_UP_PERIOD_ENDS),
+        description="last day of each period's additional period for fulfilling "
+                    'commitments, JSON {"1": "2015-11-18", ...}: carry-over only after it; '
+                    "every service of a stack must have the same (shared.rules.periods)")
 
 
 class Runtime:

@@ -7,13 +7,14 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
-from services.itl.domain import JiProject, commitment_period_reserve
+from services.itl.domain import JiProject, LedgerKey, PartyPeriod
 from services.itl.handlers import ItlService
-from services.itl.store import PartyPeriod
 from shared.codes import (
+    CDM_CODE,
     CommitmentPeriod,
+    LulucfActivity,
     NoticeStatus,
     NoticeType,
     TransactionStatus,
@@ -22,7 +23,9 @@ from shared.codes import (
 )
 from shared.contracts import UnitBlockWire
 from shared.errors import NotFound
-from shared.http_types import AccountTypeField, UnitTypeField
+from shared.http_types import AccountTypeField, LulucfActivityField, UnitTypeField
+from shared.rules.parties import Mechanism, PartyStanding, reference_standing
+from shared.rules.periods import share_of_proceeds_due
 from shared.store import Document
 
 router = APIRouter()
@@ -56,34 +59,137 @@ async def registries(request: Request) -> RegistryList:
 # Parties
 
 
+class StandingIn(BaseModel):
+    commitment_periods: list[int] = Field(
+        examples=[[1, 2]], description="periods with a quantified commitment (1, 2)")
+    eligible: list[Mechanism] = Field(
+        examples=[["article_6", "article_12", "article_17"]],
+        description="mechanisms the Party may use: article_6 (JI), article_12 (CDM), "
+                    "article_17 (emissions trading)")
+
+    @field_validator("commitment_periods")
+    @classmethod
+    def _periods(cls, value: list[int]) -> list[int]:
+        unknown = sorted(set(value) - {int(p) for p in CommitmentPeriod})
+        if unknown:
+            raise ValueError(f"commitment_periods: no commitment period {unknown}")
+        return value
+
+
+class StandingView(StandingIn):
+    party: str = Field(examples=["KZ"])
+    name: str = Field(examples=["Kazakhstan"])
+
+    @classmethod
+    def of(cls, standing: PartyStanding) -> StandingView:
+        return cls(party=standing.code, name=standing.name,
+                   commitment_periods=sorted(standing.commitment_periods),
+                   eligible=sorted(standing.eligible))
+
+
+@router.get("/parties", tags=["parties"])
+async def parties(request: Request) -> list[StandingView]:
+    """The standing of every Party whose registry the ITL knows: commitment periods and
+    the mechanisms it is eligible to use (protocol.md 4.4; from reference data unless
+    changed by PUT /parties/{code})."""
+    service = service_of(request)
+    codes = sorted(service.registries - {CDM_CODE})
+    return [StandingView.of((await service.store.party_books(c)).standing) for c in codes]
+
+
+@router.get("/parties/{code}", tags=["parties"])
+async def party(request: Request, code: PartyCode) -> StandingView:
+    """A Party's standing (reference data unless changed)."""
+    return StandingView.of((await service_of(request).store.party_books(code)).standing)
+
+
+@router.put("/parties/{code}", tags=["parties"])
+async def record_standing(request: Request, code: PartyCode, body: StandingIn) -> StandingView:
+    """Set a Party's commitment periods and mechanism eligibility; the ITL refuses
+    transfers that need what the Party lacks with 4006 (1/CMP.8 paras 13-15)."""
+    service = service_of(request)
+    reference = reference_standing(code)
+    standing = PartyStanding(code, reference.name, frozenset(body.commitment_periods),
+                             frozenset(body.eligible))
+    await service.store.record_standing(standing, service.runtime.clock.now())
+    return StandingView.of(standing)
+
+
 class PartyPeriodIn(BaseModel):
+    """What is known of a Party for one period. Quantities in units or t CO2 eq."""
+
     assigned_amount: int = Field(ge=0, description="assigned amount of the period, in units",
                                  examples=[1_000_000])
     reviewed_inventory: int | None = Field(
         default=None, ge=0, examples=[150_000],
-        description="latest reviewed annual inventory (t CO2 eq); null until one is reviewed",
+        description="latest reviewed annual inventory (t CO2 eq per year); null until one "
+                    "is reviewed",
     )
+    average_emissions_2008_2010: int | None = Field(
+        default=None, ge=0, examples=[110_000],
+        description="second period: average annual emissions 2008-2010 (t CO2 eq); the "
+                    "assigned amount above eight times it is cancelled (Art. 3.7ter)")
+    base_year_emissions: int | None = Field(
+        default=None, ge=0, examples=[130_000],
+        description="base-year emissions (t CO2 eq per year): the A/R CDM limit (1 % x "
+                    "years) and the second period's forest management cap (3.5 % x 8)")
+    period_emissions: int | None = Field(
+        default=None, ge=0, examples=[1_050_000],
+        description="reviewed total emissions over the period (t CO2 eq): units of the "
+                    "previous period surplus reserve are retired up to the excess over the "
+                    "assigned amount")
+    rmu_net_removals: dict[LulucfActivityField, int] = Field(
+        default_factory=dict, examples=[{"FOREST_MANAGEMENT": 20_000}],
+        description="reviewed net removals per LULUCF activity over the period (t CO2 eq): "
+                    "the RMUs the Party may issue for each")
+    forest_management_cap: int | None = Field(
+        default=None, ge=0,
+        description="forest management cap (units); the second period's is computed from "
+                    "base-year emissions when not given")
+
+    @field_validator("rmu_net_removals")
+    @classmethod
+    def _non_negative(cls, value: dict[LulucfActivity, int]) -> dict[LulucfActivity, int]:
+        negative = [a.name for a, n in value.items() if n < 0]
+        if negative:
+            raise ValueError(f"rmu_net_removals: negative removals for {negative}")
+        return value
 
 
-class PartyPeriodView(BaseModel):
+class ShareOfProceedsView(BaseModel):
+    transferred: int = Field(description="units the share is levied on (AAUs first "
+                                         "transferred abroad, or ERUs issued by conversion)")
+    due: int = Field(description="2 % of it, rounded down")
+    contributed: int = Field(description="units transferred to the Adaptation Fund")
+    owed: int = Field(description="due less contributed, never negative")
+
+
+class PartyPeriodView(PartyPeriodIn):
     party: str = Field(examples=["KZ"])
     commitment_period: int = Field(examples=[2])
-    assigned_amount: int = Field(examples=[1_000_000])
-    reviewed_inventory: int | None = Field(examples=[150_000])
+    article_37ter_quantity: int = Field(
+        description="assigned amount above 8 x the 2008-2010 average, to cancel into 270")
+    net_assigned_amount: int = Field(description="assigned amount less Art. 3.7ter")
     commitment_period_reserve: int = Field(
         examples=[750_000],
-        description="min(90 % of assigned amount, 5 x reviewed inventory), rounded down",
-    )
+        description="min(90 % of the net assigned amount, 5 (period 1) or 8 (period 2) x "
+                    "the reviewed inventory), rounded up")
 
     @classmethod
     def of(cls, record: PartyPeriod) -> PartyPeriodView:
         return cls(
-            party=record.party,
-            commitment_period=record.commitment_period,
+            party=record.party, commitment_period=record.commitment_period,
             assigned_amount=record.assigned_amount,
             reviewed_inventory=record.reviewed_inventory,
-            commitment_period_reserve=commitment_period_reserve(
-                record.assigned_amount, record.reviewed_inventory),
+            average_emissions_2008_2010=record.average_emissions_2008_2010,
+            base_year_emissions=record.base_year_emissions,
+            period_emissions=record.period_emissions,
+            rmu_net_removals={LulucfActivity(a): n
+                              for a, n in record.rmu_net_removals.items()},
+            forest_management_cap=record.forest_management_cap,
+            article_37ter_quantity=record.article_37ter,
+            net_assigned_amount=record.net_assigned_amount,
+            commitment_period_reserve=record.reserve,
         )
 
 
@@ -93,24 +199,52 @@ class PartyPeriodStatus(PartyPeriodView):
         description="units counted for the reserve: the Party's AAU, ERU, RMU and CER of "
                     "the period in circulation, less what open external transfers reserve",
     )
+    aaus_issued: int = Field(description="AAUs issued for the period, pending ones too")
+    counters: dict[str, int] = Field(
+        description="what the Party has taken up of each limit: Art. 3.7ter cancelled, "
+                    "PPSR acquired and retired, A/R CDM credits acquired, carried over, and "
+                    "the share of proceeds bases and contributions")
+    share_of_proceeds: dict[str, ShareOfProceedsView] = Field(
+        description="first_international_transfers_of_aau and eru_issuance, reported "
+                    "apart (1/CMP.8 para 21)")
 
 
 @router.put("/parties/{code}/periods/{cp}", tags=["parties"])
 async def record_party_period(request: Request, code: PartyCode, cp: Period,
                               body: PartyPeriodIn) -> PartyPeriodView:
-    """Record a Party's assigned amount and latest reviewed inventory for a period."""
-    record = await service_of(request).record_party_period(
-        PartyPeriod(code, cp, body.assigned_amount, body.reviewed_inventory))
+    """Record what is known of a Party for a period (assigned amount, inventory,
+    emissions, removals); the ITL sends notice 7 with the reserve."""
+    record = await service_of(request).record_party_period(PartyPeriod(
+        code, cp, body.assigned_amount, body.reviewed_inventory,
+        body.average_emissions_2008_2010, body.base_year_emissions, body.period_emissions,
+        {int(a): n for a, n in body.rmu_net_removals.items()}, body.forest_management_cap))
     return PartyPeriodView.of(record)
 
 
 @router.get("/parties/{code}/periods/{cp}", tags=["parties"])
 async def party_period(request: Request, code: PartyCode, cp: Period) -> PartyPeriodStatus:
-    """A Party's assigned amount, reserve and current holdings counted for the reserve."""
+    """A Party's record for a period with its reserve, the holdings counted against it,
+    and what it has taken up of each limit (404 until an assigned amount is recorded)."""
     service = service_of(request)
-    record = await service.party_period(code, cp)
-    holdings = await service.store.cpr_holdings(code, cp)
-    return PartyPeriodStatus(**PartyPeriodView.of(record).model_dump(), holdings=holdings)
+    books = await service.store.party_books(code)
+    record = books.periods.get(cp)
+    if record is None:
+        raise NotFound(f"assigned amount of {code} for commitment period {cp}")
+    sop = {}
+    for name, base, levied in (
+            ("first_international_transfers_of_aau", LedgerKey.SOP_FIRST_TRANSFER_BASE,
+             LedgerKey.SOP_FIRST_TRANSFER_LEVIED),
+            ("eru_issuance", LedgerKey.SOP_CONVERSION_BASE, LedgerKey.SOP_CONVERSION_LEVIED)):
+        due = share_of_proceeds_due(cp, books.count(cp, base))
+        sop[name] = ShareOfProceedsView(transferred=books.count(cp, base), due=due,
+                                        contributed=books.count(cp, levied),
+                                        owed=max(0, due - books.count(cp, levied)))
+    return PartyPeriodStatus(
+        **PartyPeriodView.of(record).model_dump(),
+        holdings=await service.store.cpr_holdings(code, cp),
+        aaus_issued=await service.store.aaus_issued(code, cp),
+        counters={k.value: books.count(cp, k) for k in LedgerKey},
+        share_of_proceeds=sop)
 
 
 # transactions

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Collection
-from datetime import timedelta
+from collections.abc import Collection, Mapping
+from datetime import date, timedelta
 
 from services.itl.domain import (
     IMPENDING_EXPIRY_NOTICE_DAYS,
@@ -19,32 +19,48 @@ from services.itl.domain import (
     Discrepancy,
     ItlReaction,
     JiProject,
+    LedgerKey,
     NoticeView,
+    PartyBooks,
+    PartyPeriod,
     ProposalRefused,
     ProposalView,
     aau_issuance_by_period,
+    approval_effects,
     check_aau_issuance_limit,
+    check_ar_cdm_limit,
+    check_article_37ter,
     check_carry_over,
     check_commitment_period_reserve,
     check_conversion,
     check_data_integrity,
+    check_eligibility,
+    check_issued_expiry,
     check_not_expired,
     check_notice,
+    check_ppsr,
     check_registries_known,
+    check_rmu_issuance_limit,
     check_sender,
+    check_share_of_proceeds,
     check_version,
-    commitment_period_reserve,
+    completion_effects,
     cpr_units_leaving_by_period,
+    entries_from_docs,
+    entries_to_docs,
     fulfilled_by,
+    fulfilment_after,
     needs_cpr_check,
     notice_status_after,
     react_to_status,
     refuse_if_any,
     registry_code_of,
+    rmu_issuance_by_activity,
     sender_role,
 )
-from services.itl.store import ItlStore, PartyPeriod
+from services.itl.store import ItlStore
 from shared.codes import (
+    CDM_CODE,
     RESPONSE_TEXT,
     MessageType,
     NoticeStatus,
@@ -71,7 +87,7 @@ from shared.contracts import (
     replaced_reservation,
     unit_change_of,
 )
-from shared.errors import NotFound, RuleViolation
+from shared.errors import RuleViolation
 from shared.logs import log_event
 from shared.service import Runtime
 from shared.store import Document, Session
@@ -85,11 +101,14 @@ class ItlService:
     """The ITL's reactions to registry messages, over its store and outbox."""
 
     def __init__(self, runtime: Runtime, store: ItlStore, registries: Collection[str],
-                 timeout_hours: float = 24.0) -> None:
+                 timeout_hours: float = 24.0,
+                 true_up_ends: Mapping[int, date] | None = None) -> None:
         self.runtime = runtime
         self.store = store
         self.registries = frozenset(registries)
         self.timeout_hours = timeout_hours
+        #: Last day of each period's additional period for fulfilling commitments.
+        self.true_up_ends = dict(true_up_ends or {})
 
     # ProposalSubmitted
 
@@ -119,11 +138,21 @@ class ItlService:
         check_sender(envelope.sender, proposal)
         check_registries_known(envelope.sender, proposal, self.registries)
         check_data_integrity(envelope.sender, proposal)
+        proposer = await self._books(proposal.proposing_registry, session)
+        acquiring = (await self._books(proposal.acquiring.registry, session)
+                     if proposal.is_external else None)
+        check_eligibility(proposal, proposer, acquiring)
         await self._check_units(proposal, session)
-        await self._check_issuance_limits(proposal, session)
-        await self._check_type_specific(proposal, session)
-        if needs_cpr_check(proposal):
-            await self._check_reserve(proposal, session)
+        await self._check_issuance_limits(proposal, proposer, session)
+        await self._check_type_specific(proposal, proposer, acquiring, session)
+        if needs_cpr_check(proposal) and proposer is not None:
+            await self._check_reserve(proposal, proposer, session)
+
+    async def _books(self, registry: str, session: Session) -> PartyBooks | None:
+        """A Party's books; None for the CDM registry, which is no Party."""
+        if registry == CDM_CODE:
+            return None
+        return await self.store.party_books(registry, session)
 
     async def _check_units(self, proposal: ProposalView, session: Session) -> None:
         """Issued serials are new; transferred blocks are held, in circulation, free."""
@@ -141,9 +170,10 @@ class ItlService:
                     ))
         else:
             assert proposal.transferring is not None  # data integrity made sure
+            rule = proposal.rule
             refusals = await self.store.units.check_reservable(
                 list(proposal.blocks), holder(proposal.transferring), proposal.transaction_id,
-                session,
+                session, in_place=rule is not None and rule.keeps_units_in_place,
             )
             found = [Discrepancy(r.code, RESPONSE_TEXT[r.code], r.block) for r in refusals]
             if proposal.replaced_blocks:
@@ -154,42 +184,49 @@ class ItlService:
                                       r.block) for r in replaced]
         refuse_if_any(found)
 
-    async def _check_type_specific(self, proposal: ProposalView, session: Session) -> None:
-        """Expiry, JI projects, carry-over limits and notices (3007, 4002, 4003, 4005)."""
+    async def _check_type_specific(self, proposal: ProposalView, proposer: PartyBooks | None,
+                                   acquiring: PartyBooks | None, session: Session) -> None:
+        """Expiry, JI projects, the second period's limits and notices (3007, 4002-4015)."""
         today = self.runtime.clock.now().date()
         if proposal.transaction_type != TransactionType.ISSUANCE:
             check_not_expired(proposal, today)
+        check_issued_expiry(proposal)
         if proposal.transaction_type == TransactionType.CONVERSION and proposal.project_id:
             check_conversion(proposal, await self.store.ji_project(proposal.project_id,
                                                                    session))
-        if proposal.transaction_type == TransactionType.CARRY_OVER:
-            party = proposal.proposing_registry
-            (unit_type,) = proposal.unit_types
-            period = proposal.blocks[0].attributes.applicable_commitment_period
-            record = await self.store.party_period(party, period, session)
-            carried = await self.store.carried_over(party, period, int(unit_type), session)
-            check_carry_over(proposal, today, record.assigned_amount if record else None,
-                             carried)
+        if proposer is not None:
+            check_carry_over(proposal, today, self.true_up_ends, proposer)
+            check_article_37ter(proposal, proposer)
+            check_ppsr(proposal, proposer, acquiring)
+            check_share_of_proceeds(proposal, proposer)
+        check_ar_cdm_limit(proposal, acquiring)
         if proposal.notification_id is not None:
             check_notice(proposal, notice_view(
                 await self.store.notice(proposal.notification_id, session)))
 
-    async def _check_issuance_limits(self, proposal: ProposalView, session: Session) -> None:
-        party = proposal.proposing_registry
+    async def _check_issuance_limits(self, proposal: ProposalView, books: PartyBooks | None,
+                                     session: Session) -> None:
+        """AAUs within the assigned amount (less Art. 3.7ter until cancelled), RMUs within
+        each LULUCF activity's limit (4001)."""
+        if books is None:
+            return
+        party = books.code
         for period, quantity in sorted(aau_issuance_by_period(proposal).items()):
-            record = await self.store.party_period(party, period, session)
             issued = await self.store.aaus_issued(party, period, session)
-            check_aau_issuance_limit(
-                party, period, record.assigned_amount if record else None, issued, quantity)
+            check_aau_issuance_limit(party, period, books.periods.get(period), issued,
+                                     books.count(period, LedgerKey.ARTICLE_37TER_CANCELLED),
+                                     quantity)
+        for (period, activity), quantity in sorted(rmu_issuance_by_activity(proposal).items()):
+            issued = await self.store.rmus_issued(party, period, activity, session)
+            check_rmu_issuance_limit(party, period, activity, books.periods.get(period),
+                                     issued, quantity)
 
-    async def _check_reserve(self, proposal: ProposalView, session: Session) -> None:
-        party = proposal.proposing_registry
+    async def _check_reserve(self, proposal: ProposalView, books: PartyBooks,
+                             session: Session) -> None:
+        party = books.code
         for period, leaving in sorted(cpr_units_leaving_by_period(proposal).items()):
-            record = await self.store.party_period(party, period, session)
-            reserve = (
-                commitment_period_reserve(record.assigned_amount, record.reviewed_inventory)
-                if record else RESERVE_WITHOUT_ASSIGNED_AMOUNT
-            )
+            record = books.periods.get(period)
+            reserve = record.reserve if record else RESERVE_WITHOUT_ASSIGNED_AMOUNT
             holdings = await self.store.cpr_holdings(party, period, session)
             check_commitment_period_reserve(party, period, holdings, leaving, reserve)
 
@@ -232,6 +269,14 @@ class ItlService:
             await self.store.units.reserve(list(proposal.replaced_blocks),
                                            replaced_reservation(tx_id), session)
         statuses = [S.PROPOSED, S.CHECKED_NO_DISCREPANCY]
+        effects = approval_effects(proposal)
+        await self.store.apply_ledger(effects, session)
+        if proposal.transaction_type == TransactionType.CONVERSION and proposal.project_id:
+            await self.store.add_converted(proposal.project_id, proposal.quantity, session)
+        if proposal.notification_id is not None:
+            await self.store.update_notice(
+                proposal.notification_id, {"updated_at": self.runtime.clock.now()}, session,
+                inc={"pending_quantity": fulfilled_by(proposal)})
         await self.store.insert_transaction(
             transaction_id=tx_id,
             transaction_type=proposal.transaction_type,
@@ -241,6 +286,7 @@ class ItlService:
             evaluation_results=[],
             at=self.runtime.clock.now(),
             session=session,
+            ledger=entries_to_docs(effects),
         )
         for status in statuses:
             self._log_status(tx_id, status, [])
@@ -267,8 +313,7 @@ class ItlService:
                   assigned_amount=record.assigned_amount,
                   reviewed_inventory=record.reviewed_inventory)
         if record.party in self.registries:
-            reserve = commitment_period_reserve(record.assigned_amount,
-                                                record.reviewed_inventory)
+            reserve = record.reserve
             await self.issue_notice({
                 "notice_type": int(NoticeType.COMMITMENT_PERIOD_RESERVE),
                 "registry": record.party, "target_value": reserve,
@@ -285,13 +330,6 @@ class ItlService:
                   host_party=project.host_party, track=project.track,
                   approved_quantity=project.approved_quantity)
         return project
-
-    async def party_period(self, party: str, period: int) -> PartyPeriod:
-        """What the ITL records for a Party and period; NotFound when nothing is."""
-        record = await self.store.party_period(party, period)
-        if record is None:
-            raise NotFound(f"assigned amount of {party} for commitment period {period}")
-        return record
 
     # TransactionStatusNotified
 
@@ -334,7 +372,7 @@ class ItlService:
         now = self.runtime.clock.now()
         results = list(payload.evaluation_results)
         if reaction == ItlReaction.REJECT:
-            await self.store.units.release(tx_id, session)
+            await self._undo_approval(tx, proposal_view(proposal), session)
         if reaction == ItlReaction.FINALISE:
             await self._finalise(proposal, session)
         await self.store.set_status(
@@ -351,34 +389,44 @@ class ItlService:
                                envelope.message_id)
 
     async def _finalise(self, payload: ProposalSubmitted, session: Session) -> None:
-        """Update the register as the completed transaction says, and its notice."""
+        """Update the register as the completed transaction says, its counters and its
+        notice."""
         tx_id = payload.transaction_id
         proposal = proposal_view(payload)
         await self.store.units.move_reserved(
             tx_id, holder(account_key(payload.acquiring)), session, unit_change_of(payload))
         if proposal.transaction_type == TransactionType.REPLACEMENT:
             await self.store.units.mark_replaced(replaced_reservation(tx_id), tx_id, session)
-        if proposal.transaction_type == TransactionType.CONVERSION and proposal.project_id:
-            await self.store.add_converted(proposal.project_id, proposal.quantity, session)
-        if proposal.transaction_type == TransactionType.CARRY_OVER:
-            (unit_type,) = proposal.unit_types
-            period = proposal.blocks[0].attributes.applicable_commitment_period
-            await self.store.add_carried_over(proposal.proposing_registry, period,
-                                              int(unit_type), proposal.quantity, session)
+        await self.store.apply_ledger(completion_effects(proposal), session)
         if proposal.notification_id is not None:
             await self._advance_notice(proposal, session)
+
+    async def _undo_approval(self, tx: Document, proposal: ProposalView,
+                             session: Session) -> None:
+        """An approved transaction failed (refused by the acquiring registry, or timed
+        out): its units are released and what it took up is given back."""
+        await self.store.units.release(proposal.transaction_id, session)
+        await self.store.apply_ledger(
+            [e.reversed() for e in entries_from_docs(tx.get("ledger", []))], session)
+        if proposal.notification_id is not None:
+            await self.store.update_notice(
+                proposal.notification_id, {"updated_at": self.runtime.clock.now()}, session,
+                inc={"pending_quantity": -fulfilled_by(proposal)})
 
     async def _advance_notice(self, proposal: ProposalView, session: Session) -> None:
         assert proposal.notification_id is not None
         notice = await self.store.notice(proposal.notification_id, session)
         if notice is None:
             return
-        fulfilled = notice["fulfilled_quantity"] + fulfilled_by(proposal)
+        quantity = fulfilled_by(proposal)
+        fulfilled = fulfilment_after(notice.get("target_value"), notice["fulfilled_quantity"],
+                                     quantity)
         status = notice_status_after(notice.get("target_value"), fulfilled)
         await self.store.update_notice(
             notice["_id"], {"fulfilled_quantity": fulfilled, "status": status,
                             "updated_at": self.runtime.clock.now()},
-            session, transaction_id=proposal.transaction_id)
+            session, transaction_id=proposal.transaction_id,
+            inc={"pending_quantity": -quantity})
         await self._send_notice({**notice, "fulfilled_quantity": fulfilled, "status": status},
                                 session)
 
@@ -475,7 +523,8 @@ class ItlService:
             response_code=ResponseCode.TRANSACTION_TIMED_OUT,
             message=f"no answer from {tx['proposal']['acquiring']['registry']} within "
                     f"{self.timeout_hours:g} hours")
-        await self.store.units.release(tx_id, session)
+        await self._undo_approval(
+            tx, proposal_view(ProposalSubmitted.model_validate(tx["proposal"])), session)
         await self.store.set_status(tx_id, S.TERMINATED, self.runtime.clock.now(), session,
                                     evaluation_results=[result.model_dump(mode="json")])
         self._log_status(tx_id, S.TERMINATED, [result])
@@ -562,14 +611,19 @@ def proposal_view(payload: ProposalSubmitted) -> ProposalView:
         track=payload.track,
         new_expiry_date=payload.new_expiry_date,
         replaced_blocks=tuple(block_from_wire(b) for b in payload.replaced_blocks),
+        supplementary_type=payload.supp_transaction_type,
     )
 
 
 def notice_view(doc: Document | None) -> NoticeView | None:
+    """The check's view of a stored notice."""
     if doc is None:
         return None
-    return NoticeView(doc["_id"], doc["notice_type"], doc["registry"], doc["status"],
-                      doc.get("target_value"), doc["fulfilled_quantity"])
+    return NoticeView(
+        doc["_id"], doc["notice_type"], doc["registry"], doc["status"],
+        doc.get("target_value"), doc["fulfilled_quantity"], doc.get("pending_quantity", 0),
+        doc.get("unit_type"), doc.get("project_id"), doc.get("commitment_period"),
+        tuple(block_from_wire(UnitBlockWire.model_validate(b)) for b in doc.get("blocks", [])))
 
 
 def notice_message(doc: Document) -> NoticeIssued:

@@ -20,7 +20,7 @@ def create_app(settings: ItlSettings | None = None) -> FastAPI:
                       peer_codes=settings.registries)
     store = ItlStore(runtime.db)
     service = ItlService(runtime, store, settings.registries,
-                         settings.transaction_timeout_hours)
+                         settings.transaction_timeout_hours, settings.true_up_period_ends)
     runtime.on_due(service.time_out_unanswered)
     runtime.on_due(service.notify_impending_expiry)
     app = build_app(

@@ -7,31 +7,22 @@ commitment period), plus the shared ``inbox`` and ``outbox``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
 
-from services.itl.domain import CPR_UNIT_TYPES, JiProject
+from services.itl.domain import CPR_UNIT_TYPES, JiProject, LedgerEntry, PartyBooks, PartyPeriod
 from shared.codes import (
     OUT_OF_CIRCULATION_ACCOUNT_TYPES,
     TransactionStatus,
     TransactionType,
     UnitType,
 )
+from shared.rules.parties import Mechanism, PartyStanding, reference_standing
 from shared.store import Database, Document, Session, next_sequence
 from shared.store.unit_blocks import UnitBlockStore
-
-
-@dataclass(frozen=True)
-class PartyPeriod:
-    """What the ITL records about one Party for one commitment period."""
-
-    party: str
-    commitment_period: int
-    assigned_amount: int
-    reviewed_inventory: int | None
 
 
 class ItlStore:
@@ -71,8 +62,10 @@ class ItlStore:
         evaluation_results: list[Document],
         at: datetime,
         session: Session,
+        ledger: list[Document] | None = None,
     ) -> None:
-        """Record a new transaction that went through ``statuses`` at ``at``."""
+        """Record a new transaction that went through ``statuses`` at ``at``; ``ledger``
+        holds the Party counters its approval took up, to give back if it fails."""
         await self.db.transactions.insert_one(
             {
                 "_id": transaction_id,
@@ -82,6 +75,7 @@ class ItlStore:
                 "status": int(statuses[-1]),
                 "history": [{"status": int(s), "at": at} for s in statuses],
                 "evaluation_results": evaluation_results,
+                "ledger": ledger or [],
                 "created_at": at,
                 "updated_at": at,
             },
@@ -120,29 +114,54 @@ class ItlStore:
 
     # Parties
 
-    async def party_period(
-        self, party: str, period: int, session: Session | None = None
-    ) -> PartyPeriod | None:
-        doc = await self.db.parties.find_one({"_id": party}, session=session)
-        entry = (doc or {}).get("periods", {}).get(str(period))
-        if entry is None:
-            return None
-        return PartyPeriod(party, period, entry["assigned_amount"], entry["reviewed_inventory"])
+    async def party_books(self, party: str, session: Session | None = None) -> PartyBooks:
+        """A Party's standing, period records and counters, in one read."""
+        doc = await self.db.parties.find_one({"_id": party}, session=session) or {}
+        periods: dict[int, PartyPeriod] = {}
+        ledgers: dict[int, dict[str, int]] = {}
+        for key, entry in doc.get("periods", {}).items():
+            ledgers[int(key)] = entry.get("ledger", {})
+            if "assigned_amount" in entry:
+                periods[int(key)] = _party_period(party, int(key), entry)
+        return PartyBooks(_standing(party, doc.get("standing")), periods, ledgers)
+
+    async def party_period(self, party: str, period: int, session: Session | None = None
+                           ) -> PartyPeriod | None:
+        return (await self.party_books(party, session)).periods.get(period)
 
     async def record_party_period(self, record: PartyPeriod, at: datetime) -> None:
-        """Record (or replace) the assigned amount and latest reviewed inventory."""
+        """Record (or replace) what is known of a Party for a period; its counters stay."""
         key = f"periods.{record.commitment_period}"
+        fields = {
+            "assigned_amount": record.assigned_amount,
+            "reviewed_inventory": record.reviewed_inventory,
+            "average_emissions_2008_2010": record.average_emissions_2008_2010,
+            "base_year_emissions": record.base_year_emissions,
+            "period_emissions": record.period_emissions,
+            "rmu_net_removals": {str(k): v for k, v in record.rmu_net_removals.items()},
+            "forest_management_cap": record.forest_management_cap,
+            "updated_at": at,
+        }
         await self.db.parties.update_one(
-            {"_id": record.party},
-            {
-                "$set": {
-                    f"{key}.assigned_amount": record.assigned_amount,
-                    f"{key}.reviewed_inventory": record.reviewed_inventory,
-                    f"{key}.updated_at": at,
-                }
-            },
-            upsert=True,
-        )
+            {"_id": record.party}, {"$set": {f"{key}.{k}": v for k, v in fields.items()}},
+            upsert=True)
+
+    async def record_standing(self, standing: PartyStanding, at: datetime) -> None:
+        """Set a Party's commitment periods and mechanism eligibility."""
+        await self.db.parties.update_one(
+            {"_id": standing.code},
+            {"$set": {"standing": {"commitment_periods": sorted(standing.commitment_periods),
+                                   "eligible": sorted(m.value for m in standing.eligible),
+                                   "updated_at": at}}},
+            upsert=True)
+
+    async def apply_ledger(self, entries: Iterable[LedgerEntry], session: Session) -> None:
+        """Add each entry to its Party's counter (negative entries undo)."""
+        for entry in entries:
+            await self.db.parties.update_one(
+                {"_id": entry.party},
+                {"$inc": {f"periods.{entry.period}.ledger.{entry.key.value}": entry.quantity}},
+                upsert=True, session=session)
 
     # the register
 
@@ -167,19 +186,12 @@ class ItlStore:
             {"origin": party, "unit_type": int(UnitType.AAU), "original_cp": period}, session
         )
 
-    async def carried_over(self, party: str, period: int, unit_type: int,
-                           session: Session | None = None) -> int:
-        doc = await self.db.parties.find_one({"_id": party}, session=session)
-        entry = (doc or {}).get("periods", {}).get(str(period), {})
-        return int(entry.get("carried_over", {}).get(str(unit_type), 0))
-
-    async def add_carried_over(self, party: str, period: int, unit_type: int, quantity: int,
-                               session: Session) -> None:
-        await self.db.parties.update_one(
-            {"_id": party},
-            {"$inc": {f"periods.{period}.carried_over.{unit_type}": quantity}},
-            upsert=True, session=session,
-        )
+    async def rmus_issued(self, party: str, period: int, activity: int,
+                          session: Session | None = None) -> int:
+        """RMUs ``party`` has issued for ``period`` and a LULUCF activity, pending ones too."""
+        return await self.units.sum_units(
+            {"origin": party, "unit_type": int(UnitType.RMU), "original_cp": period,
+             "lulucf_activity": activity}, session)
 
     # JI projects (track 2 determinations of the JISC)
 
@@ -224,10 +236,15 @@ class ItlStore:
         return await self.db.notices.find(query).sort("_id", DESCENDING).to_list()
 
     async def update_notice(self, notice_id: int, fields: Document, session: Session,
-                            transaction_id: str | None = None) -> None:
+                            transaction_id: str | None = None,
+                            inc: Document | None = None) -> None:
+        """Set ``fields`` (and add ``inc`` to counters) of a notice; ``transaction_id``
+        joins the transactions that fulfilled it."""
         update: Document = {"$set": fields}
         if transaction_id:
             update["$push"] = {"transactions": transaction_id}
+        if inc:
+            update["$inc"] = inc
         await self.db.notices.update_one({"_id": notice_id}, update, session=session)
 
     async def expiring_unnoticed(self, before: date) -> list[Document]:
@@ -273,6 +290,24 @@ class ItlStore:
         ]
         rows += [("out", _sent_at(row), row) for row in sent]
         return sorted(rows, key=lambda r: (r[1], r[0] == "out"))
+
+
+def _party_period(party: str, period: int, entry: Document) -> PartyPeriod:
+    return PartyPeriod(
+        party, period, entry["assigned_amount"], entry.get("reviewed_inventory"),
+        entry.get("average_emissions_2008_2010"), entry.get("base_year_emissions"),
+        entry.get("period_emissions"),
+        {int(k): v for k, v in (entry.get("rmu_net_removals") or {}).items()},
+        entry.get("forest_management_cap"))
+
+
+def _standing(party: str, stored: Document | None) -> PartyStanding:
+    """The stored standing of a Party, else the reference data's."""
+    reference = reference_standing(party)
+    if stored is None:
+        return reference
+    return PartyStanding(party, reference.name, frozenset(stored["commitment_periods"]),
+                         frozenset(Mechanism(m) for m in stored["eligible"]))
 
 
 def _sent_at(row: Document) -> datetime:

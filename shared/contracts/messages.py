@@ -17,6 +17,7 @@ from shared.codes import (
     NoticeStatus,
     NoticeType,
     ResponseCode,
+    SupplementaryType,
     TransactionStatus,
     TransactionType,
     UnitType,
@@ -68,7 +69,10 @@ class Proposal(_Wire):
 
     transaction_id: str = Field(pattern=TRANSACTION_ID_PATTERN)
     transaction_type: TransactionType
-    supp_transaction_type: int | None = None
+    supp_transaction_type: SupplementaryType | None = Field(
+        default=None,
+        description="the kind within the transaction type (protocol.md 2.6); absent: read "
+                    "from what the transaction does (shared.rules.accounts)")
     transferring: AccountRef | None = Field(
         default=None, description="absent for issuance, where units are created"
     )

@@ -342,7 +342,8 @@ def _destination_breaches(rule: AccountRule, proposing_registry: str,
     same_registry = acquiring.registry == proposing_registry
     wrong = {
         D.SAME_ACCOUNT: transferring is not None and transferring != acquiring,
-        D.SAME_REGISTRY: not same_registry or transferring == acquiring,
+        D.SAME_REGISTRY: not same_registry or (bool(rule.transferring)
+                                               and transferring == acquiring),
         D.OTHER_REGISTRY: same_registry,
         D.CDM_REGISTRY: acquiring.registry != CDM_CODE,
     }[rule.destination]

@@ -115,9 +115,15 @@ class UnitBlockStore:
         holder: Holder,
         transaction_id: str,
         session: Session,
+        in_place: bool = False,
     ) -> list[BlockRefusal]:
-        """Why each of ``blocks`` could not be reserved by ``transaction_id``; [] if all can."""
-        return await self._refusals(blocks, holder, transaction_id, session, False)
+        """Why each of ``blocks`` could not be reserved by ``transaction_id``; [] if all can.
+
+        ``in_place``: the transaction changes the units where they are (an expiry date
+        change), so units in retirement or replacement accounts may take part; otherwise
+        retired or cancelled units are refused (3003).
+        """
+        return await self._refusals(blocks, holder, transaction_id, session, False, in_place)
 
     async def check_replaceable(
         self, blocks: list[UnitBlock], registry: str, reservation: str, session: Session
@@ -128,22 +134,23 @@ class UnitBlockStore:
         not be replaced already nor reserved by another transaction.
         """
         return await self._refusals(blocks, Holder(registry, 0, 0), reservation, session,
-                                    True)
+                                    True, False)
 
     async def _refusals(
         self, blocks: list[UnitBlock], holder: Holder, transaction_id: str, session: Session,
-        to_replace: bool,
+        to_replace: bool, in_place: bool,
     ) -> list[BlockRefusal]:
         refusals: list[BlockRefusal] = []
         for block in blocks:
-            code = await self._refusal_code(block, holder, transaction_id, session, to_replace)
+            code = await self._refusal_code(block, holder, transaction_id, session, to_replace,
+                                            in_place)
             if code is not None:
                 refusals.append(BlockRefusal(block, code))
         return refusals
 
     async def _refusal_code(
         self, block: UnitBlock, holder: Holder, transaction_id: str, session: Session,
-        to_replace: bool,
+        to_replace: bool, in_place: bool,
     ) -> ResponseCode | None:
         docs = await self.overlapping(block.attributes.originating_registry, block.serials,
                                       session)
@@ -167,7 +174,7 @@ class UnitBlockStore:
                 if doc.get("reserved_by") not in (None, transaction_id):
                     return ResponseCode.BLOCK_RESERVED
                 continue
-            if doc["account_type"] in OUT_OF_CIRCULATION_ACCOUNT_TYPES:
+            if doc["account_type"] in OUT_OF_CIRCULATION_ACCOUNT_TYPES and not in_place:
                 return ResponseCode.BLOCK_RETIRED_OR_CANCELLED
             if doc["registry"] != holder.registry:
                 return ResponseCode.BLOCK_IN_ANOTHER_REGISTRY

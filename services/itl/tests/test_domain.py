@@ -11,23 +11,33 @@ from services.itl.domain import (
     AccountKey,
     ItlReaction,
     JiProject,
+    LedgerKey,
     NoticeView,
+    PartyBooks,
+    PartyPeriod,
     ProposalRefused,
     ProposalView,
     SenderRole,
     aau_issuance_by_period,
-    carry_over_limit,
+    approval_effects,
     check_aau_issuance_limit,
+    check_ar_cdm_limit,
+    check_article_37ter,
     check_carry_over,
     check_commitment_period_reserve,
     check_conversion,
     check_data_integrity,
+    check_eligibility,
+    check_issued_expiry,
     check_not_expired,
     check_notice,
+    check_ppsr,
     check_registries_known,
+    check_rmu_issuance_limit,
     check_sender,
+    check_share_of_proceeds,
     check_version,
-    commitment_period_reserve,
+    completion_effects,
     cpr_units_leaving_by_period,
     needs_cpr_check,
     notice_status_after,
@@ -40,10 +50,13 @@ from shared.codes import (
     AccountType,
     LulucfActivity,
     ResponseCode,
+    SupplementaryType,
     TransactionStatus,
     TransactionType,
     UnitType,
 )
+from shared.rules.parties import reference_standing
+from shared.rules.periods import DEFAULT_TRUE_UP_PERIOD_ENDS
 
 S = TransactionStatus
 T = TransactionType
@@ -275,9 +288,12 @@ def test_cancellation_goes_to_a_cancellation_account_of_the_same_registry() -> N
 
 def test_aau_carry_over_goes_to_the_previous_period_surplus_reserve() -> None:
     ppsr = AccountKey("KZ", AccountType.PREVIOUS_PERIOD_SURPLUS_RESERVE, 4)
-    check_data_integrity("KZ", proposal(T.CARRY_OVER, KZ_PARTY, ppsr))
+    check_data_integrity("KZ", proposal(T.CARRY_OVER, KZ_PARTY, ppsr, block(1, 10, period=1)))
     with pytest.raises(ProposalRefused):
-        check_data_integrity("KZ", proposal(T.CARRY_OVER, KZ_PARTY, KZ_PARTY))
+        check_data_integrity("KZ", proposal(T.CARRY_OVER, KZ_PARTY, KZ_PARTY,
+                                            block(1, 10, period=1)))
+    with pytest.raises(ProposalRefused, match="valid for period 1, not 2"):
+        check_data_integrity("KZ", proposal(T.CARRY_OVER, KZ_PARTY, ppsr))
 
 
 def test_rmus_cannot_be_carried_over() -> None:
@@ -347,18 +363,31 @@ def test_every_integrity_discrepancy_of_a_proposal_is_reported() -> None:
 
 def test_aau_issuance_without_recorded_assigned_amount_is_refused_with_4001() -> None:
     with pytest.raises(ProposalRefused) as refusal:
-        check_aau_issuance_limit("KZ", 2, None, 0, 1)
+        check_aau_issuance_limit("KZ", 2, None, 0, 0, 1)
     assert codes(refusal) == [ResponseCode.ISSUANCE_OVER_LIMIT]
 
 
 def test_aau_issuance_reaching_exactly_the_assigned_amount_passes() -> None:
-    check_aau_issuance_limit("KZ", 2, 1000, 900, 100)
+    check_aau_issuance_limit("KZ", 2, PartyPeriod("KZ", 2, 1000), 900, 0, 100)
 
 
 def test_aau_issuance_one_unit_over_the_assigned_amount_is_refused_with_4001() -> None:
     with pytest.raises(ProposalRefused) as refusal:
-        check_aau_issuance_limit("KZ", 2, 1000, 900, 101)
+        check_aau_issuance_limit("KZ", 2, PartyPeriod("KZ", 2, 1000), 900, 0, 101)
     assert codes(refusal) == [ResponseCode.ISSUANCE_OVER_LIMIT]
+
+
+def test_article_37ter_reduces_the_issuance_limit_until_it_is_cancelled() -> None:
+    # 1000 assigned, 8 x 2008-2010 average = 880: 120 to cancel under Art. 3.7ter
+    record = PartyPeriod("KZ", 2, 1000, average_emissions_2008_2010=110)
+    assert record.article_37ter == 120 and record.net_assigned_amount == 880
+    check_aau_issuance_limit("KZ", 2, record, 0, 0, 880)
+    with pytest.raises(ProposalRefused, match=r"Art\. 3\.7ter quantity 120") as refusal:
+        check_aau_issuance_limit("KZ", 2, record, 0, 0, 881)
+    assert codes(refusal) == [ResponseCode.ISSUANCE_OVER_LIMIT]
+    check_aau_issuance_limit("KZ", 2, record, 880, 120, 120)
+    with pytest.raises(ProposalRefused):
+        check_aau_issuance_limit("KZ", 2, record, 880, 120, 121)
 
 
 def test_aau_issuance_is_counted_per_original_period_and_rmus_are_not() -> None:
@@ -374,20 +403,12 @@ def test_a_transfer_issues_no_aaus() -> None:
 # commitment period reserve
 
 
-def test_reserve_is_90_percent_of_assigned_amount_without_inventory() -> None:
-    assert commitment_period_reserve(1000, None) == 900
-
-
-def test_reserve_rounds_90_percent_down() -> None:
-    assert commitment_period_reserve(1005, None) == 904
-
-
-def test_reserve_is_five_times_inventory_when_that_is_lower() -> None:
-    assert commitment_period_reserve(1000, 100) == 500
-
-
-def test_reserve_is_90_percent_when_five_times_inventory_is_higher() -> None:
-    assert commitment_period_reserve(1000, 500) == 900
+def test_the_reserve_of_a_party_period_uses_its_period_and_article_37ter() -> None:
+    assert PartyPeriod("KZ", 2, 1000).reserve == 900
+    assert PartyPeriod("KZ", 2, 1005).reserve == 905  # 904.5 rounded up
+    assert PartyPeriod("KZ", 1, 1000, reviewed_inventory=100).reserve == 500
+    assert PartyPeriod("KZ", 2, 1000, reviewed_inventory=100).reserve == 800
+    assert PartyPeriod("KZ", 2, 1000, average_emissions_2008_2010=110).reserve == 792
 
 
 def test_external_transfer_leaving_holdings_exactly_at_cpr_passes() -> None:
@@ -514,22 +535,32 @@ def test_track_2_conversion_needs_a_jisc_project_with_quantity_left() -> None:
     check_conversion(replace(conversion, track=1), None)
 
 
+def books(code: str = "KZ", periods: dict[int, PartyPeriod] | None = None,
+          **ledger: dict[LedgerKey, int]) -> PartyBooks:
+    """A Party's books with counters per period: ``books(p2={LedgerKey...: n})``."""
+    counters = {int(p[1:]): {k.value: v for k, v in c.items()} for p, c in ledger.items()}
+    return PartyBooks(reference_standing(code), periods or {}, counters)
+
+
+AFTER_TRUE_UP = date(2015, 11, 19)
+
+
 def test_cer_carry_over_is_capped_at_two_and_a_half_percent_of_the_assigned_amount() -> None:
     cers = proposal(T.CARRY_OVER, KZ_PARTY, KZ_PARTY, block(1, 25, "CDM", UnitType.CER, 1))
-    after_cp1 = date(2013, 6, 1)
-    assert carry_over_limit(1000) == 25
-    check_carry_over(cers, after_cp1, 1000, carried_so_far=0)
+    record = {1: PartyPeriod("KZ", 1, 1000)}
+    check_carry_over(cers, AFTER_TRUE_UP, DEFAULT_TRUE_UP_PERIOD_ENDS, books(periods=record))
     with pytest.raises(ProposalRefused) as over:
-        check_carry_over(cers, after_cp1, 1000, carried_so_far=1)
+        check_carry_over(cers, AFTER_TRUE_UP, DEFAULT_TRUE_UP_PERIOD_ENDS,
+                         books(periods=record, p1={LedgerKey.CARRIED_OVER_CER: 1}))
     assert codes(over) == [ResponseCode.CARRY_OVER_OVER_LIMIT]
 
 
-def test_carry_over_before_the_end_of_the_period_is_refused_with_4003() -> None:
+def test_carry_over_before_the_true_up_period_ends_is_refused_with_4015() -> None:
     aaus = proposal(T.CARRY_OVER, KZ_PARTY, KZ_PARTY, block(1, 25, period=1))
     with pytest.raises(ProposalRefused) as early:
-        check_carry_over(aaus, date(2012, 12, 31), 1000, 0)
-    assert codes(early) == [ResponseCode.CARRY_OVER_OVER_LIMIT]
-    check_carry_over(aaus, date(2013, 1, 1), None, 0)
+        check_carry_over(aaus, date(2015, 11, 18), DEFAULT_TRUE_UP_PERIOD_ENDS, books())
+    assert codes(early) == [ResponseCode.TRUE_UP_PERIOD_NOT_ENDED]
+    check_carry_over(aaus, AFTER_TRUE_UP, DEFAULT_TRUE_UP_PERIOD_ENDS, books())
 
 
 def test_a_proposal_naming_a_notice_must_fit_it_or_gets_4005() -> None:
@@ -552,7 +583,7 @@ def test_notice_is_completed_once_its_target_is_reached() -> None:
 
 def test_lost_lcers_are_replaced_or_cancelled_into_the_mandatory_cancellation_account(
 ) -> None:
-    notice = NoticeView(8, 4, "KZ", 1, 50, 0)
+    notice = NoticeView(8, 4, "KZ", 1, None, 0)
     mandatory = AccountKey("KZ", AccountType.MANDATORY_CANCELLATION, 7)
     reversal = AccountKey("KZ", AccountType.LCER_REPLACEMENT_REVERSAL, 11)
     check_notice(replace(proposal(T.CANCELLATION, KZ_PARTY, mandatory), notification_id=8),
@@ -562,3 +593,174 @@ def test_lost_lcers_are_replaced_or_cancelled_into_the_mandatory_cancellation_ac
     with pytest.raises(ProposalRefused, match="replacement or cancellation"):
         check_notice(replace(proposal(T.RETIREMENT, KZ_PARTY, KZ_RETIREMENT),
                              notification_id=8), notice)
+
+
+# second period (decision 1/CMP.8) and the Party ledgers
+
+CH_PERSON = AccountKey("CH", AccountType.PERSON_HOLDING, 3001)
+KZ_PPSR = AccountKey("KZ", AccountType.PREVIOUS_PERIOD_SURPLUS_RESERVE, 4)
+CH_PPSR = AccountKey("CH", AccountType.PREVIOUS_PERIOD_SURPLUS_RESERVE, 4)
+
+
+def ppsr_block(start: int, end: int) -> UnitBlock:
+    return UnitBlock(UnitAttributes("KZ", UnitType.AAU, 1, 2), SerialRange(start, end))
+
+
+def test_second_period_units_to_a_party_without_a_second_period_commitment_get_4006() -> None:
+    to_jp = proposal(T.EXTERNAL_TRANSFER, KZ_PARTY, JP_PERSON, block(1, 10))
+    with pytest.raises(ProposalRefused, match="JP has no commitment for period 2") as refusal:
+        check_eligibility(to_jp, books("KZ"), books("JP"))
+    assert codes(refusal) == [ResponseCode.PARTY_NOT_ELIGIBLE]
+    check_eligibility(proposal(T.EXTERNAL_TRANSFER, KZ_PARTY, CH_PERSON), books("KZ"),
+                      books("CH"))
+    check_eligibility(proposal(T.EXTERNAL_TRANSFER, KZ_PARTY, JP_PERSON, block(1, 10, period=1)),
+                      books("KZ"), books("JP"))
+
+
+def test_a_ppsr_transfer_is_capped_at_two_percent_of_the_acquirers_first_amount() -> None:
+    transfer = proposal(T.EXTERNAL_TRANSFER, KZ_PPSR, CH_PPSR, ppsr_block(1, 200))
+    ch = {1: PartyPeriod("CH", 1, 10_000)}  # 2 % = 200
+    check_ppsr(transfer, books("KZ"), books("CH", ch))
+    with pytest.raises(ProposalRefused) as over:
+        check_ppsr(transfer, books("KZ"), books("CH", ch, p2={LedgerKey.PPSR_ACQUIRED: 1}))
+    assert codes(over) == [ResponseCode.PPSR_ACQUISITION_OVER_LIMIT]
+
+
+def test_ppsr_retirement_is_capped_at_the_excess_emissions() -> None:
+    retire = proposal(T.RETIREMENT, KZ_PPSR, KZ_RETIREMENT, ppsr_block(1, 50))
+    kz = {2: PartyPeriod("KZ", 2, 1_000, period_emissions=1_050)}
+    check_ppsr(retire, books("KZ", kz), None)
+    with pytest.raises(ProposalRefused) as over:
+        check_ppsr(retire, books("KZ", kz, p2={LedgerKey.PPSR_RETIRED: 1}), None)
+    assert codes(over) == [ResponseCode.PPSR_RETIREMENT_OVER_EXCESS_EMISSIONS]
+    with pytest.raises(ProposalRefused):
+        check_ppsr(retire, books("KZ", {2: PartyPeriod("KZ", 2, 1_000)}), None)
+
+
+def test_article_37ter_cancellation_stops_at_its_quantity_with_4010() -> None:
+    account = AccountKey("KZ", AccountType.ARTICLE_37TER_CANCELLATION, 13)
+    cancel = proposal(T.CANCELLATION, KZ_PARTY, account, block(1, 120))
+    kz = {2: PartyPeriod("KZ", 2, 1000, average_emissions_2008_2010=110)}  # 120 to cancel
+    check_article_37ter(cancel, books("KZ", kz))
+    with pytest.raises(ProposalRefused) as over:
+        check_article_37ter(cancel, books("KZ", kz,
+                                          p2={LedgerKey.ARTICLE_37TER_CANCELLED: 1}))
+    assert codes(over) == [ResponseCode.ARTICLE_37TER_OVER_QUANTITY]
+    assert approval_effects(cancel)[0].key == LedgerKey.ARTICLE_37TER_CANCELLED
+
+
+def test_tcers_a_party_acquires_stop_at_one_percent_of_base_year_times_years() -> None:
+    tcers = UnitBlock(UnitAttributes("CDM", UnitType.TCER, 2, 2, project_id="AR"),
+                      SerialRange(1, 80))
+    forward = proposal(T.EXTERNAL_TRANSFER, CDM_PENDING, KZ_PARTY, tcers, tx="CDM1")
+    kz = {2: PartyPeriod("KZ", 2, 1000, base_year_emissions=1_000)}  # 1 % x 8 = 80
+    check_ar_cdm_limit(forward, books("KZ", kz))
+    with pytest.raises(ProposalRefused) as over:
+        check_ar_cdm_limit(forward, books("KZ", kz, p2={LedgerKey.AR_CDM_ACQUIRED: 1}))
+    assert codes(over) == [ResponseCode.AR_CDM_LIMIT_EXCEEDED]
+    assert [(e.party, e.key, e.quantity) for e in approval_effects(forward)] == [
+        ("KZ", LedgerKey.AR_CDM_ACQUIRED, 80)]
+
+
+def test_rmus_stop_at_the_net_removals_and_deforestation_issues_none() -> None:
+    record = PartyPeriod("KZ", 2, 1000, rmu_net_removals={3: 500, 2: 100},
+                         base_year_emissions=1_000)  # FM cap 3.5 % x 8 = 280
+    check_rmu_issuance_limit("KZ", 2, 3, record, 200, 80)
+    with pytest.raises(ProposalRefused) as over:
+        check_rmu_issuance_limit("KZ", 2, 3, record, 200, 81)
+    assert codes(over) == [ResponseCode.ISSUANCE_OVER_LIMIT]
+    with pytest.raises(ProposalRefused):
+        check_rmu_issuance_limit("KZ", 2, 2, record, 0, 1)
+
+
+def test_tcers_are_issued_with_the_expiry_the_rule_gives_or_refused_with_4012() -> None:
+    def tcer(expiry: date | None) -> ProposalView:
+        unit = UnitBlock(UnitAttributes("CDM", UnitType.TCER, 1, 1, expiry_date=expiry),
+                         SerialRange(1, 5))
+        return proposal(T.ISSUANCE, None, CDM_PENDING, unit, tx="CDM1")
+
+    check_issued_expiry(tcer(date(2020, 12, 31)))
+    with pytest.raises(ProposalRefused) as contradicts:
+        check_issued_expiry(tcer(date(2020, 12, 30)))
+    assert codes(contradicts) == [ResponseCode.EXPIRY_DATE_CONTRADICTS_RULE]
+    with pytest.raises(ProposalRefused) as missing:
+        check_issued_expiry(tcer(None))
+    assert codes(missing) == [ResponseCode.MISSING_FIELD]
+
+
+def test_the_share_of_proceeds_is_owed_after_a_first_transfer_and_blocks_the_next() -> None:
+    transfer = proposal(T.EXTERNAL_TRANSFER, KZ_PARTY, CH_PERSON, block(1, 1_000))
+    # completing it adds 1000 to the base: 20 owed
+    assert [(e.key, e.quantity) for e in completion_effects(transfer)] == [
+        (LedgerKey.SOP_FIRST_TRANSFER_BASE, 1_000)]
+    owing = books("KZ", p2={LedgerKey.SOP_FIRST_TRANSFER_BASE: 1_000,
+                            LedgerKey.SOP_FIRST_TRANSFER_LEVIED: 19})
+    with pytest.raises(ProposalRefused, match="owes the Adaptation Fund 1 AAUs") as owed:
+        check_share_of_proceeds(transfer, owing)
+    assert codes(owed) == [ResponseCode.SHARE_OF_PROCEEDS_OWED]
+    check_share_of_proceeds(transfer, books(
+        "KZ", p2={LedgerKey.SOP_FIRST_TRANSFER_BASE: 1_000,
+                  LedgerKey.SOP_FIRST_TRANSFER_LEVIED: 20}))
+    # the contribution itself, and obligations to the CDM registry, go ahead
+    sop = replace(proposal(T.EXTERNAL_TRANSFER, KZ_PARTY, CDM_FUND, block(1, 1)),
+                  supplementary_type=SupplementaryType.SHARE_OF_PROCEEDS_FIRST_TRANSFER_OF_AAU)
+    check_share_of_proceeds(sop, owing)
+    assert [(e.key, e.quantity) for e in approval_effects(sop)] == [
+        (LedgerKey.SOP_FIRST_TRANSFER_LEVIED, 1)]
+    excess = AccountKey("CDM", AccountType.EXCESS_ISSUANCE_CANCELLATION, 2240)
+    check_share_of_proceeds(proposal(T.EXTERNAL_TRANSFER, KZ_PARTY, excess), owing)
+
+
+def test_conversions_of_second_period_units_owe_a_share_of_their_erus() -> None:
+    conversion = replace(proposal(T.CONVERSION, KZ_PARTY, KZ_PARTY, block(1, 500)),
+                         project_id="KZ-JI-1", track=1)
+    assert [(e.key, e.quantity) for e in completion_effects(conversion)] == [
+        (LedgerKey.SOP_CONVERSION_BASE, 500)]
+    first_period = replace(conversion, blocks=(block(1, 500, period=1),))
+    assert completion_effects(first_period) == []
+    eru = UnitBlock(UnitAttributes("KZ", UnitType.ERU_FROM_AAU, 2, 2, project_id="KZ-JI-1",
+                                   track=1), SerialRange(1, 10))
+    with pytest.raises(ProposalRefused):
+        check_share_of_proceeds(proposal(T.EXTERNAL_TRANSFER, KZ_PARTY, CH_PERSON, eru),
+                                books("KZ", p2={LedgerKey.SOP_CONVERSION_BASE: 500}))
+
+
+def test_a_notice_is_fulfilled_only_by_its_units_and_up_to_its_target() -> None:
+    account = AccountKey("KZ", AccountType.NET_SOURCE_CANCELLATION, 5)
+    notice = NoticeView(9, 1, "KZ", 1, 100, 60, pending_quantity=10,
+                        unit_type=UnitType.AAU, commitment_period=2)
+    cancel = replace(proposal(T.CANCELLATION, KZ_PARTY, account, block(1, 30)),
+                     notification_id=9)
+    check_notice(cancel, notice)  # 60 + 10 + 30 = 100: exactly the target
+    with pytest.raises(ProposalRefused) as over:
+        check_notice(replace(cancel, blocks=(block(1, 31),)), notice)
+    assert codes(over) == [ResponseCode.NOTICE_TARGET_EXCEEDED]
+    for misfit in (block(1, 30, period=1), block(1, 30, unit_type=UnitType.RMU, lulucf=3)):
+        with pytest.raises(ProposalRefused) as refusal:
+            check_notice(replace(cancel, blocks=(misfit,)), notice)
+        assert codes(refusal) == [ResponseCode.UNITS_DO_NOT_MATCH_NOTICE]
+
+
+def test_a_replacement_replaces_only_blocks_its_notice_lists() -> None:
+    listed = UnitBlock(UnitAttributes("CDM", UnitType.TCER, 1, 1), SerialRange(100, 199))
+    notice = NoticeView(3, 3, "KZ", 1, 100, 0, blocks=(listed,))
+    account = AccountKey("KZ", AccountType.TCER_REPLACEMENT_EXPIRY, 9)
+    inside = listed.with_serials(SerialRange(150, 199))
+    replacement = replace(proposal(T.REPLACEMENT, KZ_PARTY, account, block(1, 50)),
+                          notification_id=3, replaced_blocks=(inside,))
+    check_notice(replacement, notice)
+    outside = listed.with_serials(SerialRange(180, 229))
+    with pytest.raises(ProposalRefused) as refusal:
+        check_notice(replace(replacement, replaced_blocks=(outside,)), notice)
+    assert codes(refusal) == [ResponseCode.UNITS_DO_NOT_MATCH_NOTICE]
+
+
+def test_lost_lcers_of_a_notice_are_of_its_project() -> None:
+    lcer = UnitBlock(UnitAttributes("CDM", UnitType.LCER, 2, 2, project_id="AR-2"),
+                     SerialRange(1, 10))
+    notice = NoticeView(4, 4, "KZ", 1, None, 0, project_id="AR-1")
+    mandatory = AccountKey("KZ", AccountType.MANDATORY_CANCELLATION, 7)
+    with pytest.raises(ProposalRefused, match="project AR-2") as refusal:
+        check_notice(replace(proposal(T.CANCELLATION, KZ_PARTY, mandatory, lcer),
+                             notification_id=4), notice)
+    assert codes(refusal) == [ResponseCode.UNITS_DO_NOT_MATCH_NOTICE]

@@ -1,5 +1,5 @@
 """The ITL in-process against the real broker and a real store, with the tests playing
-the registries KZ and JP over RabbitMQ."""
+the registries KZ and CH over RabbitMQ."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ TIMEOUT = 15.0
 
 KZ_PARTY = AccountRef(registry="KZ", account_type=AccountType.PARTY_HOLDING, account_id=1)
 KZ_PERSON = AccountRef(registry="KZ", account_type=AccountType.PERSON_HOLDING, account_id=1001)
-JP_PERSON = AccountRef(registry="JP", account_type=AccountType.PERSON_HOLDING, account_id=2001)
+CH_PERSON = AccountRef(registry="CH", account_type=AccountType.PERSON_HOLDING, account_id=2001)
 
 
 async def eventually(probe: Callable[[], Awaitable[R | None]], what: str) -> R:
@@ -106,7 +106,7 @@ class Registry:
 class Stack:
     http: httpx.AsyncClient
     kz: Registry
-    jp: Registry
+    ch: Registry
 
     async def transaction(self, transaction_id: str) -> dict[str, Any]:
         response = await self.http.get(f"/transactions/{transaction_id}")
@@ -176,12 +176,12 @@ async def stack(mongo_url: str, broker_url: str, namespace: Namespace
         mongo_url=database_url(mongo_url, f"itl_{uuid.uuid4().hex[:12]}"),
         amqp_url=broker_url,
         amqp_namespace=namespace.prefix,
-        registries=["KZ", "JP", "CDM"],
+        registries=["KZ", "CH", "CDM"],
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         registries = []
-        for code in ("KZ", "JP"):
+        for code in ("KZ", "CH"):
             registry = Registry(code, Broker(broker_url, code, namespace=namespace.prefix))
             await registry.broker.connect()
 
@@ -270,30 +270,30 @@ async def test_second_transfer_of_reserved_blocks_is_refused_with_3006(stack: St
         (1, 100, AccountType.PERSON_HOLDING)]
 
 
-async def test_external_transfer_is_forwarded_accepted_completed_and_moved_to_jp(
+async def test_external_transfer_is_forwarded_accepted_completed_and_moved_to_ch(
     stack: Stack,
 ) -> None:
     await stack.record_assigned_amount(1000)
     await stack.issue("KZ1", 1, 1000)
-    proposal = transfer("KZ2", KZ_PARTY, JP_PERSON, aau(1, 100))  # leaves exactly the CPR
+    proposal = transfer("KZ2", KZ_PARTY, CH_PERSON, aau(1, 100))  # leaves exactly the CPR
     submitted = await stack.kz.propose(proposal)
 
-    forwarded = await stack.jp.wait_for(MessageType.PROPOSAL_FORWARDED, "KZ2")
+    forwarded = await stack.ch.wait_for(MessageType.PROPOSAL_FORWARDED, "KZ2")
     assert ProposalForwarded.model_validate(forwarded.payload).model_dump() \
         == proposal.model_dump()
     assert forwarded.causation_id == submitted.message_id
     assert (await stack.transaction("KZ2"))["status"] == S.CHECKED_NO_DISCREPANCY
 
-    await stack.jp.notify("KZ2", S.ACCEPTED)
+    await stack.ch.notify("KZ2", S.ACCEPTED)
     await stack.kz.wait_for(MessageType.TRANSACTION_STATUS_NOTIFIED, "KZ2", S.ACCEPTED)
     await stack.kz.notify("KZ2", S.COMPLETED)
-    await stack.jp.wait_for(MessageType.TRANSACTION_STATUS_NOTIFIED, "KZ2", S.COMPLETED)
+    await stack.ch.wait_for(MessageType.TRANSACTION_STATUS_NOTIFIED, "KZ2", S.COMPLETED)
 
     record = await stack.wait_status("KZ2", S.COMPLETED)
     assert [h["status"] for h in record["history"]] == [1, 2, 8, 4]
-    at_jp = (await stack.http.get("/units", params={"registry": "JP"})).json()
+    at_ch = (await stack.http.get("/units", params={"registry": "CH"})).json()
     assert [(b["origin"], b["serial_start"], b["serial_end"], b["account_type"],
-             b["account_id"], b["reserved_by"]) for b in at_jp] == [
+             b["account_id"], b["reserved_by"]) for b in at_ch] == [
         ("KZ", 1, 100, AccountType.PERSON_HOLDING, 2001, None)]
     totals = (await stack.http.get("/totals", params={"registry": "KZ"})).json()
     assert [(t["account_id"], t["units"]) for t in totals] == [(1, 900)]
@@ -302,24 +302,24 @@ async def test_external_transfer_is_forwarded_accepted_completed_and_moved_to_jp
     assert [(m["direction"], m["message_type"], m["sender"], m["recipient"],
              m["envelope"]["payload"].get("status")) for m in journal] == [
         ("in", "ProposalSubmitted", "KZ", "ITL", None),
-        ("out", "ProposalForwarded", "ITL", "JP", None),
-        ("in", "TransactionStatusNotified", "JP", "ITL", 8),
+        ("out", "ProposalForwarded", "ITL", "CH", None),
+        ("in", "TransactionStatusNotified", "CH", "ITL", 8),
         ("out", "TransactionStatusNotified", "ITL", "KZ", 8),
         ("in", "TransactionStatusNotified", "KZ", "ITL", 4),
-        ("out", "TransactionStatusNotified", "ITL", "JP", 4),
+        ("out", "TransactionStatusNotified", "ITL", "CH", 4),
     ]
 
 
-async def test_external_transfer_rejected_by_jp_is_reported_to_kz_and_released(
+async def test_external_transfer_rejected_by_ch_is_reported_to_kz_and_released(
     stack: Stack,
 ) -> None:
     await stack.record_assigned_amount(1000)
     await stack.issue("KZ1", 1, 1000)
-    await stack.kz.propose(transfer("KZ2", KZ_PARTY, JP_PERSON, aau(1, 50)))
-    await stack.jp.wait_for(MessageType.PROPOSAL_FORWARDED, "KZ2")
+    await stack.kz.propose(transfer("KZ2", KZ_PARTY, CH_PERSON, aau(1, 50)))
+    await stack.ch.wait_for(MessageType.PROPOSAL_FORWARDED, "KZ2")
     reason = EvaluationResult(response_code=ResponseCode.ACQUIRING_ACCOUNT_UNKNOWN,
-                              message="no account 2001")
-    await stack.jp.notify("KZ2", S.REJECTED, [reason])
+                              message="no account 2001 in CH")
+    await stack.ch.notify("KZ2", S.REJECTED, [reason])
 
     rejected = await stack.kz.wait_for(MessageType.TRANSACTION_STATUS_NOTIFIED, "KZ2",
                                        S.REJECTED)
@@ -334,15 +334,15 @@ async def test_external_transfer_rejected_by_jp_is_reported_to_kz_and_released(
 async def test_external_transfer_breaking_the_cpr_is_refused_with_5001(stack: Stack) -> None:
     await stack.record_assigned_amount(1000)
     await stack.issue("KZ1", 1, 1000)
-    await stack.kz.propose(transfer("KZ2", KZ_PARTY, JP_PERSON, aau(1, 101)))
+    await stack.kz.propose(transfer("KZ2", KZ_PARTY, CH_PERSON, aau(1, 101)))
     refused = await stack.kz.wait_for(MessageType.TRANSACTION_STATUS_NOTIFIED, "KZ2")
     assert response_codes(refused) == [ResponseCode.CPR_VIOLATED]
-    assert not stack.jp.messages(MessageType.PROPOSAL_FORWARDED, "KZ2")
+    assert not stack.ch.messages(MessageType.PROPOSAL_FORWARDED, "KZ2")
 
     # What an open external transfer reserves no longer counts as holdings.
-    await stack.kz.propose(transfer("KZ3", KZ_PARTY, JP_PERSON, aau(1, 100)))
-    await stack.jp.wait_for(MessageType.PROPOSAL_FORWARDED, "KZ3")
-    await stack.kz.propose(transfer("KZ4", KZ_PARTY, JP_PERSON, aau(101, 101)))
+    await stack.kz.propose(transfer("KZ3", KZ_PARTY, CH_PERSON, aau(1, 100)))
+    await stack.ch.wait_for(MessageType.PROPOSAL_FORWARDED, "KZ3")
+    await stack.kz.propose(transfer("KZ4", KZ_PARTY, CH_PERSON, aau(101, 101)))
     refused = await stack.kz.wait_for(MessageType.TRANSACTION_STATUS_NOTIFIED, "KZ4")
     assert response_codes(refused) == [ResponseCode.CPR_VIOLATED]
     party = (await stack.http.get("/parties/KZ/periods/2")).json()
@@ -385,8 +385,8 @@ async def test_status_for_an_unknown_transaction_or_from_a_stranger_is_refused_b
     await stack.record_assigned_amount(1000)
     await stack.kz.propose(issuance("KZ1", 1, 10))
     await stack.kz.wait_for(MessageType.TRANSACTION_STATUS_NOTIFIED, "KZ1")
-    await stack.jp.notify("KZ1", S.COMPLETED)
-    ack = await stack.jp.wait_for(MessageType.MESSAGE_ACK, "KZ1")
+    await stack.ch.notify("KZ1", S.COMPLETED)
+    ack = await stack.ch.wait_for(MessageType.MESSAGE_ACK, "KZ1")
     assert ack.payload["response_codes"] == [ResponseCode.SENDER_MISMATCH]
     assert (await stack.transaction("KZ1"))["status"] == S.CHECKED_NO_DISCREPANCY
 
@@ -418,7 +418,7 @@ async def test_proposal_forwarded_sent_to_the_itl_is_dead_lettered_with_a_reason
 
 
 async def test_api_refuses_invalid_values_and_unknown_parties(stack: Stack) -> None:
-    assert (await stack.http.get("/registries")).json() == {"registries": ["CDM", "JP", "KZ"]}
+    assert (await stack.http.get("/registries")).json() == {"registries": ["CDM", "CH", "KZ"]}
     missing = await stack.http.get("/parties/KZ/periods/2")
     assert missing.status_code == 404
     assert "KZ" in missing.json()["detail"]
