@@ -57,7 +57,8 @@ class AccountView(BaseModel):
     commitment_period: int
     status: str = Field(description="open, blocked or closed")
     fixed: bool = Field(default=False, description="a government account the registry "
-                                                   "made at start-up: never closed")
+                                                   "made at start-up: never blocked or "
+                                                   "closed")
 
     @classmethod
     def of(cls, account: Account) -> AccountView:
@@ -223,7 +224,8 @@ async def block_account(account_id: int, body: StatusReason, request: Request,
     """Block an open account: from now on no new transaction takes units out of it (2007)
     or into it (5903, protocol.md 3.3 "suspended, restricted"); its units stay where they
     are, and a transaction proposed before the block runs to its end. Operator only
-    (Decree 684 cl. 5); ``reason`` required; 409 unless the account is open."""
+    (Decree 684 cl. 5); ``reason`` required; 409 unless the account is open, or when it
+    is a government account the registry made at start-up (never blocked)."""
     return await _change_status(request, actor, account_id, AccountAction.BLOCK,
                                 Operation.BLOCK_ACCOUNT, body.reason)
 

@@ -68,7 +68,8 @@ class Account:
     holder_name: str
     commitment_period: int
     status: AccountStatus = AccountStatus.OPEN
-    #: A government account the registry made at start-up and needs; never closed.
+    #: A government account the registry made at start-up and needs: never blocked or
+    #: closed (``change_status``).
     fixed: bool = False
     #: Status changes since the account was opened, oldest first.
     history: tuple[StatusChange, ...] = ()
@@ -220,8 +221,16 @@ def change_status(account: Account, action: AccountAction, by: str, at: datetime
                   reason: str | None = None) -> Account:
     """``account`` after ``action``, its change appended to the history; or
     ``StatusChangeRefused``: the action does not start from the account's status, a
-    reason is missing, or a fixed government account would be closed. Closing also needs
-    the account empty: ``check_closable``."""
+    reason is missing, or a fixed account would be blocked or closed. Closing also needs
+    the account empty: ``check_closable``.
+
+    Fixed accounts (the Party holding, cancellation, retirement and replacement accounts,
+    the PPSR, the CDM registry's pending, Adaptation Fund and cancellation accounts, the
+    effort-sharing account) are the State's and the registry's own: its automatic work
+    (the CDM share of proceeds and forwarding, run while the ITL's approval is handled;
+    decisions carried out when their month ends; surrenders) moves units through them
+    with nobody to tell, so they are never blocked or closed (O). Suspending a whole
+    registry is the ITL's (1202), not an account status."""
     reason = reason.strip() if reason and reason.strip() else None
     if action in REASON_REQUIRED and reason is None:
         raise StatusChangeRefused(f"say why account {account.account_id} is {action.done}")
@@ -231,10 +240,10 @@ def change_status(account: Account, action: AccountAction, by: str, at: datetime
         raise StatusChangeRefused(
             f"account {account.account_id} is {account.status.value}: only {allowed} "
             f"accounts can be {action.done}")
-    if action == AccountAction.CLOSE and account.fixed:
+    if account.fixed:
         raise StatusChangeRefused(
             f"account {account.account_id} ({account.holder_name}) is a government account "
-            "the registry needs: it is never closed")
+            f"the registry needs: it is never {action.done}")
     change = StatusChange(status, by, at, reason)
     return replace(account, status=status, history=(*account.history, change))
 

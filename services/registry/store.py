@@ -35,7 +35,8 @@ class RegistryStore:
 
     async def ensure_account(self, account: Account, now: datetime) -> None:
         """Create a fixed account if it does not exist yet (idempotent at start-up); an
-        account made here is marked ``fixed``: the registry needs it, it is never closed."""
+        account made here is marked ``fixed``: the registry needs it, it is never blocked
+        or closed."""
         try:
             await self.db.accounts.insert_one(
                 {**account_to_doc(account), "fixed": True, "created_at": now})

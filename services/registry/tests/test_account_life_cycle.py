@@ -160,18 +160,22 @@ def test_unblocking_needs_no_reason() -> None:
     assert change_status(blocked, AccountAction.UNBLOCK, "operator", NOW).status == A.OPEN
 
 
-def test_a_fixed_government_account_is_never_closed_but_may_be_blocked() -> None:
+@pytest.mark.parametrize("action", [AccountAction.BLOCK, AccountAction.CLOSE])
+def test_a_fixed_government_account_is_never_blocked_or_closed(action: AccountAction
+                                                               ) -> None:
     with pytest.raises(StatusChangeRefused) as exc:
-        change_status(PARTY, AccountAction.CLOSE, "operator", NOW, "no longer needed")
-    assert "government account the registry needs" in exc.value.reason
-    blocked = change_status(PARTY, AccountAction.BLOCK, "operator", NOW, "audit")
-    assert change_status(blocked, AccountAction.UNBLOCK, "operator", NOW).status == A.OPEN
+        change_status(PARTY, action, "operator", NOW, "no longer needed")
+    assert exc.value.reason == ("account 1 (Party holding account) is a government account "
+                                f"the registry needs: it is never {action.done}")
 
 
-def test_an_extra_account_of_a_government_type_may_be_closed() -> None:
+@pytest.mark.parametrize("action", [AccountAction.BLOCK, AccountAction.CLOSE])
+def test_an_extra_account_of_a_government_type_may_be_blocked_or_closed(
+    action: AccountAction
+) -> None:
     extra = Account("KZ", AccountType.PARTY_HOLDING, 1005, "Second Party account", 2)
-    assert change_status(extra, AccountAction.CLOSE, "operator", NOW, "merged").status == (
-        A.CLOSED)
+    assert change_status(extra, action, "operator", NOW, "merged").status == (
+        ACCOUNT_TRANSITIONS[action][1])
 
 
 # closing only an empty account
