@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, status
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, status
+from pydantic import BaseModel, Field, StringConstraints
 
-from services.registry.domain import Account
+from services.registry.domain import Account, AccountAction, StatusChange
 from services.registry.handlers import RegistryService
 from services.registry.permissions import Actor, Operation, authorise, parse_actor
 from shared.codes import (
@@ -55,7 +55,10 @@ class AccountView(BaseModel):
     full_identifier: str = Field(examples=["KZ-121-1001-2-45"])
     holder_name: str
     commitment_period: int
-    status: str
+    status: str = Field(description="open, blocked or closed")
+    fixed: bool = Field(default=False, description="a government account the registry "
+                                                   "made at start-up: never blocked or "
+                                                   "closed")
 
     @classmethod
     def of(cls, account: Account) -> AccountView:
@@ -68,7 +71,42 @@ class AccountView(BaseModel):
             holder_name=account.holder_name,
             commitment_period=account.commitment_period,
             status=account.status.value,
+            fixed=account.fixed,
         )
+
+
+class StatusChangeView(BaseModel):
+    status: str = Field(examples=["blocked"])
+    by: str = Field(description="the actor, as the X-Actor header named it",
+                    examples=["operator"])
+    at: datetime = Field(description="simulation clock, UTC")
+    reason: str | None = None
+
+    @classmethod
+    def of(cls, change: StatusChange) -> StatusChangeView:
+        return cls(status=change.status.value, by=change.by, at=change.at,
+                   reason=change.reason)
+
+
+class AccountDetail(AccountView):
+    status_history: list[StatusChangeView] = Field(
+        default_factory=list, description="each block, unblock and closure, oldest first")
+
+    @classmethod
+    def of(cls, account: Account) -> AccountDetail:
+        return cls(**AccountView.of(account).model_dump(),
+                   status_history=[StatusChangeView.of(c) for c in account.history])
+
+
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
+class StatusReason(BaseModel):
+    reason: Reason = Field(examples=["court order 2013-45 freezes the holder's assets"])
+
+
+class OptionalStatusReason(BaseModel):
+    reason: Reason | None = None
 
 
 class BlockView(BaseModel):
@@ -154,9 +192,69 @@ async def list_accounts(request: Request) -> list[AccountView]:
     return [AccountView.of(a) for a in await service_of(request).store.accounts()]
 
 
-@router.get("/accounts/{account_id}", tags=["accounts"])
-async def read_account(account_id: int, request: Request) -> AccountView:
-    return AccountView.of(await service_of(request).require_account(account_id))
+@router.get("/accounts/{account_id}", tags=["accounts"],
+            responses={404: {"description": "no such account"}})
+async def read_account(account_id: int, request: Request) -> AccountDetail:
+    """One account with its status and the history of its status changes (who, when,
+    why)."""
+    return AccountDetail.of(await service_of(request).require_account(account_id))
+
+
+STATUS_CHANGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    403: {"description": "only the operator changes an account's status"},
+    404: {"description": "no such account"},
+    409: {"description": "the account's status does not allow the change (detail); "
+                         "closing a non-empty account: response_code 2009 and every reason"},
+}
+
+
+async def _change_status(request: Request, actor: Actor, account_id: int,
+                         action: AccountAction, operation: Operation,
+                         reason: str | None) -> AccountDetail:
+    authorise(actor, operation)
+    account = await service_of(request).change_account_status(account_id, action,
+                                                              actor.header, reason)
+    return AccountDetail.of(account)
+
+
+@router.post("/accounts/{account_id}/block", tags=["accounts"],
+             responses=STATUS_CHANGE_RESPONSES)
+async def block_account(account_id: int, body: StatusReason, request: Request,
+                        actor: Annotated[Actor, Depends(actor_of)]) -> AccountDetail:
+    """Block an open account: from now on no new transaction takes units out of it (2007)
+    or into it (5903, protocol.md 3.3 "suspended, restricted"); its units stay where they
+    are, and a transaction proposed before the block runs to its end. Operator only
+    (Decree 684 cl. 5); ``reason`` required; 409 unless the account is open, or when it
+    is a government account the registry made at start-up (never blocked)."""
+    return await _change_status(request, actor, account_id, AccountAction.BLOCK,
+                                Operation.BLOCK_ACCOUNT, body.reason)
+
+
+@router.post("/accounts/{account_id}/unblock", tags=["accounts"],
+             responses=STATUS_CHANGE_RESPONSES)
+async def unblock_account(account_id: int, request: Request,
+                          actor: Annotated[Actor, Depends(actor_of)],
+                          body: Annotated[OptionalStatusReason | None, Body()] = None
+                          ) -> AccountDetail:
+    """Open a blocked account again. Operator only; ``reason`` optional; 409 unless the
+    account is blocked."""
+    return await _change_status(request, actor, account_id, AccountAction.UNBLOCK,
+                                Operation.UNBLOCK_ACCOUNT, body.reason if body else None)
+
+
+@router.post("/accounts/{account_id}/close", tags=["accounts"],
+             responses=STATUS_CHANGE_RESPONSES)
+async def close_account(account_id: int, body: StatusReason, request: Request,
+                        actor: Annotated[Actor, Depends(actor_of)]) -> AccountDetail:
+    """Close an open or blocked account for good: afterwards transfers out of it are
+    refused with 2008 and into it with 5906 (protocol.md 3.3). Operator only; ``reason``
+    required. 409 when it is closed already or a government account the registry made at
+    start-up (never closed); 409 with ``response_code`` 2009 when it is not empty: it holds
+    units (reserved or not) or a transaction naming it on either side is not final; the
+    detail lists every reason, e.g. "account 1001 holds 500 AAU units of period 2;
+    transaction KZ12 is open"."""
+    return await _change_status(request, actor, account_id, AccountAction.CLOSE,
+                                Operation.CLOSE_ACCOUNT, body.reason)
 
 
 @router.get("/accounts/{account_id}/holdings", tags=["holdings"])

@@ -4,7 +4,9 @@ reacts to the ITL's answers. Pure Python: no I/O, no wire contracts, time is pas
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
 from enum import Enum, StrEnum
 
 from shared.blocks import UnitBlock, take_quantity
@@ -32,9 +34,23 @@ CDM_CANCELLATION_ACCOUNT_TYPES = frozenset({
 
 
 class AccountStatus(StrEnum):
+    """Where an account is in its life cycle (O, after the UK registry: accounts are
+    opened, blocked and unblocked, and closed for good once empty)."""
+
     OPEN = "open"
     BLOCKED = "blocked"
     CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """One change of an account's status: the new status, who made it (the actor as the
+    ``X-Actor`` header names it, e.g. ``operator``), when (simulation clock, UTC) and why."""
+
+    status: AccountStatus
+    by: str
+    at: datetime
+    reason: str | None = None
 
 
 class Direction(StrEnum):
@@ -52,6 +68,11 @@ class Account:
     holder_name: str
     commitment_period: int
     status: AccountStatus = AccountStatus.OPEN
+    #: A government account the registry made at start-up and needs: never blocked or
+    #: closed (``change_status``).
+    fixed: bool = False
+    #: Status changes since the account was opened, oldest first.
+    history: tuple[StatusChange, ...] = ()
 
     @property
     def full_identifier(self) -> str:
@@ -109,16 +130,48 @@ def check_issuance(profile: RegistryProfile, unit_type: UnitType, account: Accou
         )
     if unit_type == UnitType.RMU and lulucf_activity is None:
         raise RuleViolation(ResponseCode.MISSING_FIELD, "RMU issuance needs a LULUCF activity")
-    check_open(account)
+    check_account_status(account, Side.ACQUIRING)
 
 
-def check_open(account: Account) -> None:
-    if account.status == AccountStatus.CLOSED:
-        raise RuleViolation(ResponseCode.ACQUIRING_ACCOUNT_CLOSED,
-                            f"account {account.account_id} is closed")
-    if account.status == AccountStatus.BLOCKED:
-        raise RuleViolation(ResponseCode.ACQUIRING_ACCOUNT_NOT_ELIGIBLE,
-                            f"account {account.account_id} is blocked")
+# account life cycle
+
+
+class Side(StrEnum):
+    """The part an account plays in a transaction."""
+
+    TRANSFERRING = "transferring"
+    ACQUIRING = "acquiring"
+
+
+#: Why a transaction naming an account of this registry is refused, by the account's side
+#: and status. Transferring: the registry's own codes 2007/2008 (O). Acquiring: the
+#: acquiring registry's 5903 (not eligible: "suspended, restricted") and 5906 (closed),
+#: protocol.md 3.3 (V UK-CHK). A blocked account neither gives nor receives units, as
+#: in the UK registry; an open account is never refused for its status.
+STATUS_REFUSALS: dict[tuple[Side, AccountStatus], ResponseCode] = {
+    (Side.TRANSFERRING, AccountStatus.BLOCKED): ResponseCode.TRANSFERRING_ACCOUNT_BLOCKED,
+    (Side.TRANSFERRING, AccountStatus.CLOSED): ResponseCode.TRANSFERRING_ACCOUNT_CLOSED,
+    (Side.ACQUIRING, AccountStatus.BLOCKED): ResponseCode.ACQUIRING_ACCOUNT_NOT_ELIGIBLE,
+    (Side.ACQUIRING, AccountStatus.CLOSED): ResponseCode.ACQUIRING_ACCOUNT_CLOSED,
+}
+
+
+def account_status_refusal(account: Account, side: Side) -> ResponseCode | None:
+    """The code refusing a new transaction that names ``account`` on ``side`` because of
+    the account's status (2007, 2008, 5903, 5906), or None: the one account-status rule
+    the proposing side, the acquiring side and issuance all apply (``STATUS_REFUSALS``).
+
+    Only new transactions are refused: one proposed (or, inbound, accepted) before a
+    block runs to its end, because the ITL has already agreed to it."""
+    return STATUS_REFUSALS.get((side, account.status))
+
+
+def check_account_status(account: Account, side: Side) -> None:
+    """``RuleViolation`` (HTTP 422) with the code of ``account_status_refusal``, if any."""
+    code = account_status_refusal(account, side)
+    if code is not None:
+        raise RuleViolation(code, f"{side.value} account {account.account_id} is "
+                                  f"{account.status.value}")
 
 
 def check_can_transfer_from(account: Account) -> None:
@@ -128,7 +181,110 @@ def check_can_transfer_from(account: Account) -> None:
             ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
             f"units cannot be transferred out of a {account.account_type.name} account",
         )
-    check_open(account)
+
+
+class AccountAction(StrEnum):
+    """What the operator may do to an account's status (Decree 684 cl. 5: the operator
+    runs the registry; the life cycle itself is ours, O, after the UK registry)."""
+
+    BLOCK = "block"
+    UNBLOCK = "unblock"
+    CLOSE = "close"
+
+    @property
+    def done(self) -> str:
+        return f"{self.value}ed" if self != AccountAction.CLOSE else "closed"
+
+
+#: Each action: the statuses it starts from and the status it leads to. A closed account
+#: stays closed; an empty blocked account may be closed.
+ACCOUNT_TRANSITIONS: dict[AccountAction, tuple[frozenset[AccountStatus], AccountStatus]] = {
+    AccountAction.BLOCK: (frozenset({AccountStatus.OPEN}), AccountStatus.BLOCKED),
+    AccountAction.UNBLOCK: (frozenset({AccountStatus.BLOCKED}), AccountStatus.OPEN),
+    AccountAction.CLOSE: (frozenset({AccountStatus.OPEN, AccountStatus.BLOCKED}),
+                          AccountStatus.CLOSED),
+}
+#: Actions that must say why; unblocking may.
+REASON_REQUIRED = frozenset({AccountAction.BLOCK, AccountAction.CLOSE})
+
+
+class StatusChangeRefused(Exception):
+    """The account's status (or kind) does not allow the change (HTTP 409 with the
+    reason)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+def change_status(account: Account, action: AccountAction, by: str, at: datetime,
+                  reason: str | None = None) -> Account:
+    """``account`` after ``action``, its change appended to the history; or
+    ``StatusChangeRefused``: the action does not start from the account's status, a
+    reason is missing, or a fixed account would be blocked or closed. Closing also needs
+    the account empty: ``check_closable``.
+
+    Fixed accounts (the Party holding, cancellation, retirement and replacement accounts,
+    the PPSR, the CDM registry's pending, Adaptation Fund and cancellation accounts, the
+    effort-sharing account) are the State's and the registry's own: its automatic work
+    (the CDM share of proceeds and forwarding, run while the ITL's approval is handled;
+    decisions carried out when their month ends; surrenders) moves units through them
+    with nobody to tell, so they are never blocked or closed (O). Suspending a whole
+    registry is the ITL's (1202), not an account status."""
+    reason = reason.strip() if reason and reason.strip() else None
+    if action in REASON_REQUIRED and reason is None:
+        raise StatusChangeRefused(f"say why account {account.account_id} is {action.done}")
+    starts, status = ACCOUNT_TRANSITIONS[action]
+    if account.status not in starts:
+        allowed = " or ".join(sorted(s.value for s in starts))
+        raise StatusChangeRefused(
+            f"account {account.account_id} is {account.status.value}: only {allowed} "
+            f"accounts can be {action.done}")
+    if account.fixed:
+        raise StatusChangeRefused(
+            f"account {account.account_id} ({account.holder_name}) is a government account "
+            f"the registry needs: it is never {action.done}")
+    change = StatusChange(status, by, at, reason)
+    return replace(account, status=status, history=(*account.history, change))
+
+
+@dataclass(frozen=True)
+class Holding:
+    """Units of one type and applicable commitment period held in one account."""
+
+    unit_type: UnitType
+    commitment_period: int
+    units: int
+
+
+def closure_refusals(account: Account, holdings: Sequence[Holding],
+                     reserved: Mapping[str, int], open_transactions: Sequence[str]
+                     ) -> list[str]:
+    """Why ``account`` is not empty, one sentence each (none: it may be closed).
+
+    ``holdings``: what the account holds (reserved units included); ``reserved``: units
+    reserved in it per reserving transaction (or reservation mark); ``open_transactions``:
+    ids of transactions naming it on either side whose status is not final."""
+    reasons = []
+    held = [h for h in holdings if h.units > 0]
+    if held:
+        what = " and ".join(f"{h.units} {h.unit_type.name} units of period "
+                            f"{h.commitment_period}" for h in held)
+        reasons.append(f"account {account.account_id} holds {what}")
+    reasons += [f"{units} units in it are reserved by {mark}"
+                for mark, units in sorted(reserved.items()) if units > 0]
+    reasons += [f"transaction {t} is open" for t in sorted(open_transactions)]
+    return reasons
+
+
+def check_closable(account: Account, holdings: Sequence[Holding],
+                   reserved: Mapping[str, int], open_transactions: Sequence[str]) -> None:
+    """``RuleViolation`` 2009 (HTTP 409) listing every ``closure_refusals`` reason: a
+    closed account must be empty, so that no unit is ever held where nothing can move."""
+    reasons = closure_refusals(account, holdings, reserved, open_transactions)
+    if reasons:
+        raise RuleViolation(ResponseCode.ACCOUNT_NOT_EMPTY, "; ".join(reasons),
+                            http_status=409)
 
 
 def acquiring_refusal(account: Account | None, blocks: list[UnitBlock],
@@ -140,10 +296,9 @@ def acquiring_refusal(account: Account | None, blocks: list[UnitBlock],
     and carry-over send units to the government accounts made for them."""
     if account is None:
         return ResponseCode.ACQUIRING_ACCOUNT_UNKNOWN
-    if account.status == AccountStatus.CLOSED:
-        return ResponseCode.ACQUIRING_ACCOUNT_CLOSED
-    if account.status == AccountStatus.BLOCKED:
-        return ResponseCode.ACQUIRING_ACCOUNT_NOT_ELIGIBLE
+    status_refusal = account_status_refusal(account, Side.ACQUIRING)
+    if status_refusal is not None:
+        return status_refusal
     transfer = transaction_type in (TransactionType.EXTERNAL_TRANSFER,
                                     TransactionType.INTERNAL_TRANSFER)
     receives = HOLDING_ACCOUNT_TYPES | (CDM_CANCELLATION_ACCOUNT_TYPES

@@ -23,12 +23,17 @@ from services.registry.decisions import (
 )
 from services.registry.domain import (
     Account,
+    AccountAction,
     AccountStatus,
     Direction,
     Reaction,
     RegistryProfile,
+    Side,
     acquiring_refusal,
+    change_status,
+    check_account_status,
     check_can_transfer_from,
+    check_closable,
     check_issuance,
     choose_blocks,
     react_to_itl_status,
@@ -161,12 +166,46 @@ class RegistryService:
             raise NotFound(f"account {account_id} in registry {self.code}")
         return account
 
+    async def change_account_status(self, account_id: int, action: AccountAction, by: str,
+                                    reason: str | None) -> Account:
+        """Block, unblock or close an account, recording who (``by``, the actor), when
+        (simulation clock) and why. ``NotFound``; ``StatusChangeRefused`` (409) when the
+        status does not allow it; closing: ``RuleViolation`` 2009 (409) unless the account
+        is empty. One store transaction that writes the account's document, as every
+        proposal naming the account does (``RegistryStore.hold_account``)."""
+
+        async def work(session: Session) -> Account:
+            account = await self.require_account(account_id, session)
+            changed = change_status(account, action, by, self.runtime.clock.now(), reason)
+            if action == AccountAction.CLOSE:
+                holdings, reserved = await self.store.account_holdings(account_id, session)
+                check_closable(account, holdings, reserved,
+                               await self.store.open_transactions_naming(account_id, session))
+            await self.store.record_status_change(account_id, changed.history[-1], session)
+            return changed
+
+        changed = await self.runtime.commit(work)
+        log_event(log, "account_status_changed", account_id=account_id,
+                  status=changed.status.value, by=by, reason=reason)
+        return changed
+
+    async def _admit(self, account: Account | None, side: Side, session: Session) -> None:
+        """Apply the account-status rule (``account_status_refusal``) to an account of this
+        registry that a new transaction names on ``side``, and hold its document for the
+        rest of the store transaction so a concurrent status change conflicts with it.
+        ``None``: an account another check refuses (unknown), left alone here."""
+        if account is None:
+            return
+        check_account_status(account, side)
+        await self.store.hold_account(account.account_id, session)
+
     # proposals
 
     async def propose_issuance(self, command: IssueUnits, session: Session) -> Document:
         """Propose new units to the ITL; they exist only once the ITL approves."""
         account = await self.require_account(command.acquiring_account_id, session)
         check_issuance(self.profile, command.unit_type, account, command.lulucf_activity)
+        await self._admit(account, Side.ACQUIRING, session)
         first = await next_sequence(self.store.db, f"serial:{self.code}", session,
                                     command.quantity)
         block = UnitBlock(
@@ -203,6 +242,7 @@ class RegistryService:
         """
         source = await self.require_account(command.transferring_account_id, session)
         check_can_transfer_from(source)
+        await self._admit(source, Side.TRANSFERRING, session)
         if source.account_id in self.locked_accounts:
             raise RuleViolation(ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
                                 self.locked_accounts[source.account_id])
@@ -292,6 +332,7 @@ class RegistryService:
                 refusal, f"{RESPONSE_TEXT[refusal]}: {self.code}-{int(acquiring.account_type)}"
                 f"-{acquiring.account_id}"
             )
+        await self._admit(target, Side.ACQUIRING, session)
         same_account_types = (TransactionType.CONVERSION, TransactionType.CARRY_OVER,
                               TransactionType.EXPIRY_DATE_CHANGE)
         if (target is not None and target.account_id == source.account_id
@@ -415,6 +456,7 @@ class RegistryService:
             doc = _transaction_doc(payload, Direction.INBOUND, now, None)
             await self.store.insert_transaction(doc, session)
             if refusal is None:
+                await self._admit(target, Side.ACQUIRING, session)
                 answer = TransactionStatusNotified(transaction_id=payload.transaction_id,
                                                    status=S.ACCEPTED)
                 await self.store.record_statuses(payload.transaction_id, [S.ACCEPTED], now,

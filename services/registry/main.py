@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from services.registry.api import router
 from services.registry.config import RegistrySettings
-from services.registry.domain import RegistryProfile, fixed_accounts
+from services.registry.domain import RegistryProfile, StatusChangeRefused, fixed_accounts
 from services.registry.esd.main import install_effort_sharing
 from services.registry.handlers import DecisionDesk, Operations, RegistryService
 from services.registry.messaging import make_dispatch
@@ -53,6 +53,10 @@ def create_registry(settings: RegistrySettings, code: str, title: str,
     @app.exception_handler(Forbidden)
     async def forbidden(_: Request, exc: Forbidden) -> JSONResponse:
         return JSONResponse(status_code=403, content={"detail": exc.reason})
+
+    @app.exception_handler(StatusChangeRefused)
+    async def status_change_refused(_: Request, exc: StatusChangeRefused) -> JSONResponse:
+        return JSONResponse(status_code=409, content={"detail": exc.reason})
 
     return app, service
 

@@ -37,6 +37,8 @@ class Operation(StrEnum):
     RECORD_DECISION = "record a decision"
     REVISE_DECISION = "revise a decision"
     APPEAL_DECISION = "appeal a decision"
+    BLOCK_ACCOUNT = "block an account"
+    UNBLOCK_ACCOUNT = "unblock an account"
     CLOSE_ACCOUNT = "close an account"
     EFFORT_SHARING = "keep the effort-sharing ledger"
     SURRENDER = "surrender of credits"
@@ -60,6 +62,14 @@ class Actor:
             return f"the holder of account {self.account_id}"
         return f"the {self.role.value.replace('-', ' ')}"
 
+    @property
+    def header(self) -> str:
+        """The actor as the ``X-Actor`` header names it, e.g. ``holder:1001``; what
+        records of who did something keep."""
+        if self.role == Role.ACCOUNT_HOLDER:
+            return f"{self.role.value}:{self.account_id}"
+        return self.role.value
+
 
 def parse_actor(header: str | None) -> Actor:
     """The actor named by an ``X-Actor`` header, or ``Forbidden`` with the reason."""
@@ -78,7 +88,8 @@ def parse_actor(header: str | None) -> Actor:
 
 #: Operations only the operator starts (Decree 684 cl. 5, 8, 10-18, 22-29).
 OPERATOR_OPERATIONS = frozenset({
-    Operation.OPEN_ACCOUNT, Operation.CLOSE_ACCOUNT, Operation.ISSUANCE, Operation.CONVERSION,
+    Operation.OPEN_ACCOUNT, Operation.BLOCK_ACCOUNT, Operation.UNBLOCK_ACCOUNT,
+    Operation.CLOSE_ACCOUNT, Operation.ISSUANCE, Operation.CONVERSION,
     Operation.WITHDRAWAL, Operation.EXPIRY_DATE_CHANGE, Operation.CANCELLATION,
     Operation.CARRY_OVER, Operation.RETIREMENT, Operation.REPLACEMENT,
     Operation.EFFORT_SHARING,

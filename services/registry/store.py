@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import DuplicateKeyError
 
-from services.registry.domain import Account, AccountStatus
-from shared.codes import AccountType, TransactionStatus
+from services.registry.domain import Account, AccountStatus, Holding, StatusChange
+from shared.codes import FINAL_STATUSES, AccountType, TransactionStatus, UnitType
 from shared.store import Database, Document, Session, next_sequence
 from shared.store.unit_blocks import UnitBlockStore
 
@@ -35,9 +34,15 @@ class RegistryStore:
     # accounts
 
     async def ensure_account(self, account: Account, now: datetime) -> None:
-        """Create a fixed account if it does not exist yet (idempotent at start-up)."""
-        with contextlib.suppress(DuplicateKeyError):
-            await self.db.accounts.insert_one({**account_to_doc(account), "created_at": now})
+        """Create a fixed account if it does not exist yet (idempotent at start-up); an
+        account made here is marked ``fixed``: the registry needs it, it is never blocked
+        or closed."""
+        try:
+            await self.db.accounts.insert_one(
+                {**account_to_doc(account), "fixed": True, "created_at": now})
+        except DuplicateKeyError:
+            await self.db.accounts.update_one({"account_id": account.account_id},
+                                              {"$set": {"fixed": True}})
 
     async def create_account(self, account_type: AccountType, holder_name: str,
                              commitment_period: int, now: datetime,
@@ -70,10 +75,48 @@ class RegistryStore:
                                               session=session)
         return doc_to_account(doc) if doc else None
 
-    async def set_account_status(self, account_id: int, status: AccountStatus,
-                                 session: Session) -> None:
+    async def record_status_change(self, account_id: int, change: StatusChange,
+                                   session: Session) -> None:
+        """Set the account's status and append ``change`` to its history."""
+        await self.db.accounts.update_one(
+            {"account_id": account_id},
+            {"$set": {"status": change.status.value},
+             "$push": {"status_history": status_change_to_doc(change)},
+             "$inc": {"revision": 1}},
+            session=session)
+
+    async def hold_account(self, account_id: int, session: Session) -> None:
+        """Write the account's document inside ``session``'s transaction. A transaction
+        naming the account and a change of its status both write it, so when they run at
+        the same time one of them meets a write conflict and is retried on what the other
+        committed (snapshot isolation detects only write-write conflicts): no proposal
+        slips past a closure, no closure past a proposal."""
         await self.db.accounts.update_one({"account_id": account_id},
-                                          {"$set": {"status": status.value}}, session=session)
+                                          {"$inc": {"revision": 1}}, session=session)
+
+    async def account_holdings(self, account_id: int, session: Session
+                               ) -> tuple[list[Holding], dict[str, int]]:
+        """What an account holds per unit type and period, and the units in it reserved
+        per reservation mark (a transaction id)."""
+        query: Document = {"registry": self.code, "account_id": account_id}
+        holdings = [Holding(UnitType(r["unit_type"]), r["applicable_cp"], r["units"])
+                    for r in await self.units.totals(query, session)]
+        reserved: dict[str, int] = {}
+        for doc in await self.units.held({**query, "reserved_by": {"$ne": None}}, session):
+            units = doc["serial_end"] - doc["serial_start"] + 1
+            reserved[doc["reserved_by"]] = reserved.get(doc["reserved_by"], 0) + units
+        return holdings, reserved
+
+    async def open_transactions_naming(self, account_id: int, session: Session) -> list[str]:
+        """Ids of the transactions, either direction, that name this registry's account
+        ``account_id`` as transferring or acquiring account and are not final."""
+        cursor = self.db.transactions.find({
+            "status": {"$nin": [int(s) for s in FINAL_STATUSES]},
+            "$or": [{"transferring.registry": self.code,
+                     "transferring.account_id": account_id},
+                    {"acquiring.registry": self.code, "acquiring.account_id": account_id}],
+        }, {"_id": 1}, session=session)
+        return [doc["_id"] for doc in await cursor.to_list()]
 
     # decisions
 
@@ -161,6 +204,11 @@ def account_to_doc(account: Account) -> Document:
     }
 
 
+def status_change_to_doc(change: StatusChange) -> Document:
+    return {"status": change.status.value, "by": change.by, "at": change.at,
+            "reason": change.reason}
+
+
 def doc_to_account(doc: Document) -> Account:
     return Account(
         registry=doc["registry"],
@@ -169,4 +217,8 @@ def doc_to_account(doc: Document) -> Account:
         holder_name=doc["holder_name"],
         commitment_period=doc["commitment_period"],
         status=AccountStatus(doc["status"]),
+        fixed=bool(doc.get("fixed", False)),
+        history=tuple(StatusChange(AccountStatus(h["status"]), h["by"], h["at"],
+                                   h.get("reason"))
+                      for h in doc.get("status_history", [])),
     )

@@ -123,6 +123,12 @@ def test_transferred_allowance_lets_fr_use_more_than_its_own_3_percent_and_no_mo
     assert back.status_code == 422, back.text
     assert "stay in the effort-sharing account" in back.json()["detail"]
     assert c.units_held("fr", ESD_ACCOUNT, "CER") == 400
+    # nor is the account closed under them: the registry made it and needs it
+    closing = c.call("fr", "POST", f"/accounts/{ESD_ACCOUNT}/close",
+                     json={"reason": "tidy up"}, headers={"X-Actor": "operator"})
+    assert closing.status_code == 409, closing.text
+    assert "government account the registry needs" in closing.json()["detail"]
+    assert c.ok("fr", "GET", f"/accounts/{ESD_ACCOUNT}")["status"] == "open"
 
     report = c.ok("fr", "GET", f"/esd/years/{YEAR}/report")
     assert report["used_by_paragraph"] == {"5(1)(b)": 400}
