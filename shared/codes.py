@@ -119,16 +119,6 @@ class AccountType(IntEnum):
 OUT_OF_CIRCULATION_ACCOUNT_TYPES = frozenset(
     t for t in AccountType if 200 <= t.value < 500
 )
-#: Accounts that hold units which can still move (transferring side of a transfer).
-HOLDING_ACCOUNT_TYPES = frozenset(
-    {
-        AccountType.PARTY_HOLDING,
-        AccountType.PENDING,
-        AccountType.FORMER_OPERATOR_HOLDING,
-        AccountType.PERSON_HOLDING,
-        AccountType.PREVIOUS_PERIOD_SURPLUS_RESERVE,
-    }
-)
 
 
 class TransactionStatus(IntEnum):

@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
-from shared.codes import CDM_UNIT_TYPES, COMMITMENT_PERIOD_YEARS, ResponseCode, UnitType
+from shared.codes import CDM_UNIT_TYPES, ResponseCode, UnitType
 from shared.errors import RuleViolation
+from shared.rules.accounts import ADAPTATION_FUND_ACCOUNT
+from shared.rules.periods import temporary_unit_expiry
 
 #: The Adaptation Fund share-of-proceeds account, CDM-100-1100 (protocol.md 2.1, V).
-ADAPTATION_FUND_ACCOUNT_ID = 1100
+ADAPTATION_FUND_ACCOUNT_ID = ADAPTATION_FUND_ACCOUNT[2]
 #: The Executive Board pending account CERs are issued into (our numbering, O).
 PENDING_ACCOUNT_ID = 1
 
@@ -36,15 +38,23 @@ def share_of_proceeds(quantity: int, percent: int, project: Project) -> int:
 
 def expiry_of(project: Project, unit_type: UnitType, period: int,
               requested: date | None) -> date | None:
-    """When issued units expire: tCERs at the end of the commitment period after the one
-    they are issued for, lCERs at the end of the project's crediting period (decision
-    5/CMP.1, as protocol.md 2.4 summarises it); an explicit date overrides both (O)."""
-    if unit_type not in (UnitType.TCER, UnitType.LCER) or requested is not None:
+    """When issued units expire (``shared.rules.periods.temporary_unit_expiry``): tCERs at
+    the end of the commitment period after the one they are issued for, lCERs at the end
+    of the project's crediting period (R 5/CMP.1 annex section K). A requested date that
+    contradicts the rule is refused (4012); lCERs of a project whose crediting period is
+    not recorded cannot be issued (2001)."""
+    if unit_type not in (UnitType.TCER, UnitType.LCER):
         return requested
-    if unit_type == UnitType.TCER:
-        following = COMMITMENT_PERIOD_YEARS.get(period + 1)
-        return date(following[1], 12, 31) if following else None
-    return project.crediting_period_end
+    expected = temporary_unit_expiry(unit_type, period, project.crediting_period_end)
+    if expected is None:
+        raise RuleViolation(ResponseCode.MISSING_FIELD,
+                            f"lCERs of project {project.project_id} expire at the end of its "
+                            "crediting period: record crediting_period_end")
+    if requested is not None and requested != expected:
+        raise RuleViolation(ResponseCode.EXPIRY_DATE_CONTRADICTS_RULE,
+                            f"{unit_type.name} of period {period} of project "
+                            f"{project.project_id} expire on {expected}, not {requested}")
+    return expected
 
 
 def check_unit_type(project: Project, unit_type: UnitType, has_expiry: bool) -> None:

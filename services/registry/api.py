@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Request, status
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, status
 from pydantic import BaseModel, Field, StringConstraints
 
 from services.registry.domain import Account, AccountAction, StatusChange
 from services.registry.handlers import RegistryService
 from services.registry.permissions import Actor, Operation, authorise, parse_actor
+from services.registry.proceeds import ShareOfProceeds, ShareOfProceedsKind
 from shared.codes import (
     RESPONSE_TEXT,
     AccountType,
@@ -20,7 +21,7 @@ from shared.codes import (
 )
 from shared.contracts import UnitBlockWire, block_from_wire
 from shared.errors import NotFound
-from shared.http_types import AccountTypeField
+from shared.http_types import AccountTypeField, UnitTypeField
 from shared.store import Document
 from shared.store.unit_blocks import block_to_doc, doc_to_block
 
@@ -402,3 +403,59 @@ async def response_codes() -> dict[int, str]:
     """Every response code the simulator uses, with its meaning."""
     return {int(code): text for code, text in RESPONSE_TEXT.items()}
 
+
+
+# share of proceeds (1/CMP.8 para 21)
+
+
+class ShareOfProceedsRow(BaseModel):
+    commitment_period: int = Field(examples=[2])
+    kind: ShareOfProceedsKind = Field(description="first_international_transfers_of_aau or "
+                                                  "eru_issuance, reported apart")
+    transferred: int = Field(description="units levied on: AAUs of the period first "
+                                         "transferred abroad, or ERUs issued by conversion")
+    due: int = Field(description="2 % of it, rounded down (shared.rules.periods)")
+    contributed: int = Field(description="units transferred to the Adaptation Fund "
+                                         "(CDM-100-1100), counting open transfers")
+    owed: int = Field(description="due less contributed, never negative; while owed the "
+                                  "ITL refuses the period's AAU and ERU transfers (4007)")
+    transactions: list[str] = Field(description="the share-of-proceeds transactions")
+
+
+class ShareOfProceedsPayment(BaseModel):
+    transferring_account_id: int = Field(ge=1, description="the account that pays")
+    unit_type: UnitTypeField = Field(
+        default=UnitType.AAU, description="AAU for first transfers; ERU_FROM_AAU or "
+                                          "ERU_FROM_RMU for ERU issuance")
+
+
+def proceeds_of(request: Request) -> ShareOfProceeds:
+    proceeds: ShareOfProceeds | None = request.app.state.proceeds
+    if proceeds is None:
+        raise NotFound("share of proceeds in the CDM registry")
+    return proceeds
+
+
+@router.get("/share-of-proceeds", tags=["share of proceeds"])
+async def share_of_proceeds(request: Request) -> list[ShareOfProceedsRow]:
+    """The second period's share of proceeds per commitment period and kind: what it is
+    levied on, due, contributed and owed, and its transactions (external transfers of
+    supplementary type 47 and 49 to the Adaptation Fund; 1/CMP.8 para 21)."""
+    return [ShareOfProceedsRow.model_validate(r) for r in await proceeds_of(request).report()]
+
+
+@router.post("/share-of-proceeds/{period}/{kind}/payment", status_code=status.HTTP_202_ACCEPTED,
+             tags=["share of proceeds"],
+             responses={**REFUSALS, 403: {"description": "only the operator pays"}})
+async def pay_share_of_proceeds(period: Annotated[int, Path(ge=2, le=2)],
+                                kind: ShareOfProceedsKind, body: ShareOfProceedsPayment,
+                                request: Request,
+                                actor: Annotated[Actor, Depends(actor_of)]) -> TransactionView:
+    """Pay what is owed of the share of proceeds from an account (the registry levies it
+    by itself after each first transfer or conversion; this is for an account that could
+    not pay then). 404 when nothing is owed; 422 with 3002 when the account holds too
+    few units."""
+    authorise(actor, Operation.SHARE_OF_PROCEEDS)
+    tx = await proceeds_of(request).pay(period, kind, body.transferring_account_id,
+                                        body.unit_type)
+    return TransactionView.of(tx)

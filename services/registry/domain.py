@@ -9,28 +9,22 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum, StrEnum
 
-from shared.blocks import UnitBlock, take_quantity
+from shared.blocks import UnitAttributes, UnitBlock, take_quantity
 from shared.codes import (
     CDM_UNIT_TYPES,
     FINAL_STATUSES,
-    HOLDING_ACCOUNT_TYPES,
     NATIONAL_ISSUANCE_UNIT_TYPES,
     AccountType,
     ResponseCode,
+    SupplementaryType,
     TransactionStatus,
     TransactionType,
     UnitType,
 )
 from shared.errors import RuleViolation
+from shared.rules.accounts import AccountSide, Breach, account_rule_breaches
 
 S = TransactionStatus
-
-
-#: CDM accounts that Parties send units to on notices 6, 12 and 13 (protocol.md 2.8).
-CDM_CANCELLATION_ACCOUNT_TYPES = frozenset({
-    AccountType.EXCESS_ISSUANCE_CANCELLATION, AccountType.CCS_NET_REVERSAL_CANCELLATION,
-    AccountType.CCS_NON_SUBMISSION_CANCELLATION,
-})
 
 
 class AccountStatus(StrEnum):
@@ -75,6 +69,11 @@ class Account:
     history: tuple[StatusChange, ...] = ()
 
     @property
+    def side(self) -> AccountSide:
+        """The account as the shared account-type table sees it."""
+        return AccountSide(self.registry, int(self.account_type), self.account_id)
+
+    @property
     def full_identifier(self) -> str:
         return full_account_identifier(
             self.registry, self.account_type, self.account_id, self.commitment_period
@@ -116,18 +115,17 @@ class RegistryProfile:
 
 def check_issuance(profile: RegistryProfile, unit_type: UnitType, account: Account,
                    lulucf_activity: int | None) -> None:
-    """Refuse an issuance this registry may not propose (Decree 684 cl. 8-11, 14)."""
+    """Refuse an issuance this registry may not propose (Decree 684 cl. 8-11, 14): a unit
+    type it does not create (2004), an account the account-type table does not issue
+    into (2004), an RMU without its LULUCF activity (2001), a blocked or closed account
+    (5903, 5906)."""
     if unit_type not in profile.issuable_unit_types:
         raise RuleViolation(
             ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
             f"registry {profile.code} does not issue {unit_type.name}",
         )
-    if account.account_type != profile.issuance_account_type:
-        raise RuleViolation(
-            ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
-            f"units are issued into the {profile.issuance_account_type.name} account, "
-            f"not into account {account.account_id} ({account.account_type.name})",
-        )
+    check_account_types(TransactionType.ISSUANCE, SupplementaryType.NONE, profile.code,
+                        None, account.side, [])
     if unit_type == UnitType.RMU and lulucf_activity is None:
         raise RuleViolation(ResponseCode.MISSING_FIELD, "RMU issuance needs a LULUCF activity")
     check_account_status(account, Side.ACQUIRING)
@@ -174,13 +172,18 @@ def check_account_status(account: Account, side: Side) -> None:
                                   f"{account.status.value}")
 
 
-def check_can_transfer_from(account: Account) -> None:
-    """Only holding accounts give units away; cancelled and retired units stay put."""
-    if account.account_type not in HOLDING_ACCOUNT_TYPES:
-        raise RuleViolation(
-            ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
-            f"units cannot be transferred out of a {account.account_type.name} account",
-        )
+def check_account_types(transaction_type: TransactionType,
+                        supplementary_type: SupplementaryType, registry: str,
+                        transferring: AccountSide | None, acquiring: AccountSide,
+                        units: list[UnitAttributes]) -> None:
+    """Refuse before proposing what the shared account-type table forbids (2004, with the
+    table's reason; ``shared.rules.accounts``): the registry proposes nothing the ITL
+    would refuse for it. ``units`` empty: the accounts only."""
+    breaches = account_rule_breaches(transaction_type, supplementary_type, registry,
+                                     transferring, acquiring, units)
+    if breaches:
+        raise RuleViolation(ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
+                            breaches[0].reason)
 
 
 class AccountAction(StrEnum):
@@ -287,25 +290,20 @@ def check_closable(account: Account, holdings: Sequence[Holding],
                             http_status=409)
 
 
-def acquiring_refusal(account: Account | None, blocks: list[UnitBlock],
-                      transaction_type: TransactionType = TransactionType.EXTERNAL_TRANSFER
-                      ) -> ResponseCode | None:
-    """Why this registry refuses to acquire ``blocks`` into ``account`` (codes 5902-5906).
-
-    Transfers acquire into holding accounts only; cancellation, retirement, replacement
-    and carry-over send units to the government accounts made for them."""
+def acquiring_refusal(account: Account | None, breaches: list[Breach],
+                      blocks: list[UnitBlock]) -> ResponseCode | None:
+    """Why this registry refuses to acquire ``blocks`` into ``account``, or None (codes of
+    protocol.md 3.3, V UK-CHK): 5902 no such account, 5903 or 5906 its status
+    (``account_status_refusal``), the acquiring registry's code of the first breach of
+    the account-type table (5903 for the acquiring account, 5904 for the rest), 5904
+    units of more than one applicable period."""
     if account is None:
         return ResponseCode.ACQUIRING_ACCOUNT_UNKNOWN
     status_refusal = account_status_refusal(account, Side.ACQUIRING)
     if status_refusal is not None:
         return status_refusal
-    transfer = transaction_type in (TransactionType.EXTERNAL_TRANSFER,
-                                    TransactionType.INTERNAL_TRANSFER)
-    receives = HOLDING_ACCOUNT_TYPES | (CDM_CANCELLATION_ACCOUNT_TYPES
-                                        if transaction_type == TransactionType.EXTERNAL_TRANSFER
-                                        else frozenset())
-    if transfer and account.account_type not in receives:
-        return ResponseCode.ACQUIRING_ACCOUNT_NOT_ELIGIBLE
+    if breaches:
+        return breaches[0].acquiring_registry_code
     periods = {b.attributes.applicable_commitment_period for b in blocks}
     if len(periods) > 1:
         return ResponseCode.INCONSISTENT_WITH_POLICY

@@ -4,7 +4,7 @@ load, call the domain, store, emit. Each runs in one store transaction."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
@@ -32,7 +32,7 @@ from services.registry.domain import (
     acquiring_refusal,
     change_status,
     check_account_status,
-    check_can_transfer_from,
+    check_account_types,
     check_closable,
     check_issuance,
     choose_blocks,
@@ -48,6 +48,7 @@ from shared.codes import (
     MessageType,
     NoticeType,
     ResponseCode,
+    SupplementaryType,
     TransactionStatus,
     TransactionType,
     UnitType,
@@ -71,6 +72,14 @@ from shared.contracts import (
 )
 from shared.errors import NotFound, RuleViolation
 from shared.logs import log_event
+from shared.rules.accounts import (
+    AccountSide,
+    Breach,
+    account_rule_breaches,
+    rule_for,
+    supplementary_type_of,
+)
+from shared.rules.periods import true_up_ended
 from shared.service import Runtime
 from shared.store import Document, Session, next_sequence
 from shared.store.unit_blocks import Holder, block_to_doc, doc_to_block
@@ -122,6 +131,8 @@ class TransferUnits:
     track: int | None = None
     new_expiry_date: date | None = None
     replaced_blocks: tuple[UnitBlock, ...] = ()
+    #: None: read from what the transaction does (``supplementary_type_of``).
+    supplementary_type: SupplementaryType | None = None
 
     def kind(self, registry: str) -> TransactionType:
         if self.transaction_type is not None:
@@ -135,11 +146,14 @@ class RegistryService:
     """The registry's use cases over its store and the ITL."""
 
     def __init__(self, runtime: Runtime, store: RegistryStore, profile: RegistryProfile,
-                 outstanding_after: timedelta = timedelta(hours=1)) -> None:
+                 outstanding_after: timedelta = timedelta(hours=1),
+                 true_up_ends: Mapping[int, date] | None = None) -> None:
         self.runtime = runtime
         self.store = store
         self.profile = profile
         self.outstanding_after = outstanding_after
+        #: Last day of each period's true-up: carry-over only after it (4015).
+        self.true_up_ends = dict(true_up_ends or {})
         self.code = profile.code
         self.final_status_hooks: list[FinalStatusHook] = []
         #: Run once at start-up after the registry's own indexes exist.
@@ -241,7 +255,6 @@ class RegistryService:
         requested type and period are taken.
         """
         source = await self.require_account(command.transferring_account_id, session)
-        check_can_transfer_from(source)
         await self._admit(source, Side.TRANSFERRING, session)
         if source.account_id in self.locked_accounts:
             raise RuleViolation(ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
@@ -252,43 +265,27 @@ class RegistryService:
             account_id=command.acquiring_account_id,
         )
         transaction_type = command.kind(self.code)
+        supplementary = command.supplementary_type or supplementary_type_of(
+            transaction_type, acquiring.registry, acquiring.account_type, {command.unit_type})
+        target = _side(acquiring)
+        check_account_types(transaction_type, supplementary, self.code, source.side, target, [])
         if command.acquiring_registry == self.code:
-            await self._check_internal_target(source, acquiring, session, transaction_type)
+            await self._check_internal_target(acquiring, session)
+        rule = rule_for(transaction_type, supplementary, source.account_type, self.code)
+        in_place = rule is not None and rule.keeps_units_in_place
         if blocks is None:
-            today = self.runtime.clock.now().date().isoformat()
-            held = await self.store.units.held(
-                {
-                    "registry": self.code,
-                    "account_id": source.account_id,
-                    "unit_type": int(command.unit_type),
-                    "applicable_cp": command.commitment_period,
-                    "reserved_by": None,
-                    # expired tCERs/lCERs can no longer move (3007): never chosen
-                    "$or": [{"expiry_date": None}, {"expiry_date": {"$gte": today}}],
-                },
-                session,
-            )
-            try:
-                blocks = choose_blocks([doc_to_block(d) for d in held], command.quantity,
-                                       source, command.unit_type)
-            except RuleViolation:
-                expired = await self.store.units.sum_units({
-                    "registry": self.code, "account_id": source.account_id,
-                    "unit_type": int(command.unit_type), "reserved_by": None,
-                    "expiry_date": {"$ne": None, "$lt": today}}, session)
-                if expired:
-                    raise RuleViolation(
-                        ResponseCode.UNIT_EXPIRED,
-                        f"account {source.account_id} holds {expired} "
-                        f"{command.unit_type.name} units that have expired") from None
-                raise
+            blocks = await self._choose(source, command, session)
         else:
             refusals = await self.store.units.check_reservable(
-                blocks, _holder(source), "", session)
+                blocks, _holder(source), "", session, in_place=in_place)
             if refusals:
                 raise RuleViolation(refusals[0].code, f"block {refusals[0].block.serials} of "
                                     f"account {source.account_id}: "
                                     f"{RESPONSE_TEXT[refusals[0].code]}")
+        check_account_types(transaction_type, supplementary, self.code, source.side, target,
+                            [b.attributes for b in blocks])
+        if transaction_type == TransactionType.CARRY_OVER:
+            self._check_true_up_ended(blocks)
         transaction_id = await self.store.next_transaction_id(session)
         await self.store.units.reserve(blocks, transaction_id, session, int(transaction_type))
         if command.replaced_blocks:
@@ -299,9 +296,52 @@ class RegistryService:
             extra={"notification_id": command.notification_id,
                    "project_id": command.project_id, "track": command.track,
                    "new_expiry_date": command.new_expiry_date,
-                   "replaced_blocks": [block_to_wire(b) for b in command.replaced_blocks]},
+                   "replaced_blocks": [block_to_wire(b) for b in command.replaced_blocks],
+                   "supp_transaction_type": supplementary},
             decision_id=command.decision_id,
         )
+
+    async def _choose(self, source: Account, command: TransferUnits,
+                      session: Session) -> list[UnitBlock]:
+        """The lowest serials of the requested type and period that can move: never
+        expired tCERs/lCERs (3007), nothing reserved (3002 when too few)."""
+        today = self.runtime.clock.now().date().isoformat()
+        held = await self.store.units.held(
+            {
+                "registry": self.code,
+                "account_id": source.account_id,
+                "unit_type": int(command.unit_type),
+                "applicable_cp": command.commitment_period,
+                "reserved_by": None,
+                "$or": [{"expiry_date": None}, {"expiry_date": {"$gte": today}}],
+            },
+            session,
+        )
+        try:
+            return choose_blocks([doc_to_block(d) for d in held], command.quantity,
+                                 source, command.unit_type)
+        except RuleViolation:
+            expired = await self.store.units.sum_units({
+                "registry": self.code, "account_id": source.account_id,
+                "unit_type": int(command.unit_type), "reserved_by": None,
+                "expiry_date": {"$ne": None, "$lt": today}}, session)
+            if expired:
+                raise RuleViolation(
+                    ResponseCode.UNIT_EXPIRED,
+                    f"account {source.account_id} holds {expired} "
+                    f"{command.unit_type.name} units that have expired") from None
+            raise
+
+    def _check_true_up_ended(self, blocks: list[UnitBlock]) -> None:
+        """Carry-over only after the true-up period of the units' period (4015)."""
+        today = self.runtime.clock.now().date()
+        for period in sorted({b.attributes.applicable_commitment_period for b in blocks}):
+            if not true_up_ended(period, today, self.true_up_ends):
+                raise RuleViolation(
+                    ResponseCode.TRUE_UP_PERIOD_NOT_ENDED,
+                    f"units of period {period} are carried over only after the additional "
+                    f"period for fulfilling commitments ends "
+                    f"({self.true_up_ends.get(period, 'not configured')})")
 
     async def _reserve_replaced(self, blocks: list[UnitBlock], transaction_id: str,
                                 session: Session) -> None:
@@ -320,25 +360,19 @@ class RegistryService:
 
         return await self.runtime.commit(work)
 
-    async def _check_internal_target(self, source: Account, acquiring: AccountRef,
-                                     session: Session,
-                                     transaction_type: TransactionType) -> None:
+    async def _check_internal_target(self, acquiring: AccountRef, session: Session) -> None:
+        """The acquiring account of a transaction inside this registry exists with that
+        type and its status admits units (5902, 5903, 5906)."""
         target = await self.store.account(acquiring.account_id, session)
         if target is not None and target.account_type != acquiring.account_type:
             target = None
-        refusal = acquiring_refusal(target, [], transaction_type)
+        refusal = acquiring_refusal(target, [], [])
         if refusal is not None:
             raise RuleViolation(
                 refusal, f"{RESPONSE_TEXT[refusal]}: {self.code}-{int(acquiring.account_type)}"
                 f"-{acquiring.account_id}"
             )
         await self._admit(target, Side.ACQUIRING, session)
-        same_account_types = (TransactionType.CONVERSION, TransactionType.CARRY_OVER,
-                              TransactionType.EXPIRY_DATE_CHANGE)
-        if (target is not None and target.account_id == source.account_id
-                and transaction_type not in same_account_types):
-            raise RuleViolation(ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
-                                "transferring and acquiring account are the same")
 
     async def _submit(self, session: Session, transaction_id: str,
                       transaction_type: TransactionType, transferring: AccountRef | None,
@@ -452,7 +486,7 @@ class RegistryService:
                 target = await self.store.account(payload.acquiring.account_id, session)
                 if target is not None and target.account_type != payload.acquiring.account_type:
                     target = None
-            refusal = acquiring_refusal(target, blocks)
+            refusal = acquiring_refusal(target, _breaches(payload), blocks)
             doc = _transaction_doc(payload, Direction.INBOUND, now, None)
             await self.store.insert_transaction(doc, session)
             if refusal is None:
@@ -539,6 +573,24 @@ class RegistryService:
         log_event(log, "transaction_status_changed", transaction_id=transaction_id,
                   status=int(status), status_name=status.name,
                   response_codes=[r["response_code"] for r in results])
+
+
+def _side(ref: AccountRef) -> AccountSide:
+    return AccountSide(ref.registry, int(ref.account_type), ref.account_id)
+
+
+def _breaches(proposal: ProposalForwarded) -> list[Breach]:
+    """How a forwarded proposal breaks the account-type table, as the acquiring registry
+    reads it (its supplementary type carried or read from what it does)."""
+    blocks = [block_from_wire(b) for b in proposal.blocks]
+    supplementary = proposal.supp_transaction_type or supplementary_type_of(
+        proposal.transaction_type, proposal.acquiring.registry, proposal.acquiring.account_type,
+        {b.attributes.unit_type for b in blocks})
+    transferring = _side(proposal.transferring) if proposal.transferring else None
+    proposer = (proposal.transferring or proposal.acquiring).registry
+    return account_rule_breaches(proposal.transaction_type, supplementary, proposer,
+                                 transferring, _side(proposal.acquiring),
+                                 [b.attributes for b in blocks])
 
 
 def _ref(account: Account) -> AccountRef:

@@ -15,6 +15,7 @@ from services.registry.handlers import DecisionDesk, Operations, RegistryService
 from services.registry.messaging import make_dispatch
 from services.registry.operations_api import router as operations_router
 from services.registry.permissions import Forbidden
+from services.registry.proceeds import ShareOfProceeds
 from services.registry.store import RegistryStore
 from shared.codes import CDM_CODE, ITL_CODE, MessageType
 from shared.service import Runtime, build_app, serve
@@ -28,7 +29,8 @@ def create_registry(settings: RegistrySettings, code: str, title: str,
     store = RegistryStore(runtime.db, code)
     profile = RegistryProfile(code=code, is_cdm=code == CDM_CODE)
     service = RegistryService(runtime, store, profile,
-                              timedelta(minutes=settings.outstanding_after_minutes))
+                              timedelta(minutes=settings.outstanding_after_minutes),
+                              settings.true_up_period_ends)
     runtime.on_due(service.query_outstanding)
 
     async def on_start() -> None:
@@ -47,6 +49,7 @@ def create_registry(settings: RegistrySettings, code: str, title: str,
     app.state.settings = settings
     app.state.decisions = desk
     app.state.operations = Operations(service, desk)
+    app.state.proceeds = None if profile.is_cdm else ShareOfProceeds(service)
     app.include_router(router)
     app.include_router(operations_router)
 

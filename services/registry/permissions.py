@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from services.registry.domain import Account
 from shared.codes import AccountType, UnitType
+from shared.rules.accounts import NON_GOVERNMENT_ACCOUNT_TYPES
 
 ERU_TYPES = frozenset({UnitType.ERU_FROM_AAU, UnitType.ERU_FROM_RMU})
 
@@ -42,6 +43,7 @@ class Operation(StrEnum):
     CLOSE_ACCOUNT = "close an account"
     EFFORT_SHARING = "keep the effort-sharing ledger"
     SURRENDER = "surrender of credits"
+    SHARE_OF_PROCEEDS = "payment of the share of proceeds"
 
 
 class Forbidden(Exception):
@@ -92,15 +94,20 @@ OPERATOR_OPERATIONS = frozenset({
     Operation.CLOSE_ACCOUNT, Operation.ISSUANCE, Operation.CONVERSION,
     Operation.WITHDRAWAL, Operation.EXPIRY_DATE_CHANGE, Operation.CANCELLATION,
     Operation.CARRY_OVER, Operation.RETIREMENT, Operation.REPLACEMENT,
-    Operation.EFFORT_SHARING,
+    Operation.EFFORT_SHARING, Operation.SHARE_OF_PROCEEDS,
 })
 #: Decisions are the authorised body's (cl. 10, 12, 14, 16, 22, 24, 27).
 AUTHORISED_BODY_OPERATIONS = frozenset({Operation.RECORD_DECISION, Operation.REVISE_DECISION})
 
 
+#: Accounts a private holder instructs (non-government in the DES account-type table,
+#: protocol.md 2.7); the CDM Executive Board's pending account is the registry's own.
+HOLDER_ACCOUNT_TYPES = NON_GOVERNMENT_ACCOUNT_TYPES - {AccountType.PENDING}
+
+
 def account_acts_through_operator(account: Account) -> bool:
     """Government accounts have no private holder: the operator instructs for the State."""
-    return account.account_type != AccountType.PERSON_HOLDING
+    return account.account_type not in HOLDER_ACCOUNT_TYPES
 
 
 def authorise(actor: Actor, operation: Operation, account: Account | None = None,

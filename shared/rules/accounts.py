@@ -54,6 +54,9 @@ REPLACEMENT_ACCOUNT_TYPES = frozenset({
     A.TCER_REPLACEMENT_EXPIRY, A.LCER_REPLACEMENT_EXPIRY, A.LCER_REPLACEMENT_REVERSAL,
     A.LCER_REPLACEMENT_NON_SUBMISSION,
 })
+#: The CDM registry's Adaptation Fund account that receives the share of proceeds,
+#: CDM-100-1100 (V UK-CDMACC, protocol.md 2.1).
+ADAPTATION_FUND_ACCOUNT = (CDM_CODE, A.PARTY_HOLDING, 1100)
 #: The CDM registry's cancellation accounts that Parties send units to on notices 6, 12
 #: and 13 (protocol.md 2.8).
 CDM_CANCELLATION_ACCOUNT_TYPES = frozenset({
@@ -277,6 +280,12 @@ class Breach:
                 else ResponseCode.INCONSISTENT_WITH_POLICY)
 
 
+def _a(kind: TransferKind) -> str:
+    """The kind with its indefinite article, for reasons an operator reads."""
+    name = kind.value
+    return f"{'an' if name[0].lower() in 'aeiou' else 'a'} {name}"
+
+
 def _names(types: Iterable[int]) -> str:
     return ", ".join(f"{int(t)}" for t in sorted(types)) or "none"
 
@@ -297,14 +306,14 @@ def account_rule_breaches(
     transferring_type = transferring.account_type if transferring else None
     rule = rule_for(transaction_type, supplementary_type, transferring_type,
                     proposing_registry)
-    what = f"{transaction_type.name.lower().replace('_', ' ')}"
+    what = transaction_type.name.lower().replace("_", " ")
     if supplementary_type != S.NONE:
         what += f" of supplementary type {int(supplementary_type)}"
     if rule is None:
         if transferring_type == A.PREVIOUS_PERIOD_SURPLUS_RESERVE:
             return [Breach(Side.TRANSFERRING,
                            f"units leave a previous period surplus reserve (130) only into "
-                           f"another Party's reserve or to retirement, not by a {what}")]
+                           f"another Party's reserve or to retirement, not by {what}")]
         return [Breach(Side.TRANSACTION, f"no {what} exists")]
     found = _account_breaches(rule, proposing_registry, transferring, acquiring)
     found += _unit_breaches(rule, units)
@@ -315,21 +324,21 @@ def _account_breaches(rule: AccountRule, proposing_registry: str,
                       transferring: AccountSide | None, acquiring: AccountSide
                       ) -> list[Breach]:
     found: list[Breach] = []
-    kind = rule.kind.value
+    kind = _a(rule.kind)
     if not rule.transferring and transferring is not None:
-        found.append(Breach(Side.TRANSFERRING, f"a {kind} has no transferring account"))
+        found.append(Breach(Side.TRANSFERRING, f"{kind} has no transferring account"))
     if rule.transferring:
         if transferring is None:
-            found.append(Breach(Side.TRANSFERRING, f"a {kind} needs a transferring account"))
+            found.append(Breach(Side.TRANSFERRING, f"{kind} needs a transferring account"))
         elif transferring.account_type not in rule.transferring:
             found.append(Breach(
                 Side.TRANSFERRING,
-                f"a {kind} takes units from account types {_names(rule.transferring)}, not "
+                f"{kind} takes units from account types {_names(rule.transferring)}, not "
                 f"from {transferring.account_type}"))
     if acquiring.account_type not in rule.acquiring:
         found.append(Breach(
             Side.ACQUIRING,
-            f"a {kind} sends units to account types {_names(rule.acquiring)}, not to "
+            f"{kind} sends units to account types {_names(rule.acquiring)}, not to "
             f"{acquiring.account_type}"))
     found += _destination_breaches(rule, proposing_registry, transferring, acquiring)
     return found
@@ -338,7 +347,7 @@ def _account_breaches(rule: AccountRule, proposing_registry: str,
 def _destination_breaches(rule: AccountRule, proposing_registry: str,
                           transferring: AccountSide | None, acquiring: AccountSide
                           ) -> list[Breach]:
-    kind, where = rule.kind.value, rule.destination.value
+    kind, where = _a(rule.kind), rule.destination.value
     same_registry = acquiring.registry == proposing_registry
     wrong = {
         D.SAME_ACCOUNT: transferring is not None and transferring != acquiring,
@@ -348,22 +357,22 @@ def _destination_breaches(rule: AccountRule, proposing_registry: str,
         D.CDM_REGISTRY: acquiring.registry != CDM_CODE,
     }[rule.destination]
     if wrong:
-        return [Breach(Side.ACQUIRING, f"a {kind} sends units to {where}")]
+        return [Breach(Side.ACQUIRING, f"{kind} sends units to {where}")]
     return []
 
 
 def _unit_breaches(rule: AccountRule, units: Iterable[UnitAttributes]) -> list[Breach]:
     found: list[Breach] = []
-    kind = rule.kind.value
+    kind = _a(rule.kind)
     for attributes in {_unit_key(a) for a in units}:
         unit_type, original, applicable = attributes
         if unit_type not in rule.unit_types:
-            found.append(Breach(Side.UNITS, f"a {kind} cannot take {unit_type.name} units"))
+            found.append(Breach(Side.UNITS, f"{kind} cannot take {unit_type.name} units"))
         if rule.original_periods is not None and original not in rule.original_periods:
-            found.append(Breach(Side.UNITS, f"a {kind} takes units issued for period "
+            found.append(Breach(Side.UNITS, f"{kind} takes units issued for period "
                                 f"{_names(rule.original_periods)}, not {original}"))
         if rule.applicable_periods is not None and applicable not in rule.applicable_periods:
-            found.append(Breach(Side.UNITS, f"a {kind} takes units valid for period "
+            found.append(Breach(Side.UNITS, f"{kind} takes units valid for period "
                                 f"{_names(rule.applicable_periods)}, not {applicable}"))
     return sorted(found, key=lambda b: b.reason)
 

@@ -47,7 +47,29 @@ def test_tcers_expire_at_the_end_of_the_next_period_and_lcers_with_the_crediting
     forest = Project("CDM-4", "Forest", "BR", afforestation_reforestation=True,
                      crediting_period_end=date(2032, 5, 31))
     assert expiry_of(forest, UnitType.TCER, 1, None) == date(2020, 12, 31)
-    assert expiry_of(forest, UnitType.TCER, 2, None) is None  # no third period simulated
+    assert expiry_of(forest, UnitType.TCER, 2, None) == date(2030, 12, 31)
+    assert expiry_of(forest, UnitType.TCER, 1, date(2020, 12, 31)) == date(2020, 12, 31)
     assert expiry_of(forest, UnitType.LCER, 2, None) == date(2032, 5, 31)
-    assert expiry_of(forest, UnitType.TCER, 1, date(2015, 1, 1)) == date(2015, 1, 1)
+    assert expiry_of(forest, UnitType.LCER, 2, date(2032, 5, 31)) == date(2032, 5, 31)
     assert expiry_of(forest, UnitType.CER, 1, None) is None
+
+
+@pytest.mark.parametrize(("unit_type", "requested"), [
+    (UnitType.TCER, date(2020, 12, 30)), (UnitType.TCER, date(2021, 1, 1)),
+    (UnitType.LCER, date(2032, 5, 30)), (UnitType.LCER, date(2032, 6, 1)),
+])
+def test_an_expiry_date_that_contradicts_the_rule_is_refused_with_4012(
+    unit_type: UnitType, requested: date
+) -> None:
+    forest = Project("CDM-4", "Forest", "BR", afforestation_reforestation=True,
+                     crediting_period_end=date(2032, 5, 31))
+    period = 1 if unit_type == UnitType.TCER else 2
+    with pytest.raises(RuleViolation) as exc:
+        expiry_of(forest, unit_type, period, requested)
+    assert exc.value.code == ResponseCode.EXPIRY_DATE_CONTRADICTS_RULE
+
+
+def test_lcers_need_the_projects_crediting_period() -> None:
+    with pytest.raises(RuleViolation) as exc:
+        expiry_of(FOREST, UnitType.LCER, 2, date(2032, 5, 31))
+    assert exc.value.code == ResponseCode.MISSING_FIELD

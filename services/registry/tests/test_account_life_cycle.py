@@ -27,8 +27,9 @@ from services.registry.domain import (
     closure_refusals,
 )
 from shared.blocks import SerialRange, UnitAttributes, UnitBlock
-from shared.codes import AccountType, ResponseCode, TransactionType, UnitType
+from shared.codes import AccountType, ResponseCode, SupplementaryType, TransactionType, UnitType
 from shared.errors import RuleViolation
+from shared.rules.accounts import account_rule_breaches
 
 A = AccountStatus
 R = ResponseCode
@@ -80,13 +81,14 @@ def test_the_acquiring_registry_refuses_a_blocked_or_closed_account_for_every_ty
 ) -> None:
     """The forwarded-proposal answer and the internal-target check share the status rule,
     and it comes before the account-type rules."""
-    assert acquiring_refusal(with_status(PERSON, status), AAU, transaction_type) == code
-    assert acquiring_refusal(with_status(PARTY, status), AAU, transaction_type) == code
+    breaches = account_rule_breaches(transaction_type, SupplementaryType.NONE, "KZ",
+                                     None, PERSON.side, [])
+    assert acquiring_refusal(with_status(PERSON, status), breaches, AAU) == code
+    assert acquiring_refusal(with_status(PARTY, status), breaches, AAU) == code
 
 
 def test_an_open_person_account_acquires_transferred_units() -> None:
-    assert acquiring_refusal(PERSON, AAU, TransactionType.INTERNAL_TRANSFER) is None
-    assert acquiring_refusal(PERSON, AAU, TransactionType.EXTERNAL_TRANSFER) is None
+    assert acquiring_refusal(PERSON, [], AAU) is None
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from services.registry.domain import (
     Reaction,
     RegistryProfile,
     acquiring_refusal,
-    check_can_transfer_from,
+    check_account_types,
     check_issuance,
     choose_blocks,
     fixed_accounts,
@@ -19,8 +19,16 @@ from services.registry.domain import (
     react_to_itl_status,
 )
 from shared.blocks import SerialRange, UnitAttributes, UnitBlock
-from shared.codes import AccountType, ResponseCode, TransactionStatus, TransactionType, UnitType
+from shared.codes import (
+    AccountType,
+    ResponseCode,
+    SupplementaryType,
+    TransactionStatus,
+    TransactionType,
+    UnitType,
+)
 from shared.errors import RuleViolation
+from shared.rules.accounts import AccountSide, account_rule_breaches
 
 S = TransactionStatus
 T = TransactionType
@@ -74,26 +82,37 @@ def test_the_cdm_registry_issues_cers_into_its_pending_account_only() -> None:
         check_issuance(CDM, UnitType.AAU, pending, None)
 
 
-def test_units_cannot_leave_a_retirement_account() -> None:
-    with pytest.raises(RuleViolation) as exc:
-        check_can_transfer_from(RETIREMENT)
+def test_units_cannot_leave_a_retirement_account_by_transfer() -> None:
+    with pytest.raises(RuleViolation, match="takes units from account types") as exc:
+        check_account_types(T.INTERNAL_TRANSFER, SupplementaryType.NONE, "KZ",
+                            RETIREMENT.side, PERSON.side, [])
     assert code_of(exc) == ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED
-    check_can_transfer_from(PERSON)
+    check_account_types(T.INTERNAL_TRANSFER, SupplementaryType.NONE, "KZ", PARTY.side,
+                        PERSON.side, [])
 
 
-def test_acquiring_checks_give_5902_5903_5906() -> None:
+def test_acquiring_checks_give_5902_5903_5904_5906() -> None:
     aau = [UnitBlock(UnitAttributes("KZ", UnitType.AAU, 2, 2), SerialRange(1, 5))]
-    assert acquiring_refusal(None, aau) == ResponseCode.ACQUIRING_ACCOUNT_UNKNOWN
+    assert acquiring_refusal(None, [], aau) == ResponseCode.ACQUIRING_ACCOUNT_UNKNOWN
     closed = Account("JP", AccountType.PERSON_HOLDING, 1001, "x", 2, AccountStatus.CLOSED)
-    assert acquiring_refusal(closed, aau) == ResponseCode.ACQUIRING_ACCOUNT_CLOSED
-    assert acquiring_refusal(RETIREMENT, aau) == ResponseCode.ACQUIRING_ACCOUNT_NOT_ELIGIBLE
-    assert acquiring_refusal(PERSON, aau) is None
+    assert acquiring_refusal(closed, [], aau) == ResponseCode.ACQUIRING_ACCOUNT_CLOSED
+    into_retirement = account_rule_breaches(T.EXTERNAL_TRANSFER, SupplementaryType.NONE,
+                                            "CH", AccountSide("CH", 100, 1), RETIREMENT.side,
+                                            [a.attributes for a in aau])
+    assert acquiring_refusal(RETIREMENT, into_retirement, aau) == \
+        ResponseCode.ACQUIRING_ACCOUNT_NOT_ELIGIBLE
+    from_reserve = account_rule_breaches(T.EXTERNAL_TRANSFER, SupplementaryType.NONE, "CH",
+                                         AccountSide("CH", 130, 4), PERSON.side,
+                                         [a.attributes for a in aau])
+    assert acquiring_refusal(PERSON, from_reserve, aau) in (
+        ResponseCode.ACQUIRING_ACCOUNT_NOT_ELIGIBLE, ResponseCode.INCONSISTENT_WITH_POLICY)
+    assert acquiring_refusal(PERSON, [], aau) is None
 
 
 def test_blocks_of_two_applicable_periods_are_inconsistent_with_policy_5904() -> None:
     mixed = [UnitBlock(UnitAttributes("KZ", UnitType.AAU, 1, 1), SerialRange(1, 5)),
              UnitBlock(UnitAttributes("KZ", UnitType.AAU, 2, 2), SerialRange(6, 9))]
-    assert acquiring_refusal(PERSON, mixed) == ResponseCode.INCONSISTENT_WITH_POLICY
+    assert acquiring_refusal(PERSON, [], mixed) == ResponseCode.INCONSISTENT_WITH_POLICY
 
 
 def test_choosing_more_units_than_held_is_refused_with_3002_naming_the_holding() -> None:
