@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from deploy.local.stack import ROOT, LocalStack, stop_detached
+from deploy.local.stack import DEFAULT_REGISTRIES, ROOT, LocalStack, stop_detached
 
 WORKDIR = ROOT / "var" / "stack"
 
@@ -14,8 +14,9 @@ WORKDIR = ROOT / "var" / "stack"
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.local")
     parser.add_argument("command", choices=["up", "down", "status"])
-    parser.add_argument("--registries", default="KZ,JP",
-                        help="comma-separated Party codes (default KZ,JP)")
+    parser.add_argument("--registries", default=",".join(DEFAULT_REGISTRIES),
+                        help="comma-separated Party codes (default "
+                             f"{','.join(DEFAULT_REGISTRIES)})")
     parser.add_argument("--base-port", type=int, default=8100,
                         help="ITL on this port, registries next, then CDM; store on +99")
     args = parser.parse_args()

@@ -121,6 +121,12 @@ class StackClient:
             self.wait_final(view["acquiring"]["registry"].lower(), transaction_id, timeout)
         return view
 
+    def settle_share_of_proceeds(self, registry: str, timeout: float = 60.0) -> list[Any]:
+        """Wait until every share-of-proceeds transfer ``registry`` has proposed is final
+        in the registry, the ITL and the CDM registry; returns their views."""
+        rows = self.ok(registry, "GET", "/share-of-proceeds")
+        return [self.settle(registry, t, timeout) for row in rows for t in row["transactions"]]
+
     def holdings(self, registry: str, account_id: int) -> Any:
         return self.ok(registry, "GET", f"/accounts/{account_id}/holdings")
 

@@ -22,6 +22,9 @@ import httpx
 from shared.testing.infra import StoreServer, amqp_url, free_port, start_store, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
+#: Kazakhstan; Switzerland, a Party with a second-period commitment to trade with; and
+#: Japan, a Party without one (protocol.md 4.4).
+DEFAULT_REGISTRIES = ("KZ", "CH", "JP")
 
 
 @dataclass
@@ -44,7 +47,7 @@ class LocalStack:
     """The full stack on this machine."""
 
     workdir: Path
-    registries: tuple[str, ...] = ("KZ", "JP")
+    registries: tuple[str, ...] = DEFAULT_REGISTRIES
     namespace: str = ""
     storage: str = ":memory:"
     base_port: int | None = None

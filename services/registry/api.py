@@ -323,6 +323,10 @@ class TransactionView(BaseModel):
     blocks: list[BlockView]
     replaced_blocks: list[BlockView] = Field(
         default_factory=list, description="replacement: the tCER/lCER blocks replaced")
+    supplementary_type: int = Field(
+        default=0, description="the kind within the type (protocol.md 2.6): 47 and 49 share "
+                               "of proceeds, 45 Art. 3.7ter, 48 mandatory cancellation, 38/39 "
+                               "carry-over")
     notification_id: int | None = None
     decision_id: str | None = None
     reference: str | None
@@ -353,6 +357,7 @@ class TransactionView(BaseModel):
             blocks=[BlockView.of(b) for b in doc["blocks"]],
             replaced_blocks=[BlockView.wire(b) for b in
                              doc.get("proposal", {}).get("replaced_blocks", [])],
+            supplementary_type=doc.get("proposal", {}).get("supp_transaction_type") or 0,
             notification_id=doc.get("proposal", {}).get("notification_id"),
             decision_id=doc.get("decision_id"),
             reference=doc.get("reference"),

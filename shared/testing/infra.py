@@ -138,7 +138,7 @@ class Namespace:
     """Broker names used by one test or stack, deleted again at the end."""
 
     prefix: str = field(default_factory=new_namespace)
-    codes: set[str] = field(default_factory=lambda: {"ITL", "KZ", "JP", "CDM", "DE", "FR"})
+    codes: set[str] = field(default_factory=lambda: {"ITL", "KZ", "CH", "JP", "CDM", "DE", "FR"})
 
     async def delete(self, url: str) -> None:
         connection = await aio_pika.connect(url)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from deploy.local.client import StackClient
-from deploy.local.stack import LocalStack
+from deploy.local.stack import DEFAULT_REGISTRIES, LocalStack
 from shared.testing.infra import Namespace, amqp_url, check_broker
 
 
@@ -17,13 +17,13 @@ from shared.testing.infra import Namespace, amqp_url, check_broker
 def stack(request: pytest.FixtureRequest,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """A fresh stack (store, ITL, the registries, CDM) for one test module. A module may
-    set ``REGISTRIES`` (default KZ and JP), ``REGISTRY_ENV`` (extra environment per
+    set ``REGISTRIES`` (default KZ, CH and JP), ``REGISTRY_ENV`` (extra environment per
     registry) and ``CLOCK_START`` (the simulation clock's start)."""
     asyncio.run(check_broker(amqp_url()))
     namespace = Namespace()
     workdir: Path = tmp_path_factory.mktemp("stack")
     local = LocalStack(workdir=workdir,
-                       registries=getattr(request.module, "REGISTRIES", ("KZ", "JP")),
+                       registries=getattr(request.module, "REGISTRIES", DEFAULT_REGISTRIES),
                        namespace=namespace.prefix,
                        registry_env=getattr(request.module, "REGISTRY_ENV", {}),
                        clock_start=getattr(request.module, "CLOCK_START", None))

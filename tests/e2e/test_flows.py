@@ -1,4 +1,5 @@
-"""Flows a-e through every real process: ITL, KZ, JP and CDM over RabbitMQ and the store."""
+"""Flows a-e through every real process: ITL, KZ, CH (a Party with a second-period
+commitment) and CDM over RabbitMQ and the store."""
 
 from __future__ import annotations
 
@@ -25,9 +26,9 @@ def kz_with_aaus(client: StackClient) -> dict[str, Any]:
     final = client.settle("kz", proposed["transaction_id"])
     alice = client.open_account("kz", "Alice Energy LLP")
     bob = client.open_account("kz", "Bob Cement JSC")
-    hiro = client.open_account("jp", "Hiroshima Power KK")
+    zora = client.open_account("ch", "Zurich Power AG")
     return {"issuance": final, "alice": alice["account_id"], "bob": bob["account_id"],
-            "hiro": hiro["account_id"]}
+            "zora": zora["account_id"]}
 
 
 def itl_units(client: StackClient, registry: str) -> dict[tuple[int, str], int]:
@@ -96,28 +97,45 @@ def test_b_internal_transfer_splits_blocks_and_merging_restores_them(
     assert itl_units(client, "KZ") == registry_units(client, "KZ")
 
 
-def test_c_external_transfer_kz_to_jp_is_accepted_and_all_three_books_agree(
+def test_c_external_transfer_kz_to_ch_is_accepted_and_all_three_books_agree(
     client: StackClient, kz_with_aaus: dict[str, Any]
 ) -> None:
-    hiro = kz_with_aaus["hiro"]
+    zora = kz_with_aaus["zora"]
     party_before = client.units_held("kz", PARTY_HOLDING, "AAU")
-    response = client.transfer("kz", PARTY_HOLDING, hiro, "AAU", 3000, target_registry="JP")
+    response = client.transfer("kz", PARTY_HOLDING, zora, "AAU", 3000, target_registry="CH")
     assert response.status_code == 202, response.text
     transaction_id = response.json()["transaction_id"]
     kz_view = client.settle("kz", transaction_id)
     assert kz_view["status_name"] == "COMPLETED"
     assert [h["status"] for h in kz_view["history"]] == [1, 8, 4]
-    jp_view = client.wait_final("jp", transaction_id)
-    assert jp_view["direction"] == "inbound"
-    assert [h["status"] for h in jp_view["history"]] == [1, 8, 4]
+    ch_view = client.wait_final("ch", transaction_id)
+    assert ch_view["direction"] == "inbound"
+    assert [h["status"] for h in ch_view["history"]] == [1, 8, 4]
     assert client.itl_transaction(transaction_id)["status"] == 4
 
-    assert client.units_held("kz", PARTY_HOLDING, "AAU") == party_before - 3000
-    jp_blocks = client.holdings("jp", hiro)["blocks"]
-    assert sum(b["quantity"] for b in jp_blocks) == 3000
-    assert {b["originating_registry"] for b in jp_blocks} == {"KZ"}
+    # the first international transfer of period-2 AAUs owes 2 % to the Adaptation Fund
+    (share,) = poll(lambda: client.ok("kz", "GET", "/share-of-proceeds"),
+                    lambda rows: bool(rows) and bool(rows[0]["transactions"]),
+                    "share of proceeds levied")
+    assert (share["kind"], share["transferred"], share["due"], share["contributed"]) == (
+        "first_international_transfers_of_aau", 3000, 60, 60)
+    (sop_id,) = share["transactions"]
+    sop = client.settle("kz", sop_id)
+    assert sop["status_name"] == "COMPLETED"
+    assert sop["supplementary_type"] == 47
+    assert (sop["acquiring"]["registry"], sop["acquiring"]["account_id"]) == ("CDM", 1100)
+    assert client.units_held("cdm", 1100, "AAU") == 60
+
+    assert client.units_held("kz", PARTY_HOLDING, "AAU") == party_before - 3000 - 60
+    ch_blocks = client.holdings("ch", zora)["blocks"]
+    assert sum(b["quantity"] for b in ch_blocks) == 3000
+    assert {b["originating_registry"] for b in ch_blocks} == {"KZ"}
     assert itl_units(client, "KZ") == registry_units(client, "KZ")
-    assert itl_units(client, "JP") == registry_units(client, "JP")
+    assert itl_units(client, "CH") == registry_units(client, "CH")
+    assert itl_units(client, "CDM") == registry_units(client, "CDM")
+    reported = client.ok("itl", "GET", "/parties/KZ/periods/2")["share_of_proceeds"]
+    assert reported["first_international_transfers_of_aau"] == {
+        "transferred": 3000, "due": 60, "contributed": 60, "owed": 0}
 
 
 def test_d_transfer_of_more_units_than_held_is_refused_with_3002_and_changes_nothing(
@@ -142,11 +160,11 @@ def test_d_internal_transfer_to_an_unknown_account_is_refused_with_5902(
     assert registry_units(client, "KZ") == before
 
 
-def test_d_external_transfer_to_an_unknown_jp_account_is_rejected_with_5902(
+def test_d_external_transfer_to_an_unknown_ch_account_is_rejected_with_5902(
     client: StackClient, kz_with_aaus: dict[str, Any]
 ) -> None:
-    kz_before, jp_before = registry_units(client, "KZ"), registry_units(client, "JP")
-    response = client.transfer("kz", PARTY_HOLDING, 424_242, "AAU", 10, target_registry="JP")
+    kz_before, ch_before = registry_units(client, "KZ"), registry_units(client, "CH")
+    response = client.transfer("kz", PARTY_HOLDING, 424_242, "AAU", 10, target_registry="CH")
     transaction_id = response.json()["transaction_id"]
     final = client.settle("kz", transaction_id)
     assert final["status_name"] == "TERMINATED"
@@ -154,7 +172,7 @@ def test_d_external_transfer_to_an_unknown_jp_account_is_rejected_with_5902(
     assert [h["status"] for h in final["history"]] == [1, 6, 5]
     assert client.itl_transaction(transaction_id)["status"] == 6
     assert registry_units(client, "KZ") == kz_before
-    assert registry_units(client, "JP") == jp_before
+    assert registry_units(client, "CH") == ch_before
     assert client.holdings("kz", PARTY_HOLDING)["reserved"] == 0
     assert itl_units(client, "KZ") == registry_units(client, "KZ")
 
@@ -166,8 +184,8 @@ def test_d_external_transfer_breaking_the_commitment_period_reserve_is_refused_w
     assert party["commitment_period_reserve"] == ASSIGNED_AMOUNT * 9 // 10
     breach = party["holdings"] - party["commitment_period_reserve"] + 1
     before = registry_units(client, "KZ")
-    response = client.transfer("kz", PARTY_HOLDING, kz_with_aaus["hiro"], "AAU", breach,
-                               target_registry="JP")
+    response = client.transfer("kz", PARTY_HOLDING, kz_with_aaus["zora"], "AAU", breach,
+                               target_registry="CH")
     final = client.settle("kz", response.json()["transaction_id"])
     assert final["status_name"] == "TERMINATED"
     assert final["response_codes"] == [5001]
@@ -228,7 +246,7 @@ def test_each_service_owns_its_database_and_reads_only_its_own_inbox(
     assert stack.store is not None
     mongo: MongoClient[dict[str, Any]] = MongoClient(stack.store.url)
     try:
-        owners = {"itl": "ITL", "registry_kz": "KZ", "registry_jp": "JP", "cdm": "CDM"}
+        owners = {"itl": "ITL", "registry_kz": "KZ", "registry_ch": "CH", "cdm": "CDM"}
         assert set(owners) <= set(mongo.list_database_names())
         for database, code in owners.items():
             recipients = mongo[database].inbox.distinct("envelope.recipient")

@@ -39,7 +39,7 @@ def funded(client: StackClient) -> dict[str, int]:
     client.settle("kz", issued["transaction_id"])
     return {
         "alice": client.open_account("kz", "Alice Energy LLP")["account_id"],
-        "hiro": client.open_account("jp", "Hiroshima Power KK")["account_id"],
+        "zora": client.open_account("ch", "Zurich Power AG")["account_id"],
     }
 
 
@@ -54,7 +54,8 @@ def _kill_after_proposal(stack: LocalStack, client: StackClient, response: Any,
 
 
 def _assert_books_agree(client: StackClient) -> None:
-    for registry in ("KZ", "JP"):
+    client.settle_share_of_proceeds("kz")
+    for registry in ("KZ", "CH", "CDM"):
         itl = {(r["account_id"], r["unit_type"]): r["units"]
                for r in client.itl_totals(registry)}
         own = {(r["account_id"], _code(r["unit_type"])): r["units"]
@@ -81,19 +82,19 @@ def test_internal_transfer_survives_a_registry_kill_between_proposal_and_answer(
     _assert_books_agree(client)
 
 
-def test_external_transfer_survives_a_registry_kill_and_credits_jp_exactly_once(
+def test_external_transfer_survives_a_registry_kill_and_credits_ch_exactly_once(
     stack: LocalStack, client: StackClient, funded: dict[str, int],
     mongo: MongoClient[dict[str, Any]],
 ) -> None:
     kz_before = client.units_held("kz", PARTY_HOLDING, "AAU")
-    response = client.transfer("kz", PARTY_HOLDING, funded["hiro"], "AAU", 777,
-                               target_registry="JP")
+    response = client.transfer("kz", PARTY_HOLDING, funded["zora"], "AAU", 777,
+                               target_registry="CH")
     transaction_id = _kill_after_proposal(stack, client, response, mongo)
     stack.restart("kz")
     assert client.settle("kz", transaction_id)["status_name"] == "COMPLETED"
-    jp_view = client.wait_final("jp", transaction_id)
-    assert [h["status"] for h in jp_view["history"]] == [1, 8, 4]
-    assert client.units_held("jp", funded["hiro"], "AAU") == 777
+    ch_view = client.wait_final("ch", transaction_id)
+    assert [h["status"] for h in ch_view["history"]] == [1, 8, 4]
+    assert client.units_held("ch", funded["zora"], "AAU") == 777
     assert client.units_held("kz", PARTY_HOLDING, "AAU") == kz_before - 777
     assert client.itl_transaction(transaction_id)["status"] == 4
     completions = mongo["registry_kz"].outbox.count_documents(
@@ -107,11 +108,11 @@ def test_external_transfer_survives_an_itl_kill_and_completes_once(
     mongo: MongoClient[dict[str, Any]],
 ) -> None:
     kz_before = client.units_held("kz", PARTY_HOLDING, "AAU")
-    jp_before = client.units_held("jp", funded["hiro"], "AAU")
+    ch_before = client.units_held("ch", funded["zora"], "AAU")
     stack.kill("itl")
     try:
-        response = client.transfer("kz", PARTY_HOLDING, funded["hiro"], "AAU", 321,
-                                   target_registry="JP")
+        response = client.transfer("kz", PARTY_HOLDING, funded["zora"], "AAU", 321,
+                                   target_registry="CH")
         assert response.status_code == 202, response.text
         transaction_id = response.json()["transaction_id"]
         assert client.transaction("kz", transaction_id)["status"] == 1
@@ -119,7 +120,7 @@ def test_external_transfer_survives_an_itl_kill_and_completes_once(
         stack.restart("itl")
     assert client.settle("kz", transaction_id)["status_name"] == "COMPLETED"
     assert client.units_held("kz", PARTY_HOLDING, "AAU") == kz_before - 321
-    assert client.units_held("jp", funded["hiro"], "AAU") == jp_before + 321
+    assert client.units_held("ch", funded["zora"], "AAU") == ch_before + 321
     assert mongo["itl"].inbox.count_documents({"correlation_id": transaction_id}) == 3
     _assert_books_agree(client)
 
