@@ -36,6 +36,7 @@ class Operation(StrEnum):
     REPLACEMENT = "replacement"
     RECORD_DECISION = "record a decision"
     REVISE_DECISION = "revise a decision"
+    DISMISS_APPEAL = "dismiss an appeal"
     APPEAL_DECISION = "appeal a decision"
     CLOSE_ACCOUNT = "close an account"
     EFFORT_SHARING = "keep the effort-sharing ledger"
@@ -83,8 +84,10 @@ OPERATOR_OPERATIONS = frozenset({
     Operation.CARRY_OVER, Operation.RETIREMENT, Operation.REPLACEMENT,
     Operation.EFFORT_SHARING,
 })
-#: Decisions are the authorised body's (cl. 10, 12, 14, 16, 22, 24, 27).
-AUTHORISED_BODY_OPERATIONS = frozenset({Operation.RECORD_DECISION, Operation.REVISE_DECISION})
+#: Decisions, and answering appeals against them, are the authorised body's (cl. 10, 12,
+#: 14, 16, 22-24, 26-27).
+AUTHORISED_BODY_OPERATIONS = frozenset({Operation.RECORD_DECISION, Operation.REVISE_DECISION,
+                                        Operation.DISMISS_APPEAL})
 
 
 def account_acts_through_operator(account: Account) -> bool:
