@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -224,14 +225,15 @@ def run_commitment_period(demo: Demo) -> None:
                                 commitment_period=1, ground="voluntary")
         decisions["withdrawal"] = decided["decision_id"]
         demo.say(f"  decision {decided['decision_id']}: withdraw 1000 AAUs, due "
-                 f"{decided['due_at']} ({decided['follow_up']})")
-        clock(decided["due_at"])
+                 f"{decided['due_at']} ({decided['follow_up']}), carried out from "
+                 f"{decided['executes_at']} unless appealed")
+        clock((datetime.fromisoformat(decided["due_at"]) - timedelta(hours=12)).isoformat())
         done = poll(lambda: client.ok("kz", "GET", f"/decisions/{decided['decision_id']}"),
                     lambda d: d["state"] == "executed", "withdrawal executed")
         demo.show_transaction("kz", done["transaction_ids"][0])
         demo.say(f"  decision {done['decision_id']}: {done['follow_up']} on "
                  f"{done['executed_at']}")
-        return "withdrawn by itself when its month ended unappealed"
+        return "withdrawn by itself within its month, unappealed"
 
     def temporary() -> str:
         client.ok("cdm", "POST", "/projects", json={
@@ -240,14 +242,15 @@ def run_commitment_period(demo: Demo) -> None:
         request = client.ok("cdm", "POST", "/projects/CDM-AR-0001/issuances", json={
             "unit_type": "TCER", "quantity": 2_000, "commitment_period": 1,
             "acquiring_registry": "KZ", "acquiring_account_type": 100,
-            "acquiring_account_id": PARTY_HOLDING, "expiry_date": "2012-12-31"})
+            "acquiring_account_id": PARTY_HOLDING, "expiry_date": "2013-01-31"})
         request = poll(lambda: client.ok("cdm", "GET", f"/issuances/{request['request_id']}"),
                        lambda r: r["state"] == "completed", "tCERs forwarded")
         client.settle("cdm", request["forward_transaction"])
-        view = propose("/transactions/retirement", {"unit_type": "TCER", "quantity": 1_500,
-                                                    "commitment_period": 1})
+        clock("2013-01-02T09:00:00+00:00")  # retirement is decided after the period
+        decided = client.decide("kz", "retirement", "TCER", 1_500, "MEP 2013-RET-T",
+                                commitment_period=1)
+        view = propose("/transactions/retirement", {"decision_id": decided["decision_id"]})
         demo.expect(view["status_name"] == "COMPLETED", "tCERs retired")
-        clock("2012-12-10T09:00:00+00:00")
         notice = poll(lambda: [n for n in client.ok("kz", "GET", "/notices")
                                if n["notice_type"] == 3],
                       lambda found: bool(found), "notice of impending expiry")[0]
@@ -263,8 +266,9 @@ def run_commitment_period(demo: Demo) -> None:
         return "1500 retired tCERs replaced by AAUs before expiry"
 
     def true_up() -> str:
-        view = propose("/transactions/retirement", {"unit_type": "AAU", "quantity": 250_000,
-                                                    "commitment_period": 1})
+        decided = client.decide("kz", "retirement", "AAU", 250_000, "MEP 2013-RET-1",
+                                commitment_period=1)
+        view = propose("/transactions/retirement", {"decision_id": decided["decision_id"]})
         demo.expect(view["status_name"] == "COMPLETED", "retirement completed")
         clock("2013-02-01T09:00:00+00:00")
         view = propose("/transactions/carry-over", {"unit_type": "AAU", "quantity": 30_000,
@@ -276,9 +280,11 @@ def run_commitment_period(demo: Demo) -> None:
             "unit_type": "AAU", "quantity": 2_000, "commitment_period": 1,
             "account_type": 230, "decision_id": decided["decision_id"]})
         demo.expect(view["status_name"] == "COMPLETED", "cancellation completed")
-        for account, label in ((PARTY_HOLDING, "Party holding"), (2, "Voluntary cancellation"),
-                               (3, "Retirement"), (4, "Previous period surplus reserve"),
-                               (9, "tCER replacement")):
+        for account, label in ((PARTY_HOLDING, "Party holding"),
+                               (102, "Voluntary cancellation, period 1"),
+                               (103, "Retirement, period 1"),
+                               (4, "Previous period surplus reserve"),
+                               (109, "tCER replacement, period 1")):
             demo.holdings("kz", account, label)
         return "250000 AAUs retired, 30000 carried over to period 2, 2000 cancelled"
 

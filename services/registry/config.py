@@ -13,14 +13,22 @@ class RegistrySettings(ServiceSettings):
     registry_code: str = Field(default="KZ", pattern=r"^[A-Z]{2}$",
                                description="ISO 3166 alpha-2 code of the Party")
     http_port: int = 8101
-    commitment_period: int = Field(default=2, ge=1, le=2,
-                                   description="period of the fixed accounts made at start")
+    commitment_period: int = Field(
+        default=2, ge=1, le=2,
+        description="period of the Party holding account, the previous period surplus "
+                    "reserve and new accounts (cancellation, retirement and replacement "
+                    "accounts are kept for periods 1 and 2 alike)")
     database: str | None = Field(default=None,
                                  description="database name; registry_<code> by default")
     outstanding_after_minutes: float = Field(
         default=60, gt=0,
         description="simulated minutes after which a proposal still without an answer is "
                     "asked about at the ITL (protocol.md 1.6: our value, O)")
+    decision_execution_lead_hours: float = Field(
+        default=24, ge=0,
+        description="simulated hours before its due date at which the registry carries "
+                    "out an unappealed withdrawal or replacement decision by itself, so "
+                    "that the transaction completes within the month (cl. 23, 26; O)")
 
     def database_name(self) -> str:
         return self.database or f"registry_{self.registry_code.lower()}"

@@ -1,19 +1,21 @@
 """Decisions of the authorised body and their one-month window (Decree 684 cl. 10-29).
 
 A decision authorises an operation. Withdrawal (cl. 22-23) and replacement (cl. 24-26)
-are carried out within one month of the decision unless, within that month, it is
-appealed (which suspends it) and revised (which changes or drops it). Pure Python:
-time is passed in.
+are carried out within one month of the receipt of the ITL's notice or of the decision,
+unless within that month the units are appealed and the decision revised. Cancellation
+and retirement (cl. 27-29) are decided after the end of their commitment period. Pure
+Python: time is passed in; every moment is a timezone-aware UTC ``datetime`` of the
+simulation clock.
 """
 
 from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from shared.codes import AccountType, ResponseCode, UnitType
+from shared.codes import COMMITMENT_PERIOD_YEARS, AccountType, ResponseCode, UnitType
 from shared.errors import RuleViolation
 
 
@@ -23,48 +25,57 @@ class DecisionKind(StrEnum):
     EXTERNAL_TRANSFER = "external_transfer"  # cl. 16-18, ERUs
     WITHDRAWAL = "withdrawal"  # cl. 22-23
     REPLACEMENT = "replacement"  # cl. 24-26
-    CANCELLATION = "cancellation"  # cl. 27-29
+    CANCELLATION = "cancellation"  # cl. 27-29, into a cancellation account
+    RETIREMENT = "retirement"  # cl. 27-29, towards the commitment: the retirement account
 
 
 #: Decisions carried out within a month unless appealed and revised (cl. 23, 26).
 WINDOWED_KINDS = frozenset({DecisionKind.WITHDRAWAL, DecisionKind.REPLACEMENT})
+#: Decisions taken only after the end of their commitment period (cl. 28), for the
+#: quantity the commitment sets (cl. 29).
+AFTER_PERIOD_KINDS = frozenset({DecisionKind.CANCELLATION, DecisionKind.RETIREMENT})
 
 
 class WithdrawalGround(StrEnum):
     """Cl. 22: why units are withdrawn from circulation."""
 
-    EXCESS_ISSUANCE = "excess_issuance"
-    CRITERIA_NOT_MET = "criteria_not_met"
-    VOLUNTARY = "voluntary"
+    EXCESS_ISSUANCE = "excess_issuance"  # 22(1)
+    CRITERIA_NOT_MET = "criteria_not_met"  # 22(2)
+    VOLUNTARY = "voluntary"  # 22(3)
 
 
-#: The cancellation account each ground sends units to: voluntary withdrawal to the
-#: voluntary cancellation account (V protocol.md 2.7); the other two are our mapping (O).
+#: The cancellation account each ground of cl. 22 sends units to, in the units'
+#: commitment period. 22(1) excess issuance: administrative cancellation 260 (O: our
+#: mapping, the protocol names no account for a national correction); 22(2) criteria not
+#: met: non-compliance cancellation 220 (V protocol.md 2.7, 2.8 notice 2; a decision that
+#: answers a net source notice 1 goes to 210, see ``notices.WITHDRAWAL_NOTICE_ACCOUNT``);
+#: 22(3) voluntary: voluntary cancellation 230 (V protocol.md 2.7).
 WITHDRAWAL_ACCOUNT = {
     WithdrawalGround.EXCESS_ISSUANCE: AccountType.ADMINISTRATIVE_CANCELLATION,
-    WithdrawalGround.CRITERIA_NOT_MET: AccountType.MANDATORY_CANCELLATION,
+    WithdrawalGround.CRITERIA_NOT_MET: AccountType.NON_COMPLIANCE_CANCELLATION,
     WithdrawalGround.VOLUNTARY: AccountType.VOLUNTARY_CANCELLATION,
 }
 
 
 class DecisionState(StrEnum):
     RECORDED = "recorded"  # in force, not yet carried out
-    APPEALED = "appealed"  # suspended until revised
+    APPEALED = "appealed"  # suspended until revised, the appeal dismissed, or the month ends
     DROPPED = "dropped"  # revised away
     EXECUTING = "executing"  # its transaction is with the ITL
     EXECUTED = "executed"  # its transaction completed
 
 
 class FollowUp(StrEnum):
-    """What the operator sees."""
+    """What the operator sees, for decisions and ITL notices alike."""
 
     DUE = "due"
     OVERDUE = "overdue"
     SUSPENDED = "suspended"
     IN_PROGRESS = "in_progress"
     DONE = "done"
+    DONE_LATE = "done_late"  # completed after its due date
     DROPPED = "dropped"
-    OPEN = "open"  # a decision without a deadline, still usable
+    OPEN = "open"  # without a deadline, still usable (or, a notice, still open)
 
 
 @dataclass(frozen=True)
@@ -94,32 +105,107 @@ class Decision:
 
 
 def one_month_after(moment: datetime) -> datetime:
-    """The same day one month later; the month's last day when it has no such day."""
+    """The same day and time one month later; the month's last day when it has no such
+    day (31 Jan -> 28/29 Feb, 31 Dec -> 31 Jan). The one place for the month of cl. 23
+    and 26."""
     year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year,
                                                                   moment.month + 1)
     day = min(moment.day, calendar.monthrange(year, month)[1])
     return moment.replace(year=year, month=month, day=day)
 
 
-def due_date(kind: DecisionKind, decided_at: datetime) -> datetime | None:
-    return one_month_after(decided_at) if kind in WINDOWED_KINDS else None
+def due_date(kind: DecisionKind, decided_at: datetime,
+             notice_received_at: datetime | None = None) -> datetime | None:
+    """When a withdrawal or replacement must be done: one month from the receipt of the
+    ITL notice it answers, else from the decision (cl. 23, 26); None for other kinds."""
+    if kind not in WINDOWED_KINDS:
+        return None
+    return one_month_after(notice_received_at or decided_at)
+
+
+def first_moment_after(period: int) -> datetime:
+    """1 January 00:00 UTC of the year after commitment period ``period``."""
+    _, last_year = COMMITMENT_PERIOD_YEARS[period]
+    return datetime(last_year + 1, 1, 1, tzinfo=UTC)
+
+
+def check_decided_after_period(kind: DecisionKind, period: int, decided_at: datetime) -> None:
+    """Cancellation and retirement are decided after the end of the commitment period
+    (cl. 28): a decision on or before 31 December of its last year is refused (422)."""
+    if kind not in AFTER_PERIOD_KINDS:
+        return
+    if period not in COMMITMENT_PERIOD_YEARS:
+        raise RuleViolation(ResponseCode.UNKNOWN_CODE, f"no commitment period {period}")
+    end = first_moment_after(period)
+    if decided_at < end:
+        raise RuleViolation(
+            ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
+            f"a {kind.value} decision is taken after the end of the commitment period "
+            f"({end.year - 1}), cl. 28: from {end.date()} on, not on {decided_at.date()}")
+
+
+def to_record(decision: Decision, notice_received_at: datetime | None = None) -> Decision:
+    """Check a new decision and give it its due date (cl. 22-29)."""
+    if decision.kind == DecisionKind.WITHDRAWAL and decision.ground is None:
+        raise RuleViolation(ResponseCode.MISSING_FIELD, "a withdrawal decision gives its "
+                            "ground (cl. 22): excess_issuance, criteria_not_met or voluntary")
+    if decision.kind == DecisionKind.REPLACEMENT and decision.notice_id is None:
+        raise RuleViolation(ResponseCode.MISSING_FIELD,
+                            "a replacement decision names the ITL notice listing the units")
+    check_decided_after_period(decision.kind, decision.commitment_period, decision.decided_at)
+    return replace(decision, state=DecisionState.RECORDED,
+                   due_at=due_date(decision.kind, decision.decided_at, notice_received_at))
+
+
+def execution_moment(decision: Decision, lead: timedelta) -> datetime | None:
+    """When the registry carries out an unappealed windowed decision by itself: ``lead``
+    before its due date, so that the transaction completes within the month."""
+    if decision.kind not in WINDOWED_KINDS or decision.due_at is None:
+        return None
+    return decision.due_at - lead
+
+
+def appeal_lapsed(decision: Decision, now: datetime) -> bool:
+    """An appeal the authorised body neither upheld by a revision nor dismissed within
+    the month stops nothing (cl. 23, 26: only appealed *and revised* units are not
+    withdrawn or replaced); the decision is in force again once its month has ended."""
+    return (decision.state == DecisionState.APPEALED and decision.due_at is not None
+            and now > decision.due_at)
+
+
+def is_to_execute(decision: Decision, now: datetime, lead: timedelta) -> bool:
+    """Whether the registry carries out a windowed decision by itself now: unappealed
+    from ``lead`` before its due date; appealed, once the appeal lapsed."""
+    moment = execution_moment(decision, lead)
+    if moment is None:
+        return False
+    if decision.state == DecisionState.RECORDED:
+        return now >= moment
+    return appeal_lapsed(decision, now)
 
 
 def appeal(decision: Decision, now: datetime) -> Decision:
-    """An appeal within the month suspends a withdrawal or replacement decision."""
+    """An appeal within the month suspends a withdrawal or replacement decision not yet
+    carried out; at its due date exactly it is still in time."""
     if decision.kind not in WINDOWED_KINDS:
         raise _conflict(f"a {decision.kind.value} decision has no appeal window")
     if decision.state != DecisionState.RECORDED:
         raise _conflict(f"decision {decision.decision_id} is {decision.state.value}")
     assert decision.due_at is not None
     if now > decision.due_at:
-        raise _conflict(f"the month for appeals ended on {decision.due_at.date()}")
+        raise _conflict(f"the month for appeals ended on {decision.due_at.date()} "
+                        f"({decision.due_at.isoformat()})")
     return replace(decision, state=DecisionState.APPEALED)
 
 
 def revise(decision: Decision, now: datetime, quantity: int | None, drop: bool) -> Decision:
-    """The authorised body revises a decision: it is dropped, or it changes and its
-    month starts again from the revision."""
+    """The authorised body revises a decision within its month: it is dropped, or it
+    changes and its month starts again from the revision. After the month the decision
+    stands (cl. 23, 26)."""
+    if decision.due_at is not None and now > decision.due_at:
+        raise _conflict(f"the month for revising decision {decision.decision_id} ended on "
+                        f"{decision.due_at.date()} ({decision.due_at.isoformat()}), "
+                        "cl. 23, 26: the decision stands")
     if decision.state not in (DecisionState.RECORDED, DecisionState.APPEALED):
         raise _conflict(f"decision {decision.decision_id} is {decision.state.value}")
     if drop:
@@ -131,29 +217,46 @@ def revise(decision: Decision, now: datetime, quantity: int | None, drop: bool) 
                    due_at=due_date(decision.kind, now))
 
 
+def dismiss_appeal(decision: Decision) -> Decision:
+    """The authorised body dismisses the appeal: the decision is in force again with its
+    original due date."""
+    if decision.state != DecisionState.APPEALED:
+        raise _conflict(f"decision {decision.decision_id} is {decision.state.value}, "
+                        "not appealed")
+    return replace(decision, state=DecisionState.RECORDED)
+
+
+def lapse(decision: Decision, now: datetime) -> Decision:
+    """The decision in force again when its appeal lapsed; unchanged otherwise."""
+    return replace(decision, state=DecisionState.RECORDED) if appeal_lapsed(
+        decision, now) else decision
+
+
 def follow_up(decision: Decision, now: datetime) -> FollowUp:
-    """Due, overdue, suspended, in progress, done or dropped, as the operator sees it."""
+    """Due, overdue, suspended, in progress, done (or done late), dropped or open, as the
+    operator sees it."""
+    due = decision.due_at
     if decision.state == DecisionState.EXECUTED:
-        return FollowUp.DONE
+        late = due is not None and decision.executed_at is not None and \
+            decision.executed_at > due
+        return FollowUp.DONE_LATE if late else FollowUp.DONE
     if decision.state == DecisionState.DROPPED:
         return FollowUp.DROPPED
     if decision.state == DecisionState.APPEALED:
-        return FollowUp.SUSPENDED
+        return FollowUp.OVERDUE if appeal_lapsed(decision, now) else FollowUp.SUSPENDED
     if decision.state == DecisionState.EXECUTING:
         return FollowUp.IN_PROGRESS
-    if decision.due_at is None:
+    if due is None:
         return FollowUp.OPEN
-    return FollowUp.OVERDUE if now > decision.due_at else FollowUp.DUE
+    return FollowUp.OVERDUE if now > due else FollowUp.DUE
 
 
-def is_to_execute(decision: Decision, now: datetime) -> bool:
-    """A windowed decision nobody appealed is carried out when its month ends."""
-    return (decision.kind in WINDOWED_KINDS and decision.state == DecisionState.RECORDED
-            and decision.due_at is not None and now >= decision.due_at)
+def use(decision: Decision, kind: DecisionKind, unit_type: UnitType, quantity: int,
+        period: int | None = None) -> Decision:
+    """Check that an operation fits the decision it refers to, and count it against it.
 
-
-def use(decision: Decision, kind: DecisionKind, unit_type: UnitType, quantity: int) -> Decision:
-    """Check that an operation fits the decision it refers to, and count it against it."""
+    ``period``: the commitment period of the units the operation moves, checked for
+    cancellation and retirement (the decision names the period it is about)."""
     if decision.kind != kind:
         raise RuleViolation(
             ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
@@ -166,6 +269,13 @@ def use(decision: Decision, kind: DecisionKind, unit_type: UnitType, quantity: i
             ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
             f"decision {decision.decision_id} is about {decision.unit_type.name}, "
             f"not {unit_type.name}", http_status=409)
+    if kind in AFTER_PERIOD_KINDS:
+        check_decided_after_period(kind, decision.commitment_period, decision.decided_at)
+        if period is not None and period != decision.commitment_period:
+            raise _conflict(f"decision {decision.decision_id} is about commitment period "
+                            f"{decision.commitment_period}, not {period}")
+    if quantity < 1:
+        raise _conflict(f"decision {decision.decision_id} leaves no units to use")
     if quantity > decision.remaining:
         raise RuleViolation(
             ResponseCode.ISSUANCE_OVER_LIMIT if kind == DecisionKind.ISSUANCE

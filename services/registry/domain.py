@@ -369,8 +369,45 @@ def status_after(reaction: Reaction) -> list[TransactionStatus]:
     return []
 
 
+#: Government accounts a national registry keeps once per commitment period: its
+#: cancellation, retirement and replacement accounts (protocol.md 2.7), so that units
+#: used or cancelled for a period stay apart from those of another (O).
+PER_PERIOD_ACCOUNT_TYPES = frozenset({
+    AccountType.VOLUNTARY_CANCELLATION, AccountType.RETIREMENT,
+    AccountType.NET_SOURCE_CANCELLATION, AccountType.NON_COMPLIANCE_CANCELLATION,
+    AccountType.MANDATORY_CANCELLATION, AccountType.ADMINISTRATIVE_CANCELLATION,
+    AccountType.TCER_REPLACEMENT_EXPIRY, AccountType.LCER_REPLACEMENT_EXPIRY,
+    AccountType.LCER_REPLACEMENT_REVERSAL, AccountType.LCER_REPLACEMENT_NON_SUBMISSION,
+})
+#: The commitment periods a national registry keeps those accounts for.
+ACCOUNT_PERIODS = (1, 2)
+#: Period 2 keeps the first numbers (2, 3, 5-12); period 1 adds this (102, 103, 105-112).
+PERIOD_1_NUMBER_OFFSET = 100
+
+
+def period_account_number(number: int, period: int) -> int:
+    """The number of the per-period government account ``number`` (its period-2 number)
+    for ``period``."""
+    return number + PERIOD_1_NUMBER_OFFSET if period == 1 else number
+
+
+def check_period_account(account: Account, period: int) -> None:
+    """Units of ``period`` go to the cancellation, retirement or replacement account of
+    that period only (5903 otherwise)."""
+    if account.account_type in PER_PERIOD_ACCOUNT_TYPES and account.commitment_period != period:
+        raise RuleViolation(
+            ResponseCode.ACQUIRING_ACCOUNT_NOT_ELIGIBLE,
+            f"account {account.account_id} ({account.account_type.name}) is the account "
+            f"of commitment period {account.commitment_period}, not of period {period}")
+
+
 def fixed_accounts(profile: RegistryProfile, period: int) -> list[Account]:
-    """The government accounts every registry has from the start (protocol.md 2.1, 2.7)."""
+    """The government accounts every registry has from the start (protocol.md 2.1, 2.7).
+
+    A national registry keeps one Party holding account and one previous period surplus
+    reserve (of ``period``), and its cancellation, retirement and replacement accounts
+    once per commitment period (``ACCOUNT_PERIODS``). The CDM registry's accounts are of
+    ``period``."""
     if profile.is_cdm:
         specs = [
             (AccountType.PENDING, 1, "CDM Executive Board pending account"),
@@ -382,22 +419,26 @@ def fixed_accounts(profile: RegistryProfile, period: int) -> list[Account]:
             (AccountType.CCS_NON_SUBMISSION_CANCELLATION, 2242,
              "CCS non-submission of verification report cancellation account"),
         ]
-    else:
-        specs = [
-            (AccountType.PARTY_HOLDING, 1, "Party holding account"),
-            (AccountType.VOLUNTARY_CANCELLATION, 2, "Voluntary cancellation account"),
-            (AccountType.RETIREMENT, 3, "Retirement account"),
-            (AccountType.PREVIOUS_PERIOD_SURPLUS_RESERVE, 4,
-             "Previous period surplus reserve"),
-            (AccountType.NET_SOURCE_CANCELLATION, 5, "Net source cancellation account"),
-            (AccountType.NON_COMPLIANCE_CANCELLATION, 6, "Non-compliance cancellation account"),
-            (AccountType.MANDATORY_CANCELLATION, 7, "Mandatory cancellation account"),
-            (AccountType.ADMINISTRATIVE_CANCELLATION, 8, "Administrative cancellation account"),
-            (AccountType.TCER_REPLACEMENT_EXPIRY, 9, "tCER replacement account for expiry"),
-            (AccountType.LCER_REPLACEMENT_EXPIRY, 10, "lCER replacement account for expiry"),
-            (AccountType.LCER_REPLACEMENT_REVERSAL, 11,
-             "lCER replacement account for reversal of storage"),
-            (AccountType.LCER_REPLACEMENT_NON_SUBMISSION, 12,
-             "lCER replacement account for non-submission of certification report"),
-        ]
-    return [Account(profile.code, t, n, name, period) for t, n, name in specs]
+        return [Account(profile.code, t, n, name, period) for t, n, name in specs]
+    single = [
+        (AccountType.PARTY_HOLDING, 1, "Party holding account"),
+        (AccountType.PREVIOUS_PERIOD_SURPLUS_RESERVE, 4, "Previous period surplus reserve"),
+    ]
+    per_period = [
+        (AccountType.VOLUNTARY_CANCELLATION, 2, "Voluntary cancellation account"),
+        (AccountType.RETIREMENT, 3, "Retirement account"),
+        (AccountType.NET_SOURCE_CANCELLATION, 5, "Net source cancellation account"),
+        (AccountType.NON_COMPLIANCE_CANCELLATION, 6, "Non-compliance cancellation account"),
+        (AccountType.MANDATORY_CANCELLATION, 7, "Mandatory cancellation account"),
+        (AccountType.ADMINISTRATIVE_CANCELLATION, 8, "Administrative cancellation account"),
+        (AccountType.TCER_REPLACEMENT_EXPIRY, 9, "tCER replacement account for expiry"),
+        (AccountType.LCER_REPLACEMENT_EXPIRY, 10, "lCER replacement account for expiry"),
+        (AccountType.LCER_REPLACEMENT_REVERSAL, 11,
+         "lCER replacement account for reversal of storage"),
+        (AccountType.LCER_REPLACEMENT_NON_SUBMISSION, 12,
+         "lCER replacement account for non-submission of certification report"),
+    ]
+    accounts = [Account(profile.code, t, n, name, period) for t, n, name in single]
+    accounts += [Account(profile.code, t, period_account_number(n, cp), name, cp)
+                 for cp in ACCOUNT_PERIODS for t, n, name in per_period]
+    return sorted(accounts, key=lambda a: a.account_id)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from services.registry.decisions import (
@@ -17,11 +17,15 @@ from services.registry.decisions import (
     DecisionState,
     WithdrawalGround,
     appeal,
+    dismiss_appeal,
     is_to_execute,
+    lapse,
     revise,
+    to_record,
     use,
 )
 from services.registry.domain import (
+    PER_PERIOD_ACCOUNT_TYPES,
     Account,
     AccountAction,
     AccountStatus,
@@ -35,10 +39,16 @@ from services.registry.domain import (
     check_account_types,
     check_closable,
     check_issuance,
+    check_period_account,
     choose_blocks,
     react_to_itl_status,
 )
-from services.registry.notices import REQUIRED_ACTION
+from services.registry.notices import (
+    REQUIRED_ACTION,
+    WITHDRAWAL_NOTICE_ACCOUNT,
+    check_answers,
+    decree_due_at,
+)
 from services.registry.store import RegistryStore
 from shared.blocks import SerialRange, UnitAttributes, UnitBlock
 from shared.codes import (
@@ -46,6 +56,7 @@ from shared.codes import (
     RESPONSE_TEXT,
     AccountType,
     MessageType,
+    NoticeStatus,
     NoticeType,
     ResponseCode,
     SupplementaryType,
@@ -680,26 +691,46 @@ def decision_to_doc(decision: Decision, extra: Document | None = None) -> Docume
 
 class DecisionDesk:
     """The registry's record of the authorised body's decisions and ITL notices, and the
-    operations carried out on them."""
+    operations carried out on them.
 
-    def __init__(self, registry: RegistryService) -> None:
+    ``execution_lead``: how long before its due date the registry carries out an
+    unappealed withdrawal or replacement decision by itself (simulated time)."""
+
+    def __init__(self, registry: RegistryService,
+                 execution_lead: timedelta = timedelta(hours=24)) -> None:
         self.registry = registry
         self.store = registry.store
         self.runtime = registry.runtime
+        self.execution_lead = execution_lead
         registry.final_status_hooks.append(self.on_final_status)
 
+    def _now(self) -> datetime:
+        """The simulation clock's time to the millisecond, as the store keeps it, so
+        that what a command answers is what is read back later."""
+        now = self.runtime.clock.now()
+        return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
     async def record(self, decision: Decision) -> Document:
-        """Record a decision; withdrawal and replacement get their one-month due date."""
+        """Record a decision, taken now (its ``decided_at`` becomes the clock's time),
+        checked (cl. 22-29); withdrawal and replacement get their due date: one month
+        from the receipt of the notice they answer, else from the decision (cl. 23, 26)."""
 
         async def work(session: Session) -> Document:
-            if decision.notice_id is not None and await self.store.notice(
-                    decision.notice_id, session) is None:
-                raise NotFound(f"notice {decision.notice_id}")
-            await self.registry.require_account(decision.account_id, session)
+            received_at = None
+            if decision.notice_id is not None:
+                notice = await self.store.notice(decision.notice_id, session)
+                if notice is None:
+                    raise NotFound(f"notice {decision.notice_id}")
+                check_answers(decision.kind, decision.notice_id, notice["notice_type"],
+                              notice["status"])
+                received_at = notice["received_at"]
+            recorded = to_record(replace(decision, decided_at=self._now()), received_at)
+            await self.registry.require_account(recorded.account_id, session)
             doc = await self.store.insert_decision(
-                {k: v for k, v in decision_to_doc(decision).items() if k != "_id"}, session)
+                {k: v for k, v in decision_to_doc(recorded).items() if k != "_id"}, session)
             log_event(log, "decision_recorded", decision_id=doc["_id"], kind=doc["kind"],
-                      due_at=doc["due_at"], quantity=doc["quantity"])
+                      due_at=doc["due_at"], quantity=doc["quantity"],
+                      notice_id=doc["notice_id"])
             return doc
 
         return await self.runtime.commit(work)
@@ -716,7 +747,7 @@ class DecisionDesk:
 
     async def appeal(self, decision_id: str, appellant: str, grounds: str) -> Document:
         async def work(session: Session) -> Document:
-            now = self.runtime.clock.now()
+            now = self._now()
             appealed = appeal(await self.require(decision_id, session), now)
             doc = decision_to_doc(appealed, {"appeal": {"by": appellant, "grounds": grounds,
                                                         "filed_at": now}})
@@ -728,17 +759,39 @@ class DecisionDesk:
     async def revise(self, decision_id: str, quantity: int | None, drop: bool) -> Document:
         async def work(session: Session) -> Document:
             current = await self._stored(decision_id, session)
-            now = self.runtime.clock.now()
+            now = self._now()
             revised = revise(decision_from_doc(current), now, quantity, drop)
             revisions = [*current.get("revisions", []),
                          {"at": now, "quantity": quantity, "dropped": drop}]
-            doc = decision_to_doc(revised, {"revisions": revisions,
-                                            "appeal": current.get("appeal"),
+            appealed = current.get("appeal")
+            if appealed and "outcome" not in appealed:
+                appealed = {**appealed, "outcome": "revised", "answered_at": now}
+            doc = decision_to_doc(revised, {"revisions": revisions, "appeal": appealed,
                                             "auto_attempted": False})
             await self._save(doc, session, "decision_revised")
             return doc
 
         return await self.runtime.commit(work)
+
+    async def dismiss_appeal(self, decision_id: str, reasons: str) -> Document:
+        """The authorised body dismisses the appeal: the decision is in force again with
+        its original due date, and is carried out at once if its execution moment has
+        passed."""
+
+        async def work(session: Session) -> Document:
+            current = await self._stored(decision_id, session)
+            now = self._now()
+            dismissed = dismiss_appeal(decision_from_doc(current))
+            appealed = {**(current.get("appeal") or {}), "outcome": "dismissed",
+                        "answered_at": now, "reasons": reasons}
+            doc = decision_to_doc(dismissed, {"revisions": current.get("revisions", []),
+                                              "appeal": appealed, "auto_attempted": False})
+            await self._save(doc, session, "decision_appeal_dismissed")
+            return doc
+
+        await self.runtime.commit(work)
+        await self.runtime.run_due_work()
+        return await self._stored(decision_id, None)
 
     async def _save(self, doc: Document, session: Session, event: str) -> None:
         await self.store.replace_decision(doc, session)
@@ -746,14 +799,18 @@ class DecisionDesk:
                   due_at=doc.get("due_at"))
 
     async def execute_due(self) -> None:
-        """Due work: carry out every withdrawal or replacement whose month ended unappealed.
+        """Due work: carry out every unappealed withdrawal or replacement whose execution
+        moment (``execution_lead`` before its due date) has come, and every one whose
+        appeal lapsed with its month.
 
-        Each is attempted once by itself; a refusal leaves it overdue for the operator."""
-        now = self.runtime.clock.now()
-        for doc in await self.store.decisions({"state": DecisionState.RECORDED.value,
+        Each is attempted once by itself; a refusal leaves it for the operator."""
+        now = self._now()
+        horizon = now + self.execution_lead
+        states = [DecisionState.RECORDED.value, DecisionState.APPEALED.value]
+        for doc in await self.store.decisions({"state": {"$in": states},
                                                "auto_attempted": {"$ne": True},
-                                               "due_at": {"$ne": None, "$lte": now}}):
-            if is_to_execute(decision_from_doc(doc), now):
+                                               "due_at": {"$ne": None, "$lte": horizon}}):
+            if is_to_execute(decision_from_doc(doc), now, self.execution_lead):
                 try:
                     await self.execute(doc["_id"], automatic=True)
                 except (RuleViolation, NotFound) as exc:
@@ -765,14 +822,20 @@ class DecisionDesk:
 
         async def work(session: Session) -> Document:
             current = await self._stored(decision_id, session)
-            decision = decision_from_doc(current)
+            now = self._now()
+            stored = decision_from_doc(current)
+            decision = lapse(stored, now)
+            kept = _kept(current, automatic)
+            if decision is not stored:
+                kept["appeal"] = {**(current.get("appeal") or {}), "outcome": "lapsed",
+                                  "answered_at": now}
             command = await self._command_for(decision, session)
             used = use(decision, decision.kind, decision.unit_type, decision.quantity)
+            await check_target_period(self.registry, command, session)
             tx = await self.registry.propose_transfer(command, session)
             executing = replace(used, state=DecisionState.EXECUTING,
                                 transaction_ids=(*used.transaction_ids, tx["_id"]))
-            await self._save(decision_to_doc(executing, _kept(current, automatic)), session,
-                             "decision_executing")
+            await self._save(decision_to_doc(executing, kept), session, "decision_executing")
             return tx
 
         try:
@@ -791,13 +854,26 @@ class DecisionDesk:
 
         await self.runtime.commit(work)
 
+    async def period_account(self, account_type: AccountType, period: int,
+                             session: Session | None = None) -> Account:
+        """This registry's account of ``account_type`` for units of commitment period
+        ``period`` (the one account of a type kept once, e.g. the PPSR)."""
+        account = await self.store.account_of_type(
+            account_type, period if account_type in PER_PERIOD_ACCOUNT_TYPES else None,
+            session)
+        if account is None:
+            raise NotFound(f"{account_type.name} account of commitment period {period}")
+        return account
+
     async def _command_for(self, decision: Decision, session: Session) -> TransferUnits:
         if decision.kind == DecisionKind.WITHDRAWAL:
             assert decision.ground is not None
             target = WITHDRAWAL_ACCOUNT[decision.ground]
-            account = await self.store.account_of_type(target, session)
-            if account is None:
-                raise NotFound(f"{target.name} account")
+            if decision.notice_id is not None:
+                notice = await self.store.notice(decision.notice_id, session)
+                if notice is not None:
+                    target = WITHDRAWAL_NOTICE_ACCOUNT.get(notice["notice_type"], target)
+            account = await self.period_account(target, decision.commitment_period, session)
             return TransferUnits(
                 transaction_type=TransactionType.CANCELLATION,
                 transferring_account_id=decision.account_id, acquiring_registry=self.registry.code,
@@ -817,7 +893,8 @@ class DecisionDesk:
     async def replacement_command(self, notice_id: int | None, unit_type: UnitType,
                                   account_id: int, period: int, reference: str | None,
                                   decision_id: str | None, session: Session) -> TransferUnits:
-        """Replace the tCER/lCER blocks an ITL notice lists with units of ``unit_type``."""
+        """Replace the tCER/lCER blocks an ITL notice lists with units of ``unit_type``
+        and commitment period ``period``, into that period's replacement account."""
         if notice_id is None:
             raise RuleViolation(ResponseCode.MISSING_FIELD,
                                 "a replacement names the ITL notice listing the blocks")
@@ -833,9 +910,7 @@ class DecisionDesk:
         if target is None:
             raise RuleViolation(ResponseCode.NOTICE_UNKNOWN_OR_CLOSED,
                                 f"notice {notice_id} asks for no replacement")
-        account = await self.store.account_of_type(target, session)
-        if account is None:
-            raise NotFound(f"{target.name} account")
+        account = await self.period_account(target, period, session)
         return TransferUnits(
             transaction_type=TransactionType.REPLACEMENT,
             transferring_account_id=account_id, acquiring_registry=self.registry.code,
@@ -845,17 +920,19 @@ class DecisionDesk:
             decision_id=decision_id, replaced_blocks=tuple(replaced))
 
     async def use_decision(self, decision_id: str, kind: DecisionKind, unit_type: UnitType,
-                           quantity: int, session: Session) -> Decision:
+                           quantity: int, session: Session,
+                           period: int | None = None) -> Decision:
         """Count an operation against the decision that authorises it (issuance,
-        conversion, external transfer of ERUs, cancellation)."""
+        conversion, external transfer of ERUs, cancellation, retirement); ``period`` is
+        the commitment period of the units it moves."""
         current = await self._stored(decision_id, session)
         decision = decision_from_doc(current)
         if decision.kind in WINDOWED_KINDS:
             raise RuleViolation(ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
-                                f"a {decision.kind.value} decision is carried out when its "
-                                "month ends, or by POST /decisions/{id}/execute",
+                                f"a {decision.kind.value} decision is carried out within its "
+                                "month by the registry, or by POST /decisions/{id}/execute",
                                 http_status=409)
-        used = use(decision, kind, unit_type, quantity)
+        used = use(decision, kind, unit_type, quantity, period)
         await self.store.replace_decision(decision_to_doc(used, _kept(current, False)),
                                           session)
         return used
@@ -866,8 +943,9 @@ class DecisionDesk:
             session=session)
 
     async def on_final_status(self, tx: Document, session: Session) -> None:
-        """A decision's transaction ended: done when completed and fully used; refused
-        units count against the decision no more."""
+        """A decision's transaction ended: done when completed and fully used (at the
+        registry's time of completion); refused units count against the decision no
+        more."""
         decision_id = tx.get("decision_id")
         if not decision_id:
             return
@@ -875,7 +953,7 @@ class DecisionDesk:
         if current is None:
             return
         decision = decision_from_doc(current)
-        now = self.runtime.clock.now()
+        now = self._now()
         if tx["status"] == TransactionStatus.COMPLETED:
             if decision.used_quantity >= decision.quantity:
                 decision = replace(decision, state=DecisionState.EXECUTED, executed_at=now)
@@ -886,17 +964,26 @@ class DecisionDesk:
                          "decision_transaction_final")
 
     async def on_notice(self, envelope: Envelope, payload: NoticeIssued) -> None:
-        """Record a notice from the ITL (new, or a change of its status)."""
+        """Record a notice from the ITL (new, or a change of its status). Its receipt,
+        from which the Decree counts the month (cl. 23, 26), is the first one; a
+        completed notice keeps the moment it was first reported completed."""
 
         async def effect(session: Session) -> None:
+            now = self._now()
+            known = await self.store.notice(payload.notice_id, session)
             doc = payload.model_dump(mode="json")
             doc["_id"] = payload.notice_id
             doc["required_action"] = REQUIRED_ACTION[payload.notice_type]
-            doc["received_at"] = self.runtime.clock.now()
+            doc["received_at"] = known["received_at"] if known else now
+            doc["updated_at"] = now
+            fulfilled_at = known.get("fulfilled_at") if known else None
+            doc["fulfilled_at"] = (fulfilled_at or now) \
+                if payload.status == NoticeStatus.COMPLETED else None
             await self.store.upsert_notice(doc, session)
             log_event(log, "notice_received", notice_id=payload.notice_id,
                       notice_type=int(payload.notice_type), status=int(payload.status),
-                      action_due_date=str(payload.action_due_date))
+                      action_due_date=str(payload.action_due_date),
+                      decree_due_at=decree_due_at(payload.notice_type, doc["received_at"]))
 
         await self.runtime.handle_once(envelope, effect)
 
@@ -960,10 +1047,24 @@ class Operations:
                     raise RuleViolation(ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
                                         "this operation rests on no decision")
                 await self.desk.use_decision(current.decision_id, decision_kind,
-                                             current.unit_type, current.quantity, session)
+                                             current.unit_type, current.quantity, session,
+                                             current.commitment_period)
+            await check_target_period(self.registry, current, session)
             tx = await self.registry.propose_transfer(current, session, blocks)
             if current.decision_id is not None:
                 await self.desk.attach(current.decision_id, tx["_id"], session)
             return tx
 
         return await self.registry.runtime.commit(work)
+
+
+async def check_target_period(registry: RegistryService, command: TransferUnits,
+                              session: Session) -> None:
+    """Units go to the cancellation, retirement or replacement account of their own
+    commitment period: a target of another period is refused (5903)."""
+    if (command.acquiring_registry != registry.code
+            or command.acquiring_account_type not in PER_PERIOD_ACCOUNT_TYPES):
+        return
+    target = await registry.store.account(command.acquiring_account_id, session)
+    if target is not None and target.account_type == command.acquiring_account_type:
+        check_period_account(target, command.commitment_period)

@@ -40,7 +40,7 @@ def create_registry(settings: RegistrySettings, code: str, title: str,
         for task in service.startup_tasks:
             await task()
 
-    desk = DecisionDesk(service)
+    desk = DecisionDesk(service, timedelta(hours=settings.decision_execution_lead_hours))
     service.message_handlers[MessageType.NOTICE_ISSUED] = desk.on_notice
     runtime.on_due(desk.execute_due)
 

@@ -3,7 +3,7 @@ ITL notices. Every change names its actor in ``X-Actor``; the wrong actor gets 4
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, status
@@ -15,7 +15,7 @@ from services.registry.decisions import (
     DecisionKind,
     FollowUp,
     WithdrawalGround,
-    due_date,
+    execution_moment,
     follow_up,
 )
 from services.registry.handlers import (
@@ -24,9 +24,9 @@ from services.registry.handlers import (
     TransferUnits,
     decision_from_doc,
 )
+from services.registry.notices import decree_due_at, notice_follow_up
 from services.registry.permissions import Actor, Operation, authorise
 from shared.codes import (
-    COMMITMENT_PERIOD_YEARS,
     AccountType,
     LulucfActivity,
     ResponseCode,
@@ -59,15 +59,21 @@ def operations_of(request: Request) -> Operations:
 
 
 class DecisionCreate(BaseModel):
-    kind: DecisionKind
+    kind: DecisionKind = Field(description="issuance, conversion, external_transfer, "
+                               "withdrawal, replacement, cancellation or retirement")
     reference: str = Field(min_length=1, max_length=200, examples=["MEP order 2013-117"],
                            description="the authorised body's own number for the decision")
     unit_type: UnitTypeField = Field(examples=["AAU"])
-    quantity: int = Field(ge=1, le=10**12)
+    quantity: int = Field(ge=1, le=10**12, description="units; cancellation and "
+                          "retirement: the quantity the commitment sets (cl. 29)")
     account_id: int = Field(default=1, ge=1, description="account the units come from")
-    commitment_period: int = Field(default=2, ge=1, le=2)
+    commitment_period: int = Field(
+        default=2, ge=1, le=2, description="period of the units; cancellation and "
+        "retirement are decided after its end (cl. 28)")
     ground: WithdrawalGround | None = Field(default=None, description="withdrawal: cl. 22")
-    notice_id: int | None = Field(default=None, description="the ITL notice it answers")
+    notice_id: int | None = Field(
+        default=None, description="the ITL notice it answers (withdrawal: 1, 2; "
+        "replacement: 3, 4, 5); its month then counts from the notice's receipt")
     project_id: str | None = Field(default=None, max_length=32,
                                    description="conversion: the JI project")
     lulucf_activity: LulucfActivity | None = Field(default=None,
@@ -85,10 +91,16 @@ class DecisionView(BaseModel):
     account_id: int
     commitment_period: int
     decided_at: datetime
-    due_at: datetime | None = Field(description="withdrawal and replacement: one month on")
+    due_at: datetime | None = Field(
+        description="withdrawal and replacement: one month from the receipt of the notice "
+                    "it answers, else from the decision or its revision (cl. 23, 26)")
+    executes_at: datetime | None = Field(
+        default=None, description="withdrawal and replacement: when the registry carries "
+        "it out by itself unless appealed (DECISION_EXECUTION_LEAD_HOURS before due_at)")
     state: str
     follow_up: FollowUp = Field(description="due, overdue, suspended, in_progress, done, "
-                                            "dropped or open")
+                                            "done_late (completed after due_at), dropped "
+                                            "or open")
     ground: str | None = None
     notice_id: int | None = None
     project_id: str | None = None
@@ -98,7 +110,7 @@ class DecisionView(BaseModel):
     revisions: list[dict[str, Any]] = Field(default_factory=list)
 
     @classmethod
-    def of(cls, doc: Document, now: datetime) -> DecisionView:
+    def of(cls, doc: Document, now: datetime, lead: timedelta) -> DecisionView:
         decision = decision_from_doc(doc)
         return cls(
             decision_id=decision.decision_id, kind=decision.kind.value,
@@ -106,6 +118,7 @@ class DecisionView(BaseModel):
             quantity=decision.quantity, used_quantity=decision.used_quantity,
             account_id=decision.account_id, commitment_period=decision.commitment_period,
             decided_at=decision.decided_at, due_at=decision.due_at,
+            executes_at=execution_moment(decision, lead),
             state=decision.state.value, follow_up=follow_up(decision, now),
             ground=decision.ground.value if decision.ground else None,
             notice_id=decision.notice_id, project_id=decision.project_id,
@@ -123,30 +136,37 @@ class RevisionBody(BaseModel):
     drop: bool = False
 
 
+class DismissalBody(BaseModel):
+    reasons: str = Field(default="", max_length=2000)
+
+
+def _view(desk: DecisionDesk, doc: Document) -> DecisionView:
+    return DecisionView.of(doc, desk.runtime.clock.now(), desk.execution_lead)
+
+
 @router.post("/decisions", status_code=status.HTTP_201_CREATED, tags=["decisions"],
              responses=RESPONSES)
 async def record_decision(body: DecisionCreate, request: Request,
                           actor: ActorDep) -> DecisionView:
-    """Record a decision of the authorised body; withdrawal and replacement decisions are
-    due one month later on the simulation clock."""
+    """Record a decision of the authorised body at the simulation clock's time.
+
+    Withdrawal (needs a ``ground``) and replacement (needs a ``notice_id``) decisions are
+    due one month after the receipt of the ITL notice they answer, or after the decision
+    (cl. 23, 26). Cancellation and retirement decisions are taken after the end of their
+    commitment period (cl. 28: 422 otherwise). A notice that asks for another operation
+    or is completed: 4005."""
     authorise(actor, Operation.RECORD_DECISION)
-    if body.kind == DecisionKind.WITHDRAWAL and body.ground is None:
-        raise RuleViolation(ResponseCode.MISSING_FIELD, "a withdrawal decision gives its "
-                            "ground (cl. 22): excess_issuance, criteria_not_met or voluntary")
-    if body.kind == DecisionKind.REPLACEMENT and body.notice_id is None:
-        raise RuleViolation(ResponseCode.MISSING_FIELD,
-                            "a replacement decision names the ITL notice listing the units")
     desk = desk_of(request)
-    now = desk.runtime.clock.now()
     decision = Decision(
-        decision_id="", kind=body.kind, reference=body.reference, decided_at=now,
-        unit_type=body.unit_type, quantity=body.quantity, account_id=body.account_id,
-        commitment_period=body.commitment_period, due_at=due_date(body.kind, now),
-        ground=body.ground, notice_id=body.notice_id, project_id=body.project_id,
+        decision_id="", kind=body.kind, reference=body.reference,
+        decided_at=desk.runtime.clock.now(), unit_type=body.unit_type,
+        quantity=body.quantity, account_id=body.account_id,
+        commitment_period=body.commitment_period, ground=body.ground,
+        notice_id=body.notice_id, project_id=body.project_id,
         lulucf_activity=int(body.lulucf_activity) if body.lulucf_activity else None,
         cancellation_account_type=body.cancellation_account_type,
     )
-    return DecisionView.of(await desk.record(decision), now)
+    return _view(desk, await desk.record(decision))
 
 
 @router.get("/decisions", tags=["decisions"])
@@ -156,8 +176,7 @@ async def list_decisions(
 ) -> list[DecisionView]:
     """Decisions, newest first, with what is due, overdue and done."""
     desk = desk_of(request)
-    now = desk.runtime.clock.now()
-    views = [DecisionView.of(d, now) for d in await desk.store.decisions()]
+    views = [_view(desk, d) for d in await desk.store.decisions()]
     return [v for v in views if follow_up_filter in (None, v.follow_up)]
 
 
@@ -167,28 +186,43 @@ async def read_decision(decision_id: str, request: Request) -> DecisionView:
     doc = await desk.store.decision(decision_id)
     if doc is None:
         raise NotFound(f"decision {decision_id}")
-    return DecisionView.of(doc, desk.runtime.clock.now())
+    return _view(desk, doc)
 
 
 @router.post("/decisions/{decision_id}/appeal", tags=["decisions"], responses=RESPONSES)
 async def appeal_decision(decision_id: str, body: AppealBody, request: Request,
                           actor: ActorDep) -> DecisionView:
-    """Appeal a withdrawal or replacement decision within its month: it is suspended
-    until the authorised body revises it (cl. 23, 26)."""
+    """Appeal a withdrawal or replacement decision within its month (up to ``due_at``
+    inclusive) while it is not yet carried out: it is suspended until the authorised body
+    revises it or dismisses the appeal; an appeal left unanswered when the month ends
+    lapses and the decision is carried out (cl. 23, 26). Too late or already carried
+    out: 409."""
     authorise(actor, Operation.APPEAL_DECISION)
     desk = desk_of(request)
-    doc = await desk.appeal(decision_id, str(actor), body.grounds)
-    return DecisionView.of(doc, desk.runtime.clock.now())
+    return _view(desk, await desk.appeal(decision_id, str(actor), body.grounds))
 
 
 @router.post("/decisions/{decision_id}/revise", tags=["decisions"], responses=RESPONSES)
 async def revise_decision(decision_id: str, body: RevisionBody, request: Request,
                           actor: ActorDep) -> DecisionView:
-    """The authorised body changes (new quantity, new month) or drops a decision."""
+    """The authorised body changes (new quantity, a new month from the revision) or drops
+    a decision, within its month (409 after ``due_at``: the decision stands)."""
     authorise(actor, Operation.REVISE_DECISION)
     desk = desk_of(request)
-    doc = await desk.revise(decision_id, body.quantity, body.drop)
-    return DecisionView.of(doc, desk.runtime.clock.now())
+    return _view(desk, await desk.revise(decision_id, body.quantity, body.drop))
+
+
+@router.post("/decisions/{decision_id}/dismiss-appeal", tags=["decisions"],
+             responses=RESPONSES)
+async def dismiss_appeal(decision_id: str, request: Request, actor: ActorDep,
+                         body: DismissalBody | None = None) -> DecisionView:
+    """The authorised body dismisses the appeal: the decision is in force again with its
+    original due date, and is carried out at once when its execution moment has passed
+    (409 when it is not appealed)."""
+    authorise(actor, Operation.DISMISS_APPEAL)
+    desk = desk_of(request)
+    reasons = body.reasons if body is not None else ""
+    return _view(desk, await desk.dismiss_appeal(decision_id, reasons))
 
 
 @router.post("/decisions/{decision_id}/execute", status_code=status.HTTP_202_ACCEPTED,
@@ -196,7 +230,7 @@ async def revise_decision(decision_id: str, body: RevisionBody, request: Request
 async def execute_decision(decision_id: str, request: Request,
                            actor: ActorDep) -> TransactionView:
     """Carry out a withdrawal or replacement decision now (the registry also does so by
-    itself when the month ends unappealed)."""
+    itself at ``executes_at``, unless appealed)."""
     desk = desk_of(request)
     decision = await desk.require(decision_id)
     authorise(actor, Operation.WITHDRAWAL if decision.kind == DecisionKind.WITHDRAWAL
@@ -212,7 +246,7 @@ class NoticeView(BaseModel):
     notice_type: int
     status: int
     required_action: str
-    action_due_date: date | None
+    action_due_date: date | None = Field(description="the ITL's deadline")
     target_value: int | None
     fulfilled_quantity: int
     unit_type: int | None = None
@@ -220,22 +254,46 @@ class NoticeView(BaseModel):
     project_id: str | None = None
     blocks: list[dict[str, Any]]
     text: str
-    received_at: datetime
+    received_at: datetime = Field(description="first receipt in this registry")
+    due_at: datetime | None = Field(
+        default=None, description="the Decree's deadline of a withdrawal (1, 2) or "
+        "replacement (3, 4, 5) notice: one month from its receipt (cl. 23, 26)")
+    follow_up: FollowUp = Field(description="due, overdue, done, done_late (completed "
+                                            "after due_at) or open (no Decree deadline)")
+    fulfilled_at: datetime | None = Field(
+        default=None, description="when the ITL's report of its completion arrived")
+
+    @classmethod
+    def of(cls, doc: Document, now: datetime) -> NoticeView:
+        received_at = doc["received_at"]
+        fields = {k: v for k, v in doc.items() if k in cls.model_fields}
+        return cls(**{**fields, "notice_id": doc["_id"],
+                      "due_at": decree_due_at(doc["notice_type"], received_at),
+                      "follow_up": notice_follow_up(doc["notice_type"], doc["status"],
+                                                    received_at, doc.get("fulfilled_at"),
+                                                    now)})
 
 
 @router.get("/notices", tags=["notices"])
-async def list_notices(request: Request) -> list[NoticeView]:
-    """ITL notices with the action each requires and its deadline."""
-    return [NoticeView.model_validate(d)
-            for d in await desk_of(request).store.notices()]
+async def list_notices(
+    request: Request,
+    follow_up_filter: Annotated[FollowUp | None, Query(alias="follow_up")] = None,
+) -> list[NoticeView]:
+    """ITL notices, newest first, with the action each requires, the ITL's deadline and
+    the Decree's, and where each stands."""
+    desk = desk_of(request)
+    now = desk.runtime.clock.now()
+    views = [NoticeView.of(d, now) for d in await desk.store.notices()]
+    return [v for v in views if follow_up_filter in (None, v.follow_up)]
 
 
 @router.get("/notices/{notice_id}", tags=["notices"])
 async def read_notice(notice_id: int, request: Request) -> NoticeView:
-    doc = await desk_of(request).store.notice(notice_id)
+    desk = desk_of(request)
+    doc = await desk.store.notice(notice_id)
     if doc is None:
         raise NotFound(f"notice {notice_id}")
-    return NoticeView.model_validate(doc)
+    return NoticeView.of(doc, desk.runtime.clock.now())
 
 
 # operations
@@ -281,9 +339,21 @@ class ConversionRequest(HoldingOperation):
 
 class CancellationRequest(HoldingOperation):
     account_type: AccountTypeField = Field(default=AccountType.VOLUNTARY_CANCELLATION,
-                                           description="the cancellation account")
+                                           description="the cancellation account's type")
+    account_id: int | None = Field(
+        default=None, ge=1, description="the cancellation account; by default the one of "
+        "account_type for the units' commitment period (another period's: 5903)")
     notice_id: int | None = None
-    decision_id: str | None = None
+    decision_id: str | None = Field(
+        default=None, description="a cancellation decision about these units' period")
+
+
+class RetirementRequest(BaseModel):
+    decision_id: str = Field(description="the retirement decision of the authorised body "
+                             "(cl. 27-29): it names the units, account and period",
+                             examples=["D7"])
+    quantity: int | None = Field(default=None, ge=1, le=10**12,
+                                 description="default: what the decision leaves")
 
 
 class CarryOverRequest(HoldingOperation):
@@ -382,21 +452,17 @@ async def propose_internal_transfer(body: TransferRequest, request: Request,
              tags=["operations"], responses=RESPONSES)
 async def propose_cancellation(body: CancellationRequest, request: Request,
                                actor: ActorDep) -> TransactionView:
-    """5./7. Withdrawal on an ITL notice (cl. 22) or cancellation on a decision after the
-    end of the commitment period (cl. 27-29), into a cancellation account."""
+    """5./7. Withdrawal on an ITL notice (cl. 22) or cancellation on a decision taken
+    after the end of the commitment period (cl. 27-29), into the cancellation account of
+    the units' commitment period."""
     authorise(actor, Operation.CANCELLATION)
     if body.notice_id is None and body.decision_id is None:
         raise RuleViolation(ResponseCode.MISSING_FIELD,
                             "a cancellation rests on an ITL notice (notice_id) or a "
                             "decision of the authorised body (decision_id)")
     svc = service_of(request)
-    if body.decision_id is not None:
-        _, last_year = COMMITMENT_PERIOD_YEARS[body.commitment_period]
-        if svc.runtime.clock.now().year <= last_year:
-            raise RuleViolation(ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
-                                "cancellation is decided after the end of the commitment "
-                                f"period ({last_year}), cl. 27")
-    target = await _fixed_account(request, body.account_type)
+    target = body.account_id or await _fixed_account(request, body.account_type,
+                                                     body.commitment_period)
     command = TransferUnits(
         transaction_type=TransactionType.CANCELLATION,
         transferring_account_id=body.transferring_account_id, acquiring_registry=svc.code,
@@ -457,20 +523,31 @@ async def propose_carry_over(body: CarryOverRequest, request: Request,
 
 @router.post("/transactions/retirement", status_code=status.HTTP_202_ACCEPTED,
              tags=["operations"], responses=RESPONSES)
-async def propose_retirement(body: HoldingOperation, request: Request,
+async def propose_retirement(body: RetirementRequest, request: Request,
                              actor: ActorDep) -> TransactionView:
-    """Retirement: units used towards the Party's commitment go to the retirement
-    account (protocol.md 2.6, type 5)."""
+    """Retirement for compliance (cl. 27-29; protocol.md 2.6, type 5) on a retirement
+    decision taken after the end of its commitment period: units of the decision's type
+    valid for that period leave the decision's account (a holding account or the
+    previous period surplus reserve) for that period's retirement account. 409 when the
+    decision is of another kind, not in force or leaves fewer units."""
     authorise(actor, Operation.RETIREMENT)
-    svc = service_of(request)
-    target = await _fixed_account(request, AccountType.RETIREMENT)
-    command = TransferUnits(
-        transaction_type=TransactionType.RETIREMENT,
-        transferring_account_id=body.transferring_account_id, acquiring_registry=svc.code,
-        acquiring_account_type=AccountType.RETIREMENT, acquiring_account_id=target,
-        unit_type=body.unit_type, quantity=body.quantity,
-        commitment_period=body.commitment_period)
-    return await _move(request, command)
+    desk = desk_of(request)
+
+    async def prepare(session: Session) -> TransferUnits:
+        decision = await desk.require(body.decision_id, session)
+        target = await desk.period_account(AccountType.RETIREMENT, decision.commitment_period,
+                                           session)
+        return TransferUnits(
+            transaction_type=TransactionType.RETIREMENT,
+            transferring_account_id=decision.account_id, acquiring_registry=desk.registry.code,
+            acquiring_account_type=AccountType.RETIREMENT,
+            acquiring_account_id=target.account_id, unit_type=decision.unit_type,
+            quantity=body.quantity or decision.remaining,
+            commitment_period=decision.commitment_period, reference=decision.reference,
+            decision_id=decision.decision_id)
+
+    return TransactionView.of(await operations_of(request).move(prepare,
+                                                                DecisionKind.RETIREMENT))
 
 
 @router.post("/transactions/replacement", status_code=status.HTTP_202_ACCEPTED,
@@ -495,7 +572,12 @@ async def _move(request: Request, command: TransferUnits,
     return TransactionView.of(await operations_of(request).move(command, decision_kind))
 
 
-async def _fixed_account(request: Request, account_type: AccountType) -> int:
+async def _fixed_account(request: Request, account_type: AccountType,
+                         period: int | None = None) -> int:
+    """The government account of ``account_type`` (of ``period`` for the accounts kept
+    per commitment period)."""
+    if period is not None:
+        return (await desk_of(request).period_account(account_type, period)).account_id
     account = await service_of(request).store.account_of_type(account_type)
     if account is None:
         raise NotFound(f"{account_type.name} account")

@@ -37,6 +37,7 @@ class Operation(StrEnum):
     REPLACEMENT = "replacement"
     RECORD_DECISION = "record a decision"
     REVISE_DECISION = "revise a decision"
+    DISMISS_APPEAL = "dismiss an appeal"
     APPEAL_DECISION = "appeal a decision"
     BLOCK_ACCOUNT = "block an account"
     UNBLOCK_ACCOUNT = "unblock an account"
@@ -96,8 +97,10 @@ OPERATOR_OPERATIONS = frozenset({
     Operation.CARRY_OVER, Operation.RETIREMENT, Operation.REPLACEMENT,
     Operation.EFFORT_SHARING, Operation.SHARE_OF_PROCEEDS,
 })
-#: Decisions are the authorised body's (cl. 10, 12, 14, 16, 22, 24, 27).
-AUTHORISED_BODY_OPERATIONS = frozenset({Operation.RECORD_DECISION, Operation.REVISE_DECISION})
+#: Decisions, and answering appeals against them, are the authorised body's (cl. 10, 12,
+#: 14, 16, 22-24, 26-27).
+AUTHORISED_BODY_OPERATIONS = frozenset({Operation.RECORD_DECISION, Operation.REVISE_DECISION,
+                                        Operation.DISMISS_APPEAL})
 
 
 #: Accounts a private holder instructs (non-government in the DES account-type table,

@@ -8,7 +8,13 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import DuplicateKeyError
 
-from services.registry.domain import Account, AccountStatus, Holding, StatusChange
+from services.registry.domain import (
+    PER_PERIOD_ACCOUNT_TYPES,
+    Account,
+    AccountStatus,
+    Holding,
+    StatusChange,
+)
 from shared.codes import FINAL_STATUSES, AccountType, TransactionStatus, UnitType
 from shared.store import Database, Document, Session, next_sequence
 from shared.store.unit_blocks import UnitBlockStore
@@ -36,13 +42,18 @@ class RegistryStore:
     async def ensure_account(self, account: Account, now: datetime) -> None:
         """Create a fixed account if it does not exist yet (idempotent at start-up); an
         account made here is marked ``fixed``: the registry needs it, it is never blocked
-        or closed."""
+        or closed. A per-period account made before accounts were kept per period takes
+        the period its number now stands for."""
         try:
             await self.db.accounts.insert_one(
                 {**account_to_doc(account), "fixed": True, "created_at": now})
         except DuplicateKeyError:
-            await self.db.accounts.update_one({"account_id": account.account_id},
-                                              {"$set": {"fixed": True}})
+            fields: Document = {"fixed": True}
+            if account.account_type in PER_PERIOD_ACCOUNT_TYPES:
+                fields["commitment_period"] = account.commitment_period
+            await self.db.accounts.update_one(
+                {"account_id": account.account_id, "account_type": int(account.account_type)},
+                {"$set": fields})
 
     async def create_account(self, account_type: AccountType, holder_name: str,
                              commitment_period: int, now: datetime,
@@ -67,11 +78,15 @@ class RegistryStore:
         docs = await self.db.accounts.find().sort("account_id", ASCENDING).to_list()
         return [doc_to_account(d) for d in docs]
 
-    async def account_of_type(self, account_type: AccountType,
+    async def account_of_type(self, account_type: AccountType, period: int | None = None,
                               session: Session | None = None) -> Account | None:
-        """The (first) account of a fixed government type, e.g. the retirement account."""
-        doc = await self.db.accounts.find_one({"account_type": int(account_type)},
-                                              sort=[("account_id", ASCENDING)],
+        """The (first) account of a fixed government type, e.g. the retirement account;
+        with ``period``, the one of that commitment period (cancellation, retirement and
+        replacement accounts are kept per period)."""
+        query: Document = {"account_type": int(account_type)}
+        if period is not None:
+            query["commitment_period"] = period
+        doc = await self.db.accounts.find_one(query, sort=[("account_id", ASCENDING)],
                                               session=session)
         return doc_to_account(doc) if doc else None
 

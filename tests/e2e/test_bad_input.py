@@ -23,7 +23,9 @@ pytestmark = pytest.mark.e2e
     [
         ("/accounts", {"holder_name": ""}, "holder_name"),
         ("/accounts", {"holder_name": "X", "account_type": 999}, "unknown AccountType"),
-        ("/transactions/retirement", {"unit_type": "XYZ", "quantity": 5}, "unknown UnitType"),
+        ("/transactions/cancellation", {"unit_type": "XYZ", "quantity": 5},
+         "unknown UnitType"),
+        ("/transactions/retirement", {"quantity": 5}, "decision_id"),
         ("/transactions/issuance", {"decision_id": "D1", "quantity": 0}, "quantity"),
         ("/transactions/issuance", {"quantity": 5}, "decision_id"),
         ("/transactions/external-transfer",

@@ -1,6 +1,7 @@
 """Every operation of the Rules through the real processes, each accepted once and refused
-once with its response code and holdings unchanged; actors; decisions with their month;
-notices; tCER expiry and replacement as the simulation clock moves.
+once with its response code and holdings unchanged; actors; notices; tCER expiry and
+replacement as the simulation clock moves. Decisions with their month, and retirement on
+a decision: tests/e2e/test_decisions.py.
 
 The stack's clock starts in January 2013: the first commitment period has just ended.
 """
@@ -18,11 +19,12 @@ pytestmark = pytest.mark.e2e
 
 CLOCK_START = "2013-01-15T00:00:00+00:00"
 PARTY = 1
-VOLUNTARY_CANCELLATION = 2
-RETIREMENT = 3
 PPSR = 4
 NON_COMPLIANCE = 6
-TCER_REPLACEMENT = 9
+# cancellation, retirement and replacement accounts of period 1: period 2's number + 100
+VOLUNTARY_CANCELLATION_CP1 = 102
+RETIREMENT_CP1 = 103
+TCER_REPLACEMENT_CP1 = 109
 AA_CP1, AA_CP2 = 500_000, 600_000
 
 
@@ -93,7 +95,7 @@ def test_each_operation_is_refused_with_403_to_the_wrong_actor(
     cases = [
         ("holder:1", "POST", "/accounts", {"holder_name": "X"}, "started by the operator"),
         (AUTHORISED_BODY, "POST", "/transactions/retirement",
-         {"unit_type": "AAU", "quantity": 1}, "not by the authorised body"),
+         {"decision_id": "D1"}, "not by the authorised body"),
         ("operator", "POST", "/decisions",
          {"kind": "issuance", "reference": "R", "unit_type": "AAU", "quantity": 1},
          "started by the authorised body"),
@@ -105,7 +107,7 @@ def test_each_operation_is_refused_with_403_to_the_wrong_actor(
          {"transferring_account_id": PARTY, "acquiring_account_id": alice,
           "unit_type": "AAU", "quantity": 1}, "government account"),
         ("somebody", "POST", "/transactions/retirement",
-         {"unit_type": "AAU", "quantity": 1}, "unknown actor"),
+         {"decision_id": "D1"}, "unknown actor"),
     ]
     before = kz_books(client)
     for actor, method, path, body, reason in cases:
@@ -113,7 +115,7 @@ def test_each_operation_is_refused_with_403_to_the_wrong_actor(
         assert response.status_code == 403, (actor, path, response.text)
         assert reason in response.json()["detail"], response.text
     missing = client.http.post(f"{client.urls['kz']}/transactions/retirement",
-                               json={"unit_type": "AAU", "quantity": 1},
+                               json={"decision_id": "D1"},
                                headers={"X-Actor": ""})
     assert missing.status_code == 403 and "X-Actor" in missing.json()["detail"]
     assert kz_books(client) == before
@@ -183,76 +185,7 @@ def test_erus_leave_the_registry_only_on_a_decision(
     assert client.units_held("jp", kz["hiro"], "ERU_FROM_AAU") == 100
 
 
-# 5. withdrawal: decisions with their month
-
-
-def test_withdrawal_decision_not_appealed_is_executed_when_its_month_ends(
-    client: StackClient, kz: dict[str, int]
-) -> None:
-    cancelled_before = units(client, VOLUNTARY_CANCELLATION, "AAU")
-    decision = client.decide("kz", "withdrawal", "AAU", 700, "MEP-W-1", ground="voluntary")
-    decided = datetime.fromisoformat(decision["decided_at"])
-    due = datetime.fromisoformat(decision["due_at"])
-    assert decision["follow_up"] == "due"
-    assert due.month == (decided.month % 12) + 1 and due.day == decided.day
-    assert client.ok("kz", "GET", "/decisions", params={"follow_up": "due"})
-
-    set_clock(client, due + timedelta(minutes=1))
-    done = poll(lambda: client.ok("kz", "GET", f"/decisions/{decision['decision_id']}"),
-                lambda d: d["state"] == "executed", "withdrawal executed")
-    assert done["follow_up"] == "done"
-    assert datetime.fromisoformat(done["executed_at"]) <= due + timedelta(days=1)
-    (transaction_id,) = done["transaction_ids"]
-    view = client.settle("kz", transaction_id)
-    assert view["transaction_type_name"] == "CANCELLATION"
-    assert units(client, VOLUNTARY_CANCELLATION, "AAU") == cancelled_before + 700
-
-
-def test_withdrawal_decision_appealed_within_the_month_waits_for_its_revision(
-    client: StackClient, kz: dict[str, int]
-) -> None:
-    before = kz_books(client)
-    decision = client.decide("kz", "withdrawal", "AAU", 400, "MEP-W-2", ground="voluntary")
-    decision_id = decision["decision_id"]
-    wrong = client.call("kz", "POST", f"/decisions/{decision_id}/appeal",
-                        json={"grounds": "x"}, headers={"X-Actor": AUTHORISED_BODY})
-    assert wrong.status_code == 403
-    appealed = client.ok("kz", "POST", f"/decisions/{decision_id}/appeal",
-                         json={"grounds": "the units were issued lawfully"})
-    assert appealed["follow_up"] == "suspended"
-
-    # the month passes: a suspended decision is not carried out
-    set_clock(client, datetime.fromisoformat(decision["due_at"]) + timedelta(days=2))
-    assert client.ok("kz", "GET", f"/decisions/{decision_id}")["state"] == "appealed"
-    assert kz_books(client) == before
-
-    # revised: the quantity changes and a new month starts from the revision
-    revised = client.ok("kz", "POST", f"/decisions/{decision_id}/revise",
-                        json={"quantity": 150}, headers={"X-Actor": AUTHORISED_BODY})
-    assert revised["follow_up"] == "due" and revised["quantity"] == 150
-    assert datetime.fromisoformat(revised["due_at"]) > now(client)
-    again = client.call("kz", "POST", f"/decisions/{decision_id}/appeal",
-                        json={"grounds": "again"})
-    assert again.status_code == 200  # a revised decision may be appealed within its month
-    dropped = client.ok("kz", "POST", f"/decisions/{decision_id}/revise",
-                        json={"drop": True}, headers={"X-Actor": AUTHORISED_BODY})
-    assert dropped["follow_up"] == "dropped"
-    set_clock(client, datetime.fromisoformat(revised["due_at"]) + timedelta(days=1))
-    assert client.ok("kz", "GET", f"/decisions/{decision_id}")["transaction_ids"] == []
-    assert kz_books(client) == before
-
-
-def test_an_appeal_after_the_month_is_refused(client: StackClient, kz: dict[str, int]) -> None:
-    decision = client.decide("kz", "withdrawal", "AAU", 10**9, "MEP-W-3", ground="voluntary")
-    set_clock(client, datetime.fromisoformat(decision["due_at"]) + timedelta(hours=1))
-    # more units than held: the registry's own execution is refused and stays overdue
-    overdue = poll(lambda: client.ok("kz", "GET", f"/decisions/{decision['decision_id']}"),
-                   lambda d: d["follow_up"] == "overdue", "overdue decision")
-    assert overdue["state"] == "recorded"
-    late = client.call("kz", "POST", f"/decisions/{decision['decision_id']}/appeal",
-                       json={"grounds": "too late"})
-    assert late.status_code == 409
-    assert "month for appeals ended" in late.json()["detail"]
+# 5. withdrawal on an ITL notice (on a decision: test_decisions.py)
 
 
 def test_withdrawal_on_an_itl_notice_fulfils_it_and_a_misfit_gets_4005(
@@ -333,12 +266,16 @@ def test_expiring_tcers_get_a_notice_are_replaced_and_the_itl_records_it(
     expiry, alice = "2013-06-30", kz["alice"]
     request = cdm_issue(client, TCER_PROJECT, unit_type="TCER", quantity=1_000,
                         expiry_date=expiry, acquiring_account_type=121,
-                        acquiring_account_id=alice)
+                        acquiring_account_id=alice, commitment_period=1)
     assert request["state"] == "completed", request
-    # 600 of the 980 tCERs are used towards the commitment: retired
-    retired = proposed(client, "kz", client.call("kz", "POST", "/transactions/retirement", json={
-        "transferring_account_id": alice, "unit_type": "TCER", "quantity": 600}))
+    # 600 of the 980 tCERs are used towards the first period's commitment: retired on a
+    # decision taken after the period
+    decision = client.decide("kz", "retirement", "TCER", 600, "MEP-RET-T1",
+                             commitment_period=1, account_id=alice)
+    retired = proposed(client, "kz", client.call("kz", "POST", "/transactions/retirement",
+                                                 json={"decision_id": decision["decision_id"]}))
     assert retired["status_name"] == "COMPLETED"
+    assert units(client, RETIREMENT_CP1, "TCER", 1) == 600
 
     set_clock(client, datetime.fromisoformat("2013-06-05T00:00:00+00:00"))
     notices = poll(lambda: [n for n in client.ok("kz", "GET", "/notices")
@@ -355,13 +292,13 @@ def test_expiring_tcers_get_a_notice_are_replaced_and_the_itl_records_it(
     assert refused.status_code == 422  # KZ holds no lCERs to replace with
     assert refused.json()["response_code"] == 3002
     assert kz_books(client) == books
-    aau_before = units(client, PARTY, "AAU", 2)
+    aau_before = units(client, PARTY, "AAU", 1)
     view = proposed(client, "kz", client.call("kz", "POST", "/transactions/replacement", json={
-        "notice_id": notice["notice_id"], "unit_type": "AAU"}))
+        "notice_id": notice["notice_id"], "unit_type": "AAU", "commitment_period": 1}))
     assert view["status_name"] == "COMPLETED"
     assert sum(b["quantity"] for b in view["replaced_blocks"]) == 600
-    assert units(client, PARTY, "AAU", 2) == aau_before - 600
-    assert units(client, TCER_REPLACEMENT, "AAU") == 600
+    assert units(client, PARTY, "AAU", 1) == aau_before - 600
+    assert units(client, TCER_REPLACEMENT_CP1, "AAU") == 600
     at_itl = client.ok("itl", "GET", f"/notices/{notice['notice_id']}")
     assert at_itl["status_name"] == "COMPLETED"
     assert at_itl["fulfilled_quantity"] == 600
@@ -373,7 +310,7 @@ def test_expiring_tcers_get_a_notice_are_replaced_and_the_itl_records_it(
     # once expired, the tCERs still in the holding account can no longer move
     set_clock(client, datetime.fromisoformat("2013-07-02T00:00:00+00:00"))
     books = kz_books(client)
-    expired = client.transfer("kz", alice, PARTY, "TCER", 10, target_type=100)
+    expired = client.transfer("kz", alice, PARTY, "TCER", 10, target_type=100, period=1)
     assert expired.status_code == 422
     assert expired.json()["response_code"] == 3007
     assert "have expired" in expired.json()["detail"]
@@ -386,22 +323,29 @@ def test_expiring_tcers_get_a_notice_are_replaced_and_the_itl_records_it(
 def test_cancellation_is_decided_after_the_end_of_the_period(
     client: StackClient, kz: dict[str, int]
 ) -> None:
-    early = client.decide("kz", "cancellation", "AAU", 100, "MEP-C-2",
-                          cancellation_account_type=230)
     before = kz_books(client)
-    refused = client.call("kz", "POST", "/transactions/cancellation", json={
-        "unit_type": "AAU", "quantity": 100, "commitment_period": 2, "account_type": 230,
-        "decision_id": early["decision_id"]})
+    refused = client.call("kz", "POST", "/decisions", headers={"X-Actor": AUTHORISED_BODY},
+                          json={"kind": "cancellation", "reference": "MEP-C-2",
+                                "unit_type": "AAU", "quantity": 100,
+                                "cancellation_account_type": 230})
     assert refused.status_code == 422
     assert "after the end of the commitment period (2020)" in refused.json()["detail"]
+    assert "cl. 28" in refused.json()["detail"]
     assert kz_books(client) == before
     decision = client.decide("kz", "cancellation", "AAU", 1_000, "MEP-C-1",
                              commitment_period=1)
-    view = proposed(client, "kz", client.call("kz", "POST", "/transactions/cancellation", json={
-        "unit_type": "AAU", "quantity": 1_000, "commitment_period": 1, "account_type": 230,
-        "decision_id": decision["decision_id"]}))
+    body = {"unit_type": "AAU", "quantity": 1_000, "commitment_period": 1,
+            "account_type": 230, "decision_id": decision["decision_id"]}
+    wrong_period = client.call("kz", "POST", "/transactions/cancellation",
+                               json={**body, "account_id": 2})  # period 2's account
+    assert wrong_period.status_code == 422
+    assert wrong_period.json()["response_code"] == 5903
+    assert kz_books(client) == before
+    view = proposed(client, "kz", client.call("kz", "POST", "/transactions/cancellation",
+                                              json=body))
     assert view["status_name"] == "COMPLETED"
-    assert units(client, VOLUNTARY_CANCELLATION, "AAU", 1) == 1_000
+    assert view["acquiring"]["account_id"] == VOLUNTARY_CANCELLATION_CP1
+    assert units(client, VOLUNTARY_CANCELLATION_CP1, "AAU", 1) == 1_000
 
 
 # 8. carry-over
@@ -445,14 +389,18 @@ def test_cer_carry_over_stops_at_two_and_a_half_percent_with_4003(
 def test_retirement_moves_units_to_the_retirement_account_and_more_than_held_gets_3002(
     client: StackClient, kz: dict[str, int]
 ) -> None:
-    before = units(client, RETIREMENT, "AAU")
-    view = proposed(client, "kz", client.call("kz", "POST", "/transactions/retirement", json={
-        "unit_type": "AAU", "quantity": 2_500}))
+    before = units(client, RETIREMENT_CP1, "AAU")
+    decision = client.decide("kz", "retirement", "AAU", 2_500, "MEP-RET-1",
+                             commitment_period=1)
+    view = proposed(client, "kz", client.call("kz", "POST", "/transactions/retirement",
+                                              json={"decision_id": decision["decision_id"]}))
     assert view["status_name"] == "COMPLETED"
-    assert units(client, RETIREMENT, "AAU") == before + 2_500
+    assert units(client, RETIREMENT_CP1, "AAU") == before + 2_500
     books = kz_books(client)
+    too_many = client.decide("kz", "retirement", "AAU", 10**9, "MEP-RET-2",
+                             commitment_period=1)
     refused = client.call("kz", "POST", "/transactions/retirement",
-                          json={"unit_type": "AAU", "quantity": 10**9})
+                          json={"decision_id": too_many["decision_id"]})
     assert refused.status_code == 422
     assert refused.json()["response_code"] == 3002
     assert kz_books(client) == books
@@ -529,33 +477,3 @@ def test_the_itl_times_out_a_transfer_the_acquiring_registry_leaves_unanswered(
     assert client.units_held("jp", kz["hiro"], "AAU") == 0
     jp_clock = datetime.fromisoformat(client.ok("jp", "GET", "/admin/clock")["now"])
     assert abs(jp_clock - now(client)) < timedelta(minutes=5)  # restored after restart
-
-
-def test_a_replacement_decision_is_carried_out_when_its_month_ends(
-    client: StackClient, kz: dict[str, int]
-) -> None:
-    alice = kz["alice"]
-    request = cdm_issue(client, TCER_PROJECT, unit_type="TCER", quantity=500,
-                        expiry_date="2013-09-30", acquiring_account_type=121,
-                        acquiring_account_id=alice)
-    assert request["state"] == "completed", request
-    retired = proposed(client, "kz", client.call("kz", "POST", "/transactions/retirement", json={
-        "transferring_account_id": alice, "unit_type": "TCER", "quantity": 490}))
-    assert retired["status_name"] == "COMPLETED"
-    set_clock(client, datetime.fromisoformat("2013-09-05T00:00:00+00:00"))
-    notice = poll(lambda: [n for n in client.ok("kz", "GET", "/notices")
-                           if n["notice_type"] == 3 and n["status"] == 1],
-                  lambda found: bool(found), "second impending expiry notice")[0]
-    assert notice["target_value"] == 490
-    decision = client.decide("kz", "replacement", "AAU", 490, "MEP-R-1",
-                             notice_id=notice["notice_id"])
-    assert decision["follow_up"] == "due"
-    set_clock(client, datetime.fromisoformat(decision["due_at"]) + timedelta(minutes=5))
-    done = poll(lambda: client.ok("kz", "GET", f"/decisions/{decision['decision_id']}"),
-                lambda d: d["state"] == "executed", "replacement decision executed")
-    (transaction_id,) = done["transaction_ids"]
-    view = client.settle("kz", transaction_id)
-    assert view["transaction_type_name"] == "REPLACEMENT"
-    assert view["notification_id"] == notice["notice_id"]
-    assert client.ok("itl", "GET", f"/notices/{notice['notice_id']}")["status_name"] == \
-        "COMPLETED"

@@ -33,6 +33,7 @@ from shared.codes import AccountType, UnitType
 from shared.errors import RuleViolation
 
 DECIDED = datetime(2013, 1, 31, 12, tzinfo=UTC)
+LEAD = timedelta(hours=24)
 PARTY = Account("KZ", AccountType.PARTY_HOLDING, 1, "Republic of Kazakhstan", 2)
 ALICE = Account("KZ", AccountType.PERSON_HOLDING, 1001, "Alice Energy LLP", 2)
 OPERATOR = Actor(Role.OPERATOR)
@@ -57,14 +58,16 @@ def test_only_withdrawal_and_replacement_have_a_month() -> None:
         assert due_date(kind, DECIDED) is None
 
 
-def test_a_decision_is_due_then_overdue_and_executed_when_its_month_ends() -> None:
+def test_a_decision_is_due_then_overdue_and_executed_a_lead_before_its_month_ends() -> None:
     decision = withdrawal()
     assert decision.due_at is not None
     assert follow_up(decision, decision.due_at - timedelta(days=1)) == FollowUp.DUE
-    assert not is_to_execute(decision, decision.due_at - timedelta(seconds=1))
-    assert is_to_execute(decision, decision.due_at)
+    assert not is_to_execute(decision, decision.due_at - LEAD - timedelta(seconds=1), LEAD)
+    assert is_to_execute(decision, decision.due_at - LEAD, LEAD)
+    assert follow_up(decision, decision.due_at) == FollowUp.DUE
     assert follow_up(decision, decision.due_at + timedelta(seconds=1)) == FollowUp.OVERDUE
-    assert follow_up(replace(decision, state=DecisionState.EXECUTED), DECIDED) == FollowUp.DONE
+    done = replace(decision, state=DecisionState.EXECUTED, executed_at=decision.due_at)
+    assert follow_up(done, DECIDED) == FollowUp.DONE
 
 
 def test_an_appeal_within_the_month_suspends_and_after_it_is_refused() -> None:
@@ -72,8 +75,8 @@ def test_an_appeal_within_the_month_suspends_and_after_it_is_refused() -> None:
     assert decision.due_at is not None
     appealed = appeal(decision, decision.due_at)
     assert appealed.state == DecisionState.APPEALED
-    assert follow_up(appealed, decision.due_at + timedelta(days=9)) == FollowUp.SUSPENDED
-    assert not is_to_execute(appealed, decision.due_at + timedelta(days=9))
+    assert follow_up(appealed, decision.due_at) == FollowUp.SUSPENDED
+    assert not is_to_execute(appealed, decision.due_at, LEAD)
     with pytest.raises(RuleViolation, match="month for appeals ended"):
         appeal(decision, decision.due_at + timedelta(seconds=1))
     with pytest.raises(RuleViolation, match="no appeal window"):
@@ -82,7 +85,7 @@ def test_an_appeal_within_the_month_suspends_and_after_it_is_refused() -> None:
 
 def test_a_revision_changes_the_decision_and_restarts_its_month_or_drops_it() -> None:
     appealed = appeal(withdrawal(), DECIDED)
-    later = DECIDED + timedelta(days=40)
+    later = DECIDED + timedelta(days=20)
     revised = revise(appealed, later, quantity=60, drop=False)
     assert (revised.state, revised.quantity) == (DecisionState.RECORDED, 60)
     assert revised.due_at == one_month_after(later)
