@@ -47,10 +47,12 @@ class StackClient:
     # ITL
 
     def set_assigned_amount(self, party: str, period: int, assigned_amount: int,
-                            reviewed_inventory: int | None = None) -> Any:
+                            reviewed_inventory: int | None = None, **facts: Any) -> Any:
+        """Record a Party's period at the ITL; ``facts`` are the other fields of
+        ``PUT /parties/{code}/periods/{cp}`` (emissions, removals)."""
         return self.ok("itl", "PUT", f"/parties/{party}/periods/{period}",
                        json={"assigned_amount": assigned_amount,
-                             "reviewed_inventory": reviewed_inventory})
+                             "reviewed_inventory": reviewed_inventory, **facts})
 
     def itl_transaction(self, transaction_id: str) -> Any:
         return self.ok("itl", "GET", f"/transactions/{transaction_id}")

@@ -101,8 +101,11 @@ def proposed(client: StackClient, response: Any) -> Any:
 @pytest.fixture(scope="module")
 def kz(client: StackClient) -> dict[str, int]:
     """KZ with AAUs of both periods in its Party holding account, and one person."""
-    client.set_assigned_amount("KZ", 1, 500_000)
-    client.set_assigned_amount("KZ", 2, 600_000, reviewed_inventory=20_000)
+    client.set_assigned_amount("KZ", 1, 500_000, base_year_emissions=1_000_000)
+    # emissions over period 2 exceed its assigned amount by 10 000: what PPSR units may
+    # be retired for
+    client.set_assigned_amount("KZ", 2, 600_000, reviewed_inventory=20_000,
+                               period_emissions=610_000)
     for period, quantity in ((1, 100_000), (2, 200_000)):
         issued = client.issue("kz", "AAU", quantity, f"MEP-{period}", period=period)
         assert client.settle("kz", issued["transaction_id"])["status_name"] == "COMPLETED"
@@ -346,7 +349,7 @@ def test_a_replacement_decision_on_a_notice_is_carried_out_before_its_due_date(
     client.ok("cdm", "POST", "/projects", json=TCER_PROJECT)
     request = client.ok("cdm", "POST", f"/projects/{TCER_PROJECT['project_id']}/issuances",
                         json={"unit_type": "TCER", "quantity": 500, "commitment_period": 1,
-                              "expiry_date": "2013-09-30", "acquiring_registry": "KZ",
+                              "acquiring_registry": "KZ",
                               "acquiring_account_type": 121, "acquiring_account_id": alice})
     request = poll(lambda: client.ok("cdm", "GET", f"/issuances/{request['request_id']}"),
                    lambda r: r["state"] in ("completed", "failed"), "CDM issuance")
@@ -359,7 +362,8 @@ def test_a_replacement_decision_on_a_notice_is_carried_out_before_its_due_date(
     assert retired["status_name"] == "COMPLETED"
     assert units(client, RETIREMENT[1], "TCER", 1) == 490
 
-    set_clock(client, at("2013-09-05T00:00:00+00:00"))
+    # tCERs of period 1 expire at the end of period 2: notice 3 thirty days before
+    set_clock(client, at("2020-12-01T00:00:00+00:00"))
     notice = poll(lambda: [n for n in client.ok("kz", "GET", "/notices")
                            if n["notice_type"] == 3 and n["status"] == 1],
                   lambda found: bool(found), "impending expiry notice")[0]

@@ -4,6 +4,8 @@ replacement as the simulation clock moves. Decisions with their month, and retir
 a decision: tests/e2e/test_decisions.py.
 
 The stack's clock starts in January 2013: the first commitment period has just ended.
+The tests run in time order: carry-over after the first period's true-up (November
+2015), the first period's tCERs expiring at the end of the second period (2020).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ VOLUNTARY_CANCELLATION_CP1 = 102
 RETIREMENT_CP1 = 103
 TCER_REPLACEMENT_CP1 = 109
 AA_CP1, AA_CP2 = 500_000, 600_000
-
+#: Base-year emissions: A/R CDM credits up to 1 % x years (50 000 in period 1).
+BASE_YEAR = 1_000_000
 
 
 def proposed(client: StackClient, registry: str, response: Any) -> Any:
@@ -60,16 +63,17 @@ def now(client: StackClient) -> datetime:
 @pytest.fixture(scope="module")
 def kz(client: StackClient) -> dict[str, int]:
     """KZ with AAUs of both periods in its Party holding account."""
-    client.set_assigned_amount("KZ", 1, AA_CP1)
-    # the reviewed inventory makes the reserve 5 x 20 000 = 100 000, below 90 % of AA
-    party = client.set_assigned_amount("KZ", 2, AA_CP2, reviewed_inventory=20_000)
-    assert party["commitment_period_reserve"] == 100_000
+    client.set_assigned_amount("KZ", 1, AA_CP1, base_year_emissions=BASE_YEAR)
+    # the reviewed inventory makes the reserve 8 x 20 000 = 160 000, below 90 % of AA
+    party = client.set_assigned_amount("KZ", 2, AA_CP2, reviewed_inventory=20_000,
+                                       base_year_emissions=BASE_YEAR)
+    assert party["commitment_period_reserve"] == 160_000
     for period, quantity in ((1, 100_000), (2, 200_000)):
         issued = client.issue("kz", "AAU", quantity, f"MEP-{period}", period=period)
         assert client.settle("kz", issued["transaction_id"])["status_name"] == "COMPLETED"
     alice = client.open_account("kz", "Alice Energy LLP")["account_id"]
-    hiro = client.open_account("jp", "Hiroshima Power KK")["account_id"]
-    return {"alice": alice, "hiro": hiro}
+    zora = client.open_account("ch", "Zurich Power AG")["account_id"]
+    return {"alice": alice, "zora": zora}
 
 
 def cdm_issue(client: StackClient, project: dict[str, Any], **issuance: Any) -> Any:
@@ -142,8 +146,13 @@ def test_track_1_conversion_on_a_decision_turns_aaus_into_erus_in_their_account(
     assert sum(b["quantity"] for b in erus) == 1_000
     assert {b["project_id"] for b in erus} == {"KZ-JI-0001"}
     register = client.ok("itl", "GET", "/units", params={"registry": "KZ", "unit_type": 3})
-    assert sum(b["quantity"] for b in register) == 1_000
+    assert sum(b["quantity"] for b in register if b["registry"] == "KZ") == 1_000
     assert client.ok("kz", "GET", f"/decisions/{decision['decision_id']}")["state"] == "executed"
+    # ERUs issued from period-2 AAUs pay 2 % to the Adaptation Fund, right after
+    (share,) = client.settle_share_of_proceeds("kz")
+    assert share["supplementary_type"] == 49 and share["quantity"] == 20
+    assert units(client, PARTY, "ERU_FROM_AAU") == 980
+    assert client.units_held("cdm", 1100, "ERU_FROM_AAU") == 20
 
 
 def test_track_2_conversion_without_a_jisc_determination_is_refused_with_4002(
@@ -162,6 +171,7 @@ def test_track_2_conversion_without_a_jisc_determination_is_refused_with_4002(
                                               json=body))
     assert view["status_name"] == "COMPLETED"
     assert client.ok("itl", "GET", "/units", params={"registry": "KZ", "unit_type": 3})
+    client.settle_share_of_proceeds("kz")
 
 
 # 3. external transfer of ERUs (AAUs: test_flows.py)
@@ -170,8 +180,8 @@ def test_track_2_conversion_without_a_jisc_determination_is_refused_with_4002(
 def test_erus_leave_the_registry_only_on_a_decision(
     client: StackClient, kz: dict[str, int]
 ) -> None:
-    body = {"transferring_account_id": PARTY, "acquiring_registry": "JP",
-            "acquiring_account_id": kz["hiro"], "unit_type": "ERU_FROM_AAU", "quantity": 100}
+    body = {"transferring_account_id": PARTY, "acquiring_registry": "CH",
+            "acquiring_account_id": kz["zora"], "unit_type": "ERU_FROM_AAU", "quantity": 100}
     before = kz_books(client)
     refused = client.call("kz", "POST", "/transactions/external-transfer", json=body)
     assert refused.status_code == 422
@@ -182,7 +192,14 @@ def test_erus_leave_the_registry_only_on_a_decision(
         "kz", "POST", "/transactions/external-transfer",
         json={**body, "decision_id": decision["decision_id"]}))
     assert view["status_name"] == "COMPLETED", view["evaluation_results"]
-    assert client.units_held("jp", kz["hiro"], "ERU_FROM_AAU") == 100
+    assert client.units_held("ch", kz["zora"], "ERU_FROM_AAU") == 100
+    # the ERUs issued by converting period-2 AAUs paid their 2 % first
+    shares = {r["kind"]: r for r in client.ok("kz", "GET", "/share-of-proceeds")}
+    eru = shares["eru_issuance"]
+    assert (eru["transferred"], eru["due"], eru["contributed"], eru["owed"]) == (
+        1_500, 30, 30, 0)
+    client.settle_share_of_proceeds("kz")
+    assert client.units_held("cdm", 1100, "ERU_FROM_AAU") == 30
 
 
 # 5. withdrawal on an ITL notice (on a decision: test_decisions.py)
@@ -215,106 +232,65 @@ def test_withdrawal_on_an_itl_notice_fulfils_it_and_a_misfit_gets_4005(
          lambda n: n["status"] == 3, "KZ sees the notice completed")
 
 
-# 6. change of expiry date and 9. replacement: tCERs
+# 6. change of expiry date (lCERs)
 
 
-TCER_PROJECT = {"project_id": "CDM-AR-7", "title": "Kazakh steppe reforestation",
-                "host_party": "UZ", "afforestation_reforestation": True}
+LCER_PROJECT = {"project_id": "CDM-AR-8", "title": "Altai reforestation", "host_party": "UZ",
+                "afforestation_reforestation": True, "crediting_period_end": "2030-06-30"}
 
 
-def test_expiry_date_change_on_a_notice_moves_the_date_and_a_wrong_account_gets_3002(
+def test_expiry_date_change_on_a_notice_reaches_lcers_in_the_retirement_account(
     client: StackClient, kz: dict[str, int]
 ) -> None:
-    request = cdm_issue(client, TCER_PROJECT, unit_type="TCER", quantity=100,
-                        expiry_date="2013-12-31")
+    contradicting = client.call("cdm", "POST", "/projects", json=LCER_PROJECT)
+    assert contradicting.status_code == 201
+    refused = client.call("cdm", "POST", "/projects/CDM-AR-8/issuances", json={
+        "unit_type": "LCER", "quantity": 100, "commitment_period": 1, "acquiring_registry": "KZ",
+        "acquiring_account_type": 100, "acquiring_account_id": PARTY,
+        "expiry_date": "2030-06-29"})
+    assert refused.status_code == 422
+    assert refused.json()["response_code"] == 4012  # not the crediting period's end
+    request = cdm_issue(client, LCER_PROJECT, unit_type="LCER", quantity=100,
+                        commitment_period=1)
     assert request["state"] == "completed", request
-    blocks = [b for b in client.holdings("kz", PARTY)["blocks"]
-              if b["unit_type"] == "TCER" and b["expiry_date"] == "2013-12-31"]
+    decision = client.decide("kz", "retirement", "LCER", 40, "MEP-RET-L1", commitment_period=1)
+    assert proposed(client, "kz", client.call(
+        "kz", "POST", "/transactions/retirement",
+        json={"decision_id": decision["decision_id"]}))["status_name"] == "COMPLETED"
+    blocks = [b for b in client.holdings("kz", RETIREMENT_CP1)["blocks"]
+              if b["unit_type"] == "LCER"]
+    assert {b["expiry_date"] for b in blocks} == {"2030-06-30"}
     wire = [{"serial_start": b["serial_start"], "serial_end": b["serial_end"],
-             "originating_registry": "CDM", "unit_type": 6, "original_commitment_period": 2,
-             "applicable_commitment_period": 2, "project_id": "CDM-AR-7",
-             "expiry_date": "2013-12-31"} for b in blocks]
+             "originating_registry": "CDM", "unit_type": 7, "original_commitment_period": 1,
+             "applicable_commitment_period": 1, "project_id": "CDM-AR-8",
+             "expiry_date": "2030-06-30"} for b in blocks]
     notice = client.ok("itl", "POST", "/notices", json={
-        "notice_type": 9, "registry": "KZ", "target_value": 98, "blocks": wire,
-        "text": "expiry extended after review"})
+        "notice_type": 9, "registry": "KZ", "target_value": 40, "blocks": wire,
+        "text": "crediting period renewed"})
     poll(lambda: client.call("kz", "GET", f"/notices/{notice['notice_id']}"),
          lambda r: r.status_code == 200, "notice 9 in KZ")
     before = kz_books(client)
     wrong = client.call("kz", "POST", "/transactions/expiry-date-change", json={
         "account_id": kz["alice"], "notice_id": notice["notice_id"],
-        "new_expiry_date": "2014-06-30"})
+        "new_expiry_date": "2037-06-30"})
     assert wrong.status_code == 422
     assert wrong.json()["response_code"] == 3002
     assert kz_books(client) == before
+    # the retired lCERs are the ones whose expiry matters: their date changes in place
     view = proposed(client, "kz", client.call("kz", "POST", "/transactions/expiry-date-change",
-                                              json={"account_id": PARTY,
+                                              json={"account_id": RETIREMENT_CP1,
                                                     "notice_id": notice["notice_id"],
-                                                    "new_expiry_date": "2014-06-30"}))
-    assert view["status_name"] == "COMPLETED"
-    moved = [b for b in client.holdings("kz", PARTY)["blocks"] if b["unit_type"] == "TCER"]
-    assert {b["expiry_date"] for b in moved if b["serial_start"] == blocks[0]["serial_start"]} \
-        == {"2014-06-30"}
-    at_itl = client.ok("itl", "GET", "/units", params={"registry": "KZ", "unit_type": 6})
-    assert "2014-06-30" in {b.get("expiry_date") for b in at_itl}
+                                                    "new_expiry_date": "2037-06-30"}))
+    assert view["status_name"] == "COMPLETED", view["evaluation_results"]
+    retired = [b for b in client.holdings("kz", RETIREMENT_CP1)["blocks"]
+               if b["unit_type"] == "LCER"]
+    assert {b["expiry_date"] for b in retired} == {"2037-06-30"}
+    assert sum(b["quantity"] for b in retired) == 40
+    at_itl = client.ok("itl", "GET", "/units", params={"registry": "KZ", "unit_type": 7})
+    assert {b["expiry_date"] for b in at_itl if b["account_id"] == RETIREMENT_CP1} == \
+        {"2037-06-30"}
     assert client.ok("itl", "GET", f"/notices/{notice['notice_id']}")["status_name"] == \
         "COMPLETED"
-
-
-def test_expiring_tcers_get_a_notice_are_replaced_and_the_itl_records_it(
-    client: StackClient, kz: dict[str, int]
-) -> None:
-    expiry, alice = "2013-06-30", kz["alice"]
-    request = cdm_issue(client, TCER_PROJECT, unit_type="TCER", quantity=1_000,
-                        expiry_date=expiry, acquiring_account_type=121,
-                        acquiring_account_id=alice, commitment_period=1)
-    assert request["state"] == "completed", request
-    # 600 of the 980 tCERs are used towards the first period's commitment: retired on a
-    # decision taken after the period
-    decision = client.decide("kz", "retirement", "TCER", 600, "MEP-RET-T1",
-                             commitment_period=1, account_id=alice)
-    retired = proposed(client, "kz", client.call("kz", "POST", "/transactions/retirement",
-                                                 json={"decision_id": decision["decision_id"]}))
-    assert retired["status_name"] == "COMPLETED"
-    assert units(client, RETIREMENT_CP1, "TCER", 1) == 600
-
-    set_clock(client, datetime.fromisoformat("2013-06-05T00:00:00+00:00"))
-    notices = poll(lambda: [n for n in client.ok("kz", "GET", "/notices")
-                            if n["notice_type"] == 3],
-                   lambda found: bool(found), "impending expiry notice in KZ")
-    (notice,) = notices
-    assert notice["target_value"] == 600
-    assert str(notice["action_due_date"]) == expiry
-    assert "replace" in notice["required_action"]
-
-    books = kz_books(client)
-    refused = client.call("kz", "POST", "/transactions/replacement", json={
-        "notice_id": notice["notice_id"], "unit_type": "LCER"})
-    assert refused.status_code == 422  # KZ holds no lCERs to replace with
-    assert refused.json()["response_code"] == 3002
-    assert kz_books(client) == books
-    aau_before = units(client, PARTY, "AAU", 1)
-    view = proposed(client, "kz", client.call("kz", "POST", "/transactions/replacement", json={
-        "notice_id": notice["notice_id"], "unit_type": "AAU", "commitment_period": 1}))
-    assert view["status_name"] == "COMPLETED"
-    assert sum(b["quantity"] for b in view["replaced_blocks"]) == 600
-    assert units(client, PARTY, "AAU", 1) == aau_before - 600
-    assert units(client, TCER_REPLACEMENT_CP1, "AAU") == 600
-    at_itl = client.ok("itl", "GET", f"/notices/{notice['notice_id']}")
-    assert at_itl["status_name"] == "COMPLETED"
-    assert at_itl["fulfilled_quantity"] == 600
-    assert at_itl["transactions"] == [view["transaction_id"]]
-    register = client.ok("itl", "GET", "/units", params={"registry": "KZ", "unit_type": 6})
-    assert sum(b["quantity"] for b in register
-               if b["replaced_by"] == view["transaction_id"]) == 600
-
-    # once expired, the tCERs still in the holding account can no longer move
-    set_clock(client, datetime.fromisoformat("2013-07-02T00:00:00+00:00"))
-    books = kz_books(client)
-    expired = client.transfer("kz", alice, PARTY, "TCER", 10, target_type=100, period=1)
-    assert expired.status_code == 422
-    assert expired.json()["response_code"] == 3007
-    assert "have expired" in expired.json()["detail"]
-    assert kz_books(client) == books
 
 
 # 7. cancellation
@@ -351,12 +327,21 @@ def test_cancellation_is_decided_after_the_end_of_the_period(
 # 8. carry-over
 
 
-def test_cp1_aaus_are_carried_over_into_the_surplus_reserve_for_cp2(
+def test_cp1_aaus_are_carried_over_into_the_surplus_reserve_after_the_true_up(
     client: StackClient, kz: dict[str, int]
 ) -> None:
-    view = proposed(client, "kz", client.call("kz", "POST", "/transactions/carry-over", json={
-        "unit_type": "AAU", "quantity": 10_000, "commitment_period": 1}))
+    body = {"unit_type": "AAU", "quantity": 10_000, "commitment_period": 1}
+    before = kz_books(client)
+    early = client.call("kz", "POST", "/transactions/carry-over", json=body)
+    assert early.status_code == 422
+    assert early.json()["response_code"] == 4015
+    assert "2015-11-18" in early.json()["detail"]
+    assert kz_books(client) == before
+    set_clock(client, datetime.fromisoformat("2015-11-19T00:00:00+00:00"))
+    view = proposed(client, "kz", client.call("kz", "POST", "/transactions/carry-over",
+                                              json=body))
     assert view["status_name"] == "COMPLETED"
+    assert view["supplementary_type"] == 39
     blocks = client.holdings("kz", PPSR)["blocks"]
     assert sum(b["quantity"] for b in blocks) == 10_000
     assert {(b["original_commitment_period"], b["applicable_commitment_period"])
@@ -412,7 +397,7 @@ def test_retirement_moves_units_to_the_retirement_account_and_more_than_held_get
 def test_the_cpr_notice_is_recorded_as_information(client: StackClient,
                                                   kz: dict[str, int]) -> None:
     reserve = [n for n in client.ok("kz", "GET", "/notices") if n["notice_type"] == 7]
-    assert {n["target_value"] for n in reserve} >= {100_000}
+    assert {n["target_value"] for n in reserve} >= {160_000}
     assert {n["status"] for n in reserve} == {3}
     assert all("informs" in n["required_action"] for n in reserve)
 
@@ -453,17 +438,81 @@ def test_excess_issuance_notice_is_answered_by_a_transfer_to_the_cdm_account(
         "COMPLETED"
 
 
+# 6. and 9.: tCERs of the first period expire at the end of the second
+
+
+TCER_PROJECT = {"project_id": "CDM-AR-7", "title": "Kazakh steppe reforestation",
+                "host_party": "UZ", "afforestation_reforestation": True}
+
+
+def test_expiring_tcers_get_a_notice_are_replaced_and_the_itl_records_it(
+    client: StackClient, kz: dict[str, int]
+) -> None:
+    expiry, alice = "2020-12-31", kz["alice"]  # the end of the period after theirs
+    request = cdm_issue(client, TCER_PROJECT, unit_type="TCER", quantity=1_000,
+                        acquiring_account_type=121, acquiring_account_id=alice,
+                        commitment_period=1)
+    assert request["state"] == "completed", request
+    # 600 of the 980 tCERs are used towards the first period's commitment: retired on a
+    # decision taken after the period
+    decision = client.decide("kz", "retirement", "TCER", 600, "MEP-RET-T1",
+                             commitment_period=1, account_id=alice)
+    retired = proposed(client, "kz", client.call("kz", "POST", "/transactions/retirement",
+                                                 json={"decision_id": decision["decision_id"]}))
+    assert retired["status_name"] == "COMPLETED"
+    assert units(client, RETIREMENT_CP1, "TCER", 1) == 600
+
+    set_clock(client, datetime.fromisoformat("2020-12-05T00:00:00+00:00"))
+    notices = poll(lambda: [n for n in client.ok("kz", "GET", "/notices")
+                            if n["notice_type"] == 3],
+                   lambda found: bool(found), "impending expiry notice in KZ")
+    (notice,) = notices
+    assert notice["target_value"] == 600
+    assert str(notice["action_due_date"]) == expiry
+    assert "replace" in notice["required_action"]
+
+    books = kz_books(client)
+    refused = client.call("kz", "POST", "/transactions/replacement", json={
+        "notice_id": notice["notice_id"], "unit_type": "LCER"})
+    assert refused.status_code == 422  # KZ holds no lCERs to replace with
+    assert refused.json()["response_code"] == 3002
+    assert kz_books(client) == books
+    aau_before = units(client, PARTY, "AAU", 1)
+    view = proposed(client, "kz", client.call("kz", "POST", "/transactions/replacement", json={
+        "notice_id": notice["notice_id"], "unit_type": "AAU", "commitment_period": 1}))
+    assert view["status_name"] == "COMPLETED"
+    assert sum(b["quantity"] for b in view["replaced_blocks"]) == 600
+    assert units(client, PARTY, "AAU", 1) == aau_before - 600
+    assert units(client, TCER_REPLACEMENT_CP1, "AAU") == 600
+    at_itl = client.ok("itl", "GET", f"/notices/{notice['notice_id']}")
+    assert at_itl["status_name"] == "COMPLETED"
+    assert at_itl["fulfilled_quantity"] == 600
+    assert at_itl["transactions"] == [view["transaction_id"]]
+    register = client.ok("itl", "GET", "/units", params={"registry": "KZ", "unit_type": 6})
+    assert sum(b["quantity"] for b in register
+               if b["replaced_by"] == view["transaction_id"]) == 600
+
+    # once expired, the tCERs still in the holding account can no longer move
+    set_clock(client, datetime.fromisoformat("2021-01-02T00:00:00+00:00"))
+    books = kz_books(client)
+    expired = client.transfer("kz", alice, PARTY, "TCER", 10, target_type=100, period=1)
+    assert expired.status_code == 422
+    assert expired.json()["response_code"] == 3007
+    assert "have expired" in expired.json()["detail"]
+    assert kz_books(client) == books
+
+
 def test_the_itl_times_out_a_transfer_the_acquiring_registry_leaves_unanswered(
     stack: Any, client: StackClient, kz: dict[str, int]
 ) -> None:
-    stack.kill("jp")
+    stack.kill("ch")
     try:
         before = kz_books(client)
-        response = client.transfer("kz", PARTY, kz["hiro"], "AAU", 50, target_registry="JP")
+        response = client.transfer("kz", PARTY, kz["zora"], "AAU", 50, target_registry="CH")
         assert response.status_code == 202, response.text
         transaction_id = response.json()["transaction_id"]
         poll(lambda: client.call("itl", "GET", f"/transactions/{transaction_id}"),
-             lambda r: r.status_code == 200 and r.json()["status"] == 2, "forwarded to JP")
+             lambda r: r.status_code == 200 and r.json()["status"] == 2, "forwarded to CH")
         set_clock(client, now(client) + timedelta(hours=25))
         final = client.wait_final("kz", transaction_id)
         assert final["status_name"] == "TERMINATED"
@@ -471,9 +520,9 @@ def test_the_itl_times_out_a_transfer_the_acquiring_registry_leaves_unanswered(
         assert kz_books(client) == before
         assert client.holdings("kz", PARTY)["reserved"] == 0
     finally:
-        stack.restart("jp")
-    inbound = client.wait_final("jp", transaction_id)
+        stack.restart("ch")
+    inbound = client.wait_final("ch", transaction_id)
     assert inbound["status_name"] == "TERMINATED"
-    assert client.units_held("jp", kz["hiro"], "AAU") == 0
-    jp_clock = datetime.fromisoformat(client.ok("jp", "GET", "/admin/clock")["now"])
-    assert abs(jp_clock - now(client)) < timedelta(minutes=5)  # restored after restart
+    assert client.units_held("ch", kz["zora"], "AAU") == 0
+    ch_clock = datetime.fromisoformat(client.ok("ch", "GET", "/admin/clock")["now"])
+    assert abs(ch_clock - now(client)) < timedelta(minutes=5)  # restored after restart

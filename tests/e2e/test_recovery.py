@@ -63,6 +63,16 @@ def _assert_books_agree(client: StackClient) -> None:
         assert itl == own, registry
 
 
+def _share_of_proceeds(client: StackClient) -> int:
+    """AAUs KZ has contributed to the Adaptation Fund once every share transfer is final;
+    exactly what is due (each first transfer levied once, whatever was killed)."""
+    client.settle_share_of_proceeds("kz")
+    rows = client.ok("kz", "GET", "/share-of-proceeds")
+    for row in rows:
+        assert row["contributed"] == row["due"] and row["owed"] == 0, row
+    return sum(int(row["contributed"]) for row in rows)
+
+
 def _code(name: str) -> int:
     return int(UnitType[name])
 
@@ -87,6 +97,7 @@ def test_external_transfer_survives_a_registry_kill_and_credits_ch_exactly_once(
     mongo: MongoClient[dict[str, Any]],
 ) -> None:
     kz_before = client.units_held("kz", PARTY_HOLDING, "AAU")
+    shared_before = _share_of_proceeds(client)
     response = client.transfer("kz", PARTY_HOLDING, funded["zora"], "AAU", 777,
                                target_registry="CH")
     transaction_id = _kill_after_proposal(stack, client, response, mongo)
@@ -95,7 +106,8 @@ def test_external_transfer_survives_a_registry_kill_and_credits_ch_exactly_once(
     ch_view = client.wait_final("ch", transaction_id)
     assert [h["status"] for h in ch_view["history"]] == [1, 8, 4]
     assert client.units_held("ch", funded["zora"], "AAU") == 777
-    assert client.units_held("kz", PARTY_HOLDING, "AAU") == kz_before - 777
+    shared = _share_of_proceeds(client) - shared_before
+    assert client.units_held("kz", PARTY_HOLDING, "AAU") == kz_before - 777 - shared
     assert client.itl_transaction(transaction_id)["status"] == 4
     completions = mongo["registry_kz"].outbox.count_documents(
         {"correlation_id": transaction_id, "envelope.payload.status": 4})
@@ -109,6 +121,7 @@ def test_external_transfer_survives_an_itl_kill_and_completes_once(
 ) -> None:
     kz_before = client.units_held("kz", PARTY_HOLDING, "AAU")
     ch_before = client.units_held("ch", funded["zora"], "AAU")
+    shared_before = _share_of_proceeds(client)
     stack.kill("itl")
     try:
         response = client.transfer("kz", PARTY_HOLDING, funded["zora"], "AAU", 321,
@@ -119,7 +132,8 @@ def test_external_transfer_survives_an_itl_kill_and_completes_once(
     finally:
         stack.restart("itl")
     assert client.settle("kz", transaction_id)["status_name"] == "COMPLETED"
-    assert client.units_held("kz", PARTY_HOLDING, "AAU") == kz_before - 321
+    shared = _share_of_proceeds(client) - shared_before
+    assert client.units_held("kz", PARTY_HOLDING, "AAU") == kz_before - 321 - shared
     assert client.units_held("ch", funded["zora"], "AAU") == ch_before + 321
     assert mongo["itl"].inbox.count_documents({"correlation_id": transaction_id}) == 3
     _assert_books_agree(client)
