@@ -438,7 +438,15 @@ def fixed_accounts(profile: RegistryProfile, period: int) -> list[Account]:
         (AccountType.LCER_REPLACEMENT_NON_SUBMISSION, 12,
          "lCER replacement account for non-submission of certification report"),
     ]
+    # the Doha Amendment's cancellation accounts exist for the second period only
+    # (protocol.md 2.7: 270 and 280 are "CP2 only")
+    second_period = [
+        (AccountType.ARTICLE_37TER_CANCELLATION, 13, "Art. 3.7ter cancellation account"),
+        (AccountType.AMBITION_INCREASE_CANCELLATION, 14,
+         "Ambition increase cancellation account"),
+    ]
     accounts = [Account(profile.code, t, n, name, period) for t, n, name in single]
+    accounts += [Account(profile.code, t, n, name, 2) for t, n, name in second_period]
     accounts += [Account(profile.code, t, period_account_number(n, cp), name, cp)
                  for cp in ACCOUNT_PERIODS for t, n, name in per_period]
     return sorted(accounts, key=lambda a: a.account_id)

@@ -337,6 +337,11 @@ class ConversionRequest(HoldingOperation):
                                     description="track 1: the national decision (cl. 12)")
 
 
+#: Cancellations the Doha Amendment itself orders, with no decision or notice (O).
+TREATY_CANCELLATION_ACCOUNT_TYPES = frozenset({AccountType.ARTICLE_37TER_CANCELLATION,
+                                              AccountType.AMBITION_INCREASE_CANCELLATION})
+
+
 class CancellationRequest(HoldingOperation):
     account_type: AccountTypeField = Field(default=AccountType.VOLUNTARY_CANCELLATION,
                                            description="the cancellation account's type")
@@ -454,9 +459,12 @@ async def propose_cancellation(body: CancellationRequest, request: Request,
                                actor: ActorDep) -> TransactionView:
     """5./7. Withdrawal on an ITL notice (cl. 22) or cancellation on a decision taken
     after the end of the commitment period (cl. 27-29), into the cancellation account of
-    the units' commitment period."""
+    the units' commitment period. The Doha Amendment's cancellations (Art. 3.7ter into
+    270, ambition increase into 280, period-2 AAUs of the Party holding account) rest on
+    the treaty itself: the ITL holds the Art. 3.7ter quantity and refuses more (4010)."""
     authorise(actor, Operation.CANCELLATION)
-    if body.notice_id is None and body.decision_id is None:
+    treaty = body.account_type in TREATY_CANCELLATION_ACCOUNT_TYPES
+    if body.notice_id is None and body.decision_id is None and not treaty:
         raise RuleViolation(ResponseCode.MISSING_FIELD,
                             "a cancellation rests on an ITL notice (notice_id) or a "
                             "decision of the authorised body (decision_id)")

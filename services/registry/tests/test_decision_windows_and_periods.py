@@ -299,7 +299,7 @@ def test_cancellation_retirement_and_replacement_accounts_are_kept_per_period() 
     accounts = fixed_accounts(KZ, 2)
     by_number = {a.account_id: a for a in accounts}
     assert len(by_number) == len(accounts)
-    assert sorted(by_number) == [1, 2, 3, 4, *range(5, 13), 102, 103, *range(105, 113)]
+    assert sorted(by_number) == [1, 2, 3, 4, *range(5, 15), 102, 103, *range(105, 113)]
     for single, account_type in ((1, AccountType.PARTY_HOLDING),
                                  (4, AccountType.PREVIOUS_PERIOD_SURPLUS_RESERVE)):
         assert by_number[single].account_type == account_type
@@ -311,8 +311,15 @@ def test_cancellation_retirement_and_replacement_accounts_are_kept_per_period() 
         assert current.account_type in PER_PERIOD_ACCOUNT_TYPES
         assert (current.commitment_period, first.commitment_period) == (2, 1)
         assert first.full_identifier.startswith(f"KZ-{int(first.account_type)}-{number + 100}-1-")
+    second_period_only = {13: AccountType.ARTICLE_37TER_CANCELLATION,
+                          14: AccountType.AMBITION_INCREASE_CANCELLATION}
+    for number, account_type in second_period_only.items():
+        assert by_number[number].account_type == account_type
+        assert by_number[number].commitment_period == 2
+        assert [a for a in accounts if a.account_type == account_type] == [by_number[number]]
     assert {a.account_type for a in accounts} - {AccountType.PARTY_HOLDING,
-                                                 AccountType.PREVIOUS_PERIOD_SURPLUS_RESERVE} \
+                                                 AccountType.PREVIOUS_PERIOD_SURPLUS_RESERVE,
+                                                 *second_period_only.values()} \
         == PER_PERIOD_ACCOUNT_TYPES
     for account_type in PER_PERIOD_ACCOUNT_TYPES:
         periods = sorted(a.commitment_period for a in accounts if a.account_type == account_type)
