@@ -1,6 +1,8 @@
-"""The demo: bring the whole stack up on embedded defaults, run flows a-e through the
-operator APIs, walk KZ through a commitment period from issuance to carry-over (f), show
-every message and status, then stop the stack.
+"""The demo: bring the whole stack up on embedded defaults (the ITL, Kazakhstan,
+Switzerland, a Party with a second-period commitment to trade with, Japan, a Party
+without one, and the CDM registry), run flows a-e through the operator APIs, walk KZ
+through the first commitment period into the second (f), show every message and status,
+then stop the stack.
 
     make demo          (exit status 0 when every flow ended as expected)
 """
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from deploy.local.client import StackClient, poll
-from deploy.local.stack import LocalStack
+from deploy.local.stack import DEFAULT_REGISTRIES, LocalStack
 from shared.codes import ResponseCode, TransactionStatus
 from shared.testing.infra import Namespace, amqp_url, check_broker
 
@@ -86,12 +88,17 @@ def run_flows(demo: Demo) -> None:
     accounts: dict[str, int] = {}
 
     def setup() -> str:
+        for standing in client.ok("itl", "GET", "/parties"):
+            demo.say(f"  ITL: {standing['party']} ({standing['name']}) commitment periods "
+                     f"{standing['commitment_periods']}, eligible under "
+                     f"{', '.join(standing['eligible'])}")
         client.set_assigned_amount("KZ", 2, ASSIGNED_AMOUNT)
         party = client.ok("itl", "GET", "/parties/KZ/periods/2")
         demo.say(f"  ITL: KZ assigned amount {ASSIGNED_AMOUNT}, commitment period reserve "
                  f"{party['commitment_period_reserve']}")
         for key, registry, name in [("alice", "kz", "Alice Energy LLP"),
                                     ("bob", "kz", "Bob Cement JSC"),
+                                    ("zora", "ch", "Zurich Power AG"),
                                     ("hiro", "jp", "Hiroshima Power KK")]:
             account = client.open_account(registry, name)
             accounts[key] = account["account_id"]
@@ -117,20 +124,33 @@ def run_flows(demo: Demo) -> None:
         return "20000 AAU to Alice, 5000 on to Bob"
 
     def external() -> str:
-        response = client.transfer("kz", PARTY_HOLDING, accounts["hiro"], "AAU", 30_000,
-                                   target_registry="JP")
+        response = client.transfer("kz", PARTY_HOLDING, accounts["zora"], "AAU", 30_000,
+                                   target_registry="CH")
         transaction_id = response.json()["transaction_id"]
         view = demo.show_transaction("kz", transaction_id)
         demo.expect(view["status_name"] == "COMPLETED", "external transfer completed")
-        jp = client.wait_final("jp", transaction_id)
-        demo.say(f"  JP {transaction_id}: " + " -> ".join(h["status_name"] for h in jp["history"]))
+        ch = client.wait_final("ch", transaction_id)
+        demo.say(f"  CH {transaction_id}: " + " -> ".join(h["status_name"] for h in ch["history"]))
+        demo.say("  the first international transfer of period-2 AAUs owes 2 % to the "
+                 "Adaptation Fund (1/CMP.8 para 21):")
+        (share,) = client.settle_share_of_proceeds("kz")
+        demo.show_transaction("kz", share["transaction_id"])
+        demo.say(f"  share of proceeds {share['transaction_id']}: supplementary type "
+                 f"{share['supplementary_type']}, {share['quantity']} AAU to "
+                 f"CDM-{share['acquiring']['account_type']}-{share['acquiring']['account_id']}")
+        reported = client.ok("itl", "GET", "/parties/KZ/periods/2")["share_of_proceeds"]
+        first = reported["first_international_transfers_of_aau"]
+        demo.say(f"  ITL report: {first['transferred']} AAUs first transferred, "
+                 f"{first['due']} due, {first['contributed']} contributed, {first['owed']} owed")
+        demo.expect(share["quantity"] == 600 and first["owed"] == 0, "600 AAUs of proceeds")
         demo.holdings("kz", PARTY_HOLDING, "KZ Party holding")
-        demo.holdings("jp", accounts["hiro"], "Hiroshima Power")
-        itl_jp = sum(r["units"] for r in client.itl_totals("JP"))
-        jp_own = sum(r["units"] for r in client.registry_totals("jp"))
-        demo.say(f"  ITL register for JP: {itl_jp} units; JP's own books: {jp_own}")
-        demo.expect(itl_jp == jp_own == 30_000, "ITL and JP agree on 30000 units")
-        return "30000 AAU KZ -> JP, books agree"
+        demo.holdings("ch", accounts["zora"], "Zurich Power")
+        demo.holdings("cdm", 1100, "CDM Adaptation Fund")
+        itl_ch = sum(r["units"] for r in client.itl_totals("CH"))
+        ch_own = sum(r["units"] for r in client.registry_totals("ch"))
+        demo.say(f"  ITL register for CH: {itl_ch} units; CH's own books: {ch_own}")
+        demo.expect(itl_ch == ch_own == 30_000, "ITL and CH agree on 30000 units")
+        return "30000 AAU KZ -> CH, 600 to the Adaptation Fund, books agree"
 
     def rejections() -> str:
         before = client.registry_totals("kz")
@@ -140,20 +160,25 @@ def run_flows(demo: Demo) -> None:
                  f"{body.get('response_code')}: {body.get('detail')}")
         not_held = ResponseCode.BLOCK_NOT_HELD_BY_TRANSFERRING_ACCOUNT
         demo.expect(body.get("response_code") == not_held, "3002")
-        response = client.transfer("kz", PARTY_HOLDING, 4242, "AAU", 10, target_registry="JP")
+        response = client.transfer("kz", PARTY_HOLDING, 4242, "AAU", 10, target_registry="CH")
         view = demo.show_transaction("kz", response.json()["transaction_id"])
         demo.expect(view["response_codes"] == [ResponseCode.ACQUIRING_ACCOUNT_UNKNOWN], "5902")
+        demo.say("  Japan took no second-period commitment: it may not acquire period-2 AAUs")
+        response = client.transfer("kz", PARTY_HOLDING, accounts["hiro"], "AAU", 100,
+                                   target_registry="JP")
+        view = demo.show_transaction("kz", response.json()["transaction_id"])
+        demo.expect(view["response_codes"] == [ResponseCode.PARTY_NOT_ELIGIBLE], "4006")
         party = client.ok("itl", "GET", "/parties/KZ/periods/2")
         breach = party["holdings"] - party["commitment_period_reserve"] + 1
         demo.say(f"  KZ holds {party['holdings']} units against a reserve of "
                  f"{party['commitment_period_reserve']}: try to sell {breach}")
-        response = client.transfer("kz", PARTY_HOLDING, accounts["hiro"], "AAU", breach,
-                                   target_registry="JP")
+        response = client.transfer("kz", PARTY_HOLDING, accounts["zora"], "AAU", breach,
+                                   target_registry="CH")
         view = demo.show_transaction("kz", response.json()["transaction_id"])
         demo.expect(view["response_codes"] == [ResponseCode.CPR_VIOLATED], "5001")
         demo.expect(client.registry_totals("kz") == before, "KZ holdings unchanged")
-        demo.say("  KZ holdings unchanged by all three refusals")
-        return "3002, 5902, 5001 refused; nothing moved"
+        demo.say("  KZ holdings unchanged by all four refusals")
+        return "3002, 5902, 4006, 5001 refused; nothing moved"
 
     def cdm() -> str:
         client.ok("cdm", "POST", "/projects", json={
@@ -176,7 +201,8 @@ def run_flows(demo: Demo) -> None:
     demo.flow("setup: ITL records KZ's assigned amount; accounts are opened", setup)
     demo.flow("a. AAU issuance in KZ on a decision of the authorised body", issuance)
     demo.flow("b. internal transfers between KZ accounts", internal)
-    demo.flow("c. external transfer of AAUs from KZ to JP", external)
+    demo.flow("c. external transfer of AAUs from KZ to CH, with the share of proceeds",
+              external)
     demo.flow("d. refusals that change nothing", rejections)
     demo.flow("e. CER issuance by the CDM registry, forwarded to KZ", cdm)
     run_commitment_period(demo)
@@ -199,7 +225,8 @@ def run_commitment_period(demo: Demo) -> None:
 
     def start() -> str:
         clock("2008-01-15T09:00:00+00:00")
-        client.set_assigned_amount("KZ", 1, CP1_ASSIGNED_AMOUNT, reviewed_inventory=60_000)
+        client.set_assigned_amount("KZ", 1, CP1_ASSIGNED_AMOUNT, reviewed_inventory=60_000,
+                                   base_year_emissions=CP1_ASSIGNED_AMOUNT)
         party = client.ok("itl", "GET", "/parties/KZ/periods/1")
         demo.say(f"  ITL: KZ period 1 assigned amount {CP1_ASSIGNED_AMOUNT}, reserve "
                  f"{party['commitment_period_reserve']} (5 x reviewed inventory 60000)")
@@ -236,21 +263,55 @@ def run_commitment_period(demo: Demo) -> None:
         return "withdrawn by itself within its month, unappealed"
 
     def temporary() -> str:
+        clock("2011-06-01T09:00:00+00:00")
         client.ok("cdm", "POST", "/projects", json={
             "project_id": "CDM-AR-0001", "title": "Aral reforestation", "host_party": "UZ",
             "afforestation_reforestation": True})
         request = client.ok("cdm", "POST", "/projects/CDM-AR-0001/issuances", json={
             "unit_type": "TCER", "quantity": 2_000, "commitment_period": 1,
             "acquiring_registry": "KZ", "acquiring_account_type": 100,
-            "acquiring_account_id": PARTY_HOLDING, "expiry_date": "2013-01-31"})
+            "acquiring_account_id": PARTY_HOLDING})
         request = poll(lambda: client.ok("cdm", "GET", f"/issuances/{request['request_id']}"),
                        lambda r: r["state"] == "completed", "tCERs forwarded")
         client.settle("cdm", request["forward_transaction"])
-        clock("2013-01-02T09:00:00+00:00")  # retirement is decided after the period
-        decided = client.decide("kz", "retirement", "TCER", 1_500, "MEP 2013-RET-T",
+        expiry = {b["expiry_date"] for b in client.holdings("kz", PARTY_HOLDING)["blocks"]
+                  if b["unit_type"] == "TCER"}
+        demo.say(f"  tCERs of period 1 expire at the end of period 2: {sorted(expiry)}")
+        demo.expect(expiry == {"2020-12-31"}, "tCERs expiring with period 2")
+        return "1960 tCERs of an A/R project in KZ, expiring 2020-12-31"
+
+    def end_of_period() -> str:
+        clock("2013-01-02T09:00:00+00:00")  # retirement and cancellation follow the period
+        for unit_type, quantity, reference in (("AAU", 250_000, "MEP 2013-RET-1"),
+                                               ("TCER", 1_500, "MEP 2013-RET-T")):
+            decided = client.decide("kz", "retirement", unit_type, quantity, reference,
+                                    commitment_period=1)
+            view = propose("/transactions/retirement", {"decision_id": decided["decision_id"]})
+            demo.expect(view["status_name"] == "COMPLETED", f"{unit_type} retired")
+        decided = client.decide("kz", "cancellation", "AAU", 2_000, "MEP 2013-C-1",
                                 commitment_period=1)
-        view = propose("/transactions/retirement", {"decision_id": decided["decision_id"]})
-        demo.expect(view["status_name"] == "COMPLETED", "tCERs retired")
+        view = propose("/transactions/cancellation", {
+            "unit_type": "AAU", "quantity": 2_000, "commitment_period": 1,
+            "account_type": 230, "decision_id": decided["decision_id"]})
+        demo.expect(view["status_name"] == "COMPLETED", "cancellation completed")
+        early = client.call("kz", "POST", "/transactions/carry-over", json={
+            "unit_type": "AAU", "quantity": 30_000, "commitment_period": 1})
+        demo.say(f"  carry-over now: HTTP {early.status_code}, code "
+                 f"{early.json().get('response_code')}: {early.json().get('detail')}")
+        demo.expect(early.json().get("response_code") == ResponseCode.TRUE_UP_PERIOD_NOT_ENDED,
+                    "carry-over refused before the true-up period ends (4015)")
+        return "250000 AAUs and 1500 tCERs retired, 2000 AAUs cancelled; carry-over waits"
+
+    def carry_over() -> str:
+        clock("2015-11-19T09:00:00+00:00")
+        view = propose("/transactions/carry-over", {"unit_type": "AAU", "quantity": 30_000,
+                                                    "commitment_period": 1})
+        demo.expect(view["status_name"] == "COMPLETED", "carry-over completed")
+        demo.holdings("kz", 4, "Previous period surplus reserve")
+        return "30000 AAUs carried over into the previous period surplus reserve"
+
+    def expiry() -> str:
+        clock("2020-12-01T09:00:00+00:00")
         notice = poll(lambda: [n for n in client.ok("kz", "GET", "/notices")
                                if n["notice_type"] == 3],
                       lambda found: bool(found), "notice of impending expiry")[0]
@@ -263,43 +324,29 @@ def run_commitment_period(demo: Demo) -> None:
         at_itl = client.ok("itl", "GET", f"/notices/{notice['notice_id']}")
         demo.say(f"  ITL: notice {notice['notice_id']} {at_itl['status_name']}, "
                  f"{at_itl['fulfilled_quantity']} units replaced by {at_itl['transactions']}")
-        return "1500 retired tCERs replaced by AAUs before expiry"
-
-    def true_up() -> str:
-        decided = client.decide("kz", "retirement", "AAU", 250_000, "MEP 2013-RET-1",
-                                commitment_period=1)
-        view = propose("/transactions/retirement", {"decision_id": decided["decision_id"]})
-        demo.expect(view["status_name"] == "COMPLETED", "retirement completed")
-        clock("2013-02-01T09:00:00+00:00")
-        view = propose("/transactions/carry-over", {"unit_type": "AAU", "quantity": 30_000,
-                                                    "commitment_period": 1})
-        demo.expect(view["status_name"] == "COMPLETED", "carry-over completed")
-        decided = client.decide("kz", "cancellation", "AAU", 2_000, "MEP 2013-C-1",
-                                commitment_period=1)
-        view = propose("/transactions/cancellation", {
-            "unit_type": "AAU", "quantity": 2_000, "commitment_period": 1,
-            "account_type": 230, "decision_id": decided["decision_id"]})
-        demo.expect(view["status_name"] == "COMPLETED", "cancellation completed")
         for account, label in ((PARTY_HOLDING, "Party holding"),
                                (102, "Voluntary cancellation, period 1"),
                                (103, "Retirement, period 1"),
                                (4, "Previous period surplus reserve"),
                                (109, "tCER replacement, period 1")):
             demo.holdings("kz", account, label)
-        return "250000 AAUs retired, 30000 carried over to period 2, 2000 cancelled"
+        return "1500 retired tCERs replaced by AAUs before they expire"
 
     demo.flow("f1. period 1 begins: assigned amount and AAU issuance", start)
     demo.flow("f2. conversion of AAUs into ERUs (JI track 1)", convert)
     demo.flow("f3. withdrawal decided, its month passes, carried out", withdraw)
-    demo.flow("f4. tCERs used, expiring, replaced on the ITL's notice", temporary)
-    demo.flow("f5. end of period: retirement, carry-over, cancellation", true_up)
+    demo.flow("f4. tCERs of an A/R CDM project arrive", temporary)
+    demo.flow("f5. end of period 1: retirement and cancellation decided", end_of_period)
+    demo.flow("f6. after the true-up period: carry-over into period 2", carry_over)
+    demo.flow("f7. end of period 2: retired tCERs expire and are replaced", expiry)
 
 
 def main() -> int:
     asyncio.run(check_broker(amqp_url()))
     namespace = Namespace()
     workdir = Path(tempfile.mkdtemp(prefix="kyoto-demo-"))
-    stack = LocalStack(workdir=workdir, registries=("KZ", "JP"), namespace=namespace.prefix)
+    stack = LocalStack(workdir=workdir, registries=DEFAULT_REGISTRIES,
+                       namespace=namespace.prefix)
     print(f"Starting the stack (logs in {stack.log_dir}) ...", flush=True)
     started = time.monotonic()
     results: list[tuple[str, bool, str]] = []
