@@ -5,8 +5,8 @@
 Three measurements in one run, on this machine's RabbitMQ and a SecantusDB server:
 - broker baseline: confirmed persistent publishes to a quorum queue and their delivery;
 - store baseline: two-document transactions (the shape of handling one message);
-- end to end: external transfers KZ -> JP through ITL, KZ and JP processes, from the
-  proposal stored in KZ to the units credited in JP (times taken from the services' own
+- end to end: external transfers KZ -> CH through ITL, KZ and CH processes, from the
+  proposal stored in KZ to the units credited in CH (times taken from the services' own
   status histories), sequentially for latency and with several in flight for throughput.
 """
 
@@ -111,7 +111,7 @@ def _ms_between(start: str, end: str) -> float:
 
 async def _transfer(http: httpx.AsyncClient, urls: dict[str, str], target: int) -> str:
     response = await http.post(f"{urls['kz']}/transactions/external-transfer", json={
-        "transferring_account_id": 1, "acquiring_registry": "JP",
+        "transferring_account_id": 1, "acquiring_registry": "CH",
         "acquiring_account_id": target, "unit_type": "AAU", "quantity": 10})
     response.raise_for_status()
     transaction_id: str = response.json()["transaction_id"]
@@ -122,7 +122,7 @@ async def _until_credited(http: httpx.AsyncClient, urls: dict[str, str],
                           transaction_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        response = await http.get(f"{urls['jp']}/transactions/{transaction_id}")
+        response = await http.get(f"{urls['ch']}/transactions/{transaction_id}")
         if response.status_code == 200 and response.json()["status"] == 4:
             view: dict[str, Any] = response.json()
             return view
@@ -190,7 +190,7 @@ def main() -> int:
         client.set_assigned_amount("KZ", 2, 10_000_000)
         issued = client.issue("kz", "AAU", 10_000_000, "bench")
         client.wait_final("kz", issued["transaction_id"])
-        target = client.open_account("jp", "bench")["account_id"]
+        target = client.open_account("ch", "bench")["account_id"]
         client.close()
         result["external_transfer"] = asyncio.run(
             end_to_end(urls, target, args.transfers, args.transfers, args.in_flight))

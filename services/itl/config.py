@@ -16,7 +16,8 @@ from shared.service import ServiceSettings, comma_or_json_list
 
 class ItlSettings(ServiceSettings):
     """Environment: MONGO_URL, AMQP_URL, AMQP_NAMESPACE, HTTP_PORT, LOG_LEVEL, CLOCK_START,
-    DATABASE, REGISTRIES ('["KZ","JP","CDM"]' or 'KZ,JP,CDM'), TRANSACTION_TIMEOUT_HOURS."""
+    DATABASE, REGISTRIES ('["KZ","CH","JP","CDM"]' or 'KZ,CH,JP,CDM'), TRANSACTION_TIMEOUT_HOURS,
+    TRUE_UP_PERIOD_ENDS."""
 
     # No prefix: the common names are shared by every service of a stack.
     model_config = SettingsConfigDict(extra="ignore")
@@ -24,7 +25,7 @@ class ItlSettings(ServiceSettings):
     http_port: int = 8100
     database: str = Field(default="itl", description="database name unless MONGO_URL names one")
     registries: Annotated[list[str], NoDecode] = Field(
-        default=["KZ", "JP", "CDM"],
+        default=["KZ", "CH", "JP", "CDM"],
         description="codes of the registries the ITL knows (others get 1201)",
     )
     # U protocol.md 1.6: no DES value found; our default, in simulated time.

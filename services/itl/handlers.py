@@ -224,7 +224,7 @@ class ItlService:
     async def _check_reserve(self, proposal: ProposalView, books: PartyBooks,
                              session: Session) -> None:
         party = books.code
-        for period, leaving in sorted(cpr_units_leaving_by_period(proposal).items()):
+        for period, leaving in sorted(cpr_units_leaving_by_period(proposal, books).items()):
             record = books.periods.get(period)
             reserve = record.reserve if record else RESERVE_WITHOUT_ASSIGNED_AMOUNT
             holdings = await self.store.cpr_holdings(party, period, session)

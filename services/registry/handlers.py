@@ -102,9 +102,23 @@ S = TransactionStatus
 #: terminated), with the transaction as it now stands; the CDM registry chains its
 #: share-of-proceeds and forwarding transfers on it.
 FinalStatusHook = Callable[[Document, Session], Awaitable[None]]
+#: Called while a transfer is proposed (see ``RegistryService.proposal_hooks``).
+ProposalHook = Callable[["Proposed", Session], Awaitable[None]]
 #: Handles an incoming message type the registry engine does not know itself (with its
 #: decoded payload); the effort-sharing module adds its allowance-transfer messages.
 MessageHandler = Callable[[Envelope, Any], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Proposed:
+    """A transfer being proposed: its id, kind, accounts and the exact blocks it moves."""
+
+    transaction_id: str
+    transaction_type: TransactionType
+    supplementary_type: SupplementaryType
+    source: Account
+    acquiring: AccountRef
+    blocks: tuple[UnitBlock, ...]
 
 
 @dataclass(frozen=True)
@@ -167,6 +181,14 @@ class RegistryService:
         self.true_up_ends = dict(true_up_ends or {})
         self.code = profile.code
         self.final_status_hooks: list[FinalStatusHook] = []
+        #: Called inside the store transaction that completes an outgoing transaction,
+        #: before its completion is reported to the ITL: what they propose reaches the
+        #: ITL first (the share of proceeds of a first transfer of AAUs).
+        self.completion_hooks: list[FinalStatusHook] = []
+        #: Called inside the store transaction of a proposal, after its units are
+        #: reserved and before it is sent: what it proposes first goes first to the ITL
+        #: (the share of proceeds of a first transfer of AAUs).
+        self.proposal_hooks: list[ProposalHook] = []
         #: Run once at start-up after the registry's own indexes exist.
         self.startup_tasks: list[Callable[[], Awaitable[None]]] = []
         self.message_handlers: dict[MessageType, MessageHandler] = {}
@@ -285,7 +307,7 @@ class RegistryService:
         rule = rule_for(transaction_type, supplementary, source.account_type, self.code)
         in_place = rule is not None and rule.keeps_units_in_place
         if blocks is None:
-            blocks = await self._choose(source, command, session)
+            blocks = await self.choose(source, command, session)
         else:
             refusals = await self.store.units.check_reservable(
                 blocks, _holder(source), "", session, in_place=in_place)
@@ -301,6 +323,9 @@ class RegistryService:
         await self.store.units.reserve(blocks, transaction_id, session, int(transaction_type))
         if command.replaced_blocks:
             await self._reserve_replaced(list(command.replaced_blocks), transaction_id, session)
+        for hook in self.proposal_hooks:
+            await hook(Proposed(transaction_id, transaction_type, supplementary, source,
+                                acquiring, tuple(blocks)), session)
         return await self._submit(
             session, transaction_id, transaction_type, _ref(source), acquiring, blocks,
             command.reference,
@@ -312,7 +337,7 @@ class RegistryService:
             decision_id=command.decision_id,
         )
 
-    async def _choose(self, source: Account, command: TransferUnits,
+    async def choose(self, source: Account, command: TransferUnits,
                       session: Session) -> list[UnitBlock]:
         """The lowest serials of the requested type and period that can move: never
         expired tCERs/lCERs (3007), nothing reserved (3002 when too few)."""
@@ -467,6 +492,8 @@ class RegistryService:
             done = [S.COMPLETED]
         await self.store.record_statuses(transaction_id, done, now, session)
         if tx["direction"] == Direction.OUTGOING:
+            for hook in self.completion_hooks:
+                await hook({**tx, "status": int(S.COMPLETED)}, session)
             await self.runtime.send(
                 session, message_type=MessageType.TRANSACTION_STATUS_NOTIFIED,
                 recipient=ITL_CODE, correlation_id=transaction_id,

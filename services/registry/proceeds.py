@@ -4,22 +4,32 @@ conversion go to the Adaptation Fund account of the CDM registry, each as its ow
 transaction (external transfer of supplementary type 47 or 49) and reported apart
 (R 1/CMP.8 para 21; protocol.md 4.2; V UK-TYPES 3/47, 3/49).
 
-The share follows each completed first transfer or conversion, proposed in the same
-store transaction that records the completion, so the ITL sees it right after; the ITL
-refuses further transfers of the period's AAUs and ERUs while any is owed (4007). The
-amount owed is computed on the cumulative base (``shared.rules.periods``), so rounding
-down never loses a fraction. When the account cannot pay at once, the share stays owed
-and the operator pays it with ``POST /share-of-proceeds/{period}/{kind}/payment``.
+The amount owed is computed on the cumulative base (``shared.rules.periods``), so
+rounding down never loses a fraction:
+
+- a first international transfer of AAUs sets its share aside when it is proposed
+  (units of the same account reserved under ``<transaction id>:SOP``; an account that
+  cannot pay it refuses the transfer, 3002), and proposes it once the acquiring registry
+  has accepted, in the store transaction that completes the transfer, before the
+  completion is reported: so the ITL counts the share before the transfer that makes it
+  due, and refuses the Party's next transfers if it is missing (4007). A transfer that is
+  refused or times out releases its share: nothing moves;
+- the ERUs a conversion issues exist only once it completes, so their share is proposed
+  in the store transaction that records the completion, from the new ERUs; while it is
+  owed the ITL refuses the period's AAU and ERU transfers abroad (4007). What an account
+  could not pay stays owed until the operator pays it
+  (``POST /share-of-proceeds/{period}/{kind}/payment``).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Iterable
 from enum import StrEnum
 
 from services.registry.domain import Direction
-from services.registry.handlers import RegistryService, TransferUnits
+from services.registry.handlers import Proposed, RegistryService, TransferUnits
 from shared.blocks import UnitBlock, take_quantity
 from shared.codes import (
     CDM_CODE,
@@ -39,6 +49,7 @@ from shared.rules.periods import (
     share_of_proceeds_due,
 )
 from shared.store import Document, Session
+from shared.store.unit_blocks import doc_to_block
 
 log = logging.getLogger("registry.proceeds")
 T = TransactionType
@@ -58,7 +69,32 @@ class ShareOfProceedsKind(StrEnum):
                 else SUP.SHARE_OF_PROCEEDS_ERU_CONVERSION)
 
 
+FIRST = ShareOfProceedsKind.FIRST_TRANSFER_OF_AAU
+ERU = ShareOfProceedsKind.ERU_ISSUANCE
 _KIND_OF_SUPPLEMENTARY = {k.supplementary_type: k for k in ShareOfProceedsKind}
+
+
+def _first_transfers(registry: str, acquiring_registry: str, transaction_type: int,
+                     supplementary: int | None, blocks: Iterable[UnitBlock]
+                     ) -> dict[int, int]:
+    """AAUs of each period a transaction transfers abroad for the first time."""
+    quantities: dict[int, int] = defaultdict(int)
+    is_trade = (transaction_type == T.EXTERNAL_TRANSFER and (supplementary or SUP.NONE)
+                == SUP.NONE and acquiring_registry != CDM_CODE)
+    for block in blocks if is_trade else ():
+        if is_first_international_transfer(block.attributes, registry):
+            quantities[block.attributes.original_commitment_period] += block.quantity
+    return dict(quantities)
+
+
+def _converted(proposal: ProposalSubmitted) -> dict[int, int]:
+    """Units of each period a conversion turns into ERUs that owe a share."""
+    quantities: dict[int, int] = defaultdict(int)
+    if proposal.transaction_type == T.CONVERSION:
+        for block in map(block_from_wire, proposal.blocks):
+            if levies_on_conversion(block.attributes):
+                quantities[block.attributes.original_commitment_period] += block.quantity
+    return dict(quantities)
 
 
 class ShareOfProceeds:
@@ -67,16 +103,59 @@ class ShareOfProceeds:
     def __init__(self, registry: RegistryService) -> None:
         self.registry = registry
         self.ledger = registry.store.db.share_of_proceeds
+        registry.proposal_hooks.append(self.with_first_transfer)
+        registry.completion_hooks.append(self.before_completion)
         registry.final_status_hooks.append(self.on_final_status)
 
+    async def with_first_transfer(self, proposed: Proposed, session: Session) -> None:
+        """Set aside the share a first transfer of AAUs makes owed, from its account; an
+        account that cannot pay it refuses the transfer (3002)."""
+        first = _first_transfers(self.registry.code, proposed.acquiring.registry,
+                                 proposed.transaction_type, proposed.supplementary_type,
+                                 proposed.blocks)
+        for period, quantity in sorted(first.items()):
+            await self._add(period, FIRST, "base", quantity, session)
+            owed = await self._owed(period, FIRST, session)
+            if owed <= 0:
+                continue
+            command = self.transfer(proposed.source.account_id, UnitType.AAU, period, owed,
+                                    FIRST)
+            try:
+                blocks = await self.registry.choose(proposed.source, command, session)
+            except RuleViolation as refusal:
+                raise RuleViolation(
+                    refusal.code, f"the share of proceeds of this first transfer ({owed} "
+                    f"AAUs of period {period}, 1/CMP.8 para 21) cannot be paid from account "
+                    f"{proposed.source.account_id}: {refusal.reason}") from refusal
+            await self.registry.store.units.reserve(blocks, set_aside(proposed.transaction_id),
+                                                    session)
+            await self._add(period, FIRST, "levied", owed, session)
+
+    async def before_completion(self, tx: Document, session: Session) -> None:
+        """A first transfer is completing: propose the share it set aside, before the
+        completion goes to the ITL."""
+        for period, blocks in (await self._set_aside(tx["_id"], session)).items():
+            await self.registry.store.units.release(set_aside(tx["_id"]), session)
+            quantity = sum(b.quantity for b in blocks)
+            command = self.transfer(tx["transferring"]["account_id"], UnitType.AAU, period,
+                                    quantity, FIRST)
+            try:
+                await self.pay_with(command, blocks, session, counted=True)
+            except RuleViolation as refusal:  # e.g. the account was blocked meanwhile
+                await self._add(period, FIRST, "levied", -quantity, session)
+                log_event(log, "share_of_proceeds_owed", logging.WARNING,
+                          transaction_id=tx["_id"], kind=FIRST.value, commitment_period=period,
+                          units=quantity, reason=refusal.reason)
+
     async def on_final_status(self, tx: Document, session: Session) -> None:
-        """Count a completed first transfer or conversion and levy the share it makes
-        owed; give back what a refused share transfer had counted as contributed."""
+        """A share transfer that failed is contributed no more; a first transfer that
+        failed is levied on no more and releases the share it set aside; a completed
+        conversion owes the share of its ERUs, proposed now."""
         if tx["direction"] != Direction.OUTGOING:
             return
         proposal = ProposalSubmitted.model_validate(tx["proposal"])
-        kind = _KIND_OF_SUPPLEMENTARY.get(proposal.supp_transaction_type or SUP.NONE)
         completed = tx["status"] == TransactionStatus.COMPLETED
+        kind = _KIND_OF_SUPPLEMENTARY.get(proposal.supp_transaction_type or SUP.NONE)
         if kind is not None:
             if not completed:
                 for period, quantity in _by_original_period(proposal).items():
@@ -85,55 +164,48 @@ class ShareOfProceeds:
                               kind=kind.value, commitment_period=period, units=quantity)
             return
         if not completed:
+            first = _first_transfers(self.registry.code, proposal.acquiring.registry,
+                                     proposal.transaction_type, proposal.supp_transaction_type,
+                                     map(block_from_wire, proposal.blocks))
+            for period, quantity in first.items():
+                await self._add(period, FIRST, "base", -quantity, session)
+            for period, blocks in (await self._set_aside(tx["_id"], session)).items():
+                await self._add(period, FIRST, "levied", -sum(b.quantity for b in blocks),
+                                session)
+            await self.registry.store.units.release(set_aside(tx["_id"]), session)
             return
-        for (period, levied_on), quantity in self._base_of(proposal).items():
-            await self._add(period, levied_on, "base", quantity, session)
-            await self._levy(period, levied_on, proposal, session)
+        for period, quantity in sorted(_converted(proposal).items()):
+            await self._add(period, ERU, "base", quantity, session)
+            await self._levy_conversion(period, proposal, session)
 
-    def _base_of(self, proposal: ProposalSubmitted
-                 ) -> dict[tuple[int, ShareOfProceedsKind], int]:
-        base: dict[tuple[int, ShareOfProceedsKind], int] = defaultdict(int)
-        is_trade = (proposal.transaction_type == T.EXTERNAL_TRANSFER
-                    and (proposal.supp_transaction_type or SUP.NONE) == SUP.NONE
-                    and proposal.acquiring.registry != CDM_CODE)
-        for block in map(block_from_wire, proposal.blocks):
-            a = block.attributes
-            if is_trade and is_first_international_transfer(a, self.registry.code):
-                base[(a.original_commitment_period,
-                      ShareOfProceedsKind.FIRST_TRANSFER_OF_AAU)] += block.quantity
-            if proposal.transaction_type == T.CONVERSION and levies_on_conversion(a):
-                base[(a.original_commitment_period,
-                      ShareOfProceedsKind.ERU_ISSUANCE)] += block.quantity
-        return dict(base)
+    async def _set_aside(self, transaction_id: str, session: Session
+                         ) -> dict[int, list[UnitBlock]]:
+        by_period: dict[int, list[UnitBlock]] = defaultdict(list)
+        for doc in await self.registry.store.units.reserved_by(set_aside(transaction_id),
+                                                               session):
+            block = doc_to_block(doc)
+            by_period[block.attributes.original_commitment_period].append(block)
+        return dict(by_period)
 
-    async def _levy(self, period: int, kind: ShareOfProceedsKind,
-                    proposal: ProposalSubmitted, session: Session) -> None:
-        """Propose what is owed from the account of the transaction that made it owed."""
-        owed = await self._owed(period, kind, session)
+    async def _levy_conversion(self, period: int, proposal: ProposalSubmitted,
+                               session: Session) -> None:
+        """Propose what is owed from the ERUs the conversion has just issued."""
+        owed = await self._owed(period, ERU, session)
         if owed <= 0 or proposal.transferring is None:
             return
-        command, blocks = self._command(period, kind, proposal, owed)
+        change = unit_change_of(proposal)
+        erus = [UnitBlock(change.apply(b.attributes), b.serials)
+                for b in map(block_from_wire, proposal.blocks)
+                if b.attributes.original_commitment_period == period]
         try:
-            await self.pay_with(command, blocks, session)
-        except RuleViolation as refusal:
-            log_event(log, "share_of_proceeds_owed", logging.WARNING,
-                      transaction_id=proposal.transaction_id, kind=kind.value,
-                      commitment_period=period, units=owed, reason=refusal.reason)
-
-    def _command(self, period: int, kind: ShareOfProceedsKind, proposal: ProposalSubmitted,
-                 owed: int) -> tuple[TransferUnits, list[UnitBlock] | None]:
-        assert proposal.transferring is not None
-        account_id = proposal.transferring.account_id
-        if kind == ShareOfProceedsKind.ERU_ISSUANCE:
-            # the ERUs the conversion has just issued, lowest serials first
-            change = unit_change_of(proposal)
-            erus = [UnitBlock(change.apply(b.attributes), b.serials)
-                    for b in map(block_from_wire, proposal.blocks)
-                    if b.attributes.original_commitment_period == period]
             blocks = take_quantity(erus, owed)
-            return (self.transfer(account_id, blocks[0].attributes.unit_type, period, owed,
-                                  kind), blocks)
-        return self.transfer(account_id, UnitType.AAU, period, owed, kind), None
+            await self.pay_with(self.transfer(proposal.transferring.account_id,
+                                              blocks[0].attributes.unit_type, period, owed,
+                                              ERU), blocks, session)
+        except (RuleViolation, ValueError) as refusal:
+            log_event(log, "share_of_proceeds_owed", logging.WARNING,
+                      transaction_id=proposal.transaction_id, kind=ERU.value,
+                      commitment_period=period, units=owed, reason=str(refusal))
 
     def transfer(self, account_id: int, unit_type: UnitType, period: int, quantity: int,
                  kind: ShareOfProceedsKind) -> TransferUnits:
@@ -147,12 +219,13 @@ class ShareOfProceeds:
             transaction_type=T.EXTERNAL_TRANSFER, supplementary_type=kind.supplementary_type)
 
     async def pay_with(self, command: TransferUnits, blocks: list[UnitBlock] | None,
-                       session: Session) -> Document:
-        """Propose a share-of-proceeds transfer and count it as contributed."""
+                       session: Session, counted: bool = False) -> Document:
+        """Propose a share-of-proceeds transfer and count it as contributed (``counted``:
+        it was when it was set aside)."""
         kind = _KIND_OF_SUPPLEMENTARY[command.supplementary_type or SUP.NONE]
         tx = await self.registry.propose_transfer(command, session, blocks=blocks)
-        await self._add(command.commitment_period, kind, "levied", command.quantity, session,
-                        transaction_id=tx["_id"])
+        await self._add(command.commitment_period, kind, "levied",
+                        0 if counted else command.quantity, session, transaction_id=tx["_id"])
         log_event(log, "share_of_proceeds_proposed", transaction_id=tx["_id"],
                   kind=kind.value, commitment_period=command.commitment_period,
                   units=command.quantity)
@@ -188,8 +261,9 @@ class ShareOfProceeds:
                                      session=session)
 
     async def report(self) -> list[Document]:
-        """Per period and kind: units levied on, due, contributed, owed, and the share
-        transactions (protocol.md 4.2, reported apart as in SEF 2.0 Table 2d)."""
+        """Per period and kind: units levied on, due, contributed, owed (never negative:
+        what a failed transfer had paid is credit), and the share transactions
+        (protocol.md 4.2, reported apart as in SEF 2.0 Table 2d)."""
         rows = await self.ledger.find().sort("_id", 1).to_list()
         out = []
         for row in rows:
@@ -200,6 +274,11 @@ class ShareOfProceeds:
                         "owed": max(0, due - row.get("levied", 0)),
                         "transactions": row.get("transactions", [])})
         return out
+
+
+def set_aside(transaction_id: str) -> str:
+    """The reservation mark of the share of proceeds a transfer sets aside."""
+    return f"{transaction_id}:SOP"
 
 
 def _by_original_period(proposal: ProposalSubmitted) -> dict[int, int]:

@@ -187,25 +187,49 @@ def test_a_party_not_eligible_under_article_17_cannot_trade(
 # share of proceeds
 
 
-def test_a_share_of_proceeds_left_owed_blocks_the_next_transfer_until_paid(
-    client: StackClient, parties: dict[str, int]
+def test_a_first_transfer_pays_its_share_of_proceeds_or_blocks_the_next_until_paid(
+    stack: LocalStack, client: StackClient, parties: dict[str, int]
 ) -> None:
     alice, zora = parties["alice"], parties["zora"]
     funded = client.transfer("kz", PARTY, alice, "AAU", 10_000)
     assert proposed(client, funded)["status_name"] == "COMPLETED"
-    # Alice sells all she holds: the 2 % cannot come from her account and stays owed
-    sold = proposed(client, client.transfer("kz", alice, zora, "AAU", 10_000,
+    before = books(client, "kz", "ch")
+    # Alice cannot sell all she holds: 2 % of it must go to the Adaptation Fund too
+    everything = client.transfer("kz", alice, zora, "AAU", 10_000, target_registry="CH")
+    assert everything.status_code == 422
+    assert everything.json()["response_code"] == 3002
+    assert "share of proceeds of this first transfer (200 AAUs" in everything.json()["detail"]
+    assert books(client, "kz", "ch") == before
+    # she sells 9 800: 196 set aside, sent once CH accepts, before the completion
+    sold = proposed(client, client.transfer("kz", alice, zora, "AAU", 9_800,
                                             target_registry="CH"))
     assert sold["status_name"] == "COMPLETED"
-    (row,) = poll(lambda: client.ok("kz", "GET", "/share-of-proceeds"),
-                  lambda rows: bool(rows) and rows[0]["transferred"] == 10_000,
-                  "first transfer counted")
-    assert (row["due"], row["contributed"], row["owed"]) == (200, 0, 200)
-    poll(lambda: itl_party(client)["share_of_proceeds"]["first_international_transfers_of_aau"],
-         lambda s: s["owed"] == 200, "ITL counts the share owed")
+    (share,) = client.settle_share_of_proceeds("kz")
+    assert (share["status_name"], share["quantity"], share["supplementary_type"]) == (
+        "COMPLETED", 196, 47)
+    assert share["transferring"]["account_id"] == alice
+    assert client.units_held("kz", alice, "AAU") == 4
+    at_itl = itl_party(client)["share_of_proceeds"]["first_international_transfers_of_aau"]
+    assert at_itl == {"transferred": 9_800, "due": 196, "contributed": 196, "owed": 0}
+
+    # a share that cannot be sent (the account was blocked meanwhile) stays owed, and
+    # the ITL refuses the Party's next AAU transfers until the operator pays it
+    assert proposed(client, client.transfer("kz", PARTY, alice, "AAU", 5_000))[
+        "status_name"] == "COMPLETED"
+    stack.kill("ch")
+    try:
+        pending = client.transfer("kz", alice, zora, "AAU", 1_000, target_registry="CH")
+        assert pending.status_code == 202, pending.text
+        client.ok("kz", "POST", f"/accounts/{alice}/block", json={"reason": "inquiry"})
+    finally:
+        stack.restart("ch")
+    assert client.settle("kz", pending.json()["transaction_id"])["status_name"] == "COMPLETED"
+    owed = poll(lambda: itl_party(client)["share_of_proceeds"][
+        "first_international_transfers_of_aau"], lambda s: s["owed"] == 20, "share owed")
+    assert owed["transferred"] == 10_800
     blocked = proposed(client, external(client, PARTY, "CH", zora, 10))
     assert blocked["response_codes"] == [4007]
-    # the operator pays from the Party holding account; trade resumes
+    assert "owes the Adaptation Fund 20 AAUs" in blocked["evaluation_results"][0]["message"]
     holder = client.call("kz", "POST", "/share-of-proceeds/2/first_international_transfers_of_aau"
                                        "/payment", json={"transferring_account_id": PARTY},
                          headers={"X-Actor": f"holder:{alice}"})
@@ -213,16 +237,17 @@ def test_a_share_of_proceeds_left_owed_blocks_the_next_transfer_until_paid(
     paid = proposed(client, client.call(
         "kz", "POST", "/share-of-proceeds/2/first_international_transfers_of_aau/payment",
         json={"transferring_account_id": PARTY}))
-    assert paid["status_name"] == "COMPLETED" and paid["quantity"] == 200
-    assert paid["supplementary_type"] == 47
+    assert (paid["status_name"], paid["quantity"], paid["supplementary_type"]) == (
+        "COMPLETED", 20, 47)
     nothing = client.call("kz", "POST",
                           "/share-of-proceeds/2/first_international_transfers_of_aau/payment",
                           json={"transferring_account_id": PARTY})
     assert nothing.status_code == 404
     resumed = proposed(client, external(client, PARTY, "CH", zora, 10))
     assert resumed["status_name"] == "COMPLETED"
+    client.ok("kz", "POST", f"/accounts/{alice}/unblock", json={"reason": "closed"})
     client.settle_share_of_proceeds("kz")
-    assert client.units_held("cdm", 1100, "AAU") == 200  # 2 % of 10 010 is still 200
+    assert client.units_held("cdm", 1100, "AAU") == 216  # 2 % of 10 810, rounded down
 
 
 # the previous period surplus reserve
@@ -533,15 +558,22 @@ def test_an_external_transfer_may_take_holdings_down_to_the_reserve_and_no_furth
 ) -> None:
     client.settle_share_of_proceeds("kz")
     party = itl_party(client)
-    sellable = party["holdings"] - party["commitment_period_reserve"]
-    assert party["commitment_period_reserve"] == KZ_RESERVE and sellable > 0
+    room = int(party["holdings"]) - int(party["commitment_period_reserve"])
+    base = int(party["share_of_proceeds"]["first_international_transfers_of_aau"]["transferred"])
+    assert party["commitment_period_reserve"] == KZ_RESERVE and room > 0
+
+    def leaving(quantity: int) -> int:  # the transfer and the share of proceeds it owes
+        return quantity + (base + quantity) * 2 // 100 - base * 2 // 100
+
+    largest = max(q for q in range(room - room // 49 - 2, room + 1) if leaving(q) <= room)
     before = books(client, "kz", "ch")
-    over = proposed(client, external(client, PARTY, "CH", parties["zora"], sellable + 1))
+    over = proposed(client, external(client, PARTY, "CH", parties["zora"], largest + 1))
     assert over["response_codes"] == [5001]
     assert books(client, "kz", "ch") == before
-    done = proposed(client, external(client, PARTY, "CH", parties["zora"], sellable))
+    done = proposed(client, external(client, PARTY, "CH", parties["zora"], largest))
     assert done["status_name"] == "COMPLETED"
-    assert itl_party(client)["holdings"] == KZ_RESERVE
+    client.settle_share_of_proceeds("kz")
+    assert KZ_RESERVE <= itl_party(client)["holdings"] <= KZ_RESERVE + 1
 
 
 def test_ppsr_units_are_retired_up_to_the_excess_emissions_once_period_2_ended(

@@ -418,11 +418,14 @@ def check_ar_cdm_limit(proposal: ProposalView, acquiring: PartyBooks | None) -> 
 
 
 def check_share_of_proceeds(proposal: ProposalView, proposer: PartyBooks) -> None:
-    """A Party that owes share of proceeds for a period (on its first transfers of AAUs
-    or its ERU conversions) transfers no more AAUs or ERUs of that period abroad until it
-    has paid (4007; O: the share follows each completed transfer or conversion and is
-    required before the next). Transfers to the CDM registry's cancellation accounts are
-    obligations and go ahead."""
+    """A Party that owes share of proceeds for a period, on its completed first transfers
+    of AAUs or its ERU conversions, transfers no more AAUs or ERUs of that period abroad
+    until it has paid (4007; R 1/CMP.8 para 21).
+
+    A registry proposes the share of a first transfer before it reports the transfer
+    completed, so the ITL counts the share first and a registry that pays is never
+    refused. Transfers to the CDM registry (the shares themselves, notices 6, 12, 13)
+    are obligations and go ahead."""
     if _kind(proposal) != K.EXTERNAL_TRANSFER or proposal.acquiring.registry == CDM_CODE:
         return
     owing = {U.AAU, U.ERU_FROM_AAU, U.ERU_FROM_RMU}
@@ -436,6 +439,16 @@ def check_share_of_proceeds(proposal: ProposalView, proposer: PartyBooks) -> Non
                    f"transfers and {conversion} ERUs on conversions of period {period}")
 
 
+def _first_transfers(proposal: ProposalView) -> dict[int, int]:
+    """AAUs of each period a transfer to another Party takes abroad for the first time."""
+    quantities: dict[int, int] = defaultdict(int)
+    if _kind(proposal) == K.EXTERNAL_TRANSFER and proposal.acquiring.registry != CDM_CODE:
+        for b in proposal.blocks:
+            if is_first_international_transfer(b.attributes, proposal.proposing_registry):
+                quantities[b.attributes.original_commitment_period] += b.quantity
+    return dict(quantities)
+
+
 # commitment period reserve (5001)
 
 
@@ -447,12 +460,21 @@ def needs_cpr_check(proposal: ProposalView) -> bool:
             and proposal.acquiring.registry != CDM_CODE)
 
 
-def cpr_units_leaving_by_period(proposal: ProposalView) -> dict[int, int]:
-    """Units that count for the CPR and leave with the proposal, per applicable period."""
+def cpr_units_leaving_by_period(proposal: ProposalView, books: PartyBooks | None = None
+                                ) -> dict[int, int]:
+    """Units that count for the CPR and leave with the proposal, per applicable period;
+    with the Party's ``books``, a first transfer of AAUs also counts the share of proceeds
+    it will owe (O: the share leaves the Party too, so a transfer may not take holdings
+    to the reserve and leave its share to breach it)."""
     quantities: dict[int, int] = defaultdict(int)
     for block in proposal.blocks:
         if block.attributes.unit_type in CPR_UNIT_TYPES:
             quantities[block.attributes.applicable_commitment_period] += block.quantity
+    for period, quantity in _first_transfers(proposal).items() if books else ():
+        assert books is not None
+        base = books.count(period, LedgerKey.SOP_FIRST_TRANSFER_BASE)
+        quantities[period] += (share_of_proceeds_due(period, base + quantity)
+                               - share_of_proceeds_due(period, base))
     return dict(quantities)
 
 
@@ -501,25 +523,19 @@ def approval_effects(proposal: ProposalView) -> list[LedgerEntry]:
 
 def completion_effects(proposal: ProposalView) -> list[LedgerEntry]:
     """Counters a transaction adds once it has completed: the base of the share of
-    proceeds (AAUs first transferred abroad, ERUs issued by conversion)."""
-    kind = _kind(proposal)
-    proposer = proposal.proposing_registry
-    entries: list[LedgerEntry] = []
-    if kind == K.EXTERNAL_TRANSFER and proposal.acquiring.registry != CDM_CODE:
-        by_period: dict[int, int] = defaultdict(int)
+    proceeds (AAUs first transferred abroad, ERUs issued by conversion), owed from then
+    on."""
+    entries = [LedgerEntry(proposal.proposing_registry, period,
+                           LedgerKey.SOP_FIRST_TRANSFER_BASE, quantity)
+               for period, quantity in _first_transfers(proposal).items()]
+    by_period: dict[int, int] = defaultdict(int)
+    if _kind(proposal) == K.CONVERSION:
         for b in proposal.blocks:
-            if is_first_international_transfer(b.attributes, proposer):
+            if levies_on_conversion(b.attributes):
                 by_period[b.attributes.original_commitment_period] += b.quantity
-        entries += [LedgerEntry(proposer, p, LedgerKey.SOP_FIRST_TRANSFER_BASE, q)
-                    for p, q in by_period.items()]
-    if kind == K.CONVERSION:
-        levied = [b for b in proposal.blocks if levies_on_conversion(b.attributes)]
-        by_period = defaultdict(int)
-        for b in levied:
-            by_period[b.attributes.original_commitment_period] += b.quantity
-        entries += [LedgerEntry(proposer, p, LedgerKey.SOP_CONVERSION_BASE, q)
-                    for p, q in by_period.items()]
-    return entries
+    return entries + [LedgerEntry(proposal.proposing_registry, p,
+                                  LedgerKey.SOP_CONVERSION_BASE, q)
+                      for p, q in by_period.items()]
 
 
 def entries_to_docs(entries: Iterable[LedgerEntry]) -> list[dict[str, object]]:

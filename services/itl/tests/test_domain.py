@@ -691,6 +691,7 @@ def test_tcers_are_issued_with_the_expiry_the_rule_gives_or_refused_with_4012() 
 def test_the_share_of_proceeds_is_owed_after_a_first_transfer_and_blocks_the_next() -> None:
     transfer = proposal(T.EXTERNAL_TRANSFER, KZ_PARTY, CH_PERSON, block(1, 1_000))
     # completing it adds 1000 to the base: 20 owed
+    assert approval_effects(transfer) == []
     assert [(e.key, e.quantity) for e in completion_effects(transfer)] == [
         (LedgerKey.SOP_FIRST_TRANSFER_BASE, 1_000)]
     owing = books("KZ", p2={LedgerKey.SOP_FIRST_TRANSFER_BASE: 1_000,
@@ -698,9 +699,16 @@ def test_the_share_of_proceeds_is_owed_after_a_first_transfer_and_blocks_the_nex
     with pytest.raises(ProposalRefused, match="owes the Adaptation Fund 1 AAUs") as owed:
         check_share_of_proceeds(transfer, owing)
     assert codes(owed) == [ResponseCode.SHARE_OF_PROCEEDS_OWED]
-    check_share_of_proceeds(transfer, books(
-        "KZ", p2={LedgerKey.SOP_FIRST_TRANSFER_BASE: 1_000,
-                  LedgerKey.SOP_FIRST_TRANSFER_LEVIED: 20}))
+    paid = {LedgerKey.SOP_FIRST_TRANSFER_BASE: 1_000, LedgerKey.SOP_FIRST_TRANSFER_LEVIED: 20}
+    check_share_of_proceeds(transfer, books("KZ", p2=paid))
+    # cumulative: 49 more first-transferred units owe nothing more, the 50th one more
+    assert books("KZ", p2={**paid, LedgerKey.SOP_FIRST_TRANSFER_BASE: 1_049}
+                 ).share_of_proceeds_owed(2) == (0, 0)
+    assert books("KZ", p2={**paid, LedgerKey.SOP_FIRST_TRANSFER_BASE: 1_050}
+                 ).share_of_proceeds_owed(2) == (1, 0)
+    # units of another origin, or of period 1, are not first transfers of KZ
+    assert completion_effects(replace(transfer, blocks=(block(1, 10, origin="CH"),))) == []
+    assert completion_effects(replace(transfer, blocks=(block(1, 10, period=1),))) == []
     # the contribution itself, and obligations to the CDM registry, go ahead
     sop = replace(proposal(T.EXTERNAL_TRANSFER, KZ_PARTY, CDM_FUND, block(1, 1)),
                   supplementary_type=SupplementaryType.SHARE_OF_PROCEEDS_FIRST_TRANSFER_OF_AAU)
@@ -709,6 +717,19 @@ def test_the_share_of_proceeds_is_owed_after_a_first_transfer_and_blocks_the_nex
         (LedgerKey.SOP_FIRST_TRANSFER_LEVIED, 1)]
     excess = AccountKey("CDM", AccountType.EXCESS_ISSUANCE_CANCELLATION, 2240)
     check_share_of_proceeds(proposal(T.EXTERNAL_TRANSFER, KZ_PARTY, excess), owing)
+
+
+def test_a_first_transfer_counts_its_share_of_proceeds_against_the_reserve() -> None:
+    transfer = proposal(T.EXTERNAL_TRANSFER, KZ_PARTY, CH_PERSON, block(1, 1_000))
+    assert cpr_units_leaving_by_period(transfer) == {2: 1_000}
+    assert cpr_units_leaving_by_period(transfer, books("KZ")) == {2: 1_020}
+    # the share is on the cumulative base: 1 030 units owe 20 alone, 21 after 20 others
+    odd = replace(transfer, blocks=(block(1, 1_030),))
+    assert cpr_units_leaving_by_period(odd, books("KZ")) == {2: 1_050}
+    assert cpr_units_leaving_by_period(odd, books(
+        "KZ", p2={LedgerKey.SOP_FIRST_TRANSFER_BASE: 20})) == {2: 1_051}
+    not_first = replace(transfer, blocks=(block(1, 1_000, origin="CH"),))
+    assert cpr_units_leaving_by_period(not_first, books("KZ")) == {2: 1_000}
 
 
 def test_conversions_of_second_period_units_owe_a_share_of_their_erus() -> None:

@@ -275,7 +275,8 @@ async def test_external_transfer_is_forwarded_accepted_completed_and_moved_to_ch
 ) -> None:
     await stack.record_assigned_amount(1000)
     await stack.issue("KZ1", 1, 1000)
-    proposal = transfer("KZ2", KZ_PARTY, CH_PERSON, aau(1, 100))  # leaves exactly the CPR
+    # 99 units and the 1 unit of share of proceeds they owe leave exactly the CPR
+    proposal = transfer("KZ2", KZ_PARTY, CH_PERSON, aau(1, 99))
     submitted = await stack.kz.propose(proposal)
 
     forwarded = await stack.ch.wait_for(MessageType.PROPOSAL_FORWARDED, "KZ2")
@@ -294,9 +295,9 @@ async def test_external_transfer_is_forwarded_accepted_completed_and_moved_to_ch
     at_ch = (await stack.http.get("/units", params={"registry": "CH"})).json()
     assert [(b["origin"], b["serial_start"], b["serial_end"], b["account_type"],
              b["account_id"], b["reserved_by"]) for b in at_ch] == [
-        ("KZ", 1, 100, AccountType.PERSON_HOLDING, 2001, None)]
+        ("KZ", 1, 99, AccountType.PERSON_HOLDING, 2001, None)]
     totals = (await stack.http.get("/totals", params={"registry": "KZ"})).json()
-    assert [(t["account_id"], t["units"]) for t in totals] == [(1, 900)]
+    assert [(t["account_id"], t["units"]) for t in totals] == [(1, 901)]
 
     journal = (await stack.http.get("/messages", params={"correlation_id": "KZ2"})).json()
     assert [(m["direction"], m["message_type"], m["sender"], m["recipient"],
@@ -334,19 +335,19 @@ async def test_external_transfer_rejected_by_ch_is_reported_to_kz_and_released(
 async def test_external_transfer_breaking_the_cpr_is_refused_with_5001(stack: Stack) -> None:
     await stack.record_assigned_amount(1000)
     await stack.issue("KZ1", 1, 1000)
-    await stack.kz.propose(transfer("KZ2", KZ_PARTY, CH_PERSON, aau(1, 101)))
+    await stack.kz.propose(transfer("KZ2", KZ_PARTY, CH_PERSON, aau(1, 100)))  # 100 + 2
     refused = await stack.kz.wait_for(MessageType.TRANSACTION_STATUS_NOTIFIED, "KZ2")
     assert response_codes(refused) == [ResponseCode.CPR_VIOLATED]
     assert not stack.ch.messages(MessageType.PROPOSAL_FORWARDED, "KZ2")
 
     # What an open external transfer reserves no longer counts as holdings.
-    await stack.kz.propose(transfer("KZ3", KZ_PARTY, CH_PERSON, aau(1, 100)))
+    await stack.kz.propose(transfer("KZ3", KZ_PARTY, CH_PERSON, aau(1, 99)))
     await stack.ch.wait_for(MessageType.PROPOSAL_FORWARDED, "KZ3")
-    await stack.kz.propose(transfer("KZ4", KZ_PARTY, CH_PERSON, aau(101, 101)))
+    await stack.kz.propose(transfer("KZ4", KZ_PARTY, CH_PERSON, aau(100, 101)))  # 901 - 2
     refused = await stack.kz.wait_for(MessageType.TRANSACTION_STATUS_NOTIFIED, "KZ4")
     assert response_codes(refused) == [ResponseCode.CPR_VIOLATED]
     party = (await stack.http.get("/parties/KZ/periods/2")).json()
-    assert party["holdings"] == 900
+    assert party["holdings"] == 901
 
 
 async def test_the_same_proposal_delivered_twice_has_one_effect(stack: Stack) -> None:

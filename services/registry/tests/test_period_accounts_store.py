@@ -56,7 +56,7 @@ async def test_start_up_adds_the_first_periods_accounts_to_an_older_store_once(
     await start_up(store, 1)  # idempotent
 
     accounts = {a.account_id: a for a in await store.accounts()}
-    assert sorted(accounts) == [1, 2, 3, 4, *range(5, 13), 102, 103, *range(105, 113)]
+    assert sorted(accounts) == [1, 2, 3, 4, *range(5, 15), 102, 103, *range(105, 113)]
     assert await store.db.accounts.count_documents({}) == len(accounts)
     assert (accounts[1].commitment_period, accounts[4].commitment_period) == (1, 1)
     assert accounts[3].commitment_period == 2  # its number now stands for period 2
@@ -66,4 +66,6 @@ async def test_start_up_adds_the_first_periods_accounts_to_an_older_store_once(
         assert found is not None and found.account_id == number
     party = await store.account_of_type(AccountType.PARTY_HOLDING)
     assert party is not None and party.account_id == 1
-    assert await store.account_of_type(AccountType.ARTICLE_37TER_CANCELLATION, 2) is None
+    art_37ter = await store.account_of_type(AccountType.ARTICLE_37TER_CANCELLATION, 2)
+    assert art_37ter is not None and art_37ter.account_id == 13  # period 2 only
+    assert await store.account_of_type(AccountType.ARTICLE_37TER_CANCELLATION, 1) is None
