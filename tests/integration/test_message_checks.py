@@ -168,7 +168,8 @@ async def test_the_same_message_id_with_other_content_is_refused_with_1102_and_a
                            "response_codes": [1102], "reason": reason}
     assert ack.causation_id == first.message_id
 
-    alerts = [r for r in caplog.records if r.getMessage() == "duplicate_message_id_different_content"]
+    alerts = [r for r in caplog.records
+              if r.getMessage() == "duplicate_message_id_different_content"]
     assert len(alerts) == 1
     assert alerts[0].levelno == logging.ERROR
     fields = alerts[0].__dict__["fields"]
