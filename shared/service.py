@@ -10,7 +10,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -85,31 +85,31 @@ class ServiceSettings(BaseSettings):
 class Runtime:
     """The store, broker, relay and clock of one service instance.
 
-    ``peer_codes`` are the services this instance exchanges messages with: their inboxes
-    are declared, and only they may send to it (a registry's peer is the ITL, the ITL's
-    are its registries). With ``answer_refusals`` a message refused as a whole from a
-    peer is answered with a ``MessageAck`` (docs/adr/0005).
+    ``receiver`` names the instance and the services it takes messages from, which are
+    also the ones it sends to (protocol.md 1.2: a registry talks only to the ITL, the ITL
+    to its registries); their inboxes are declared at start. With ``answer_refusals`` a
+    message refused as a whole from one of them is answered with a ``MessageAck``
+    (docs/adr/0005, 0010).
     """
 
     def __init__(
         self,
         settings: ServiceSettings,
-        code: str,
+        receiver: Receiver,
         default_database: str,
-        peer_codes: Iterable[str] = (),
         answer_refusals: bool = False,
     ) -> None:
         self.settings = settings
-        self.code = code
+        self.receiver = receiver
+        self.code = receiver.code
         self.clock = SimulationClock(settings.clock_start)
         self.client = make_client(settings.mongo_url)
         self.db: Database = self.client[database_name(settings.mongo_url, default_database)]
         self.broker = Broker(
-            settings.amqp_url, code, settings.consumer_prefetch, settings.amqp_namespace
+            settings.amqp_url, self.code, settings.consumer_prefetch, settings.amqp_namespace
         )
         self.relay = OutboxRelay(self.db, self.broker, self.clock)
-        self.peer_codes = tuple(peer_codes)
-        self.receiver = Receiver(code, frozenset(self.peer_codes) - {code})
+        self.peer_codes = tuple(sorted(receiver.senders))
         self.answer_refusals = answer_refusals
         self._due_work: list[Callable[[], Awaitable[None]]] = []
         self._due_lock = asyncio.Lock()

@@ -34,6 +34,9 @@ from shared.testing.infra import amqp_url
 
 pytestmark = pytest.mark.e2e
 
+# the module's stack (tests/e2e/conftest.py): the ITL knows KZ, JP and CDM
+REGISTRIES = ("KZ", "JP")
+
 UNKNOWN_VERSION = "des-9.9/1"
 ASSIGNED_AMOUNT = 1000
 KZ_PARTY = AccountRef(registry="KZ", account_type=AccountType.PARTY_HOLDING, account_id=1)
