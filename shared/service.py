@@ -10,7 +10,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.clock import SimulationClock
-from shared.codes import MessageType
+from shared.codes import ITL_CODE, MessageType
 from shared.contracts import Envelope, MessageAck, make_envelope
 from shared.contracts.validity import MessageRefusal, Receiver, canonical_form, message_refusal
 from shared.errors import NotFound, RuleViolation
@@ -85,31 +85,33 @@ class ServiceSettings(BaseSettings):
 class Runtime:
     """The store, broker, relay and clock of one service instance.
 
-    ``receiver`` names the instance and the services it takes messages from, which are
-    also the ones it sends to (protocol.md 1.2: a registry talks only to the ITL, the ITL
-    to its registries); their inboxes are declared at start. With ``answer_refusals`` a
-    message refused as a whole from one of them is answered with a ``MessageAck``
+    ``peer_codes`` are the services this instance sends to: their inboxes are declared at
+    start. Messages it takes only from the ITL, if it is a registry, or from its peers,
+    if it is the ITL (protocol.md 1.2; ``receiver``). With ``answer_refusals`` a message
+    refused as a whole from one of them is answered with a ``MessageAck``
     (docs/adr/0005, 0010).
     """
 
     def __init__(
         self,
         settings: ServiceSettings,
-        receiver: Receiver,
+        code: str,
         default_database: str,
+        peer_codes: Iterable[str] = (),
         answer_refusals: bool = False,
     ) -> None:
         self.settings = settings
-        self.receiver = receiver
-        self.code = receiver.code
+        self.code = code
         self.clock = SimulationClock(settings.clock_start)
         self.client = make_client(settings.mongo_url)
         self.db: Database = self.client[database_name(settings.mongo_url, default_database)]
         self.broker = Broker(
-            settings.amqp_url, self.code, settings.consumer_prefetch, settings.amqp_namespace
+            settings.amqp_url, code, settings.consumer_prefetch, settings.amqp_namespace
         )
         self.relay = OutboxRelay(self.db, self.broker, self.clock)
-        self.peer_codes = tuple(sorted(receiver.senders))
+        self.peer_codes = tuple(peer_codes)
+        self.receiver = (Receiver.itl(self.peer_codes) if code == ITL_CODE
+                         else Receiver.registry(code))
         self.answer_refusals = answer_refusals
         self._due_work: list[Callable[[], Awaitable[None]]] = []
         self._due_lock = asyncio.Lock()

@@ -9,7 +9,7 @@ from services.itl.config import ItlSettings
 from services.itl.handlers import ItlService
 from services.itl.messaging import make_dispatch
 from services.itl.store import ItlStore
-from shared.contracts.validity import Receiver
+from shared.codes import ITL_CODE
 from shared.service import Runtime, build_app, serve
 
 
@@ -17,8 +17,8 @@ def create_app(settings: ItlSettings | None = None) -> FastAPI:
     """The ITL app; its lifespan creates indexes, connects and starts consuming."""
     settings = settings or ItlSettings()
     # Takes messages from its registries only; answers a refused one (docs/adr/0005).
-    runtime = Runtime(settings, receiver=Receiver.itl(settings.registries),
-                      default_database=settings.database, answer_refusals=True)
+    runtime = Runtime(settings, code=ITL_CODE, default_database=settings.database,
+                      peer_codes=settings.registries, answer_refusals=True)
     store = ItlStore(runtime.db)
     service = ItlService(runtime, store, settings.registries,
                          settings.transaction_timeout_hours)

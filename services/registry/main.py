@@ -16,16 +16,15 @@ from services.registry.messaging import make_dispatch
 from services.registry.operations_api import router as operations_router
 from services.registry.permissions import Forbidden
 from services.registry.store import RegistryStore
-from shared.codes import CDM_CODE, MessageType
-from shared.contracts.validity import Receiver
+from shared.codes import CDM_CODE, ITL_CODE, MessageType
 from shared.service import Runtime, build_app, serve
 
 
 def create_registry(settings: RegistrySettings, code: str, title: str,
                     description: str) -> tuple[FastAPI, RegistryService]:
     """A registry app for ``code``; the CDM registry builds on it too."""
-    runtime = Runtime(settings, receiver=Receiver.registry(code),
-                      default_database=settings.database_name())
+    runtime = Runtime(settings, code=code, default_database=settings.database_name(),
+                      peer_codes=[ITL_CODE])
     store = RegistryStore(runtime.db, code)
     profile = RegistryProfile(code=code, is_cdm=code == CDM_CODE)
     service = RegistryService(runtime, store, profile,

@@ -20,7 +20,6 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from shared.codes import ITL_CODE, MessageType, ResponseCode, TransactionStatus
 from shared.contracts import Envelope, TransactionStatusNotified, make_envelope
-from shared.contracts.validity import Receiver
 from shared.messaging import Broker, dead_letter_queue_name
 from shared.service import Runtime, ServiceSettings
 from shared.store import Session
@@ -117,9 +116,9 @@ class Hub:
 async def hub(mongo_url: str, broker_url: str, namespace: Namespace) -> AsyncIterator[Hub]:
     settings = ServiceSettings(mongo_url=mongo_url, amqp_url=broker_url,
                                amqp_namespace=namespace.prefix)
-    runtime = Runtime(settings, receiver=Receiver.itl(["KZ", "JP"]),
+    runtime = Runtime(settings, code=ITL_CODE,
                       default_database=f"checks_{uuid.uuid4().hex[:12]}",
-                      answer_refusals=True)
+                      peer_codes=["KZ", "JP"], answer_refusals=True)
 
     async def record(envelope: Envelope) -> None:
         async def effect(session: Session) -> None:
