@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import date, datetime, timedelta
@@ -20,15 +22,17 @@ from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.clock import SimulationClock
-from shared.codes import MessageType
-from shared.contracts import Envelope, make_envelope
+from shared.codes import ITL_CODE, MessageType
+from shared.contracts import Envelope, MessageAck, make_envelope
+from shared.contracts.validity import MessageRefusal, Receiver, canonical_form, message_refusal
 from shared.errors import NotFound, RuleViolation
 from shared.logs import configure_logging, log_event
-from shared.messaging import Broker, EnvelopeHandler
+from shared.messaging import Broker, EnvelopeHandler, PermanentFailure
 from shared.messaging.clock import ClockSet
 from shared.rules.periods import DEFAULT_TRUE_UP_PERIOD_ENDS
 from shared.store import (
     Database,
+    MessageIdReused,
     OutboxRelay,
     Session,
     database_name,
@@ -41,6 +45,9 @@ from shared.store import (
 
 T = TypeVar("T")
 log = logging.getLogger("shared.service")
+#: Namespace of the ids of the answers to refused messages: one answer per refused
+#: message, however often it is delivered.
+REFUSAL_ANSWER_IDS = uuid.UUID("6f1d3c2a-8b4e-4f5a-9c7d-0e1f2a3b4c5d")
 
 
 def comma_or_json_list(value: Any) -> Any:
@@ -82,7 +89,14 @@ class ServiceSettings(BaseSettings):
 
 
 class Runtime:
-    """The store, broker, relay and clock of one service instance."""
+    """The store, broker, relay and clock of one service instance.
+
+    ``peer_codes`` are the services this instance sends to: their inboxes are declared at
+    start. Messages it takes only from the ITL, if it is a registry, or from its peers,
+    if it is the ITL (protocol.md 1.2; ``receiver``). With ``answer_refusals`` a message
+    refused as a whole from one of them is answered with a ``MessageAck``
+    (docs/adr/0005, 0010).
+    """
 
     def __init__(
         self,
@@ -90,6 +104,7 @@ class Runtime:
         code: str,
         default_database: str,
         peer_codes: Iterable[str] = (),
+        answer_refusals: bool = False,
     ) -> None:
         self.settings = settings
         self.code = code
@@ -101,6 +116,9 @@ class Runtime:
         )
         self.relay = OutboxRelay(self.db, self.broker, self.clock)
         self.peer_codes = tuple(peer_codes)
+        self.receiver = (Receiver.itl(self.peer_codes) if code == ITL_CODE
+                         else Receiver.registry(code))
+        self.answer_refusals = answer_refusals
         self._due_work: list[Callable[[], Awaitable[None]]] = []
         self._due_lock = asyncio.Lock()
         self._ticker: asyncio.Task[None] | None = None
@@ -126,7 +144,7 @@ class Runtime:
         await self._catch_up_clock()
         self.relay.start()
         await self.broker.follow_clock(self._on_clock_set)
-        await self.broker.consume(handler)
+        await self.broker.consume(self.screened(handler))
         self._ticker = asyncio.create_task(self._tick(), name="due-work")
 
     async def set_clock(self, moment: datetime, broadcast: bool) -> datetime:
@@ -192,10 +210,71 @@ class Runtime:
     async def handle_once(
         self, envelope: Envelope, effect: Callable[[Session], Awaitable[None]]
     ) -> bool:
-        """Apply the effect of an incoming message at most once (inbox + outbox)."""
+        """Apply the effect of an incoming message at most once (inbox + outbox).
+
+        Raises ``MessageIdReused`` (1102) when the id was handled with other content.
+        """
         handled = await handle_once(self.client, self.db, envelope, effect, self.clock.now())
         self.relay.wake()
         return handled
+
+    def screened(self, handler: EnvelopeHandler) -> EnvelopeHandler:
+        """``handler`` behind the message-level checks (protocol.md 1.2, 3.2, 7.5).
+
+        A message this instance does not take (version 1001; recipient or sender 1002,
+        see ``message_refusal``) never reaches ``handler``, so nothing about it is
+        recorded; a message id handled before with other content (1102, raised by
+        ``handle_once`` before any write) is logged as an alert. Both end in
+        ``PermanentFailure`` with the code and reason, which the consumer dead-letters,
+        after the answer to the sender when this instance answers refusals.
+        """
+
+        async def screened_handler(envelope: Envelope) -> None:
+            refusal = message_refusal(envelope, self.receiver)
+            if refusal is None:
+                try:
+                    await handler(envelope)
+                    return
+                except MessageIdReused as reused:
+                    refusal = reused.refusal
+                    log_event(log, "duplicate_message_id_different_content", logging.ERROR,
+                              alert=True, transaction_id=envelope.correlation_id,
+                              message_id=envelope.message_id,
+                              message_type=envelope.message_type.value,
+                              sender=envelope.sender, response_code=int(refusal.code),
+                              reason=refusal.reason)
+            await self._refuse(envelope, refusal)
+
+        return screened_handler
+
+    async def _refuse(self, envelope: Envelope, refusal: MessageRefusal) -> None:
+        answered = self.answer_refusals and envelope.sender in self.receiver.senders
+        if answered:
+            await self.commit(functools.partial(self._answer_refusal, envelope, refusal))
+        log_event(log, "message_refused", logging.WARNING,
+                  transaction_id=envelope.correlation_id, message_id=envelope.message_id,
+                  message_type=envelope.message_type.value, sender=envelope.sender,
+                  response_code=int(refusal.code), reason=refusal.reason, answered=answered)
+        raise PermanentFailure(refusal.reason, code=int(refusal.code))
+
+    async def _answer_refusal(self, envelope: Envelope, refusal: MessageRefusal,
+                              session: Session) -> None:
+        """``MessageAck(accepted=False)`` to the sender, once per refused message: a
+        redelivery of the same message (dead-lettering failed after the commit) finds
+        its answer already in the outbox."""
+        answer_id = uuid.uuid5(REFUSAL_ANSWER_IDS, canonical_form(envelope)).hex
+        if await self.db.outbox.find_one({"_id": answer_id}, session=session):
+            return
+        await self.send(
+            session,
+            message_type=MessageType.MESSAGE_ACK,
+            recipient=envelope.sender,
+            correlation_id=envelope.correlation_id,
+            payload=MessageAck(acked_message_id=envelope.message_id, accepted=False,
+                               response_codes=[refusal.code], reason=refusal.reason),
+            causation_id=envelope.message_id,
+            message_id=answer_id,
+        )
 
     async def send(
         self,
@@ -206,8 +285,10 @@ class Runtime:
         correlation_id: str,
         payload: BaseModel,
         causation_id: str | None = None,
+        message_id: str | None = None,
     ) -> Envelope:
-        """Store an outgoing message in the outbox inside ``session``'s transaction."""
+        """Store an outgoing message in the outbox inside ``session``'s transaction
+        (under a fresh message id unless ``message_id`` is given)."""
         seq = await self.db.outbox.count_documents(
             {"correlation_id": correlation_id}, session=session
         )
@@ -220,6 +301,7 @@ class Runtime:
             sent_at=self.clock.now(),
             seq=seq,
             causation_id=causation_id,
+            message_id=message_id,
         )
         await enqueue(self.db, envelope, session)
         return envelope

@@ -26,7 +26,9 @@ class ItlSettings(ServiceSettings):
     database: str = Field(default="itl", description="database name unless MONGO_URL names one")
     registries: Annotated[list[str], NoDecode] = Field(
         default=["KZ", "CH", "JP", "CDM"],
-        description="codes of the registries the ITL knows (others get 1201)",
+        description="codes of the registries the ITL knows: it takes messages only from "
+                    "them (others are dead-lettered with 1002) and routes transfers only "
+                    "to them (others get 1201)",
     )
     # U protocol.md 1.6: no DES value found; our default, in simulated time.
     transaction_timeout_hours: float = Field(

@@ -36,11 +36,9 @@ class EsdRouting:
 
     def refusal(self, sender: str, payload: AllowanceTransferSubmitted
                 ) -> tuple[ResponseCode, str] | None:
-        """Why the ITL refuses to route a proposed allowance transfer."""
-        if payload.transferring_state != sender or not payload.transfer_id.startswith(sender):
-            return (ResponseCode.SENDER_MISMATCH,
-                    f"{sender} cannot transfer allowance of {payload.transferring_state} "
-                    f"under id {payload.transfer_id}")
+        """Why the ITL refuses to route a proposed allowance transfer. That the sender is
+        the transferring state and owns the transfer id was checked on the message
+        (1002, shared/contracts/validity.py)."""
         if payload.acquiring_state == payload.transferring_state:
             return (ResponseCode.ESD_TRANSFER_TO_ITSELF,
                     f"{sender} transfers allowance to itself")
@@ -62,14 +60,13 @@ class EsdRouting:
             now = self.runtime.clock.now()
             refusal = self.refusal(envelope.sender, payload)
             state = "forwarded" if refusal is None else "refused"
-            # Recorded only for its own sender, so no registry can take another's id.
-            if payload.transfer_id.startswith(envelope.sender):
-                await self.db.esd_transfers.insert_one({
-                    "_id": payload.transfer_id, **payload.model_dump(mode="json"),
-                    "proposer": envelope.sender, "state": state,
-                    "response_code": int(refusal[0]) if refusal else None,
-                    "history": [{"state": state, "at": now}], "created_at": now,
-                }, session=session)
+            # The id is the sender's own: the message-level checks refused any other.
+            await self.db.esd_transfers.insert_one({
+                "_id": payload.transfer_id, **payload.model_dump(mode="json"),
+                "proposer": envelope.sender, "state": state,
+                "response_code": int(refusal[0]) if refusal else None,
+                "history": [{"state": state, "at": now}], "created_at": now,
+            }, session=session)
             if refusal is None:
                 await self.runtime.send(
                     session, message_type=MessageType.ALLOWANCE_TRANSFER_FORWARDED,

@@ -41,9 +41,7 @@ from services.itl.domain import (
     check_ppsr,
     check_registries_known,
     check_rmu_issuance_limit,
-    check_sender,
     check_share_of_proceeds,
-    check_version,
     completion_effects,
     cpr_units_leaving_by_period,
     entries_from_docs,
@@ -54,7 +52,6 @@ from services.itl.domain import (
     notice_status_after,
     react_to_status,
     refuse_if_any,
-    registry_code_of,
     rmu_issuance_by_activity,
     sender_role,
 )
@@ -70,7 +67,6 @@ from shared.codes import (
     TransactionType,
 )
 from shared.contracts import (
-    SUPPORTED_SCHEMA_VERSIONS,
     AccountRef,
     Envelope,
     EvaluationResult,
@@ -133,10 +129,11 @@ class ItlService:
 
     async def _evaluate(self, envelope: Envelope, proposal: ProposalView, session: Session
                         ) -> None:
-        """Run the check families in order; the first that fails raises ProposalRefused."""
-        check_version(envelope.schema_version, SUPPORTED_SCHEMA_VERSIONS)
-        check_sender(envelope.sender, proposal)
-        check_registries_known(envelope.sender, proposal, self.registries)
+        """Run the check families in order; the first that fails raises ProposalRefused.
+
+        Version and sender (family 1) were checked on the message, before it came here
+        (``shared.contracts.validity``)."""
+        check_registries_known(proposal, self.registries)
         check_data_integrity(envelope.sender, proposal)
         proposer = await self._books(proposal.proposing_registry, session)
         acquiring = (await self._books(proposal.acquiring.registry, session)
@@ -233,26 +230,20 @@ class ItlService:
     async def _refuse(self, envelope: Envelope, payload: ProposalSubmitted,
                       refusal: ProposalRefused, session: Session) -> None:
         results = [evaluation_result(d) for d in refusal.discrepancies]
-        # A transaction id is recorded only for the registry it names, so that no
-        # other registry can take an id away from its owner by proposing it first.
-        if registry_code_of(payload.transaction_id) == envelope.sender:
-            statuses = [S.PROPOSED, S.CHECKED_DISCREPANCY, S.TERMINATED]
-            await self.store.insert_transaction(
-                transaction_id=payload.transaction_id,
-                transaction_type=payload.transaction_type,
-                proposer=envelope.sender,
-                proposal=payload.model_dump(mode="json"),
-                statuses=statuses,
-                evaluation_results=[r.model_dump(mode="json") for r in results],
-                at=self.runtime.clock.now(),
-                session=session,
-            )
-            for status in statuses:
-                self._log_status(payload.transaction_id, status, results)
-        else:
-            log_event(log, "proposal_refused_unrecorded", logging.WARNING,
-                      transaction_id=payload.transaction_id, sender=envelope.sender,
-                      response_codes=[int(r.response_code) for r in results])
+        # The id is the sender's own: the message-level checks refused any other.
+        statuses = [S.PROPOSED, S.CHECKED_DISCREPANCY, S.TERMINATED]
+        await self.store.insert_transaction(
+            transaction_id=payload.transaction_id,
+            transaction_type=payload.transaction_type,
+            proposer=envelope.sender,
+            proposal=payload.model_dump(mode="json"),
+            statuses=statuses,
+            evaluation_results=[r.model_dump(mode="json") for r in results],
+            at=self.runtime.clock.now(),
+            session=session,
+        )
+        for status in statuses:
+            self._log_status(payload.transaction_id, status, results)
         await self._notify(session, envelope.sender, payload.transaction_id,
                            S.CHECKED_DISCREPANCY, envelope.message_id, results)
 

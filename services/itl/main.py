@@ -16,8 +16,9 @@ from shared.service import Runtime, build_app, serve
 def create_app(settings: ItlSettings | None = None) -> FastAPI:
     """The ITL app; its lifespan creates indexes, connects and starts consuming."""
     settings = settings or ItlSettings()
+    # Takes messages from its registries only; answers a refused one (docs/adr/0005).
     runtime = Runtime(settings, code=ITL_CODE, default_database=settings.database,
-                      peer_codes=settings.registries)
+                      peer_codes=settings.registries, answer_refusals=True)
     store = ItlStore(runtime.db)
     service = ItlService(runtime, store, settings.registries,
                          settings.transaction_timeout_hours, settings.true_up_period_ends)

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from services.itl.esd import EsdRouting
 from services.itl.handlers import ItlService
-from shared.codes import ITL_CODE, MessageType
+from shared.codes import MessageType
 from shared.contracts import (
     AllowanceTransferAnswered,
     AllowanceTransferSubmitted,
@@ -20,12 +20,12 @@ from shared.messaging import PermanentFailure
 
 
 def make_dispatch(service: ItlService) -> Callable[[Envelope], Awaitable[None]]:
-    """The consumer's handler: decode the payload (undecodable → dead-letter) and route it."""
+    """The consumer's handler: decode the payload (undecodable → dead-letter) and route it.
+
+    Version, recipient and sender were checked before (``Runtime.screened``)."""
     esd = EsdRouting(service.runtime, service.store.db, service.registries)
 
     async def dispatch(envelope: Envelope) -> None:
-        if envelope.sender == ITL_CODE:
-            raise PermanentFailure("the ITL does not take messages from itself")
         payload = decode_payload(envelope)
         match payload:
             case ProposalSubmitted():

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from services.registry.handlers import RegistryService
-from shared.codes import ITL_CODE
 from shared.contracts import (
     Envelope,
     MessageAck,
@@ -18,12 +17,12 @@ from shared.messaging import PermanentFailure
 
 
 def make_dispatch(service: RegistryService) -> Callable[[Envelope], Awaitable[None]]:
-    """The consumer's handler: decode the payload and call the matching handler."""
+    """The consumer's handler: decode the payload and call the matching handler.
+
+    Version, recipient and sender (only the ITL) were checked before
+    (``Runtime.screened``)."""
 
     async def dispatch(envelope: Envelope) -> None:
-        if envelope.sender != ITL_CODE:
-            raise PermanentFailure(f"registries accept messages only from the ITL, "
-                                   f"not from {envelope.sender}")
         payload = decode_payload(envelope)
         match payload:
             case TransactionStatusNotified():

@@ -17,6 +17,7 @@ from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractQueue,
     AbstractRobustConnection,
+    HeadersType,
 )
 
 from shared.contracts import Envelope, UndecodableMessage, decode_envelope
@@ -30,10 +31,17 @@ EnvelopeHandler = Callable[[Envelope], Awaitable[None]]
 
 
 class PermanentFailure(Exception):
-    """A message that can never be handled (wrong recipient, impossible content).
+    """A message that can never be handled (refused at message level, impossible content).
 
-    The consumer dead-letters it with this reason instead of retrying.
+    The consumer dead-letters it with this reason (header ``x-dead-reason``) and, when
+    the refusal has a response code, that code (header ``x-dead-code``) instead of
+    retrying.
     """
+
+    def __init__(self, reason: str, code: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
 
 
 class Broker:
@@ -184,14 +192,12 @@ class Broker:
     ) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
         async def on_message(message: AbstractIncomingMessage) -> None:
             try:
-                envelope = decode_envelope(message.body)
-                if envelope.recipient != self.code:
-                    raise PermanentFailure(
-                        f"recipient {envelope.recipient} is not this instance ({self.code})"
-                    )
-                await handler(envelope)
+                # Whether this instance takes the message at all (version, recipient,
+                # sender) is the handler's first step: see shared.service.Runtime.
+                await handler(decode_envelope(message.body))
             except (UndecodableMessage, PermanentFailure) as exc:
-                await self._dead_letter(message, str(exc))
+                code = exc.code if isinstance(exc, PermanentFailure) else None
+                await self._dead_letter(message, str(exc), code)
                 await message.ack()
                 return
             except Exception as exc:
@@ -212,7 +218,8 @@ class Broker:
 
         return on_message
 
-    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
+    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str,
+                           code: int | None = None) -> None:
         log_event(
             log,
             "message_dead_lettered",
@@ -221,7 +228,12 @@ class Broker:
             message_id=message.message_id,
             correlation_id=message.correlation_id,
             reason=reason,
+            response_code=code,
         )
+        headers: HeadersType = {
+            "x-dead-reason": reason[:1000], "x-dead-queue": self.code}
+        if code is not None:
+            headers["x-dead-code"] = code
         copy = aio_pika.Message(
             body=message.body,
             content_type=message.content_type,
@@ -229,7 +241,7 @@ class Broker:
             message_id=message.message_id,
             correlation_id=message.correlation_id,
             type=message.type,
-            headers={"x-dead-reason": reason[:1000], "x-dead-queue": self.code},
+            headers=headers,
         )
         async with self._publish_lock:
             await self.exchanges.dead.publish(copy, routing_key=self.code, mandatory=True)

@@ -10,13 +10,14 @@ from shared.store.client import (
     make_client,
     next_sequence,
 )
-from shared.store.inbox import handle_once
+from shared.store.inbox import MessageIdReused, handle_once
 from shared.store.outbox import OutboxRelay, enqueue, ensure_outbox_indexes
 
 __all__ = [
     "Client",
     "Database",
     "Document",
+    "MessageIdReused",
     "OutboxRelay",
     "Session",
     "database_name",

@@ -6,9 +6,20 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from shared.contracts import Envelope
-from shared.store.client import Client, Database, Session, in_transaction
+from shared.contracts.validity import MessageRefusal, duplicate_refusal
+from shared.store.client import Client, Database, Document, Session, in_transaction
 
 Effect = Callable[[Session], Awaitable[None]]
+
+
+class MessageIdReused(Exception):
+    """A message id the inbox holds came again with different content (1102,
+    protocol.md 7.5): the message is refused, nothing is recorded."""
+
+    def __init__(self, refusal: MessageRefusal, stored: Document) -> None:
+        super().__init__(refusal.reason)
+        self.refusal = refusal
+        self.stored = stored
 
 
 async def handle_once(
@@ -16,12 +27,18 @@ async def handle_once(
 ) -> bool:
     """Apply ``effect`` and record the message id in one transaction.
 
-    Returns False when the message was handled before (and does nothing then).
-    The effect adds its outgoing messages to the outbox in the same transaction.
+    Returns False when this very message was handled before (and does nothing then).
+    Raises ``MessageIdReused`` (1102), before any write, when the inbox holds another
+    message under the same id. The effect adds its outgoing messages to the outbox in
+    the same transaction.
     """
 
     async def work(session: Session) -> bool:
-        if await db.inbox.find_one({"_id": envelope.message_id}, session=session):
+        handled = await db.inbox.find_one({"_id": envelope.message_id}, session=session)
+        if handled is not None:
+            refusal = duplicate_refusal(handled["envelope"], envelope)
+            if refusal is not None:
+                raise MessageIdReused(refusal, handled["envelope"])
             return False
         await effect(session)
         await db.inbox.insert_one(

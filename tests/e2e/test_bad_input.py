@@ -12,6 +12,7 @@ import pytest
 
 from deploy.local.client import StackClient
 from deploy.local.stack import LocalStack
+from shared.codes import SCHEMA_VERSION
 from shared.messaging import MAIN_EXCHANGE, dead_letter_queue_name
 from shared.testing.infra import amqp_url
 
@@ -89,7 +90,7 @@ def test_malformed_messages_are_dead_lettered_and_the_registry_keeps_working(
     client.set_assigned_amount("KZ", 2, 1000)
     forged_sender = {
         "message_id": "m-1", "correlation_id": "KZ1", "message_type": "ProposalForwarded",
-        "schema_version": "des-1.1/1", "sender": "JP", "recipient": "KZ",
+        "schema_version": SCHEMA_VERSION, "sender": "JP", "recipient": "KZ",
         "sent_at": "2013-01-01T00:00:00Z", "seq": 0, "payload": {},
     }
     reasons = asyncio.run(_publish_and_collect(

@@ -11,8 +11,6 @@ from services.itl.domain.integrity import (
     HANDLED_TRANSACTION_TYPES,
     check_data_integrity,
     check_registries_known,
-    check_sender,
-    check_version,
 )
 from services.itl.domain.limits import (
     CPR_UNIT_TYPES,
@@ -58,7 +56,6 @@ from services.itl.domain.proposal import (
     ProposalRefused,
     ProposalView,
     refuse_if_any,
-    registry_code_of,
 )
 from services.itl.domain.status import (
     INTERNAL_TRANSACTION_TYPES,
@@ -103,9 +100,7 @@ __all__ = [
     "check_ppsr",
     "check_registries_known",
     "check_rmu_issuance_limit",
-    "check_sender",
     "check_share_of_proceeds",
-    "check_version",
     "completion_effects",
     "cpr_units_leaving_by_period",
     "entries_from_docs",
@@ -116,7 +111,6 @@ __all__ = [
     "notice_status_after",
     "react_to_status",
     "refuse_if_any",
-    "registry_code_of",
     "rmu_issuance_by_activity",
     "sender_role",
 ]

@@ -14,7 +14,6 @@ from services.itl.domain.proposal import (
     ProposalRefused,
     ProposalView,
     refuse_if_any,
-    registry_code_of,
 )
 from shared.blocks import UnitBlock
 from shared.codes import AccountType, ResponseCode, TransactionType, UnitType
@@ -27,47 +26,21 @@ COMBINATION = ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED
 HANDLED_TRANSACTION_TYPES = frozenset(TransactionType)
 
 
-# Family 1: version and sender (1001, 1002)
-
-
-def check_version(schema_version: str, supported: Collection[str]) -> None:
-    """The message must be in a schema version the ITL reads (1001)."""
-    if schema_version not in supported:
-        raise ProposalRefused([Discrepancy(
-            ResponseCode.UNSUPPORTED_VERSION,
-            f"schema version {schema_version!r} is not one of {sorted(supported)}",
-        )])
-
-
-def check_sender(sender: str, proposal: ProposalView) -> None:
-    """The sender must be the proposing registry and own the transaction id (1002)."""
-    if sender != proposal.proposing_registry:
-        raise ProposalRefused([Discrepancy(
-            ResponseCode.SENDER_MISMATCH,
-            f"sender {sender} is not the proposing registry {proposal.proposing_registry}",
-        )])
-    if registry_code_of(proposal.transaction_id) != sender:
-        raise ProposalRefused([Discrepancy(
-            ResponseCode.SENDER_MISMATCH,
-            f"transaction id {proposal.transaction_id} does not start with sender {sender}",
-        )])
+# Family 1 (version and sender, 1001, 1002) is checked on the message, before anything
+# is recorded: shared.contracts.validity.
 
 
 # Family 2: registry status (1201)
 
 
-def check_registries_known(sender: str, proposal: ProposalView, known: Collection[str]) -> None:
-    """The sender and, for an external transfer, the acquiring registry are known (1201)."""
-    found = []
-    if sender not in known:
-        found.append(Discrepancy(ResponseCode.REGISTRY_UNKNOWN,
-                                 f"sending registry {sender} is unknown to the ITL"))
+def check_registries_known(proposal: ProposalView, known: Collection[str]) -> None:
+    """For an external transfer, the acquiring registry is known (1201); the sender is
+    one the ITL knows, or the message would have been refused (1002)."""
     if proposal.is_external and proposal.acquiring.registry not in known:
-        found.append(Discrepancy(
+        raise ProposalRefused([Discrepancy(
             ResponseCode.REGISTRY_UNKNOWN,
             f"acquiring registry {proposal.acquiring.registry} is unknown to the ITL",
-        ))
-    refuse_if_any(found)
+        )])
 
 
 # Family 4: data integrity (2001-2006)

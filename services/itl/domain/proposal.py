@@ -138,8 +138,3 @@ def refuse_if_any(discrepancies: Sequence[Discrepancy]) -> None:
 def refuse(code: ResponseCode, reason: str, block: UnitBlock | None = None) -> None:
     """Raise ``ProposalRefused`` with one discrepancy."""
     raise ProposalRefused([Discrepancy(code, reason, block)])
-
-
-def registry_code_of(transaction_id: str) -> str:
-    """The registry code a transaction identifier starts with (letters before digits)."""
-    return transaction_id.rstrip("0123456789")

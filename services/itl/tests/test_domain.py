@@ -34,15 +34,12 @@ from services.itl.domain import (
     check_ppsr,
     check_registries_known,
     check_rmu_issuance_limit,
-    check_sender,
     check_share_of_proceeds,
-    check_version,
     completion_effects,
     cpr_units_leaving_by_period,
     needs_cpr_check,
     notice_status_after,
     react_to_status,
-    registry_code_of,
     sender_role,
 )
 from shared.blocks import SerialRange, UnitAttributes, UnitBlock
@@ -90,62 +87,18 @@ def codes(refusal: pytest.ExceptionInfo[ProposalRefused]) -> list[ResponseCode]:
     return [d.code for d in refusal.value.discrepancies]
 
 
-# version and sender
-
-
-def test_supported_version_passes() -> None:
-    check_version("des-1.1/1", {"des-1.1/1"})
-
-
-def test_unsupported_version_is_refused_with_1001() -> None:
-    with pytest.raises(ProposalRefused) as refusal:
-        check_version("des-2.0/1", {"des-1.1/1"})
-    assert codes(refusal) == [ResponseCode.UNSUPPORTED_VERSION]
-
-
-def test_transfer_from_the_senders_registry_with_its_id_passes_the_sender_check() -> None:
-    check_sender("KZ", proposal(T.INTERNAL_TRANSFER, KZ_PARTY, KZ_PERSON))
-
-
-def test_sender_other_than_the_transferring_registry_is_refused_with_1002() -> None:
-    with pytest.raises(ProposalRefused) as refusal:
-        check_sender("JP", proposal(T.EXTERNAL_TRANSFER, KZ_PARTY, JP_PERSON, tx="JP1"))
-    assert codes(refusal) == [ResponseCode.SENDER_MISMATCH]
-
-
-def test_transaction_id_of_another_registry_is_refused_with_1002() -> None:
-    with pytest.raises(ProposalRefused) as refusal:
-        check_sender("KZ", proposal(T.INTERNAL_TRANSFER, KZ_PARTY, KZ_PERSON, tx="JP7"))
-    assert codes(refusal) == [ResponseCode.SENDER_MISMATCH]
-
-
-def test_issuance_is_proposed_by_the_acquiring_registry() -> None:
-    check_sender("CDM", proposal(T.ISSUANCE, None, CDM_PENDING, tx="CDM5"))
-
-
-def test_registry_code_of_a_transaction_id_is_its_letters() -> None:
-    assert registry_code_of("CDM123") == "CDM"
-    assert registry_code_of("KZ9") == "KZ"
-
-
 # registry status
-
-
-def test_unknown_sender_is_refused_with_1201() -> None:
-    with pytest.raises(ProposalRefused) as refusal:
-        check_registries_known("DE", proposal(T.INTERNAL_TRANSFER, KZ_PARTY, KZ_PERSON), KNOWN)
-    assert codes(refusal) == [ResponseCode.REGISTRY_UNKNOWN]
 
 
 def test_external_transfer_to_an_unknown_registry_is_refused_with_1201() -> None:
     to_fr = AccountKey("FR", AccountType.PERSON_HOLDING, 5)
     with pytest.raises(ProposalRefused) as refusal:
-        check_registries_known("KZ", proposal(T.EXTERNAL_TRANSFER, KZ_PARTY, to_fr), KNOWN)
+        check_registries_known(proposal(T.EXTERNAL_TRANSFER, KZ_PARTY, to_fr), KNOWN)
     assert codes(refusal) == [ResponseCode.REGISTRY_UNKNOWN]
 
 
 def test_external_transfer_between_known_registries_passes_the_registry_check() -> None:
-    check_registries_known("KZ", proposal(T.EXTERNAL_TRANSFER, KZ_PARTY, JP_PERSON), KNOWN)
+    check_registries_known(proposal(T.EXTERNAL_TRANSFER, KZ_PARTY, JP_PERSON), KNOWN)
 
 
 # data integrity

@@ -428,3 +428,53 @@ async def test_api_refuses_invalid_values_and_unknown_parties(stack: Stack) -> N
     assert (await stack.http.get("/transactions", params={"status": 42})).status_code == 422
     assert (await stack.http.get("/units", params={"unit_type": "XYZ"})).status_code == 422
     assert (await stack.http.get("/messages")).status_code == 422
+
+
+async def test_a_proposal_refused_as_a_message_is_answered_and_never_becomes_a_transaction(
+    stack: Stack,
+) -> None:
+    await stack.record_assigned_amount(1000)
+    old = issuance("KZ1", 1, 10)
+    sent = make_envelope(message_type=MessageType.PROPOSAL_SUBMITTED, sender="KZ",
+                         recipient="ITL", correlation_id="KZ1", payload=old,
+                         sent_at=datetime.now(UTC)).model_copy(
+                             update={"schema_version": "des-1.0/1"})
+    await stack.kz.broker.publish(sent)
+    ack = await stack.kz.wait_for(MessageType.MESSAGE_ACK, "KZ1")
+    assert ack.payload["acked_message_id"] == sent.message_id
+    assert ack.payload["response_codes"] == [ResponseCode.UNSUPPORTED_VERSION]
+    assert "'des-1.0/1'" in ack.payload["reason"]
+
+    # CH proposes, under its own id, to take KZ's units
+    forged = await stack.ch.propose(transfer("CH1", KZ_PARTY, CH_PERSON, aau(1, 10)))
+    ack = await stack.ch.wait_for(MessageType.MESSAGE_ACK, "CH1")
+    assert ack.payload["acked_message_id"] == forged.message_id
+    assert ack.payload["response_codes"] == [ResponseCode.SENDER_MISMATCH]
+
+    for tx in ("KZ1", "CH1"):
+        assert (await stack.http.get(f"/transactions/{tx}")).status_code == 404
+        journal = (await stack.http.get("/messages", params={"correlation_id": tx})).json()
+        assert [(m["direction"], m["message_type"]) for m in journal] == [("out", "MessageAck")]
+    assert not stack.kz.messages(MessageType.TRANSACTION_STATUS_NOTIFIED, "KZ1")
+    assert not stack.ch.messages(MessageType.TRANSACTION_STATUS_NOTIFIED, "CH1")
+
+    # the same proposal in the supported version is checked as usual
+    await stack.kz.propose(old)
+    checked = await stack.kz.wait_for(MessageType.TRANSACTION_STATUS_NOTIFIED, "KZ1")
+    assert checked.payload["status"] == S.CHECKED_NO_DISCREPANCY
+
+
+async def test_a_proposal_id_reused_for_other_content_is_refused_with_1102(
+    stack: Stack,
+) -> None:
+    await stack.record_assigned_amount(1000)
+    first = await stack.kz.propose(issuance("KZ1", 1, 10))
+    await stack.kz.wait_for(MessageType.TRANSACTION_STATUS_NOTIFIED, "KZ1")
+    await stack.kz.send(MessageType.PROPOSAL_SUBMITTED, issuance("KZ1", 1, 500), "KZ1",
+                        message_id=first.message_id)
+    ack = await stack.kz.wait_for(MessageType.MESSAGE_ACK, "KZ1")
+    assert ack.payload["response_codes"] == [ResponseCode.DUPLICATE_MESSAGE_DIFFERENT_CONTENT]
+    assert "payload.blocks[0].serial_end" in ack.payload["reason"]
+    units = (await stack.http.get("/units")).json()
+    assert [(b["serial_start"], b["serial_end"]) for b in units] == [(1, 10)]
+    assert len(stack.kz.messages(MessageType.TRANSACTION_STATUS_NOTIFIED, "KZ1")) == 1

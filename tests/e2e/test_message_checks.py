@@ -1,0 +1,317 @@
+"""Message-level checks through the real processes (protocol.md 1.2, 3.2 family 1, 7.5):
+a message a service does not take (unknown version, wrong sender, a reused message id)
+creates no transaction anywhere, is dead-lettered with its code and reason and, at the
+ITL, answered with a MessageAck; the books do not change."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import time
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import aio_pika
+import pytest
+from aio_pika.abc import AbstractIncomingMessage
+from pydantic import BaseModel
+
+from deploy.local.client import StackClient, poll
+from deploy.local.stack import LocalStack
+from shared.codes import SCHEMA_VERSION, AccountType, MessageType, ResponseCode, UnitType
+from shared.contracts import (
+    AccountRef,
+    ProposalForwarded,
+    ProposalSubmitted,
+    TransactionStatusQueried,
+    UnitBlockWire,
+    make_envelope,
+    new_message_id,
+)
+from shared.messaging import MAIN_EXCHANGE, dead_letter_queue_name
+from shared.testing.infra import amqp_url
+
+pytestmark = pytest.mark.e2e
+
+# the module's stack (tests/e2e/conftest.py): the ITL knows KZ, JP and CDM
+REGISTRIES = ("KZ", "JP")
+
+UNKNOWN_VERSION = "des-9.9/1"
+ASSIGNED_AMOUNT = 1000
+KZ_PARTY = AccountRef(registry="KZ", account_type=AccountType.PARTY_HOLDING, account_id=1)
+
+
+def aau(start: int, end: int, origin: str = "KZ") -> UnitBlockWire:
+    return UnitBlockWire(serial_start=start, serial_end=end, originating_registry=origin,
+                         unit_type=UnitType.AAU, original_commitment_period=2,
+                         applicable_commitment_period=2)
+
+
+def envelope(message_type: MessageType, payload: BaseModel, sender: str, recipient: str,
+             correlation_id: str, version: str = SCHEMA_VERSION) -> dict[str, Any]:
+    """A message as a service would send it, in JSON mode, in ``version``."""
+    made = make_envelope(message_type=message_type, sender=sender, recipient=recipient,
+                         correlation_id=correlation_id, payload=payload,
+                         sent_at=datetime.now(UTC))
+    document: dict[str, Any] = made.model_dump(mode="json")
+    document["schema_version"] = version
+    return document
+
+
+async def _publish(namespace: str, routing_key: str, *documents: dict[str, Any]) -> None:
+    connection = await aio_pika.connect(amqp_url())
+    try:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange(f"{namespace}{MAIN_EXCHANGE}")
+        for document in documents:
+            await exchange.publish(aio_pika.Message(body=json.dumps(document).encode()),
+                                   routing_key=routing_key)
+    finally:
+        await connection.close()
+
+
+def publish(stack: LocalStack, routing_key: str, *documents: dict[str, Any]) -> None:
+    """Put messages on the broker as if a service had sent them (a forger could)."""
+    asyncio.run(_publish(stack.namespace, routing_key, *documents))
+
+
+def _body_message_id(message: AbstractIncomingMessage) -> str | None:
+    """The envelope's message id (a forged message carries no AMQP message id)."""
+    try:
+        return str(json.loads(message.body)["message_id"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+async def _dead_letter(namespace: str, code: str, message_id: str
+                       ) -> AbstractIncomingMessage:
+    connection = await aio_pika.connect(amqp_url())
+    try:
+        channel = await connection.channel()
+        queue = await channel.get_queue(dead_letter_queue_name(code, namespace), ensure=False)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            message = await queue.get(fail=False)
+            if message is None:
+                await asyncio.sleep(0.05)
+                continue
+            await message.ack()
+            if _body_message_id(message) == message_id:
+                return message
+        raise AssertionError(f"{message_id} was not dead-lettered at {code}")
+    finally:
+        await connection.close()
+
+
+def dead_letter(stack: LocalStack, code: str, message_id: str) -> tuple[int, str]:
+    """The response code and reason of ``message_id`` in ``code``'s dead-letter queue."""
+    message = asyncio.run(_dead_letter(stack.namespace, code, message_id))
+    return int(str(message.headers["x-dead-code"])), str(message.headers["x-dead-reason"])
+
+
+async def _dead_letter_ids(namespace: str, code: str) -> list[str | None]:
+    connection = await aio_pika.connect(amqp_url())
+    try:
+        channel = await connection.channel()
+        queue = await channel.get_queue(dead_letter_queue_name(code, namespace), ensure=False)
+        ids = []
+        while (message := await queue.get(fail=False)) is not None:
+            await message.ack()
+            ids.append(_body_message_id(message))
+        return ids
+    finally:
+        await connection.close()
+
+
+def journal(client: StackClient, correlation_id: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = client.ok("itl", "GET", "/messages",
+                                           params={"correlation_id": correlation_id})
+    return rows
+
+
+def answered(client: StackClient, correlation_id: str) -> dict[str, Any]:
+    """The ITL's journal of a refused message: only its published MessageAck."""
+    rows = poll(lambda: journal(client, correlation_id),
+                lambda rows: bool(rows) and all(r["published"] for r in rows),
+                f"the ITL's answer about {correlation_id}")
+    assert [(r["direction"], r["message_type"], r["sender"], r["recipient"])
+            for r in rows] == [("out", "MessageAck", "ITL", rows[0]["recipient"])]
+    return rows[0]
+
+
+def log_events(stack: LocalStack, service: str, event: str) -> list[dict[str, Any]]:
+    lines = (stack.log_dir / f"{service}.log").read_text().splitlines()
+    return [entry for entry in (json.loads(line) for line in lines if line.startswith("{"))
+            if entry.get("event") == event]
+
+
+@pytest.fixture(scope="module")
+def kz_aaus(client: StackClient) -> dict[str, Any]:
+    """1000 AAUs issued into KZ's Party holding account, at the ITL and in KZ."""
+    client.set_assigned_amount("KZ", 2, ASSIGNED_AMOUNT)
+    issued = client.issue("kz", "AAU", ASSIGNED_AMOUNT, "MEP-2013-300")
+    final = client.settle("kz", issued["transaction_id"])
+    assert final["status_name"] == "COMPLETED"
+    return {"issuance": final["transaction_id"],
+            "alice": client.open_account("kz", "Alice Energy LLP")["account_id"],
+            "hiro": client.open_account("jp", "Hiroshima Power KK")["account_id"]}
+
+
+def books(client: StackClient) -> tuple[Any, ...]:
+    """What KZ and JP hold by their own books and by the ITL's register."""
+    return (client.registry_totals("kz"), client.registry_totals("jp"),
+            client.itl_totals("KZ"), client.itl_totals("JP"))
+
+
+def test_version_check_at_a_registry_a_forwarded_proposal_in_an_unknown_version_is_dead_lettered(
+    stack: LocalStack, client: StackClient, kz_aaus: dict[str, Any],
+) -> None:
+    before = books(client)
+    alice = AccountRef(registry="KZ", account_type=AccountType.PERSON_HOLDING,
+                       account_id=kz_aaus["alice"])
+    jp_person = AccountRef(registry="JP", account_type=AccountType.PERSON_HOLDING,
+                           account_id=kz_aaus["hiro"])
+    forwarded = ProposalForwarded(transaction_id="JP900001", transaction_type=3,
+                                  transferring=jp_person, acquiring=alice,
+                                  blocks=[aau(1, 50, "JP")])
+    message = envelope(MessageType.PROPOSAL_FORWARDED, forwarded, "ITL", "KZ", "JP900001",
+                       UNKNOWN_VERSION)
+    publish(stack, "KZ", message)
+
+    code, reason = dead_letter(stack, "KZ", message["message_id"])
+    assert code == ResponseCode.UNSUPPORTED_VERSION
+    assert reason == (f"schema version '{UNKNOWN_VERSION}' is not supported by KZ "
+                      f"(supported: {SCHEMA_VERSION})")
+    missing = client.call("kz", "GET", "/transactions/JP900001")
+    assert missing.status_code == 404
+    assert client.units_held("kz", kz_aaus["alice"]) == 0
+    assert books(client) == before
+    refusals = log_events(stack, "kz", "message_refused")
+    assert [(e["message_id"], e["response_code"], e["answered"]) for e in refusals] == [
+        (message["message_id"], 1001, False)]
+
+    # The same proposal in the version KZ reads is taken: the version alone was refused.
+    supported = {**message, "message_id": new_message_id(), "schema_version": SCHEMA_VERSION}
+    publish(stack, "KZ", supported)
+    taken = poll(lambda: client.call("kz", "GET", "/transactions/JP900001"),
+                 lambda r: r.status_code == 200, "KZ to take the proposal")
+    assert taken.json()["status_name"] == "ACCEPTED"
+
+
+def test_a_proposal_in_an_unknown_version_creates_no_itl_transaction_and_is_answered_1001(
+    stack: LocalStack, client: StackClient, kz_aaus: dict[str, Any],
+) -> None:
+    before = books(client)
+    issuance = ProposalSubmitted(transaction_id="KZ900001", transaction_type=1,
+                                 acquiring=KZ_PARTY, blocks=[aau(5001, 5100)])
+    message = envelope(MessageType.PROPOSAL_SUBMITTED, issuance, "KZ", "ITL", "KZ900001",
+                       UNKNOWN_VERSION)
+    publish(stack, "ITL", message)
+
+    code, reason = dead_letter(stack, "ITL", message["message_id"])
+    assert code == ResponseCode.UNSUPPORTED_VERSION
+    assert f"'{UNKNOWN_VERSION}' is not supported by ITL" in reason
+    assert client.call("itl", "GET", "/transactions/KZ900001").status_code == 404
+    ack = answered(client, "KZ900001")
+    assert ack["recipient"] == "KZ"
+    assert ack["envelope"]["causation_id"] == message["message_id"]
+    assert ack["envelope"]["payload"] == {
+        "acked_message_id": message["message_id"], "accepted": False,
+        "response_codes": [1001], "reason": reason}
+    # KZ received the answer
+    poll(lambda: [e for e in log_events(stack, "kz", "message_acknowledged")
+                  if e["acked_message_id"] == message["message_id"]],
+         lambda found: len(found) == 1, "KZ to read the MessageAck")
+    assert books(client) == before
+
+
+def test_a_proposal_sent_by_another_registry_than_the_proposing_one_is_refused_with_1002(
+    stack: LocalStack, client: StackClient, kz_aaus: dict[str, Any],
+) -> None:
+    before = books(client)
+    jp_person = AccountRef(registry="JP", account_type=AccountType.PERSON_HOLDING,
+                           account_id=kz_aaus["hiro"])
+    # JP proposes, under an id of its own, that KZ's AAUs come to JP
+    forged = ProposalSubmitted(transaction_id="JP900002", transaction_type=3,
+                               transferring=KZ_PARTY, acquiring=jp_person,
+                               blocks=[aau(1, 100)])
+    message = envelope(MessageType.PROPOSAL_SUBMITTED, forged, "JP", "ITL", "JP900002")
+    publish(stack, "ITL", message)
+
+    code, reason = dead_letter(stack, "ITL", message["message_id"])
+    assert code == ResponseCode.SENDER_MISMATCH
+    assert reason == "sender JP is not KZ, the proposing registry of JP900002 (its " \
+                     "transferring account's)"
+    assert client.call("itl", "GET", "/transactions/JP900002").status_code == 404
+    assert client.call("jp", "GET", "/transactions/JP900002").status_code == 404
+    ack = answered(client, "JP900002")
+    assert ack["recipient"] == "JP"
+    assert ack["envelope"]["payload"]["response_codes"] == [1002]
+    units = client.ok("itl", "GET", "/units", params={"registry": "KZ"})
+    assert {u["reserved_by"] for u in units} == {None}
+    assert books(client) == before
+
+
+def test_a_message_from_a_registry_the_itl_does_not_know_is_only_dead_lettered(
+    stack: LocalStack, client: StackClient,
+) -> None:
+    stranger = AccountRef(registry="DE", account_type=AccountType.PARTY_HOLDING, account_id=1)
+    issuance = ProposalSubmitted(transaction_id="DE900001", transaction_type=1,
+                                 acquiring=stranger, blocks=[aau(1, 10, "DE")])
+    message = envelope(MessageType.PROPOSAL_SUBMITTED, issuance, "DE", "ITL", "DE900001")
+    publish(stack, "ITL", message)
+
+    code, reason = dead_letter(stack, "ITL", message["message_id"])
+    assert code == ResponseCode.SENDER_MISMATCH
+    assert reason == "sender DE is not accepted by ITL: it takes messages only from CDM, JP, KZ"
+    assert client.call("itl", "GET", "/transactions/DE900001").status_code == 404
+    assert journal(client, "DE900001") == []
+
+
+def test_the_same_message_id_resent_with_other_content_is_refused_with_1102_and_changes_nothing(
+    stack: LocalStack, client: StackClient, kz_aaus: dict[str, Any],
+) -> None:
+    tx = kz_aaus["issuance"]
+    before = books(client)
+    history = client.itl_transaction(tx)["history"]
+    rows = journal(client, tx)
+    (original,) = [r["envelope"] for r in rows if r["message_type"] == "ProposalSubmitted"]
+
+    # KZ's own proposal, its message id reused for twice the units
+    reused = copy.deepcopy(original)
+    reused["payload"]["blocks"][0]["serial_end"] *= 2
+    publish(stack, "ITL", reused)
+
+    code, reason = dead_letter(stack, "ITL", original["message_id"])
+    assert code == ResponseCode.DUPLICATE_MESSAGE_DIFFERENT_CONTENT
+    assert reason == (f"message id {original['message_id']} was received before with "
+                      f"different content (differs in payload.blocks[0].serial_end)")
+    answer = poll(lambda: journal(client, tx), lambda now: len(now) == len(rows) + 1,
+                  "the ITL's answer")[-1]
+    assert (answer["direction"], answer["message_type"], answer["recipient"]) == (
+        "out", "MessageAck", "KZ")
+    assert answer["envelope"]["payload"]["response_codes"] == [1102]
+    alerts = log_events(stack, "itl", "duplicate_message_id_different_content")
+    assert [(a["level"], a["alert"], a["message_id"], a["sender"]) for a in alerts] == [
+        ("error", True, original["message_id"], "KZ")]
+
+    # The original delivered again, spelled otherwise, is the same message: no effect.
+    again = {key: original[key] for key in reversed(original)}
+    astana = timezone(timedelta(hours=6))
+    again["sent_at"] = datetime.fromisoformat(original["sent_at"]).astimezone(astana).isoformat()
+    assert again["sent_at"] != original["sent_at"]
+    publish(stack, "ITL", again)
+    # handled in order: the answer to a later query shows the redelivery was handled
+    query = envelope(MessageType.TRANSACTION_STATUS_QUERIED,
+                     TransactionStatusQueried(transaction_id=tx), "KZ", "ITL", tx)
+    publish(stack, "ITL", query)
+    now = poll(lambda: journal(client, tx), lambda now: len(now) == len(rows) + 3,
+               "the ITL's report")
+    assert [(r["direction"], r["message_type"]) for r in now[len(rows) + 1:]] == [
+        ("in", "TransactionStatusQueried"), ("out", "TransactionStatusReported")]
+    assert asyncio.run(_dead_letter_ids(stack.namespace, "ITL")) == []
+    assert len(log_events(stack, "itl", "duplicate_message_id_different_content")) == 1
+
+    assert client.itl_transaction(tx)["history"] == history
+    assert books(client) == before
