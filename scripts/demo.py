@@ -215,9 +215,7 @@ def run_commitment_period(demo: Demo) -> None:
     decisions: dict[str, str] = {}
 
     def clock(moment: str) -> None:
-        now = client.ok("itl", "PUT", "/admin/clock", json={"now": moment})["now"]
-        client.ok("kz", "PUT", "/admin/clock", json={"now": moment, "broadcast": False})
-        demo.say(f"  -- clock of the whole stack set to {now}")
+        demo.say(f"  -- clock of the whole stack set to {client.set_clock(moment).isoformat()}")
 
     def propose(path: str, body: dict[str, Any]) -> dict[str, Any]:
         return demo.show_transaction("kz", client.ok("kz", "POST", path,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -122,6 +123,19 @@ class StackClient:
         if view["transaction_type"] == 3 and view["status"] == 4:
             self.wait_final(view["acquiring"]["registry"].lower(), transaction_id, timeout)
         return view
+
+    def set_clock(self, moment: datetime | str, direct: str = "kz") -> datetime:
+        """Move the whole stack's clock to ``moment``; ``direct`` is also set directly,
+        which answers only once its due work (decisions to carry out, notices) has run,
+        so what has not happened by then did not. Returns the stack's new time."""
+        when = moment.isoformat() if isinstance(moment, datetime) else moment
+        now = self.ok("itl", "PUT", "/admin/clock", json={"now": when})["now"]
+        self.ok(direct, "PUT", "/admin/clock", json={"now": when, "broadcast": False})
+        return datetime.fromisoformat(now)
+
+    def now(self, service: str = "kz") -> datetime:
+        """A service's simulation clock."""
+        return datetime.fromisoformat(self.ok(service, "GET", "/admin/clock")["now"])
 
     def settle_share_of_proceeds(self, registry: str, timeout: float = 60.0) -> list[Any]:
         """Wait until every share-of-proceeds transfer ``registry`` has proposed is final

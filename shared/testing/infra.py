@@ -7,6 +7,7 @@ store is an error, never a skip.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -15,8 +16,10 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import aio_pika
 
@@ -110,6 +113,26 @@ def wait_for_port(
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"nothing answered on port {port} within {timeout}s")
+
+
+R = TypeVar("R")
+
+
+#: Real seconds ``eventually`` waits.
+EVENTUALLY_SECONDS = 15.0
+
+
+async def eventually(probe: Callable[[], Awaitable[R | None]], what: str) -> R:
+    """Poll ``probe`` until it returns something, or fail after ``EVENTUALLY_SECONDS``
+    naming ``what``."""
+    deadline = asyncio.get_running_loop().time() + EVENTUALLY_SECONDS
+    while True:
+        result = await probe()
+        if result is not None:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
 
 
 def amqp_url() -> str:

@@ -43,18 +43,6 @@ def at(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
-def set_clock(client: StackClient, moment: datetime) -> None:
-    """Move the whole stack's clock; KZ is also set directly, which returns only once its
-    due work (decisions to carry out) has run, so what did not happen did not."""
-    client.ok("itl", "PUT", "/admin/clock", json={"now": moment.isoformat()})
-    client.ok("kz", "PUT", "/admin/clock", json={"now": moment.isoformat(),
-                                                 "broadcast": False})
-
-
-def now(client: StackClient) -> datetime:
-    return at(client.ok("kz", "GET", "/admin/clock")["now"])
-
-
 def units(client: StackClient, account: int, unit_type: str, period: int | None = None) -> int:
     blocks = client.holdings("kz", account)["blocks"]
     return sum(b["quantity"] for b in blocks if b["unit_type"] == unit_type
@@ -214,7 +202,7 @@ def test_a_withdrawal_on_a_notice_is_due_a_month_after_its_receipt_and_completed
     assert due == one_month_after(received)
     assert seen["follow_up"] == "due"
 
-    set_clock(client, received + timedelta(days=10))
+    client.set_clock(received + timedelta(days=10))
     decision = client.decide("kz", "withdrawal", "AAU", 300, "MEP-W-N2",
                              ground="criteria_not_met", notice_id=notice["notice_id"])
     assert at(decision["due_at"]) == due  # from the notice's receipt, not the decision
@@ -222,11 +210,11 @@ def test_a_withdrawal_on_a_notice_is_due_a_month_after_its_receipt_and_completed
     assert at(decision["executes_at"]) == due - LEAD
 
     before = books(client)
-    set_clock(client, due - LEAD - timedelta(hours=1))
+    client.set_clock(due - LEAD - timedelta(hours=1))
     assert read(client, decision)["state"] == "recorded"
     assert books(client) == before
 
-    set_clock(client, due - timedelta(hours=12))  # inside the last day before the due date
+    client.set_clock(due - timedelta(hours=12))  # inside the last day before the due date
     done, view = executed(client, decision)
     assert view["transaction_type_name"] == "CANCELLATION"
     assert view["acquiring"]["account_type"] == 220
@@ -257,7 +245,7 @@ def test_an_appeal_dismissed_leaves_the_original_date_and_the_decision_is_carrie
     assert appealed.status_code == 200 and appealed.json()["follow_up"] == "suspended"
 
     before = books(client)
-    set_clock(client, due - timedelta(hours=6))  # its execution moment passes, suspended
+    client.set_clock(due - timedelta(hours=6))  # its execution moment passes, suspended
     assert read(client, decision)["state"] == "appealed"
     assert books(client) == before
 
@@ -288,7 +276,7 @@ def test_an_appeal_upheld_by_a_revision_within_the_month_stops_the_withdrawal(
     assert wrong.status_code == 403
     assert appeal(client, decision, "150 units at most").status_code == 200
 
-    set_clock(client, first_due - timedelta(days=3))
+    client.set_clock(first_due - timedelta(days=3))
     operator = client.call("kz", "POST", f"/decisions/{decision['decision_id']}/revise",
                            json={"quantity": 150})
     assert operator.status_code == 403
@@ -296,13 +284,13 @@ def test_an_appeal_upheld_by_a_revision_within_the_month_stops_the_withdrawal(
     assert revised.status_code == 200, revised.text
     new_due = at(revised.json()["due_at"])
     assert revised.json()["follow_up"] == "due" and revised.json()["quantity"] == 150
-    assert new_due > first_due and new_due - now(client) > timedelta(days=27)
+    assert new_due > first_due and new_due - client.now() > timedelta(days=27)
     assert revised.json()["appeal"]["outcome"] == "revised"
 
     assert appeal(client, decision, "none at all").status_code == 200
     dropped = by_body(client, decision, "revise", {"drop": True})
     assert dropped.json()["follow_up"] == "dropped"
-    set_clock(client, new_due + timedelta(days=1))
+    client.set_clock(new_due + timedelta(days=1))
     assert read(client, decision)["transaction_ids"] == []
     assert books(client) == before
 
@@ -315,7 +303,7 @@ def test_a_revision_after_the_month_is_refused_and_the_unanswered_appeal_lapses(
     due = at(decision["due_at"])
     assert appeal(client, decision, "please reconsider").status_code == 200
 
-    set_clock(client, due + timedelta(hours=1))
+    client.set_clock(due + timedelta(hours=1))
     late = by_body(client, decision, "revise", {"drop": True})
     assert late.status_code == 409
     assert f"month for revising decision {decision['decision_id']} ended on " \
@@ -329,7 +317,7 @@ def test_a_revision_after_the_month_is_refused_and_the_unanswered_appeal_lapses(
 
 def test_an_appeal_after_the_month_is_refused(client: StackClient, kz: dict[str, int]) -> None:
     decision = client.decide("kz", "withdrawal", "AAU", 10**9, "MEP-W-3", ground="voluntary")
-    set_clock(client, at(decision["due_at"]) + timedelta(hours=1))
+    client.set_clock(at(decision["due_at"]) + timedelta(hours=1))
     # more units than held: the registry's own execution is refused and stays overdue
     overdue = poll(lambda: read(client, decision), lambda d: d["follow_up"] == "overdue",
                    "overdue decision")
@@ -363,19 +351,19 @@ def test_a_replacement_decision_on_a_notice_is_carried_out_before_its_due_date(
     assert units(client, RETIREMENT[1], "TCER", 1) == 490
 
     # tCERs of period 1 expire at the end of period 2: notice 3 thirty days before
-    set_clock(client, at("2020-12-01T00:00:00+00:00"))
+    client.set_clock(at("2020-12-01T00:00:00+00:00"))
     notice = poll(lambda: [n for n in client.ok("kz", "GET", "/notices")
                            if n["notice_type"] == 3 and n["status"] == 1],
                   lambda found: bool(found), "impending expiry notice")[0]
     assert notice["target_value"] == 490 and notice["follow_up"] == "due"
     due = at(notice["due_at"])
-    set_clock(client, at(notice["received_at"]) + timedelta(days=3))
+    client.set_clock(at(notice["received_at"]) + timedelta(days=3))
     decision = client.decide("kz", "replacement", "AAU", 490, "MEP-R-1", commitment_period=1,
                              notice_id=notice["notice_id"])
     assert at(decision["due_at"]) == due
 
     aau = units(client, PARTY, "AAU", 1)
-    set_clock(client, due - timedelta(hours=12))
+    client.set_clock(due - timedelta(hours=12))
     done, view = executed(client, decision)
     assert view["transaction_type_name"] == "REPLACEMENT"
     assert view["notification_id"] == notice["notice_id"]
@@ -396,7 +384,7 @@ def test_a_replacement_decision_on_a_notice_is_carried_out_before_its_due_date(
 def test_units_of_the_surplus_reserve_are_retired_on_a_decision_after_period_2(
     client: StackClient, kz: dict[str, int]
 ) -> None:
-    set_clock(client, at("2021-01-01T00:00:00+00:00"))
+    client.set_clock(at("2021-01-01T00:00:00+00:00"))
     carried = proposed(client, client.call("kz", "POST", "/transactions/carry-over", json={
         "unit_type": "AAU", "quantity": 5_000, "commitment_period": 1}))
     assert carried["status_name"] == "COMPLETED"

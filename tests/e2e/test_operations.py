@@ -48,18 +48,6 @@ def kz_books(client: StackClient) -> list[dict[str, Any]]:
     return client.registry_totals("kz")
 
 
-def set_clock(client: StackClient, moment: datetime) -> None:
-    """Move the whole stack's clock; KZ is also set directly, which returns only once its
-    due work (decisions whose month ended) has run, so what did not happen did not."""
-    client.ok("itl", "PUT", "/admin/clock", json={"now": moment.isoformat()})
-    client.ok("kz", "PUT", "/admin/clock", json={"now": moment.isoformat(),
-                                                 "broadcast": False})
-
-
-def now(client: StackClient) -> datetime:
-    return datetime.fromisoformat(client.ok("kz", "GET", "/admin/clock")["now"])
-
-
 @pytest.fixture(scope="module")
 def kz(client: StackClient) -> dict[str, int]:
     """KZ with AAUs of both periods in its Party holding account."""
@@ -337,7 +325,7 @@ def test_cp1_aaus_are_carried_over_into_the_surplus_reserve_after_the_true_up(
     assert early.json()["response_code"] == 4015
     assert "2015-11-18" in early.json()["detail"]
     assert kz_books(client) == before
-    set_clock(client, datetime.fromisoformat("2015-11-19T00:00:00+00:00"))
+    client.set_clock(datetime.fromisoformat("2015-11-19T00:00:00+00:00"))
     view = proposed(client, "kz", client.call("kz", "POST", "/transactions/carry-over",
                                               json=body))
     assert view["status_name"] == "COMPLETED"
@@ -462,7 +450,7 @@ def test_expiring_tcers_get_a_notice_are_replaced_and_the_itl_records_it(
     assert retired["status_name"] == "COMPLETED"
     assert units(client, RETIREMENT_CP1, "TCER", 1) == 600
 
-    set_clock(client, datetime.fromisoformat("2020-12-05T00:00:00+00:00"))
+    client.set_clock(datetime.fromisoformat("2020-12-05T00:00:00+00:00"))
     notices = poll(lambda: [n for n in client.ok("kz", "GET", "/notices")
                             if n["notice_type"] == 3],
                    lambda found: bool(found), "impending expiry notice in KZ")
@@ -493,7 +481,7 @@ def test_expiring_tcers_get_a_notice_are_replaced_and_the_itl_records_it(
                if b["replaced_by"] == view["transaction_id"]) == 600
 
     # once expired, the tCERs still in the holding account can no longer move
-    set_clock(client, datetime.fromisoformat("2021-01-02T00:00:00+00:00"))
+    client.set_clock(datetime.fromisoformat("2021-01-02T00:00:00+00:00"))
     books = kz_books(client)
     expired = client.transfer("kz", alice, PARTY, "TCER", 10, target_type=100, period=1)
     assert expired.status_code == 422
@@ -513,7 +501,7 @@ def test_the_itl_times_out_a_transfer_the_acquiring_registry_leaves_unanswered(
         transaction_id = response.json()["transaction_id"]
         poll(lambda: client.call("itl", "GET", f"/transactions/{transaction_id}"),
              lambda r: r.status_code == 200 and r.json()["status"] == 2, "forwarded to CH")
-        set_clock(client, now(client) + timedelta(hours=25))
+        client.set_clock(client.now() + timedelta(hours=25))
         final = client.wait_final("kz", transaction_id)
         assert final["status_name"] == "TERMINATED"
         assert final["response_codes"] == [1104]
@@ -525,4 +513,4 @@ def test_the_itl_times_out_a_transfer_the_acquiring_registry_leaves_unanswered(
     assert inbound["status_name"] == "TERMINATED"
     assert client.units_held("ch", kz["zora"], "AAU") == 0
     ch_clock = datetime.fromisoformat(client.ok("ch", "GET", "/admin/clock")["now"])
-    assert abs(ch_clock - now(client)) < timedelta(minutes=5)  # restored after restart
+    assert abs(ch_clock - client.now()) < timedelta(minutes=5)  # restored after restart

@@ -58,11 +58,6 @@ def itl_party(client: StackClient, code: str = "KZ", period: int = 2) -> Any:
     return client.ok("itl", "GET", f"/parties/{code}/periods/{period}")
 
 
-def set_clock(client: StackClient, moment: str) -> None:
-    client.ok("itl", "PUT", "/admin/clock", json={"now": moment})
-    client.ok("kz", "PUT", "/admin/clock", json={"now": moment, "broadcast": False})
-
-
 @pytest.fixture(scope="module")
 def parties(client: StackClient) -> dict[str, int]:
     """What the ITL knows of KZ, CH and JP; accounts for their holders."""
@@ -579,7 +574,7 @@ def test_an_external_transfer_may_take_holdings_down_to_the_reserve_and_no_furth
 def test_ppsr_units_are_retired_up_to_the_excess_emissions_once_period_2_ended(
     client: StackClient, parties: dict[str, int]
 ) -> None:
-    set_clock(client, "2021-01-04T00:00:00+00:00")
+    client.set_clock("2021-01-04T00:00:00+00:00")
     excess = KZ_EMISSIONS - KZ_NET
     decision = client.decide("kz", "retirement", "AAU", excess + 1, "MEP-RET-PPSR",
                              commitment_period=2, account_id=PPSR)

@@ -5,14 +5,13 @@ content is refused with 1102 and raised as an alert, a true redelivery stays sil
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import aio_pika
 import pytest
@@ -23,23 +22,12 @@ from shared.contracts import Envelope, TransactionStatusNotified, make_envelope
 from shared.messaging import Broker, dead_letter_queue_name
 from shared.service import Runtime, ServiceSettings
 from shared.store import Session
-from shared.testing.infra import Namespace
+from shared.testing.infra import Namespace, eventually
 
 pytestmark = pytest.mark.integration
 
-R = TypeVar("R")
-TIMEOUT = 15.0
 
 
-async def eventually(probe: Callable[[], Awaitable[R | None]], what: str) -> R:
-    deadline = asyncio.get_running_loop().time() + TIMEOUT
-    while True:
-        result = await probe()
-        if result is not None:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def status(tx: str, value: TransactionStatus = TransactionStatus.ACCEPTED,

@@ -3,12 +3,11 @@ the registries KZ and CH over RabbitMQ."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import aio_pika
 import httpx
@@ -30,29 +29,17 @@ from shared.contracts import (
     make_envelope,
 )
 from shared.messaging import Broker, dead_letter_queue_name
-from shared.testing.infra import Namespace
+from shared.testing.infra import Namespace, eventually
 
 pytestmark = pytest.mark.integration
 
 S = TransactionStatus
-R = TypeVar("R")
-TIMEOUT = 15.0
 
 KZ_PARTY = AccountRef(registry="KZ", account_type=AccountType.PARTY_HOLDING, account_id=1)
 KZ_PERSON = AccountRef(registry="KZ", account_type=AccountType.PERSON_HOLDING, account_id=1001)
 CH_PERSON = AccountRef(registry="CH", account_type=AccountType.PERSON_HOLDING, account_id=2001)
 
 
-async def eventually(probe: Callable[[], Awaitable[R | None]], what: str) -> R:
-    """Poll ``probe`` until it returns something, or fail after TIMEOUT seconds."""
-    deadline = asyncio.get_running_loop().time() + TIMEOUT
-    while True:
-        result = await probe()
-        if result is not None:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @dataclass
