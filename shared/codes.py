@@ -182,6 +182,7 @@ class ResponseCode(IntEnum):
     DUPLICATE_MESSAGE_DIFFERENT_CONTENT = 1102
     OUT_OF_SEQUENCE = 1103
     TRANSACTION_TIMED_OUT = 1104
+    TRANSACTION_ID_REUSED = 1105
     REGISTRY_UNKNOWN = 1201
     REGISTRY_SUSPENDED = 1202
     REGISTRY_INCONSISTENT = 1203
@@ -255,6 +256,7 @@ RESPONSE_TEXT: dict[ResponseCode, str] = {
     ResponseCode.DUPLICATE_MESSAGE_DIFFERENT_CONTENT: "duplicate message id with other content",
     ResponseCode.OUT_OF_SEQUENCE: "status message out of sequence",
     ResponseCode.TRANSACTION_TIMED_OUT: "no answer within the ITL's time-out",
+    ResponseCode.TRANSACTION_ID_REUSED: "transaction id already used for another proposal",
     ResponseCode.REGISTRY_UNKNOWN: "registry unknown to the ITL",
     ResponseCode.REGISTRY_SUSPENDED: "registry suspended",
     ResponseCode.REGISTRY_INCONSISTENT: "registry blocked by reconciliation",

@@ -17,14 +17,20 @@ from shared.codes import (
     LulucfActivity,
     NoticeStatus,
     NoticeType,
+    ResponseCode,
     TransactionStatus,
     TransactionType,
     UnitType,
 )
 from shared.contracts import UnitBlockWire
-from shared.errors import NotFound
+from shared.errors import NotFound, RuleViolation
 from shared.http_types import AccountTypeField, LulucfActivityField, UnitTypeField
-from shared.rules.parties import Mechanism, PartyStanding, reference_standing
+from shared.rules.parties import (
+    Mechanism,
+    PartyStanding,
+    commitment_breaches,
+    reference_standing,
+)
 from shared.rules.periods import share_of_proceeds_due
 from shared.store import Document
 
@@ -97,6 +103,14 @@ async def parties(request: Request) -> list[StandingView]:
     return [StandingView.of((await service.store.party_books(c)).standing) for c in codes]
 
 
+def known_party(service: ItlService, code: str) -> None:
+    """A Party the ITL knows: one of its registries or one of the reference data (422
+    naming the code otherwise)."""
+    if code not in service.registries and not reference_standing(code).name:
+        raise HTTPException(status_code=422, detail=f"code: {code} is neither a registry the "
+                            "ITL knows nor a Party of the reference data")
+
+
 @router.get("/parties/{code}", tags=["parties"])
 async def party(request: Request, code: PartyCode) -> StandingView:
     """A Party's standing (reference data unless changed)."""
@@ -108,6 +122,7 @@ async def record_standing(request: Request, code: PartyCode, body: StandingIn) -
     """Set a Party's commitment periods and mechanism eligibility; the ITL refuses
     transfers that need what the Party lacks with 4006 (1/CMP.8 paras 13-15)."""
     service = service_of(request)
+    known_party(service, code)
     reference = reference_standing(code)
     standing = PartyStanding(code, reference.name, frozenset(body.commitment_periods),
                              frozenset(body.eligible))
@@ -213,8 +228,16 @@ class PartyPeriodStatus(PartyPeriodView):
 async def record_party_period(request: Request, code: PartyCode, cp: Period,
                               body: PartyPeriodIn) -> PartyPeriodView:
     """Record what is known of a Party for a period (assigned amount, inventory,
-    emissions, removals); the ITL sends notice 7 with the reserve."""
-    record = await service_of(request).record_party_period(PartyPeriod(
+    emissions, removals); the ITL sends notice 7 with the reserve. A Party without a
+    commitment for a period that requires one has no assigned amount for it (422 with
+    4006; 1/CMP.8 paras 13-15)."""
+    service = service_of(request)
+    known_party(service, code)
+    standing = (await service.store.party_books(code)).standing
+    if commitment_breaches(standing, [cp]):
+        raise RuleViolation(ResponseCode.PARTY_NOT_ELIGIBLE,
+                            commitment_breaches(standing, [cp])[0])
+    record = await service.record_party_period(PartyPeriod(
         code, cp, body.assigned_amount, body.reviewed_inventory,
         body.average_emissions_2008_2010, body.base_year_emissions, body.period_emissions,
         {int(a): n for a, n in body.rmu_net_removals.items()}, body.forest_management_cap))

@@ -36,6 +36,7 @@ from services.itl.domain import (
     check_data_integrity,
     check_eligibility,
     check_issued_expiry,
+    check_new_expiry_date,
     check_not_expired,
     check_notice,
     check_ppsr,
@@ -110,12 +111,23 @@ class ItlService:
 
     async def on_proposal_submitted(self, envelope: Envelope, payload: ProposalSubmitted
                                     ) -> None:
-        """Check a proposal; reserve its blocks and route it, or refuse it (3 then 5)."""
+        """Check a proposal; reserve its blocks and route it, or refuse it (3 then 5). A
+        transaction id proposed before with other content is refused as a message (1105,
+        ``MessageAck``), the recorded transaction unchanged."""
 
         async def effect(session: Session) -> None:
-            if await self.store.transaction(payload.transaction_id, session) is not None:
-                log_event(log, "proposal_already_known", transaction_id=payload.transaction_id,
-                          sender=envelope.sender)
+            known = await self.store.transaction(payload.transaction_id, session)
+            if known is not None:
+                if known["proposal"] == payload.model_dump(mode="json"):
+                    # the same proposal again (a registry that submits it again after a
+                    # status query): one effect
+                    log_event(log, "proposal_already_known",
+                              transaction_id=payload.transaction_id, sender=envelope.sender)
+                    return
+                await self._refuse_message(
+                    session, envelope, ResponseCode.TRANSACTION_ID_REUSED,
+                    f"transaction id {payload.transaction_id} was proposed before with other "
+                    f"content (status {known['status']}); a transaction id is used once")
                 return
             proposal = proposal_view(payload)
             try:
@@ -188,6 +200,7 @@ class ItlService:
         if proposal.transaction_type != TransactionType.ISSUANCE:
             check_not_expired(proposal, today)
         check_issued_expiry(proposal)
+        check_new_expiry_date(proposal, today)
         if proposal.transaction_type == TransactionType.CONVERSION and proposal.project_id:
             check_conversion(proposal, await self.store.ji_project(proposal.project_id,
                                                                    session))
@@ -197,9 +210,9 @@ class ItlService:
             check_ppsr(proposal, proposer, acquiring)
             check_share_of_proceeds(proposal, proposer)
         check_ar_cdm_limit(proposal, acquiring)
-        if proposal.notification_id is not None:
-            check_notice(proposal, notice_view(
-                await self.store.notice(proposal.notification_id, session)))
+        notice = (await self.store.notice(proposal.notification_id, session)
+                  if proposal.notification_id is not None else None)
+        check_notice(proposal, notice_view(notice))
 
     async def _check_issuance_limits(self, proposal: ProposalView, books: PartyBooks | None,
                                      session: Session) -> None:
@@ -530,10 +543,16 @@ class ItlService:
 
     async def on_status_queried(self, envelope: Envelope, payload: TransactionStatusQueried
                                 ) -> None:
-        """Report the ITL's status of a transaction (None when it never saw it)."""
+        """Report the ITL's status of a transaction (None when it never saw it). Only the
+        proposer and, for an external transfer, the acquiring registry learn it: to any
+        other registry the transaction is unknown."""
 
         async def effect(session: Session) -> None:
             tx = await self.store.transaction(payload.transaction_id, session)
+            if tx is not None and not self._party_to(tx, envelope.sender):
+                log_event(log, "status_query_by_a_stranger", logging.WARNING,
+                          transaction_id=payload.transaction_id, sender=envelope.sender)
+                tx = None
             report = TransactionStatusReported(
                 transaction_id=payload.transaction_id,
                 status=S(tx["status"]) if tx else None,
@@ -553,6 +572,13 @@ class ItlService:
         await self.runtime.handle_once(envelope, effect)
 
     # helpers
+
+    @staticmethod
+    def _party_to(tx: Document, registry: str) -> bool:
+        """Whether ``registry`` takes part in a transaction the ITL recorded."""
+        proposal = ProposalSubmitted.model_validate(tx["proposal"])
+        return sender_role(registry, tx["proposer"], proposal.transaction_type,
+                           proposal.acquiring.registry) is not None
 
     async def _notify(self, session: Session, recipient: str, transaction_id: str,
                       status: TransactionStatus, causation_id: str,
@@ -614,7 +640,8 @@ def notice_view(doc: Document | None) -> NoticeView | None:
         doc["_id"], doc["notice_type"], doc["registry"], doc["status"],
         doc.get("target_value"), doc["fulfilled_quantity"], doc.get("pending_quantity", 0),
         doc.get("unit_type"), doc.get("project_id"), doc.get("commitment_period"),
-        tuple(block_from_wire(UnitBlockWire.model_validate(b)) for b in doc.get("blocks", [])))
+        tuple(block_from_wire(UnitBlockWire.model_validate(b)) for b in doc.get("blocks", [])),
+        date.fromisoformat(doc["target_date"]) if doc.get("target_date") else None)
 
 
 def notice_message(doc: Document) -> NoticeIssued:

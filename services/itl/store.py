@@ -181,17 +181,20 @@ class ItlStore:
         )
 
     async def aaus_issued(self, party: str, period: int, session: Session | None = None) -> int:
-        """AAUs ``party`` has issued for ``period``, wherever they are now, pending ones too."""
+        """AAUs ``party`` has issued for ``period``, wherever they are now and whatever they
+        became (ERUs converted from them count: conversion gives no issuance back),
+        pending ones too."""
         return await self.units.sum_units(
-            {"origin": party, "unit_type": int(UnitType.AAU), "original_cp": period}, session
-        )
+            {"origin": party, "original_cp": period,
+             "unit_type": {"$in": [int(UnitType.AAU), int(UnitType.ERU_FROM_AAU)]}}, session)
 
     async def rmus_issued(self, party: str, period: int, activity: int,
                           session: Session | None = None) -> int:
-        """RMUs ``party`` has issued for ``period`` and a LULUCF activity, pending ones too."""
+        """RMUs ``party`` has issued for ``period`` and a LULUCF activity, ERUs converted
+        from them included, pending ones too."""
         return await self.units.sum_units(
-            {"origin": party, "unit_type": int(UnitType.RMU), "original_cp": period,
-             "lulucf_activity": activity}, session)
+            {"origin": party, "original_cp": period, "lulucf_activity": activity,
+             "unit_type": {"$in": [int(UnitType.RMU), int(UnitType.ERU_FROM_RMU)]}}, session)
 
     # JI projects (track 2 determinations of the JISC)
 

@@ -80,7 +80,9 @@ def message_refusal(envelope: Envelope, receiver: Receiver) -> MessageRefusal | 
        else 1002: a ``ProposalSubmitted``'s proposing registry (the transferring
        account's registry, or the acquiring one for an issuance) and the registry its
        transaction id starts with; an ``AllowanceTransferSubmitted``'s transferring
-       state and the state its transfer id starts with.
+       state and the state its transfer id starts with;
+    5. the correlation id is the payload's business key (``correlation_of``), else 1101
+       MALFORMED_PAYLOAD: a journal filed under another key would hide the message.
 
     Raises ``UndecodableMessage`` when step 4 needs a payload that does not read as its
     contract (the consumer dead-letters it, as any undecodable message).
@@ -105,6 +107,26 @@ def message_refusal(envelope: Envelope, receiver: Receiver) -> MessageRefusal | 
                     ResponseCode.SENDER_MISMATCH,
                     f"sender {envelope.sender} is not {registry}, {role}",
                 )
+    business_key = correlation_of(decode_payload(envelope))
+    if business_key is not None and envelope.correlation_id != business_key:
+        return MessageRefusal(
+            ResponseCode.MALFORMED_PAYLOAD,
+            f"correlation id {envelope.correlation_id} is not the business key "
+            f"{business_key} of the {envelope.message_type.value} it carries")
+    return None
+
+
+def correlation_of(payload: BaseModel) -> str | None:
+    """The business key a message's correlation id must be (protocol.md 7.3): the
+    transaction id, the allowance transfer id, ``N<notice id>`` for a notice; None for a
+    message that answers another (``MessageAck`` keeps the correlation it answers)."""
+    for field_name in ("transaction_id", "transfer_id"):
+        value = getattr(payload, field_name, None)
+        if isinstance(value, str):
+            return value
+    notice_id = getattr(payload, "notice_id", None)
+    if isinstance(notice_id, int):
+        return f"N{notice_id}"
     return None
 
 

@@ -133,6 +133,15 @@ def transfer_eligibility_breaches(transferring: PartyStanding | None,
     return found
 
 
+def commitment_breaches(party: PartyStanding, periods: Iterable[int]) -> list[str]:
+    """Why a Party may not issue, hold or use units valid for ``periods``: a period that
+    requires a commitment it does not have (R 1/CMP.8 paras 13-15; 4006)."""
+    return [f"{party.code} has no commitment for period {p}, so it may not issue, hold or "
+            "use units valid for it (1/CMP.8 paras 13-15)"
+            for p in sorted(set(periods) & COMMITMENT_REQUIRED_PERIODS)
+            if p not in party.commitment_periods]
+
+
 def conversion_eligibility_breaches(host: PartyStanding, track: int | None) -> list[str]:
     """Track 1 conversion needs the host to be eligible under Article 6; track 2 exists
     for Parties that are not (4006)."""

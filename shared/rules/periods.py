@@ -223,6 +223,8 @@ REPLACED_UNIT_TYPE: dict[AccountType, UnitType] = {
     A.LCER_REPLACEMENT_REVERSAL: U.LCER,
     A.LCER_REPLACEMENT_NON_SUBMISSION: U.LCER,
 }
+#: Replacements of units that expire: what replaces them must outlive them.
+_FOR_EXPIRY = frozenset({A.TCER_REPLACEMENT_EXPIRY, A.LCER_REPLACEMENT_EXPIRY})
 #: lCERs may replace lCERs only of the same project activity.
 _SAME_PROJECT_ONLY = frozenset({A.LCER_REPLACEMENT_REVERSAL, A.LCER_REPLACEMENT_NON_SUBMISSION})
 
@@ -230,13 +232,23 @@ _SAME_PROJECT_ONLY = frozenset({A.LCER_REPLACEMENT_REVERSAL, A.LCER_REPLACEMENT_
 def replacement_breaches(account_type: AccountType, replaced: Iterable[UnitBlock],
                          replacing: Iterable[UnitBlock]) -> list[str]:
     """Why ``replacing`` units may not replace ``replaced`` ones through the replacement
-    account ``account_type``; [] when they may (4004)."""
+    account ``account_type``; [] when they may (4004). Temporary units that replace
+    expiring ones must expire after them (O: otherwise nothing valid stands in for them
+    once both have expired); lCERs lost to a reversal of storage or a missing report are
+    replaced by lCERs of their project, which expire with them."""
     allowed = REPLACING_UNIT_TYPES[account_type]
+    replaced = list(replaced)
     projects = {b.attributes.project_id for b in replaced}
+    expiries = [b.attributes.expiry_date for b in replaced if b.attributes.expiry_date]
     found = []
     for block in replacing:
         a = block.attributes
-        if a.unit_type not in allowed:
+        if (account_type in _FOR_EXPIRY and a.expiry_date is not None and expiries
+                and a.expiry_date <= max(expiries)):
+            found.append(f"{a.unit_type.name} expiring on {a.expiry_date} cannot replace units "
+                         f"expiring on {max(expiries)}: a replacement outlives what it "
+                         "replaces")
+        elif a.unit_type not in allowed:
             found.append(f"{a.unit_type.name} cannot replace through account type "
                          f"{int(account_type)}: only {', '.join(t.name for t in sorted(allowed))}")
         elif (a.unit_type == U.LCER and account_type in _SAME_PROJECT_ONLY

@@ -264,6 +264,13 @@ def test_expiry_date_change_on_a_notice_reaches_lcers_in_the_retirement_account(
     assert wrong.status_code == 422
     assert wrong.json()["response_code"] == 3002
     assert kz_books(client) == before
+    # a date in the past would end the units at once: refused, and nothing changes
+    past = proposed(client, "kz", client.call("kz", "POST", "/transactions/expiry-date-change",
+                                              json={"account_id": RETIREMENT_CP1,
+                                                    "notice_id": notice["notice_id"],
+                                                    "new_expiry_date": "2000-01-01"}))
+    assert past["response_codes"] == [4012]
+    assert kz_books(client) == before
     # the retired lCERs are the ones whose expiry matters: their date changes in place
     view = proposed(client, "kz", client.call("kz", "POST", "/transactions/expiry-date-change",
                                               json={"account_id": RETIREMENT_CP1,

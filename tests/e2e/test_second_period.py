@@ -130,6 +130,22 @@ def test_article_37ter_holds_back_issuance_until_its_quantity_is_cancelled(
     assert client.settle("kz", again["transaction_id"])["response_codes"] == [4001]
 
 
+def test_converting_aaus_into_erus_gives_no_issuance_room_back(
+    client: StackClient, parties: dict[str, int]
+) -> None:
+    decision = client.decide("kz", "conversion", "AAU", 1_000, "MEP-JI-SP",
+                             project_id="KZ-JI-SP")
+    converted = proposed(client, client.call("kz", "POST", "/transactions/conversion", json={
+        "unit_type": "AAU", "quantity": 1_000, "project_id": "KZ-JI-SP", "track": 1,
+        "decision_id": decision["decision_id"]}))
+    assert converted["status_name"] == "COMPLETED"
+    client.settle_share_of_proceeds("kz")
+    assert itl_party(client)["aaus_issued"] == KZ_AA  # the ERUs still count as issued
+    again = client.issue("kz", "AAU", 1, "MEP-2013-AA-5")
+    refused = client.settle("kz", again["transaction_id"])
+    assert refused["response_codes"] == [4001]
+
+
 # eligibility: Japan has no second-period commitment
 
 
@@ -145,6 +161,26 @@ def test_a_party_without_a_second_period_commitment_cannot_acquire_its_units(
     done = proposed(client, external(client, PARTY, "JP", parties["hiro"], 100, period=1))
     assert done["status_name"] == "COMPLETED"
     assert client.units_held("jp", parties["hiro"], "AAU") == 100
+
+
+def test_a_party_without_a_second_period_commitment_issues_and_carries_over_nothing_into_it(
+    client: StackClient, parties: dict[str, int]
+) -> None:
+    period_2 = client.call("itl", "PUT", "/parties/JP/periods/2",
+                           json={"assigned_amount": 100_000})
+    assert period_2.status_code == 422
+    assert period_2.json()["response_code"] == 4006
+    unknown = client.call("itl", "PUT", "/parties/ZZ", json={"commitment_periods": [2],
+                                                            "eligible": ["article_17"]})
+    assert unknown.status_code == 422 and "ZZ" in unknown.json()["detail"]
+    issued = client.issue("jp", "AAU", 1_000, "JP-CP1", period=1)
+    assert client.settle("jp", issued["transaction_id"])["status_name"] == "COMPLETED"
+    before = books(client, "jp")
+    carried = proposed(client, client.call("jp", "POST", "/transactions/carry-over", json={
+        "unit_type": "AAU", "quantity": 500, "commitment_period": 1}), registry="jp")
+    assert carried["response_codes"] == [4006]
+    assert "JP has no commitment for period 2" in carried["evaluation_results"][0]["message"]
+    assert books(client, "jp") == before
 
 
 def test_the_cdm_registry_cannot_forward_second_period_cers_to_japan(
@@ -199,10 +235,10 @@ def test_a_first_transfer_pays_its_share_of_proceeds_or_blocks_the_next_until_pa
     sold = proposed(client, client.transfer("kz", alice, zora, "AAU", 9_800,
                                             target_registry="CH"))
     assert sold["status_name"] == "COMPLETED"
-    (share,) = client.settle_share_of_proceeds("kz")
+    (share,) = [v for v in client.settle_share_of_proceeds("kz")
+                if v["transferring"]["account_id"] == alice]
     assert (share["status_name"], share["quantity"], share["supplementary_type"]) == (
         "COMPLETED", 196, 47)
-    assert share["transferring"]["account_id"] == alice
     assert client.units_held("kz", alice, "AAU") == 4
     at_itl = itl_party(client)["share_of_proceeds"]["first_international_transfers_of_aau"]
     assert at_itl == {"transferred": 9_800, "due": 196, "contributed": 196, "owed": 0}
@@ -305,6 +341,16 @@ def test_rmus_stop_at_the_forest_management_cap_and_deforestation_issues_none(
     assert f"over its limit of {cap}" in refused["evaluation_results"][0]["message"]
     exact = client.issue("kz", "RMU", cap, "MEP-RMU-FM-2", lulucf_activity=3)
     assert client.settle("kz", exact["transaction_id"])["status_name"] == "COMPLETED"
+    # RMUs converted into ERUs are still RMUs issued for the activity
+    decision = client.decide("kz", "conversion", "RMU", 100, "MEP-JI-RMU",
+                             project_id="KZ-JI-RMU")
+    converted = proposed(client, client.call("kz", "POST", "/transactions/conversion", json={
+        "unit_type": "RMU", "quantity": 100, "project_id": "KZ-JI-RMU", "track": 1,
+        "decision_id": decision["decision_id"]}))
+    assert converted["status_name"] == "COMPLETED"
+    client.settle_share_of_proceeds("kz")
+    more = client.issue("kz", "RMU", 1, "MEP-RMU-FM-3", lulucf_activity=3)
+    assert client.settle("kz", more["transaction_id"])["response_codes"] == [4001]
 
 
 def test_a_party_acquires_ar_cdm_credits_up_to_one_percent_of_base_year_times_eight(
@@ -336,6 +382,16 @@ def test_a_party_acquires_ar_cdm_credits_up_to_one_percent_of_base_year_times_ei
     blocks = client.holdings("ch", parties["zora"])["blocks"]
     assert {b["expiry_date"] for b in blocks if b["unit_type"] == "TCER"} == {"2030-12-31"}
     assert itl_party(client, "CH")["counters"]["ar_cdm_acquired"] == CH_AR_CAP
+
+
+def test_units_go_to_the_cdm_excess_issuance_account_only_on_notice_6(
+    client: StackClient, parties: dict[str, int]
+) -> None:
+    before = books(client, "kz", "cdm")
+    refused = proposed(client, external(client, PARTY, "CDM", 2240, 1, target_type=240))
+    assert refused["response_codes"] == [4005]
+    assert "only on an ITL notice 6" in refused["evaluation_results"][0]["message"]
+    assert books(client, "kz", "cdm") == before
 
 
 # replacement sets and notice fulfilment
@@ -543,6 +599,46 @@ def test_the_itl_refuses_every_row_of_the_table_it_is_proposed_against(
     assert [h["status"] for h in refused["history"]] == [1, 3, 5], what
     assert {r["response_code"] for r in refused["evaluation_results"]} == {2004}, refused
     assert client.ok("itl", "GET", "/totals") == register
+
+
+@pytest.mark.parametrize(("what", "block", "reason"), [
+    ("AAUs issued for period 2 valid for period 1", _block(period=(2, 1)),
+     "valid for it, not for period 1"),
+    ("AAUs with an expiry date and a project",
+     _block(expiry_date="2030-12-31", project_id="X"), "without project or expiry date"),
+])
+def test_the_itl_refuses_issued_units_with_what_their_type_cannot_have(
+    stack: LocalStack, client: StackClient, parties: dict[str, int], what: str,
+    block: UnitBlockWire, reason: str,
+) -> None:
+    proposal = ProposalSubmitted(transaction_id=f"KZ{next(FORGED_ID)}",
+                                 transaction_type=A.ISSUANCE, acquiring=_ref(100, PARTY),
+                                 blocks=[block.model_copy(update={"serial_start": 10**12,
+                                                                  "serial_end": 10**12})])
+    asyncio.run(_forge(stack.namespace, proposal))
+    refused = poll(lambda: client.call("itl", "GET", f"/transactions/{proposal.transaction_id}"),
+                   lambda r: r.status_code == 200, f"ITL records {what}").json()
+    assert [r["response_code"] for r in refused["evaluation_results"]] == [2004]
+    assert reason in refused["evaluation_results"][0]["message"]
+
+
+def test_a_transaction_id_used_again_for_other_content_is_refused_with_1105(
+    stack: LocalStack, client: StackClient, parties: dict[str, int]
+) -> None:
+    done = proposed(client, client.transfer("kz", PARTY, parties["alice"], "AAU", 1))
+    first = client.itl_transaction(done["transaction_id"])
+    other = ProposalSubmitted(transaction_id=done["transaction_id"],
+                              transaction_type=A.INTERNAL_TRANSFER,
+                              transferring=_ref(100, PARTY), acquiring=_ref(121, 1001),
+                              blocks=[_block()])
+    asyncio.run(_forge(stack.namespace, other))
+    journal = poll(lambda: client.ok("itl", "GET", "/messages",
+                                     params={"correlation_id": done["transaction_id"]}),
+                   lambda rows: any(r["message_type"] == "MessageAck" for r in rows),
+                   "the ITL's answer")
+    (ack,) = [r["envelope"]["payload"] for r in journal if r["message_type"] == "MessageAck"]
+    assert ack["accepted"] is False and ack["response_codes"] == [1105]
+    assert client.itl_transaction(done["transaction_id"]) == first
 
 
 # last: the reserve at its boundary, and PPSR retirement once period 2 has ended

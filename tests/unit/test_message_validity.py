@@ -267,8 +267,24 @@ def test_an_allowance_transfer_id_of_another_state_is_refused_with_1002() -> Non
 
 def test_the_answer_to_an_allowance_transfer_names_no_speaker() -> None:
     answer = AllowanceTransferAnswered(transfer_id="DEESD1", accepted=True)
-    env = envelope(answer, MessageType.ALLOWANCE_TRANSFER_ANSWERED, sender="FR")
+    env = envelope(answer, MessageType.ALLOWANCE_TRANSFER_ANSWERED, sender="FR",
+                   correlation_id="DEESD1")
     assert message_refusal(env, EU_ITL) is None
+
+
+@pytest.mark.parametrize(("correlation_id", "refused"), [("KZ1", False), ("KZ10", True),
+                                                         ("CH1", True)])
+def test_the_correlation_id_is_the_business_key_of_the_payload(
+    correlation_id: str, refused: bool
+) -> None:
+    env = submitted(proposal("KZ1", KZ_PARTY)).model_copy(
+        update={"correlation_id": correlation_id})
+    refusal = message_refusal(env, ITL)
+    if not refused:
+        assert refusal is None
+        return
+    assert refusal is not None and refusal.code == ResponseCode.MALFORMED_PAYLOAD
+    assert f"correlation id {correlation_id} is not the business key KZ1" in refusal.reason
 
 
 def test_a_payload_that_must_name_its_speaker_but_does_not_read_is_undecodable() -> None:

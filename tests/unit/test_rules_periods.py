@@ -171,6 +171,23 @@ def test_replacement_sets_of_decision_5_cmp_1(account: AccountType, replacing: U
     assert (replacement_breaches(account, replaced, [_block(replacing)]) == []) == allowed
 
 
+def test_temporary_units_replace_only_units_that_expire_before_them() -> None:
+    def tcer(expiry: date) -> UnitBlock:
+        return UnitBlock(UnitAttributes("CDM", U.TCER, 1, 1, expiry_date=expiry),
+                         SerialRange(1, 10))
+
+    replaced = [tcer(date(2020, 12, 31))]
+    assert replacement_breaches(A.TCER_REPLACEMENT_EXPIRY, replaced,
+                                [tcer(date(2021, 1, 1))]) == []
+    same_day = replacement_breaches(A.TCER_REPLACEMENT_EXPIRY, replaced,
+                                    [tcer(date(2020, 12, 31))])
+    assert same_day and "outlives" in same_day[0]
+    # lost lCERs are replaced by lCERs of their project, which expire with them
+    lcer = UnitBlock(UnitAttributes("CDM", U.LCER, 1, 1, project_id="AR",
+                                    expiry_date=date(2030, 6, 30)), SerialRange(1, 10))
+    assert replacement_breaches(A.LCER_REPLACEMENT_REVERSAL, [lcer], [lcer]) == []
+
+
 def test_lcers_replace_lost_lcers_only_of_the_same_project() -> None:
     replaced = [_block(U.LCER, "CDM-AR-1")]
     assert replacement_breaches(A.LCER_REPLACEMENT_REVERSAL, replaced,

@@ -87,6 +87,29 @@ def _issued_here(sender: str, proposal: ProposalView) -> list[Discrepancy]:
     ]
 
 
+def _issuance_integrity(proposal: ProposalView) -> list[Discrepancy]:
+    """New units are valid for the period they are issued for; AAUs and RMUs carry no
+    project, track or expiry date; CDM units name their project (protocol.md 2.3)."""
+    found = []
+    for b in proposal.blocks:
+        a = b.attributes
+        if a.applicable_commitment_period != a.original_commitment_period:
+            found.append(Discrepancy(
+                COMBINATION, f"units issued for period {a.original_commitment_period} are "
+                f"valid for it, not for period {a.applicable_commitment_period}", b))
+        if a.unit_type in (UnitType.AAU, UnitType.RMU):
+            extra = [name for name, value in (("project", a.project_id), ("track", a.track),
+                                              ("expiry date", a.expiry_date)) if value]
+            if extra:
+                found.append(Discrepancy(
+                    COMBINATION, f"{a.unit_type.name}s are issued without "
+                    f"{' or '.join(extra)}", b))
+        elif a.project_id is None:
+            found.append(Discrepancy(ResponseCode.MISSING_FIELD,
+                                     f"{a.unit_type.name}s are issued for a CDM project", b))
+    return found
+
+
 def _no_more(proposal: ProposalView) -> list[Discrepancy]:
     return []
 
@@ -141,6 +164,7 @@ def _expiry_change_integrity(proposal: ProposalView) -> list[Discrepancy]:
 
 
 TYPE_INTEGRITY = {
+    T.ISSUANCE: _issuance_integrity,
     T.CONVERSION: _conversion_integrity,
     T.REPLACEMENT: _replacement_integrity,
     T.CARRY_OVER: _carry_over_integrity,

@@ -25,6 +25,7 @@ from shared.codes import CDM_CODE, ResponseCode, TransactionType, UnitType
 from shared.rules.accounts import TEMPORARY_UNIT_TYPES, TransferKind
 from shared.rules.parties import (
     PartyStanding,
+    commitment_breaches,
     conversion_eligibility_breaches,
     retirement_eligibility_breaches,
     transfer_eligibility_breaches,
@@ -112,6 +113,7 @@ class LedgerKey(StrEnum):
     PPSR_RETIRED = "ppsr_retired"
     AR_CDM_ACQUIRED = "ar_cdm_acquired"
     SOP_FIRST_TRANSFER_BASE = "sop_first_transfer_base"
+    SOP_FIRST_TRANSFER_PENDING = "sop_first_transfer_pending"
     SOP_FIRST_TRANSFER_LEVIED = "sop_first_transfer_levied"
     SOP_CONVERSION_BASE = "sop_eru_conversion_base"
     SOP_CONVERSION_LEVIED = "sop_eru_conversion_levied"
@@ -174,10 +176,19 @@ def _kind(proposal: ProposalView) -> TransferKind | None:
 def check_eligibility(proposal: ProposalView, proposer: PartyBooks | None,
                       acquiring: PartyBooks | None) -> None:
     """Parties' eligibility to use the mechanisms and their second-period commitment
-    (protocol.md 3.1, 4.4; 4006). ``None`` stands for the CDM registry."""
+    (protocol.md 3.1, 4.4; 4006). ``None`` stands for the CDM registry.
+
+    A Party without a commitment for a period neither transfers nor acquires units valid
+    for it, and neither issues, converts, carries over into, retires nor cancels them:
+    it has no assigned amount of that period to hold them against."""
     kind = _kind(proposal)
     units = [b.attributes for b in proposal.blocks]
     reasons: list[str] = []
+    if proposer is not None and kind not in (K.EXTERNAL_TRANSFER, K.PPSR_TRANSFER):
+        shift = 1 if proposal.transaction_type == T.CARRY_OVER else 0
+        refuse_if_any([Discrepancy(ResponseCode.PARTY_NOT_ELIGIBLE, r)
+                       for r in commitment_breaches(proposer.standing, {
+                           a.applicable_commitment_period + shift for a in units})])
     if kind in (K.EXTERNAL_TRANSFER, K.PPSR_TRANSFER):
         reasons = transfer_eligibility_breaches(
             proposer.standing if proposer else None,
@@ -262,6 +273,15 @@ def check_issued_expiry(proposal: ProposalView) -> None:
             refuse(ResponseCode.EXPIRY_DATE_CONTRADICTS_RULE,
                    f"tCERs of period {a.original_commitment_period} expire on {expected}, "
                    f"not {a.expiry_date}", block)
+
+
+def check_new_expiry_date(proposal: ProposalView, today: date) -> None:
+    """An expiry date change sets a date still to come: a date in the past would end the
+    units at once, for good (4012)."""
+    new = proposal.new_expiry_date
+    if proposal.transaction_type == T.EXPIRY_DATE_CHANGE and new is not None and new < today:
+        refuse(ResponseCode.EXPIRY_DATE_CONTRADICTS_RULE,
+               f"the new expiry date {new} is in the past (today is {today})")
 
 
 def check_not_expired(proposal: ProposalView, today: date) -> None:
@@ -464,17 +484,20 @@ def cpr_units_leaving_by_period(proposal: ProposalView, books: PartyBooks | None
                                 ) -> dict[int, int]:
     """Units that count for the CPR and leave with the proposal, per applicable period;
     with the Party's ``books``, a first transfer of AAUs also counts the share of proceeds
-    it will owe (O: the share leaves the Party too, so a transfer may not take holdings
-    to the reserve and leave its share to breach it)."""
+    still to leave: what it will owe and what approved first transfers not yet levied
+    owe (O: the share leaves the Party too, so no transfer, nor two at once, may take
+    holdings to the reserve and leave their shares to breach it). Shares already
+    proposed are out of the holdings already."""
     quantities: dict[int, int] = defaultdict(int)
     for block in proposal.blocks:
         if block.attributes.unit_type in CPR_UNIT_TYPES:
             quantities[block.attributes.applicable_commitment_period] += block.quantity
     for period, quantity in _first_transfers(proposal).items() if books else ():
         assert books is not None
-        base = books.count(period, LedgerKey.SOP_FIRST_TRANSFER_BASE)
-        quantities[period] += (share_of_proceeds_due(period, base + quantity)
-                               - share_of_proceeds_due(period, base))
+        base = (books.count(period, LedgerKey.SOP_FIRST_TRANSFER_BASE)
+                + books.count(period, LedgerKey.SOP_FIRST_TRANSFER_PENDING) + quantity)
+        levied = books.count(period, LedgerKey.SOP_FIRST_TRANSFER_LEVIED)
+        quantities[period] += max(0, share_of_proceeds_due(period, base) - levied)
     return dict(quantities)
 
 
@@ -518,16 +541,20 @@ def approval_effects(proposal: ProposalView) -> list[LedgerEntry]:
         for period, quantity in _temporary_by_period(proposal).items():
             entries.append(LedgerEntry(proposal.acquiring.registry, period,
                                        LedgerKey.AR_CDM_ACQUIRED, quantity))
+    entries += [LedgerEntry(proposer, period, LedgerKey.SOP_FIRST_TRANSFER_PENDING, quantity)
+                for period, quantity in _first_transfers(proposal).items()]
     return entries
 
 
 def completion_effects(proposal: ProposalView) -> list[LedgerEntry]:
     """Counters a transaction adds once it has completed: the base of the share of
-    proceeds (AAUs first transferred abroad, ERUs issued by conversion), owed from then
-    on."""
-    entries = [LedgerEntry(proposal.proposing_registry, period,
-                           LedgerKey.SOP_FIRST_TRANSFER_BASE, quantity)
-               for period, quantity in _first_transfers(proposal).items()]
+    proceeds (AAUs first transferred abroad, no longer pending; ERUs issued by
+    conversion), owed from then on."""
+    entries = [entry for period, quantity in _first_transfers(proposal).items()
+               for entry in (LedgerEntry(proposal.proposing_registry, period,
+                                         LedgerKey.SOP_FIRST_TRANSFER_BASE, quantity),
+                             LedgerEntry(proposal.proposing_registry, period,
+                                         LedgerKey.SOP_FIRST_TRANSFER_PENDING, -quantity))]
     by_period: dict[int, int] = defaultdict(int)
     if _kind(proposal) == K.CONVERSION:
         for b in proposal.blocks:

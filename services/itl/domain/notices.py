@@ -7,6 +7,7 @@ Pure Python: no I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 
 from services.itl.domain.proposal import ProposalView, refuse
 from shared.blocks import UnitBlock
@@ -45,6 +46,13 @@ NOTICE_FULFILMENT: dict[int, tuple[Fulfilment, ...]] = {
     N.CCS_NON_SUBMISSION_OF_VERIFICATION_REPORT: (
         (T.EXTERNAL_TRANSFER, frozenset({AccountType.CCS_NON_SUBMISSION_CANCELLATION})),),
 }
+#: The CDM registry's cancellation accounts receive units only on the notice each
+#: answers (protocol.md 2.8): excess issuance 6, CCS net reversal 12, CCS verification 13.
+NOTICE_FOR_ACCOUNT = {
+    AccountType.EXCESS_ISSUANCE_CANCELLATION: N.EXCESS_ISSUANCE,
+    AccountType.CCS_NET_REVERSAL_CANCELLATION: N.CCS_NET_REVERSAL_OF_STORAGE,
+    AccountType.CCS_NON_SUBMISSION_CANCELLATION: N.CCS_NON_SUBMISSION_OF_VERIFICATION_REPORT,
+}
 #: Notices about a CDM project's own lCERs: the units acted on must be of that project.
 PROJECT_NOTICES = frozenset({N.REVERSAL_OF_STORAGE, N.NON_SUBMISSION_OF_CERTIFICATION_REPORT})
 
@@ -65,20 +73,29 @@ class NoticeView:
     project_id: str | None = None
     commitment_period: int | None = None
     blocks: tuple[UnitBlock, ...] = field(default=())
+    target_date: date | None = None
 
 
 def check_notice(proposal: ProposalView, notice: NoticeView | None) -> None:
-    """A proposal that names a notice must fit it in full (4005, 4013, 4014):
+    """A proposal that names a notice must fit it in full (4005, 4013, 4014); one into a
+    CDM cancellation account must name its notice (4005):
 
     - the notice exists, is addressed to the proposer, is not completed, and asks for
       this transaction type into one of its account types (4005);
     - the units acted on (the replaced units of a replacement, the moved ones otherwise)
       are of the notice's unit type, commitment period and, for notices 4 and 5, project,
-      and lie inside the blocks it lists (4013);
+      and lie inside the blocks it lists (4013); an expiry date change sets the date the
+      notice gives as its target date (4013);
     - with what earlier and pending transactions fulfil, they do not exceed its target
       (4014).
     """
     if proposal.notification_id is None:
+        needed = NOTICE_FOR_ACCOUNT.get(AccountType(proposal.acquiring.account_type)) \
+            if proposal.acquiring.account_type in NOTICE_FOR_ACCOUNT else None
+        if needed is not None:
+            refuse(ResponseCode.NOTICE_UNKNOWN_OR_CLOSED,
+                   f"units go to account type {proposal.acquiring.account_type} only on an "
+                   f"ITL notice {int(needed)} (notification_id)")
         return
     reason = _notice_mismatch(proposal, notice)
     if reason:
@@ -89,6 +106,11 @@ def check_notice(proposal: ProposalView, notice: NoticeView | None) -> None:
         if misfit:
             refuse(ResponseCode.UNITS_DO_NOT_MATCH_NOTICE,
                    f"block {block.serials.start}-{block.serials.end}: {misfit}", block)
+    if (proposal.transaction_type == T.EXPIRY_DATE_CHANGE and notice.target_date is not None
+            and proposal.new_expiry_date != notice.target_date):
+        refuse(ResponseCode.UNITS_DO_NOT_MATCH_NOTICE,
+               f"notice {notice.notice_id} changes the expiry date to {notice.target_date}, "
+               f"not {proposal.new_expiry_date}")
     quantity = sum(b.quantity for b in proposal.acted_on)
     if notice.target_value is not None:
         taken = notice.fulfilled_quantity + notice.pending_quantity

@@ -29,6 +29,7 @@ from services.itl.domain import (
     check_data_integrity,
     check_eligibility,
     check_issued_expiry,
+    check_new_expiry_date,
     check_not_expired,
     check_notice,
     check_ppsr,
@@ -121,8 +122,10 @@ def test_rmu_without_lulucf_activity_is_refused_with_2001() -> None:
 
 
 def test_cdm_issuance_of_cers_into_the_pending_account_passes() -> None:
-    check_data_integrity("CDM", issuance(block(1, 10, "CDM", UnitType.CER),
-                                         block(11, 20, "CDM", UnitType.TCER),
+    cer = UnitAttributes("CDM", UnitType.CER, 2, 2, project_id="CDM-1")
+    tcer = UnitAttributes("CDM", UnitType.TCER, 2, 2, project_id="CDM-AR-1")
+    check_data_integrity("CDM", issuance(UnitBlock(cer, SerialRange(1, 10)),
+                                         UnitBlock(tcer, SerialRange(11, 20)),
                                          acquiring=CDM_PENDING))
 
 
@@ -136,6 +139,29 @@ def test_issuance_into_another_registry_is_refused_with_2004() -> None:
     with pytest.raises(ProposalRefused) as refusal:
         check_data_integrity("KZ", issuance(acquiring=AccountKey("JP", 100, 1)))
     assert ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED in codes(refusal)
+
+
+@pytest.mark.parametrize(("attributes", "reason"), [
+    (UnitAttributes("KZ", UnitType.AAU, 2, 1), "valid for it, not for period 1"),
+    (UnitAttributes("KZ", UnitType.AAU, 2, 2, expiry_date=date(2030, 12, 31)),
+     "without expiry date"),
+    (UnitAttributes("KZ", UnitType.AAU, 2, 2, project_id="X"), "without project"),
+    (UnitAttributes("KZ", UnitType.RMU, 2, 2, lulucf_activity=3, track=1), "without track"),
+])
+def test_issued_units_carry_only_what_their_type_has(attributes: UnitAttributes,
+                                                    reason: str) -> None:
+    with pytest.raises(ProposalRefused, match=reason) as refusal:
+        check_data_integrity("KZ", issuance(UnitBlock(attributes, SerialRange(1, 10))))
+    assert codes(refusal) == [ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED]
+
+
+def test_cdm_units_are_issued_for_a_project() -> None:
+    cer = UnitBlock(UnitAttributes("CDM", UnitType.CER, 2, 2), SerialRange(1, 10))
+    with pytest.raises(ProposalRefused, match="issued for a CDM project") as refusal:
+        check_data_integrity("CDM", proposal(T.ISSUANCE, None, CDM_PENDING, cer, tx="CDM1"))
+    assert codes(refusal) == [ResponseCode.MISSING_FIELD]
+    check_data_integrity("CDM", proposal(T.ISSUANCE, None, CDM_PENDING, UnitBlock(
+        replace(cer.attributes, project_id="CDM-1"), cer.serials), tx="CDM1"))
 
 
 def test_issuance_of_units_originating_elsewhere_is_refused_with_2004() -> None:
@@ -570,6 +596,32 @@ def test_second_period_units_to_a_party_without_a_second_period_commitment_get_4
                       books("KZ"), books("JP"))
 
 
+@pytest.mark.parametrize(("kind", "acquiring", "units", "refused"), [
+    (T.ISSUANCE, AccountKey("JP", 100, 1), block(1, 10, "JP"), True),
+    (T.ISSUANCE, AccountKey("JP", 100, 1), block(1, 10, "JP", period=1), False),
+    (T.RETIREMENT, AccountKey("JP", 300, 3), block(1, 10, "JP"), True),
+    (T.CANCELLATION, AccountKey("JP", 230, 2), block(1, 10, "JP"), True),
+    (T.CARRY_OVER, AccountKey("JP", 130, 4), block(1, 10, "JP", period=1), True),
+    (T.INTERNAL_TRANSFER, AccountKey("JP", 121, 1001), block(1, 10, "JP", period=1), False),
+])
+def test_a_party_without_a_second_period_commitment_holds_no_second_period_units(
+    kind: TransactionType, acquiring: AccountKey, units: UnitBlock, refused: bool
+) -> None:
+    transferring = None if kind == T.ISSUANCE else AccountKey("JP", 100, 1)
+    view = proposal(kind, transferring, acquiring, units, tx="JP1")
+    if not refused:
+        check_eligibility(view, books("JP"), None)
+        return
+    with pytest.raises(ProposalRefused, match="JP has no commitment for period 2") as refusal:
+        check_eligibility(view, books("JP"), None)
+    assert codes(refusal) == [ResponseCode.PARTY_NOT_ELIGIBLE]
+    check_eligibility(replace(view, transaction_id="KZ1",
+                              transferring=replace(transferring, registry="KZ")
+                              if transferring else None,
+                              acquiring=replace(acquiring, registry="KZ"),
+                              blocks=(units.with_serials(units.serials),)), books("KZ"), None)
+
+
 def test_a_ppsr_transfer_is_capped_at_two_percent_of_the_acquirers_first_amount() -> None:
     transfer = proposal(T.EXTERNAL_TRANSFER, KZ_PPSR, CH_PPSR, ppsr_block(1, 200))
     ch = {1: PartyPeriod("CH", 1, 10_000)}  # 2 % = 200
@@ -643,10 +695,11 @@ def test_tcers_are_issued_with_the_expiry_the_rule_gives_or_refused_with_4012() 
 
 def test_the_share_of_proceeds_is_owed_after_a_first_transfer_and_blocks_the_next() -> None:
     transfer = proposal(T.EXTERNAL_TRANSFER, KZ_PARTY, CH_PERSON, block(1, 1_000))
-    # completing it adds 1000 to the base: 20 owed
-    assert approval_effects(transfer) == []
+    # approved it is pending; completing it moves 1000 to the base: 20 owed
+    assert [(e.key, e.quantity) for e in approval_effects(transfer)] == [
+        (LedgerKey.SOP_FIRST_TRANSFER_PENDING, 1_000)]
     assert [(e.key, e.quantity) for e in completion_effects(transfer)] == [
-        (LedgerKey.SOP_FIRST_TRANSFER_BASE, 1_000)]
+        (LedgerKey.SOP_FIRST_TRANSFER_BASE, 1_000), (LedgerKey.SOP_FIRST_TRANSFER_PENDING, -1_000)]
     owing = books("KZ", p2={LedgerKey.SOP_FIRST_TRANSFER_BASE: 1_000,
                             LedgerKey.SOP_FIRST_TRANSFER_LEVIED: 19})
     with pytest.raises(ProposalRefused, match="owes the Adaptation Fund 1 AAUs") as owed:
@@ -660,6 +713,7 @@ def test_the_share_of_proceeds_is_owed_after_a_first_transfer_and_blocks_the_nex
     assert books("KZ", p2={**paid, LedgerKey.SOP_FIRST_TRANSFER_BASE: 1_050}
                  ).share_of_proceeds_owed(2) == (1, 0)
     # units of another origin, or of period 1, are not first transfers of KZ
+    assert approval_effects(replace(transfer, blocks=(block(1, 10, origin="CH"),))) == []
     assert completion_effects(replace(transfer, blocks=(block(1, 10, origin="CH"),))) == []
     assert completion_effects(replace(transfer, blocks=(block(1, 10, period=1),))) == []
     # the contribution itself, and obligations to the CDM registry, go ahead
@@ -681,6 +735,13 @@ def test_a_first_transfer_counts_its_share_of_proceeds_against_the_reserve() -> 
     assert cpr_units_leaving_by_period(odd, books("KZ")) == {2: 1_050}
     assert cpr_units_leaving_by_period(odd, books(
         "KZ", p2={LedgerKey.SOP_FIRST_TRANSFER_BASE: 20})) == {2: 1_051}
+    # a first transfer approved but not yet levied owes its share too: 1 000 pending
+    # and this 1 000 owe 40 between them, none of it levied yet
+    assert cpr_units_leaving_by_period(transfer, books(
+        "KZ", p2={LedgerKey.SOP_FIRST_TRANSFER_PENDING: 1_000})) == {2: 1_040}
+    assert cpr_units_leaving_by_period(transfer, books(
+        "KZ", p2={LedgerKey.SOP_FIRST_TRANSFER_PENDING: 1_000,
+                  LedgerKey.SOP_FIRST_TRANSFER_LEVIED: 20})) == {2: 1_020}
     not_first = replace(transfer, blocks=(block(1, 1_000, origin="CH"),))
     assert cpr_units_leaving_by_period(not_first, books("KZ")) == {2: 1_000}
 
@@ -727,6 +788,30 @@ def test_a_replacement_replaces_only_blocks_its_notice_lists() -> None:
     with pytest.raises(ProposalRefused) as refusal:
         check_notice(replace(replacement, replaced_blocks=(outside,)), notice)
     assert codes(refusal) == [ResponseCode.UNITS_DO_NOT_MATCH_NOTICE]
+
+
+def test_units_go_to_a_cdm_cancellation_account_only_on_its_notice() -> None:
+    excess = AccountKey("CDM", AccountType.EXCESS_ISSUANCE_CANCELLATION, 2240)
+    with pytest.raises(ProposalRefused, match="only on an ITL notice 6") as refusal:
+        check_notice(proposal(T.EXTERNAL_TRANSFER, KZ_PARTY, excess), None)
+    assert codes(refusal) == [ResponseCode.NOTICE_UNKNOWN_OR_CLOSED]
+    check_notice(proposal(T.EXTERNAL_TRANSFER, KZ_PARTY, CH_PERSON), None)
+
+
+def test_an_expiry_date_change_sets_the_notices_date_and_never_a_past_one() -> None:
+    tcer = UnitBlock(UnitAttributes("CDM", UnitType.TCER, 1, 1, expiry_date=date(2020, 12, 31)),
+                     SerialRange(1, 10))
+    change = replace(proposal(T.EXPIRY_DATE_CHANGE, KZ_RETIREMENT, KZ_RETIREMENT, tcer),
+                     notification_id=9, new_expiry_date=date(2025, 6, 30))
+    notice = NoticeView(9, 9, "KZ", 1, None, 0, blocks=(tcer,), target_date=date(2025, 6, 30))
+    check_notice(change, notice)
+    with pytest.raises(ProposalRefused) as other:
+        check_notice(replace(change, new_expiry_date=date(2025, 7, 1)), notice)
+    assert codes(other) == [ResponseCode.UNITS_DO_NOT_MATCH_NOTICE]
+    check_new_expiry_date(change, date(2025, 6, 30))
+    with pytest.raises(ProposalRefused) as past:
+        check_new_expiry_date(change, date(2025, 7, 1))
+    assert codes(past) == [ResponseCode.EXPIRY_DATE_CONTRADICTS_RULE]
 
 
 def test_lost_lcers_of_a_notice_are_of_its_project() -> None:

@@ -337,6 +337,20 @@ async def test_external_transfer_breaking_the_cpr_is_refused_with_5001(stack: St
     assert party["holdings"] == 901
 
 
+async def test_only_the_parties_to_a_transaction_learn_its_status(stack: Stack) -> None:
+    await stack.record_assigned_amount(1000)
+    await stack.kz.propose(issuance("KZ1", 1, 10))
+    await stack.kz.wait_for(MessageType.TRANSACTION_STATUS_NOTIFIED, "KZ1")
+    for registry in (stack.kz, stack.ch):
+        await registry.send(MessageType.TRANSACTION_STATUS_QUERIED,
+                            TransactionStatusQueried(transaction_id="KZ1"), "KZ1")
+    own = await stack.kz.wait_for(MessageType.TRANSACTION_STATUS_REPORTED, "KZ1")
+    assert own.payload["status"] == S.CHECKED_NO_DISCREPANCY
+    stranger = await stack.ch.wait_for(MessageType.TRANSACTION_STATUS_REPORTED, "KZ1")
+    assert stranger.payload["status"] is None
+    assert stranger.payload["evaluation_results"] == []
+
+
 async def test_the_same_proposal_delivered_twice_has_one_effect(stack: Stack) -> None:
     await stack.record_assigned_amount(1000)
     first = await stack.kz.propose(issuance("KZ1", 1, 10))
