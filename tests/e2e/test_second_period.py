@@ -130,16 +130,22 @@ def test_article_37ter_holds_back_issuance_until_its_quantity_is_cancelled(
     assert client.settle("kz", again["transaction_id"])["response_codes"] == [4001]
 
 
-def test_converting_aaus_into_erus_gives_no_issuance_room_back(
-    client: StackClient, parties: dict[str, int]
-) -> None:
-    decision = client.decide("kz", "conversion", "AAU", 1_000, "MEP-JI-SP",
-                             project_id="KZ-JI-SP")
+def convert(client: StackClient, unit_type: str, quantity: int, project: str) -> None:
+    """Convert units of the Party holding account into ERUs on a track 1 decision, and
+    settle the share of proceeds the ERUs owe."""
+    decision = client.decide("kz", "conversion", unit_type, quantity, f"MEP-{project}",
+                             project_id=project)
     converted = proposed(client, client.call("kz", "POST", "/transactions/conversion", json={
-        "unit_type": "AAU", "quantity": 1_000, "project_id": "KZ-JI-SP", "track": 1,
+        "unit_type": unit_type, "quantity": quantity, "project_id": project, "track": 1,
         "decision_id": decision["decision_id"]}))
     assert converted["status_name"] == "COMPLETED"
     client.settle_share_of_proceeds("kz")
+
+
+def test_converting_aaus_into_erus_gives_no_issuance_room_back(
+    client: StackClient, parties: dict[str, int]
+) -> None:
+    convert(client, "AAU", 1_000, "KZ-JI-SP")
     assert itl_party(client)["aaus_issued"] == KZ_AA  # the ERUs still count as issued
     again = client.issue("kz", "AAU", 1, "MEP-2013-AA-5")
     refused = client.settle("kz", again["transaction_id"])
@@ -342,13 +348,7 @@ def test_rmus_stop_at_the_forest_management_cap_and_deforestation_issues_none(
     exact = client.issue("kz", "RMU", cap, "MEP-RMU-FM-2", lulucf_activity=3)
     assert client.settle("kz", exact["transaction_id"])["status_name"] == "COMPLETED"
     # RMUs converted into ERUs are still RMUs issued for the activity
-    decision = client.decide("kz", "conversion", "RMU", 100, "MEP-JI-RMU",
-                             project_id="KZ-JI-RMU")
-    converted = proposed(client, client.call("kz", "POST", "/transactions/conversion", json={
-        "unit_type": "RMU", "quantity": 100, "project_id": "KZ-JI-RMU", "track": 1,
-        "decision_id": decision["decision_id"]}))
-    assert converted["status_name"] == "COMPLETED"
-    client.settle_share_of_proceeds("kz")
+    convert(client, "RMU", 100, "KZ-JI-RMU")
     more = client.issue("kz", "RMU", 1, "MEP-RMU-FM-3", lulucf_activity=3)
     assert client.settle("kz", more["transaction_id"])["response_codes"] == [4001]
 
