@@ -42,8 +42,16 @@ def service_of(request: Request) -> RegistryService:
 # accounts
 
 
+class RefusalView(BaseModel):
+    detail: str
+    response_code: int
+
+
 class AccountCreate(BaseModel):
-    account_type: AccountTypeField = Field(default=AccountType.PERSON_HOLDING)
+    account_type: AccountTypeField = Field(
+        default=AccountType.PERSON_HOLDING,
+        description="121 person holding (default), 120 former operator holding or 100 "
+                    "Party holding; the CDM registry: 121 only")
     holder_name: str = Field(min_length=1, max_length=200, examples=["Astana Energy LLP"])
     commitment_period: int | None = Field(default=None, ge=1, le=2)
 
@@ -175,10 +183,17 @@ def _total(row: Document) -> HoldingTotal:
 
 
 @router.post("/accounts", status_code=status.HTTP_201_CREATED, tags=["accounts"],
-             responses={403: {"description": "only the operator opens accounts"}})
+             responses={403: {"description": "only the operator opens accounts"},
+                        422: {"model": RefusalView,
+                              "description": "an account type the operator does not open "
+                                             "(2004, naming account_type and why)"}})
 async def create_account(body: AccountCreate, request: Request,
                          actor: Annotated[Actor, Depends(actor_of)]) -> AccountView:
-    """Open an account (a person holding account unless another type is given)."""
+    """Open a holding account: a person's (121, the default), a former operator's (120)
+    or a further Party holding account (100); in the CDM registry a participant's (121)
+    only. Every other type is the registry's own, made at start-up (one PPSR; the
+    cancellation, retirement and replacement accounts per period), or exists only in the
+    CDM registry (110, 240-242): 422 with 2004 naming ``account_type`` and why."""
     authorise(actor, Operation.OPEN_ACCOUNT)
     svc = service_of(request)
     account = await svc.create_account(
@@ -370,11 +385,6 @@ def _ref_view(ref: dict[str, Any] | None) -> AccountRefView | None:
     return None if ref is None else AccountRefView(**ref)
 
 
-class RefusalView(BaseModel):
-    detail: str
-    response_code: int
-
-
 REFUSALS: dict[int | str, dict[str, Any]] = {
     404: {"description": "an account named in the request does not exist"},
     422: {"model": RefusalView,
@@ -421,7 +431,11 @@ class ShareOfProceedsRow(BaseModel):
                                          "transferred abroad, or ERUs issued by conversion")
     due: int = Field(description="2 % of it, rounded down (shared.rules.periods)")
     contributed: int = Field(description="units transferred to the Adaptation Fund "
-                                         "(CDM-100-1100), counting open transfers")
+                                         "(CDM-100-1100) by every transfer of "
+                                         "supplementary type 47 or 49, however proposed, "
+                                         "counting open ones and the share a first "
+                                         "transfer under way has set aside; what the ITL "
+                                         "counts once all are final")
     owed: int = Field(description="due less contributed, never negative; while owed the "
                                   "ITL refuses the period's AAU and ERU transfers (4007)")
     transactions: list[str] = Field(description="the share-of-proceeds transactions")

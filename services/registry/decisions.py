@@ -199,9 +199,14 @@ def appeal(decision: Decision, now: datetime) -> Decision:
 
 
 def revise(decision: Decision, now: datetime, quantity: int | None, drop: bool) -> Decision:
-    """The authorised body revises a decision within its month: it is dropped, or it
-    changes and its month starts again from the revision. After the month the decision
-    stands (cl. 23, 26)."""
+    """The authorised body revises a decision within its month: it is dropped, or its
+    quantity changes. After the month the decision stands (cl. 23, 26).
+
+    Only a revision that answers an appeal (the decision is suspended by one) starts a
+    new month from the revision: cl. 23 and 26 tie the month to units "appealed and
+    revised" within it. A decision nobody appealed (or whose appeal was dismissed) keeps
+    its due date, so revising it again and again never postpones the withdrawal or
+    replacement."""
     if decision.due_at is not None and now > decision.due_at:
         raise _conflict(f"the month for revising decision {decision.decision_id} ended on "
                         f"{decision.due_at.date()} ({decision.due_at.isoformat()}), "
@@ -213,8 +218,9 @@ def revise(decision: Decision, now: datetime, quantity: int | None, drop: bool) 
     if quantity is None or quantity < 1:
         raise RuleViolation(ResponseCode.MISSING_FIELD,
                             "a revision gives the new quantity or drops the decision")
+    appealed = decision.state == DecisionState.APPEALED
     return replace(decision, quantity=quantity, state=DecisionState.RECORDED,
-                   due_at=due_date(decision.kind, now))
+                   due_at=due_date(decision.kind, now) if appealed else decision.due_at)
 
 
 def dismiss_appeal(decision: Decision) -> Decision:

@@ -4,12 +4,13 @@ reacts to the ITL's answers. Pure Python: no I/O, no wire contracts, time is pas
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum, StrEnum
 
-from shared.blocks import UnitAttributes, UnitBlock, take_quantity
+from shared.blocks import SerialRange, UnitAttributes, UnitBlock, take_quantity
 from shared.codes import (
     CDM_UNIT_TYPES,
     FINAL_STATUSES,
@@ -324,6 +325,71 @@ def choose_blocks(held: list[UnitBlock], quantity: int, account: Account,
         ) from exc
 
 
+def listed_ranges(listed: Iterable[UnitBlock]) -> dict[str, list[SerialRange]]:
+    """The serial ranges a notice lists, per originating registry, sorted and merged
+    where they overlap or touch (a notice may list a range twice)."""
+    by_origin: dict[str, list[SerialRange]] = defaultdict(list)
+    for block in sorted(listed, key=lambda b: (b.attributes.originating_registry,
+                                               b.serials.start)):
+        ranges = by_origin[block.attributes.originating_registry]
+        if ranges and block.serials.start <= ranges[-1].end + 1:
+            ranges[-1] = SerialRange(ranges[-1].start, max(ranges[-1].end, block.serials.end))
+        else:
+            ranges.append(block.serials)
+    return dict(by_origin)
+
+
+def within_listed(held: Iterable[UnitBlock], listed: Iterable[UnitBlock]) -> list[UnitBlock]:
+    """The parts of the ``held`` blocks that lie inside the blocks a notice lists: same
+    originating registry, serials clipped to the listed ranges; in origin and serial
+    order. Only origin and serials are compared, as the ITL does (serials are unique per
+    originating registry); the unit type and period are the caller's filter."""
+    ranges = listed_ranges(listed)
+    parts = []
+    for block in held:
+        for listed_range in ranges.get(block.attributes.originating_registry, ()):
+            if block.serials.overlaps(listed_range):
+                parts.append(block.with_serials(SerialRange(
+                    max(block.serials.start, listed_range.start),
+                    min(block.serials.end, listed_range.end))))
+    return sorted(parts, key=lambda b: (b.attributes.originating_registry, b.serials.start))
+
+
+#: How many listed ranges a refusal names before it says "and N more".
+LISTED_RANGES_NAMED = 5
+
+
+def describe_listed(listed: Iterable[UnitBlock]) -> str:
+    """``KZ 1000000-1000049, KZ 1000100-1000199`` (the first few ranges a notice lists)."""
+    ranges = [f"{origin} {r.start}-{r.end}" for origin, rs in listed_ranges(listed).items()
+              for r in rs]
+    named = ", ".join(ranges[:LISTED_RANGES_NAMED])
+    more = len(ranges) - LISTED_RANGES_NAMED
+    return f"{named} and {more} more" if more > 0 else named
+
+
+def choose_listed_blocks(held: list[UnitBlock], listed: Sequence[UnitBlock], quantity: int,
+                         account: Account, unit_type: UnitType, notice_id: int
+                         ) -> list[UnitBlock]:
+    """The blocks to move for ``quantity`` units of a transaction that fulfils notice
+    ``notice_id``, which lists ``listed``: only units inside the listed blocks, lowest
+    serials first (V UK-WSDL: a notice names the unit blocks acted on; the ITL refuses
+    others with 4013). ``held``: the account's available units of the requested type and
+    period. Too few of them: ``RuleViolation`` 4013 naming what the notice lists and what
+    the account holds of it."""
+    available = within_listed(held, listed)
+    try:
+        return take_quantity(available, quantity)
+    except ValueError as exc:
+        holds = sum(b.quantity for b in available)
+        raise RuleViolation(
+            ResponseCode.UNITS_DO_NOT_MATCH_NOTICE,
+            f"notice {notice_id} lists the unit blocks {describe_listed(listed)}; account "
+            f"{account.account_id} holds {holds} available {unit_type.name} units of this "
+            f"period among them, fewer than the {quantity} requested",
+        ) from exc
+
+
 class Reaction(Enum):
     """What the registry does with a status the ITL sends about a transaction."""
 
@@ -450,3 +516,68 @@ def fixed_accounts(profile: RegistryProfile, period: int) -> list[Account]:
     accounts += [Account(profile.code, t, period_account_number(n, cp), name, cp)
                  for cp in ACCOUNT_PERIODS for t, n, name in per_period]
     return sorted(accounts, key=lambda a: a.account_id)
+
+
+# accounts the operator opens
+
+
+#: Account types the operator opens in a national registry (``POST /accounts``): holding
+#: accounts only, a person's (121, the default), a former operator's (120) or a further
+#: Party holding account (100). Every other national account is the registry's own,
+#: made at start-up (``fixed_accounts``): one PPSR, and the cancellation, retirement and
+#: replacement accounts once per commitment period, so a second one would split what the
+#: rules count per Party and period (O).
+NATIONAL_OPENABLE_ACCOUNT_TYPES = frozenset({
+    AccountType.PERSON_HOLDING, AccountType.FORMER_OPERATOR_HOLDING,
+    AccountType.PARTY_HOLDING,
+})
+#: The CDM registry opens only holding accounts of project participants, 121 (protocol.md
+#: 2.7: "holding = 121", O). Its pending, Adaptation Fund (CDM-100-1100) and cancellation
+#: accounts (240-242) are fixed; a Party holding, former operator holding, PPSR,
+#: national cancellation, retirement or replacement account belongs to a Party (O).
+CDM_OPENABLE_ACCOUNT_TYPES = frozenset({AccountType.PERSON_HOLDING})
+#: Account types only the CDM registry has (protocol.md 2.1, 2.7).
+CDM_ONLY_ACCOUNT_TYPES = frozenset({
+    AccountType.PENDING, AccountType.EXCESS_ISSUANCE_CANCELLATION,
+    AccountType.CCS_NET_REVERSAL_CANCELLATION, AccountType.CCS_NON_SUBMISSION_CANCELLATION,
+})
+
+
+def openable_account_types(profile: RegistryProfile) -> frozenset[AccountType]:
+    """The account types the operator may open in this kind of registry."""
+    return CDM_OPENABLE_ACCOUNT_TYPES if profile.is_cdm else NATIONAL_OPENABLE_ACCOUNT_TYPES
+
+
+def account_opening_refusal(profile: RegistryProfile, account_type: AccountType
+                            ) -> str | None:
+    """Why the operator may not open an account of ``account_type`` here (None: may)."""
+    openable = openable_account_types(profile)
+    if account_type in openable:
+        return None
+    kept = [a for a in fixed_accounts(profile, 2) if a.account_type == account_type]
+    if account_type == AccountType.PREVIOUS_PERIOD_SURPLUS_RESERVE and kept:
+        why = (f"a registry has one previous period surplus reserve (1/CMP.8 paras 23-26), "
+               f"which it keeps itself: account {kept[0].account_id}")
+    elif kept and account_type in PER_PERIOD_ACCOUNT_TYPES:
+        accounts = ", ".join(f"{a.account_id} (period {a.commitment_period})" for a in kept)
+        why = (f"the registry keeps its {account_type.name} accounts itself, one per "
+               f"commitment period: {accounts}")
+    elif kept:
+        accounts = ", ".join(f"{a.account_id} ({a.holder_name})" for a in kept)
+        only = (" (of the second period only)" if {a.commitment_period for a in kept} == {2}
+                and not profile.is_cdm else "")
+        why = f"the registry keeps its {account_type.name} account{only} itself: {accounts}"
+    elif account_type in CDM_ONLY_ACCOUNT_TYPES:
+        why = "this account type exists only in the CDM registry"
+    else:
+        why = "this account type belongs to a Party's national registry, not the CDM registry"
+    allowed = ", ".join(f"{int(t)} ({t.name})" for t in sorted(openable, reverse=True))
+    return (f"account_type {int(account_type)} ({account_type.name}) cannot be opened: "
+            f"{why}; the operator opens {allowed}")
+
+
+def check_openable(profile: RegistryProfile, account_type: AccountType) -> None:
+    """``RuleViolation`` 2004 (HTTP 422) with ``account_opening_refusal``'s reason."""
+    reason = account_opening_refusal(profile, account_type)
+    if reason is not None:
+        raise RuleViolation(ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED, reason)

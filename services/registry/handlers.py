@@ -39,8 +39,10 @@ from services.registry.domain import (
     check_account_types,
     check_closable,
     check_issuance,
+    check_openable,
     check_period_account,
     choose_blocks,
+    choose_listed_blocks,
     react_to_itl_status,
 )
 from services.registry.notices import (
@@ -200,6 +202,10 @@ class RegistryService:
 
     async def create_account(self, account_type: AccountType, holder_name: str,
                              commitment_period: int) -> Account:
+        """Open a holding account (``domain.check_openable``: 2004 for a kind the
+        registry keeps itself or does not have)."""
+        check_openable(self.profile, account_type)
+
         async def work(session: Session) -> Account:
             return await self.store.create_account(
                 account_type, holder_name, commitment_period, self.runtime.clock.now(), session
@@ -340,7 +346,14 @@ class RegistryService:
     async def choose(self, source: Account, command: TransferUnits,
                       session: Session) -> list[UnitBlock]:
         """The lowest serials of the requested type and period that can move: never
-        expired tCERs/lCERs (3007), nothing reserved (3002 when too few)."""
+        expired tCERs/lCERs (3007), nothing reserved (3002 when too few).
+
+        A transaction that fulfils a notice listing unit blocks (a cancellation or a
+        withdrawal decision on notice 1 or 2, a transfer to the CDM registry on notice 6,
+        12 or 13, a carry-over on notice 8, ...) moves only units inside those blocks,
+        lowest first (4013 when the account holds too few of them), because the ITL
+        refuses any other unit (4013). A replacement acts on the replaced blocks, not
+        on the units it chooses here."""
         today = self.runtime.clock.now().date().isoformat()
         held = await self.store.units.held(
             {
@@ -353,9 +366,14 @@ class RegistryService:
             },
             session,
         )
+        available = [doc_to_block(d) for d in held]
+        listed = await self._listed_blocks(command, session)
+        if listed:
+            assert command.notification_id is not None
+            return choose_listed_blocks(available, listed, command.quantity, source,
+                                        command.unit_type, command.notification_id)
         try:
-            return choose_blocks([doc_to_block(d) for d in held], command.quantity,
-                                 source, command.unit_type)
+            return choose_blocks(available, command.quantity, source, command.unit_type)
         except RuleViolation:
             expired = await self.store.units.sum_units({
                 "registry": self.code, "account_id": source.account_id,
@@ -367,6 +385,20 @@ class RegistryService:
                     f"account {source.account_id} holds {expired} "
                     f"{command.unit_type.name} units that have expired") from None
             raise
+
+    async def _listed_blocks(self, command: TransferUnits, session: Session
+                             ) -> list[UnitBlock]:
+        """The unit blocks listed by the notice ``command`` fulfils, when its units must
+        be among them ([] when it names none, the registry has not received it, or it
+        lists none; a replacement's listed blocks are the replaced ones)."""
+        if command.notification_id is None or \
+                command.transaction_type == TransactionType.REPLACEMENT:
+            return []
+        notice = await self.store.notice(command.notification_id, session)
+        if notice is None:
+            return []
+        return [block_from_wire(UnitBlockWire.model_validate(b))
+                for b in notice.get("blocks") or []]
 
     def _check_true_up_ended(self, blocks: list[UnitBlock]) -> None:
         """Carry-over only after the true-up period of the units' period (4015)."""
@@ -550,14 +582,48 @@ class RegistryService:
         await self.runtime.handle_once(envelope, effect)
 
     async def on_message_ack(self, envelope: Envelope, payload: MessageAck) -> None:
+        """The ITL's answer about one of this registry's messages. A refusal of one of its
+        own proposals (``ProposalSubmitted``, found by its message id in the outbox) while
+        the transaction is still proposed terminates it: the ITL refused the message as a
+        whole and will send no status, so its units are released as on a refusal and the
+        refusal's codes and reason become its evaluation results (docs/adr/0012)."""
+
         async def effect(session: Session) -> None:
             level = logging.INFO if payload.accepted else logging.WARNING
             log_event(log, "message_acknowledged", level, transaction_id=envelope.correlation_id,
                       acked_message_id=payload.acked_message_id, accepted=payload.accepted,
                       response_codes=[int(c) for c in payload.response_codes],
                       reason=payload.reason)
+            if not payload.accepted:
+                await self._proposal_refused(payload, envelope, session)
 
         await self.runtime.handle_once(envelope, effect)
+
+    async def _proposal_refused(self, payload: MessageAck, envelope: Envelope,
+                                session: Session) -> None:
+        sent = await self.runtime.db.outbox.find_one({"_id": payload.acked_message_id},
+                                                     session=session)
+        if sent is None or sent.get("message_type") != MessageType.PROPOSAL_SUBMITTED:
+            return
+        transaction_id = sent["correlation_id"]
+        if ResponseCode.DUPLICATE_MESSAGE_DIFFERENT_CONTENT in payload.response_codes:
+            # the ITL saw this message id before with other content: ours or another copy
+            # under our id came first, so the ITL may hold the transaction; the status
+            # query for proposals left without an answer settles it (submitting again
+            # when the ITL never took it)
+            log_event(log, "proposal_refusal_left_to_status_query", logging.WARNING,
+                      transaction_id=transaction_id, acked_message_id=payload.acked_message_id)
+            return
+        tx = await self.store.transaction(transaction_id, session)
+        if tx is None or tx["direction"] != Direction.OUTGOING or tx["status"] != S.PROPOSED:
+            return
+        results = [{"response_code": int(code),
+                    "message": payload.reason or RESPONSE_TEXT.get(code, "")}
+                   for code in payload.response_codes]
+        log_event(log, "proposal_refused_as_message", logging.WARNING,
+                  transaction_id=transaction_id, acked_message_id=payload.acked_message_id,
+                  response_codes=[r["response_code"] for r in results], reason=payload.reason)
+        await self._apply(tx, Reaction.TERMINATE, S.TERMINATED, results, envelope, session)
 
     async def query_outstanding(self) -> None:
         """Due work: ask the ITL about proposals left without an answer (protocol.md 1.6,

@@ -93,7 +93,8 @@ class DecisionView(BaseModel):
     decided_at: datetime
     due_at: datetime | None = Field(
         description="withdrawal and replacement: one month from the receipt of the notice "
-                    "it answers, else from the decision or its revision (cl. 23, 26)")
+                    "it answers, else from the decision, or from the revision that "
+                    "upheld an appeal (cl. 23, 26)")
     executes_at: datetime | None = Field(
         default=None, description="withdrawal and replacement: when the registry carries "
         "it out by itself unless appealed (DECISION_EXECUTION_LEAD_HOURS before due_at)")
@@ -196,17 +197,23 @@ async def appeal_decision(decision_id: str, body: AppealBody, request: Request,
     inclusive) while it is not yet carried out: it is suspended until the authorised body
     revises it or dismisses the appeal; an appeal left unanswered when the month ends
     lapses and the decision is carried out (cl. 23, 26). Too late or already carried
-    out: 409."""
-    authorise(actor, Operation.APPEAL_DECISION)
+    out: 409. Appealed by the holder of the decision's account (a person or former
+    operator holding account) or by the operator; anyone else, the authorised body
+    included: 403."""
     desk = desk_of(request)
+    decision = await desk.require(decision_id)
+    account = await desk.registry.require_account(decision.account_id)
+    authorise(actor, Operation.APPEAL_DECISION, account)
     return _view(desk, await desk.appeal(decision_id, str(actor), body.grounds))
 
 
 @router.post("/decisions/{decision_id}/revise", tags=["decisions"], responses=RESPONSES)
 async def revise_decision(decision_id: str, body: RevisionBody, request: Request,
                           actor: ActorDep) -> DecisionView:
-    """The authorised body changes (new quantity, a new month from the revision) or drops
-    a decision, within its month (409 after ``due_at``: the decision stands)."""
+    """The authorised body changes (new quantity) or drops a decision, within its month
+    (409 after ``due_at``: the decision stands). A revision that answers an appeal starts
+    a new month from the revision (cl. 23, 26: units "appealed and revised"); one of a
+    decision nobody appealed keeps its due date."""
     authorise(actor, Operation.REVISE_DECISION)
     desk = desk_of(request)
     return _view(desk, await desk.revise(decision_id, body.quantity, body.drop))

@@ -123,8 +123,7 @@ def authorise(actor: Actor, operation: Operation, account: Account | None = None
         _require(actor.role == Role.AUTHORISED_BODY, actor, operation, "the authorised body")
         return
     if operation == Operation.APPEAL_DECISION:
-        _require(actor.role != Role.AUTHORISED_BODY, actor, operation,
-                 "an account holder or the operator, not the body that decided")
+        _authorise_appeal(actor, account)
         return
     # Transfers: cl. 21 (holders instruct for their own accounts); cl. 16-18 (ERUs
     # leave the registry on a decision, proposed by the operator).
@@ -139,6 +138,24 @@ def authorise(actor: Actor, operation: Operation, account: Account | None = None
         return
     _require(actor.role == Role.ACCOUNT_HOLDER and actor.account_id == account.account_id,
              actor, operation, f"the holder of account {account.account_id}")
+
+
+def _authorise_appeal(actor: Actor, account: Account | None) -> None:
+    """A decision is appealed by those it affects (Decree 684 cl. 23, 26: the units
+    "appealed"): the holder of the account it takes units from, when that is a person or
+    former operator holding account, or the operator, who acts for every account and for
+    the State's; never the authorised body that decided. ``account``: the decision's."""
+    assert account is not None, "an appeal names the decision's account"
+    if actor.role == Role.OPERATOR:
+        return
+    if account_acts_through_operator(account):
+        who = (f"the operator (account {account.account_id} of the decision is a government "
+               "account)")
+    else:
+        who = f"the holder of account {account.account_id} (the decision's) or the operator"
+    _require(actor.role == Role.ACCOUNT_HOLDER and actor.account_id == account.account_id
+             and not account_acts_through_operator(account),
+             actor, Operation.APPEAL_DECISION, who)
 
 
 def _require(allowed: bool, actor: Actor, operation: Operation, who: str) -> None:

@@ -19,6 +19,13 @@ rounding down never loses a fraction:
   owed the ITL refuses the period's AAU and ERU transfers abroad (4007). What an account
   could not pay stays owed until the operator pays it
   (``POST /share-of-proceeds/{period}/{kind}/payment``).
+
+What is contributed is counted as the ITL counts it: every share-of-proceeds transfer
+this registry proposes (supplementary type 47 or 49), whoever proposes it (the levy
+above, the operator's payment, or a holder's plain external transfer into
+``CDM-100-1100``, which is read as one), counts once, when it is proposed, and is given
+back if it fails. The share a first transfer sets aside counts while it is set aside;
+when it is released to be proposed, the proposal counts instead.
 """
 
 from __future__ import annotations
@@ -103,9 +110,22 @@ class ShareOfProceeds:
     def __init__(self, registry: RegistryService) -> None:
         self.registry = registry
         self.ledger = registry.store.db.share_of_proceeds
-        registry.proposal_hooks.append(self.with_first_transfer)
+        registry.proposal_hooks.append(self.on_proposal)
         registry.completion_hooks.append(self.before_completion)
         registry.final_status_hooks.append(self.on_final_status)
+
+    async def on_proposal(self, proposed: Proposed, session: Session) -> None:
+        """Count a share-of-proceeds transfer as contributed, once, however it was
+        proposed; or set aside the share a first transfer of AAUs makes owed."""
+        kind = _KIND_OF_SUPPLEMENTARY.get(proposed.supplementary_type)
+        if kind is None:
+            await self.with_first_transfer(proposed, session)
+            return
+        for period, quantity in sorted(_by_period(proposed.blocks).items()):
+            await self._add(period, kind, "levied", quantity, session,
+                            transaction_id=proposed.transaction_id)
+            log_event(log, "share_of_proceeds_proposed", transaction_id=proposed.transaction_id,
+                      kind=kind.value, commitment_period=period, units=quantity)
 
     async def with_first_transfer(self, proposed: Proposed, session: Session) -> None:
         """Set aside the share a first transfer of AAUs makes owed, from its account; an
@@ -137,20 +157,22 @@ class ShareOfProceeds:
         for period, blocks in (await self._set_aside(tx["_id"], session)).items():
             await self.registry.store.units.release(set_aside(tx["_id"]), session)
             quantity = sum(b.quantity for b in blocks)
+            # the set-aside counts no more: the share transfer proposed from it does
+            await self._add(period, FIRST, "levied", -quantity, session)
             command = self.transfer(tx["transferring"]["account_id"], UnitType.AAU, period,
                                     quantity, FIRST)
             try:
-                await self.pay_with(command, blocks, session, counted=True)
+                await self.pay_with(command, blocks, session)
             except RuleViolation as refusal:  # e.g. the account was blocked meanwhile
-                await self._add(period, FIRST, "levied", -quantity, session)
                 log_event(log, "share_of_proceeds_owed", logging.WARNING,
                           transaction_id=tx["_id"], kind=FIRST.value, commitment_period=period,
                           units=quantity, reason=refusal.reason)
 
     async def on_final_status(self, tx: Document, session: Session) -> None:
-        """A share transfer that failed is contributed no more; a first transfer that
-        failed is levied on no more and releases the share it set aside; a completed
-        conversion owes the share of its ERUs, proposed now."""
+        """A share transfer that failed (refused, timed out, or its message refused) is
+        contributed no more; a first transfer that failed is levied on no more and
+        releases the share it set aside; a completed conversion owes the share of its
+        ERUs, proposed now."""
         if tx["direction"] != Direction.OUTGOING:
             return
         proposal = ProposalSubmitted.model_validate(tx["proposal"])
@@ -219,17 +241,10 @@ class ShareOfProceeds:
             transaction_type=T.EXTERNAL_TRANSFER, supplementary_type=kind.supplementary_type)
 
     async def pay_with(self, command: TransferUnits, blocks: list[UnitBlock] | None,
-                       session: Session, counted: bool = False) -> Document:
-        """Propose a share-of-proceeds transfer and count it as contributed (``counted``:
-        it was when it was set aside)."""
-        kind = _KIND_OF_SUPPLEMENTARY[command.supplementary_type or SUP.NONE]
-        tx = await self.registry.propose_transfer(command, session, blocks=blocks)
-        await self._add(command.commitment_period, kind, "levied",
-                        0 if counted else command.quantity, session, transaction_id=tx["_id"])
-        log_event(log, "share_of_proceeds_proposed", transaction_id=tx["_id"],
-                  kind=kind.value, commitment_period=command.commitment_period,
-                  units=command.quantity)
-        return tx
+                       session: Session) -> Document:
+        """Propose a share-of-proceeds transfer (``blocks``: exactly these units; by
+        default the lowest serials); ``on_proposal`` counts it as contributed."""
+        return await self.registry.propose_transfer(command, session, blocks=blocks)
 
     async def pay(self, period: int, kind: ShareOfProceedsKind, account_id: int,
                   unit_type: UnitType) -> Document:
@@ -282,7 +297,13 @@ def set_aside(transaction_id: str) -> str:
 
 
 def _by_original_period(proposal: ProposalSubmitted) -> dict[int, int]:
+    return _by_period(map(block_from_wire, proposal.blocks))
+
+
+def _by_period(blocks: Iterable[UnitBlock]) -> dict[int, int]:
+    """Units per original commitment period: the period a share is owed and counted for
+    (the ITL counts contributions the same way)."""
     quantities: dict[int, int] = defaultdict(int)
-    for b in proposal.blocks:
-        quantities[b.original_commitment_period] += b.quantity
+    for block in blocks:
+        quantities[block.attributes.original_commitment_period] += block.quantity
     return dict(quantities)

@@ -220,6 +220,47 @@ def test_issuance_into_a_blocked_or_closed_party_holding_account_is_refused(
     assert_nothing_moved(client, before)
 
 
+def test_the_operator_opens_only_holding_accounts_and_the_cdm_registry_only_121(
+    client: StackClient, kz: None
+) -> None:
+    """A registry keeps one PPSR and its cancellation, retirement and replacement accounts
+    per period itself; 110 and 240-242 are the CDM registry's. Refused with 422 naming
+    account_type and why; nothing is opened."""
+    accounts = {name: client.ok(name, "GET", "/accounts") for name in ("kz", "cdm")}
+    reasons = {
+        130: "one previous period surplus reserve (1/CMP.8 paras 23-26), which it keeps "
+             "itself: account 4",
+        110: "exists only in the CDM registry",
+        270: "keeps its ARTICLE_37TER_CANCELLATION account (of the second period only) "
+             "itself: 13",
+        300: "keeps its RETIREMENT accounts itself, one per commitment period: 3 (period 2), "
+             "103 (period 1)",
+        411: "keeps its TCER_REPLACEMENT_EXPIRY accounts itself, one per commitment period",
+        230: "keeps its VOLUNTARY_CANCELLATION accounts itself, one per commitment period",
+        240: "exists only in the CDM registry",
+    }
+    for account_type, why in reasons.items():
+        response = client.call("kz", "POST", "/accounts",
+                               json={"holder_name": "Second", "account_type": account_type})
+        detail = refused(response, 422, 2004)
+        assert detail.startswith(f"account_type {account_type} "), detail
+        assert why in detail, detail
+    cdm_reasons = {100: "keeps its PARTY_HOLDING account itself: 1100",
+                   120: "belongs to a Party's national registry",
+                   130: "belongs to a Party's national registry",
+                   240: "keeps its EXCESS_ISSUANCE_CANCELLATION account itself: 2240"}
+    for account_type, why in cdm_reasons.items():
+        response = client.call("cdm", "POST", "/accounts",
+                               json={"holder_name": "Second", "account_type": account_type})
+        assert why in refused(response, 422, 2004)
+    assert {name: client.ok(name, "GET", "/accounts") for name in ("kz", "cdm")} == accounts
+
+    opened = [client.open_account("kz", f"Holder {t}", account_type=t) for t in (121, 120, 100)]
+    assert [a["account_type"] for a in opened] == [121, 120, 100]
+    participant = client.open_account("cdm", "Project participant")
+    assert participant["account_type"] == 121
+
+
 def test_only_the_operator_changes_an_accounts_status(client: StackClient, kz: None) -> None:
     erin = account_with(client, "Erin Logistics LLP")
     for actor in (f"holder:{erin}", AUTHORISED_BODY):

@@ -327,6 +327,65 @@ def test_an_appeal_after_the_month_is_refused(client: StackClient, kz: dict[str,
     assert "month for appeals ended" in late.json()["detail"]
 
 
+def test_only_the_holder_of_the_decisions_account_or_the_operator_appeals(
+    client: StackClient, kz: dict[str, int]
+) -> None:
+    alice = kz["alice"]
+    bob = client.open_account("kz", "Bob Cement JSC")["account_id"]
+    decision = client.decide("kz", "withdrawal", "AAU", 10, "MEP-W-A", ground="voluntary",
+                             account_id=alice)
+    path = f"/decisions/{decision['decision_id']}/appeal"
+    for actor in (f"holder:{bob}", "holder:99999", f"holder:{PARTY}", AUTHORISED_BODY):
+        response = client.call("kz", "POST", path, json={"grounds": "not mine"},
+                               headers={"X-Actor": actor})
+        assert response.status_code == 403, (actor, response.text)
+        assert f"the holder of account {alice} (the decision's) or the operator" in \
+            response.json()["detail"]
+    untouched = read(client, decision)
+    assert (untouched["state"], untouched["appeal"]) == ("recorded", None)
+    by_alice = client.call("kz", "POST", path, json={"grounds": "issued lawfully"},
+                           headers={"X-Actor": f"holder:{alice}"})
+    assert by_alice.status_code == 200, by_alice.text
+    assert by_alice.json()["follow_up"] == "suspended"
+    assert by_alice.json()["appeal"]["by"] == f"the holder of account {alice}"
+
+    # a decision about the Party holding account is appealed by the operator only
+    party = client.decide("kz", "withdrawal", "AAU", 10, "MEP-W-P", ground="voluntary")
+    for actor in (f"holder:{PARTY}", f"holder:{alice}", AUTHORISED_BODY):
+        response = client.call("kz", "POST", f"/decisions/{party['decision_id']}/appeal",
+                               json={"grounds": "x"}, headers={"X-Actor": actor})
+        assert response.status_code == 403, (actor, response.text)
+        assert "government account" in response.json()["detail"]
+    assert appeal(client, party, "the State disagrees").status_code == 200
+    for appealed in (decision, party):
+        assert by_body(client, appealed, "revise", {"drop": True}).status_code == 200
+
+
+def test_a_revision_nobody_appealed_keeps_the_due_date_and_the_withdrawal_goes_ahead(
+    client: StackClient, kz: dict[str, int]
+) -> None:
+    """Cl. 23, 26: a new month only for units appealed and revised; revising an
+    unappealed decision again and again does not postpone it."""
+    cancelled = units(client, VOLUNTARY_CANCELLATION[2], "AAU")
+    decision = client.decide("kz", "withdrawal", "AAU", 300, "MEP-W-U", ground="voluntary")
+    due = at(decision["due_at"])
+    client.set_clock(due - timedelta(days=3))
+    for quantity in (120, 100):
+        revised = by_body(client, decision, "revise", {"quantity": quantity})
+        assert revised.status_code == 200, revised.text
+        assert at(revised.json()["due_at"]) == due
+        assert (revised.json()["quantity"], revised.json()["follow_up"]) == (quantity, "due")
+        assert revised.json()["appeal"] is None
+    assert [r["quantity"] for r in read(client, decision)["revisions"]] == [120, 100]
+
+    client.set_clock(due - timedelta(hours=12))
+    done, view = executed(client, decision)
+    assert view["quantity"] == 100
+    assert completed_at(view) < due and at(done["due_at"]) == due
+    assert done["follow_up"] == "done"
+    assert units(client, VOLUNTARY_CANCELLATION[2], "AAU") == cancelled + 100
+
+
 # replacement on a decision
 
 

@@ -16,12 +16,14 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 from pydantic import BaseModel
+from pymongo import MongoClient
 
 from deploy.local.client import StackClient, poll
 from deploy.local.stack import LocalStack
 from shared.codes import SCHEMA_VERSION, AccountType, MessageType, ResponseCode, UnitType
 from shared.contracts import (
     AccountRef,
+    MessageAck,
     ProposalForwarded,
     ProposalSubmitted,
     TransactionStatusQueried,
@@ -29,7 +31,7 @@ from shared.contracts import (
     make_envelope,
     new_message_id,
 )
-from shared.messaging import MAIN_EXCHANGE, dead_letter_queue_name
+from shared.messaging import MAIN_EXCHANGE, dead_letter_queue_name, inbox_queue_name
 from shared.testing.infra import amqp_url
 
 pytestmark = pytest.mark.e2e
@@ -315,3 +317,68 @@ def test_the_same_message_id_resent_with_other_content_is_refused_with_1102_and_
 
     assert client.itl_transaction(tx)["history"] == history
     assert books(client) == before
+
+
+# a registry's proposal refused as a message: the ITL's MessageAck ends it at the registry
+
+
+async def _drain(queue: str) -> int:
+    connection = await aio_pika.connect(amqp_url())
+    try:
+        channel = await connection.channel()
+        declared = await channel.get_queue(queue, ensure=True)
+        purged = await declared.purge()
+        return int(purged.message_count or 0)
+    finally:
+        await connection.close()
+
+
+def test_a_proposal_the_itl_refuses_as_a_message_is_terminated_at_the_registry_once(
+    stack: LocalStack, client: StackClient, kz_aaus: dict[str, Any],
+) -> None:
+    """The ITL answers a proposal it refuses as a whole with MessageAck(accepted=false)
+    and records nothing (ADR 10); the registry then ends the transaction with the
+    refusal's codes and reason and releases its units, once. The ITL is played here: it
+    is stopped, its queue emptied of the proposal, and its answer published as it would
+    publish it."""
+    before = books(client)
+    mongo: MongoClient[dict[str, Any]] = MongoClient(stack.store.url if stack.store else "")
+    try:
+        stack.kill("itl")
+        try:
+            response = client.transfer("kz", 1, kz_aaus["alice"], "AAU", 40)
+            assert response.status_code == 202, response.text
+            tx = response.json()["transaction_id"]
+            sent = poll(lambda: mongo["registry_kz"].outbox.find_one(
+                {"correlation_id": tx, "message_type": "ProposalSubmitted"}),
+                lambda row: bool(row and row["published"]), "the proposal published")
+            assert sent is not None
+            assert asyncio.run(_drain(inbox_queue_name("ITL", stack.namespace))) >= 1
+            assert client.holdings("kz", 1)["reserved"] == 40
+            reason = f"transaction id {tx} was used before with other content"
+            refusal = MessageAck(acked_message_id=sent["_id"], accepted=False,
+                                 response_codes=[ResponseCode.SENDER_MISMATCH], reason=reason)
+            ack = envelope(MessageType.MESSAGE_ACK, refusal, "ITL", "KZ", tx)
+            publish(stack, "KZ", ack)
+            ended = client.wait_final("kz", tx)
+        finally:
+            stack.restart("itl")
+        assert [h["status"] for h in ended["history"]] == [1, 5]
+        assert ended["evaluation_results"] == [
+            {"response_code": 1002, "message": reason, "serial_start": None,
+             "originating_registry": None}]
+        assert client.holdings("kz", 1)["reserved"] == 0
+        assert books(client) == before
+        assert client.call("itl", "GET", f"/transactions/{tx}").status_code == 404
+
+        # the same answer again, and another refusal of the same message: no second effect
+        again = MessageAck(acked_message_id=sent["_id"], accepted=False,
+                           response_codes=[ResponseCode.UNSUPPORTED_VERSION], reason="again")
+        publish(stack, "KZ", ack, envelope(MessageType.MESSAGE_ACK, again, "ITL", "KZ", tx))
+        poll(lambda: [e for e in log_events(stack, "kz", "message_acknowledged")
+                      if e["acked_message_id"] == sent["_id"]],
+             lambda found: len(found) == 2, "KZ to read the second refusal")
+        assert client.transaction("kz", tx) == ended
+        assert books(client) == before
+    finally:
+        mongo.close()

@@ -220,6 +220,87 @@ def test_withdrawal_on_an_itl_notice_fulfils_it_and_a_misfit_gets_4005(
          lambda n: n["status"] == 3, "KZ sees the notice completed")
 
 
+def kz_aau_wire(start: int, end: int) -> dict[str, Any]:
+    return {"serial_start": start, "serial_end": end, "originating_registry": "KZ",
+            "unit_type": 1, "original_commitment_period": 2,
+            "applicable_commitment_period": 2}
+
+
+def notice_in_kz(client: StackClient, **fields: Any) -> Any:
+    notice = client.ok("itl", "POST", "/notices", json={"registry": "KZ", **fields})
+    poll(lambda: client.call("kz", "GET", f"/notices/{notice['notice_id']}"),
+         lambda r: r.status_code == 200, f"notice {notice['notice_id']} in KZ")
+    return notice
+
+
+def moved(view: dict[str, Any]) -> list[tuple[int, int]]:
+    return [(b["serial_start"], b["serial_end"]) for b in view["blocks"]]
+
+
+def test_a_notice_listing_blocks_is_fulfilled_with_those_blocks_or_refused_4013(
+    client: StackClient, kz: dict[str, int]
+) -> None:
+    """The ITL lists the blocks to cancel (net source, notice 1); the registry takes them,
+    not its lowest serials, whether the operator cancels on the notice or a withdrawal
+    decision answering it is carried out; it refuses before proposing (4013) when the
+    account does not hold them."""
+    top = max((b for b in client.holdings("kz", PARTY)["blocks"]
+               if b["unit_type"] == "AAU" and b["applicable_commitment_period"] == 2
+               and not b["reserved_by"]), key=lambda b: b["serial_end"])
+    end = top["serial_end"]
+    assert top["serial_start"] < end - 300  # the listed units are not the lowest
+    listed = (end - 49, end)
+    notice = notice_in_kz(client, notice_type=1, unit_type="AAU", commitment_period=2,
+                          target_value=50, blocks=[kz_aau_wire(*listed)],
+                          action_due_date="2013-12-31", text="net source")
+    view = proposed(client, "kz", client.call("kz", "POST", "/transactions/cancellation", json={
+        "unit_type": "AAU", "quantity": 50, "commitment_period": 2, "account_type": 210,
+        "notice_id": notice["notice_id"]}))
+    assert view["status_name"] == "COMPLETED", view["evaluation_results"]
+    assert moved(view) == [listed]
+    at_itl = client.ok("itl", "GET", f"/notices/{notice['notice_id']}")
+    assert (at_itl["status_name"], at_itl["transactions"]) == (
+        "COMPLETED", [view["transaction_id"]])
+
+    two_ranges = [(end - 199, end - 160), (end - 99, end - 70)]
+    second = notice_in_kz(client, notice_type=1, unit_type="AAU", commitment_period=2,
+                          target_value=70, blocks=[kz_aau_wire(*r) for r in two_ranges],
+                          action_due_date="2013-12-31")
+    decision = client.decide("kz", "withdrawal", "AAU", 70, "MEP-W-NS",
+                             ground="criteria_not_met", notice_id=second["notice_id"])
+    executed = proposed(client, "kz", client.call(
+        "kz", "POST", f"/decisions/{decision['decision_id']}/execute"))
+    assert executed["status_name"] == "COMPLETED", executed["evaluation_results"]
+    assert executed["acquiring"]["account_type"] == 210
+    assert moved(executed) == two_ranges
+    assert client.ok("itl", "GET", f"/notices/{second['notice_id']}")["status_name"] == \
+        "COMPLETED"
+
+    # the listed units are cancelled already: the Party holds none of them any more
+    third = notice_in_kz(client, notice_type=1, unit_type="AAU", commitment_period=2,
+                         target_value=50, blocks=[kz_aau_wire(*listed)])
+    before = kz_books(client)
+    refused = client.call("kz", "POST", "/transactions/cancellation", json={
+        "unit_type": "AAU", "quantity": 50, "commitment_period": 2, "account_type": 210,
+        "notice_id": third["notice_id"]})
+    assert refused.status_code == 422, refused.text
+    assert refused.json() == {"response_code": 4013, "detail": (
+        f"notice {third['notice_id']} lists the unit blocks KZ {listed[0]}-{listed[1]}; "
+        "account 1 holds 0 available AAU units of this period among them, fewer than the "
+        "50 requested")}
+    late = client.decide("kz", "withdrawal", "AAU", 50, "MEP-W-NS2",
+                         ground="criteria_not_met", notice_id=third["notice_id"])
+    again = client.call("kz", "POST", f"/decisions/{late['decision_id']}/execute")
+    assert again.status_code == 422
+    assert again.json()["response_code"] == 4013
+    assert client.ok("kz", "GET", f"/decisions/{late['decision_id']}")["state"] == "recorded"
+    assert kz_books(client) == before
+    assert client.ok("itl", "GET", f"/notices/{third['notice_id']}")["transactions"] == []
+    dropped = client.call("kz", "POST", f"/decisions/{late['decision_id']}/revise",
+                          json={"drop": True}, headers={"X-Actor": AUTHORISED_BODY})
+    assert dropped.status_code == 200, dropped.text
+
+
 # 6. change of expiry date (lCERs)
 
 

@@ -13,6 +13,7 @@ from services.registry.decisions import (
     DecisionState,
     FollowUp,
     appeal,
+    dismiss_appeal,
     due_date,
     follow_up,
     is_to_execute,
@@ -95,6 +96,35 @@ def test_a_revision_changes_the_decision_and_restarts_its_month_or_drops_it() ->
         revise(dropped, later, quantity=5, drop=False)
 
 
+def test_a_revision_of_an_unappealed_decision_keeps_its_due_date() -> None:
+    """Cl. 23, 26: only units appealed and revised within the month get a new month; a
+    revision nobody asked for cannot postpone the withdrawal, however often it is made."""
+    decision = withdrawal()
+    assert decision.due_at is not None
+    later = DECIDED + timedelta(days=20)
+    revised = revise(decision, later, quantity=60, drop=False)
+    assert (revised.state, revised.quantity, revised.due_at) == (
+        DecisionState.RECORDED, 60, decision.due_at)
+    again = revise(revised, decision.due_at, quantity=50, drop=False)
+    assert (again.quantity, again.due_at) == (50, decision.due_at)
+    assert is_to_execute(again, decision.due_at - LEAD, LEAD)
+    assert revise(revised, later, quantity=None, drop=True).state == DecisionState.DROPPED
+    with pytest.raises(RuleViolation, match=r"month for revising .* ended"):
+        revise(again, decision.due_at + timedelta(seconds=1), quantity=40, drop=False)
+
+
+def test_only_the_revision_that_answers_an_appeal_starts_a_new_month() -> None:
+    decision = withdrawal()
+    later, even_later = DECIDED + timedelta(days=10), DECIDED + timedelta(days=20)
+    upheld = revise(appeal(decision, later), later, quantity=60, drop=False)
+    assert upheld.due_at == one_month_after(later)
+    # revised again without a new appeal: the new month stands, no third one
+    assert revise(upheld, even_later, quantity=40, drop=False).due_at == upheld.due_at
+    # an appeal dismissed is no appeal upheld: a later revision keeps the date
+    dismissed = dismiss_appeal(appeal(decision, later))
+    assert revise(dismissed, even_later, quantity=40, drop=False).due_at == decision.due_at
+
+
 def test_an_operation_must_fit_its_decision_and_counts_against_it() -> None:
     issuance = Decision("D2", DecisionKind.ISSUANCE, "MEP-2", DECIDED, UnitType.AAU, 100, 1, 2)
     used = use(issuance, DecisionKind.ISSUANCE, UnitType.AAU, 60)
@@ -134,9 +164,28 @@ def test_decisions_are_the_authorised_bodys_and_appeals_are_not() -> None:
     authorise(BODY, Operation.REVISE_DECISION)
     with pytest.raises(Forbidden):
         authorise(OPERATOR, Operation.RECORD_DECISION)
-    authorise(Actor(Role.ACCOUNT_HOLDER, 1001), Operation.APPEAL_DECISION)
+    authorise(Actor(Role.ACCOUNT_HOLDER, 1001), Operation.APPEAL_DECISION, ALICE)
     with pytest.raises(Forbidden):
-        authorise(BODY, Operation.APPEAL_DECISION)
+        authorise(BODY, Operation.APPEAL_DECISION, ALICE)
+
+
+def test_a_decision_is_appealed_by_the_holder_of_its_account_or_the_operator_only() -> None:
+    formers = Account("KZ", AccountType.FORMER_OPERATOR_HOLDING, 1003, "Old Steel JSC", 2)
+    for account in (ALICE, formers):
+        authorise(Actor(Role.ACCOUNT_HOLDER, account.account_id), Operation.APPEAL_DECISION,
+                  account)
+        authorise(OPERATOR, Operation.APPEAL_DECISION, account)
+    for stranger in (Actor(Role.ACCOUNT_HOLDER, 1002), Actor(Role.ACCOUNT_HOLDER, 99999),
+                     BODY):
+        with pytest.raises(Forbidden, match=r"holder of account 1001 \(the decision's\) or "
+                                            "the operator"):
+            authorise(stranger, Operation.APPEAL_DECISION, ALICE)
+    # a decision about a government account: its only voice is the operator's
+    authorise(OPERATOR, Operation.APPEAL_DECISION, PARTY)
+    for actor in (Actor(Role.ACCOUNT_HOLDER, 1), Actor(Role.ACCOUNT_HOLDER, 1001), BODY):
+        with pytest.raises(Forbidden, match=r"the operator \(account 1 of the decision is a "
+                                            r"government account\)"):
+            authorise(actor, Operation.APPEAL_DECISION, PARTY)
 
 
 def test_holders_instruct_transfers_from_their_own_accounts_only() -> None:
