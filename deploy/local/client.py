@@ -146,9 +146,13 @@ class StackClient:
     def holdings(self, registry: str, account_id: int) -> Any:
         return self.ok(registry, "GET", f"/accounts/{account_id}/holdings")
 
-    def units_held(self, registry: str, account_id: int, unit_type: str | None = None) -> int:
+    def units_held(self, registry: str, account_id: int, unit_type: str | None = None,
+                   period: int | None = None) -> int:
+        """Units an account holds, reserved ones included, optionally of one unit type
+        (by name) and applicable commitment period."""
         totals = self.holdings(registry, account_id)["totals"]
-        return sum(t["units"] for t in totals if unit_type in (None, t["unit_type"]))
+        return sum(t["units"] for t in totals if unit_type in (None, t["unit_type"])
+                   and period in (None, t["applicable_commitment_period"]))
 
     def registry_totals(self, registry: str) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = self.ok(registry, "GET", "/holdings")

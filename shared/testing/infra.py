@@ -135,6 +135,19 @@ async def eventually(probe: Callable[[], Awaitable[R | None]], what: str) -> R:
         await asyncio.sleep(0.05)
 
 
+async def purge_queue(queue: str) -> int:
+    """Empty a queue of the broker (a lost message, for recovery tests); returns how many
+    messages it held."""
+    connection = await aio_pika.connect(amqp_url())
+    try:
+        channel = await connection.channel()
+        declared = await channel.get_queue(queue, ensure=True)
+        purged = await declared.purge()
+        return int(purged.message_count or 0)
+    finally:
+        await connection.close()
+
+
 def amqp_url() -> str:
     return os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)
 

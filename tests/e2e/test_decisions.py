@@ -43,12 +43,6 @@ def at(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
-def units(client: StackClient, account: int, unit_type: str, period: int | None = None) -> int:
-    blocks = client.holdings("kz", account)["blocks"]
-    return sum(b["quantity"] for b in blocks if b["unit_type"] == unit_type
-               and period in (None, b["applicable_commitment_period"]))
-
-
 def books(client: StackClient) -> list[dict[str, Any]]:
     return client.registry_totals("kz")
 
@@ -136,7 +130,8 @@ def test_retirement_on_a_decision_after_the_period_retires_its_units_into_its_ac
     assert "from 2021-01-01" in during.json()["detail"]
     assert not [d for d in client.ok("kz", "GET", "/decisions") if d["kind"] == "retirement"]
 
-    party_cp1, party_cp2 = units(client, PARTY, "AAU", 1), units(client, PARTY, "AAU", 2)
+    party_cp1 = client.units_held("kz", PARTY, "AAU", 1)
+    party_cp2 = client.units_held("kz", PARTY, "AAU", 2)
     decision = client.decide("kz", "retirement", "AAU", 20_000, "MEP-RET-1",
                              commitment_period=1)
     assert (decision["follow_up"], decision["due_at"]) == ("open", None)
@@ -147,10 +142,10 @@ def test_retirement_on_a_decision_after_the_period_retires_its_units_into_its_ac
     assert view["acquiring"] == {"registry": "KZ", "account_type": 300,
                                  "account_id": RETIREMENT[1]}
     assert {b["applicable_commitment_period"] for b in view["blocks"]} == {1}
-    assert units(client, RETIREMENT[1], "AAU", 1) == 20_000
-    assert units(client, RETIREMENT[2], "AAU") == 0
-    assert units(client, PARTY, "AAU", 1) == party_cp1 - 20_000
-    assert units(client, PARTY, "AAU", 2) == party_cp2
+    assert client.units_held("kz", RETIREMENT[1], "AAU", 1) == 20_000
+    assert client.units_held("kz", RETIREMENT[2], "AAU") == 0
+    assert client.units_held("kz", PARTY, "AAU", 1) == party_cp1 - 20_000
+    assert client.units_held("kz", PARTY, "AAU", 2) == party_cp2
     done = read(client, decision)
     assert (done["state"], done["follow_up"], done["used_quantity"]) == \
         ("executed", "done", 20_000)
@@ -181,8 +176,8 @@ def test_withdrawal_grounds_send_units_to_their_cancellation_account_of_the_peri
         assert view["status_name"] == "COMPLETED", view["evaluation_results"]
         assert view["acquiring"] == {"registry": "KZ", "account_type": account_type,
                                      "account_id": account_id}, ground
-        assert units(client, account_id, "AAU", 1) == 500
-        assert units(client, account_id - 100, "AAU") == 0  # not period 2's account
+        assert client.units_held("kz", account_id, "AAU", 1) == 500
+        assert client.units_held("kz", account_id - 100, "AAU") == 0  # not period 2's account
         assert read(client, decision)["follow_up"] == "done"
 
 
@@ -223,7 +218,7 @@ def test_a_withdrawal_on_a_notice_is_due_a_month_after_its_receipt_and_completed
     assert completed_at(view) < due
     assert at(done["executed_at"]) < due
     assert done["follow_up"] == "done"
-    assert units(client, NON_COMPLIANCE_CANCELLATION[2], "AAU", 2) == 300
+    assert client.units_held("kz", NON_COMPLIANCE_CANCELLATION[2], "AAU", 2) == 300
     fulfilled = poll(lambda: client.ok("kz", "GET", f"/notices/{notice['notice_id']}"),
                      lambda n: n["status"] == 3, "KZ sees the notice completed")
     assert fulfilled["follow_up"] == "done"
@@ -237,7 +232,7 @@ def test_a_withdrawal_on_a_notice_is_due_a_month_after_its_receipt_and_completed
 def test_an_appeal_dismissed_leaves_the_original_date_and_the_decision_is_carried_out(
     client: StackClient, kz: dict[str, int]
 ) -> None:
-    cancelled = units(client, VOLUNTARY_CANCELLATION[2], "AAU")
+    cancelled = client.units_held("kz", VOLUNTARY_CANCELLATION[2], "AAU")
     decision = client.decide("kz", "withdrawal", "AAU", 200, "MEP-W-D", ground="voluntary")
     due = at(decision["due_at"])
     assert due == one_month_after(at(decision["decided_at"]))
@@ -260,7 +255,7 @@ def test_an_appeal_dismissed_leaves_the_original_date_and_the_decision_is_carrie
     assert at(done["due_at"]) == due
     assert completed_at(view) < due
     assert done["follow_up"] == "done"
-    assert units(client, VOLUNTARY_CANCELLATION[2], "AAU") == cancelled + 200
+    assert client.units_held("kz", VOLUNTARY_CANCELLATION[2], "AAU") == cancelled + 200
     again = by_body(client, decision, "dismiss-appeal")
     assert again.status_code == 409
 
@@ -298,7 +293,7 @@ def test_an_appeal_upheld_by_a_revision_within_the_month_stops_the_withdrawal(
 def test_a_revision_after_the_month_is_refused_and_the_unanswered_appeal_lapses(
     client: StackClient, kz: dict[str, int]
 ) -> None:
-    cancelled = units(client, VOLUNTARY_CANCELLATION[2], "AAU")
+    cancelled = client.units_held("kz", VOLUNTARY_CANCELLATION[2], "AAU")
     decision = client.decide("kz", "withdrawal", "AAU", 100, "MEP-W-L", ground="voluntary")
     due = at(decision["due_at"])
     assert appeal(client, decision, "please reconsider").status_code == 200
@@ -312,7 +307,7 @@ def test_a_revision_after_the_month_is_refused_and_the_unanswered_appeal_lapses(
     assert done["appeal"]["outcome"] == "lapsed"
     assert done["follow_up"] == "done_late"  # completed after its due date
     assert completed_at(view) > due
-    assert units(client, VOLUNTARY_CANCELLATION[2], "AAU") == cancelled + 100
+    assert client.units_held("kz", VOLUNTARY_CANCELLATION[2], "AAU") == cancelled + 100
 
 
 def test_an_appeal_after_the_month_is_refused(client: StackClient, kz: dict[str, int]) -> None:
@@ -366,7 +361,7 @@ def test_a_revision_nobody_appealed_keeps_the_due_date_and_the_withdrawal_goes_a
 ) -> None:
     """Cl. 23, 26: a new month only for units appealed and revised; revising an
     unappealed decision again and again does not postpone it."""
-    cancelled = units(client, VOLUNTARY_CANCELLATION[2], "AAU")
+    cancelled = client.units_held("kz", VOLUNTARY_CANCELLATION[2], "AAU")
     decision = client.decide("kz", "withdrawal", "AAU", 300, "MEP-W-U", ground="voluntary")
     due = at(decision["due_at"])
     client.set_clock(due - timedelta(days=3))
@@ -383,7 +378,7 @@ def test_a_revision_nobody_appealed_keeps_the_due_date_and_the_withdrawal_goes_a
     assert view["quantity"] == 100
     assert completed_at(view) < due and at(done["due_at"]) == due
     assert done["follow_up"] == "done"
-    assert units(client, VOLUNTARY_CANCELLATION[2], "AAU") == cancelled + 100
+    assert client.units_held("kz", VOLUNTARY_CANCELLATION[2], "AAU") == cancelled + 100
 
 
 # replacement on a decision
@@ -407,7 +402,7 @@ def test_a_replacement_decision_on_a_notice_is_carried_out_before_its_due_date(
     retired = proposed(client, client.call("kz", "POST", "/transactions/retirement",
                                            json={"decision_id": used["decision_id"]}))
     assert retired["status_name"] == "COMPLETED"
-    assert units(client, RETIREMENT[1], "TCER", 1) == 490
+    assert client.units_held("kz", RETIREMENT[1], "TCER", 1) == 490
 
     # tCERs of period 1 expire at the end of period 2: notice 3 thirty days before
     client.set_clock(at("2020-12-01T00:00:00+00:00"))
@@ -421,15 +416,15 @@ def test_a_replacement_decision_on_a_notice_is_carried_out_before_its_due_date(
                              notice_id=notice["notice_id"])
     assert at(decision["due_at"]) == due
 
-    aau = units(client, PARTY, "AAU", 1)
+    aau = client.units_held("kz", PARTY, "AAU", 1)
     client.set_clock(due - timedelta(hours=12))
     done, view = executed(client, decision)
     assert view["transaction_type_name"] == "REPLACEMENT"
     assert view["notification_id"] == notice["notice_id"]
     assert view["acquiring"]["account_id"] == TCER_REPLACEMENT[1]
     assert completed_at(view) < due and done["follow_up"] == "done"
-    assert units(client, TCER_REPLACEMENT[1], "AAU", 1) == 490
-    assert units(client, PARTY, "AAU", 1) == aau - 490
+    assert client.units_held("kz", TCER_REPLACEMENT[1], "AAU", 1) == 490
+    assert client.units_held("kz", PARTY, "AAU", 1) == aau - 490
     assert client.ok("itl", "GET", f"/notices/{notice['notice_id']}")["status_name"] == \
         "COMPLETED"
     answered = poll(lambda: client.ok("kz", "GET", f"/notices/{notice['notice_id']}"),
@@ -455,7 +450,7 @@ def test_units_of_the_surplus_reserve_are_retired_on_a_decision_after_period_2(
     assert view["status_name"] == "COMPLETED", view["evaluation_results"]
     assert view["transferring"]["account_type"] == 130
     assert view["acquiring"]["account_id"] == RETIREMENT[2]
-    assert units(client, RETIREMENT[2], "AAU", 2) == 2_000
-    assert units(client, PPSR, "AAU", 2) == 3_000
+    assert client.units_held("kz", RETIREMENT[2], "AAU", 2) == 2_000
+    assert client.units_held("kz", PPSR, "AAU", 2) == 3_000
     assert read(client, decision)["used_quantity"] == 2_000
     assert read(client, decision)["state"] == "recorded"  # 3 000 still to retire

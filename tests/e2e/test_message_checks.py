@@ -32,7 +32,7 @@ from shared.contracts import (
     new_message_id,
 )
 from shared.messaging import MAIN_EXCHANGE, dead_letter_queue_name, inbox_queue_name
-from shared.testing.infra import amqp_url
+from shared.testing.infra import amqp_url, purge_queue
 
 pytestmark = pytest.mark.e2e
 
@@ -322,17 +322,6 @@ def test_the_same_message_id_resent_with_other_content_is_refused_with_1102_and_
 # a registry's proposal refused as a message: the ITL's MessageAck ends it at the registry
 
 
-async def _drain(queue: str) -> int:
-    connection = await aio_pika.connect(amqp_url())
-    try:
-        channel = await connection.channel()
-        declared = await channel.get_queue(queue, ensure=True)
-        purged = await declared.purge()
-        return int(purged.message_count or 0)
-    finally:
-        await connection.close()
-
-
 def test_a_proposal_the_itl_refuses_as_a_message_is_terminated_at_the_registry_once(
     stack: LocalStack, client: StackClient, kz_aaus: dict[str, Any],
 ) -> None:
@@ -353,7 +342,7 @@ def test_a_proposal_the_itl_refuses_as_a_message_is_terminated_at_the_registry_o
                 {"correlation_id": tx, "message_type": "ProposalSubmitted"}),
                 lambda row: bool(row and row["published"]), "the proposal published")
             assert sent is not None
-            assert asyncio.run(_drain(inbox_queue_name("ITL", stack.namespace))) >= 1
+            assert asyncio.run(purge_queue(inbox_queue_name("ITL", stack.namespace))) >= 1
             assert client.holdings("kz", 1)["reserved"] == 40
             reason = f"transaction id {tx} was used before with other content"
             refusal = MessageAck(acked_message_id=sent["_id"], accepted=False,

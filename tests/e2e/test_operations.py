@@ -38,12 +38,6 @@ def proposed(client: StackClient, registry: str, response: Any) -> Any:
     return client.settle(registry, response.json()["transaction_id"])
 
 
-def units(client: StackClient, account: int, unit_type: str, period: int | None = None) -> int:
-    blocks = client.holdings("kz", account)["blocks"]
-    return sum(b["quantity"] for b in blocks if b["unit_type"] == unit_type
-               and period in (None, b["applicable_commitment_period"]))
-
-
 def kz_books(client: StackClient) -> list[dict[str, Any]]:
     return client.registry_totals("kz")
 
@@ -121,14 +115,14 @@ def test_each_operation_is_refused_with_403_to_the_wrong_actor(
 def test_track_1_conversion_on_a_decision_turns_aaus_into_erus_in_their_account(
     client: StackClient, kz: dict[str, int]
 ) -> None:
-    aau_before = units(client, PARTY, "AAU", 2)
+    aau_before = client.units_held("kz", PARTY, "AAU", 2)
     decision = client.decide("kz", "conversion", "AAU", 1_000, "MEP-JI-1",
                              project_id="KZ-JI-0001")
     view = proposed(client, "kz", client.call("kz", "POST", "/transactions/conversion", json={
         "unit_type": "AAU", "quantity": 1_000, "project_id": "KZ-JI-0001", "track": 1,
         "decision_id": decision["decision_id"]}))
     assert view["status_name"] == "COMPLETED"
-    assert units(client, PARTY, "AAU", 2) == aau_before - 1_000
+    assert client.units_held("kz", PARTY, "AAU", 2) == aau_before - 1_000
     erus = [b for b in client.holdings("kz", PARTY)["blocks"]
             if b["unit_type"] == "ERU_FROM_AAU"]
     assert sum(b["quantity"] for b in erus) == 1_000
@@ -139,7 +133,7 @@ def test_track_1_conversion_on_a_decision_turns_aaus_into_erus_in_their_account(
     # ERUs issued from period-2 AAUs pay 2 % to the Adaptation Fund, right after
     (share,) = client.settle_share_of_proceeds("kz")
     assert share["supplementary_type"] == 49 and share["quantity"] == 20
-    assert units(client, PARTY, "ERU_FROM_AAU") == 980
+    assert client.units_held("kz", PARTY, "ERU_FROM_AAU") == 980
     assert client.units_held("cdm", 1100, "ERU_FROM_AAU") == 20
 
 
@@ -212,7 +206,7 @@ def test_withdrawal_on_an_itl_notice_fulfils_it_and_a_misfit_gets_4005(
         "unit_type": "AAU", "quantity": 300, "account_type": 220,
         "notice_id": notice["notice_id"]}))
     assert done["status_name"] == "COMPLETED"
-    assert units(client, NON_COMPLIANCE, "AAU") == 300
+    assert client.units_held("kz", NON_COMPLIANCE, "AAU") == 300
     at_itl = client.ok("itl", "GET", f"/notices/{notice['notice_id']}")
     assert at_itl["status_name"] == "COMPLETED"
     assert at_itl["transactions"] == [done["transaction_id"]]
@@ -397,7 +391,7 @@ def test_cancellation_is_decided_after_the_end_of_the_period(
                                               json=body))
     assert view["status_name"] == "COMPLETED"
     assert view["acquiring"]["account_id"] == VOLUNTARY_CANCELLATION_CP1
-    assert units(client, VOLUNTARY_CANCELLATION_CP1, "AAU", 1) == 1_000
+    assert client.units_held("kz", VOLUNTARY_CANCELLATION_CP1, "AAU", 1) == 1_000
 
 
 # 8. carry-over
@@ -441,7 +435,7 @@ def test_cer_carry_over_stops_at_two_and_a_half_percent_with_4003(
                                                   json={"unit_type": "CER", "quantity": limit,
                                                         "commitment_period": 1}))
     assert at_limit["status_name"] == "COMPLETED"
-    assert units(client, PARTY, "CER", 2) == limit
+    assert client.units_held("kz", PARTY, "CER", 2) == limit
 
 
 # retirement
@@ -450,13 +444,13 @@ def test_cer_carry_over_stops_at_two_and_a_half_percent_with_4003(
 def test_retirement_moves_units_to_the_retirement_account_and_more_than_held_gets_3002(
     client: StackClient, kz: dict[str, int]
 ) -> None:
-    before = units(client, RETIREMENT_CP1, "AAU")
+    before = client.units_held("kz", RETIREMENT_CP1, "AAU")
     decision = client.decide("kz", "retirement", "AAU", 2_500, "MEP-RET-1",
                              commitment_period=1)
     view = proposed(client, "kz", client.call("kz", "POST", "/transactions/retirement",
                                               json={"decision_id": decision["decision_id"]}))
     assert view["status_name"] == "COMPLETED"
-    assert units(client, RETIREMENT_CP1, "AAU") == before + 2_500
+    assert client.units_held("kz", RETIREMENT_CP1, "AAU") == before + 2_500
     books = kz_books(client)
     too_many = client.decide("kz", "retirement", "AAU", 10**9, "MEP-RET-2",
                              commitment_period=1)
@@ -536,7 +530,7 @@ def test_expiring_tcers_get_a_notice_are_replaced_and_the_itl_records_it(
     retired = proposed(client, "kz", client.call("kz", "POST", "/transactions/retirement",
                                                  json={"decision_id": decision["decision_id"]}))
     assert retired["status_name"] == "COMPLETED"
-    assert units(client, RETIREMENT_CP1, "TCER", 1) == 600
+    assert client.units_held("kz", RETIREMENT_CP1, "TCER", 1) == 600
 
     client.set_clock(datetime.fromisoformat("2020-12-05T00:00:00+00:00"))
     notices = poll(lambda: [n for n in client.ok("kz", "GET", "/notices")
@@ -553,13 +547,13 @@ def test_expiring_tcers_get_a_notice_are_replaced_and_the_itl_records_it(
     assert refused.status_code == 422  # KZ holds no lCERs to replace with
     assert refused.json()["response_code"] == 3002
     assert kz_books(client) == books
-    aau_before = units(client, PARTY, "AAU", 1)
+    aau_before = client.units_held("kz", PARTY, "AAU", 1)
     view = proposed(client, "kz", client.call("kz", "POST", "/transactions/replacement", json={
         "notice_id": notice["notice_id"], "unit_type": "AAU", "commitment_period": 1}))
     assert view["status_name"] == "COMPLETED"
     assert sum(b["quantity"] for b in view["replaced_blocks"]) == 600
-    assert units(client, PARTY, "AAU", 1) == aau_before - 600
-    assert units(client, TCER_REPLACEMENT_CP1, "AAU") == 600
+    assert client.units_held("kz", PARTY, "AAU", 1) == aau_before - 600
+    assert client.units_held("kz", TCER_REPLACEMENT_CP1, "AAU") == 600
     at_itl = client.ok("itl", "GET", f"/notices/{notice['notice_id']}")
     assert at_itl["status_name"] == "COMPLETED"
     assert at_itl["fulfilled_quantity"] == 600

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-import aio_pika
 import pytest
 from pymongo import MongoClient
 
@@ -16,7 +15,7 @@ from deploy.local.client import StackClient, poll
 from deploy.local.stack import LocalStack
 from shared.codes import UnitType
 from shared.messaging import inbox_queue_name
-from shared.testing.infra import amqp_url
+from shared.testing.infra import purge_queue
 
 pytestmark = pytest.mark.e2e
 
@@ -139,17 +138,6 @@ def test_external_transfer_survives_an_itl_kill_and_completes_once(
     _assert_books_agree(client)
 
 
-async def _purge(queue: str) -> int:
-    connection = await aio_pika.connect(amqp_url())
-    try:
-        channel = await connection.channel()
-        declared = await channel.get_queue(queue, ensure=True)
-        purged = await declared.purge()
-        return int(purged.message_count or 0)
-    finally:
-        await connection.close()
-
-
 def _published(mongo: MongoClient[dict[str, Any]], transaction_id: str) -> bool:
     row = mongo["registry_kz"].outbox.find_one({"correlation_id": transaction_id,
                                                "message_type": "ProposalSubmitted"})
@@ -182,7 +170,7 @@ def test_a_lost_proposal_is_asked_about_and_submitted_again_with_one_effect(
     try:
         transaction_id = _propose_while_the_itl_is_down(stack, client, mongo,
                                                         funded["alice"], 55)
-        lost = asyncio.run(_purge(inbox_queue_name("ITL", stack.namespace)))
+        lost = asyncio.run(purge_queue(inbox_queue_name("ITL", stack.namespace)))
         assert lost >= 1
     finally:
         stack.restart("itl")
@@ -210,7 +198,7 @@ def test_a_lost_itl_answer_is_recovered_by_a_status_query(
         stack.restart("itl")
     poll(lambda: client.call("itl", "GET", f"/transactions/{transaction_id}"),
          lambda r: r.status_code == 200 and r.json()["status"] == 2, "checked by the ITL")
-    lost = asyncio.run(_purge(inbox_queue_name("KZ", stack.namespace)))
+    lost = asyncio.run(purge_queue(inbox_queue_name("KZ", stack.namespace)))
     assert lost >= 1
     stack.restart("kz")
     assert client.transaction("kz", transaction_id)["status"] == 1

@@ -6,17 +6,15 @@ after it has read and letting the other commit meanwhile."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from services.registry.config import RegistrySettings
-from services.registry.domain import AccountAction, AccountStatus, RegistryProfile, fixed_accounts
+from services.registry.domain import AccountAction, AccountStatus
 from services.registry.handlers import RegistryService, TransferUnits
-from services.registry.store import RegistryStore
+from services.registry.tests.support import registry_on_its_own_database
 from shared.blocks import SerialRange, UnitAttributes, UnitBlock
 from shared.codes import (
     ITL_CODE,
@@ -34,8 +32,6 @@ from shared.contracts import (
     make_envelope,
 )
 from shared.errors import RuleViolation
-from shared.service import Runtime
-from shared.store import Session
 from shared.store.unit_blocks import Holder
 
 pytestmark = pytest.mark.integration
@@ -49,27 +45,11 @@ AAU = UnitAttributes("KZ", UnitType.AAU, 2, 2)
 @pytest.fixture
 async def kz(mongo_url: str) -> AsyncIterator[RegistryService]:
     """Registry KZ on its own database, with 1000 AAUs in its Party holding account."""
-    settings = RegistrySettings(mongo_url=mongo_url, registry_code="KZ",
-                                database=f"lifecycle_{uuid.uuid4().hex[:8]}",
-                                clock_start=START)
-    runtime = Runtime(settings, code="KZ", default_database=settings.database_name(),
-                      peer_codes=[ITL_CODE])
-    profile = RegistryProfile("KZ")
-    store = RegistryStore(runtime.db, "KZ")
-    await store.ensure_indexes()
-    for account in fixed_accounts(profile, 2):
-        await store.ensure_account(account, START)
-
-    async def issued(session: Session) -> None:
-        await store.units.insert([UnitBlock(AAU, SerialRange(1, 1000))],
-                                 Holder("KZ", AccountType.PARTY_HOLDING, PARTY), session)
-
-    await runtime.commit(issued)
-    try:
-        yield RegistryService(runtime, store, profile)
-    finally:
-        await runtime.client.drop_database(settings.database_name())
-        await runtime.client.close()
+    party = Holder("KZ", AccountType.PARTY_HOLDING, PARTY)
+    async with registry_on_its_own_database(
+            mongo_url, "lifecycle", START, [(UnitBlock(AAU, SerialRange(1, 1000)), party)]
+    ) as service:
+        yield service
 
 
 async def person(kz: RegistryService, name: str = "Alice Energy LLP") -> int:

@@ -12,7 +12,6 @@ stay in the outbox, the ITL's messages are handed in directly):
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,12 +19,11 @@ from typing import Any
 
 import pytest
 
-from services.registry.config import RegistrySettings
 from services.registry.decisions import Decision, DecisionKind, DecisionState, WithdrawalGround
-from services.registry.domain import RegistryProfile, fixed_accounts
 from services.registry.handlers import DecisionDesk, RegistryService, TransferUnits
 from services.registry.proceeds import FIRST, ShareOfProceeds, set_aside
 from services.registry.store import RegistryStore
+from services.registry.tests.support import registry_on_its_own_database
 from shared.blocks import SerialRange, UnitAttributes, UnitBlock
 from shared.codes import (
     ITL_CODE,
@@ -49,7 +47,6 @@ from shared.contracts import (
     replaced_reservation,
 )
 from shared.errors import RuleViolation
-from shared.service import Runtime
 from shared.store import Document, Session
 from shared.store.unit_blocks import Holder
 
@@ -81,32 +78,13 @@ async def kz(mongo_url: str) -> AsyncIterator[Registry]:
     """Registry KZ on its own database: 2 000 000 AAUs of period 2 and 1 000 of period 1
     in its Party holding account, and 500 period-1 tCERs in its period-1 retirement
     account."""
-    settings = RegistrySettings(mongo_url=mongo_url, registry_code="KZ",
-                                database=f"notices_{uuid.uuid4().hex[:8]}",
-                                clock_start=START)
-    runtime = Runtime(settings, code="KZ", default_database=settings.database_name(),
-                      peer_codes=[ITL_CODE])
-    profile = RegistryProfile("KZ")
-    store = RegistryStore(runtime.db, "KZ")
-    await store.ensure_indexes()
-    for account in fixed_accounts(profile, 2):
-        await store.ensure_account(account, START)
-
-    async def issued(session: Session) -> None:
-        party = Holder("KZ", A.PARTY_HOLDING, PARTY)
-        await store.units.insert([UnitBlock(AAU, ISSUED)], party, session)
-        await store.units.insert([UnitBlock(AAU_CP1, SerialRange(3_000_001, 3_001_000))],
-                                 party, session)
-        await store.units.insert([UnitBlock(TCER, SerialRange(1, 500))],
-                                 Holder("KZ", A.RETIREMENT, RETIREMENT_CP1), session)
-
-    await runtime.commit(issued)
-    service = RegistryService(runtime, store, profile)
-    try:
+    party = Holder("KZ", A.PARTY_HOLDING, PARTY)
+    async with registry_on_its_own_database(mongo_url, "notices", START, [
+        (UnitBlock(AAU, ISSUED), party),
+        (UnitBlock(AAU_CP1, SerialRange(3_000_001, 3_001_000)), party),
+        (UnitBlock(TCER, SerialRange(1, 500)), Holder("KZ", A.RETIREMENT, RETIREMENT_CP1)),
+    ]) as service:
         yield Registry(service, DecisionDesk(service), ShareOfProceeds(service))
-    finally:
-        await runtime.client.drop_database(settings.database_name())
-        await runtime.client.close()
 
 
 def envelope(message_type: MessageType, correlation_id: str, payload: Any) -> Any:

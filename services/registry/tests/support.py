@@ -1,0 +1,49 @@
+"""A registry service on its own database of the session's store, for tests that need
+the registry's handlers and store without a broker."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+from services.registry.config import RegistrySettings
+from services.registry.domain import RegistryProfile, fixed_accounts
+from services.registry.handlers import RegistryService
+from services.registry.store import RegistryStore
+from shared.blocks import UnitBlock
+from shared.codes import ITL_CODE
+from shared.service import Runtime
+from shared.store import Session
+from shared.store.unit_blocks import Holder
+
+
+@asynccontextmanager
+async def registry_on_its_own_database(
+    mongo_url: str, prefix: str, start: datetime,
+    holdings: Sequence[tuple[UnitBlock, Holder]] = (),
+) -> AsyncIterator[RegistryService]:
+    """Registry KZ on a fresh database named ``<prefix>_<random>``, its fixed accounts
+    made at ``start`` (simulation clock), holding ``holdings``; dropped afterwards."""
+    settings = RegistrySettings(mongo_url=mongo_url, registry_code="KZ",
+                                database=f"{prefix}_{uuid.uuid4().hex[:8]}",
+                                clock_start=start)
+    runtime = Runtime(settings, code="KZ", default_database=settings.database_name(),
+                      peer_codes=[ITL_CODE])
+    profile = RegistryProfile("KZ")
+    store = RegistryStore(runtime.db, "KZ")
+    await store.ensure_indexes()
+    for account in fixed_accounts(profile, 2):
+        await store.ensure_account(account, start)
+
+    async def held(session: Session) -> None:
+        for block, holder in holdings:
+            await store.units.insert([block], holder, session)
+
+    await runtime.commit(held)
+    try:
+        yield RegistryService(runtime, store, profile)
+    finally:
+        await runtime.client.drop_database(settings.database_name())
+        await runtime.client.close()
