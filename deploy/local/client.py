@@ -63,6 +63,17 @@ class StackClient:
                                              params={"registry": registry})
         return rows
 
+    def send_notice(self, **fields: Any) -> tuple[Any, Any]:
+        """The ITL issues a notice (``POST /notices`` with ``fields``; ``registry``
+        defaults to KZ); returns the ITL's view and the registry's once it has it."""
+        body = {"registry": "KZ", **fields}
+        notice = self.ok("itl", "POST", "/notices", json=body)
+        path = f"/notices/{notice['notice_id']}"
+        seen = poll(lambda: self.call(body["registry"].lower(), "GET", path),
+                    lambda r: r.status_code == 200,
+                    f"notice {notice['notice_id']} in {body['registry']}")
+        return notice, seen.json()
+
     # registries
 
     def open_account(self, registry: str, holder_name: str, account_type: int = 121) -> Any:

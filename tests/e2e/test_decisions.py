@@ -187,11 +187,9 @@ def test_withdrawal_grounds_send_units_to_their_cancellation_account_of_the_peri
 def test_a_withdrawal_on_a_notice_is_due_a_month_after_its_receipt_and_completed_before(
     client: StackClient, kz: dict[str, int]
 ) -> None:
-    notice = client.ok("itl", "POST", "/notices", json={
-        "notice_type": 2, "registry": "KZ", "target_value": 300, "commitment_period": 2,
-        "action_due_date": "2013-12-31", "text": "non-compliance"})
-    seen = poll(lambda: client.call("kz", "GET", f"/notices/{notice['notice_id']}"),
-                lambda r: r.status_code == 200, "notice 2 in KZ").json()
+    notice, seen = client.send_notice(
+        notice_type=2, target_value=300, commitment_period=2,
+        action_due_date="2013-12-31", text="non-compliance")
     received = at(seen["received_at"])
     due = at(seen["due_at"])
     assert due == one_month_after(received)

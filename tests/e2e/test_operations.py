@@ -190,11 +190,9 @@ def test_erus_leave_the_registry_only_on_a_decision(
 def test_withdrawal_on_an_itl_notice_fulfils_it_and_a_misfit_gets_4005(
     client: StackClient, kz: dict[str, int]
 ) -> None:
-    notice = client.ok("itl", "POST", "/notices", json={
-        "notice_type": 2, "registry": "KZ", "target_value": 300, "commitment_period": 2,
-        "action_due_date": "2013-12-31", "text": "non-compliance"})
-    seen = poll(lambda: client.call("kz", "GET", f"/notices/{notice['notice_id']}"),
-                lambda r: r.status_code == 200, "notice recorded in KZ").json()
+    notice, seen = client.send_notice(
+        notice_type=2, target_value=300, commitment_period=2,
+        action_due_date="2013-12-31", text="non-compliance")
     assert "non-compliance cancellation account" in seen["required_action"]
     before = kz_books(client)
     misfit = proposed(client, "kz", client.call("kz", "POST", "/transactions/cancellation", json={
@@ -327,11 +325,9 @@ def test_expiry_date_change_on_a_notice_reaches_lcers_in_the_retirement_account(
              "originating_registry": "CDM", "unit_type": 7, "original_commitment_period": 1,
              "applicable_commitment_period": 1, "project_id": "CDM-AR-8",
              "expiry_date": "2030-06-30"} for b in blocks]
-    notice = client.ok("itl", "POST", "/notices", json={
-        "notice_type": 9, "registry": "KZ", "target_value": 40, "blocks": wire,
-        "text": "crediting period renewed"})
-    poll(lambda: client.call("kz", "GET", f"/notices/{notice['notice_id']}"),
-         lambda r: r.status_code == 200, "notice 9 in KZ")
+    notice, _ = client.send_notice(
+        notice_type=9, target_value=40, blocks=wire,
+        text="crediting period renewed")
     before = kz_books(client)
     wrong = client.call("kz", "POST", "/transactions/expiry-date-change", json={
         "account_id": kz["alice"], "notice_id": notice["notice_id"],
@@ -493,10 +489,8 @@ def test_a_notification_update_amends_the_earlier_notice(client: StackClient,
 def test_excess_issuance_notice_is_answered_by_a_transfer_to_the_cdm_account(
     client: StackClient, kz: dict[str, int]
 ) -> None:
-    notice = client.ok("itl", "POST", "/notices", json={
-        "notice_type": 6, "registry": "KZ", "target_value": 100, "project_id": "CDM-CP1"})
-    poll(lambda: client.call("kz", "GET", f"/notices/{notice['notice_id']}"),
-         lambda r: r.status_code == 200, "notice 6 in KZ")
+    notice, _ = client.send_notice(
+        notice_type=6, target_value=100, project_id="CDM-CP1")
     body = {"transferring_account_id": PARTY, "acquiring_registry": "CDM",
             "acquiring_account_type": 240, "acquiring_account_id": 2240, "unit_type": "CER",
             "quantity": 100, "notice_id": notice["notice_id"]}

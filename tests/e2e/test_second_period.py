@@ -423,11 +423,9 @@ def test_lost_lcers_are_replaced_by_lcers_of_the_same_project_only(
             | {"originating_registry": "CDM", "unit_type": 7, "original_commitment_period": 1,
                "applicable_commitment_period": 1}
             for b in client.holdings("kz", RETIREMENT_CP1)["blocks"]]
-    notice = client.ok("itl", "POST", "/notices", json={
-        "notice_type": 4, "registry": "KZ", "project_id": "CDM-AR-A", "target_value": 300,
-        "unit_type": "LCER", "blocks": wire, "text": "reversal of storage"})
-    poll(lambda: client.call("kz", "GET", f"/notices/{notice['notice_id']}"),
-         lambda r: r.status_code == 200, "notice 4 in KZ")
+    notice, _ = client.send_notice(
+        notice_type=4, project_id="CDM-AR-A", target_value=300,
+        unit_type="LCER", blocks=wire, text="reversal of storage")
     before = books(client)
     other_project = proposed(client, client.call("kz", "POST", "/transactions/replacement", json={
         "notice_id": notice["notice_id"], "unit_type": "LCER", "commitment_period": 1,
@@ -446,11 +444,9 @@ def test_lost_lcers_are_replaced_by_lcers_of_the_same_project_only(
 def test_a_notice_is_fulfilled_only_by_its_units_and_up_to_its_target(
     client: StackClient, parties: dict[str, int]
 ) -> None:
-    notice = client.ok("itl", "POST", "/notices", json={
-        "notice_type": 1, "registry": "KZ", "target_value": 500, "unit_type": "AAU",
-        "commitment_period": 2, "text": "net source"})
-    poll(lambda: client.call("kz", "GET", f"/notices/{notice['notice_id']}"),
-         lambda r: r.status_code == 200, "notice 1 in KZ")
+    notice, _ = client.send_notice(
+        notice_type=1, target_value=500, unit_type="AAU",
+        commitment_period=2, text="net source")
     body = {"unit_type": "AAU", "account_type": 210, "notice_id": notice["notice_id"]}
 
     def cancel(quantity: int, period: int = 2) -> Any:
