@@ -16,11 +16,19 @@ from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
 import uvicorn
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from shared.auth import (
+    AUTH_RESPONSES,
+    CLOCK,
+    AuthSettings,
+    PrincipalDep,
+    install,
+    require_role,
+)
 from shared.clock import SimulationClock
 from shared.codes import ITL_CODE, MessageType
 from shared.contracts import Envelope, MessageAck, make_envelope
@@ -60,8 +68,9 @@ def comma_or_json_list(value: Any) -> Any:
     return value
 
 
-class ServiceSettings(BaseSettings):
-    """Settings every service reads from the environment (names are upper-case)."""
+class ServiceSettings(AuthSettings):
+    """Settings every service reads from the environment (names are upper-case); the
+    AUTH_* settings of the API's callers are ``shared.auth.AuthSettings``."""
 
     model_config = SettingsConfigDict(extra="ignore")
 
@@ -334,6 +343,7 @@ def build_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        authenticator.log_mode()
         if on_start is not None:
             await on_start()
         await runtime.start(handler)
@@ -344,6 +354,7 @@ def build_app(
 
     app = FastAPI(title=title, description=description, lifespan=lifespan)
     app.state.runtime = runtime
+    authenticator = install(app, runtime.settings, runtime.code)
 
     @app.exception_handler(RuleViolation)
     async def rule_violation(_: Request, exc: RuleViolation) -> JSONResponse:
@@ -363,16 +374,18 @@ def build_app(
         return {"status": "ok", "service": title, "code": runtime.code,
                 "now": runtime.clock.now()}
 
-    @app.get("/admin/clock", tags=["admin"])
-    async def read_clock() -> ClockReading:
-        """The simulation clock of this process."""
+    @app.get("/admin/clock", tags=["admin"], responses=AUTH_RESPONSES)
+    async def read_clock(_: PrincipalDep) -> ClockReading:
+        """The simulation clock of this process; any authenticated caller."""
         return ClockReading(now=runtime.clock.now())
 
-    @app.put("/admin/clock", tags=["admin"])
+    @app.put("/admin/clock", tags=["admin"], responses=AUTH_RESPONSES,
+             dependencies=[Depends(require_role(CLOCK, "setting the simulation clock"))])
     async def set_clock(setting: ClockSetting) -> ClockReading:
         """Set or advance the simulation clock: of the whole stack by default, so that
         deadlines, expiries and time-outs everywhere follow; the work that became due
-        runs before the answer."""
+        runs before the answer. Needs the role ``<CODE>:clock`` of this service or
+        ``*:clock`` (403 otherwise)."""
         if (setting.now is None) == (setting.advance_seconds is None):
             raise HTTPException(
                 status_code=422, detail="give exactly one of 'now' and 'advance_seconds'"
