@@ -101,7 +101,8 @@ class Actor:
 
     def __str__(self) -> str:
         if self.anonymous:
-            return "a caller who names no actor"
+            return ("a request that names no actor in the X-Actor header (operator, "
+                    "authorised-body or holder:<account id>)")
         parts = [f"the {role.value.replace('-', ' ')}" for role in
                  (Role.OPERATOR, Role.AUTHORISED_BODY) if role in self.roles]
         if Role.ACCOUNT_HOLDER in self.roles:
