@@ -33,7 +33,6 @@ off by default and every service warns about it in its log at start.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -49,6 +48,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.logs import log_event
+from shared.settings import comma_or_json_list
 
 log = logging.getLogger("shared.auth")
 
@@ -72,16 +72,6 @@ UNAUTHENTICATED = "unauthenticated"
 class AuthMode(StrEnum):
     TOKEN = "token"
     DEVELOPMENT = "development"
-
-
-def _list_setting(value: Any) -> Any:
-    """A list given as JSON (``["RS256"]``) or comma-separated (``RS256,ES256``)."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            return json.loads(text)
-        return [item.strip() for item in text.split(",") if item.strip()]
-    return value
 
 
 class AuthSettings(BaseSettings):
@@ -118,7 +108,7 @@ class AuthSettings(BaseSettings):
     @field_validator("auth_algorithms", mode="before")
     @classmethod
     def _algorithms_list(cls, value: Any) -> Any:
-        return _list_setting(value)
+        return comma_or_json_list(value)
 
     @field_validator("auth_algorithms")
     @classmethod

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import time
 import uuid
@@ -38,6 +37,7 @@ from shared.logs import configure_logging, log_event
 from shared.messaging import Broker, EnvelopeHandler, PermanentFailure
 from shared.messaging.clock import ClockSet
 from shared.rules.periods import DEFAULT_TRUE_UP_PERIOD_ENDS
+from shared.settings import comma_or_json_list as comma_or_json_list  # re-exported
 from shared.store import (
     Database,
     MessageIdReused,
@@ -56,16 +56,6 @@ log = logging.getLogger("shared.service")
 #: Namespace of the ids of the answers to refused messages: one answer per refused
 #: message, however often it is delivered.
 REFUSAL_ANSWER_IDS = uuid.UUID("6f1d3c2a-8b4e-4f5a-9c7d-0e1f2a3b4c5d")
-
-
-def comma_or_json_list(value: Any) -> Any:
-    """Read a list setting given as JSON (``["KZ","JP"]``) or comma-separated (``KZ,JP``)."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            return json.loads(text)
-        return [item.strip() for item in text.split(",") if item.strip()]
-    return value
 
 
 class ServiceSettings(AuthSettings):

@@ -128,11 +128,14 @@ class Issuer:
             raise OAuthError("invalid_client", "client authentication is required (HTTP "
                                                "Basic or client_id and client_secret)", 401,
                              'Basic realm="issuer"')
+        return client_id, self._known_client(client_id, secret, "issuer")
+
+    def _known_client(self, client_id: str, secret: str, realm: str) -> ClientConfig:
         client = self.config.clients.get(client_id)
         if client is None or not hmac.compare_digest(client.secret.encode(), secret.encode()):
             raise OAuthError("invalid_client", f"unknown client {client_id!r} or wrong "
-                                               "secret", 401, 'Basic realm="issuer"')
-        return client_id, client
+                                               "secret", 401, f'Basic realm="{realm}"')
+        return client
 
     def admin(self, request: Request) -> None:
         """An admin client's HTTP Basic credentials, or an OAuth-style 401/403."""
@@ -142,11 +145,7 @@ class Issuer:
                                                "credentials (HTTP Basic)", 401,
                              'Basic realm="issuer admin"')
         client_id, secret = _basic(header)
-        client = self.config.clients.get(client_id)
-        if client is None or not hmac.compare_digest(client.secret.encode(), secret.encode()):
-            raise OAuthError("invalid_client", f"unknown client {client_id!r} or wrong "
-                                               "secret", 401, 'Basic realm="issuer admin"')
-        if not client.admin:
+        if not self._known_client(client_id, secret, "issuer admin").admin:
             raise OAuthError("unauthorized_client", f"client {client_id!r} is not an admin "
                                                     "client", 403)
 
