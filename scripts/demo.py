@@ -353,7 +353,8 @@ def main() -> int:
         for service in stack.services.values():
             print(f"  {service.name:<4} {service.url}/docs")
         print(f"  up in {time.monotonic() - started:.1f}s")
-        client = StackClient({name: s.url for name, s in stack.services.items()})
+        client = StackClient({name: s.url for name, s in stack.services.items()},
+                             issuer=stack.issuer)
         demo = Demo(client)
         run_flows(demo)
         results = demo.results
