@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import Depends, FastAPI
 
 from services.itl.api import router
@@ -9,7 +11,8 @@ from services.itl.config import ItlSettings
 from services.itl.handlers import ItlService
 from services.itl.messaging import make_dispatch
 from services.itl.store import ItlStore
-from shared.auth import AUTH_RESPONSES, require_roles_by_method
+from shared.audit import AuditReader, audit_router
+from shared.auth import AUTH_RESPONSES, Principal, require_role, require_roles_by_method
 from shared.codes import ITL_CODE
 from shared.service import Runtime, build_app, serve
 
@@ -20,7 +23,7 @@ def create_app(settings: ItlSettings | None = None) -> FastAPI:
     # Takes messages from its registries only; answers a refused one (docs/adr/0005).
     runtime = Runtime(settings, code=ITL_CODE, default_database=settings.database,
                       peer_codes=settings.registries, answer_refusals=True)
-    store = ItlStore(runtime.db)
+    store = ItlStore(runtime.db, runtime.audit)
     service = ItlService(runtime, store, settings.registries,
                          settings.transaction_timeout_hours, settings.true_up_period_ends)
     runtime.on_due(service.time_out_unanswered)
@@ -38,6 +41,7 @@ def create_app(settings: ItlSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.include_router(router, responses=AUTH_RESPONSES,
                        dependencies=[Depends(ITL_CALLERS)])
+    app.include_router(audit_router(itl_audit_reader), responses=AUTH_RESPONSES)
     return app
 
 
@@ -47,6 +51,15 @@ def create_app(settings: ItlSettings | None = None) -> FastAPI:
 #: their books with).
 ITL_CALLERS = require_roles_by_method(
     "administrator", [(ITL_CODE, "administrator"), (None, "operator")], "the ITL's records")
+
+
+async def itl_audit_reader(
+    _: Annotated[Principal, Depends(require_role("administrator",
+                                                 "reading the ITL's audit trail"))],
+) -> AuditReader:
+    """FastAPI dependency of the ITL's ``GET /audit``: the ITL administrator reads every
+    record (docs/adr/0019); accounts are named with their registry (``KZ:1001``)."""
+    return AuditReader(None, None)
 
 
 def run() -> None:
