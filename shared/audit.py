@@ -11,7 +11,7 @@ record.
 A record (collection ``audit`` of the service's own database)::
 
     {
-      "_id": ObjectId,                       # recording order (real time, this process)
+      "_id": ObjectId,                       # recording order within one instant
       "service": "KZ",                       # the service that recorded it
       "at": datetime,                        # the simulation clock, UTC
       "recorded_at": datetime,               # the real clock, UTC
@@ -37,7 +37,7 @@ The actor of a change is who started the unit of work it belongs to
   service (``kind`` service; ``id`` its code; ``work`` what ran).
 
 Records are read through ``GET /audit`` (``audit_router``), filtered by account,
-transaction, actor and a window of simulated time, paged in recording order.
+transaction, actor and a window of simulated time, paged in simulated time order.
 """
 
 from __future__ import annotations
@@ -247,9 +247,31 @@ class AuditTrail:
         return doc
 
     async def find(self, query: AuditQuery) -> list[Document]:
-        """The records matching ``query``, in recording order, at most ``query.limit``."""
-        cursor = self._records.find(query.filter()).sort("_id", ASCENDING).limit(query.limit)
-        return await cursor.to_list()
+        """The records matching ``query`` in the order of their simulated time (records of
+        one instant in recording order), at most ``query.limit``, those after the record
+        ``query.after`` (``LookupError`` when there is no such record).
+
+        Every query is an equality on an indexed field or a bounded window of ``at``:
+        the page after a record starts at that record's ``at`` (its equals before it are
+        left out by id), never with a range on ``_id``, which makes the store scan the
+        whole collection."""
+        matching = query.filter()
+        skip: set[ObjectId] = set()
+        if query.after is not None:
+            mark = await self._records.find_one({"_id": ObjectId(query.after)}, {"at": 1})
+            if mark is None:
+                raise LookupError(f"no audit record {query.after}")
+            same = await self._records.find({**matching, "at": mark["at"]},
+                                            {"_id": 1}).to_list()
+            skip = {d["_id"] for d in same if d["_id"] <= mark["_id"]}
+            window = dict(matching.get("at") or {})
+            if "$gte" not in window or window["$gte"] < mark["at"]:
+                window["$gte"] = mark["at"]
+            matching["at"] = window
+        cursor = self._records.find(matching).sort(
+            [("at", ASCENDING), ("_id", ASCENDING)]).limit(query.limit + len(skip))
+        docs = [d for d in await cursor.to_list() if d["_id"] not in skip]
+        return docs[:query.limit]
 
 
 @dataclass(frozen=True)
@@ -284,8 +306,6 @@ class AuditQuery:
             window["$lt"] = self.until
         if window:
             query["at"] = window
-        if self.after is not None:
-            query["_id"] = {"$gt": ObjectId(self.after)}
         return query
 
 
@@ -353,7 +373,6 @@ def audit_router(reader: Callable[..., Awaitable[AuditReader]]) -> APIRouter:
         422: {"description": "an invalid filter (field and reason)"}})
     async def read_audit(
         request: Request,
-        who: Annotated[AuditReader, Depends(reader)],
         account: Annotated[str | None, Query(
             pattern=ACCOUNT_PATTERN, description="records naming this account: "
             "<REGISTRY>:<id> (KZ:1001), or an id of this registry")] = None,
@@ -370,14 +389,17 @@ def audit_router(reader: Callable[..., Awaitable[AuditReader]]) -> APIRouter:
         after: Annotated[str | None, Query(
             pattern=r"^[0-9a-f]{24}$", description="next_after of the previous page")] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+        # a default, not an annotation: ``reader`` is local to this factory
+        who: AuditReader = Depends(reader),  # noqa: B008
     ) -> AuditPage:
         """The audit trail of this service (docs/adr/0019): who (``actor``), when
         (``at`` simulated, ``recorded_at`` real), what (``action``, ``details``), on which
-        accounts and transaction, in recording order, ``limit`` per page (then
-        ``next_after``). Filters combine. Without ``account``, ``transaction`` or
-        ``actor`` the window is ``from``..``to``, by default the last simulated day up to
-        the service's clock. A holder's representative reads the records naming its
-        accounts (another account: 403)."""
+        accounts and transaction, in simulated time order (one instant's records in
+        recording order), ``limit`` per page (then ``next_after``). Filters combine.
+        Without ``account``, ``transaction`` or ``actor`` the window is ``from``..``to``,
+        by default the last simulated day up to the service's clock. A holder's
+        representative reads the records naming its accounts (another account: 403).
+        Every filter is answered from an index (docs/adr/0019)."""
         trail: AuditTrail = request.app.state.runtime.audit
         key = _account_param(account, who.registry)
         if key is not None and who.accounts is not None and key not in who.accounts:
@@ -390,9 +412,12 @@ def audit_router(reader: Callable[..., Awaitable[AuditReader]]) -> APIRouter:
                 until = trail.clock.now() if trail.clock else datetime.now(UTC)
             if since is None:
                 since = until - DEFAULT_WINDOW
-        docs = await trail.find(AuditQuery(
-            account=key, transaction_id=transaction, actor=actor, since=since,
-            until=until, after=after, limit=limit, accounts_in=who.accounts))
+        try:
+            docs = await trail.find(AuditQuery(
+                account=key, transaction_id=transaction, actor=actor, since=since,
+                until=until, after=after, limit=limit, accounts_in=who.accounts))
+        except LookupError as exc:
+            raise HTTPException(status_code=422, detail=f"after: {exc}") from exc
         return AuditPage(records=[AuditRecordView.of(d) for d in docs],
                          next_after=str(docs[-1]["_id"]) if len(docs) == limit else None)
 
