@@ -65,6 +65,11 @@ def itl_ids(client: StackClient) -> set[str]:
             client.ok("itl", "GET", "/transactions", params={"limit": 1000})}
 
 
+def everywhere(client: StackClient) -> tuple[Any, set[str], set[str]]:
+    """KZ's books, KZ's transactions and the ITL's: what a proposal would change."""
+    return client.registry_totals("kz"), proposed_ids(client), itl_ids(client)
+
+
 def approval(client: StackClient, approval_id: str, registry: str = "kz") -> Any:
     return client.ok(registry, "GET", f"/approvals/{approval_id}")
 
@@ -73,7 +78,7 @@ def test_an_external_transfer_waits_and_its_initiator_cannot_approve_it(
     client: StackClient, accounts: dict[str, int],
 ) -> None:
     alice = accounts["alice"]
-    books, kz, itl = client.registry_totals("kz"), proposed_ids(client), itl_ids(client)
+    before = everywhere(client)
     asked = sell(client, alice, accounts["zora"], 100)
     assert (asked["operation"], asked["operation_name"], asked["status"]) == (
         "external transfer", "EXTERNAL_TRANSFER", "pending")
@@ -93,8 +98,7 @@ def test_an_external_transfer_waits_and_its_initiator_cannot_approve_it(
         f"approval {asked['approval_id']} was initiated by kz-holder-{alice} "
         f"(holder:{alice} kz-holder-{alice}): a second person approves it")
     assert approval(client, asked["approval_id"])["status"] == "pending"
-    assert (client.registry_totals("kz"), proposed_ids(client), itl_ids(client)) == (
-        books, kz, itl)
+    assert everywhere(client) == before
 
 
 def test_a_second_representative_approves_and_the_transfer_completes_with_both_recorded(
@@ -155,7 +159,7 @@ def test_a_rejected_transfer_proposes_and_moves_nothing(
     client: StackClient, accounts: dict[str, int],
 ) -> None:
     alice = accounts["alice"]
-    books, kz, itl = client.registry_totals("kz"), proposed_ids(client), itl_ids(client)
+    before = everywhere(client)
     asked = sell(client, alice, accounts["zora"], 70)
     blank = client.reject("kz", asked["approval_id"], "  ", f"holder:{alice}")
     assert blank.status_code == 422
@@ -172,8 +176,7 @@ def test_a_rejected_transfer_proposes_and_moves_nothing(
         "rejected", f"holder:{alice} kz-holder-{alice}-2", "wrong acquiring account", None)
     late = client.approve("kz", asked["approval_id"], f"holder:{alice}")
     assert late.status_code == 409
-    assert (client.registry_totals("kz"), proposed_ids(client), itl_ids(client)) == (
-        books, kz, itl)
+    assert everywhere(client) == before
 
 
 def test_approval_checks_the_holdings_of_its_moment(
