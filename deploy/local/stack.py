@@ -2,11 +2,14 @@
 a server), the ITL, the national registries and the CDM registry, on the local RabbitMQ.
 
 Used by ``make up`` / ``make down`` / ``make demo``, the end-to-end tests and the
-benchmarks. Each service is its own process with its own database.
+benchmarks. Each service is its own process with its own database and its own broker
+user: the stack provisions the users (random passwords), exchanges and queues of its
+namespace before starting the services and deletes them when it stops (docs/adr/0016).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -19,7 +22,22 @@ from pathlib import Path
 
 import httpx
 
-from shared.testing.infra import StoreServer, amqp_url, free_port, start_store, wait_for_port
+from shared.codes import CDM_CODE, ITL_CODE
+from shared.messaging.provisioning import (
+    BrokerAdmin,
+    Provisioned,
+    admin_from_environment,
+    deprovision,
+    provision,
+)
+from shared.testing.infra import (
+    StoreServer,
+    amqp_url,
+    broker_tls,
+    free_port,
+    start_store,
+    wait_for_port,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Kazakhstan; Switzerland, a Party with a second-period commitment to trade with; and
@@ -55,8 +73,13 @@ class LocalStack:
     clock_start: str | None = None
     #: Extra environment per registry code, e.g. {"DE": {"ESD_ENABLED": "true"}}.
     registry_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: The broker as its administrator (each service gets it with its own login) and the
+    #: administration channel that creates the users (``admin_from_environment``).
+    broker_url: str = field(default_factory=amqp_url)
+    broker_admin: BrokerAdmin | None = None
     store: StoreServer | None = None
     services: dict[str, ServiceProcess] = field(default_factory=dict)
+    broker: Provisioned | None = None
 
     @property
     def log_dir(self) -> Path:
@@ -69,26 +92,30 @@ class LocalStack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         store_port = (self.base_port + 99) if self.base_port else None
         self.store = start_store(self.storage, port=store_port, log_dir=self.log_dir)
-        codes = [*self.registries, "CDM"]
+        codes = [*self.registries, CDM_CODE]
+        self.broker = asyncio.run(provision(self.admin, self.broker_url, self.namespace,
+                                            [ITL_CODE, *codes]))
         common = {
             "MONGO_URL": self.store.url,
-            "AMQP_URL": amqp_url(),
             "AMQP_NAMESPACE": self.namespace,
+            "AMQP_CHECK_PUBLISHER": "true",  # never inherited off from the environment
             "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
             "PYTHONUNBUFFERED": "1",
         }
         if self.clock_start:
             common["CLOCK_START"] = self.clock_start
         specs: list[tuple[str, str, dict[str, str]]] = [
-            ("itl", "services.itl", {"REGISTRIES": json.dumps(codes)}),
+            (ITL_CODE, "services.itl", {"REGISTRIES": json.dumps(codes)}),
         ]
-        specs += [(code.lower(), "services.registry",
+        specs += [(code, "services.registry",
                    {"REGISTRY_CODE": code, **self.registry_env.get(code, {})})
                   for code in self.registries]
-        specs.append(("cdm", "services.cdm_registry", {}))
-        for index, (name, module, extra) in enumerate(specs):
+        specs.append((CDM_CODE, "services.cdm_registry", {}))
+        for index, (code, module, extra) in enumerate(specs):
             port = self.base_port + index if self.base_port else free_port()
-            env = {**common, **extra, "HTTP_PORT": str(port)}
+            env = {**common, **extra, "HTTP_PORT": str(port),
+                   "AMQP_URL": self.broker.identities[code].url}
+            name = code.lower()
             self.services[name] = ServiceProcess(name, module, port, env,
                                                  self.log_dir / f"{name}.log")
         for service in self.services.values():
@@ -132,7 +159,26 @@ class LocalStack:
         self._spawn(self.services[name])
         self.wait_healthy(name)
 
+    @property
+    def admin(self) -> BrokerAdmin:
+        if self.broker_admin is None:
+            self.broker_admin = admin_from_environment()
+        return self.broker_admin
+
     def stop(self) -> None:
+        """Stop every service and the store, then delete the stack's broker users and,
+        unless the stack keeps its data (``make up``), its queues and exchanges."""
+        try:
+            self._stop_processes()
+        finally:
+            if self.broker is not None:
+                keep = self.storage != ":memory:"
+                asyncio.run(deprovision(self.admin, self.broker.users, self.broker_url,
+                                        None if keep else self.broker.topology,
+                                        broker_tls().context(self.broker_url)))
+                self.broker = None
+
+    def _stop_processes(self) -> None:
         for service in reversed(list(self.services.values())):
             if service.process is not None and service.process.poll() is None:
                 service.process.terminate()
@@ -158,6 +204,7 @@ class LocalStack:
                       else None},
             "services": {s.name: {"pid": s.pid, "port": s.port, "url": s.url,
                                   "log": str(s.log_path)} for s in self.services.values()},
+            "broker": {"users": self.broker.users if self.broker else []},
         }
         self.state_path().write_text(json.dumps(state, indent=2))
 
@@ -184,6 +231,9 @@ def stop_detached(workdir: Path) -> bool:
             time.sleep(0.1)
         if _alive(pid):
             _signal(pid, signal.SIGKILL)
+    users = state.get("broker", {}).get("users", [])
+    # the queues stay with the stack's data; the users go (docs/adr/0016)
+    asyncio.run(deprovision(admin_from_environment(), users, amqp_url(), None))
     path.unlink()
     return True
 
