@@ -43,6 +43,8 @@ from shared.messaging.topology import (
 log = logging.getLogger("shared.messaging")
 
 EnvelopeHandler = Callable[[Envelope], Awaitable[None]]
+#: Real seconds between attempts to reconnect after the broker went away (a node restart).
+RECONNECT_SECONDS = 1.0
 
 
 class PermanentFailure(Exception):
@@ -140,8 +142,10 @@ class Broker:
                                   "any service's name")
         topology = Topology(self.namespace, tuple(dict.fromkeys((self.code, *peer_codes))))
         await self._ensure_topology(topology)
-        self._connection = await aio_pika.connect_robust(self.amqp_url,
-                                                         ssl_context=self.ssl_context)
+        self._connection = await aio_pika.connect_robust(
+            self.amqp_url, ssl_context=self.ssl_context,
+            reconnect_interval=RECONNECT_SECONDS,
+            client_properties={"connection_name": f"{self.namespace}{self.code}"})
         self._publish_channel = await self._connection.channel(
             publisher_confirms=True, on_return_raises=True
         )

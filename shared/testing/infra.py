@@ -31,7 +31,7 @@ from shared.messaging.provisioning import (
     identity_url,
     vhost_of,
 )
-from shared.messaging.topology import Topology, declare_topology
+from shared.messaging.topology import MAIN_EXCHANGE, Topology, declare_topology
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -204,6 +204,22 @@ class Namespace:
     async def delete(self, url: str) -> None:
         """Delete the namespace's queues and exchanges (as the administrator ``url``)."""
         await delete_topology(url, self.topology, broker_tls().context(url))
+
+
+async def publish_as(url: str, user_id: str | None, namespace: str, routing_key: str,
+                     *bodies: bytes) -> None:
+    """Publish ``bodies`` to the namespace's ``des.msg`` with ``routing_key``, logged in
+    with ``url``, under the AMQP ``user_id`` (None: not set), as a service or a forger
+    would put them on the broker."""
+    connection = await aio_pika.connect(url, ssl_context=broker_tls().context(url))
+    try:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange(f"{namespace}{MAIN_EXCHANGE}")
+        for body in bodies:
+            await exchange.publish(aio_pika.Message(body=body, user_id=user_id),
+                                   routing_key=routing_key)
+    finally:
+        await connection.close()
 
 
 class IdentityPool:

@@ -28,6 +28,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -77,14 +78,17 @@ class NodeTls:
 class RabbitNode:
     """One private RabbitMQ node (see the module docstring).
 
-    ``url`` is the plain AMQP URL as guest (the node's administrator, loopback only),
+    ``extra_config`` lines are added to its ``rabbitmq.conf``. ``url`` is the plain AMQP
+    URL as guest (the node's administrator, loopback only; absent when the node boots
+    with definitions that do not define it),
     ``tls_url`` the TLS one, ``management_url`` the management API's (with
     ``management=True``), ``admin`` a ``RabbitmqCtl`` for this node. Start and restart
     wait until the node has finished booting (``timeout`` real seconds).
     """
 
     def __init__(self, workdir: Path | None = None, *, tls: NodeTls | None = None,
-                 management: bool = False, timeout: float = 90.0) -> None:
+                 management: bool = False, extra_config: Sequence[str] = (),
+                 timeout: float = 90.0) -> None:
         self._own_workdir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="rabbit-node-")) if workdir is None \
             else workdir
@@ -96,6 +100,7 @@ class RabbitNode:
         self.tls_port = free_port() if tls else None
         self.management_port = free_port() if management else None
         self.timeout = timeout
+        self.extra_config = tuple(extra_config)
         self.process: subprocess.Popen[bytes] | None = None
         if SHARED_NODE_PORT in (self.port, self.tls_port):  # free_port never gives it
             raise RuntimeError("a private node must not listen on the shared node's port")
@@ -142,6 +147,7 @@ class RabbitNode:
         if self.management_port is not None:
             lines += ["management.tcp.ip = 127.0.0.1",
                       f"management.tcp.port = {self.management_port}"]
+        lines += self.extra_config
         (self.workdir / "rabbitmq.conf").write_text("\n".join(lines) + "\n")
         plugins = "rabbitmq_management" if self.management_port is not None else ""
         (self.workdir / "enabled_plugins").write_text(f"[{plugins}].\n")

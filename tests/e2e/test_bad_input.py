@@ -13,8 +13,8 @@ import pytest
 from deploy.local.client import StackClient
 from deploy.local.stack import LocalStack
 from shared.codes import SCHEMA_VERSION
-from shared.messaging import MAIN_EXCHANGE, dead_letter_queue_name
-from shared.testing.infra import amqp_url
+from shared.messaging import dead_letter_queue_name
+from shared.testing.infra import amqp_url, publish_as
 
 pytestmark = pytest.mark.e2e
 
@@ -67,14 +67,9 @@ async def _publish_and_collect(stack: LocalStack, bodies: list[bytes]) -> list[s
     collect the reasons KZ dead-letters them with (read as the administrator)."""
     assert stack.broker is not None
     itl = stack.broker.identities["ITL"]
-    publisher = await aio_pika.connect(itl.url)
+    await publish_as(itl.url, itl.user, stack.namespace, "KZ", *bodies)
     connection = await aio_pika.connect(amqp_url())
     try:
-        exchange = await (await publisher.channel()).get_exchange(
-            f"{stack.namespace}{MAIN_EXCHANGE}")
-        for body in bodies:
-            await exchange.publish(aio_pika.Message(body=body, user_id=itl.user),
-                                   routing_key="KZ")
         channel = await connection.channel()
         dead = await channel.get_queue(dead_letter_queue_name("KZ", stack.namespace),
                                        ensure=False)
@@ -89,7 +84,6 @@ async def _publish_and_collect(stack: LocalStack, bodies: list[bytes]) -> list[s
             await message.ack()
         return reasons
     finally:
-        await publisher.close()
         await connection.close()
 
 

@@ -49,7 +49,7 @@ from shared.messaging.identities import (
 )
 from shared.messaging.provisioning import Identity, identity_url
 from shared.messaging.topology import check_topology, clock_follower_queue_name
-from shared.testing.infra import amqp_url, purge_queue
+from shared.testing.infra import amqp_url, publish_as, purge_queue
 
 pytestmark = pytest.mark.e2e
 
@@ -80,16 +80,8 @@ def envelope(message_type: MessageType, payload: BaseModel, sender: str, recipie
 
 async def _publish(namespace: str, url: str, user: str | None, routing_key: str,
                    *documents: dict[str, Any]) -> None:
-    connection = await aio_pika.connect(url)
-    try:
-        channel = await connection.channel()
-        exchange = await channel.get_exchange(f"{namespace}{MAIN_EXCHANGE}")
-        for document in documents:
-            await exchange.publish(aio_pika.Message(body=json.dumps(document).encode(),
-                                                    user_id=user),
-                                   routing_key=routing_key)
-    finally:
-        await connection.close()
+    await publish_as(url, user, namespace, routing_key,
+                     *(json.dumps(document).encode() for document in documents))
 
 
 def identity(stack: LocalStack, code: str) -> Identity:
