@@ -35,6 +35,7 @@ from shared.testing.infra import (
     amqp_url,
     broker_tls,
     free_port,
+    process_alive,
     start_store,
     wait_for_port,
 )
@@ -227,20 +228,12 @@ def stop_detached(workdir: Path) -> bool:
         _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + 15
     for pid in pids:
-        while time.monotonic() < deadline and _alive(pid):
+        while time.monotonic() < deadline and process_alive(pid):
             time.sleep(0.1)
-        if _alive(pid):
+        if process_alive(pid):
             _signal(pid, signal.SIGKILL)
     users = state.get("broker", {}).get("users", [])
     # the queues stay with the stack's data; the users go (docs/adr/0016)
     asyncio.run(deprovision(admin_from_environment(), users, amqp_url(), None))
     path.unlink()
-    return True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
     return True

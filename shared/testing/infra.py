@@ -8,6 +8,7 @@ store is an error, never a skip.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -115,6 +116,20 @@ def wait_for_port(
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"nothing answered on port {port} within {timeout}s")
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError):
+        if (Path("/proc") / str(pid) / "stat").read_text().split()[2] == "Z":
+            return False
+    return True
 
 
 R = TypeVar("R")

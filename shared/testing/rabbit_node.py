@@ -34,7 +34,7 @@ from pathlib import Path
 from types import TracebackType
 
 from shared.messaging.provisioning import RabbitmqCtl
-from shared.testing.infra import free_port, wait_for_port
+from shared.testing.infra import free_port, process_alive, wait_for_port
 
 #: Where the packaged scripts that run as the calling user live (``/usr/sbin`` holds
 #: wrappers that switch to the rabbitmq user, who could not read our work directory).
@@ -288,9 +288,9 @@ class RabbitNode:
         """Wait until the Erlang VM has exited and its ports are free again."""
         beam = self._node_pid()
         deadline = time.monotonic() + self.timeout
-        while beam is not None and time.monotonic() < deadline and _alive(beam):
+        while beam is not None and time.monotonic() < deadline and process_alive(beam):
             time.sleep(0.05)
-        if beam is not None and _alive(beam):
+        if beam is not None and process_alive(beam):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(beam, signal.SIGKILL)
         with contextlib.suppress(OSError):
@@ -313,17 +313,3 @@ def _accepts(port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie still answers signal 0; it is gone once its parent reaped it
-    with contextlib.suppress(OSError):
-        if (Path("/proc") / str(pid) / "stat").read_text().split()[2] == "Z":
-            return False
-    return True

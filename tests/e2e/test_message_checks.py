@@ -190,6 +190,12 @@ def kz_aaus(client: StackClient) -> dict[str, Any]:
             "hiro": client.open_account("jp", "Hiroshima Power KK")["account_id"]}
 
 
+def hiro(kz_aaus: dict[str, Any]) -> AccountRef:
+    """The JP person holding account the module opened."""
+    return AccountRef(registry="JP", account_type=AccountType.PERSON_HOLDING,
+                      account_id=kz_aaus["hiro"])
+
+
 def books(client: StackClient) -> tuple[Any, ...]:
     """What KZ and JP hold by their own books and by the ITL's register."""
     return (client.registry_totals("kz"), client.registry_totals("jp"),
@@ -202,8 +208,7 @@ def test_version_check_at_a_registry_a_forwarded_proposal_in_an_unknown_version_
     before = books(client)
     alice = AccountRef(registry="KZ", account_type=AccountType.PERSON_HOLDING,
                        account_id=kz_aaus["alice"])
-    jp_person = AccountRef(registry="JP", account_type=AccountType.PERSON_HOLDING,
-                           account_id=kz_aaus["hiro"])
+    jp_person = hiro(kz_aaus)
     forwarded = ProposalForwarded(transaction_id="JP900001", transaction_type=3,
                                   transferring=jp_person, acquiring=alice,
                                   blocks=[aau(1, 50, "JP")])
@@ -262,8 +267,7 @@ def test_a_proposal_sent_by_another_registry_than_the_proposing_one_is_refused_w
     stack: LocalStack, client: StackClient, kz_aaus: dict[str, Any],
 ) -> None:
     before = books(client)
-    jp_person = AccountRef(registry="JP", account_type=AccountType.PERSON_HOLDING,
-                           account_id=kz_aaus["hiro"])
+    jp_person = hiro(kz_aaus)
     # JP proposes, under an id of its own, that KZ's AAUs come to JP
     forged = ProposalSubmitted(transaction_id="JP900002", transaction_type=3,
                                transferring=KZ_PARTY, acquiring=jp_person,
@@ -457,8 +461,7 @@ def test_the_broker_login_alone_no_longer_moves_kz_units_to_jp(
     a JP account in KZ's name, then its completion. Both are refused before anything is
     recorded; KZ, JP and the ITL's register keep what they had."""
     before = books(client)
-    jp_person = AccountRef(registry="JP", account_type=AccountType.PERSON_HOLDING,
-                           account_id=kz_aaus["hiro"])
+    jp_person = hiro(kz_aaus)
     proposal = ProposalSubmitted(transaction_id="KZ900020", transaction_type=3,
                                  transferring=KZ_PARTY, acquiring=jp_person,
                                  blocks=[aau(1, 1000)])

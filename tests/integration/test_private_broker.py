@@ -83,7 +83,7 @@ async def test_the_compose_definitions_load_at_boot_and_each_service_logs_in_as_
 
 
 async def test_a_service_connects_over_tls_with_the_authority_and_its_certificate_only(
-    tls_node: TlsNode,
+    tls_node: TlsNode, mongo_url: str,
 ) -> None:
     node = tls_node.node
     namespace = f"t{uuid.uuid4().hex[:10]}."
@@ -95,16 +95,21 @@ async def test_a_service_connects_over_tls_with_the_authority_and_its_certificat
         urls = {code: identity.url for code, identity in provisioned.identities.items()}
         assert urls["KZ"].startswith("amqps://")
         itl = Broker(urls["ITL"], ITL_CODE, namespace=namespace, tls=tls_node.settings())
-        kz = Broker(urls["KZ"], "KZ", namespace=namespace, tls=tls_node.settings())
+        # KZ as a service reads it from its settings (AMQP_CA_FILE, AMQP_CERT_FILE, ...)
+        files = tls_node.settings()
+        kz = Runtime(ServiceSettings(mongo_url=mongo_url, amqp_url=urls["KZ"],
+                                     amqp_namespace=namespace, amqp_ca_file=files.ca_file,
+                                     amqp_cert_file=files.cert_file,
+                                     amqp_key_file=files.key_file),
+                     code="KZ", default_database=f"tls_{uuid.uuid4().hex[:10]}")
         received: list[Envelope] = []
 
         async def collect(envelope: Envelope) -> None:
             received.append(envelope)
 
         await itl.connect(["KZ"])
-        await kz.connect()
+        await kz.start(collect)
         try:
-            await kz.consume(collect)
             sent = status("KZ", "KZ1")
             await itl.publish(sent)
 
@@ -114,7 +119,7 @@ async def test_a_service_connects_over_tls_with_the_authority_and_its_certificat
             assert [e.message_id for e in await eventually(arrived, "the message")] == [
                 sent.message_id]
         finally:
-            await kz.close()
+            await kz.stop()
             await itl.close()
 
         # without the authority the broker's certificate is not trusted
