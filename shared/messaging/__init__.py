@@ -6,6 +6,7 @@ from shared.messaging.broker import (
     BrokerNotProvisioned,
     EnvelopeHandler,
     PermanentFailure,
+    RecipientNotPermitted,
     TlsSettings,
 )
 from shared.messaging.topology import (
@@ -23,6 +24,7 @@ __all__ = [
     "BrokerNotProvisioned",
     "EnvelopeHandler",
     "PermanentFailure",
+    "RecipientNotPermitted",
     "TlsSettings",
     "Topology",
     "dead_letter_queue_name",

@@ -61,6 +61,12 @@ class PermanentFailure(Exception):
         self.code = code
 
 
+class RecipientNotPermitted(Exception):
+    """This instance's broker user may not publish to the envelope's recipient (its topic
+    permission on ``des.msg``, docs/adr/0016): a registry addresses only the ITL, the
+    ITL only the registries of its namespace. Retrying cannot help."""
+
+
 class BrokerNotProvisioned(RuntimeError):
     """The namespace's exchanges or queues do not exist and this user may not declare them."""
 
@@ -193,9 +199,12 @@ class Broker:
         return self._exchanges
 
     async def publish(self, envelope: Envelope) -> None:
-        """Publish persistently and wait for the broker's confirm.
+        """Publish persistently, under this instance's ``user_id``, and wait for the
+        broker's confirm.
 
-        Mandatory: a message that no queue would take raises instead of vanishing.
+        Mandatory: a message that no queue would take raises ``DeliveryError`` instead of
+        vanishing; one to a recipient this user may not address raises
+        ``RecipientNotPermitted`` (the broker closes the channel; aio-pika reopens it).
         """
         message = aio_pika.Message(
             body=envelope.model_dump_json().encode(),
@@ -208,9 +217,27 @@ class Broker:
             user_id=self.user,
         )
         async with self._publish_lock:
-            await self.exchanges.main.publish(
-                message, routing_key=envelope.recipient, mandatory=True
-            )
+            try:
+                await self.exchanges.main.publish(
+                    message, routing_key=envelope.recipient, mandatory=True
+                )
+            except ChannelClosed as exc:
+                # RabbitMQ's reply text starts with the name of its reply code
+                if str(exc).startswith("ACCESS_REFUSED"):
+                    await self._until_reopened(self._publish_channel)
+                    raise RecipientNotPermitted(
+                        f"user {self.user} may not send to {envelope.recipient}: {exc}"
+                    ) from exc
+                raise
+
+    @staticmethod
+    async def _until_reopened(channel: AbstractChannel | None) -> None:
+        """Wait (up to 10 real seconds) until aio-pika has reopened a channel the broker
+        closed, so that the next publish finds it open."""
+        deadline = asyncio.get_running_loop().time() + 10
+        while (channel is not None and channel.is_closed
+               and asyncio.get_running_loop().time() < deadline):
+            await asyncio.sleep(0.05)
 
     async def publish_raw(self, body: bytes, routing_key: str) -> None:
         """Publish bytes as they are, under this instance's user (tests and tools that

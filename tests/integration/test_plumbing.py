@@ -13,7 +13,7 @@ from shared.blocks import SerialRange, UnitAttributes, UnitBlock
 from shared.clock import SimulationClock
 from shared.codes import AccountType, MessageType, ResponseCode, TransactionStatus, UnitType
 from shared.contracts import Envelope, TransactionStatusNotified, make_envelope
-from shared.messaging import dead_letter_queue_name, inbox_queue_name
+from shared.messaging import RecipientNotPermitted, dead_letter_queue_name, inbox_queue_name
 from shared.store import (
     OutboxRelay,
     Session,
@@ -103,8 +103,11 @@ async def test_a_message_no_queue_takes_raises_instead_of_vanishing(
         with pytest.raises(aio_pika.exceptions.DeliveryError):
             await broker.publish(status_message("JP"))
         # a recipient outside the namespace is refused by the broker before routing
-        with pytest.raises(aio_pika.exceptions.ChannelClosed, match="ACCESS_REFUSED"):
+        with pytest.raises(RecipientNotPermitted, match="may not send to XX: ACCESS_REFUSED"):
             await broker.publish(status_message("XX"))
+        # and the channel is back for the next message
+        with pytest.raises(aio_pika.exceptions.DeliveryError):
+            await broker.publish(status_message("JP"))
     finally:
         await broker.close()
 
@@ -144,7 +147,8 @@ async def test_outbox_relay_publishes_committed_rows_once_each(
     sender = namespace.broker("ITL")
     await sender.connect(peer_codes=["KZ"])
     relay = OutboxRelay(db, sender, SimulationClock())
-    messages = [status_message("KZ", f"KZ{i}") for i in range(3)]
+    messages = [status_message("KZ", "KZ0"), status_message("XX", "XX1"),
+                status_message("KZ", "KZ1"), status_message("KZ", "KZ2")]
     async with client.start_session() as session:
         async def work(s: Session) -> None:
             for m in messages:
@@ -152,6 +156,10 @@ async def test_outbox_relay_publishes_committed_rows_once_each(
         await session.with_transaction(work)
     assert await relay.drain() == 3
     assert await relay.drain() == 0
+    # the one to a recipient the ITL may not address is set aside, not retried forever
+    (aside,) = await db.outbox.find({"undeliverable": {"$exists": True}}).to_list()
+    assert aside["recipient"] == "XX"
+    assert "may not send to XX" in aside["undeliverable"]
     received: list[str] = []
     receiver = namespace.broker("KZ")
     await receiver.connect()
