@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from deploy.local.client import OPERATOR, StackClient
+from deploy.local.client import StackClient
 from deploy.local.stack import LocalStack
 from shared.codes import MessageType, TransactionStatus
 from shared.contracts import Envelope, TransactionStatusNotified, make_envelope
@@ -127,20 +127,27 @@ def _ms_between(start: str, end: str) -> float:
     return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds() * 1000
 
 
-async def _transfer(http: httpx.AsyncClient, urls: dict[str, str], target: int) -> str:
+#: Bearer headers per service name (each registry's operator), fetched before timing.
+Headers = dict[str, dict[str, str]]
+
+
+async def _transfer(http: httpx.AsyncClient, urls: dict[str, str], headers: Headers,
+                    target: int) -> str:
     response = await http.post(f"{urls['kz']}/transactions/external-transfer", json={
         "transferring_account_id": 1, "acquiring_registry": "CH",
-        "acquiring_account_id": target, "unit_type": "AAU", "quantity": 10})
+        "acquiring_account_id": target, "unit_type": "AAU", "quantity": 10},
+        headers=headers["kz"])
     response.raise_for_status()
     transaction_id: str = response.json()["transaction_id"]
     return transaction_id
 
 
-async def _until_credited(http: httpx.AsyncClient, urls: dict[str, str],
+async def _until_credited(http: httpx.AsyncClient, urls: dict[str, str], headers: Headers,
                           transaction_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        response = await http.get(f"{urls['ch']}/transactions/{transaction_id}")
+        response = await http.get(f"{urls['ch']}/transactions/{transaction_id}",
+                                  headers=headers["ch"])
         if response.status_code == 200 and response.json()["status"] == 4:
             view: dict[str, Any] = response.json()
             return view
@@ -148,14 +155,15 @@ async def _until_credited(http: httpx.AsyncClient, urls: dict[str, str],
     raise TimeoutError(transaction_id)
 
 
-async def end_to_end(urls: dict[str, str], target: int, sequential: int,
+async def end_to_end(urls: dict[str, str], headers: Headers, target: int, sequential: int,
                      concurrent: int, in_flight: int) -> dict[str, Any]:
-    async with httpx.AsyncClient(timeout=30, headers={"X-Actor": OPERATOR}) as http:
+    async with httpx.AsyncClient(timeout=30) as http:
 
         async def one() -> float:
-            transaction_id = await _transfer(http, urls, target)
-            credited = await _until_credited(http, urls, transaction_id)
-            proposed = (await http.get(f"{urls['kz']}/transactions/{transaction_id}")).json()
+            transaction_id = await _transfer(http, urls, headers, target)
+            credited = await _until_credited(http, urls, headers, transaction_id)
+            proposed = (await http.get(f"{urls['kz']}/transactions/{transaction_id}",
+                                       headers=headers["kz"])).json()
             return _ms_between(proposed["created_at"], credited["history"][-1]["at"])
 
         latencies = [await one() for _ in range(sequential)]
@@ -203,14 +211,16 @@ def main() -> int:
         print("end-to-end external transfers ...", flush=True)
         stack.start()
         urls = {name: s.url for name, s in stack.services.items()}
-        client = StackClient(urls)
+        client = StackClient(urls, issuer=stack.issuer)
         client.set_assigned_amount("KZ", 2, 10_000_000)
         issued = client.issue("kz", "AAU", 10_000_000, "bench")
         client.wait_final("kz", issued["transaction_id"])
         target = client.open_account("ch", "bench")["account_id"]
+        headers = {name: client.as_operator(name) for name in ("kz", "ch")}
         client.close()
         result["external_transfer"] = asyncio.run(
-            end_to_end(urls, target, args.transfers, args.transfers, args.in_flight))
+            end_to_end(urls, headers, target, args.transfers, args.transfers,
+                       args.in_flight))
     finally:
         stack.stop()
     RESULTS.mkdir(exist_ok=True)

@@ -355,7 +355,8 @@ def main() -> int:
             print("  broker users, one per service: "
                   + ", ".join(stack.broker.users))
         print(f"  up in {time.monotonic() - started:.1f}s")
-        client = StackClient({name: s.url for name, s in stack.services.items()})
+        client = StackClient({name: s.url for name, s in stack.services.items()},
+                             issuer=stack.issuer)
         demo = Demo(client)
         run_flows(demo)
         results = demo.results

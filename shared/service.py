@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import time
 import uuid
@@ -16,11 +15,19 @@ from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
 import uvicorn
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from shared.auth import (
+    AUTH_RESPONSES,
+    CLOCK,
+    AuthSettings,
+    PrincipalDep,
+    install,
+    require_role,
+)
 from shared.clock import SimulationClock
 from shared.codes import ITL_CODE, MessageType
 from shared.contracts import Envelope, MessageAck, make_envelope
@@ -30,6 +37,7 @@ from shared.logs import configure_logging, log_event
 from shared.messaging import Broker, EnvelopeHandler, PermanentFailure, TlsSettings
 from shared.messaging.clock import ClockSet
 from shared.rules.periods import DEFAULT_TRUE_UP_PERIOD_ENDS
+from shared.settings import comma_or_json_list as comma_or_json_list  # re-exported
 from shared.store import (
     Database,
     MessageIdReused,
@@ -50,18 +58,9 @@ log = logging.getLogger("shared.service")
 REFUSAL_ANSWER_IDS = uuid.UUID("6f1d3c2a-8b4e-4f5a-9c7d-0e1f2a3b4c5d")
 
 
-def comma_or_json_list(value: Any) -> Any:
-    """Read a list setting given as JSON (``["KZ","JP"]``) or comma-separated (``KZ,JP``)."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            return json.loads(text)
-        return [item.strip() for item in text.split(",") if item.strip()]
-    return value
-
-
-class ServiceSettings(BaseSettings):
-    """Settings every service reads from the environment (names are upper-case)."""
+class ServiceSettings(AuthSettings):
+    """Settings every service reads from the environment (names are upper-case); the
+    AUTH_* settings of the API's callers are ``shared.auth.AuthSettings``."""
 
     model_config = SettingsConfigDict(extra="ignore")
 
@@ -348,6 +347,7 @@ def build_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        authenticator.log_mode()
         if on_start is not None:
             await on_start()
         await runtime.start(handler)
@@ -358,6 +358,7 @@ def build_app(
 
     app = FastAPI(title=title, description=description, lifespan=lifespan)
     app.state.runtime = runtime
+    authenticator = install(app, runtime.settings, runtime.code)
 
     @app.exception_handler(RuleViolation)
     async def rule_violation(_: Request, exc: RuleViolation) -> JSONResponse:
@@ -377,16 +378,18 @@ def build_app(
         return {"status": "ok", "service": title, "code": runtime.code,
                 "now": runtime.clock.now()}
 
-    @app.get("/admin/clock", tags=["admin"])
-    async def read_clock() -> ClockReading:
-        """The simulation clock of this process."""
+    @app.get("/admin/clock", tags=["admin"], responses=AUTH_RESPONSES)
+    async def read_clock(_: PrincipalDep) -> ClockReading:
+        """The simulation clock of this process; any authenticated caller."""
         return ClockReading(now=runtime.clock.now())
 
-    @app.put("/admin/clock", tags=["admin"])
+    @app.put("/admin/clock", tags=["admin"], responses=AUTH_RESPONSES,
+             dependencies=[Depends(require_role(CLOCK, "setting the simulation clock"))])
     async def set_clock(setting: ClockSetting) -> ClockReading:
         """Set or advance the simulation clock: of the whole stack by default, so that
         deadlines, expiries and time-outs everywhere follow; the work that became due
-        runs before the answer."""
+        runs before the answer. Needs the role ``<CODE>:clock`` of this service or
+        ``*:clock`` (403 otherwise)."""
         if (setting.now is None) == (setting.advance_seconds is None):
             raise HTTPException(
                 status_code=422, detail="give exactly one of 'now' and 'advance_seconds'"

@@ -44,6 +44,9 @@ def main() -> int:
         raise
     stack.save_state()
     print(f"store     {stack.store.url if stack.store else '?'}")
+    if stack.issuer is not None:
+        print(f"issuer    {stack.issuer.url}  (token {stack.issuer.token_url}; identities "
+              f"and secrets in {WORKDIR / 'issuer' / 'config.json'})")
     for service in stack.services.values():
         print(f"{service.name:<9} {service.url}  (docs {service.url}/docs, log {service.log_path})")
     print(json.dumps({"state": str(state_file)}))

@@ -1,13 +1,34 @@
-"""A small HTTP client of the stack's operator APIs, for the demo, tests and benchmarks."""
+"""A small HTTP client of the stack's operator APIs, for the demo, tests and benchmarks.
+
+It gets bearer tokens from the stack's issuer and keeps them per principal until shortly
+before they expire (REAL time). A call acts as the service's own operator by default
+(the ITL administrator at the ITL, the clock client on ``PUT /admin/clock``); pass
+``headers=client.as_holder("kz", 1001)`` (or ``as_actor``, ``as_authorised_body``,
+``headers_for``) to act as someone else. Transfers from person accounts are made as the
+representative of that account's holder, registered at the issuer on first use.
+"""
 
 from __future__ import annotations
 
+import secrets
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, TypeVar
 
 import httpx
+
+from deploy.local.identities import (
+    ADMIN_CLIENT,
+    CLOCK_CLIENT,
+    ITL_ADMINISTRATOR,
+    LOGIN_CLIENT,
+    IssuerAccess,
+    authorised_body,
+    holder_representative,
+    operator,
+)
 
 T = TypeVar("T")
 FINAL = {4, 5, 6, 7}
@@ -16,26 +37,128 @@ AUTHORISED_BODY = "authorised-body"
 #: Person holding accounts are numbered from 1001; lower numbers are government
 #: accounts, for which the operator acts.
 FIRST_PERSON_ACCOUNT = 1001
+#: A cached token is used until this many REAL seconds before it expires.
+TOKEN_MARGIN_SECONDS = 30.0
 
 
 def holder(account_id: int) -> str:
-    """The actor who instructs transfers from ``account_id``."""
+    """The actor who instructs transfers from ``account_id``, as ``as_actor`` names it."""
     return OPERATOR if account_id < FIRST_PERSON_ACCOUNT else f"holder:{account_id}"
 
 
 class StackClient:
-    """Talks to the ITL, the registries and the CDM registry by their base URLs."""
+    """Talks to the ITL, the registries and the CDM registry by their base URLs (keys:
+    ``itl``, ``cdm`` and lower-case registry codes), with tokens from ``issuer``; without
+    an issuer it sends none (a development-mode stack)."""
 
-    def __init__(self, urls: dict[str, str], timeout: float = 10.0) -> None:
+    def __init__(self, urls: dict[str, str], timeout: float = 10.0,
+                 issuer: IssuerAccess | None = None) -> None:
         self.urls = urls
-        # Changes are made as the operator unless a call names another actor.
-        self.http = httpx.Client(timeout=timeout, headers={"X-Actor": OPERATOR})
+        self.issuer = issuer
+        self.http = httpx.Client(timeout=timeout)
+        self._tokens: dict[str, tuple[str, float]] = {}
+        self._passwords: dict[str, str] = (
+            {name: user.password for name, user in issuer.config.users.items()}
+            if issuer else {})
+        self._lock = threading.Lock()
 
     def close(self) -> None:
         self.http.close()
 
     def call(self, service: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return self.http.request(method, f"{self.urls[service]}{path}", **kwargs)
+        """One request; as ``default_principal`` unless ``headers`` name someone."""
+        headers = {**self.headers_for(self.default_principal(service, method, path)),
+                   **kwargs.pop("headers", {})}
+        return self.http.request(method, f"{self.urls[service]}{path}", headers=headers,
+                                 **kwargs)
+
+    # who calls
+
+    @staticmethod
+    def default_principal(service: str, method: str = "GET", path: str = "/") -> str:
+        """Who a call acts as unless it says: the clock client for setting the clock,
+        the ITL administrator at the ITL, else the service's first operator."""
+        if path.startswith("/admin/clock") and method.upper() != "GET":
+            return CLOCK_CLIENT
+        if service == "itl":
+            return ITL_ADMINISTRATOR
+        return operator(service)
+
+    def headers_for(self, principal: str) -> dict[str, str]:
+        """``Authorization`` for ``principal`` (a user or client of the issuer), with a
+        token fetched once and kept until shortly before it expires."""
+        if self.issuer is None:
+            return {}
+        with self._lock:
+            cached = self._tokens.get(principal)
+            if cached is None or cached[1] - TOKEN_MARGIN_SECONDS < time.monotonic():
+                cached = self._fetch_token(principal)
+                self._tokens[principal] = cached
+        return {"Authorization": f"Bearer {cached[0]}"}
+
+    def _fetch_token(self, principal: str) -> tuple[str, float]:
+        assert self.issuer is not None
+        if principal in self.issuer.config.clients:
+            form = {"grant_type": "client_credentials"}
+            auth = (principal, self.issuer.secret(principal))
+        else:
+            form = {"grant_type": "password", "username": principal,
+                    "password": self._passwords[principal]}
+            auth = (LOGIN_CLIENT, self.issuer.secret(LOGIN_CLIENT))
+        response = self.http.post(self.issuer.token_url, data=form, auth=auth)
+        if response.status_code != 200:
+            raise RuntimeError(f"no token for {principal}: {response.status_code} "
+                               f"{response.text}")
+        body = response.json()
+        return body["access_token"], time.monotonic() + float(body["expires_in"])
+
+    def register_user(self, username: str, roles: Iterable[str],
+                      accounts: Iterable[str] = (), name: str | None = None) -> None:
+        """Create or update a user at the issuer (roles ``KZ:holder``, accounts
+        ``KZ:1001``); its next token carries the new claims."""
+        assert self.issuer is not None, "a stack without an issuer has no users"
+        password = self._passwords.get(username) or secrets.token_urlsafe(18)
+        response = self.http.put(
+            f"{self.issuer.url}/admin/users/{username}",
+            auth=(ADMIN_CLIENT, self.issuer.secret(ADMIN_CLIENT)),
+            json={"password": password, "name": name or username, "roles": list(roles),
+                  "accounts": list(accounts)})
+        if response.status_code not in (200, 201):
+            raise RuntimeError(f"user {username} not registered: {response.status_code} "
+                               f"{response.text}")
+        with self._lock:
+            self._passwords[username] = password
+            self._tokens.pop(username, None)
+
+    def as_operator(self, registry: str, person: int = 1) -> dict[str, str]:
+        """Headers of one of the registry's two operators."""
+        return self.headers_for(operator(registry, person))
+
+    def as_authorised_body(self, registry: str, person: int = 1) -> dict[str, str]:
+        """Headers of one of the two members of the registry's authorised body."""
+        return self.headers_for(authorised_body(registry, person))
+
+    def as_holder(self, registry: str, account_id: int) -> dict[str, str]:
+        """Headers of the representative of the holder of ``account_id`` in ``registry``,
+        registered at the issuer on first use (role ``<CODE>:holder``, the account)."""
+        username = holder_representative(registry, account_id)
+        if username not in self._passwords:
+            code = registry.upper()
+            self.register_user(username, [f"{code}:holder"], [f"{code}:{account_id}"],
+                               f"representative of {code} account {account_id}")
+        return self.headers_for(username)
+
+    def as_actor(self, registry: str, actor: str) -> dict[str, str]:
+        """Headers for an actor named as the ``X-Actor`` header of development mode did:
+        ``operator``, ``authorised-body`` or ``holder:<account id>``."""
+        if actor == OPERATOR:
+            return self.as_operator(registry)
+        if actor == AUTHORISED_BODY:
+            return self.as_authorised_body(registry)
+        role, _, account = actor.partition(":")
+        if role != "holder" or not account.isdigit():
+            raise ValueError(f"unknown actor {actor!r}")
+        return self.as_holder(registry, int(account))
 
     def ok(self, service: str, method: str, path: str, **kwargs: Any) -> Any:
         """Call and return the JSON body; raise with the body when the status is not 2xx."""
@@ -83,7 +206,8 @@ class StackClient:
     def decide(self, registry: str, kind: str, unit_type: str, quantity: int, reference: str,
                **fields: Any) -> Any:
         """Record a decision of the authorised body."""
-        return self.ok(registry, "POST", "/decisions", headers={"X-Actor": AUTHORISED_BODY},
+        return self.ok(registry, "POST", "/decisions",
+                       headers=self.as_authorised_body(registry),
                        json={"kind": kind, "reference": reference, "unit_type": unit_type,
                              "quantity": quantity, **fields})
 
@@ -106,9 +230,9 @@ class StackClient:
         if target_registry:
             body["acquiring_registry"] = target_registry
             return self.call(registry, "POST", "/transactions/external-transfer", json=body,
-                             headers={"X-Actor": holder(source)})
+                             headers=self.as_actor(registry, holder(source)))
         return self.call(registry, "POST", "/transactions/internal-transfer", json=body,
-                         headers={"X-Actor": holder(source)})
+                         headers=self.as_actor(registry, holder(source)))
 
     def transaction(self, registry: str, transaction_id: str) -> Any:
         return self.ok(registry, "GET", f"/transactions/{transaction_id}")

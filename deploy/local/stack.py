@@ -1,5 +1,11 @@
 """Run the whole stack as local processes: one SecantusDB server (unless MONGO_URL names
-a server), the ITL, the national registries and the CDM registry, on the local RabbitMQ.
+a server), the built-in token issuer, the ITL, the national registries and the CDM
+registry, on the local RabbitMQ.
+
+The issuer starts first, with the stack's identities (``deploy.local.identities``), and
+every service gets the AUTH_* settings that trust it. A local stack fetches the issuer's
+keys again as soon as a token names an unknown key id (no cool-down: nothing but the
+stack reaches the issuer on the loopback).
 
 Used by ``make up`` / ``make down`` / ``make demo``, the end-to-end tests and the
 benchmarks. Each service is its own process with its own database and its own broker
@@ -22,6 +28,7 @@ from pathlib import Path
 
 import httpx
 
+from deploy.local.identities import IssuerAccess, default_config
 from shared.codes import CDM_CODE, ITL_CODE
 from shared.messaging.provisioning import (
     BrokerAdmin,
@@ -74,12 +81,16 @@ class LocalStack:
     clock_start: str | None = None
     #: Extra environment per registry code, e.g. {"DE": {"ESD_ENABLED": "true"}}.
     registry_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: AUTH_MODE of every service: "token" or "development" (X-Actor, no token needed).
+    auth_mode: str = "token"
     #: The broker as its administrator (each service gets it with its own login) and the
     #: administration channel that creates the users (``admin_from_environment``).
     broker_url: str = field(default_factory=amqp_url)
     broker_admin: BrokerAdmin | None = None
     store: StoreServer | None = None
     services: dict[str, ServiceProcess] = field(default_factory=dict)
+    issuer: IssuerAccess | None = None
+    issuer_process: ServiceProcess | None = None
     broker: Provisioned | None = None
 
     @property
@@ -105,6 +116,7 @@ class LocalStack:
         }
         if self.clock_start:
             common["CLOCK_START"] = self.clock_start
+        common.update(self._start_issuer())
         specs: list[tuple[str, str, dict[str, str]]] = [
             (ITL_CODE, "services.itl", {"REGISTRIES": json.dumps(codes)}),
         ]
@@ -124,6 +136,27 @@ class LocalStack:
         for service in self.services.values():
             self.wait_healthy(service.name)
 
+    def _start_issuer(self) -> dict[str, str]:
+        """Start the built-in issuer with the stack's identities; the AUTH_* settings of
+        the services that trust it."""
+        port = self.base_port + 98 if self.base_port else free_port()
+        url = f"http://127.0.0.1:{port}"
+        workdir = self.workdir / "issuer"
+        config = default_config(url, self.registries)
+        config.save(workdir / "config.json")
+        self.issuer = IssuerAccess(url, config)
+        self.issuer_process = ServiceProcess(
+            "issuer", "deploy.issuer", port,
+            {"ISSUER_CONFIG": str(workdir / "config.json"), "ISSUER_WORKDIR": str(workdir),
+             "ISSUER_PORT": str(port), "PYTHONUNBUFFERED": "1"},
+            self.log_dir / "issuer.log")
+        self._spawn(self.issuer_process)
+        self._wait_healthy(self.issuer_process)
+        return {"AUTH_MODE": self.auth_mode, "AUTH_ISSUER": url,
+                "AUTH_AUDIENCE": config.audience, "AUTH_JWKS_URL": self.issuer.jwks_url,
+                "AUTH_TOKEN_URL": self.issuer.token_url,
+                "AUTH_JWKS_REFETCH_COOLDOWN_SECONDS": "0"}
+
     def _spawn(self, service: ServiceProcess) -> None:
         env = {**os.environ, **service.env}
         with open(service.log_path, "ab") as log:
@@ -135,7 +168,10 @@ class LocalStack:
         service.pid = service.process.pid
 
     def wait_healthy(self, name: str, timeout: float = 60.0) -> None:
-        service = self.services[name]
+        self._wait_healthy(self.services[name], timeout)
+
+    def _wait_healthy(self, service: ServiceProcess, timeout: float = 60.0) -> None:
+        name = service.name
         wait_for_port(service.port, timeout, service.process)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -167,8 +203,9 @@ class LocalStack:
         return self.broker_admin
 
     def stop(self) -> None:
-        """Stop every service and the store, then delete the stack's broker users and,
-        unless the stack keeps its data (``make up``), its queues and exchanges."""
+        """Stop every service, the issuer and the store, then delete the stack's broker
+        users and, unless the stack keeps its data (``make up``), its queues and
+        exchanges."""
         try:
             self._stop_processes()
         finally:
@@ -180,10 +217,12 @@ class LocalStack:
                 self.broker = None
 
     def _stop_processes(self) -> None:
-        for service in reversed(list(self.services.values())):
+        processes = [*self.services.values(),
+                     *([self.issuer_process] if self.issuer_process else [])]
+        for service in reversed(processes):
             if service.process is not None and service.process.poll() is None:
                 service.process.terminate()
-        for service in self.services.values():
+        for service in processes:
             if service.process is not None:
                 try:
                     service.process.wait(timeout=15)
@@ -205,6 +244,9 @@ class LocalStack:
                       else None},
             "services": {s.name: {"pid": s.pid, "port": s.port, "url": s.url,
                                   "log": str(s.log_path)} for s in self.services.values()},
+            "issuer": {"pid": self.issuer_process.pid if self.issuer_process else None,
+                       "url": self.issuer.url if self.issuer else None,
+                       "config": str(self.workdir / "issuer" / "config.json")},
             "broker": {"users": self.broker.users if self.broker else []},
         }
         self.state_path().write_text(json.dumps(state, indent=2))
@@ -222,6 +264,8 @@ def stop_detached(workdir: Path) -> bool:
         return False
     state = json.loads(path.read_text())
     pids = [s["pid"] for s in state["services"].values() if s.get("pid")]
+    if state.get("issuer", {}).get("pid"):
+        pids.append(state["issuer"]["pid"])
     if state["store"].get("pid"):
         pids.append(state["store"]["pid"])
     for pid in pids:

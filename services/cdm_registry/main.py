@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from services.cdm_registry.api import router
 from services.cdm_registry.config import CdmSettings
 from services.cdm_registry.handlers import CdmService
 from services.cdm_registry.store import CdmStore
 from services.registry.main import create_registry
+from shared.auth import AUTH_RESPONSES, require_roles_by_method
 from shared.service import serve
+
+#: Projects and issuance requests (docs/adr/0015): registered and issued by the CDM
+#: registry's operator (CDM:operator); read by any authenticated caller, as the UNFCCC
+#: publishes them.
+CDM_CALLERS = require_roles_by_method("operator", [], "the CDM registry's projects")
 
 
 def create_app(settings: CdmSettings | None = None) -> FastAPI:
@@ -21,7 +27,8 @@ def create_app(settings: CdmSettings | None = None) -> FastAPI:
     )
     store = CdmStore(registry.runtime.db)
     app.state.cdm = CdmService(registry, store, settings.share_of_proceeds_percent)
-    app.include_router(router)
+    app.include_router(router, responses=AUTH_RESPONSES,
+                       dependencies=[Depends(CDM_CALLERS)])
     registry.startup_tasks.append(store.ensure_indexes)
     return app
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from services.itl.api import router
 from services.itl.config import ItlSettings
 from services.itl.handlers import ItlService
 from services.itl.messaging import make_dispatch
 from services.itl.store import ItlStore
+from shared.auth import AUTH_RESPONSES, require_roles_by_method
 from shared.codes import ITL_CODE
 from shared.service import Runtime, build_app, serve
 
@@ -35,8 +36,17 @@ def create_app(settings: ItlSettings | None = None) -> FastAPI:
     )
     app.state.service = service
     app.state.settings = settings
-    app.include_router(router)
+    app.include_router(router, responses=AUTH_RESPONSES,
+                       dependencies=[Depends(ITL_CALLERS)])
     return app
+
+
+#: Who calls the ITL's API (docs/adr/0015): its changes (Parties' standing and periods,
+#: JI projects, notices) are the ITL administrator's; its records are read by the ITL
+#: administrator and by every registry's operator (the log is what registries reconcile
+#: their books with).
+ITL_CALLERS = require_roles_by_method(
+    "administrator", [(ITL_CODE, "administrator"), (None, "operator")], "the ITL's records")
 
 
 def run() -> None:

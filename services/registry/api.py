@@ -1,4 +1,9 @@
-"""The operator HTTP API of a registry: accounts, holdings and transactions."""
+"""The operator HTTP API of a registry: accounts, holdings and transactions.
+
+Every endpoint needs a bearer token (``shared.auth``); who may change what is
+``permissions.authorise``, who reads what ``permissions.readable_accounts``: the operator
+and the authorised body read everything, a holder's representative only its accounts,
+their holdings and the transactions and decisions that concern them (docs/adr/0015)."""
 
 from __future__ import annotations
 
@@ -10,8 +15,17 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from services.registry.domain import Account, AccountAction, StatusChange
 from services.registry.handlers import RegistryService
-from services.registry.permissions import Actor, Operation, authorise, parse_actor
+from services.registry.permissions import (
+    Actor,
+    Operation,
+    authorise,
+    authorise_read,
+    authorise_registry_read,
+    parse_actor,
+    readable_accounts,
+)
 from services.registry.proceeds import ShareOfProceeds, ShareOfProceedsKind
+from shared.auth import PrincipalDep
 from shared.codes import (
     RESPONSE_TEXT,
     AccountType,
@@ -28,10 +42,32 @@ from shared.store.unit_blocks import block_to_doc, doc_to_block
 router = APIRouter()
 
 
-def actor_of(x_actor: Annotated[str | None, Header(
-        description="operator, authorised-body or holder:<account id>")] = None) -> Actor:
-    """The actor a request names; reads need none, every change does."""
-    return parse_actor(x_actor)
+def actor_of(request: Request, principal: PrincipalDep,
+             x_actor: Annotated[str | None, Header(
+                 description="development mode (AUTH_MODE=development) only, without a "
+                             "token: operator, authorised-body or holder:<account id>, "
+                             "optionally @<subject>")] = None) -> Actor:
+    """The request's actor at this registry: from its token's roles and accounts; in
+    development mode without a token, from ``X-Actor`` (none: reads only)."""
+    if principal.development:
+        return parse_actor(x_actor) if x_actor else Actor(anonymous=True)
+    return Actor.at(principal, service_of(request).code)
+
+
+ActorDep = Annotated[Actor, Depends(actor_of)]
+
+
+async def registry_reader(actor: ActorDep) -> Actor:
+    """FastAPI dependency: a caller who reads this registry's registry-wide data (ITL
+    notices, the share of proceeds, effort sharing): the operator or the authorised
+    body (403 otherwise)."""
+    authorise_registry_read(actor, "registry-wide data (ITL notices, the share of "
+                                   "proceeds, effort sharing)")
+    return actor
+
+
+#: Dependencies of a route that only the operator and the authorised body read.
+REGISTRY_READERS = [Depends(registry_reader)]
 
 
 def service_of(request: Request) -> RegistryService:
@@ -86,8 +122,8 @@ class AccountView(BaseModel):
 
 class StatusChangeView(BaseModel):
     status: str = Field(examples=["blocked"])
-    by: str = Field(description="the actor, as the X-Actor header named it",
-                    examples=["operator"])
+    by: str = Field(description="who: the role it was done in and the subject (the "
+                                "token's sub)", examples=["operator kz-operator-1"])
     at: datetime = Field(description="simulation clock, UTC")
     reason: str | None = None
 
@@ -188,7 +224,7 @@ def _total(row: Document) -> HoldingTotal:
                               "description": "an account type the operator does not open "
                                              "(2004, naming account_type and why)"}})
 async def create_account(body: AccountCreate, request: Request,
-                         actor: Annotated[Actor, Depends(actor_of)]) -> AccountView:
+                         actor: ActorDep) -> AccountView:
     """Open a holding account: a person's (121, the default), a former operator's (120)
     or a further Party holding account (100); in the CDM registry a participant's (121)
     only. Every other type is the registry's own, made at start-up (one PPSR; the
@@ -204,15 +240,21 @@ async def create_account(body: AccountCreate, request: Request,
 
 
 @router.get("/accounts", tags=["accounts"])
-async def list_accounts(request: Request) -> list[AccountView]:
-    return [AccountView.of(a) for a in await service_of(request).store.accounts()]
+async def list_accounts(request: Request, actor: ActorDep) -> list[AccountView]:
+    """Every account; a holder's representative sees only the accounts it acts for."""
+    readable = readable_accounts(actor)
+    return [AccountView.of(a) for a in await service_of(request).store.accounts()
+            if readable is None or a.account_id in readable]
 
 
 @router.get("/accounts/{account_id}", tags=["accounts"],
-            responses={404: {"description": "no such account"}})
-async def read_account(account_id: int, request: Request) -> AccountDetail:
+            responses={403: {"description": "a holder's representative reads only its "
+                                            "accounts"},
+                       404: {"description": "no such account"}})
+async def read_account(account_id: int, request: Request, actor: ActorDep) -> AccountDetail:
     """One account with its status and the history of its status changes (who, when,
     why)."""
+    authorise_read(actor, [account_id], f"account {account_id}")
     return AccountDetail.of(await service_of(request).require_account(account_id))
 
 
@@ -227,16 +269,16 @@ STATUS_CHANGE_RESPONSES: dict[int | str, dict[str, Any]] = {
 async def _change_status(request: Request, actor: Actor, account_id: int,
                          action: AccountAction, operation: Operation,
                          reason: str | None) -> AccountDetail:
-    authorise(actor, operation)
-    account = await service_of(request).change_account_status(account_id, action,
-                                                              actor.header, reason)
+    by = authorise(actor, operation)
+    account = await service_of(request).change_account_status(account_id, action, by,
+                                                              reason)
     return AccountDetail.of(account)
 
 
 @router.post("/accounts/{account_id}/block", tags=["accounts"],
              responses=STATUS_CHANGE_RESPONSES)
 async def block_account(account_id: int, body: StatusReason, request: Request,
-                        actor: Annotated[Actor, Depends(actor_of)]) -> AccountDetail:
+                        actor: ActorDep) -> AccountDetail:
     """Block an open account: from now on no new transaction takes units out of it (2007)
     or into it (5903, protocol.md 3.3 "suspended, restricted"); its units stay where they
     are, and a transaction proposed before the block runs to its end. Operator only
@@ -249,7 +291,7 @@ async def block_account(account_id: int, body: StatusReason, request: Request,
 @router.post("/accounts/{account_id}/unblock", tags=["accounts"],
              responses=STATUS_CHANGE_RESPONSES)
 async def unblock_account(account_id: int, request: Request,
-                          actor: Annotated[Actor, Depends(actor_of)],
+                          actor: ActorDep,
                           body: Annotated[OptionalStatusReason | None, Body()] = None
                           ) -> AccountDetail:
     """Open a blocked account again. Operator only; ``reason`` optional; 409 unless the
@@ -261,7 +303,7 @@ async def unblock_account(account_id: int, request: Request,
 @router.post("/accounts/{account_id}/close", tags=["accounts"],
              responses=STATUS_CHANGE_RESPONSES)
 async def close_account(account_id: int, body: StatusReason, request: Request,
-                        actor: Annotated[Actor, Depends(actor_of)]) -> AccountDetail:
+                        actor: ActorDep) -> AccountDetail:
     """Close an open or blocked account for good: afterwards transfers out of it are
     refused with 2008 and into it with 5906 (protocol.md 3.3). Operator only; ``reason``
     required. 409 when it is closed already or a government account the registry made at
@@ -274,8 +316,11 @@ async def close_account(account_id: int, body: StatusReason, request: Request,
 
 
 @router.get("/accounts/{account_id}/holdings", tags=["holdings"])
-async def read_account_holdings(account_id: int, request: Request) -> AccountHoldings:
-    """The unit blocks of one account, with totals per unit type and period."""
+async def read_account_holdings(account_id: int, request: Request,
+                                actor: ActorDep) -> AccountHoldings:
+    """The unit blocks of one account, with totals per unit type and period (a holder's
+    representative: of its accounts only, 403 otherwise)."""
+    authorise_read(actor, [account_id], f"the holdings of account {account_id}")
     svc = service_of(request)
     account = await svc.require_account(account_id)
     query = {"registry": svc.code, "account_id": account_id}
@@ -292,10 +337,13 @@ async def read_account_holdings(account_id: int, request: Request) -> AccountHol
 
 
 @router.get("/holdings", tags=["holdings"])
-async def read_holdings(request: Request) -> list[HoldingTotal]:
-    """Units held in this registry per account, unit type and period."""
+async def read_holdings(request: Request, actor: ActorDep) -> list[HoldingTotal]:
+    """Units held in this registry per account, unit type and period (a holder's
+    representative: its accounts only)."""
     svc = service_of(request)
-    return [_total(r) for r in await svc.store.units.totals({"registry": svc.code})]
+    readable = readable_accounts(actor)
+    return [_total(r) for r in await svc.store.units.totals({"registry": svc.code})
+            if readable is None or r["account_id"] in readable]
 
 
 # transactions
@@ -395,22 +443,36 @@ REFUSALS: dict[int | str, dict[str, Any]] = {
 @router.get("/transactions", tags=["transactions"])
 async def list_transactions(
     request: Request,
+    actor: ActorDep,
     status_code: int | None = Query(default=None, alias="status", ge=1, le=8),
     limit: int = Query(default=100, ge=1, le=1000),
 ) -> list[TransactionView]:
-    """Newest first."""
-    docs = await service_of(request).store.transactions(status_code, limit)
+    """Newest first; a holder's representative sees only those moving units out of or
+    into its accounts."""
+    docs = await service_of(request).store.transactions(status_code, limit,
+                                                        readable_accounts(actor))
     return [TransactionView.of(d) for d in docs]
 
 
 @router.get("/transactions/{transaction_id}", tags=["transactions"],
-            responses={404: {"description": "no such transaction"}})
-async def read_transaction(transaction_id: str, request: Request) -> TransactionView:
+            responses={403: {"description": "a holder's representative reads only "
+                                            "transactions of its accounts"},
+                       404: {"description": "no such transaction"}})
+async def read_transaction(transaction_id: str, request: Request,
+                           actor: ActorDep) -> TransactionView:
     """A transaction with its status history and the response codes it received."""
-    doc = await service_of(request).store.transaction(transaction_id)
+    svc = service_of(request)
+    doc = await svc.store.transaction(transaction_id)
     if doc is None:
         raise NotFound(f"transaction {transaction_id}")
+    authorise_read(actor, transaction_accounts(doc, svc.code), f"transaction {transaction_id}")
     return TransactionView.of(doc)
+
+
+def transaction_accounts(doc: Document, registry: str) -> list[int]:
+    """The accounts of ``registry`` a transaction moves units out of or into."""
+    return [side["account_id"] for side in (doc.get("transferring"), doc.get("acquiring"))
+            if side is not None and side.get("registry") == registry]
 
 
 @router.get("/codes/response", tags=["reference"])
@@ -455,11 +517,12 @@ def proceeds_of(request: Request) -> ShareOfProceeds:
     return proceeds
 
 
-@router.get("/share-of-proceeds", tags=["share of proceeds"])
+@router.get("/share-of-proceeds", tags=["share of proceeds"], dependencies=REGISTRY_READERS)
 async def share_of_proceeds(request: Request) -> list[ShareOfProceedsRow]:
     """The second period's share of proceeds per commitment period and kind: what it is
     levied on, due, contributed and owed, and its transactions (external transfers of
-    supplementary type 47 and 49 to the Adaptation Fund; 1/CMP.8 para 21)."""
+    supplementary type 47 and 49 to the Adaptation Fund; 1/CMP.8 para 21). The operator
+    and the authorised body read it."""
     return [ShareOfProceedsRow.model_validate(r) for r in await proceeds_of(request).report()]
 
 
@@ -469,7 +532,7 @@ async def share_of_proceeds(request: Request) -> list[ShareOfProceedsRow]:
 async def pay_share_of_proceeds(period: Annotated[int, Path(ge=2, le=2)],
                                 kind: ShareOfProceedsKind, body: ShareOfProceedsPayment,
                                 request: Request,
-                                actor: Annotated[Actor, Depends(actor_of)]) -> TransactionView:
+                                actor: ActorDep) -> TransactionView:
     """Pay what is owed of the share of proceeds from an account (the registry levies it
     by itself after each first transfer or conversion; this is for an account that could
     not pay then). 404 when nothing is owed; 422 with 3002 when the account holds too

@@ -98,6 +98,8 @@ class Decision:
     cancellation_account_type: AccountType | None = None
     transaction_ids: tuple[str, ...] = field(default=())
     executed_at: datetime | None = None
+    #: who recorded it: the role and the subject (``authorised-body kz-ab-1``)
+    decided_by: str | None = None
 
     @property
     def remaining(self) -> int:

@@ -39,8 +39,8 @@ class AccountStatus(StrEnum):
 
 @dataclass(frozen=True)
 class StatusChange:
-    """One change of an account's status: the new status, who made it (the actor as the
-    ``X-Actor`` header names it, e.g. ``operator``), when (simulation clock, UTC) and why."""
+    """One change of an account's status: the new status, who made it (the role and the
+    subject, e.g. ``operator kz-operator-1``), when (simulation clock, UTC) and why."""
 
     status: AccountStatus
     by: str

@@ -759,7 +759,7 @@ def decision_from_doc(doc: Document) -> Decision:
         cancellation_account_type=(AccountType(doc["cancellation_account_type"])
                                    if doc.get("cancellation_account_type") else None),
         transaction_ids=tuple(doc.get("transaction_ids", [])),
-        executed_at=doc.get("executed_at"),
+        executed_at=doc.get("executed_at"), decided_by=doc.get("decided_by"),
     )
 
 
@@ -777,7 +777,7 @@ def decision_to_doc(decision: Decision, extra: Document | None = None) -> Docume
         "cancellation_account_type": (int(decision.cancellation_account_type)
                                       if decision.cancellation_account_type else None),
         "transaction_ids": list(decision.transaction_ids),
-        "executed_at": decision.executed_at,
+        "executed_at": decision.executed_at, "decided_by": decision.decided_by,
     }
     return {**doc, **(extra or {})}
 
@@ -804,9 +804,10 @@ class DecisionDesk:
         return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
     async def record(self, decision: Decision) -> Document:
-        """Record a decision, taken now (its ``decided_at`` becomes the clock's time),
-        checked (cl. 22-29); withdrawal and replacement get their due date: one month
-        from the receipt of the notice they answer, else from the decision (cl. 23, 26)."""
+        """Record a decision, taken now (its ``decided_at`` becomes the clock's time) by
+        ``decision.decided_by``, checked (cl. 22-29); withdrawal and replacement get their
+        due date: one month from the receipt of the notice they answer, else from the
+        decision (cl. 23, 26)."""
 
         async def work(session: Session) -> Document:
             received_at = None
@@ -839,26 +840,35 @@ class DecisionDesk:
         return doc
 
     async def appeal(self, decision_id: str, appellant: str, grounds: str) -> Document:
+        """Suspend a decision on an appeal filed now by ``appellant`` (who, as records
+        keep it: ``holder:1001 kz-holder-7``)."""
+
         async def work(session: Session) -> Document:
+            current = await self._stored(decision_id, session)
             now = self._now()
-            appealed = appeal(await self.require(decision_id, session), now)
-            doc = decision_to_doc(appealed, {"appeal": {"by": appellant, "grounds": grounds,
+            appealed = appeal(decision_from_doc(current), now)
+            doc = decision_to_doc(appealed, {**_kept(current, False),
+                                             "appeal": {"by": appellant, "grounds": grounds,
                                                         "filed_at": now}})
             await self._save(doc, session, "decision_appealed")
             return doc
 
         return await self.runtime.commit(work)
 
-    async def revise(self, decision_id: str, quantity: int | None, drop: bool) -> Document:
+    async def revise(self, decision_id: str, quantity: int | None, drop: bool,
+                     by: str) -> Document:
+        """Revise a decision now (``by``: who, as records keep it)."""
+
         async def work(session: Session) -> Document:
             current = await self._stored(decision_id, session)
             now = self._now()
             revised = revise(decision_from_doc(current), now, quantity, drop)
             revisions = [*current.get("revisions", []),
-                         {"at": now, "quantity": quantity, "dropped": drop}]
+                         {"at": now, "quantity": quantity, "dropped": drop, "by": by}]
             appealed = current.get("appeal")
             if appealed and "outcome" not in appealed:
-                appealed = {**appealed, "outcome": "revised", "answered_at": now}
+                appealed = {**appealed, "outcome": "revised", "answered_at": now,
+                            "answered_by": by}
             doc = decision_to_doc(revised, {"revisions": revisions, "appeal": appealed,
                                             "auto_attempted": False})
             await self._save(doc, session, "decision_revised")
@@ -866,17 +876,17 @@ class DecisionDesk:
 
         return await self.runtime.commit(work)
 
-    async def dismiss_appeal(self, decision_id: str, reasons: str) -> Document:
-        """The authorised body dismisses the appeal: the decision is in force again with
-        its original due date, and is carried out at once if its execution moment has
-        passed."""
+    async def dismiss_appeal(self, decision_id: str, reasons: str, by: str) -> Document:
+        """The authorised body (``by``: who, as records keep it) dismisses the appeal: the
+        decision is in force again with its original due date, and is carried out at once
+        if its execution moment has passed."""
 
         async def work(session: Session) -> Document:
             current = await self._stored(decision_id, session)
             now = self._now()
             dismissed = dismiss_appeal(decision_from_doc(current))
             appealed = {**(current.get("appeal") or {}), "outcome": "dismissed",
-                        "answered_at": now, "reasons": reasons}
+                        "answered_at": now, "answered_by": by, "reasons": reasons}
             doc = decision_to_doc(dismissed, {"revisions": current.get("revisions", []),
                                               "appeal": appealed, "auto_attempted": False})
             await self._save(doc, session, "decision_appeal_dismissed")

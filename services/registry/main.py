@@ -14,9 +14,9 @@ from services.registry.esd.main import install_effort_sharing
 from services.registry.handlers import DecisionDesk, Operations, RegistryService
 from services.registry.messaging import make_dispatch
 from services.registry.operations_api import router as operations_router
-from services.registry.permissions import Forbidden
 from services.registry.proceeds import ShareOfProceeds
 from services.registry.store import RegistryStore
+from shared.auth import AUTH_RESPONSES, AUTHENTICATED
 from shared.codes import CDM_CODE, ITL_CODE, MessageType
 from shared.service import Runtime, build_app, serve
 
@@ -50,12 +50,8 @@ def create_registry(settings: RegistrySettings, code: str, title: str,
     app.state.decisions = desk
     app.state.operations = Operations(service, desk)
     app.state.proceeds = None if profile.is_cdm else ShareOfProceeds(service)
-    app.include_router(router)
-    app.include_router(operations_router)
-
-    @app.exception_handler(Forbidden)
-    async def forbidden(_: Request, exc: Forbidden) -> JSONResponse:
-        return JSONResponse(status_code=403, content={"detail": exc.reason})
+    for routes in (router, operations_router):
+        app.include_router(routes, dependencies=AUTHENTICATED, responses=AUTH_RESPONSES)
 
     @app.exception_handler(StatusChangeRefused)
     async def status_change_refused(_: Request, exc: StatusChangeRefused) -> JSONResponse:

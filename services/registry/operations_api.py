@@ -1,15 +1,22 @@
 """The registry's operations (Decree 684 cl. 3), decisions of the authorised body and
-ITL notices. Every change names its actor in ``X-Actor``; the wrong actor gets 403."""
+ITL notices. Every endpoint needs a bearer token; the wrong actor gets 403 with the
+reason (``permissions``)."""
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Query, Request, status
 from pydantic import BaseModel, Field
 
-from services.registry.api import REFUSALS, TransactionView, actor_of, service_of
+from services.registry.api import (
+    REFUSALS,
+    REGISTRY_READERS,
+    ActorDep,
+    TransactionView,
+    service_of,
+)
 from services.registry.decisions import (
     Decision,
     DecisionKind,
@@ -25,7 +32,12 @@ from services.registry.handlers import (
     decision_from_doc,
 )
 from services.registry.notices import decree_due_at, notice_follow_up
-from services.registry.permissions import Actor, Operation, authorise
+from services.registry.permissions import (
+    Operation,
+    authorise,
+    authorise_read,
+    readable_accounts,
+)
 from shared.codes import (
     AccountType,
     LulucfActivity,
@@ -39,7 +51,6 @@ from shared.http_types import AccountTypeField, UnitTypeField
 from shared.store import Document, Session
 
 router = APIRouter()
-ActorDep = Annotated[Actor, Depends(actor_of)]
 PERMISSION: dict[int | str, dict[str, Any]] = {
     403: {"description": "the request's actor may not start this operation"}}
 RESPONSES: dict[int | str, dict[str, Any]] = {**REFUSALS, **PERMISSION}
@@ -105,6 +116,9 @@ class DecisionView(BaseModel):
     ground: str | None = None
     notice_id: int | None = None
     project_id: str | None = None
+    decided_by: str | None = Field(
+        default=None, description="who recorded it: role and subject "
+                                  "(authorised-body kz-ab-1)")
     transaction_ids: list[str]
     executed_at: datetime | None = None
     appeal: dict[str, Any] | None = None
@@ -123,7 +137,8 @@ class DecisionView(BaseModel):
             state=decision.state.value, follow_up=follow_up(decision, now),
             ground=decision.ground.value if decision.ground else None,
             notice_id=decision.notice_id, project_id=decision.project_id,
-            transaction_ids=list(decision.transaction_ids), executed_at=decision.executed_at,
+            decided_by=decision.decided_by, transaction_ids=list(decision.transaction_ids),
+            executed_at=decision.executed_at,
             appeal=doc.get("appeal"), revisions=doc.get("revisions", []),
         )
 
@@ -156,7 +171,7 @@ async def record_decision(body: DecisionCreate, request: Request,
     (cl. 23, 26). Cancellation and retirement decisions are taken after the end of their
     commitment period (cl. 28: 422 otherwise). A notice that asks for another operation
     or is completed: 4005."""
-    authorise(actor, Operation.RECORD_DECISION)
+    by = authorise(actor, Operation.RECORD_DECISION)
     desk = desk_of(request)
     decision = Decision(
         decision_id="", kind=body.kind, reference=body.reference,
@@ -165,7 +180,7 @@ async def record_decision(body: DecisionCreate, request: Request,
         commitment_period=body.commitment_period, ground=body.ground,
         notice_id=body.notice_id, project_id=body.project_id,
         lulucf_activity=int(body.lulucf_activity) if body.lulucf_activity else None,
-        cancellation_account_type=body.cancellation_account_type,
+        cancellation_account_type=body.cancellation_account_type, decided_by=by,
     )
     return _view(desk, await desk.record(decision))
 
@@ -173,20 +188,26 @@ async def record_decision(body: DecisionCreate, request: Request,
 @router.get("/decisions", tags=["decisions"])
 async def list_decisions(
     request: Request,
+    actor: ActorDep,
     follow_up_filter: Annotated[FollowUp | None, Query(alias="follow_up")] = None,
 ) -> list[DecisionView]:
-    """Decisions, newest first, with what is due, overdue and done."""
+    """Decisions, newest first, with what is due, overdue and done; a holder's
+    representative sees those about its accounts."""
     desk = desk_of(request)
-    views = [_view(desk, d) for d in await desk.store.decisions()]
+    readable = readable_accounts(actor)
+    query = None if readable is None else {"account_id": {"$in": sorted(readable)}}
+    views = [_view(desk, d) for d in await desk.store.decisions(query)]
     return [v for v in views if follow_up_filter in (None, v.follow_up)]
 
 
-@router.get("/decisions/{decision_id}", tags=["decisions"])
-async def read_decision(decision_id: str, request: Request) -> DecisionView:
+@router.get("/decisions/{decision_id}", tags=["decisions"], responses=PERMISSION)
+async def read_decision(decision_id: str, request: Request, actor: ActorDep) -> DecisionView:
+    """One decision (a holder's representative: one about its accounts)."""
     desk = desk_of(request)
     doc = await desk.store.decision(decision_id)
     if doc is None:
         raise NotFound(f"decision {decision_id}")
+    authorise_read(actor, [doc["account_id"]], f"decision {decision_id}")
     return _view(desk, doc)
 
 
@@ -203,8 +224,8 @@ async def appeal_decision(decision_id: str, body: AppealBody, request: Request,
     desk = desk_of(request)
     decision = await desk.require(decision_id)
     account = await desk.registry.require_account(decision.account_id)
-    authorise(actor, Operation.APPEAL_DECISION, account)
-    return _view(desk, await desk.appeal(decision_id, str(actor), body.grounds))
+    by = authorise(actor, Operation.APPEAL_DECISION, account)
+    return _view(desk, await desk.appeal(decision_id, by, body.grounds))
 
 
 @router.post("/decisions/{decision_id}/revise", tags=["decisions"], responses=RESPONSES)
@@ -214,9 +235,9 @@ async def revise_decision(decision_id: str, body: RevisionBody, request: Request
     (409 after ``due_at``: the decision stands). A revision that answers an appeal starts
     a new month from the revision (cl. 23, 26: units "appealed and revised"); one of a
     decision nobody appealed keeps its due date."""
-    authorise(actor, Operation.REVISE_DECISION)
+    by = authorise(actor, Operation.REVISE_DECISION)
     desk = desk_of(request)
-    return _view(desk, await desk.revise(decision_id, body.quantity, body.drop))
+    return _view(desk, await desk.revise(decision_id, body.quantity, body.drop, by))
 
 
 @router.post("/decisions/{decision_id}/dismiss-appeal", tags=["decisions"],
@@ -226,10 +247,10 @@ async def dismiss_appeal(decision_id: str, request: Request, actor: ActorDep,
     """The authorised body dismisses the appeal: the decision is in force again with its
     original due date, and is carried out at once when its execution moment has passed
     (409 when it is not appealed)."""
-    authorise(actor, Operation.DISMISS_APPEAL)
+    by = authorise(actor, Operation.DISMISS_APPEAL)
     desk = desk_of(request)
     reasons = body.reasons if body is not None else ""
-    return _view(desk, await desk.dismiss_appeal(decision_id, reasons))
+    return _view(desk, await desk.dismiss_appeal(decision_id, reasons, by))
 
 
 @router.post("/decisions/{decision_id}/execute", status_code=status.HTTP_202_ACCEPTED,
@@ -281,21 +302,24 @@ class NoticeView(BaseModel):
                                                     now)})
 
 
-@router.get("/notices", tags=["notices"])
+@router.get("/notices", tags=["notices"], responses=PERMISSION,
+            dependencies=REGISTRY_READERS)
 async def list_notices(
     request: Request,
     follow_up_filter: Annotated[FollowUp | None, Query(alias="follow_up")] = None,
 ) -> list[NoticeView]:
     """ITL notices, newest first, with the action each requires, the ITL's deadline and
-    the Decree's, and where each stands."""
+    the Decree's, and where each stands (the operator and the authorised body)."""
     desk = desk_of(request)
     now = desk.runtime.clock.now()
     views = [NoticeView.of(d, now) for d in await desk.store.notices()]
     return [v for v in views if follow_up_filter in (None, v.follow_up)]
 
 
-@router.get("/notices/{notice_id}", tags=["notices"])
+@router.get("/notices/{notice_id}", tags=["notices"], responses=PERMISSION,
+            dependencies=REGISTRY_READERS)
 async def read_notice(notice_id: int, request: Request) -> NoticeView:
+    """One ITL notice (the operator and the authorised body)."""
     desk = desk_of(request)
     doc = await desk.store.notice(notice_id)
     if doc is None:

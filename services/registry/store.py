@@ -175,8 +175,15 @@ class RegistryStore:
                           session: Session | None = None) -> Document | None:
         return await self.db.transactions.find_one({"_id": transaction_id}, session=session)
 
-    async def transactions(self, status: int | None, limit: int) -> list[Document]:
+    async def transactions(self, status: int | None, limit: int,
+                           accounts: frozenset[int] | None = None) -> list[Document]:
+        """Newest first; with ``accounts``, only those that move units out of or into one
+        of these accounts of this registry."""
         query: Document = {} if status is None else {"status": status}
+        if accounts is not None:
+            ids = sorted(accounts)
+            query["$or"] = [{f"{side}.registry": self.code, f"{side}.account_id": {"$in": ids}}
+                            for side in ("transferring", "acquiring")]
         cursor = self.db.transactions.find(query).sort("created_at", DESCENDING).limit(limit)
         return await cursor.to_list()
 

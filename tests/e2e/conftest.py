@@ -18,7 +18,8 @@ def stack(request: pytest.FixtureRequest,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """A fresh stack (store, ITL, the registries, CDM) for one test module. A module may
     set ``REGISTRIES`` (default KZ, CH and JP), ``REGISTRY_ENV`` (extra environment per
-    registry) and ``CLOCK_START`` (the simulation clock's start). The stack provisions
+    registry), ``CLOCK_START`` (the simulation clock's start) and ``AUTH_MODE``
+    (``development`` for the X-Actor header; ``token`` by default). The stack provisions
     its broker users, exchanges and queues and deletes them when it stops."""
     asyncio.run(check_broker(amqp_url()))
     workdir: Path = tmp_path_factory.mktemp("stack")
@@ -26,7 +27,8 @@ def stack(request: pytest.FixtureRequest,
                        registries=getattr(request.module, "REGISTRIES", DEFAULT_REGISTRIES),
                        namespace=new_namespace(),
                        registry_env=getattr(request.module, "REGISTRY_ENV", {}),
-                       clock_start=getattr(request.module, "CLOCK_START", None))
+                       clock_start=getattr(request.module, "CLOCK_START", None),
+                       auth_mode=getattr(request.module, "AUTH_MODE", "token"))
     try:
         local.start()
         yield local
@@ -36,6 +38,6 @@ def stack(request: pytest.FixtureRequest,
 
 @pytest.fixture(scope="module")
 def client(stack: LocalStack) -> Iterator[StackClient]:
-    c = StackClient({name: s.url for name, s in stack.services.items()})
+    c = StackClient({name: s.url for name, s in stack.services.items()}, issuer=stack.issuer)
     yield c
     c.close()

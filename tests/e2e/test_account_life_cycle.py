@@ -55,10 +55,13 @@ def refused(response: httpx.Response, status: int, code: int | None) -> str:
 
 
 def change(client: StackClient, registry: str, account: int, action: str,
-           reason: str | None = None, actor: str = "operator") -> httpx.Response:
+           reason: str | None = None, actor: str = "operator",
+           headers: dict[str, str] | None = None) -> httpx.Response:
+    """Block, unblock or close as ``actor`` (as ``StackClient.as_actor`` names it) or
+    with ``headers``."""
     body = {} if reason is None else {"reason": reason}
     return client.call(registry, "POST", f"/accounts/{account}/{action}", json=body,
-                       headers={"X-Actor": actor})
+                       headers=headers or client.as_actor(registry, actor))
 
 
 def books(client: StackClient, registry: str) -> dict[tuple[int, str], int]:
@@ -280,17 +283,20 @@ def test_only_the_operator_changes_an_accounts_status(client: StackClient, kz: N
 def test_who_when_and_why_are_shown_with_the_account(client: StackClient, kz: None) -> None:
     frank = account_with(client, "Frank Mining LLP")
     moments = []
-    for action, reason in (("block", "suspected fraud"), ("unblock", None),
-                           ("close", "holder request")):
-        assert change(client, "kz", frank, action, reason).status_code == 200
+    # two operators: each change records the person who made it, in the role it was made
+    for action, reason, person in (("block", "suspected fraud", 1), ("unblock", None, 2),
+                                   ("close", "holder request", 1)):
+        response = change(client, "kz", frank, action, reason,
+                          headers=client.as_operator("kz", person))
+        assert response.status_code == 200, response.text
         moments.append(datetime.fromisoformat(client.ok("kz", "GET", "/admin/clock")["now"]))
     view = client.ok("kz", "GET", f"/accounts/{frank}")
     assert view["status"] == "closed"
     history = view["status_history"]
     assert [(h["status"], h["by"], h["reason"]) for h in history] == [
-        ("blocked", "operator", "suspected fraud"),
-        ("open", "operator", None),
-        ("closed", "operator", "holder request"),
+        ("blocked", "operator kz-operator-1", "suspected fraud"),
+        ("open", "operator kz-operator-2", None),
+        ("closed", "operator kz-operator-1", "holder request"),
     ]
     for entry, read_after in zip(history, moments, strict=True):
         at = datetime.fromisoformat(entry["at"])

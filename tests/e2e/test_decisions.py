@@ -66,13 +66,13 @@ def completed_at(view: dict[str, Any]) -> datetime:
 
 def appeal(client: StackClient, decision: dict[str, Any], grounds: str) -> Any:
     return client.call("kz", "POST", f"/decisions/{decision['decision_id']}/appeal",
-                       json={"grounds": grounds}, headers={"X-Actor": "operator"})
+                       json={"grounds": grounds}, headers=client.as_operator("kz"))
 
 
 def by_body(client: StackClient, decision: dict[str, Any], action: str,
             body: dict[str, Any] | None = None) -> Any:
     return client.call("kz", "POST", f"/decisions/{decision['decision_id']}/{action}",
-                       json=body or {}, headers={"X-Actor": AUTHORISED_BODY})
+                       json=body or {}, headers=client.as_authorised_body("kz"))
 
 
 def proposed(client: StackClient, response: Any) -> Any:
@@ -121,7 +121,7 @@ def test_the_registry_keeps_its_cancellation_retirement_and_replacement_accounts
 def test_retirement_on_a_decision_after_the_period_retires_its_units_into_its_account(
     client: StackClient, kz: dict[str, int]
 ) -> None:
-    during = client.call("kz", "POST", "/decisions", headers={"X-Actor": AUTHORISED_BODY},
+    during = client.call("kz", "POST", "/decisions", headers=client.as_authorised_body("kz"),
                          json={"kind": "retirement", "reference": "MEP-RET-2",
                                "unit_type": "AAU", "quantity": 1_000,
                                "commitment_period": 2})
@@ -249,6 +249,9 @@ def test_an_appeal_dismissed_leaves_the_original_date_and_the_decision_is_carrie
     assert dismissed.status_code == 200, dismissed.text
     assert at(dismissed.json()["due_at"]) == due
     assert dismissed.json()["appeal"]["outcome"] == "dismissed"
+    # who appealed and who answered: the role and the person
+    assert (dismissed.json()["appeal"]["by"], dismissed.json()["appeal"]["answered_by"]) == (
+        "operator kz-operator-1", "authorised-body kz-ab-1")
     done, view = executed(client, decision)  # at once: its execution moment had passed
     assert at(done["due_at"]) == due
     assert completed_at(view) < due
@@ -265,7 +268,7 @@ def test_an_appeal_upheld_by_a_revision_within_the_month_stops_the_withdrawal(
     decision = client.decide("kz", "withdrawal", "AAU", 400, "MEP-W-R", ground="voluntary")
     first_due = at(decision["due_at"])
     wrong = client.call("kz", "POST", f"/decisions/{decision['decision_id']}/appeal",
-                        json={"grounds": "x"}, headers={"X-Actor": AUTHORISED_BODY})
+                        json={"grounds": "x"}, headers=client.as_authorised_body("kz"))
     assert wrong.status_code == 403
     assert appeal(client, decision, "150 units at most").status_code == 200
 
@@ -330,23 +333,23 @@ def test_only_the_holder_of_the_decisions_account_or_the_operator_appeals(
     path = f"/decisions/{decision['decision_id']}/appeal"
     for actor in (f"holder:{bob}", "holder:99999", f"holder:{PARTY}", AUTHORISED_BODY):
         response = client.call("kz", "POST", path, json={"grounds": "not mine"},
-                               headers={"X-Actor": actor})
+                               headers=client.as_actor("kz", actor))
         assert response.status_code == 403, (actor, response.text)
         assert f"the holder of account {alice} (the decision's) or the operator" in \
             response.json()["detail"]
     untouched = read(client, decision)
     assert (untouched["state"], untouched["appeal"]) == ("recorded", None)
     by_alice = client.call("kz", "POST", path, json={"grounds": "issued lawfully"},
-                           headers={"X-Actor": f"holder:{alice}"})
+                           headers=client.as_holder("kz", alice))
     assert by_alice.status_code == 200, by_alice.text
     assert by_alice.json()["follow_up"] == "suspended"
-    assert by_alice.json()["appeal"]["by"] == f"the holder of account {alice}"
+    assert by_alice.json()["appeal"]["by"] == f"holder:{alice} kz-holder-{alice}"
 
     # a decision about the Party holding account is appealed by the operator only
     party = client.decide("kz", "withdrawal", "AAU", 10, "MEP-W-P", ground="voluntary")
     for actor in (f"holder:{PARTY}", f"holder:{alice}", AUTHORISED_BODY):
         response = client.call("kz", "POST", f"/decisions/{party['decision_id']}/appeal",
-                               json={"grounds": "x"}, headers={"X-Actor": actor})
+                               json={"grounds": "x"}, headers=client.as_actor("kz", actor))
         assert response.status_code == 403, (actor, response.text)
         assert "government account" in response.json()["detail"]
     assert appeal(client, party, "the State disagrees").status_code == 200
@@ -361,15 +364,19 @@ def test_a_revision_nobody_appealed_keeps_the_due_date_and_the_withdrawal_goes_a
     unappealed decision again and again does not postpone it."""
     cancelled = client.units_held("kz", VOLUNTARY_CANCELLATION[2], "AAU")
     decision = client.decide("kz", "withdrawal", "AAU", 300, "MEP-W-U", ground="voluntary")
+    assert decision["decided_by"] == "authorised-body kz-ab-1"
     due = at(decision["due_at"])
     client.set_clock(due - timedelta(days=3))
-    for quantity in (120, 100):
-        revised = by_body(client, decision, "revise", {"quantity": quantity})
+    for quantity, member in ((120, 1), (100, 2)):  # two members of the authorised body
+        revised = client.call("kz", "POST", f"/decisions/{decision['decision_id']}/revise",
+                              json={"quantity": quantity},
+                              headers=client.as_authorised_body("kz", member))
         assert revised.status_code == 200, revised.text
         assert at(revised.json()["due_at"]) == due
         assert (revised.json()["quantity"], revised.json()["follow_up"]) == (quantity, "due")
         assert revised.json()["appeal"] is None
-    assert [r["quantity"] for r in read(client, decision)["revisions"]] == [120, 100]
+    assert [(r["quantity"], r["by"]) for r in read(client, decision)["revisions"]] == [
+        (120, "authorised-body kz-ab-1"), (100, "authorised-body kz-ab-2")]
 
     client.set_clock(due - timedelta(hours=12))
     done, view = executed(client, decision)

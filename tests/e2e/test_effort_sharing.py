@@ -34,7 +34,7 @@ def fr_with_cers(client: StackClient) -> int:
     c = client
     # the header names the actor where the registry API asks for one
     account = c.ok("fr", "POST", "/accounts", json={"holder_name": "Paris Chauffage SA"},
-                   headers={"X-Actor": "operator"})["account_id"]
+                   headers=c.as_operator("fr"))["account_id"]
     c.ok("cdm", "POST", "/projects", json={"project_id": PROJECT, "title": "Gujarat wind",
                                            "host_party": "IN"})
     request = c.ok("cdm", "POST", f"/projects/{PROJECT}/issuances",
@@ -54,7 +54,7 @@ def surrender(client: StackClient, account: int, quantity: int) -> Any:
     return client.call("fr", "POST", f"/esd/years/{YEAR}/surrenders",
                        json={"transferring_account_id": account, "unit_type": "CER",
                              "quantity": quantity, "project_id": PROJECT},
-                       headers={"X-Actor": holder(account)})
+                       headers=client.as_actor("fr", holder(account)))
 
 
 def test_member_state_configuration_reports_the_source_of_each_value(
@@ -125,7 +125,7 @@ def test_transferred_allowance_lets_fr_use_more_than_its_own_3_percent_and_no_mo
     assert c.units_held("fr", ESD_ACCOUNT, "CER") == 400
     # nor is the account closed under them: the registry made it and needs it
     closing = c.call("fr", "POST", f"/accounts/{ESD_ACCOUNT}/close",
-                     json={"reason": "tidy up"}, headers={"X-Actor": "operator"})
+                     json={"reason": "tidy up"}, headers=c.as_operator("fr"))
     assert closing.status_code == 409, closing.text
     assert "government account the registry needs" in closing.json()["detail"]
     assert c.ok("fr", "GET", f"/accounts/{ESD_ACCOUNT}")["status"] == "open"

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from deploy.local.client import AUTHORISED_BODY, StackClient, poll
+from deploy.local.client import StackClient, poll
 from deploy.local.stack import LocalStack
 from shared.codes import ITL_CODE, MessageType, SupplementaryType, TransactionType
 from shared.contracts import AccountRef, ProposalSubmitted, UnitBlockWire, make_envelope
@@ -267,7 +267,7 @@ def test_a_first_transfer_pays_its_share_of_proceeds_or_blocks_the_next_until_pa
     assert "owes the Adaptation Fund 20 AAUs" in blocked["evaluation_results"][0]["message"]
     holder = client.call("kz", "POST", "/share-of-proceeds/2/first_international_transfers_of_aau"
                                        "/payment", json={"transferring_account_id": PARTY},
-                         headers={"X-Actor": f"holder:{alice}"})
+                         headers=client.as_holder("kz", alice))
     assert holder.status_code == 403
     paid = proposed(client, client.call(
         "kz", "POST", "/share-of-proceeds/2/first_international_transfers_of_aau/payment",
@@ -675,5 +675,5 @@ def test_ppsr_units_are_retired_up_to_the_excess_emissions_once_period_2_ended(
     assert done["acquiring"]["account_id"] == RETIREMENT_CP2
     assert itl_party(client)["counters"]["ppsr_retired"] == excess
     revision = client.call("kz", "GET", f"/decisions/{decision['decision_id']}",
-                           headers={"X-Actor": AUTHORISED_BODY})
+                           headers=client.as_authorised_body("kz"))
     assert revision.json()["used_quantity"] == excess

@@ -80,7 +80,7 @@ def test_a_holders_transfer_into_the_adaptation_fund_account_is_a_contribution_t
 ) -> None:
     alice = accounts["alice"]
     response = client.call("kz", "POST", "/transactions/external-transfer",
-                           headers={"X-Actor": f"holder:{alice}"},
+                           headers=client.as_holder("kz", alice),
                            json={"transferring_account_id": alice, "acquiring_registry": "CDM",
                                  "acquiring_account_type": 100,
                                  "acquiring_account_id": ADAPTATION_FUND, "unit_type": "AAU",

@@ -164,6 +164,9 @@ async def stack(mongo_url: str, namespace: Namespace
         amqp_url=namespace.url("ITL"),
         amqp_namespace=namespace.prefix,
         registries=["KZ", "CH", "CDM"],
+        # the ITL's rules in-process, without an issuer: callers are tested end to end
+        # (tests/e2e/test_authentication.py)
+        auth_mode="development",
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):

@@ -1,14 +1,16 @@
-"""The effort-sharing HTTP API of a Member State registry, under ``/esd``."""
+"""The effort-sharing HTTP API of a Member State registry, under ``/esd``: changes by the
+operator (surrenders: whoever instructs transfers from the account), reads by the
+operator and the authorised body (a surrender also by its account's holder)."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, Field
 
-from services.registry.api import actor_of
+from services.registry.api import REGISTRY_READERS, ActorDep
 from services.registry.esd.domain import (
     ARTICLE_5_5_TEXT,
     ESD_ACCOUNT_ID,
@@ -18,13 +20,12 @@ from services.registry.esd.domain import (
     position,
 )
 from services.registry.esd.handlers import EsdService, SurrenderCredits
-from services.registry.permissions import Actor, Operation, authorise
+from services.registry.permissions import Operation, authorise, authorise_read
 from shared.codes import UnitType
 from shared.errors import NotFound
 from shared.http_types import UnitTypeField
 from shared.store import Document
 
-ActorDep = Annotated[Actor, Depends(actor_of)]
 router = APIRouter(prefix="/esd", tags=["effort sharing"])
 
 REFUSALS: dict[int | str, dict[str, Any]] = {
@@ -57,7 +58,7 @@ class MemberStateView(BaseModel):
     esd_account: str = Field(description="account credits are surrendered into")
 
 
-@router.get("/member-state")
+@router.get("/member-state", dependencies=REGISTRY_READERS)
 async def read_member_state(request: Request) -> MemberStateView:
     """The Member State configuration and where each value comes from."""
     return _member_state(esd_of(request))
@@ -104,12 +105,12 @@ async def record_project(project_id: str, body: ProjectFactsBody, request: Reque
     return ProjectFactsView.of(await esd_of(request).record_project(facts))
 
 
-@router.get("/projects")
+@router.get("/projects", dependencies=REGISTRY_READERS)
 async def list_projects(request: Request) -> list[ProjectFactsView]:
     return [ProjectFactsView.of(p) for p in await esd_of(request).store.projects()]
 
 
-@router.get("/projects/{project_id}")
+@router.get("/projects/{project_id}", dependencies=REGISTRY_READERS)
 async def read_project(project_id: str, request: Request) -> ProjectFactsView:
     return ProjectFactsView.of(await esd_of(request).require_project(project_id))
 
@@ -164,7 +165,7 @@ class LedgerView(BaseModel):
         )
 
 
-@router.get("/years/{year}/ledger", responses=REFUSALS)
+@router.get("/years/{year}/ledger", responses=REFUSALS, dependencies=REGISTRY_READERS)
 async def read_ledger(year: int, request: Request) -> LedgerView:
     """The effort-sharing ledger of this Member State for one year."""
     svc = esd_of(request)
@@ -225,7 +226,7 @@ class ReportView(BaseModel):
     used_by_paragraph: dict[str, int] = Field(description="completed surrenders only")
 
 
-@router.get("/years/{year}/report", responses=REFUSALS)
+@router.get("/years/{year}/report", responses=REFUSALS, dependencies=REGISTRY_READERS)
 async def read_report(year: int, request: Request) -> ReportView:
     """Everything about one year: configuration with provenance, ledger, surrenders and
     transfers, and the use per paragraph."""
@@ -279,11 +280,14 @@ async def surrender_credits(year: int, body: SurrenderBody, request: Request,
 
 
 @router.get("/surrenders/{transaction_id}")
-async def read_surrender(transaction_id: str, request: Request) -> SurrenderView:
+async def read_surrender(transaction_id: str, request: Request,
+                         actor: ActorDep) -> SurrenderView:
+    """A surrender (the operator, the authorised body, or the holder of its account)."""
     svc = esd_of(request)
     doc = await svc.store.surrender(transaction_id)
     if doc is None:
         raise NotFound(f"surrender {transaction_id}")
+    authorise_read(actor, [doc["transferring_account_id"]], f"surrender {transaction_id}")
     return SurrenderView.of(doc)
 
 
@@ -302,7 +306,7 @@ async def transfer_allowance(year: int, body: AllowanceTransferBody, request: Re
     return TransferView.of(doc)
 
 
-@router.get("/transfers/{transfer_id}")
+@router.get("/transfers/{transfer_id}", dependencies=REGISTRY_READERS)
 async def read_transfer(transfer_id: str, request: Request) -> TransferView:
     return TransferView.of(await esd_of(request).require_transfer(transfer_id))
 

@@ -11,6 +11,7 @@ from services.registry.esd.handlers import EsdService, NotMemberState
 from services.registry.esd.reference import load_reference
 from services.registry.esd.store import EsdStore
 from services.registry.handlers import RegistryService
+from shared.auth import AUTH_RESPONSES, AUTHENTICATED
 
 
 def install_effort_sharing(app: FastAPI, registry: RegistryService, commitment_period: int,
@@ -29,7 +30,7 @@ def install_effort_sharing(app: FastAPI, registry: RegistryService, commitment_p
         commitment_period,
     )
     app.state.esd = service
-    app.include_router(router)
+    app.include_router(router, dependencies=AUTHENTICATED, responses=AUTH_RESPONSES)
     registry.locked_accounts[ESD_ACCOUNT_ID] = (
         "credits surrendered for effort sharing stay in the effort-sharing account")
     return service

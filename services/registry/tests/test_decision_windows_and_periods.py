@@ -177,8 +177,8 @@ def test_an_appeal_left_unanswered_lapses_when_the_month_ends() -> None:
 
 
 def test_only_the_authorised_body_dismisses_an_appeal() -> None:
-    authorise(Actor(Role.AUTHORISED_BODY), Operation.DISMISS_APPEAL)
-    for actor in (Actor(Role.OPERATOR), Actor(Role.ACCOUNT_HOLDER, 1001)):
+    authorise(Actor.of(Role.AUTHORISED_BODY), Operation.DISMISS_APPEAL)
+    for actor in (Actor.of(Role.OPERATOR), Actor.of(Role.ACCOUNT_HOLDER, 1001)):
         with pytest.raises(Forbidden, match="authorised body"):
             authorise(actor, Operation.DISMISS_APPEAL)
 

@@ -37,8 +37,8 @@ DECIDED = datetime(2013, 1, 31, 12, tzinfo=UTC)
 LEAD = timedelta(hours=24)
 PARTY = Account("KZ", AccountType.PARTY_HOLDING, 1, "Republic of Kazakhstan", 2)
 ALICE = Account("KZ", AccountType.PERSON_HOLDING, 1001, "Alice Energy LLP", 2)
-OPERATOR = Actor(Role.OPERATOR)
-BODY = Actor(Role.AUTHORISED_BODY)
+OPERATOR = Actor.of(Role.OPERATOR)
+BODY = Actor.of(Role.AUTHORISED_BODY)
 
 
 def withdrawal(**changes: object) -> Decision:
@@ -141,7 +141,7 @@ def test_an_operation_must_fit_its_decision_and_counts_against_it() -> None:
 def test_the_x_actor_header_names_one_of_three_actors() -> None:
     assert parse_actor("operator") == OPERATOR
     assert parse_actor("Authorised-Body") == BODY
-    assert parse_actor("holder:1001") == Actor(Role.ACCOUNT_HOLDER, 1001)
+    assert parse_actor("holder:1001") == Actor.of(Role.ACCOUNT_HOLDER, 1001)
     for bad in (None, "", "holder:", "holder:abc", "minister"):
         with pytest.raises(Forbidden):
             parse_actor(bad)
@@ -154,7 +154,7 @@ def test_the_x_actor_header_names_one_of_three_actors() -> None:
 ])
 def test_operator_operations_are_refused_to_the_other_actors(operation: Operation) -> None:
     authorise(OPERATOR, operation)
-    for actor in (BODY, Actor(Role.ACCOUNT_HOLDER, 1001)):
+    for actor in (BODY, Actor.of(Role.ACCOUNT_HOLDER, 1001)):
         with pytest.raises(Forbidden, match="started by the operator"):
             authorise(actor, operation)
 
@@ -164,7 +164,7 @@ def test_decisions_are_the_authorised_bodys_and_appeals_are_not() -> None:
     authorise(BODY, Operation.REVISE_DECISION)
     with pytest.raises(Forbidden):
         authorise(OPERATOR, Operation.RECORD_DECISION)
-    authorise(Actor(Role.ACCOUNT_HOLDER, 1001), Operation.APPEAL_DECISION, ALICE)
+    authorise(Actor.of(Role.ACCOUNT_HOLDER, 1001), Operation.APPEAL_DECISION, ALICE)
     with pytest.raises(Forbidden):
         authorise(BODY, Operation.APPEAL_DECISION, ALICE)
 
@@ -172,28 +172,28 @@ def test_decisions_are_the_authorised_bodys_and_appeals_are_not() -> None:
 def test_a_decision_is_appealed_by_the_holder_of_its_account_or_the_operator_only() -> None:
     formers = Account("KZ", AccountType.FORMER_OPERATOR_HOLDING, 1003, "Old Steel JSC", 2)
     for account in (ALICE, formers):
-        authorise(Actor(Role.ACCOUNT_HOLDER, account.account_id), Operation.APPEAL_DECISION,
+        authorise(Actor.of(Role.ACCOUNT_HOLDER, account.account_id), Operation.APPEAL_DECISION,
                   account)
         authorise(OPERATOR, Operation.APPEAL_DECISION, account)
-    for stranger in (Actor(Role.ACCOUNT_HOLDER, 1002), Actor(Role.ACCOUNT_HOLDER, 99999),
+    for stranger in (Actor.of(Role.ACCOUNT_HOLDER, 1002), Actor.of(Role.ACCOUNT_HOLDER, 99999),
                      BODY):
         with pytest.raises(Forbidden, match=r"holder of account 1001 \(the decision's\) or "
                                             "the operator"):
             authorise(stranger, Operation.APPEAL_DECISION, ALICE)
     # a decision about a government account: its only voice is the operator's
     authorise(OPERATOR, Operation.APPEAL_DECISION, PARTY)
-    for actor in (Actor(Role.ACCOUNT_HOLDER, 1), Actor(Role.ACCOUNT_HOLDER, 1001), BODY):
+    for actor in (Actor.of(Role.ACCOUNT_HOLDER, 1), Actor.of(Role.ACCOUNT_HOLDER, 1001), BODY):
         with pytest.raises(Forbidden, match=r"the operator \(account 1 of the decision is a "
                                             r"government account\)"):
             authorise(actor, Operation.APPEAL_DECISION, PARTY)
 
 
 def test_holders_instruct_transfers_from_their_own_accounts_only() -> None:
-    alice = Actor(Role.ACCOUNT_HOLDER, 1001)
+    alice = Actor.of(Role.ACCOUNT_HOLDER, 1001)
     authorise(alice, Operation.INTERNAL_TRANSFER, ALICE, UnitType.AAU)
     authorise(alice, Operation.EXTERNAL_TRANSFER, ALICE, UnitType.CER)
     with pytest.raises(Forbidden, match="holder of account 1001"):
-        authorise(Actor(Role.ACCOUNT_HOLDER, 1002), Operation.INTERNAL_TRANSFER, ALICE)
+        authorise(Actor.of(Role.ACCOUNT_HOLDER, 1002), Operation.INTERNAL_TRANSFER, ALICE)
     with pytest.raises(Forbidden, match="holder of account 1001"):
         authorise(OPERATOR, Operation.INTERNAL_TRANSFER, ALICE)
     with pytest.raises(Forbidden, match="government account"):
@@ -203,6 +203,6 @@ def test_holders_instruct_transfers_from_their_own_accounts_only() -> None:
 
 def test_erus_leave_only_through_the_operator() -> None:
     with pytest.raises(Forbidden, match="ERUs"):
-        authorise(Actor(Role.ACCOUNT_HOLDER, 1001), Operation.EXTERNAL_TRANSFER, ALICE,
+        authorise(Actor.of(Role.ACCOUNT_HOLDER, 1001), Operation.EXTERNAL_TRANSFER, ALICE,
                   UnitType.ERU_FROM_AAU)
     authorise(OPERATOR, Operation.EXTERNAL_TRANSFER, ALICE, UnitType.ERU_FROM_AAU)
