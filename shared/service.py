@@ -34,7 +34,7 @@ from shared.contracts import Envelope, MessageAck, make_envelope
 from shared.contracts.validity import MessageRefusal, Receiver, canonical_form, message_refusal
 from shared.errors import NotFound, RuleViolation
 from shared.logs import configure_logging, log_event
-from shared.messaging import Broker, EnvelopeHandler, PermanentFailure
+from shared.messaging import Broker, EnvelopeHandler, PermanentFailure, TlsSettings
 from shared.messaging.clock import ClockSet
 from shared.rules.periods import DEFAULT_TRUE_UP_PERIOD_ENDS
 from shared.settings import comma_or_json_list as comma_or_json_list  # re-exported
@@ -68,8 +68,19 @@ class ServiceSettings(AuthSettings):
         default="mongodb://127.0.0.1:27017/?directConnection=true",
         description="MongoDB-wire server; a database in the path overrides the default name",
     )
-    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    amqp_url: str = Field(default="amqp://guest:guest@127.0.0.1:5672/",
+                          description="the broker, logged in as this service's own user "
+                                      "<AMQP_NAMESPACE><CODE>; amqps:// for TLS")
     amqp_namespace: str = Field(default="", description="prefix of exchange and queue names")
+    amqp_ca_file: str | None = Field(default=None, description="PEM certificate authority "
+                                     "of the broker's TLS certificate (amqps://)")
+    amqp_cert_file: str | None = Field(default=None, description="PEM client certificate "
+                                       "for mutual TLS")
+    amqp_key_file: str | None = Field(default=None, description="PEM key of AMQP_CERT_FILE")
+    amqp_check_publisher: bool = Field(
+        default=True, description="refuse (1002, dead-lettered) an envelope whose sender is "
+                                  "not the service whose broker user published it "
+                                  "(docs/adr/0016); off only for development on one login")
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     log_level: str = "INFO"
@@ -111,7 +122,10 @@ class Runtime:
         self.client = make_client(settings.mongo_url)
         self.db: Database = self.client[database_name(settings.mongo_url, default_database)]
         self.broker = Broker(
-            settings.amqp_url, code, settings.consumer_prefetch, settings.amqp_namespace
+            settings.amqp_url, code, settings.consumer_prefetch, settings.amqp_namespace,
+            tls=TlsSettings(settings.amqp_ca_file, settings.amqp_cert_file,
+                            settings.amqp_key_file),
+            check_publisher=settings.amqp_check_publisher,
         )
         self.relay = OutboxRelay(self.db, self.broker, self.clock)
         self.peer_codes = tuple(peer_codes)

@@ -1,9 +1,18 @@
-"""Messaging plumbing over aio-pika (topology, confirmed publishing, safe consuming)."""
+"""Messaging plumbing over aio-pika (topology, broker identities, confirmed publishing,
+safe consuming)."""
 
-from shared.messaging.broker import Broker, EnvelopeHandler, PermanentFailure
+from shared.messaging.broker import (
+    Broker,
+    BrokerNotProvisioned,
+    EnvelopeHandler,
+    PermanentFailure,
+    RecipientNotPermitted,
+    TlsSettings,
+)
 from shared.messaging.topology import (
     DEAD_LETTER_EXCHANGE,
     MAIN_EXCHANGE,
+    Topology,
     dead_letter_queue_name,
     inbox_queue_name,
 )
@@ -12,8 +21,12 @@ __all__ = [
     "DEAD_LETTER_EXCHANGE",
     "MAIN_EXCHANGE",
     "Broker",
+    "BrokerNotProvisioned",
     "EnvelopeHandler",
     "PermanentFailure",
+    "RecipientNotPermitted",
+    "TlsSettings",
+    "Topology",
     "dead_letter_queue_name",
     "inbox_queue_name",
 ]

@@ -157,11 +157,11 @@ def database_url(mongo_url: str, name: str) -> str:
 
 
 @pytest.fixture
-async def stack(mongo_url: str, broker_url: str, namespace: Namespace
+async def stack(mongo_url: str, namespace: Namespace
                 ) -> AsyncIterator[Stack]:
     settings = ItlSettings(
         mongo_url=database_url(mongo_url, f"itl_{uuid.uuid4().hex[:12]}"),
-        amqp_url=broker_url,
+        amqp_url=namespace.url("ITL"),
         amqp_namespace=namespace.prefix,
         registries=["KZ", "CH", "CDM"],
         # the ITL's rules in-process, without an issuer: callers are tested end to end
@@ -172,7 +172,7 @@ async def stack(mongo_url: str, broker_url: str, namespace: Namespace
     async with app.router.lifespan_context(app):
         registries = []
         for code in ("KZ", "CH"):
-            registry = Registry(code, Broker(broker_url, code, namespace=namespace.prefix))
+            registry = Registry(code, namespace.broker(code))
             await registry.broker.connect()
 
             async def collect(envelope: Envelope, registry: Registry = registry) -> None:
