@@ -12,7 +12,7 @@ ITL_CODE = "ITL"
 CDM_CODE = "CDM"
 
 #: DES major/minor version plus our payload revision (O, protocol.md 7.3).
-SCHEMA_VERSION = "des-1.1/2"
+SCHEMA_VERSION = "des-1.1/3"
 
 #: Largest number of unit blocks in one transaction (V UK-LIMIT).
 MAX_BLOCKS_PER_TRANSACTION = 3000
@@ -195,6 +195,8 @@ class ResponseCode(IntEnum):
     TRANSFERRING_ACCOUNT_BLOCKED = 2007
     TRANSFERRING_ACCOUNT_CLOSED = 2008
     ACCOUNT_NOT_EMPTY = 2009
+    # ours (O): an issuance would take serial numbers beyond shared.bounds.MAX_SERIAL
+    SERIAL_NUMBERS_EXHAUSTED = 2010
     BLOCK_UNKNOWN = 3001
     BLOCK_NOT_HELD_BY_TRANSFERRING_ACCOUNT = 3002
     BLOCK_RETIRED_OR_CANCELLED = 3003
@@ -271,6 +273,7 @@ RESPONSE_TEXT: dict[ResponseCode, str] = {
     ResponseCode.TRANSFERRING_ACCOUNT_BLOCKED: "transferring account blocked",
     ResponseCode.TRANSFERRING_ACCOUNT_CLOSED: "transferring account closed",
     ResponseCode.ACCOUNT_NOT_EMPTY: "account still holds units or has open transactions",
+    ResponseCode.SERIAL_NUMBERS_EXHAUSTED: "the issuing registry has no serial numbers left",
     ResponseCode.BLOCK_UNKNOWN: "unit block unknown to the ITL",
     ResponseCode.BLOCK_NOT_HELD_BY_TRANSFERRING_ACCOUNT: (
         "unit block not held by the transferring account"
@@ -378,3 +381,5 @@ class MessageType(StrEnum):
     ALLOWANCE_TRANSFER_ANSWERED = "AllowanceTransferAnswered"
     ALLOWANCE_TRANSFER_NOTIFIED = "AllowanceTransferNotified"
     NOTICE_ISSUED = "NoticeIssued"
+    # the ITL to itself, through its own inbox: a time-out has come (ours, O; ADR 0017)
+    TIME_OUT_DUE = "TimeOutDue"

@@ -12,6 +12,7 @@ from services.registry.domain import Account, AccountAction, StatusChange
 from services.registry.handlers import RegistryService
 from services.registry.permissions import Actor, Operation, authorise, parse_actor
 from services.registry.proceeds import ShareOfProceeds, ShareOfProceedsKind
+from shared.bounds import Identifier
 from shared.codes import (
     RESPONSE_TEXT,
     AccountType,
@@ -210,7 +211,7 @@ async def list_accounts(request: Request) -> list[AccountView]:
 
 @router.get("/accounts/{account_id}", tags=["accounts"],
             responses={404: {"description": "no such account"}})
-async def read_account(account_id: int, request: Request) -> AccountDetail:
+async def read_account(account_id: Identifier, request: Request) -> AccountDetail:
     """One account with its status and the history of its status changes (who, when,
     why)."""
     return AccountDetail.of(await service_of(request).require_account(account_id))
@@ -235,7 +236,7 @@ async def _change_status(request: Request, actor: Actor, account_id: int,
 
 @router.post("/accounts/{account_id}/block", tags=["accounts"],
              responses=STATUS_CHANGE_RESPONSES)
-async def block_account(account_id: int, body: StatusReason, request: Request,
+async def block_account(account_id: Identifier, body: StatusReason, request: Request,
                         actor: Annotated[Actor, Depends(actor_of)]) -> AccountDetail:
     """Block an open account: from now on no new transaction takes units out of it (2007)
     or into it (5903, protocol.md 3.3 "suspended, restricted"); its units stay where they
@@ -248,7 +249,7 @@ async def block_account(account_id: int, body: StatusReason, request: Request,
 
 @router.post("/accounts/{account_id}/unblock", tags=["accounts"],
              responses=STATUS_CHANGE_RESPONSES)
-async def unblock_account(account_id: int, request: Request,
+async def unblock_account(account_id: Identifier, request: Request,
                           actor: Annotated[Actor, Depends(actor_of)],
                           body: Annotated[OptionalStatusReason | None, Body()] = None
                           ) -> AccountDetail:
@@ -260,7 +261,7 @@ async def unblock_account(account_id: int, request: Request,
 
 @router.post("/accounts/{account_id}/close", tags=["accounts"],
              responses=STATUS_CHANGE_RESPONSES)
-async def close_account(account_id: int, body: StatusReason, request: Request,
+async def close_account(account_id: Identifier, body: StatusReason, request: Request,
                         actor: Annotated[Actor, Depends(actor_of)]) -> AccountDetail:
     """Close an open or blocked account for good: afterwards transfers out of it are
     refused with 2008 and into it with 5906 (protocol.md 3.3). Operator only; ``reason``
@@ -274,7 +275,7 @@ async def close_account(account_id: int, body: StatusReason, request: Request,
 
 
 @router.get("/accounts/{account_id}/holdings", tags=["holdings"])
-async def read_account_holdings(account_id: int, request: Request) -> AccountHoldings:
+async def read_account_holdings(account_id: Identifier, request: Request) -> AccountHoldings:
     """The unit blocks of one account, with totals per unit type and period."""
     svc = service_of(request)
     account = await svc.require_account(account_id)
@@ -442,7 +443,7 @@ class ShareOfProceedsRow(BaseModel):
 
 
 class ShareOfProceedsPayment(BaseModel):
-    transferring_account_id: int = Field(ge=1, description="the account that pays")
+    transferring_account_id: Identifier = Field(description="the account that pays")
     unit_type: UnitTypeField = Field(
         default=UnitType.AAU, description="AAU for first transfers; ERU_FROM_AAU or "
                                           "ERU_FROM_RMU for ERU issuance")
