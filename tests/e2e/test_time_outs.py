@@ -17,6 +17,7 @@ from typing import Any
 import aio_pika
 import pytest
 from pymongo import MongoClient
+from pymongo.collection import Collection
 
 from deploy.local.client import StackClient, poll
 from deploy.local.stack import LocalStack
@@ -111,7 +112,7 @@ def wait_published(stack: LocalStack, service: str, correlation_id: str,
     assert stack.store is not None
     store: MongoClient[dict[str, Any]]
     with MongoClient(stack.store.url) as store:
-        outbox = store[DATABASES[service]].outbox
+        outbox: Collection[dict[str, Any]] = store[DATABASES[service]].outbox
         poll(lambda: outbox.count_documents({"correlation_id": correlation_id,
                                              "message_type": message_type,
                                              "published": True}),
