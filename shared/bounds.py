@@ -18,7 +18,11 @@ as ``long``, protocol.md 2.1-2.3):
 - a quantity of units or tonnes CO2 eq (assigned amounts, inventories, emissions,
   targets): 0 to ``MAX_SERIAL`` (no more units can exist in one registry);
 - the quantity of one operator request: 1 to ``MAX_QUANTITY`` (10^12);
-- identifiers (account, notice) and counters without a domain bound: the 64-bit range.
+- identifiers (account, notice) and counters without a domain bound: the 64-bit range,
+  up to ``MAX_INT``: 2^63 - 1 itself is no floating-point number, and JSON Schema (the
+  OpenAPI documents FastAPI writes hold bounds as floats) would state it as 2^63, a
+  number the store cannot keep; ``MAX_INT`` = 2^63 - 1024 is the largest integer below
+  2^63 that a double states exactly, so the published bound is the enforced one.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ from pydantic import AfterValidator, Field
 #: The signed 64-bit range BSON keeps (int64).
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
+#: The largest integer below 2^63 that a double holds exactly: the upper bound of
+#: integers without a domain bound, as JSON Schema can publish it.
+MAX_INT = 2**63 - 1024
 #: Highest serial number of a unit in any originating registry (O, see above).
 MAX_SERIAL = 10**15 - 1
 #: Largest quantity of units or tonnes CO2 eq a figure may name (no more can exist).
@@ -56,11 +63,11 @@ def _within_clock_range(moment: datetime) -> datetime:
 
 
 #: Any integer the store keeps, without a tighter domain bound.
-Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+Int64 = Annotated[int, Field(ge=INT64_MIN, le=MAX_INT)]
 #: A count or sequence number from 0 (e.g. an envelope's ``seq``).
-Count = Annotated[int, Field(ge=0, le=INT64_MAX)]
+Count = Annotated[int, Field(ge=0, le=MAX_INT)]
 #: An identifier numbered from 1: account, notice (protocol.md 2.1, 2.2: ``long``).
-Identifier = Annotated[int, Field(ge=1, le=INT64_MAX)]
+Identifier = Annotated[int, Field(ge=1, le=MAX_INT)]
 #: A unit's serial number within its originating registry.
 Serial = Annotated[int, Field(ge=1, le=MAX_SERIAL)]
 #: A quantity of units or tonnes CO2 eq, zero allowed.
