@@ -141,7 +141,8 @@ class EsdRouting:
                           state=doc["state"])
                 return
             await self._end(doc, AllowanceTransferNotified.model_validate(
-                payload.model_dump()), session, envelope.message_id)
+                payload.model_dump()), session, envelope.message_id,
+                tell_acquiring=payload.accepted)
 
         await self.runtime.handle_once(envelope, effect)
 
@@ -152,13 +153,13 @@ class EsdRouting:
             transfer_id=doc["_id"], accepted=False,
             response_code=ResponseCode.TRANSACTION_TIMED_OUT,
             reason=f"{doc['acquiring_state']} did not answer by the deadline "
-                   f"{deadline.isoformat()}"), session, None)
+                   f"{deadline.isoformat()}"), session, None, tell_acquiring=True)
 
     async def _end(self, doc: Document, outcome: AllowanceTransferNotified, session: Session,
-                   causation_id: str | None) -> None:
+                   causation_id: str | None, tell_acquiring: bool) -> None:
         """Record the outcome of a forwarded transfer and tell the transferring state and,
-        unless it refused itself, the acquiring one (which holds what it accepted pending
-        until it hears the outcome)."""
+        with ``tell_acquiring`` (it accepted, or it never answered), the acquiring one,
+        which holds what it accepted pending until it hears the outcome."""
         state = "accepted" if outcome.accepted else "refused"
         code = int(outcome.response_code) if outcome.response_code else None
         await self.db.esd_transfers.update_one(
@@ -167,7 +168,7 @@ class EsdRouting:
              "$push": {"history": {"state": state, "at": self.runtime.clock.now()}}},
             session=session)
         recipients = [doc["transferring_state"]]
-        if outcome.accepted or outcome.response_code == ResponseCode.TRANSACTION_TIMED_OUT:
+        if tell_acquiring:
             recipients.append(doc["acquiring_state"])
         for recipient in recipients:
             await self.runtime.send(
