@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -144,6 +144,43 @@ async def purge_queue(queue: str) -> int:
         declared = await channel.get_queue(queue, ensure=True)
         purged = await declared.purge()
         return int(purged.message_count or 0)
+    finally:
+        await connection.close()
+
+
+#: Real seconds ``publish_and_collect_dead_letters`` waits for the dead letters.
+DEAD_LETTER_SECONDS = 30.0
+
+
+async def publish_and_collect_dead_letters(namespace: str,
+                                           messages: Sequence[tuple[str, bytes]]
+                                           ) -> dict[str, list[str]]:
+    """Publish raw bodies to the main exchange under their routing keys (recipient codes),
+    as a broken or forging peer would, then read as many dead letters from each
+    recipient's dead-letter queue: their ``x-dead-reason`` per recipient, in order
+    (fewer when ``DEAD_LETTER_SECONDS`` pass first)."""
+    connection = await aio_pika.connect(amqp_url())
+    try:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange(f"{namespace}{MAIN_EXCHANGE}")
+        for key, body in messages:
+            await exchange.publish(aio_pika.Message(body=body), routing_key=key)
+        expected: dict[str, int] = {}
+        for key, _ in messages:
+            expected[key] = expected.get(key, 0) + 1
+        reasons: dict[str, list[str]] = {key: [] for key in expected}
+        deadline = time.monotonic() + DEAD_LETTER_SECONDS
+        for key, count in expected.items():
+            dead = await channel.get_queue(dead_letter_queue_name(key, namespace),
+                                           ensure=False)
+            while len(reasons[key]) < count and time.monotonic() < deadline:
+                message = await dead.get(fail=False)
+                if message is None:
+                    await asyncio.sleep(0.05)
+                    continue
+                reasons[key].append(str(message.headers["x-dead-reason"]))
+                await message.ack()
+        return reasons
     finally:
         await connection.close()
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +23,7 @@ from shared.contracts import (
     decode_payload,
 )
 from shared.contracts.snapshot import current_schemas
+from shared.testing.schemas import bounds, number_leaves, number_nodes
 
 BLOCK = {"serial_start": 1, "serial_end": 10, "originating_registry": "KZ", "unit_type": 1,
          "original_commitment_period": 2, "applicable_commitment_period": 2,
@@ -64,38 +64,6 @@ EXAMPLES: dict[MessageType, dict[str, Any]] = {
 OUT_OF_RANGE = [2**63, -(2**63) - 1, 10**30]
 
 
-def numbers(schema: dict[str, Any], node: Any, where: str = "") -> Iterator[tuple[str, Any]]:
-    """(path, node) of every integer or number node of a JSON Schema."""
-    if isinstance(node, dict):
-        if "$ref" in node:
-            name = node["$ref"].rsplit("/", 1)[-1]
-            yield from numbers(schema, schema["$defs"][name], where)
-            return
-        if node.get("type") in ("integer", "number"):
-            yield where or "<root>", node
-        for key in ("anyOf", "allOf", "oneOf"):
-            for option in node.get(key, []):
-                yield from numbers(schema, option, where)
-        for name, child in node.get("properties", {}).items():
-            yield from numbers(schema, child, f"{where}.{name}" if where else name)
-        if isinstance(node.get("items"), dict):
-            yield from numbers(schema, node["items"], f"{where}[]")
-        if isinstance(node.get("additionalProperties"), dict):
-            yield from numbers(schema, node["additionalProperties"], f"{where}.*")
-
-
-def int_leaves(value: Any, where: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    """Paths of every integer (not bool) in a JSON value."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from int_leaves(item, (*where, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from int_leaves(item, (*where, index))
-    elif isinstance(value, int) and not isinstance(value, bool):
-        yield where
-
-
 def replaced(document: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
     changed = copy.deepcopy(document)
     target: Any = changed
@@ -114,15 +82,14 @@ def envelope(message_type: MessageType, payload: dict[str, Any]) -> Envelope:
 @pytest.mark.parametrize("name", sorted(current_schemas()))
 def test_every_number_of_every_contract_is_bounded_within_64_bits(name: str) -> None:
     schema = current_schemas()[name]
-    found = list(numbers(schema, schema))
+    found = list(number_nodes(schema, lambda ref: schema["$defs"][ref.rsplit("/", 1)[-1]]))
     # only these carry no number at all: anywhere else an empty walk is a broken walk
     assert found or name in ("TimeOutDue.json", "TransactionStatusQueried.json"), name
     for where, node in found:
         if "enum" in node:
             assert all(INT64_MIN <= v <= INT64_MAX for v in node["enum"]), where
             continue
-        low = node.get("minimum", node.get("exclusiveMinimum"))
-        high = node.get("maximum", node.get("exclusiveMaximum"))
+        low, high = bounds(node)
         assert low is not None and high is not None, f"{name}: {where} is unbounded: {node}"
         assert INT64_MIN <= low <= high <= INT64_MAX, f"{name}: {where}: {low}..{high}"
 
@@ -139,11 +106,11 @@ def test_a_number_beyond_its_bound_is_undecodable_naming_the_field(
     message_type: MessageType, value: int,
 ) -> None:
     example = EXAMPLES[message_type]
-    paths = list(int_leaves(example))
+    paths = list(number_leaves(example))
     assert paths or message_type in (MessageType.TRANSACTION_STATUS_QUERIED,
                                      MessageType.TIME_OUT_DUE)
     for path in paths:
-        where = ".".join(str(step) for step in path)
+        where = ".".join(map(str, path))
         with pytest.raises(UndecodableMessage) as refused:
             decode_payload(envelope(message_type, replaced(example, path, value)))
         assert f"{where}:" in str(refused.value), (where, str(refused.value))

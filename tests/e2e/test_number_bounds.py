@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import aio_pika
 import httpx
 import pytest
 
 from deploy.local.client import StackClient
 from deploy.local.stack import LocalStack
 from shared.codes import SCHEMA_VERSION
-from shared.messaging import MAIN_EXCHANGE, dead_letter_queue_name
-from shared.testing.infra import amqp_url
+from shared.testing.infra import publish_and_collect_dead_letters
+from shared.testing.schemas import bounds, number_leaves, number_nodes
 
 pytestmark = pytest.mark.e2e
 
@@ -97,38 +95,11 @@ BASE_BODIES: dict[tuple[str, str], dict[str, Any]] = {
 }
 
 
-def resolve(document: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
-    while "$ref" in node:
-        node = document["components"]["schemas"][node["$ref"].rsplit("/", 1)[-1]]
-    return node
-
-
-def integer_fields(document: dict[str, Any], node: dict[str, Any],
-                   where: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
-    """(path, schema) of every integer or number of a schema; ``[]`` stands for any list
-    item, ``*`` for any key of a mapping."""
-    node = resolve(document, node)
-    if node.get("type") in ("integer", "number"):
-        yield where, node
-    for option in node.get("anyOf", []) + node.get("allOf", []):
-        yield from integer_fields(document, option, where)
-    for name, child in node.get("properties", {}).items():
-        yield from integer_fields(document, child, (*where, name))
-    if isinstance(node.get("items"), dict):
-        yield from integer_fields(document, node["items"], (*where, "[]"))
-    if isinstance(node.get("additionalProperties"), dict):
-        yield from integer_fields(document, node["additionalProperties"], (*where, "*"))
-
-
-def int_leaves(value: Any, where: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from int_leaves(item, (*where, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from int_leaves(item, (*where, index))
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        yield where
+def integer_fields(document: dict[str, Any], node: dict[str, Any]
+                   ) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """(path, schema) of every integer or number of an OpenAPI schema."""
+    return number_nodes(node, lambda ref: document["components"]["schemas"][
+        ref.rsplit("/", 1)[-1]])
 
 
 def pattern_of(path: tuple[Any, ...], wildcards: set[int]) -> tuple[str, ...]:
@@ -179,7 +150,7 @@ def test_every_integer_body_field_has_a_base_body(documents: dict[str, Any]) -> 
                 missing.append(f"{name} {method} {path}: no base body")
                 continue
             wildcards = {i for where in declared for i, step in enumerate(where) if step == "*"}
-            covered = {pattern_of(leaf, wildcards) for leaf in int_leaves(base)}
+            covered = {pattern_of(leaf, wildcards) for leaf in number_leaves(base)}
             missing += [f"{name} {method} {path}: {'.'.join(w)}" for w in declared - covered]
     assert not missing, missing
 
@@ -195,8 +166,7 @@ def test_every_integer_parameter_and_field_is_bounded(documents: dict[str, Any])
             nodes += [(("body", *where), s)
                       for where, s in (integer_fields(document, schema) if schema else [])]
             for where, node in nodes:
-                low = node.get("minimum", node.get("exclusiveMinimum"))
-                high = node.get("maximum", node.get("exclusiveMaximum"))
+                low, high = bounds(node)
                 if "enum" not in node and (low is None or high is None
                                            or low < -(2**63) or high > LARGEST):
                     unbounded.append(f"{name} {method} {path} {'.'.join(map(str, where))}")
@@ -244,7 +214,7 @@ def requests(document: dict[str, Any]
                     integer_fields(document, p.get("schema", {}))):
                 yield (method, path, p["name"], [p["in"], p["name"]],
                        parameter_request(path, parameters, p, base))
-        for leaf in int_leaves(base or {}):
+        for leaf in number_leaves(base or {}):
             assert base is not None
             yield (method, path, ".".join(map(str, leaf)), ["body", *leaf],
                    body_request(path, parameters, base, leaf))
@@ -312,33 +282,6 @@ def envelope(message_type: str, sender: str, recipient: str, correlation_id: str
         "payload": payload}).encode()
 
 
-async def publish_and_read_dead_letters(namespace: str, messages: list[tuple[str, bytes]]
-                                        ) -> dict[str, list[str]]:
-    """Publish (routing key, body) pairs; the dead-letter reasons per recipient."""
-    connection = await aio_pika.connect(amqp_url())
-    try:
-        channel = await connection.channel()
-        exchange = await channel.get_exchange(f"{namespace}{MAIN_EXCHANGE}")
-        for key, body in messages:
-            await exchange.publish(aio_pika.Message(body=body), routing_key=key)
-        reasons: dict[str, list[str]] = {key: [] for key, _ in messages}
-        expected = {key: sum(1 for k, _ in messages if k == key) for key in reasons}
-        deadline = time.monotonic() + 30
-        for key in reasons:
-            dead = await channel.get_queue(dead_letter_queue_name(key, namespace),
-                                           ensure=False)
-            while len(reasons[key]) < expected[key] and time.monotonic() < deadline:
-                message = await dead.get(fail=False)
-                if message is None:
-                    await asyncio.sleep(0.05)
-                    continue
-                reasons[key].append(str(message.headers["x-dead-reason"]))
-                await message.ack()
-        return reasons
-    finally:
-        await connection.close()
-
-
 def test_messages_with_out_of_range_numbers_are_dead_lettered_and_the_next_is_handled(
     stack: LocalStack, client: StackClient,
 ) -> None:
@@ -367,7 +310,7 @@ def test_messages_with_out_of_range_numbers_are_dead_lettered_and_the_next_is_ha
                  {"transfer_id": "DEESD900", "year": 2015, "quantity": TOO_LARGE,
                   "transferring_state": "DE", "acquiring_state": "FR"}, "n7"),
     ]
-    reasons = asyncio.run(publish_and_read_dead_letters(
+    reasons = asyncio.run(publish_and_collect_dead_letters(
         stack.namespace, [("DE", body) for body in to_de] + [("ITL", b) for b in to_itl]))
     assert len(reasons["DE"]) == len(to_de) and len(reasons["ITL"]) == len(to_itl), reasons
     for fragment in ("blocks.0.serial_end", "acquiring.account_id", "notice_id",

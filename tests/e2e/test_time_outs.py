@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -184,6 +184,19 @@ def accounts(client: StackClient) -> dict[str, int]:
             "berta": client.open_account("de", "Berta GmbH")["account_id"]}
 
 
+def transfer(client: StackClient, target: int, quantity: int,
+             registry: str | None = None) -> Callable[[], str]:
+    """Proposing a transfer of AAUs from KZ's Party holding account: its transaction id."""
+
+    def propose() -> str:
+        response = client.transfer("kz", PARTY, target, "AAU", quantity,
+                                   target_registry=registry)
+        assert response.status_code == 202, response.text
+        return str(response.json()["transaction_id"])
+
+    return propose
+
+
 def proposed_while_the_proposer_is_stopped(
     stack: LocalStack, client: StackClient, paused: set[str], proposer: str, propose: Any,
 ) -> str:
@@ -203,12 +216,8 @@ def test_an_internal_transfer_whose_registry_is_stopped_past_the_time_out_ends_i
 ) -> None:
     before = registry_books(client, "kz")
 
-    def propose() -> str:
-        response = client.transfer("kz", PARTY, accounts["alice"], "AAU", 50)
-        assert response.status_code == 202, response.text
-        return str(response.json()["transaction_id"])
-
-    tx = proposed_while_the_proposer_is_stopped(stack, client, paused, "kz", propose)
+    tx = proposed_while_the_proposer_is_stopped(
+        stack, client, paused, "kz", transfer(client, accounts["alice"], 50))
     approved = itl_status(client, tx, 2)
     deadline = datetime.fromisoformat(approved["deadline"])
     assert [b["quantity"] for b in client.ok("itl", "GET", "/units", params={"registry": "KZ"})
@@ -243,12 +252,8 @@ def test_a_registry_past_its_deadline_ends_the_transaction_and_the_itl_follows_a
 ) -> None:
     before = registry_books(client, "kz")
 
-    def propose() -> str:
-        response = client.transfer("kz", PARTY, accounts["alice"], "AAU", 30)
-        assert response.status_code == 202, response.text
-        return str(response.json()["transaction_id"])
-
-    tx = proposed_while_the_proposer_is_stopped(stack, client, paused, "kz", propose)
+    tx = proposed_while_the_proposer_is_stopped(
+        stack, client, paused, "kz", transfer(client, accounts["alice"], 30))
     deadline = datetime.fromisoformat(itl_status(client, tx, 2)["deadline"])
     # past the deadline, within the grace: the ITL does not end it itself, KZ does
     move_clock(client, "itl", deadline + timedelta(minutes=1))
@@ -267,12 +272,8 @@ def test_a_completion_reported_in_time_is_never_undone_by_the_time_out(
 ) -> None:
     alice_before = client.units_held("kz", accounts["alice"])
 
-    def propose() -> str:
-        response = client.transfer("kz", PARTY, accounts["alice"], "AAU", 20)
-        assert response.status_code == 202, response.text
-        return str(response.json()["transaction_id"])
-
-    tx = proposed_while_the_proposer_is_stopped(stack, client, paused, "kz", propose)
+    tx = proposed_while_the_proposer_is_stopped(
+        stack, client, paused, "kz", transfer(client, accounts["alice"], 20))
     deadline = datetime.fromisoformat(itl_status(client, tx, 2)["deadline"])
     wait_published(stack, "itl", tx, "TransactionStatusNotified")
     # the ITL stops; DE's issuances queue up in its inbox, then KZ completes in time and
@@ -365,13 +366,8 @@ def test_an_external_transfer_its_proposer_never_completes_after_acceptance_ends
     kz_before = registry_books(client, "kz")
     de_before = registry_books(client, "de")
 
-    def propose() -> str:
-        response = client.transfer("kz", PARTY, accounts["berta"], "AAU", 100,
-                                   target_registry="DE")
-        assert response.status_code == 202, response.text
-        return str(response.json()["transaction_id"])
-
-    tx = proposed_while_the_proposer_is_stopped(stack, client, paused, "kz", propose)
+    tx = proposed_while_the_proposer_is_stopped(
+        stack, client, paused, "kz", transfer(client, accounts["berta"], 100, "DE"))
     # DE accepts; the ITL now waits for KZ's completion, with a deadline of its own
     accepted = itl_status(client, tx, 8)
     deadline = datetime.fromisoformat(accepted["deadline"])
