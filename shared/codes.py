@@ -181,6 +181,7 @@ class ResponseCode(IntEnum):
     MALFORMED_PAYLOAD = 1101
     DUPLICATE_MESSAGE_DIFFERENT_CONTENT = 1102
     OUT_OF_SEQUENCE = 1103
+    # a registry did not complete or answer by the deadline the ITL set (docs/adr/0017)
     TRANSACTION_TIMED_OUT = 1104
     TRANSACTION_ID_REUSED = 1105
     REGISTRY_UNKNOWN = 1201
@@ -257,7 +258,7 @@ RESPONSE_TEXT: dict[ResponseCode, str] = {
     ResponseCode.MALFORMED_PAYLOAD: "malformed payload",
     ResponseCode.DUPLICATE_MESSAGE_DIFFERENT_CONTENT: "duplicate message id with other content",
     ResponseCode.OUT_OF_SEQUENCE: "status message out of sequence",
-    ResponseCode.TRANSACTION_TIMED_OUT: "no answer within the ITL's time-out",
+    ResponseCode.TRANSACTION_TIMED_OUT: "not completed or answered by its deadline (time-out)",
     ResponseCode.TRANSACTION_ID_REUSED: "transaction id already used for another proposal",
     ResponseCode.REGISTRY_UNKNOWN: "registry unknown to the ITL",
     ResponseCode.REGISTRY_SUSPENDED: "registry suspended",

@@ -87,7 +87,7 @@ class ServiceSettings(BaseSettings):
         default=None, description="simulated time at start-up; real time when unset"
     )
     tick_seconds: float = Field(
-        default=1.0, gt=0, description="real seconds between runs of the due-work sweeps"
+        default=1.0, gt=0, le=3600, description="real seconds between runs of the due-work sweeps"
     )
     true_up_period_ends: dict[int, date] = Field(
         default_factory=lambda: dict(DEFAULT_TRUE_UP_PERIOD_ENDS),
