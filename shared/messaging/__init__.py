@@ -8,6 +8,7 @@ from shared.messaging.broker import (
     PermanentFailure,
     RecipientNotPermitted,
     TlsSettings,
+    with_heartbeat,
 )
 from shared.messaging.topology import (
     DEAD_LETTER_EXCHANGE,
@@ -29,4 +30,5 @@ __all__ = [
     "Topology",
     "dead_letter_queue_name",
     "inbox_queue_name",
+    "with_heartbeat",
 ]

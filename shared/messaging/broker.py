@@ -47,6 +47,14 @@ EnvelopeHandler = Callable[[Envelope], Awaitable[None]]
 RECONNECT_SECONDS = 1.0
 
 
+def with_heartbeat(url: str, seconds: int | None) -> str:
+    """``url`` asking the broker for a heartbeat every ``seconds`` real seconds (as the
+    ``heartbeat`` query parameter aio-pika reads); ``url`` itself when None."""
+    if seconds is None:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}heartbeat={seconds}"
+
+
 class PermanentFailure(Exception):
     """A message that can never be handled (refused at message level, impossible content).
 

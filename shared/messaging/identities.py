@@ -41,9 +41,10 @@ def service_user(code: str, namespace: str = "") -> str:
 
 def addressees(code: str, codes: Iterable[str]) -> list[str]:
     """The services ``code`` may send to (protocol.md 1.2): the ITL sends to every
-    registry of the namespace, a registry (the CDM registry included) only to the ITL."""
+    registry of the namespace and to itself (``TimeOutDue``, docs/adr/0017), a registry
+    (the CDM registry included) only to the ITL."""
     if code == ITL_CODE:
-        return sorted(c for c in codes if c != ITL_CODE)
+        return sorted(set(codes) | {ITL_CODE})
     return [ITL_CODE]
 
 

@@ -16,7 +16,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -32,7 +33,12 @@ from shared.messaging.provisioning import (
     identity_url,
     vhost_of,
 )
-from shared.messaging.topology import MAIN_EXCHANGE, Topology, declare_topology
+from shared.messaging.topology import (
+    MAIN_EXCHANGE,
+    Topology,
+    dead_letter_queue_name,
+    declare_topology,
+)
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -161,6 +167,43 @@ async def purge_queue(queue: str) -> int:
         declared = await channel.get_queue(queue, ensure=True)
         purged = await declared.purge()
         return int(purged.message_count or 0)
+    finally:
+        await connection.close()
+
+
+#: Real seconds ``publish_and_collect_dead_letters`` waits for the dead letters.
+DEAD_LETTER_SECONDS = 30.0
+
+
+async def publish_and_collect_dead_letters(
+        namespace: str, identities: Mapping[str, Identity],
+        messages: Sequence[tuple[str, str, bytes]]) -> dict[str, list[str]]:
+    """Publish raw bodies ``(sender, recipient, body)`` to the main exchange, each logged
+    in as ``identities[sender]`` and under its user id (so the check of the publisher
+    passes and the message reaches the check under test), as a broken peer would; then
+    read, as the administrator, as many dead letters from each recipient's dead-letter
+    queue: their ``x-dead-reason`` per recipient, in order (fewer when
+    ``DEAD_LETTER_SECONDS`` pass first)."""
+    for sender, recipient, body in messages:
+        identity = identities[sender]
+        await publish_as(identity.url, identity.user, namespace, recipient, body)
+    expected = Counter(recipient for _, recipient, _ in messages)
+    reasons: dict[str, list[str]] = {key: [] for key in expected}
+    connection = await aio_pika.connect(amqp_url(), ssl_context=broker_tls().context(amqp_url()))
+    try:
+        channel = await connection.channel()
+        deadline = time.monotonic() + DEAD_LETTER_SECONDS
+        for key, count in expected.items():
+            dead = await channel.get_queue(dead_letter_queue_name(key, namespace),
+                                           ensure=False)
+            while len(reasons[key]) < count and time.monotonic() < deadline:
+                message = await dead.get(fail=False)
+                if message is None:
+                    await asyncio.sleep(0.05)
+                    continue
+                reasons[key].append(str(message.headers["x-dead-reason"]))
+                await message.ack()
+        return reasons
     finally:
         await connection.close()
 

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any
 
-import aio_pika
 import pytest
 
 from deploy.local.client import StackClient
 from deploy.local.stack import LocalStack
 from shared.codes import SCHEMA_VERSION
-from shared.messaging import dead_letter_queue_name
-from shared.testing.infra import amqp_url, publish_as
+from shared.testing.infra import publish_and_collect_dead_letters
 
 pytestmark = pytest.mark.e2e
 
@@ -62,31 +59,6 @@ def test_unknown_transaction_and_account_are_404_with_a_reason(client: StackClie
     assert transfer.status_code == 404
 
 
-async def _publish_and_collect(stack: LocalStack, bodies: list[bytes]) -> list[str]:
-    """Publish ``bodies`` to KZ as the ITL (the only service that may address it) and
-    collect the reasons KZ dead-letters them with (read as the administrator)."""
-    assert stack.broker is not None
-    itl = stack.broker.identities["ITL"]
-    await publish_as(itl.url, itl.user, stack.namespace, "KZ", *bodies)
-    connection = await aio_pika.connect(amqp_url())
-    try:
-        channel = await connection.channel()
-        dead = await channel.get_queue(dead_letter_queue_name("KZ", stack.namespace),
-                                       ensure=False)
-        reasons: list[str] = []
-        deadline = time.monotonic() + 30
-        while len(reasons) < len(bodies) and time.monotonic() < deadline:
-            message = await dead.get(fail=False)
-            if message is None:
-                await asyncio.sleep(0.05)
-                continue
-            reasons.append(str(message.headers["x-dead-reason"]))
-            await message.ack()
-        return reasons
-    finally:
-        await connection.close()
-
-
 def test_malformed_messages_are_dead_lettered_and_the_registry_keeps_working(
     stack: LocalStack, client: StackClient,
 ) -> None:
@@ -96,9 +68,11 @@ def test_malformed_messages_are_dead_lettered_and_the_registry_keeps_working(
         "schema_version": SCHEMA_VERSION, "sender": "JP", "recipient": "KZ",
         "sent_at": "2013-01-01T00:00:00Z", "seq": 0, "payload": {},
     }
-    reasons = asyncio.run(_publish_and_collect(
-        stack, [b"\x00 not json", json.dumps({"hello": "world"}).encode(),
-                json.dumps(forged_sender).encode()]))
+    assert stack.broker is not None
+    reasons = asyncio.run(publish_and_collect_dead_letters(
+        stack.namespace, stack.broker.identities, [("ITL", "KZ", body) for body in (
+            b"\x00 not json", json.dumps({"hello": "world"}).encode(),
+            json.dumps(forged_sender).encode())]))["KZ"]
     assert len(reasons) == 3
     assert reasons[0].startswith("invalid envelope")
     assert "message_id" in reasons[1]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aio_pika
@@ -270,10 +270,15 @@ async def test_external_transfer_is_forwarded_accepted_completed_and_moved_to_ch
     submitted = await stack.kz.propose(proposal)
 
     forwarded = await stack.ch.wait_for(MessageType.PROPOSAL_FORWARDED, "KZ2")
+    tx = await stack.transaction("KZ2")
+    # the proposal as submitted, with the deadline the ITL fixed for CH's answer
+    deadline = datetime.fromisoformat(tx["deadline"])
     assert ProposalForwarded.model_validate(forwarded.payload).model_dump() \
-        == proposal.model_dump()
+        == {**proposal.model_dump(), "deadline": deadline}
+    approved = datetime.fromisoformat(tx["history"][-1]["at"])
+    assert abs(deadline - approved - timedelta(hours=24)) < timedelta(seconds=1)
     assert forwarded.causation_id == submitted.message_id
-    assert (await stack.transaction("KZ2"))["status"] == S.CHECKED_NO_DISCREPANCY
+    assert tx["status"] == S.CHECKED_NO_DISCREPANCY
 
     await stack.ch.notify("KZ2", S.ACCEPTED)
     await stack.kz.wait_for(MessageType.TRANSACTION_STATUS_NOTIFIED, "KZ2", S.ACCEPTED)
