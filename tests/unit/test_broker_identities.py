@@ -43,8 +43,9 @@ def test_a_service_user_is_its_code_in_its_namespace() -> None:
     assert service_user("KZ", NS) == "t0123456789.KZ"
 
 
-def test_the_itl_addresses_every_registry_and_a_registry_only_the_itl() -> None:
-    assert addressees("ITL", CODES_OF_A_STACK) == ["CDM", "CH", "JP", "KZ"]
+def test_the_itl_addresses_every_registry_and_itself_and_a_registry_only_the_itl() -> None:
+    # itself: the TimeOutDue it sends through its own inbox (docs/adr/0017)
+    assert addressees("ITL", CODES_OF_A_STACK) == ["CDM", "CH", "ITL", "JP", "KZ"]
     assert addressees("KZ", CODES_OF_A_STACK) == ["ITL"]
     assert addressees("CDM", CODES_OF_A_STACK) == ["ITL"]
 
@@ -95,7 +96,7 @@ def test_the_namespace_is_matched_literally() -> None:
     ("KZ", "des.dlx", "JP", False),
     ("ITL", "des.msg", "KZ", True),
     ("ITL", "des.msg", "CDM", True),
-    ("ITL", "des.msg", "ITL", False),
+    ("ITL", "des.msg", "ITL", True),  # its own TimeOutDue (ADR 0017)
     ("ITL", "des.msg", "DE", False),
     ("ITL", "des.dlx", "ITL", True),
     ("ITL", "des.dlx", "KZ", False),
@@ -141,7 +142,7 @@ def test_a_definitions_document_has_the_users_their_permissions_and_the_topology
     assert {p["vhost"] for p in document["permissions"]} == {"/sim"}
     assert sorted((t["user"], t["exchange"], t["write"])
                   for t in document["topic_permissions"]) == [
-        (f"{NS}ITL", f"{NS}des.dlx", "^(ITL)$"), (f"{NS}ITL", f"{NS}des.msg", "^(KZ)$"),
+        (f"{NS}ITL", f"{NS}des.dlx", "^(ITL)$"), (f"{NS}ITL", f"{NS}des.msg", "^(ITL|KZ)$"),
         (f"{NS}KZ", f"{NS}des.dlx", "^(KZ)$"), (f"{NS}KZ", f"{NS}des.msg", "^(ITL)$")]
     assert sorted(e["name"] + ":" + e["type"] for e in document["exchanges"]) == [
         f"{NS}des.dlx:topic", f"{NS}des.msg:topic", f"{NS}sim.clock:fanout"]
