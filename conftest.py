@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from shared.testing.infra import Namespace, amqp_url, check_broker, start_store
+from shared.messaging.provisioning import admin_from_environment
+from shared.testing.infra import IdentityPool, Namespace, amqp_url, check_broker, start_store
 
 
 @pytest.fixture(scope="session")
@@ -27,9 +28,20 @@ async def broker_url() -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+async def identity_pool(broker_url: str) -> AsyncIterator[IdentityPool]:
+    """Broker users for in-process services, created in batches; deleted at the end."""
+    pool = IdentityPool(admin_from_environment(), broker_url)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
 @pytest.fixture
-async def namespace(broker_url: str) -> AsyncIterator[Namespace]:
-    """A private set of exchange and queue names, deleted after the test."""
-    ns = Namespace()
+async def namespace(broker_url: str, identity_pool: IdentityPool) -> AsyncIterator[Namespace]:
+    """A private set of exchange and queue names with a broker user per service code
+    (``namespace.url(code)``, ``namespace.broker(code)``), deleted after the test."""
+    ns = await identity_pool.take()
     yield ns
     await ns.delete(broker_url)

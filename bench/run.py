@@ -31,8 +31,14 @@ from deploy.local.stack import LocalStack
 from shared.codes import MessageType, TransactionStatus
 from shared.contracts import Envelope, TransactionStatusNotified, make_envelope
 from shared.messaging import Broker
+from shared.messaging.provisioning import (
+    Provisioned,
+    admin_from_environment,
+    deprovision,
+    provision,
+)
 from shared.store import in_transaction, make_client
-from shared.testing.infra import Namespace, amqp_url, check_broker, start_store
+from shared.testing.infra import amqp_url, broker_tls, check_broker, new_namespace, start_store
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -48,9 +54,22 @@ def percentiles(samples_ms: list[float]) -> dict[str, float]:
 
 
 async def broker_baseline(count: int) -> dict[str, Any]:
-    namespace = Namespace()
-    sender = Broker(amqp_url(), "ITL", namespace=namespace.prefix)
-    receiver = Broker(amqp_url(), "KZ", prefetch=50, namespace=namespace.prefix)
+    """ITL -> KZ over the broker, each logged in as its own user (docs/adr/0016)."""
+    admin, url, namespace = admin_from_environment(), amqp_url(), new_namespace()
+    provisioned = await provision(admin, url, namespace, ["ITL", "KZ"])
+    try:
+        return await _broker_baseline(provisioned, count)
+    finally:
+        await deprovision(admin, provisioned.users, url, provisioned.topology,
+                          broker_tls().context(url))
+
+
+async def _broker_baseline(provisioned: Provisioned, count: int) -> dict[str, Any]:
+    namespace = provisioned.topology.namespace
+    sender = Broker(provisioned.identities["ITL"].url, "ITL", namespace=namespace,
+                    tls=broker_tls())
+    receiver = Broker(provisioned.identities["KZ"].url, "KZ", prefetch=50,
+                      namespace=namespace, tls=broker_tls())
     await sender.connect(peer_codes=["KZ"])
     await receiver.connect()
     sent_at: dict[str, float] = {}
@@ -78,7 +97,6 @@ async def broker_baseline(count: int) -> dict[str, Any]:
     elapsed = time.perf_counter() - started
     await receiver.close()
     await sender.close()
-    await namespace.delete(amqp_url())
     return {"messages": count, "messages_per_s": round(count / elapsed, 1),
             "publish_to_handler": percentiles(latencies)}
 
@@ -193,9 +211,8 @@ def main() -> int:
                                                               args.store_transactions))
     finally:
         store.stop()
-    namespace = Namespace()
     stack = LocalStack(workdir=Path(tempfile.mkdtemp(prefix="kyoto-bench-")),
-                       namespace=namespace.prefix)
+                       namespace=new_namespace())
     try:
         print("end-to-end external transfers ...", flush=True)
         stack.start()
@@ -213,7 +230,6 @@ def main() -> int:
                        args.in_flight))
     finally:
         stack.stop()
-        asyncio.run(namespace.delete(amqp_url()))
     RESULTS.mkdir(exist_ok=True)
     stamp = result["at"].replace(":", "").replace("-", "")
     text = json.dumps(result, indent=2)

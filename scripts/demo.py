@@ -21,7 +21,7 @@ from typing import Any
 from deploy.local.client import StackClient, poll
 from deploy.local.stack import DEFAULT_REGISTRIES, LocalStack
 from shared.codes import ResponseCode, TransactionStatus
-from shared.testing.infra import Namespace, amqp_url, check_broker
+from shared.testing.infra import amqp_url, check_broker, new_namespace
 
 ASSIGNED_AMOUNT = 1_000_000
 CP1_ASSIGNED_AMOUNT = 300_000
@@ -349,10 +349,9 @@ def run_commitment_period(demo: Demo) -> None:
 
 def main() -> int:
     asyncio.run(check_broker(amqp_url()))
-    namespace = Namespace()
     workdir = Path(tempfile.mkdtemp(prefix="kyoto-demo-"))
     stack = LocalStack(workdir=workdir, registries=DEFAULT_REGISTRIES,
-                       namespace=namespace.prefix)
+                       namespace=new_namespace())
     print(f"Starting the stack (logs in {stack.log_dir}) ...", flush=True)
     started = time.monotonic()
     results: list[tuple[str, bool, str]] = []
@@ -360,6 +359,9 @@ def main() -> int:
         stack.start()
         for service in stack.services.values():
             print(f"  {service.name:<4} {service.url}/docs")
+        if stack.broker is not None:
+            print("  broker users, one per service: "
+                  + ", ".join(stack.broker.users))
         print(f"  up in {time.monotonic() - started:.1f}s")
         client = StackClient({name: s.url for name, s in stack.services.items()},
                              issuer=stack.issuer)
@@ -369,7 +371,6 @@ def main() -> int:
         client.close()
     finally:
         stack.stop()
-        asyncio.run(namespace.delete(amqp_url()))
     print("\n=== summary")
     for title, ok, outcome in results:
         print(f"  [{'ok' if ok else 'FAILED'}] {title.split(':')[0]}: {outcome}")

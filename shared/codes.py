@@ -12,7 +12,7 @@ ITL_CODE = "ITL"
 CDM_CODE = "CDM"
 
 #: DES major/minor version plus our payload revision (O, protocol.md 7.3).
-SCHEMA_VERSION = "des-1.1/2"
+SCHEMA_VERSION = "des-1.1/3"
 
 #: Largest number of unit blocks in one transaction (V UK-LIMIT).
 MAX_BLOCKS_PER_TRANSACTION = 3000
@@ -181,6 +181,7 @@ class ResponseCode(IntEnum):
     MALFORMED_PAYLOAD = 1101
     DUPLICATE_MESSAGE_DIFFERENT_CONTENT = 1102
     OUT_OF_SEQUENCE = 1103
+    # a registry did not complete or answer by the deadline the ITL set (docs/adr/0017)
     TRANSACTION_TIMED_OUT = 1104
     TRANSACTION_ID_REUSED = 1105
     REGISTRY_UNKNOWN = 1201
@@ -195,6 +196,8 @@ class ResponseCode(IntEnum):
     TRANSFERRING_ACCOUNT_BLOCKED = 2007
     TRANSFERRING_ACCOUNT_CLOSED = 2008
     ACCOUNT_NOT_EMPTY = 2009
+    # ours (O): an issuance would take serial numbers beyond shared.bounds.MAX_SERIAL
+    SERIAL_NUMBERS_EXHAUSTED = 2010
     BLOCK_UNKNOWN = 3001
     BLOCK_NOT_HELD_BY_TRANSFERRING_ACCOUNT = 3002
     BLOCK_RETIRED_OR_CANCELLED = 3003
@@ -255,7 +258,7 @@ RESPONSE_TEXT: dict[ResponseCode, str] = {
     ResponseCode.MALFORMED_PAYLOAD: "malformed payload",
     ResponseCode.DUPLICATE_MESSAGE_DIFFERENT_CONTENT: "duplicate message id with other content",
     ResponseCode.OUT_OF_SEQUENCE: "status message out of sequence",
-    ResponseCode.TRANSACTION_TIMED_OUT: "no answer within the ITL's time-out",
+    ResponseCode.TRANSACTION_TIMED_OUT: "not completed or answered by its deadline (time-out)",
     ResponseCode.TRANSACTION_ID_REUSED: "transaction id already used for another proposal",
     ResponseCode.REGISTRY_UNKNOWN: "registry unknown to the ITL",
     ResponseCode.REGISTRY_SUSPENDED: "registry suspended",
@@ -271,6 +274,7 @@ RESPONSE_TEXT: dict[ResponseCode, str] = {
     ResponseCode.TRANSFERRING_ACCOUNT_BLOCKED: "transferring account blocked",
     ResponseCode.TRANSFERRING_ACCOUNT_CLOSED: "transferring account closed",
     ResponseCode.ACCOUNT_NOT_EMPTY: "account still holds units or has open transactions",
+    ResponseCode.SERIAL_NUMBERS_EXHAUSTED: "the issuing registry has no serial numbers left",
     ResponseCode.BLOCK_UNKNOWN: "unit block unknown to the ITL",
     ResponseCode.BLOCK_NOT_HELD_BY_TRANSFERRING_ACCOUNT: (
         "unit block not held by the transferring account"
@@ -378,3 +382,5 @@ class MessageType(StrEnum):
     ALLOWANCE_TRANSFER_ANSWERED = "AllowanceTransferAnswered"
     ALLOWANCE_TRANSFER_NOTIFIED = "AllowanceTransferNotified"
     NOTICE_ISSUED = "NoticeIssued"
+    # the ITL to itself, through its own inbox: a time-out has come (ours, O; ADR 0017)
+    TIME_OUT_DUE = "TimeOutDue"

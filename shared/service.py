@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -16,6 +17,8 @@ from typing import Any, TypeVar
 
 import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
@@ -29,13 +32,20 @@ from shared.auth import (
     install,
     require_role,
 )
+from shared.bounds import CLOCK_MAX, ClockStepSeconds, SimulatedTime
 from shared.clock import SimulationClock
 from shared.codes import ITL_CODE, MessageType
 from shared.contracts import Envelope, MessageAck, make_envelope
 from shared.contracts.validity import MessageRefusal, Receiver, canonical_form, message_refusal
 from shared.errors import NotFound, RuleViolation
 from shared.logs import configure_logging, log_event
-from shared.messaging import Broker, EnvelopeHandler, PermanentFailure
+from shared.messaging import (
+    Broker,
+    EnvelopeHandler,
+    PermanentFailure,
+    TlsSettings,
+    with_heartbeat,
+)
 from shared.messaging.clock import ClockSet
 from shared.rules.periods import DEFAULT_TRUE_UP_PERIOD_ENDS
 from shared.settings import comma_or_json_list as comma_or_json_list  # re-exported
@@ -57,6 +67,10 @@ log = logging.getLogger("shared.service")
 #: Namespace of the ids of the answers to refused messages: one answer per refused
 #: message, however often it is delivered.
 REFUSAL_ANSWER_IDS = uuid.UUID("6f1d3c2a-8b4e-4f5a-9c7d-0e1f2a3b4c5d")
+#: Reads of the stack's last clock setting while another service holds it, and the real
+#: seconds between them.
+CLOCK_READ_ATTEMPTS = 20
+CLOCK_READ_PAUSE_SECONDS = 0.02
 
 
 class ServiceSettings(AuthSettings):
@@ -69,17 +83,33 @@ class ServiceSettings(AuthSettings):
         default="mongodb://127.0.0.1:27017/?directConnection=true",
         description="MongoDB-wire server; a database in the path overrides the default name",
     )
-    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    amqp_url: str = Field(default="amqp://guest:guest@127.0.0.1:5672/",
+                          description="the broker, logged in as this service's own user "
+                                      "<AMQP_NAMESPACE><CODE>; amqps:// for TLS")
     amqp_namespace: str = Field(default="", description="prefix of exchange and queue names")
+    amqp_ca_file: str | None = Field(default=None, description="PEM certificate authority "
+                                     "of the broker's TLS certificate (amqps://)")
+    amqp_cert_file: str | None = Field(default=None, description="PEM client certificate "
+                                       "for mutual TLS")
+    amqp_key_file: str | None = Field(default=None, description="PEM key of AMQP_CERT_FILE")
+    amqp_check_publisher: bool = Field(
+        default=True, description="refuse (1002, dead-lettered) an envelope whose sender is "
+                                  "not the service whose broker user published it "
+                                  "(docs/adr/0016); off only for development on one login")
+    amqp_heartbeat_seconds: int | None = Field(
+        default=None, ge=1, le=3600,
+        description="real seconds between the broker's heartbeats on this service's "
+                    "connection (the broker's proposal when unset): a service stopped "
+                    "longer than about twice this loses its connection")
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     log_level: str = "INFO"
     consumer_prefetch: int = Field(default=1, ge=1)
-    clock_start: datetime | None = Field(
+    clock_start: SimulatedTime | None = Field(
         default=None, description="simulated time at start-up; real time when unset"
     )
     tick_seconds: float = Field(
-        default=1.0, gt=0, description="real seconds between runs of the due-work sweeps"
+        default=1.0, gt=0, le=3600, description="real seconds between runs of the due-work sweeps"
     )
     true_up_period_ends: dict[int, date] = Field(
         default_factory=lambda: dict(DEFAULT_TRUE_UP_PERIOD_ENDS),
@@ -112,7 +142,11 @@ class Runtime:
         self.client = make_client(settings.mongo_url)
         self.db: Database = self.client[database_name(settings.mongo_url, default_database)]
         self.broker = Broker(
-            settings.amqp_url, code, settings.consumer_prefetch, settings.amqp_namespace
+            with_heartbeat(settings.amqp_url, settings.amqp_heartbeat_seconds), code,
+            settings.consumer_prefetch, settings.amqp_namespace,
+            tls=TlsSettings(settings.amqp_ca_file, settings.amqp_cert_file,
+                            settings.amqp_key_file),
+            check_publisher=settings.amqp_check_publisher,
         )
         self.relay = OutboxRelay(self.db, self.broker, self.clock)
         #: The service's audit trail (shared.audit): every change is recorded with it.
@@ -122,6 +156,10 @@ class Runtime:
                          else Receiver.registry(code))
         self.answer_refusals = answer_refusals
         self._due_work: list[Callable[[], Awaitable[None]]] = []
+        #: Whether the stack's clock was ever set by a broadcast this instance saw: then
+        #: ``sim.clock.last`` holds a setting, and an empty read means another service
+        #: is reading it at that moment.
+        self._stack_clock_set = False
         self._due_lock = asyncio.Lock()
         self._ticker: asyncio.Task[None] | None = None
 
@@ -165,10 +203,12 @@ class Runtime:
         if broadcast:
             await self.broker.broadcast_clock(
                 ClockSet(now=now, set_by=self.code, set_at_epoch=time.time()))
+            self._stack_clock_set = True
         await self.run_due_work()
         return now
 
     async def _on_clock_set(self, clock_set: ClockSet) -> None:
+        self._stack_clock_set = True
         if clock_set.set_by == self.code:
             return
         now = self.clock.set(_running_on(clock_set))
@@ -182,11 +222,26 @@ class Runtime:
             {"_id": "simulation"}, {"_id": "simulation", "now": now, "real_at": time.time()},
             upsert=True, session=session)
 
+    async def catch_up_clock(self) -> datetime:
+        """This service's simulated time, first moved up to the stack's latest setting
+        (``sim.clock.last``) when that is later: a service that was stopped (SIGSTOP, a
+        lost connection) while the clock was set acts on the stack's time, not on the
+        time it had. Called before acting on a deadline (docs/adr/0017)."""
+        await self._catch_up_clock()
+        return self.clock.now()
+
     async def _catch_up_clock(self) -> None:
         """Join the stack's time if it was set while this service was away."""
         last = await self.broker.last_clock_setting()
+        for _ in range(CLOCK_READ_ATTEMPTS):
+            if last is not None or not self._stack_clock_set:
+                break
+            # another service holds the one message of sim.clock.last for a moment
+            await asyncio.sleep(CLOCK_READ_PAUSE_SECONDS)
+            last = await self.broker.last_clock_setting()
         if last is None:
             return
+        self._stack_clock_set = True
         stack_now = _running_on(last)
         if stack_now > self.clock.now():
             self.clock.set(stack_now)
@@ -339,8 +394,11 @@ def _running_on(clock_set: ClockSet) -> datetime:
 
 
 class ClockSetting(BaseModel):
-    now: datetime | None = Field(default=None, description="jump to this UTC time")
-    advance_seconds: float | None = Field(default=None, ge=0, description="or move forward")
+    now: SimulatedTime | None = Field(
+        default=None, description="jump to this UTC time (1990-01-01 to 2099-12-31)")
+    advance_seconds: ClockStepSeconds | None = Field(
+        default=None, description="or move forward by this many simulated seconds, up to "
+                                  "the end of 2099")
     broadcast: bool = Field(
         default=True, description="move every service of the stack, not only this one")
 
@@ -380,6 +438,13 @@ def build_app(
             content={"detail": exc.reason, "response_code": int(exc.code)},
         )
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        """422 naming each invalid field, as FastAPI answers, with the inputs that JSON
+        cannot carry (NaN, infinities) given as text instead of failing with 500."""
+        return JSONResponse(status_code=422,
+                            content={"detail": jsonable_encoder(_json_safe(exc.errors()))})
+
     @app.exception_handler(NotFound)
     async def not_found(_: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse(status_code=404, content={"detail": f"{exc.what} not found"})
@@ -409,9 +474,25 @@ def build_app(
             )
         moment = setting.now or runtime.clock.now() + timedelta(
             seconds=setting.advance_seconds or 0)
+        if moment > CLOCK_MAX:
+            raise HTTPException(
+                status_code=422,
+                detail=f"advance_seconds: {setting.advance_seconds} seconds would move the "
+                       f"clock past {CLOCK_MAX.isoformat()}, the end of its range")
         return ClockReading(now=await runtime.set_clock(moment, setting.broadcast))
 
     return app
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by its text ("nan", "inf")."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value
 
 
 def serve(app: FastAPI, settings: ServiceSettings, service: str) -> None:

@@ -8,11 +8,14 @@ keys again as soon as a token names an unknown key id (no cool-down: nothing but
 stack reaches the issuer on the loopback).
 
 Used by ``make up`` / ``make down`` / ``make demo``, the end-to-end tests and the
-benchmarks. Each service is its own process with its own database.
+benchmarks. Each service is its own process with its own database and its own broker
+user: the stack provisions the users (random passwords), exchanges and queues of its
+namespace before starting the services and deletes them when it stops (docs/adr/0016).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -26,7 +29,23 @@ from pathlib import Path
 import httpx
 
 from deploy.local.identities import IssuerAccess, default_config
-from shared.testing.infra import StoreServer, amqp_url, free_port, start_store, wait_for_port
+from shared.codes import CDM_CODE, ITL_CODE
+from shared.messaging.provisioning import (
+    BrokerAdmin,
+    Provisioned,
+    admin_from_environment,
+    deprovision,
+    provision,
+)
+from shared.testing.infra import (
+    StoreServer,
+    amqp_url,
+    broker_tls,
+    free_port,
+    process_alive,
+    start_store,
+    wait_for_port,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Kazakhstan; Switzerland, a Party with a second-period commitment to trade with; and
@@ -64,10 +83,15 @@ class LocalStack:
     registry_env: dict[str, dict[str, str]] = field(default_factory=dict)
     #: AUTH_MODE of every service: "token" or "development" (X-Actor, no token needed).
     auth_mode: str = "token"
+    #: The broker as its administrator (each service gets it with its own login) and the
+    #: administration channel that creates the users (``admin_from_environment``).
+    broker_url: str = field(default_factory=amqp_url)
+    broker_admin: BrokerAdmin | None = None
     store: StoreServer | None = None
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     issuer: IssuerAccess | None = None
     issuer_process: ServiceProcess | None = None
+    broker: Provisioned | None = None
 
     @property
     def log_dir(self) -> Path:
@@ -80,11 +104,13 @@ class LocalStack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         store_port = (self.base_port + 99) if self.base_port else None
         self.store = start_store(self.storage, port=store_port, log_dir=self.log_dir)
-        codes = [*self.registries, "CDM"]
+        codes = [*self.registries, CDM_CODE]
+        self.broker = asyncio.run(provision(self.admin, self.broker_url, self.namespace,
+                                            [ITL_CODE, *codes]))
         common = {
             "MONGO_URL": self.store.url,
-            "AMQP_URL": amqp_url(),
             "AMQP_NAMESPACE": self.namespace,
+            "AMQP_CHECK_PUBLISHER": "true",  # never inherited off from the environment
             "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
             "PYTHONUNBUFFERED": "1",
         }
@@ -92,15 +118,17 @@ class LocalStack:
             common["CLOCK_START"] = self.clock_start
         common.update(self._start_issuer())
         specs: list[tuple[str, str, dict[str, str]]] = [
-            ("itl", "services.itl", {"REGISTRIES": json.dumps(codes)}),
+            (ITL_CODE, "services.itl", {"REGISTRIES": json.dumps(codes)}),
         ]
-        specs += [(code.lower(), "services.registry",
+        specs += [(code, "services.registry",
                    {"REGISTRY_CODE": code, **self.registry_env.get(code, {})})
                   for code in self.registries]
-        specs.append(("cdm", "services.cdm_registry", {}))
-        for index, (name, module, extra) in enumerate(specs):
+        specs.append((CDM_CODE, "services.cdm_registry", {}))
+        for index, (code, module, extra) in enumerate(specs):
             port = self.base_port + index if self.base_port else free_port()
-            env = {**common, **extra, "HTTP_PORT": str(port)}
+            env = {**common, **extra, "HTTP_PORT": str(port),
+                   "AMQP_URL": self.broker.identities[code].url}
+            name = code.lower()
             self.services[name] = ServiceProcess(name, module, port, env,
                                                  self.log_dir / f"{name}.log")
         for service in self.services.values():
@@ -168,7 +196,27 @@ class LocalStack:
         self._spawn(self.services[name])
         self.wait_healthy(name)
 
+    @property
+    def admin(self) -> BrokerAdmin:
+        if self.broker_admin is None:
+            self.broker_admin = admin_from_environment()
+        return self.broker_admin
+
     def stop(self) -> None:
+        """Stop every service, the issuer and the store, then delete the stack's broker
+        users and, unless the stack keeps its data (``make up``), its queues and
+        exchanges."""
+        try:
+            self._stop_processes()
+        finally:
+            if self.broker is not None:
+                keep = self.storage != ":memory:"
+                asyncio.run(deprovision(self.admin, self.broker.users, self.broker_url,
+                                        None if keep else self.broker.topology,
+                                        broker_tls().context(self.broker_url)))
+                self.broker = None
+
+    def _stop_processes(self) -> None:
         processes = [*self.services.values(),
                      *([self.issuer_process] if self.issuer_process else [])]
         for service in reversed(processes):
@@ -199,6 +247,7 @@ class LocalStack:
             "issuer": {"pid": self.issuer_process.pid if self.issuer_process else None,
                        "url": self.issuer.url if self.issuer else None,
                        "config": str(self.workdir / "issuer" / "config.json")},
+            "broker": {"users": self.broker.users if self.broker else []},
         }
         self.state_path().write_text(json.dumps(state, indent=2))
 
@@ -223,17 +272,12 @@ def stop_detached(workdir: Path) -> bool:
         _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + 15
     for pid in pids:
-        while time.monotonic() < deadline and _alive(pid):
+        while time.monotonic() < deadline and process_alive(pid):
             time.sleep(0.1)
-        if _alive(pid):
+        if process_alive(pid):
             _signal(pid, signal.SIGKILL)
+    users = state.get("broker", {}).get("users", [])
+    # the queues stay with the stack's data; the users go (docs/adr/0016)
+    asyncio.run(deprovision(admin_from_environment(), users, amqp_url(), None))
     path.unlink()
-    return True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
     return True

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from services.cdm_registry.domain import Project
 from services.cdm_registry.handlers import CdmService, ProjectExists, RequestIssuance
+from shared.bounds import Identifier, Quantity
 from shared.codes import AccountType, UnitType
 from shared.errors import NotFound
 from shared.http_types import AccountTypeField, UnitTypeField
@@ -36,11 +37,11 @@ class ProjectBody(BaseModel):
 
 class IssuanceBody(BaseModel):
     unit_type: UnitTypeField = Field(default=UnitType.CER)
-    quantity: int = Field(ge=1, le=10**12, examples=[1000])
+    quantity: Quantity = Field(examples=[1000])
     commitment_period: int = Field(default=2, ge=1, le=2)
     acquiring_registry: str = Field(pattern=r"^[A-Z]{2}$", examples=["KZ"])
     acquiring_account_type: AccountTypeField = Field(default=AccountType.PERSON_HOLDING)
-    acquiring_account_id: int = Field(ge=1)
+    acquiring_account_id: Identifier
     expiry_date: date | None = Field(
         default=None, description="tCER and lCER only; by default tCERs expire at the end "
         "of the next commitment period, lCERs at the end of the crediting period")

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from services.itl.domain import JiProject, LedgerKey, PartyPeriod
 from services.itl.handlers import ItlService
+from shared.bounds import Identifier, Units
 from shared.codes import (
     CDM_CODE,
     CommitmentPeriod,
@@ -66,7 +67,7 @@ async def registries(request: Request) -> RegistryList:
 
 
 class StandingIn(BaseModel):
-    commitment_periods: list[int] = Field(
+    commitment_periods: list[Annotated[int, Field(ge=1, le=max(CommitmentPeriod))]] = Field(
         examples=[[1, 2]], description="periods with a quantified commitment (1, 2)")
     eligible: list[Mechanism] = Field(
         examples=[["article_6", "article_12", "article_17"]],
@@ -133,42 +134,34 @@ async def record_standing(request: Request, code: PartyCode, body: StandingIn) -
 class PartyPeriodIn(BaseModel):
     """What is known of a Party for one period. Quantities in units or t CO2 eq."""
 
-    assigned_amount: int = Field(ge=0, description="assigned amount of the period, in units",
+    assigned_amount: Units = Field(description="assigned amount of the period, in units",
                                  examples=[1_000_000])
-    reviewed_inventory: int | None = Field(
-        default=None, ge=0, examples=[150_000],
+    reviewed_inventory: Units | None = Field(
+        default=None, examples=[150_000],
         description="latest reviewed annual inventory (t CO2 eq per year); null until one "
                     "is reviewed",
     )
-    average_emissions_2008_2010: int | None = Field(
-        default=None, ge=0, examples=[110_000],
+    average_emissions_2008_2010: Units | None = Field(
+        default=None, examples=[110_000],
         description="second period: average annual emissions 2008-2010 (t CO2 eq); the "
                     "assigned amount above eight times it is cancelled (Art. 3.7ter)")
-    base_year_emissions: int | None = Field(
-        default=None, ge=0, examples=[130_000],
+    base_year_emissions: Units | None = Field(
+        default=None, examples=[130_000],
         description="base-year emissions (t CO2 eq per year): the A/R CDM limit (1 % x "
                     "years) and the second period's forest management cap (3.5 % x 8)")
-    period_emissions: int | None = Field(
-        default=None, ge=0, examples=[1_050_000],
+    period_emissions: Units | None = Field(
+        default=None, examples=[1_050_000],
         description="reviewed total emissions over the period (t CO2 eq): units of the "
                     "previous period surplus reserve are retired up to the excess over the "
                     "assigned amount")
-    rmu_net_removals: dict[LulucfActivityField, int] = Field(
+    rmu_net_removals: dict[LulucfActivityField, Units] = Field(
         default_factory=dict, examples=[{"FOREST_MANAGEMENT": 20_000}],
         description="reviewed net removals per LULUCF activity over the period (t CO2 eq): "
                     "the RMUs the Party may issue for each")
-    forest_management_cap: int | None = Field(
-        default=None, ge=0,
+    forest_management_cap: Units | None = Field(
+        default=None,
         description="forest management cap (units); the second period's is computed from "
                     "base-year emissions when not given")
-
-    @field_validator("rmu_net_removals")
-    @classmethod
-    def _non_negative(cls, value: dict[LulucfActivity, int]) -> dict[LulucfActivity, int]:
-        negative = [a.name for a, n in value.items() if n < 0]
-        if negative:
-            raise ValueError(f"rmu_net_removals: negative removals for {negative}")
-        return value
 
 
 class ShareOfProceedsView(BaseModel):
@@ -296,6 +289,11 @@ class TransactionView(BaseModel):
     history: list[StatusEntry]
     evaluation_results: list[EvaluationResultView]
     proposal: dict[str, Any] = Field(description="the proposal as it came on the wire")
+    deadline: datetime | None = Field(
+        default=None, description="simulated UTC moment by which the registry the ITL "
+        "waits for (the proposer at 2 or 8, the acquiring registry of a forwarded "
+        "transfer at 2) must act; the ITL ends the transaction by time-out after it and "
+        "its grace (docs/adr/0017)")
 
     @classmethod
     def of(cls, doc: Document) -> TransactionView:
@@ -311,6 +309,7 @@ class TransactionView(BaseModel):
                      for h in doc["history"]],
             evaluation_results=[EvaluationResultView(**r) for r in doc["evaluation_results"]],
             proposal=doc["proposal"],
+            deadline=doc.get("deadline"),
         )
 
 
@@ -394,7 +393,7 @@ async def units(
     request: Request,
     registry: Annotated[str | None, Query(pattern=REGISTRY_CODE)] = None,
     account_type: Annotated[AccountTypeField | None, Query()] = None,
-    account_id: Annotated[int | None, Query(ge=1)] = None,
+    account_id: Annotated[Identifier | None, Query()] = None,
     unit_type: Annotated[UnitTypeField | None, Query()] = None,
 ) -> list[BlockView]:
     """Unit blocks in the ITL's register, in origin and serial order."""
@@ -476,7 +475,7 @@ async def messages(
 class NoticeIn(BaseModel):
     notice_type: NoticeType = Field(description="protocol.md 2.8, 1-13", examples=[1])
     registry: str = Field(pattern=REGISTRY_CODE, examples=["KZ"])
-    target_value: int | None = Field(default=None, ge=0, examples=[1000],
+    target_value: Units | None = Field(default=None, examples=[1000],
                                      description="quantity the registry must act on")
     unit_type: UnitTypeField | None = None
     project_id: str | None = Field(default=None, max_length=32)
@@ -485,8 +484,8 @@ class NoticeIn(BaseModel):
     action_due_date: date | None = Field(default=None, examples=["2016-06-30"])
     blocks: list[UnitBlockWire] = Field(default_factory=list, max_length=3000,
                                         description="unit blocks the notice is about")
-    amends: int | None = Field(default=None,
-                               description="notice 10: the earlier notice it amends")
+    amends: Identifier | None = Field(default=None,
+                                      description="notice 10: the earlier notice it amends")
     text: str = Field(default="", max_length=2000)
 
 
@@ -552,7 +551,7 @@ async def list_notices(request: Request,
 
 
 @router.get("/notices/{notice_id}", tags=["notices"])
-async def read_notice(request: Request, notice_id: int) -> NoticeOut:
+async def read_notice(request: Request, notice_id: Identifier) -> NoticeOut:
     doc = await service_of(request).store.notice(notice_id)
     if doc is None:
         raise NotFound(f"notice {notice_id}")
@@ -565,7 +564,7 @@ async def read_notice(request: Request, notice_id: int) -> NoticeOut:
 class JiProjectIn(BaseModel):
     host_party: str = Field(pattern=PARTY_CODE, examples=["KZ"])
     track: int = Field(ge=1, le=2, description="1 Party-verified, 2 JISC-verified")
-    approved_quantity: int = Field(ge=0, description="ERUs the JISC determination allows")
+    approved_quantity: Units = Field(description="ERUs the JISC determination allows")
 
 
 class JiProjectOut(JiProjectIn):

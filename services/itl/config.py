@@ -17,7 +17,7 @@ from shared.service import ServiceSettings, comma_or_json_list
 class ItlSettings(ServiceSettings):
     """Environment: MONGO_URL, AMQP_URL, AMQP_NAMESPACE, HTTP_PORT, LOG_LEVEL, CLOCK_START,
     DATABASE, REGISTRIES ('["KZ","CH","JP","CDM"]' or 'KZ,CH,JP,CDM'), TRANSACTION_TIMEOUT_HOURS,
-    TRUE_UP_PERIOD_ENDS."""
+    TRANSACTION_TIMEOUT_GRACE_MINUTES, TRANSACTION_TIMEOUT_HOLD_SECONDS, TRUE_UP_PERIOD_ENDS."""
 
     # No prefix: the common names are shared by every service of a stack.
     model_config = SettingsConfigDict(extra="ignore")
@@ -32,9 +32,19 @@ class ItlSettings(ServiceSettings):
     )
     # U protocol.md 1.6: no DES value found; our default, in simulated time.
     transaction_timeout_hours: float = Field(
-        default=24, gt=0,
-        description="an open transaction older than this is terminated (simulated hours)",
+        default=24, gt=0, le=24 * 366,
+        description="how long a registry has to act on an approved, accepted or forwarded "
+                    "transaction or a forwarded allowance transfer: the deadline sent with "
+                    "it is this much later (simulated hours; docs/adr/0017)",
     )
+    transaction_timeout_grace_minutes: float = Field(
+        default=30, ge=0, le=24 * 60,
+        description="the ITL ends a wait by time-out on its own only this long after its "
+                    "deadline (simulated minutes; covers the clocks of two processes)")
+    transaction_timeout_hold_seconds: float = Field(
+        default=2, ge=0, le=3600,
+        description="and only once it has been due for this long in real seconds, so that "
+                    "an answer committed before a clock jump reaches the ITL first")
 
     @field_validator("registries", mode="before")
     @classmethod

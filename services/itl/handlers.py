@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Collection, Mapping
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from services.itl.domain import (
     IMPENDING_EXPIRY_NOTICE_DAYS,
@@ -27,6 +27,7 @@ from services.itl.domain import (
     ProposalView,
     aau_issuance_by_period,
     approval_effects,
+    awaits_proposer,
     check_aau_issuance_limit,
     check_ar_cdm_limit,
     check_article_37ter,
@@ -86,6 +87,7 @@ from shared.contracts import (
 )
 from shared.errors import RuleViolation
 from shared.logs import log_event
+from shared.rules.deadlines import deadline_after
 from shared.rules.parties import PartyStanding
 from shared.service import Runtime
 from shared.store import Document, Session
@@ -99,12 +101,14 @@ class ItlService:
     """The ITL's reactions to registry messages, over its store and outbox."""
 
     def __init__(self, runtime: Runtime, store: ItlStore, registries: Collection[str],
-                 timeout_hours: float = 24.0,
+                 timeout: timedelta = timedelta(hours=24),
                  true_up_ends: Mapping[int, date] | None = None) -> None:
         self.runtime = runtime
         self.store = store
         self.registries = frozenset(registries)
-        self.timeout_hours = timeout_hours
+        #: How long a registry has to act on a status or a forwarded proposal (simulated
+        #: time; ``TRANSACTION_TIMEOUT_HOURS``): each wait gets its deadline from it.
+        self.timeout = timeout
         #: Last day of each period's additional period for fulfilling commitments.
         self.true_up_ends = dict(true_up_ends or {})
 
@@ -274,6 +278,7 @@ class ItlService:
             await self.store.units.reserve(list(proposal.replaced_blocks),
                                            replaced_reservation(tx_id), session)
         statuses = [S.PROPOSED, S.CHECKED_NO_DISCREPANCY]
+        deadline = self.deadline()
         effects = approval_effects(proposal)
         await self.store.apply_ledger(effects, session)
         if proposal.transaction_type == TransactionType.CONVERSION and proposal.project_id:
@@ -292,6 +297,7 @@ class ItlService:
             at=self.runtime.clock.now(),
             session=session,
             ledger=entries_to_docs(effects),
+            deadline=deadline,
         )
         for status in statuses:
             self._log_status(tx_id, status, [])
@@ -301,12 +307,17 @@ class ItlService:
                 message_type=MessageType.PROPOSAL_FORWARDED,
                 recipient=proposal.acquiring.registry,
                 correlation_id=tx_id,
-                payload=ProposalForwarded.model_validate(payload.model_dump()),
+                payload=ProposalForwarded.model_validate(
+                    {**payload.model_dump(), "deadline": deadline}),
                 causation_id=envelope.message_id,
             )
         else:
             await self._notify(session, envelope.sender, tx_id, S.CHECKED_NO_DISCREPANCY,
-                               envelope.message_id)
+                               envelope.message_id, deadline=deadline)
+
+    def deadline(self) -> datetime:
+        """The deadline of a wait that starts now (``shared.rules.deadlines``)."""
+        return deadline_after(self.runtime.clock.now(), self.timeout)
 
     # operator commands
 
@@ -379,13 +390,28 @@ class ItlService:
             current = S(tx["status"])
             reaction = react_to_status(current, transaction_type, role, payload.status)
             if reaction.status is None:
-                log_event(log, "status_ignored", transaction_id=tx_id, sender=envelope.sender,
-                          current_status=int(current), incoming_status=int(payload.status))
+                self._log_ignored(tx, envelope, payload)
                 return
             await self._apply(envelope, payload, tx, proposal, reaction, reaction.status,
                               session)
 
         await self.runtime.handle_once(envelope, effect)
+
+    def _log_ignored(self, tx: Document, envelope: Envelope,
+                     payload: TransactionStatusNotified) -> None:
+        """Log a status that changes nothing; a completion that comes after the ITL ended
+        the transaction by time-out is an alert: the proposer's books moved units the
+        ITL's did not (docs/adr/0017, the window that remains)."""
+        timed_out = any(r.get("response_code") == ResponseCode.TRANSACTION_TIMED_OUT
+                        for r in tx.get("evaluation_results", []))
+        if tx["status"] == S.TERMINATED and payload.status == S.COMPLETED and timed_out:
+            log_event(log, "completion_after_time_out", logging.ERROR, alert=True,
+                      transaction_id=tx["_id"], sender=envelope.sender,
+                      sent_at=envelope.sent_at.isoformat(),
+                      deadline=str(tx.get("deadline")))
+            return
+        log_event(log, "status_ignored", transaction_id=tx["_id"], sender=envelope.sender,
+                  current_status=int(tx["status"]), incoming_status=int(payload.status))
 
     async def _apply(self, envelope: Envelope, payload: TransactionStatusNotified,
                      tx: Document, proposal: ProposalSubmitted, reaction: ItlReaction,
@@ -393,19 +419,23 @@ class ItlService:
         tx_id = payload.transaction_id
         now = self.runtime.clock.now()
         results = list(payload.evaluation_results)
-        if reaction == ItlReaction.REJECT:
+        undone = reaction in (ItlReaction.REJECT, ItlReaction.TIMED_OUT)
+        if undone:
             await self._undo_approval(tx, proposal_view(proposal), session)
         if reaction == ItlReaction.FINALISE:
             await self._finalise(proposal, session)
+        # accepted: the proposer now has until this deadline to complete
+        deadline = self.deadline() if reaction == ItlReaction.ACCEPT else None
         await self.store.set_status(
             tx_id, status, now, session,
             evaluation_results=([r.model_dump(mode="json") for r in results]
-                                if reaction == ItlReaction.REJECT else None),
+                                if undone else None),
+            deadline=deadline,
         )
         self._log_status(tx_id, status, results)
         if reaction in (ItlReaction.ACCEPT, ItlReaction.REJECT):
             await self._notify(session, tx["proposer"], tx_id, status, envelope.message_id,
-                               results)
+                               results, deadline=deadline)
         elif proposal.transaction_type == TransactionType.EXTERNAL_TRANSFER:
             await self._notify(session, proposal.acquiring.registry, tx_id, status,
                                envelope.message_id)
@@ -528,34 +558,31 @@ class ItlService:
         }, session)
         await self.store.mark_expiry_noticed([d["_id"] for d in docs], notice["_id"], session)
 
-    # time-outs
+    # time-outs (services/itl/timeouts.py decides when; docs/adr/0017)
 
-    async def time_out_unanswered(self) -> None:
-        """Due work: terminate external transfers the acquiring registry left unanswered
-        for longer than the time-out (protocol.md 1.6), releasing the units."""
-        cutoff = self.runtime.clock.now() - timedelta(hours=self.timeout_hours)
-        for tx in await self.store.awaiting_answer_since(cutoff):
-            await self.runtime.commit(functools.partial(self._time_out, tx["_id"]))
-
-    async def _time_out(self, tx_id: str, session: Session) -> None:
-        tx = await self.store.transaction(tx_id, session)
-        if tx is None or tx["status"] != S.CHECKED_NO_DISCREPANCY:
-            return
+    async def time_out(self, tx: Document, deadline: datetime, session: Session) -> None:
+        """End a transaction whose registry did not act by ``deadline``: status 5 with
+        1104, its register blocks released (issued ones deleted), what its approval took
+        up of the Party ledgers and its notice given back; its parties are told."""
+        tx_id = tx["_id"]
+        proposal = ProposalSubmitted.model_validate(tx["proposal"])
+        acquiring = proposal.acquiring.registry
+        waited = (f"{tx['proposer']} did not complete it"
+                  if awaits_proposer(S(tx["status"]), proposal.transaction_type)
+                  else f"{acquiring} did not answer")
         result = EvaluationResult(
             response_code=ResponseCode.TRANSACTION_TIMED_OUT,
-            message=f"no answer from {tx['proposal']['acquiring']['registry']} within "
-                    f"{self.timeout_hours:g} hours")
-        await self._undo_approval(
-            tx, proposal_view(ProposalSubmitted.model_validate(tx["proposal"])), session)
+            message=f"{waited} by the deadline {deadline.isoformat()} "
+                    f"({self.timeout.total_seconds() / 3600:g} hours)")
+        await self._undo_approval(tx, proposal_view(proposal), session)
         await self.store.set_status(tx_id, S.TERMINATED, self.runtime.clock.now(), session,
                                     evaluation_results=[result.model_dump(mode="json")])
         self._log_status(tx_id, S.TERMINATED, [result])
-        for recipient in (tx["proposer"], tx["proposal"]["acquiring"]["registry"]):
-            await self.runtime.send(
-                session, message_type=MessageType.TRANSACTION_STATUS_NOTIFIED,
-                recipient=recipient, correlation_id=tx_id,
-                payload=TransactionStatusNotified(transaction_id=tx_id, status=S.TERMINATED,
-                                                  evaluation_results=[result]))
+        recipients = [tx["proposer"]]
+        if proposal.transaction_type == TransactionType.EXTERNAL_TRANSFER:
+            recipients.append(acquiring)
+        for recipient in recipients:
+            await self._notify(session, recipient, tx_id, S.TERMINATED, None, [result])
 
     # TransactionStatusQueried
 
@@ -577,6 +604,8 @@ class ItlService:
                 status_at=tx["history"][-1]["at"] if tx else None,
                 evaluation_results=[EvaluationResult.model_validate(r)
                                     for r in tx["evaluation_results"]] if tx else [],
+                deadline=(tx.get("deadline") if tx and awaits_proposer(
+                    S(tx["status"]), TransactionType(tx["transaction_type"])) else None),
             )
             await self.runtime.send(
                 session,
@@ -599,15 +628,17 @@ class ItlService:
                            proposal.acquiring.registry) is not None
 
     async def _notify(self, session: Session, recipient: str, transaction_id: str,
-                      status: TransactionStatus, causation_id: str,
-                      results: list[EvaluationResult] | None = None) -> None:
+                      status: TransactionStatus, causation_id: str | None,
+                      results: list[EvaluationResult] | None = None,
+                      deadline: datetime | None = None) -> None:
         await self.runtime.send(
             session,
             message_type=MessageType.TRANSACTION_STATUS_NOTIFIED,
             recipient=recipient,
             correlation_id=transaction_id,
             payload=TransactionStatusNotified(transaction_id=transaction_id, status=status,
-                                              evaluation_results=results or []),
+                                              evaluation_results=results or [],
+                                              deadline=deadline),
             causation_id=causation_id,
         )
 

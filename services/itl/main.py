@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, FastAPI
 
 from services.itl.api import router
 from services.itl.config import ItlSettings
+from services.itl.esd import EsdRouting
 from services.itl.handlers import ItlService
 from services.itl.messaging import make_dispatch
 from services.itl.store import ItlStore
+from services.itl.timeouts import TimeOuts
 from shared.audit import AuditReader, audit_router
 from shared.auth import AUTH_RESPONSES, Principal, require_role, require_roles_by_method
 from shared.codes import ITL_CODE
@@ -24,9 +27,14 @@ def create_app(settings: ItlSettings | None = None) -> FastAPI:
     runtime = Runtime(settings, code=ITL_CODE, default_database=settings.database,
                       peer_codes=settings.registries, answer_refusals=True)
     store = ItlStore(runtime.db, runtime.audit)
-    service = ItlService(runtime, store, settings.registries,
-                         settings.transaction_timeout_hours, settings.true_up_period_ends)
-    runtime.on_due(service.time_out_unanswered)
+    timeout = timedelta(hours=settings.transaction_timeout_hours)
+    service = ItlService(runtime, store, settings.registries, timeout,
+                         settings.true_up_period_ends)
+    esd = EsdRouting(runtime, store.db, settings.registries, timeout)
+    timeouts = TimeOuts(service, esd,
+                        timedelta(minutes=settings.transaction_timeout_grace_minutes),
+                        settings.transaction_timeout_hold_seconds)
+    runtime.on_due(timeouts.sweep)
     runtime.on_due(service.notify_impending_expiry)
     app = build_app(
         "itl",
@@ -34,7 +42,7 @@ def create_app(settings: ItlSettings | None = None) -> FastAPI:
         "register of unit blocks, the commitment period reserve and issuance limits, and "
         "routes external transfers between registries.",
         runtime,
-        make_dispatch(service),
+        make_dispatch(service, esd, timeouts),
         store.ensure_indexes,
     )
     app.state.service = service

@@ -6,12 +6,14 @@ from collections.abc import Awaitable, Callable
 
 from services.itl.esd import EsdRouting
 from services.itl.handlers import ItlService
+from services.itl.timeouts import TimeOuts
 from shared.codes import MessageType
 from shared.contracts import (
     AllowanceTransferAnswered,
     AllowanceTransferSubmitted,
     Envelope,
     ProposalSubmitted,
+    TimeOutDue,
     TransactionStatusNotified,
     TransactionStatusQueried,
     decode_payload,
@@ -19,11 +21,11 @@ from shared.contracts import (
 from shared.messaging import PermanentFailure
 
 
-def make_dispatch(service: ItlService) -> Callable[[Envelope], Awaitable[None]]:
+def make_dispatch(service: ItlService, esd: EsdRouting, timeouts: TimeOuts
+                  ) -> Callable[[Envelope], Awaitable[None]]:
     """The consumer's handler: decode the payload (undecodable → dead-letter) and route it.
 
     Version, recipient and sender were checked before (``Runtime.screened``)."""
-    esd = EsdRouting(service.runtime, service.store.db, service.registries)
 
     async def dispatch(envelope: Envelope) -> None:
         payload = decode_payload(envelope)
@@ -38,12 +40,15 @@ def make_dispatch(service: ItlService) -> Callable[[Envelope], Awaitable[None]]:
                 await esd.on_transfer_submitted(envelope, payload)
             case AllowanceTransferAnswered():
                 await esd.on_transfer_answered(envelope, payload)
+            case TimeOutDue():
+                await timeouts.on_time_out_due(envelope, payload)
             case _:
                 raise PermanentFailure(
                     f"the ITL does not handle {envelope.message_type.value} "
                     f"(only {MessageType.PROPOSAL_SUBMITTED.value}, "
                     f"{MessageType.TRANSACTION_STATUS_NOTIFIED.value}, "
-                    f"{MessageType.TRANSACTION_STATUS_QUERIED.value})"
+                    f"{MessageType.TRANSACTION_STATUS_QUERIED.value}, the allowance "
+                    f"transfer messages and its own {MessageType.TIME_OUT_DUE.value})"
                 )
 
     return dispatch

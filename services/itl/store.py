@@ -48,6 +48,7 @@ class ItlStore:
                                                  ("updated_at", ASCENDING)])
         await self.db.units.create_index([("unit_type", ASCENDING), ("expiry_date", ASCENDING)])
         await self.db.notices.create_index([("registry", ASCENDING), ("status", ASCENDING)])
+        await self.db.esd_transfers.create_index([("state", ASCENDING)])
 
     # transactions
 
@@ -67,9 +68,11 @@ class ItlStore:
         at: datetime,
         session: Session,
         ledger: list[Document] | None = None,
+        deadline: datetime | None = None,
     ) -> None:
         """Record a new transaction that went through ``statuses`` at ``at``; ``ledger``
-        holds the Party counters its approval took up, to give back if it fails."""
+        holds the Party counters its approval took up, to give back if it fails;
+        ``deadline`` is when the registry it now waits for must have acted."""
         await self.db.transactions.insert_one(
             {
                 "_id": transaction_id,
@@ -80,6 +83,7 @@ class ItlStore:
                 "history": [{"status": int(s), "at": at} for s in statuses],
                 "evaluation_results": evaluation_results,
                 "ledger": ledger or [],
+                "deadline": deadline,
                 "created_at": at,
                 "updated_at": at,
             },
@@ -100,11 +104,15 @@ class ItlStore:
         at: datetime,
         session: Session,
         evaluation_results: list[Document] | None = None,
+        deadline: datetime | None = None,
     ) -> None:
-        """Move a transaction to ``status`` and append it to its history."""
+        """Move a transaction to ``status`` and append it to its history; ``deadline``:
+        when the registry it now waits for must have acted."""
         fields: Document = {"status": int(status), "updated_at": at}
         if evaluation_results is not None:
             fields["evaluation_results"] = evaluation_results
+        if deadline is not None:
+            fields["deadline"] = deadline
         await self.db.transactions.update_one(
             {"_id": transaction_id},
             {"$set": fields, "$push": {"history": {"status": int(status), "at": at}}},
@@ -307,15 +315,15 @@ class ItlStore:
 
     # time-outs
 
-    async def awaiting_answer_since(self, cutoff: datetime) -> list[Document]:
-        """External transfers forwarded to the acquiring registry and unanswered since
-        ``cutoff``."""
-        cursor = self.db.transactions.find({
-            "status": int(TransactionStatus.CHECKED_NO_DISCREPANCY),
-            "transaction_type": int(TransactionType.EXTERNAL_TRANSFER),
-            "updated_at": {"$lte": cutoff},
-        })
+    async def waiting(self) -> list[Document]:
+        """Transactions that wait for a registry: approved (2) or accepted (8)."""
+        cursor = self.db.transactions.find({"status": {"$in": [
+            int(TransactionStatus.CHECKED_NO_DISCREPANCY), int(TransactionStatus.ACCEPTED)]}})
         return await cursor.to_list()
+
+    async def forwarded_allowance_transfers(self) -> list[Document]:
+        """Allowance transfers forwarded to the acquiring state and not answered yet."""
+        return await self.db.esd_transfers.find({"state": "forwarded"}).to_list()
 
     # message journal
 

@@ -27,6 +27,7 @@ from services.registry.permissions import (
 from services.registry.proceeds import ShareOfProceeds, ShareOfProceedsKind
 from shared.audit import AuditReader, account_key
 from shared.auth import PrincipalDep
+from shared.bounds import Identifier
 from shared.codes import (
     RESPONSE_TEXT,
     AccountType,
@@ -262,7 +263,7 @@ async def list_accounts(request: Request, actor: ActorDep) -> list[AccountView]:
             responses={403: {"description": "a holder's representative reads only its "
                                             "accounts"},
                        404: {"description": "no such account"}})
-async def read_account(account_id: int, request: Request, actor: ActorDep) -> AccountDetail:
+async def read_account(account_id: Identifier, request: Request, actor: ActorDep) -> AccountDetail:
     """One account with its status and the history of its status changes (who, when,
     why)."""
     authorise_read(actor, [account_id], f"account {account_id}")
@@ -288,7 +289,7 @@ async def _change_status(request: Request, actor: Actor, account_id: int,
 
 @router.post("/accounts/{account_id}/block", tags=["accounts"],
              responses=STATUS_CHANGE_RESPONSES)
-async def block_account(account_id: int, body: StatusReason, request: Request,
+async def block_account(account_id: Identifier, body: StatusReason, request: Request,
                         actor: ActorDep) -> AccountDetail:
     """Block an open account: from now on no new transaction takes units out of it (2007)
     or into it (5903, protocol.md 3.3 "suspended, restricted"); its units stay where they
@@ -301,7 +302,7 @@ async def block_account(account_id: int, body: StatusReason, request: Request,
 
 @router.post("/accounts/{account_id}/unblock", tags=["accounts"],
              responses=STATUS_CHANGE_RESPONSES)
-async def unblock_account(account_id: int, request: Request,
+async def unblock_account(account_id: Identifier, request: Request,
                           actor: ActorDep,
                           body: Annotated[OptionalStatusReason | None, Body()] = None
                           ) -> AccountDetail:
@@ -313,7 +314,7 @@ async def unblock_account(account_id: int, request: Request,
 
 @router.post("/accounts/{account_id}/close", tags=["accounts"],
              responses=STATUS_CHANGE_RESPONSES)
-async def close_account(account_id: int, body: StatusReason, request: Request,
+async def close_account(account_id: Identifier, body: StatusReason, request: Request,
                         actor: ActorDep) -> AccountDetail:
     """Close an open or blocked account for good: afterwards transfers out of it are
     refused with 2008 and into it with 5906 (protocol.md 3.3). Operator only; ``reason``
@@ -327,7 +328,7 @@ async def close_account(account_id: int, body: StatusReason, request: Request,
 
 
 @router.get("/accounts/{account_id}/holdings", tags=["holdings"])
-async def read_account_holdings(account_id: int, request: Request,
+async def read_account_holdings(account_id: Identifier, request: Request,
                                 actor: ActorDep) -> AccountHoldings:
     """The unit blocks of one account, with totals per unit type and period (a holder's
     representative: of its accounts only, 403 otherwise)."""
@@ -527,7 +528,7 @@ class ShareOfProceedsRow(BaseModel):
 
 
 class ShareOfProceedsPayment(BaseModel):
-    transferring_account_id: int = Field(ge=1, description="the account that pays")
+    transferring_account_id: Identifier = Field(description="the account that pays")
     unit_type: UnitTypeField = Field(
         default=UnitType.AAU, description="AAU for first transfers; ERU_FROM_AAU or "
                                           "ERU_FROM_RMU for ERU issuance")

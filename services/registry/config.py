@@ -25,11 +25,11 @@ class RegistrySettings(ServiceSettings):
     database: str | None = Field(default=None,
                                  description="database name; registry_<code> by default")
     outstanding_after_minutes: float = Field(
-        default=60, gt=0,
+        default=60, gt=0, le=366 * 24 * 60,
         description="simulated minutes after which a proposal still without an answer is "
                     "asked about at the ITL (protocol.md 1.6: our value, O)")
     decision_execution_lead_hours: float = Field(
-        default=24, ge=0,
+        default=24, ge=0, le=31 * 24,
         description="simulated hours before its due date at which the registry carries "
                     "out an unappealed withdrawal or replacement decision by itself, so "
                     "that the transaction completes within the month (cl. 23, 26; O)")

@@ -397,6 +397,8 @@ class Reaction(Enum):
     DEBIT = "debit"  # external transfer accepted: units leave, then report 4
     TERMINATE = "terminate"  # refused: release reserved units, nothing moves
     CREDIT = "credit"  # inbound transfer completed: units arrive
+    # the deadline of the ITL's 2 or 8 passed first: release, report 5 with 1104 (ADR 17)
+    TIME_OUT = "time_out"
     IGNORE = "ignore"  # repeated, out of sequence, or already final
 
 
@@ -405,8 +407,21 @@ INTERNAL_TYPES = frozenset(t for t in TransactionType if t != TransactionType.EX
 
 
 def react_to_itl_status(direction: Direction, transaction_type: TransactionType,
-                        current: TransactionStatus, incoming: TransactionStatus) -> Reaction:
-    """The registry's side of the status machine (protocol.md 1.4-1.5, docs/flows.md)."""
+                        current: TransactionStatus, incoming: TransactionStatus,
+                        in_time: bool = True) -> Reaction:
+    """The registry's side of the status machine (protocol.md 1.4-1.5, docs/flows.md).
+
+    ``in_time``: whether the deadline the ITL sent with a 2 or an 8 has not passed
+    (``shared.rules.deadlines.may_act``); a completion or debit it allows becomes a
+    time-out once it has (docs/adr/0017)."""
+    reaction = _reaction(direction, transaction_type, current, incoming)
+    if reaction in (Reaction.FINALISE, Reaction.DEBIT) and not in_time:
+        return Reaction.TIME_OUT
+    return reaction
+
+
+def _reaction(direction: Direction, transaction_type: TransactionType,
+              current: TransactionStatus, incoming: TransactionStatus) -> Reaction:
     if current in FINAL_STATUSES:
         return Reaction.IGNORE
     if direction == Direction.INBOUND:
@@ -430,7 +445,7 @@ def status_after(reaction: Reaction) -> list[TransactionStatus]:
     """The statuses a reaction records, in order, after the incoming one."""
     if reaction in (Reaction.FINALISE, Reaction.DEBIT, Reaction.CREDIT):
         return [S.COMPLETED]
-    if reaction == Reaction.TERMINATE:
+    if reaction in (Reaction.TERMINATE, Reaction.TIME_OUT):
         return [S.TERMINATED]
     return []
 

@@ -53,6 +53,7 @@ from services.registry.notices import (
 )
 from services.registry.store import RegistryStore
 from shared.blocks import SerialRange, UnitAttributes, UnitBlock
+from shared.bounds import MAX_SERIAL
 from shared.codes import (
     ITL_CODE,
     RESPONSE_TEXT,
@@ -92,6 +93,7 @@ from shared.rules.accounts import (
     rule_for,
     supplementary_type_of,
 )
+from shared.rules.deadlines import may_act
 from shared.rules.periods import true_up_ended
 from shared.service import Runtime
 from shared.store import Document, Session, next_sequence
@@ -264,6 +266,13 @@ class RegistryService:
         await self._admit(account, Side.ACQUIRING, session)
         first = await next_sequence(self.store.db, f"serial:{self.code}", session,
                                     command.quantity)
+        if first + command.quantity - 1 > MAX_SERIAL:
+            # the store transaction is rolled back: the serials stay unallocated
+            raise RuleViolation(
+                ResponseCode.SERIAL_NUMBERS_EXHAUSTED,
+                f"{command.quantity} units would take serial numbers up to "
+                f"{first + command.quantity - 1}, beyond {MAX_SERIAL}, the last serial "
+                f"number of registry {self.code}")
         block = UnitBlock(
             UnitAttributes(
                 originating_registry=self.code,
@@ -473,6 +482,12 @@ class RegistryService:
 
     async def on_status_notified(self, envelope: Envelope,
                                  payload: TransactionStatusNotified) -> None:
+        """Apply the ITL's status to one of this registry's transactions: finalise,
+        debit or credit, release on a refusal; a 2 or an 8 whose deadline has passed
+        (on the stack's clock) ends the transaction as timed out (docs/adr/0017)."""
+        if payload.deadline is not None:
+            await self.runtime.catch_up_clock()
+
         async def effect(session: Session) -> None:
             tx = await self.store.transaction(payload.transaction_id, session)
             if tx is None:
@@ -482,31 +497,44 @@ class RegistryService:
             reaction = react_to_itl_status(
                 Direction(tx["direction"]), TransactionType(tx["transaction_type"]),
                 S(tx["status"]), payload.status,
+                in_time=may_act(payload.deadline, self.runtime.clock.now()),
             )
             results = [_result_doc(r) for r in payload.evaluation_results]
-            await self._apply(tx, reaction, payload.status, results, envelope, session)
+            await self._apply(tx, reaction, payload.status, results, envelope, session,
+                              payload.deadline)
 
         await self.runtime.handle_once(envelope, effect)
 
     async def _apply(self, tx: Document, reaction: Reaction, incoming: TransactionStatus,
-                     results: list[Document], envelope: Envelope, session: Session) -> None:
+                     results: list[Document], envelope: Envelope, session: Session,
+                     deadline: datetime | None = None) -> None:
         transaction_id: str = tx["_id"]
         now = self.runtime.clock.now()
         acquiring = Holder(tx["acquiring"]["registry"], tx["acquiring"]["account_type"],
                            tx["acquiring"]["account_id"])
         if reaction == Reaction.IGNORE:
-            log_event(log, "status_ignored", transaction_id=transaction_id,
-                      current=tx["status"], incoming=int(incoming))
+            self._log_ignored(tx, incoming, results)
             return
-        if reaction == Reaction.TERMINATE:
+        if reaction in (Reaction.TERMINATE, Reaction.TIME_OUT):
             await self.store.units.release(transaction_id, session)
             await self.store.units.release(replaced_reservation(transaction_id), session)
+            if reaction == Reaction.TIME_OUT:
+                results = [_result_doc(timed_out(deadline, now))]
             statuses: list[TransactionStatus] = (
                 [incoming] if incoming == S.TERMINATED else [incoming, S.TERMINATED]
             )
             await self.store.record_statuses(transaction_id, statuses, now, session, results)
             self._log_status(transaction_id, statuses[-1], results)
             await self._run_hooks(tx, statuses[-1], session)
+            if reaction == Reaction.TIME_OUT:
+                # the ITL learns at once that nothing moved here
+                await self.runtime.send(
+                    session, message_type=MessageType.TRANSACTION_STATUS_NOTIFIED,
+                    recipient=ITL_CODE, correlation_id=transaction_id,
+                    payload=TransactionStatusNotified(
+                        transaction_id=transaction_id, status=S.TERMINATED,
+                        evaluation_results=[timed_out(deadline, now)]),
+                    causation_id=envelope.message_id)
             return
         blocks = [doc_to_block(d) for d in tx["blocks"]]
         if reaction == Reaction.FINALISE:
@@ -547,7 +575,10 @@ class RegistryService:
 
     async def on_proposal_forwarded(self, envelope: Envelope,
                                     payload: ProposalForwarded) -> None:
-        """An external transfer into this registry: accept (8) or reject (6) it."""
+        """An external transfer into this registry: accept (8) or reject (6) it; after
+        the deadline the ITL set for the answer, reject it with 1104 (docs/adr/0017)."""
+        if payload.deadline is not None:
+            await self.runtime.catch_up_clock()
 
         async def effect(session: Session) -> None:
             if await self.store.transaction(payload.transaction_id, session) is not None:
@@ -559,7 +590,9 @@ class RegistryService:
                 target = await self.store.account(payload.acquiring.account_id, session)
                 if target is not None and target.account_type != payload.acquiring.account_type:
                     target = None
-            refusal = acquiring_refusal(target, _breaches(payload), blocks)
+            refusal = (acquiring_refusal(target, _breaches(payload), blocks)
+                       if may_act(payload.deadline, now)
+                       else ResponseCode.TRANSACTION_TIMED_OUT)
             doc = _transaction_doc(payload, Direction.INBOUND, now, None)
             await self.store.insert_transaction(doc, session)
             if refusal is None:
@@ -569,7 +602,9 @@ class RegistryService:
                 await self.store.record_statuses(payload.transaction_id, [S.ACCEPTED], now,
                                                  session)
             else:
-                result = EvaluationResult(response_code=refusal, message=RESPONSE_TEXT[refusal])
+                result = (EvaluationResult(response_code=refusal, message=RESPONSE_TEXT[refusal])
+                          if refusal != ResponseCode.TRANSACTION_TIMED_OUT
+                          else timed_out(payload.deadline, now))
                 answer = TransactionStatusNotified(transaction_id=payload.transaction_id,
                                                    status=S.REJECTED,
                                                    evaluation_results=[result])
@@ -651,7 +686,10 @@ class RegistryService:
                                  payload: TransactionStatusReported) -> None:
         """The ITL's answer to a status query: apply a status this registry missed, or,
         when the ITL never received the proposal, submit it again (the ITL knows a
-        transaction id once, so a second copy has no second effect)."""
+        transaction id once, so a second copy has no second effect). A 2 or an 8 carries
+        its deadline as when notified."""
+        if payload.deadline is not None:
+            await self.runtime.catch_up_clock()
 
         async def effect(session: Session) -> None:
             tx = await self.store.transaction(payload.transaction_id, session)
@@ -671,11 +709,26 @@ class RegistryService:
                 return
             reaction = react_to_itl_status(
                 Direction.OUTGOING, TransactionType(tx["transaction_type"]), S(tx["status"]),
-                payload.status)
+                payload.status, in_time=may_act(payload.deadline, self.runtime.clock.now()))
             results = [_result_doc(r) for r in payload.evaluation_results]
-            await self._apply(tx, reaction, payload.status, results, envelope, session)
+            await self._apply(tx, reaction, payload.status, results, envelope, session,
+                              payload.deadline)
 
         await self.runtime.handle_once(envelope, effect)
+
+    @staticmethod
+    def _log_ignored(tx: Document, incoming: TransactionStatus,
+                     results: list[Document]) -> None:
+        """Log a status that changes nothing; the ITL ending by time-out a transaction
+        this registry completed is an alert: the books differ (docs/adr/0017)."""
+        timed_out_here = any(r.get("response_code") == ResponseCode.TRANSACTION_TIMED_OUT
+                             for r in results)
+        if tx["status"] == S.COMPLETED and incoming == S.TERMINATED and timed_out_here:
+            log_event(log, "time_out_after_completion", logging.ERROR, alert=True,
+                      transaction_id=tx["_id"])
+            return
+        log_event(log, "status_ignored", transaction_id=tx["_id"], current=tx["status"],
+                  incoming=int(incoming))
 
     def _log_status(self, transaction_id: str, status: TransactionStatus,
                     results: list[Document]) -> None:
@@ -713,6 +766,16 @@ def _holder(account: Account) -> Holder:
 
 def _units(blocks: list[UnitBlock]) -> int:
     return sum(b.quantity for b in blocks)
+
+
+def timed_out(deadline: datetime | None, now: datetime) -> EvaluationResult:
+    """The evaluation result of a transaction this registry ends because the ITL's
+    deadline passed before it could act (1104)."""
+    when = deadline.isoformat() if deadline else "?"
+    return EvaluationResult(
+        response_code=ResponseCode.TRANSACTION_TIMED_OUT,
+        message=f"the deadline {when} had passed when the registry could act "
+                f"({now.isoformat()}): nothing moved")
 
 
 def _result_doc(result: EvaluationResult) -> Document:

@@ -45,6 +45,7 @@ from services.registry.permissions import (
     authorise_read,
     readable_accounts,
 )
+from shared.bounds import Identifier, Quantity
 from shared.codes import (
     AccountType,
     LulucfActivity,
@@ -84,14 +85,14 @@ class DecisionCreate(BaseModel):
     reference: str = Field(min_length=1, max_length=200, examples=["MEP order 2013-117"],
                            description="the authorised body's own number for the decision")
     unit_type: UnitTypeField = Field(examples=["AAU"])
-    quantity: int = Field(ge=1, le=10**12, description="units; cancellation and "
+    quantity: Quantity = Field(description="units; cancellation and "
                           "retirement: the quantity the commitment sets (cl. 29)")
-    account_id: int = Field(default=1, ge=1, description="account the units come from")
+    account_id: Identifier = Field(default=1, description="account the units come from")
     commitment_period: int = Field(
         default=2, ge=1, le=2, description="period of the units; cancellation and "
         "retirement are decided after its end (cl. 28)")
     ground: WithdrawalGround | None = Field(default=None, description="withdrawal: cl. 22")
-    notice_id: int | None = Field(
+    notice_id: Identifier | None = Field(
         default=None, description="the ITL notice it answers (withdrawal: 1, 2; "
         "replacement: 3, 4, 5); its month then counts from the notice's receipt")
     project_id: str | None = Field(default=None, max_length=32,
@@ -157,7 +158,7 @@ class AppealBody(BaseModel):
 
 
 class RevisionBody(BaseModel):
-    quantity: int | None = Field(default=None, ge=1, le=10**12)
+    quantity: Quantity | None = None
     drop: bool = False
 
 
@@ -323,7 +324,7 @@ async def list_notices(
 
 @router.get("/notices/{notice_id}", tags=["notices"], responses=PERMISSION,
             dependencies=REGISTRY_READERS)
-async def read_notice(notice_id: int, request: Request) -> NoticeView:
+async def read_notice(notice_id: Identifier, request: Request) -> NoticeView:
     """One ITL notice (the operator and the authorised body)."""
     desk = desk_of(request)
     doc = await desk.store.notice(notice_id)
@@ -338,17 +339,17 @@ async def read_notice(notice_id: int, request: Request) -> NoticeView:
 class IssuanceRequest(BaseModel):
     decision_id: str = Field(description="the issuance decision of the authorised body",
                              examples=["D1"])
-    quantity: int | None = Field(default=None, ge=1, le=10**12,
+    quantity: Quantity | None = Field(default=None,
                                  description="default: what the decision leaves")
-    acquiring_account_id: int = Field(default=1, ge=1, description="Party holding account")
+    acquiring_account_id: Identifier = Field(default=1, description="Party holding account")
 
 
 class TransferRequest(BaseModel):
-    transferring_account_id: int = Field(ge=1)
-    acquiring_account_id: int = Field(ge=1)
+    transferring_account_id: Identifier
+    acquiring_account_id: Identifier
     acquiring_account_type: AccountTypeField = Field(default=AccountType.PERSON_HOLDING)
     unit_type: UnitTypeField = Field(examples=["AAU"])
-    quantity: int = Field(ge=1, le=10**12)
+    quantity: Quantity
     commitment_period: int = Field(default=2, ge=1, le=2)
     reference: str | None = Field(default=None, max_length=200)
 
@@ -356,13 +357,13 @@ class TransferRequest(BaseModel):
 class ExternalTransferRequest(TransferRequest):
     acquiring_registry: str = Field(pattern=r"^([A-Z]{2}|CDM)$", examples=["JP"])
     decision_id: str | None = Field(default=None, description="ERUs: cl. 16-18")
-    notice_id: int | None = Field(default=None, description="notices 6, 12, 13")
+    notice_id: Identifier | None = Field(default=None, description="notices 6, 12, 13")
 
 
 class HoldingOperation(BaseModel):
-    transferring_account_id: int = Field(default=1, ge=1)
+    transferring_account_id: Identifier = 1
     unit_type: UnitTypeField = Field(examples=["AAU"])
-    quantity: int = Field(ge=1, le=10**12)
+    quantity: Quantity
     commitment_period: int = Field(default=2, ge=1, le=2)
 
 
@@ -381,10 +382,10 @@ TREATY_CANCELLATION_ACCOUNT_TYPES = frozenset({AccountType.ARTICLE_37TER_CANCELL
 class CancellationRequest(HoldingOperation):
     account_type: AccountTypeField = Field(default=AccountType.VOLUNTARY_CANCELLATION,
                                            description="the cancellation account's type")
-    account_id: int | None = Field(
-        default=None, ge=1, description="the cancellation account; by default the one of "
+    account_id: Identifier | None = Field(
+        default=None, description="the cancellation account; by default the one of "
         "account_type for the units' commitment period (another period's: 5903)")
-    notice_id: int | None = None
+    notice_id: Identifier | None = None
     decision_id: str | None = Field(
         default=None, description="a cancellation decision about these units' period")
 
@@ -393,26 +394,26 @@ class RetirementRequest(BaseModel):
     decision_id: str = Field(description="the retirement decision of the authorised body "
                              "(cl. 27-29): it names the units, account and period",
                              examples=["D7"])
-    quantity: int | None = Field(default=None, ge=1, le=10**12,
+    quantity: Quantity | None = Field(default=None,
                                  description="default: what the decision leaves")
 
 
 class CarryOverRequest(HoldingOperation):
     commitment_period: int = Field(default=1, ge=1, le=1,
                                    description="the period the units leave")
-    notice_id: int | None = None
+    notice_id: Identifier | None = None
 
 
 class ExpiryDateChangeRequest(BaseModel):
-    account_id: int = Field(default=1, ge=1)
-    notice_id: int = Field(description="the ITL notice (type 9) listing the blocks")
+    account_id: Identifier = 1
+    notice_id: Identifier = Field(description="the ITL notice (type 9) listing the blocks")
     new_expiry_date: date
 
 
 class ReplacementRequest(BaseModel):
-    notice_id: int = Field(description="the ITL notice listing the blocks to replace")
+    notice_id: Identifier = Field(description="the ITL notice listing the blocks to replace")
     unit_type: UnitTypeField = Field(description="the replacing units", examples=["AAU"])
-    transferring_account_id: int = Field(default=1, ge=1)
+    transferring_account_id: Identifier = 1
     commitment_period: int = Field(default=2, ge=1, le=2)
 
 

@@ -26,6 +26,7 @@ from shared.contracts.messages import (
     Proposal,
     ProposalForwarded,
     ProposalSubmitted,
+    TimeOutDue,
     TransactionStatusNotified,
     TransactionStatusQueried,
     TransactionStatusReported,
@@ -45,6 +46,7 @@ PAYLOAD_MODELS: dict[MessageType, type[BaseModel]] = {
     MessageType.ALLOWANCE_TRANSFER_ANSWERED: AllowanceTransferAnswered,
     MessageType.ALLOWANCE_TRANSFER_NOTIFIED: AllowanceTransferNotified,
     MessageType.NOTICE_ISSUED: NoticeIssued,
+    MessageType.TIME_OUT_DUE: TimeOutDue,
 }
 
 SUPPORTED_SCHEMA_VERSIONS = frozenset({SCHEMA_VERSION})
@@ -96,6 +98,7 @@ __all__ = [
     "Proposal",
     "ProposalForwarded",
     "ProposalSubmitted",
+    "TimeOutDue",
     "TransactionStatusNotified",
     "TransactionStatusQueried",
     "TransactionStatusReported",

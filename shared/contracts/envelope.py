@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.bounds import Count, SimulatedTime
 from shared.codes import SCHEMA_VERSION, MessageType
 
 REGISTRY_CODE_PATTERN = r"^([A-Z]{2}|CDM|ITL)$"
@@ -29,8 +30,8 @@ class Envelope(BaseModel):
     schema_version: str = Field(description="DES major/minor plus our payload revision")
     sender: str = Field(pattern=REGISTRY_CODE_PATTERN)
     recipient: str = Field(pattern=REGISTRY_CODE_PATTERN)
-    sent_at: datetime = Field(description="simulation clock time of sending, UTC")
-    seq: int = Field(ge=0, description="per-correlation sequence number set by the sender")
+    sent_at: SimulatedTime = Field(description="simulation clock time of sending, UTC")
+    seq: Count = Field(description="per-correlation sequence number set by the sender")
     payload: dict[str, Any]
 
 

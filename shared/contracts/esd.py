@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.bounds import PositiveUnits, SimulatedTime
 from shared.codes import ResponseCode
 
 #: ``<transferring state>ESD<number>``, e.g. ``DEESD1``.
@@ -26,7 +27,7 @@ class _Wire(BaseModel):
 class _AllowanceTransfer(_Wire):
     transfer_id: str = Field(pattern=TRANSFER_ID_PATTERN)
     year: int = Field(ge=2013, le=2020, description="effort-sharing year of the allowance")
-    quantity: int = Field(ge=1, description="tonnes CO2e of unused annual allowance")
+    quantity: PositiveUnits = Field(description="tonnes CO2e of unused annual allowance")
     transferring_state: str = Field(pattern=MEMBER_STATE_PATTERN)
     acquiring_state: str = Field(pattern=MEMBER_STATE_PATTERN)
 
@@ -37,6 +38,11 @@ class AllowanceTransferSubmitted(_AllowanceTransfer):
 
 class AllowanceTransferForwarded(_AllowanceTransfer):
     """The ITL forwards a checked transfer to the acquiring Member State's registry."""
+
+    deadline: SimulatedTime | None = Field(
+        default=None,
+        description="the acquiring registry answers up to this moment of simulated time "
+                    "(UTC); later it refuses with 1104 (docs/adr/0017)")
 
 
 class _AllowanceTransferOutcome(_Wire):
@@ -51,4 +57,6 @@ class AllowanceTransferAnswered(_AllowanceTransferOutcome):
 
 
 class AllowanceTransferNotified(_AllowanceTransferOutcome):
-    """The ITL tells the transferring registry the outcome."""
+    """The ITL tells both Member States the outcome it recorded: the transferring one
+    books or releases its reservation, the acquiring one books or releases what it held
+    pending since it accepted (docs/adr/0017)."""

@@ -1,15 +1,19 @@
 """Payload models of every message type used so far (protocol.md 2.3, 7.4).
 
 Field names are the DES names in snake_case. Codes travel as the integers of
-``shared.codes``; pydantic refuses a number outside its table.
+``shared.codes``; pydantic refuses a number outside its table. Every other number is
+bounded (``shared.bounds``: serials, identifiers, quantities within 64 bits) and every
+date-time lies within the simulation clock's range, so a message carrying one the store
+could not keep is dead-lettered with the reason before anything is recorded.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.bounds import Identifier, Serial, SimulatedTime, Units
 from shared.codes import (
     MAX_BLOCKS_PER_TRANSACTION,
     AccountType,
@@ -23,8 +27,14 @@ from shared.codes import (
     UnitType,
 )
 from shared.contracts.envelope import REGISTRY_CODE_PATTERN
+from shared.contracts.esd import TRANSFER_ID_PATTERN
 
 TRANSACTION_ID_PATTERN = r"^([A-Z]{2}|CDM)[0-9]{1,18}$"
+#: What the deadline of a status means to the proposing registry (ours, O).
+DEADLINE_TEXT = ("status 2 of an internal type, 8 of an external transfer: the proposing "
+                 "registry completes the transaction up to this moment of simulated time "
+                 "(UTC); later it ends it as timed out (5, 1104) and reports that "
+                 "(docs/adr/0017)")
 
 
 class _Wire(BaseModel):
@@ -36,14 +46,14 @@ class AccountRef(_Wire):
 
     registry: str = Field(pattern=REGISTRY_CODE_PATTERN)
     account_type: AccountType
-    account_id: int = Field(ge=1)
+    account_id: Identifier
 
 
 class UnitBlockWire(_Wire):
     """A serial block of identical units; (start, end, originating registry) is unique."""
 
-    serial_start: int = Field(ge=1)
-    serial_end: int = Field(ge=1)
+    serial_start: Serial
+    serial_end: Serial
     originating_registry: str = Field(pattern=REGISTRY_CODE_PATTERN)
     unit_type: UnitType
     original_commitment_period: int = Field(ge=1, le=3)
@@ -77,7 +87,7 @@ class Proposal(_Wire):
         default=None, description="absent for issuance, where units are created"
     )
     acquiring: AccountRef
-    notification_id: int | None = Field(
+    notification_id: Identifier | None = Field(
         default=None, description="the ITL notice this transaction fulfils")
     blocks: list[UnitBlockWire] = Field(min_length=1, max_length=MAX_BLOCKS_PER_TRANSACTION)
     project_id: str | None = Field(
@@ -98,13 +108,19 @@ class ProposalSubmitted(Proposal):
 class ProposalForwarded(Proposal):
     """The ITL forwards a checked external transfer to the acquiring registry."""
 
+    deadline: SimulatedTime | None = Field(
+        default=None,
+        description="the acquiring registry answers up to this moment of simulated time "
+                    "(UTC); later it rejects the transfer with 1104 (ours, O; "
+                    "docs/adr/0017)")
+
 
 class EvaluationResult(_Wire):
     """One failed check: its response code and, where it concerns one, the block."""
 
     response_code: ResponseCode
     message: str = ""
-    serial_start: int | None = None
+    serial_start: Serial | None = None
     originating_registry: str | None = None
 
 
@@ -114,6 +130,7 @@ class TransactionStatusNotified(_Wire):
     transaction_id: str = Field(pattern=TRANSACTION_ID_PATTERN)
     status: TransactionStatus
     evaluation_results: list[EvaluationResult] = Field(default_factory=list)
+    deadline: SimulatedTime | None = Field(default=None, description=DEADLINE_TEXT)
 
 
 class TransactionStatusQueried(_Wire):
@@ -127,26 +144,27 @@ class TransactionStatusReported(_Wire):
 
     transaction_id: str = Field(pattern=TRANSACTION_ID_PATTERN)
     status: TransactionStatus | None
-    status_at: datetime | None = None
+    status_at: SimulatedTime | None = None
     evaluation_results: list[EvaluationResult] = Field(default_factory=list)
+    deadline: SimulatedTime | None = Field(default=None, description=DEADLINE_TEXT)
 
 
 class NoticeIssued(_Wire):
     """An ITL notice to a registry, and each later change of its status (AcceptITLNotice)."""
 
-    notice_id: int = Field(ge=1)
+    notice_id: Identifier
     notice_type: NoticeType
     status: NoticeStatus
     project_id: str | None = None
     unit_type: UnitType | None = None
-    target_value: int | None = Field(default=None, ge=0, description="quantity to act on")
+    target_value: Units | None = Field(default=None, description="quantity to act on")
     target_date: date | None = None
     lulucf_activity: LulucfActivity | None = None
     commitment_period: int | None = Field(default=None, ge=1, le=3)
     action_due_date: date | None = None
     blocks: list[UnitBlockWire] = Field(default_factory=list,
                                         max_length=MAX_BLOCKS_PER_TRANSACTION)
-    fulfilled_quantity: int = Field(default=0, ge=0)
+    fulfilled_quantity: Units = 0
     text: str = Field(default="", max_length=2000)
 
 
@@ -157,3 +175,20 @@ class MessageAck(_Wire):
     accepted: bool
     response_codes: list[ResponseCode] = Field(default_factory=list)
     reason: str = ""
+
+
+class TimeOutDue(_Wire):
+    """The ITL to itself, through its own inbox: the time-out of a transaction or an
+    allowance transfer has come. Queued behind every message already waiting there, so
+    the ITL ends nothing by time-out while an answer waits unread (ours, O;
+    docs/adr/0017). Exactly one of the two identifiers."""
+
+    transaction_id: str | None = Field(default=None, pattern=TRANSACTION_ID_PATTERN)
+    transfer_id: str | None = Field(default=None, pattern=TRANSFER_ID_PATTERN)
+    deadline: SimulatedTime = Field(description="the deadline that passed (simulated UTC)")
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> TimeOutDue:
+        if (self.transaction_id is None) == (self.transfer_id is None):
+            raise ValueError("name exactly one of transaction_id and transfer_id")
+        return self

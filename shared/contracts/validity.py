@@ -29,6 +29,8 @@ from shared.contracts import (
     decode_payload,
 )
 
+#: Messages a service sends to itself through its own inbox: taken only from itself.
+SELF_ADDRESSED_TYPES = frozenset({MessageType.TIME_OUT_DUE})
 #: Messages whose payload names the registry that speaks: only it may send them.
 SPEAKER_NAMING_TYPES = frozenset({
     MessageType.PROPOSAL_SUBMITTED,
@@ -75,7 +77,8 @@ def message_refusal(envelope: Envelope, receiver: Receiver) -> MessageRefusal | 
     2. the recipient is the receiver, else 1002 SENDER_MISMATCH (the header names
        parties that do not match: DES ``to``);
     3. the sender is one the receiver takes messages from, else 1002 (DES ``from``):
-       registries take only the ITL, the ITL only the registries it knows;
+       registries take only the ITL, the ITL only the registries it knows; a
+       self-addressed message (``SELF_ADDRESSED_TYPES``) only the receiver itself;
     4. for a payload that names the registry speaking, the sender is that registry,
        else 1002: a ``ProposalSubmitted``'s proposing registry (the transferring
        account's registry, or the acquiring one for an issuance) and the registry its
@@ -98,7 +101,13 @@ def message_refusal(envelope: Envelope, receiver: Receiver) -> MessageRefusal | 
             ResponseCode.SENDER_MISMATCH,
             f"recipient {envelope.recipient} is not this instance ({receiver.code})",
         )
-    if envelope.sender not in receiver.senders:
+    if envelope.message_type in SELF_ADDRESSED_TYPES:
+        if envelope.sender != receiver.code:
+            return MessageRefusal(
+                ResponseCode.SENDER_MISMATCH,
+                f"sender {envelope.sender}: {receiver.code} takes "
+                f"{envelope.message_type.value} only from itself")
+    elif envelope.sender not in receiver.senders:
         return MessageRefusal(ResponseCode.SENDER_MISMATCH, _sender_refused(envelope, receiver))
     if envelope.message_type in SPEAKER_NAMING_TYPES:
         for registry, role in registries_named(decode_payload(envelope)):

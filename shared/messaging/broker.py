@@ -1,5 +1,7 @@
-"""Thin plumbing over aio-pika: robust connection, confirmed mandatory publishing,
-and a consumer that acknowledges only after the handler has stored its effect.
+"""Thin plumbing over aio-pika: robust connection (TLS when the URL is ``amqps://``),
+confirmed mandatory publishing under the broker-validated ``user_id``, and a consumer
+that refuses an envelope whose sender is not its publisher and acknowledges only after
+the handler has stored its effect.
 
 No business rules live here.
 """
@@ -9,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
 from aio_pika.abc import (
@@ -19,15 +24,35 @@ from aio_pika.abc import (
     AbstractRobustConnection,
     HeadersType,
 )
+from aio_pika.exceptions import ChannelClosed, ChannelNotFoundEntity
 
 from shared.contracts import Envelope, UndecodableMessage, decode_envelope
 from shared.logs import log_event
-from shared.messaging.clock import CLOCK_EXCHANGE, LAST_CLOCK_QUEUE, ClockSet
-from shared.messaging.topology import Exchanges, declare_exchanges, declare_inbox
+from shared.messaging.clock import LAST_CLOCK_QUEUE, ClockSet
+from shared.messaging.identities import publisher_refusal, service_user
+from shared.messaging.topology import (
+    Exchanges,
+    Topology,
+    check_topology,
+    clock_follower_queue_name,
+    declare_topology,
+    inbox_queue_name,
+    open_exchanges,
+)
 
 log = logging.getLogger("shared.messaging")
 
 EnvelopeHandler = Callable[[Envelope], Awaitable[None]]
+#: Real seconds between attempts to reconnect after the broker went away (a node restart).
+RECONNECT_SECONDS = 1.0
+
+
+def with_heartbeat(url: str, seconds: int | None) -> str:
+    """``url`` asking the broker for a heartbeat every ``seconds`` real seconds (as the
+    ``heartbeat`` query parameter aio-pika reads); ``url`` itself when None."""
+    if seconds is None:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}heartbeat={seconds}"
 
 
 class PermanentFailure(Exception):
@@ -44,37 +69,127 @@ class PermanentFailure(Exception):
         self.code = code
 
 
-class Broker:
-    """One service instance's connection to RabbitMQ."""
+class RecipientNotPermitted(Exception):
+    """This instance's broker user may not publish to the envelope's recipient (its topic
+    permission on ``des.msg``, docs/adr/0016): a registry addresses only the ITL, the
+    ITL only the registries of its namespace. Retrying cannot help."""
 
-    def __init__(self, amqp_url: str, code: str, prefetch: int = 1, namespace: str = "") -> None:
+
+class BrokerNotProvisioned(RuntimeError):
+    """The namespace's exchanges or queues do not exist and this user may not declare them."""
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """TLS to the broker, used with an ``amqps://`` URL: the certificate authority that
+    signed the broker's certificate (``AMQP_CA_FILE``; the system's authorities when
+    unset) and, for mutual TLS, this service's certificate and private key
+    (``AMQP_CERT_FILE``, ``AMQP_KEY_FILE``), all PEM files."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    def context(self, amqp_url: str) -> ssl.SSLContext | None:
+        """The client TLS context for ``amqp_url``; None for a plain ``amqp://`` URL.
+
+        Raises ``ValueError`` when files are set for a plain URL (they would be ignored).
+        """
+        if urlsplit(amqp_url).scheme != "amqps":
+            if self.ca_file or self.cert_file or self.key_file:
+                raise ValueError("AMQP_CA_FILE, AMQP_CERT_FILE or AMQP_KEY_FILE is set but "
+                                 "AMQP_URL is not an amqps:// URL")
+            return None
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.ca_file)
+        if self.cert_file:
+            context.load_cert_chain(self.cert_file, self.key_file)
+        return context
+
+
+def url_user(amqp_url: str) -> str:
+    """The user an AMQP URL logs in as (``guest`` when it names none, as aio-pika)."""
+    return unquote(urlsplit(amqp_url).username or "guest")
+
+
+class Broker:
+    """One service instance's connection to RabbitMQ.
+
+    Every message it publishes carries its user as ``user_id``, which RabbitMQ checks
+    against the connection's login. With ``check_publisher`` (the default) its consumer
+    dead-letters, with 1002 and the reason, an envelope whose ``sender`` is not the
+    service whose user published it (``publisher_refusal``), before the handler sees it.
+    """
+
+    def __init__(self, amqp_url: str, code: str, prefetch: int = 1, namespace: str = "",
+                 *, tls: TlsSettings | None = None, check_publisher: bool = True) -> None:
         self.amqp_url = amqp_url
         self.code = code
         self.namespace = namespace
         self.prefetch = prefetch
+        self.user = url_user(amqp_url)
+        self.ssl_context = (tls or TlsSettings()).context(amqp_url)
+        self.check_publisher = check_publisher
         self._connection: AbstractRobustConnection | None = None
         self._publish_channel: AbstractChannel | None = None
         self._consume_channel: AbstractChannel | None = None
         self._exchanges: Exchanges | None = None
         self._inbox: AbstractQueue | None = None
+        self._last_clock: AbstractQueue | None = None
         self._consumer_tag: str | None = None
         self._publish_lock = asyncio.Lock()
 
     async def connect(self, peer_codes: Iterable[str] = ()) -> None:
-        """Connect, declare the topology, and pre-declare the inboxes of ``peer_codes``
-        so that messages to a peer that has not started yet wait in its queue."""
-        self._connection = await aio_pika.connect_robust(self.amqp_url)
+        """Connect and open the topology: this instance's inbox and the inboxes of
+        ``peer_codes``, so that messages to a peer that has not started yet wait in its
+        queue. The provisioning step declares them (docs/adr/0016); when they are missing
+        and this user has configure rights everywhere (guest), they are declared here,
+        otherwise ``BrokerNotProvisioned`` is raised."""
+        expected = service_user(self.code, self.namespace)
+        if self.user != expected:
+            log_event(log, "broker_user_is_not_the_service_identity", logging.WARNING,
+                      user=self.user, service_user=expected,
+                      consequence="receivers that check publishers refuse its messages "
+                                  "with 1002")
+        if not self.check_publisher:
+            log_event(log, "publisher_check_off", logging.WARNING, service=self.code,
+                      consequence="any broker user may send this instance messages in "
+                                  "any service's name")
+        topology = Topology(self.namespace, tuple(dict.fromkeys((self.code, *peer_codes))))
+        await self._ensure_topology(topology)
+        self._connection = await aio_pika.connect_robust(
+            self.amqp_url, ssl_context=self.ssl_context,
+            reconnect_interval=RECONNECT_SECONDS,
+            client_properties={"connection_name": f"{self.namespace}{self.code}"})
         self._publish_channel = await self._connection.channel(
             publisher_confirms=True, on_return_raises=True
         )
         self._consume_channel = await self._connection.channel()
         await self._consume_channel.set_qos(prefetch_count=self.prefetch)
-        self._exchanges = await declare_exchanges(self._publish_channel, self.namespace)
-        consume_exchanges = await declare_exchanges(self._consume_channel, self.namespace)
-        self._inbox = await declare_inbox(self._consume_channel, consume_exchanges, self.code)
-        for peer in peer_codes:
-            if peer != self.code:
-                await declare_inbox(self._publish_channel, self._exchanges, peer)
+        self._exchanges = await open_exchanges(self._publish_channel, self.namespace)
+        self._inbox = await self._consume_channel.get_queue(
+            inbox_queue_name(self.code, self.namespace))
+        self._last_clock = await self._consume_channel.get_queue(
+            f"{self.namespace}{LAST_CLOCK_QUEUE}")
+
+    async def _ensure_topology(self, topology: Topology) -> None:
+        connection = await aio_pika.connect(self.amqp_url, ssl_context=self.ssl_context)
+        try:
+            try:
+                await check_topology(await connection.channel(), topology)
+                return
+            except ChannelNotFoundEntity as exc:
+                missing = str(exc)
+            try:
+                await declare_topology(await connection.channel(), topology)
+            except ChannelClosed as exc:  # ACCESS_REFUSED, or a conflicting declaration
+                raise BrokerNotProvisioned(
+                    f"the broker topology of namespace {self.namespace!r} is not provisioned "
+                    f"({missing}) and user {self.user} may not declare it; provision it "
+                    f"first (shared.messaging.provisioning, docs/adr/0016)") from exc
+            log_event(log, "broker_topology_declared", user=self.user,
+                      namespace=self.namespace, codes=list(topology.codes))
+        finally:
+            await connection.close()
 
     async def close(self) -> None:
         if self._inbox is not None and self._consumer_tag is not None:
@@ -92,9 +207,12 @@ class Broker:
         return self._exchanges
 
     async def publish(self, envelope: Envelope) -> None:
-        """Publish persistently and wait for the broker's confirm.
+        """Publish persistently, under this instance's ``user_id``, and wait for the
+        broker's confirm.
 
-        Mandatory: a message that no queue would take raises instead of vanishing.
+        Mandatory: a message that no queue would take raises ``DeliveryError`` instead of
+        vanishing; one to a recipient this user may not address raises
+        ``RecipientNotPermitted`` (the broker closes the channel; aio-pika reopens it).
         """
         message = aio_pika.Message(
             body=envelope.model_dump_json().encode(),
@@ -104,82 +222,97 @@ class Broker:
             correlation_id=envelope.correlation_id,
             type=envelope.message_type.value,
             app_id=envelope.sender,
+            user_id=self.user,
         )
         async with self._publish_lock:
-            await self.exchanges.main.publish(
-                message, routing_key=envelope.recipient, mandatory=True
-            )
+            try:
+                await self.exchanges.main.publish(
+                    message, routing_key=envelope.recipient, mandatory=True
+                )
+            except ChannelClosed as exc:
+                # RabbitMQ's reply text starts with the name of its reply code
+                if str(exc).startswith("ACCESS_REFUSED"):
+                    await self._until_reopened(self._publish_channel)
+                    raise RecipientNotPermitted(
+                        f"user {self.user} may not send to {envelope.recipient}: {exc}"
+                    ) from exc
+                raise
+
+    @staticmethod
+    async def _until_reopened(channel: AbstractChannel | None) -> None:
+        """Wait (up to 10 real seconds) until aio-pika has reopened a channel the broker
+        closed, so that the next publish finds it open."""
+        for _ in range(200):  # aio-pika reopens it after a pause of its own (1 s)
+            if channel is None or not channel.is_closed:
+                return
+            await asyncio.sleep(0.05)
 
     async def publish_raw(self, body: bytes, routing_key: str) -> None:
-        """Publish bytes as they are (tests and tools that replay or forge messages)."""
+        """Publish bytes as they are, under this instance's user (tests and tools that
+        replay messages or send malformed ones)."""
         async with self._publish_lock:
             await self.exchanges.main.publish(
-                aio_pika.Message(body=body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                aio_pika.Message(body=body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                                 user_id=self.user),
                 routing_key=routing_key,
                 mandatory=True,
             )
 
     async def broadcast_clock(self, clock_set: ClockSet) -> None:
         """Tell every service of the stack the new simulated time."""
-        exchange = await self._clock_exchange()
         async with self._publish_lock:
-            await exchange.publish(
+            await self.exchanges.clock.publish(
                 aio_pika.Message(body=clock_set.model_dump_json().encode(),
                                  content_type="application/json",
-                                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                                 user_id=self.user),
                 routing_key="",
             )
 
     async def last_clock_setting(self) -> ClockSet | None:
         """The stack's latest clock setting, if any (read without taking it away)."""
-        if self._consume_channel is None:
+        if self._last_clock is None:
             raise RuntimeError("broker not connected")
-        queue = await self._last_clock_queue(self._consume_channel)
-        message = await queue.get(no_ack=False, fail=False)
+        message = await self._last_clock.get(no_ack=False, fail=False)
         if message is None:
             return None
         await message.nack(requeue=True)
-        try:
-            return ClockSet.model_validate_json(message.body)
-        except ValueError:
-            return None
+        return self._clock_setting(message)
 
-    async def _last_clock_queue(self, channel: AbstractChannel) -> AbstractQueue:
-        exchange = await self._clock_exchange(channel)
-        queue = await channel.declare_queue(
-            f"{self.namespace}{LAST_CLOCK_QUEUE}", durable=True,
-            arguments={"x-max-length": 1, "x-overflow": "drop-head"})
-        await queue.bind(exchange)
-        return queue
+    def _clock_setting(self, message: AbstractIncomingMessage) -> ClockSet | None:
+        """The clock setting ``message`` carries; None (logged) when it is malformed or,
+        with ``check_publisher``, published by another user than its ``set_by``'s."""
+        try:
+            clock_set = ClockSet.model_validate_json(message.body)
+        except ValueError as exc:
+            log_event(log, "clock_message_refused", logging.WARNING, error=str(exc))
+            return None
+        expected = service_user(clock_set.set_by, self.namespace)
+        if self.check_publisher and message.user_id != expected:
+            log_event(log, "clock_message_refused", logging.ERROR, alert=True,
+                      set_by=clock_set.set_by, user_id=message.user_id,
+                      error=f"set by {clock_set.set_by} but published by "
+                            f"{message.user_id or 'a publisher without user_id'}")
+            return None
+        return clock_set
 
     async def follow_clock(self, on_clock: Callable[[ClockSet], Awaitable[None]]) -> None:
-        """Receive every clock setting of the stack on an exclusive, auto-deleted queue."""
+        """Receive every clock setting of the stack on this instance's exclusive,
+        auto-deleted queue (re-declared under the same name after a reconnection)."""
         if self._consume_channel is None:
             raise RuntimeError("broker not connected")
-        exchange = await self._clock_exchange(self._consume_channel)
-        await self._last_clock_queue(self._consume_channel)
-        queue = await self._consume_channel.declare_queue(exclusive=True, auto_delete=True)
-        await queue.bind(exchange)
+        queue = await self._consume_channel.declare_queue(
+            clock_follower_queue_name(self.code, self.namespace), exclusive=True,
+            auto_delete=True)
+        await queue.bind(self.exchanges.clock.name)
 
         async def on_message(message: AbstractIncomingMessage) -> None:
             async with message.process(ignore_processed=True):
-                try:
-                    clock_set = ClockSet.model_validate_json(message.body)
-                except ValueError as exc:
-                    log_event(log, "clock_message_refused", logging.WARNING, error=str(exc))
-                    return
-                await on_clock(clock_set)
+                clock_set = self._clock_setting(message)
+                if clock_set is not None:
+                    await on_clock(clock_set)
 
         await queue.consume(on_message)
-
-    async def _clock_exchange(self, channel: AbstractChannel | None = None
-                              ) -> aio_pika.abc.AbstractExchange:
-        channel = channel or self._publish_channel
-        if channel is None:
-            raise RuntimeError("broker not connected")
-        return await channel.declare_exchange(
-            f"{self.namespace}{CLOCK_EXCHANGE}", aio_pika.ExchangeType.FANOUT, durable=True
-        )
 
     async def consume(self, handler: EnvelopeHandler) -> None:
         """Start consuming this instance's inbox with ``handler``."""
@@ -192,9 +325,11 @@ class Broker:
     ) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
         async def on_message(message: AbstractIncomingMessage) -> None:
             try:
+                envelope = decode_envelope(message.body)
+                self._check_publisher(envelope, message)
                 # Whether this instance takes the message at all (version, recipient,
                 # sender) is the handler's first step: see shared.service.Runtime.
-                await handler(decode_envelope(message.body))
+                await handler(envelope)
             except (UndecodableMessage, PermanentFailure) as exc:
                 code = exc.code if isinstance(exc, PermanentFailure) else None
                 await self._dead_letter(message, str(exc), code)
@@ -218,6 +353,22 @@ class Broker:
 
         return on_message
 
+    def _check_publisher(self, envelope: Envelope, message: AbstractIncomingMessage) -> None:
+        """Raise ``PermanentFailure`` (1002) when ``envelope``'s sender is not the service
+        whose user published it; logged as the alert ``message_publisher_refused``."""
+        if not self.check_publisher:
+            return
+        refusal = publisher_refusal(envelope.sender, message.user_id, self.namespace)
+        if refusal is None:
+            return
+        log_event(log, "message_publisher_refused", logging.ERROR, alert=True,
+                  queue=self.code, message_id=envelope.message_id,
+                  transaction_id=envelope.correlation_id,
+                  message_type=envelope.message_type.value, sender=envelope.sender,
+                  user_id=message.user_id, response_code=int(refusal.code),
+                  reason=refusal.reason)
+        raise PermanentFailure(refusal.reason, code=int(refusal.code))
+
     async def _dead_letter(self, message: AbstractIncomingMessage, reason: str,
                            code: int | None = None) -> None:
         log_event(
@@ -231,7 +382,8 @@ class Broker:
             response_code=code,
         )
         headers: HeadersType = {
-            "x-dead-reason": reason[:1000], "x-dead-queue": self.code}
+            "x-dead-reason": reason[:1000], "x-dead-queue": self.code,
+            "x-published-by": message.user_id or ""}
         if code is not None:
             headers["x-dead-code"] = code
         copy = aio_pika.Message(
@@ -242,6 +394,7 @@ class Broker:
             correlation_id=message.correlation_id,
             type=message.type,
             headers=headers,
+            user_id=self.user,
         )
         async with self._publish_lock:
             await self.exchanges.dead.publish(copy, routing_key=self.code, mandatory=True)

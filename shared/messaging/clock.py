@@ -8,9 +8,9 @@ Setting an absolute time twice has the effect of setting it once.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import BaseModel, ConfigDict, Field
+
+from shared.bounds import EpochSeconds, SimulatedTime
 
 CLOCK_EXCHANGE = "sim.clock"
 #: Keeps only the latest setting, so that a service starting later finds the stack's time.
@@ -22,7 +22,7 @@ class ClockSet(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    now: datetime
+    now: SimulatedTime
     set_by: str = Field(pattern=r"^([A-Z]{2}|CDM|ITL)$")
-    set_at_epoch: float = Field(description="real time of the setting, seconds since epoch; "
-                                            "simulated time runs on from it")
+    set_at_epoch: EpochSeconds = Field(description="real time of the setting, seconds since "
+                                                   "epoch; simulated time runs on from it")

@@ -1,19 +1,35 @@
-"""The AMQP topology, declared in code (protocol.md 7.2).
+"""The AMQP topology (protocol.md 7.2), described once and either declared or opened.
 
-``des.msg`` is a direct exchange routed by recipient code; each service instance
-reads its own durable quorum queue ``des.in.<CODE>``. What cannot be handled goes
-to ``des.dlx`` and lands in ``des.dead.<CODE>`` for an operator to inspect.
+``des.msg`` routes by recipient code; each service instance reads its own durable quorum
+queue ``des.in.<CODE>``. What cannot be handled goes to ``des.dlx`` and lands in
+``des.dead.<CODE>`` for an operator to inspect. The simulation clock travels on the
+fanout ``sim.clock``; ``sim.clock.last`` keeps its latest setting.
+
+Both routed exchanges are topic exchanges so that topic permissions can restrict the
+routing keys, that is the recipients, each service may publish to (docs/adr/0016); a
+routing key is a service code without dots, so they route exactly as direct exchanges.
+
+Who declares: the provisioning step, with administrator rights, declares everything
+(``Topology.definitions`` or ``declare_topology``); a service only opens what exists
+(passive declares, which need no permission) and declares nothing but its own exclusive
+clock queue. A service connected with configure rights everywhere (guest, development)
+declares a missing topology itself.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+from aio_pika.abc import AbstractChannel, AbstractExchange
+
+from shared.messaging.clock import CLOCK_EXCHANGE, LAST_CLOCK_QUEUE
 
 MAIN_EXCHANGE = "des.msg"
 DEAD_LETTER_EXCHANGE = "des.dlx"
+ROUTED_EXCHANGE_TYPE = aio_pika.ExchangeType.TOPIC
 #: Names are prefixed with ``AMQP_NAMESPACE`` (empty by default) so that several stacks,
 #: such as parallel test runs, can share one broker without hearing each other.
 #: Deliveries of one message before the broker dead-letters it (handler keeps failing).
@@ -28,39 +44,119 @@ def dead_letter_queue_name(code: str, namespace: str = "") -> str:
     return f"{namespace}des.dead.{code}"
 
 
+def clock_follower_queue_name(code: str, namespace: str = "") -> str:
+    """A fresh name for the exclusive queue on which one instance hears the clock."""
+    return f"{namespace}{CLOCK_EXCHANGE}.{code}.{uuid.uuid4().hex}"
+
+
+@dataclass(frozen=True)
+class ExchangeSpec:
+    name: str
+    type: aio_pika.ExchangeType
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BindingSpec:
+    exchange: str
+    queue: str
+    routing_key: str
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Every exchange, queue and binding of one namespace whose services are ``codes``."""
+
+    namespace: str
+    codes: tuple[str, ...]
+
+    def name(self, base: str) -> str:
+        return f"{self.namespace}{base}"
+
+    def exchanges(self) -> list[ExchangeSpec]:
+        return [ExchangeSpec(self.name(MAIN_EXCHANGE), ROUTED_EXCHANGE_TYPE),
+                ExchangeSpec(self.name(DEAD_LETTER_EXCHANGE), ROUTED_EXCHANGE_TYPE),
+                ExchangeSpec(self.name(CLOCK_EXCHANGE), aio_pika.ExchangeType.FANOUT)]
+
+    def queues(self) -> list[QueueSpec]:
+        found = [QueueSpec(self.name(LAST_CLOCK_QUEUE),
+                           {"x-max-length": 1, "x-overflow": "drop-head"})]
+        for code in self.codes:
+            found.append(QueueSpec(dead_letter_queue_name(code, self.namespace),
+                                   {"x-queue-type": "quorum"}))
+            found.append(QueueSpec(inbox_queue_name(code, self.namespace), {
+                "x-queue-type": "quorum",
+                "x-dead-letter-exchange": self.name(DEAD_LETTER_EXCHANGE),
+                "x-dead-letter-routing-key": code,
+                "x-delivery-limit": DELIVERY_LIMIT,
+            }))
+        return found
+
+    def bindings(self) -> list[BindingSpec]:
+        found = [BindingSpec(self.name(CLOCK_EXCHANGE), self.name(LAST_CLOCK_QUEUE), "")]
+        for code in self.codes:
+            found.append(BindingSpec(self.name(DEAD_LETTER_EXCHANGE),
+                                     dead_letter_queue_name(code, self.namespace), code))
+            found.append(BindingSpec(self.name(MAIN_EXCHANGE),
+                                     inbox_queue_name(code, self.namespace), code))
+        return found
+
+    def definitions(self, vhost: str = "/") -> dict[str, list[dict[str, Any]]]:
+        """The topology as the ``exchanges``, ``queues`` and ``bindings`` of a RabbitMQ
+        definitions document (rabbitmqctl import_definitions, POST /api/definitions,
+        ``load_definitions`` at boot)."""
+        return {
+            "exchanges": [{"name": e.name, "vhost": vhost, "type": e.type.value,
+                           "durable": True, "auto_delete": False, "internal": False,
+                           "arguments": {}} for e in self.exchanges()],
+            "queues": [{"name": q.name, "vhost": vhost, "durable": True,
+                        "auto_delete": False, "arguments": q.arguments}
+                       for q in self.queues()],
+            "bindings": [{"source": b.exchange, "vhost": vhost, "destination": b.queue,
+                          "destination_type": "queue", "routing_key": b.routing_key,
+                          "arguments": {}} for b in self.bindings()],
+        }
+
+
+async def declare_topology(channel: AbstractChannel, topology: Topology) -> None:
+    """Declare ``topology`` (needs the configure permission on every name in it)."""
+    for exchange in topology.exchanges():
+        await channel.declare_exchange(exchange.name, exchange.type, durable=True)
+    for queue in topology.queues():
+        await channel.declare_queue(queue.name, durable=True, arguments=queue.arguments)
+    for binding in topology.bindings():
+        declared = await channel.get_queue(binding.queue, ensure=False)
+        await declared.bind(binding.exchange, routing_key=binding.routing_key)
+
+
+async def check_topology(channel: AbstractChannel, topology: Topology) -> None:
+    """Raise ``aio_pika.exceptions.ChannelNotFoundEntity`` (and close ``channel``) when an
+    exchange or queue of ``topology`` does not exist; passive declares need no permission."""
+    for exchange in topology.exchanges():
+        await channel.declare_exchange(exchange.name, passive=True)
+    for queue in topology.queues():
+        await channel.declare_queue(queue.name, passive=True)
+
+
 @dataclass(frozen=True)
 class Exchanges:
     main: AbstractExchange
     dead: AbstractExchange
+    clock: AbstractExchange
     namespace: str
 
 
-async def declare_exchanges(channel: AbstractChannel, namespace: str = "") -> Exchanges:
-    main = await channel.declare_exchange(
-        f"{namespace}{MAIN_EXCHANGE}", aio_pika.ExchangeType.DIRECT, durable=True
+async def open_exchanges(channel: AbstractChannel, namespace: str = "") -> Exchanges:
+    """The namespace's exchanges, opened passively (they are restored passively too when a
+    robust connection comes back)."""
+    return Exchanges(
+        main=await channel.get_exchange(f"{namespace}{MAIN_EXCHANGE}"),
+        dead=await channel.get_exchange(f"{namespace}{DEAD_LETTER_EXCHANGE}"),
+        clock=await channel.get_exchange(f"{namespace}{CLOCK_EXCHANGE}"),
+        namespace=namespace,
     )
-    dead = await channel.declare_exchange(
-        f"{namespace}{DEAD_LETTER_EXCHANGE}", aio_pika.ExchangeType.DIRECT, durable=True
-    )
-    return Exchanges(main=main, dead=dead, namespace=namespace)
-
-
-async def declare_inbox(channel: AbstractChannel, exchanges: Exchanges, code: str) -> AbstractQueue:
-    """Declare and bind the inbox and dead-letter queues of one service instance."""
-    ns = exchanges.namespace
-    dead = await channel.declare_queue(
-        dead_letter_queue_name(code, ns), durable=True, arguments={"x-queue-type": "quorum"}
-    )
-    await dead.bind(exchanges.dead, routing_key=code)
-    inbox = await channel.declare_queue(
-        inbox_queue_name(code, ns),
-        durable=True,
-        arguments={
-            "x-queue-type": "quorum",
-            "x-dead-letter-exchange": f"{ns}{DEAD_LETTER_EXCHANGE}",
-            "x-dead-letter-routing-key": code,
-            "x-delivery-limit": DELIVERY_LIMIT,
-        },
-    )
-    await inbox.bind(exchanges.main, routing_key=code)
-    return inbox

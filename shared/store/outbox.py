@@ -16,7 +16,7 @@ from aio_pika.exceptions import DeliveryError
 from shared.clock import SimulationClock
 from shared.contracts import Envelope
 from shared.logs import log_event
-from shared.messaging import Broker
+from shared.messaging import Broker, RecipientNotPermitted
 from shared.store.client import Database, Session
 
 log = logging.getLogger("shared.outbox")
@@ -85,9 +85,10 @@ class OutboxRelay:
                 try:
                     await self.broker.publish(Envelope.model_validate(row["envelope"]))
                     published += 1
-                except DeliveryError as exc:
-                    # No queue takes it (recipient unknown to the broker): retrying would
-                    # hold back every later message, so it is set aside with the reason.
+                except (DeliveryError, RecipientNotPermitted) as exc:
+                    # No queue takes it (recipient unknown to the broker), or this service
+                    # may not address it: retrying would hold back every later message,
+                    # so it is set aside with the reason.
                     fields["undeliverable"] = repr(exc)
                     log_event(log, "outbox_message_undeliverable", logging.ERROR,
                               message_id=row["_id"], recipient=row["recipient"],

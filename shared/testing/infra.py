@@ -16,19 +16,28 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 import aio_pika
 
-from shared.messaging.clock import CLOCK_EXCHANGE, LAST_CLOCK_QUEUE
+from shared.messaging import Broker, TlsSettings
+from shared.messaging.identities import definitions, new_password, service_identities
+from shared.messaging.provisioning import (
+    BrokerAdmin,
+    Identity,
+    delete_topology,
+    identity_url,
+    vhost_of,
+)
 from shared.messaging.topology import (
-    DEAD_LETTER_EXCHANGE,
     MAIN_EXCHANGE,
+    Topology,
     dead_letter_queue_name,
-    inbox_queue_name,
+    declare_topology,
 )
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -115,6 +124,20 @@ def wait_for_port(
     raise RuntimeError(f"nothing answered on port {port} within {timeout}s")
 
 
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError):
+        if (Path("/proc") / str(pid) / "stat").read_text().split()[2] == "Z":
+            return False
+    return True
+
+
 R = TypeVar("R")
 
 
@@ -148,8 +171,53 @@ async def purge_queue(queue: str) -> int:
         await connection.close()
 
 
+#: Real seconds ``publish_and_collect_dead_letters`` waits for the dead letters.
+DEAD_LETTER_SECONDS = 30.0
+
+
+async def publish_and_collect_dead_letters(
+        namespace: str, identities: Mapping[str, Identity],
+        messages: Sequence[tuple[str, str, bytes]]) -> dict[str, list[str]]:
+    """Publish raw bodies ``(sender, recipient, body)`` to the main exchange, each logged
+    in as ``identities[sender]`` and under its user id (so the check of the publisher
+    passes and the message reaches the check under test), as a broken peer would; then
+    read, as the administrator, as many dead letters from each recipient's dead-letter
+    queue: their ``x-dead-reason`` per recipient, in order (fewer when
+    ``DEAD_LETTER_SECONDS`` pass first)."""
+    for sender, recipient, body in messages:
+        identity = identities[sender]
+        await publish_as(identity.url, identity.user, namespace, recipient, body)
+    expected = Counter(recipient for _, recipient, _ in messages)
+    reasons: dict[str, list[str]] = {key: [] for key in expected}
+    connection = await aio_pika.connect(amqp_url(), ssl_context=broker_tls().context(amqp_url()))
+    try:
+        channel = await connection.channel()
+        deadline = time.monotonic() + DEAD_LETTER_SECONDS
+        for key, count in expected.items():
+            dead = await channel.get_queue(dead_letter_queue_name(key, namespace),
+                                           ensure=False)
+            while len(reasons[key]) < count and time.monotonic() < deadline:
+                message = await dead.get(fail=False)
+                if message is None:
+                    await asyncio.sleep(0.05)
+                    continue
+                reasons[key].append(str(message.headers["x-dead-reason"]))
+                await message.ack()
+        return reasons
+    finally:
+        await connection.close()
+
+
 def amqp_url() -> str:
+    """The broker as its administrator (``AMQP_URL``; guest on the local broker)."""
     return os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)
+
+
+def broker_tls() -> TlsSettings:
+    """The TLS files for ``amqp_url`` from ``AMQP_CA_FILE``, ``AMQP_CERT_FILE`` and
+    ``AMQP_KEY_FILE``, as the services read them."""
+    return TlsSettings(os.environ.get("AMQP_CA_FILE"), os.environ.get("AMQP_CERT_FILE"),
+                       os.environ.get("AMQP_KEY_FILE"))
 
 
 async def check_broker(url: str) -> None:
@@ -171,26 +239,92 @@ def new_namespace() -> str:
 
 @dataclass
 class Namespace:
-    """Broker names used by one test or stack, deleted again at the end."""
+    """Broker names used by one test or stack, deleted again at the end, and, when
+    provisioned (``IdentityPool``), the broker identity of each of its service codes."""
 
     prefix: str = field(default_factory=new_namespace)
     codes: set[str] = field(default_factory=lambda: {"ITL", "KZ", "CH", "JP", "CDM", "DE", "FR"})
+    identities: dict[str, Identity] = field(default_factory=dict)
+
+    def url(self, code: str) -> str:
+        """The AMQP URL of service ``code``'s own user in this namespace."""
+        return self.identities[code].url
+
+    def broker(self, code: str, prefetch: int = 1) -> Broker:
+        """A ``Broker`` for service ``code``, logged in as its own user."""
+        return Broker(self.url(code), code, prefetch, namespace=self.prefix,
+                      tls=broker_tls())
+
+    @property
+    def topology(self) -> Topology:
+        return Topology(self.prefix, tuple(sorted(self.codes)))
 
     async def delete(self, url: str) -> None:
-        connection = await aio_pika.connect(url)
+        """Delete the namespace's queues and exchanges (as the administrator ``url``)."""
+        await delete_topology(url, self.topology, broker_tls().context(url))
+
+
+async def publish_as(url: str, user_id: str | None, namespace: str, routing_key: str,
+                     *bodies: bytes) -> None:
+    """Publish ``bodies`` to the namespace's ``des.msg`` with ``routing_key``, logged in
+    with ``url``, under the AMQP ``user_id`` (None: not set), as a service or a forger
+    would put them on the broker."""
+    connection = await aio_pika.connect(url, ssl_context=broker_tls().context(url))
+    try:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange(f"{namespace}{MAIN_EXCHANGE}")
+        for body in bodies:
+            await exchange.publish(aio_pika.Message(body=body, user_id=user_id),
+                                   routing_key=routing_key)
+    finally:
+        await connection.close()
+
+
+class IdentityPool:
+    """Provisioned namespaces for tests that run services in-process.
+
+    Creating users costs an administration call (about 0.6 s with rabbitmqctl), so users
+    with least-privilege permissions for every code of ``Namespace`` are created for
+    ``batch`` namespaces at once; each test takes a fresh namespace, whose exchanges and
+    queues are declared over AMQP by the administrator ``amqp_url`` (and deleted by
+    ``Namespace.delete``). ``close`` deletes every user the pool created.
+    """
+
+    def __init__(self, admin: BrokerAdmin, amqp_url: str, batch: int = 16) -> None:
+        self.admin = admin
+        self.amqp_url = amqp_url
+        self.batch = batch
+        self._ready: list[Namespace] = []
+        self._users: list[str] = []
+
+    async def take(self) -> Namespace:
+        if not self._ready:
+            await self._provision()
+        namespace = self._ready.pop()
+        connection = await aio_pika.connect(self.amqp_url,
+                                            ssl_context=broker_tls().context(self.amqp_url))
         try:
-            channel = await connection.channel()
-            with contextlib.suppress(Exception):
-                await channel.queue_delete(f"{self.prefix}{LAST_CLOCK_QUEUE}")
-            for code in sorted(self.codes):
-                for name in (inbox_queue_name(code, self.prefix),
-                             dead_letter_queue_name(code, self.prefix)):
-                    channel = await connection.channel()
-                    with contextlib.suppress(Exception):  # never declared
-                        await channel.queue_delete(name)
-            for exchange in (MAIN_EXCHANGE, DEAD_LETTER_EXCHANGE, CLOCK_EXCHANGE):
-                channel = await connection.channel()
-                with contextlib.suppress(Exception):
-                    await channel.exchange_delete(f"{self.prefix}{exchange}")
+            await declare_topology(await connection.channel(), namespace.topology)
         finally:
             await connection.close()
+        return namespace
+
+    async def _provision(self) -> None:
+        fresh = [Namespace() for _ in range(self.batch)]
+        users = []
+        for namespace in fresh:
+            passwords = {code: new_password() for code in namespace.codes}
+            for user in service_identities(namespace.topology, passwords):
+                code = user.name.removeprefix(namespace.prefix)
+                namespace.identities[code] = Identity(
+                    code, user.name, user.password,
+                    identity_url(self.amqp_url, user.name, user.password))
+                users.append(user)
+        await self.admin.import_definitions(
+            definitions(None, users, vhost_of(self.amqp_url)))
+        self._users += [user.name for user in users]
+        self._ready += fresh
+
+    async def close(self) -> None:
+        await self.admin.delete_users(self._users)
+        self._users = []

@@ -10,7 +10,7 @@ import pytest
 
 from deploy.local.client import StackClient
 from deploy.local.stack import DEFAULT_REGISTRIES, LocalStack
-from shared.testing.infra import Namespace, amqp_url, check_broker
+from shared.testing.infra import amqp_url, check_broker, new_namespace
 
 
 @pytest.fixture(scope="module")
@@ -19,13 +19,13 @@ def stack(request: pytest.FixtureRequest,
     """A fresh stack (store, ITL, the registries, CDM) for one test module. A module may
     set ``REGISTRIES`` (default KZ, CH and JP), ``REGISTRY_ENV`` (extra environment per
     registry), ``CLOCK_START`` (the simulation clock's start) and ``AUTH_MODE``
-    (``development`` for the X-Actor header; ``token`` by default)."""
+    (``development`` for the X-Actor header; ``token`` by default). The stack provisions
+    its broker users, exchanges and queues and deletes them when it stops."""
     asyncio.run(check_broker(amqp_url()))
-    namespace = Namespace()
     workdir: Path = tmp_path_factory.mktemp("stack")
     local = LocalStack(workdir=workdir,
                        registries=getattr(request.module, "REGISTRIES", DEFAULT_REGISTRIES),
-                       namespace=namespace.prefix,
+                       namespace=new_namespace(),
                        registry_env=getattr(request.module, "REGISTRY_ENV", {}),
                        clock_start=getattr(request.module, "CLOCK_START", None),
                        auth_mode=getattr(request.module, "AUTH_MODE", "token"))
@@ -34,7 +34,6 @@ def stack(request: pytest.FixtureRequest,
         yield local
     finally:
         local.stop()
-        asyncio.run(namespace.delete(amqp_url()))
 
 
 @pytest.fixture(scope="module")

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any
 
-import aio_pika
 import pytest
 
 from deploy.local.client import StackClient
 from deploy.local.stack import LocalStack
 from shared.codes import SCHEMA_VERSION
-from shared.messaging import MAIN_EXCHANGE, dead_letter_queue_name
-from shared.testing.infra import amqp_url
+from shared.testing.infra import publish_and_collect_dead_letters
 
 pytestmark = pytest.mark.e2e
 
@@ -62,28 +59,6 @@ def test_unknown_transaction_and_account_are_404_with_a_reason(client: StackClie
     assert transfer.status_code == 404
 
 
-async def _publish_and_collect(namespace: str, bodies: list[bytes]) -> list[str]:
-    connection = await aio_pika.connect(amqp_url())
-    try:
-        channel = await connection.channel()
-        exchange = await channel.get_exchange(f"{namespace}{MAIN_EXCHANGE}")
-        for body in bodies:
-            await exchange.publish(aio_pika.Message(body=body), routing_key="KZ")
-        dead = await channel.get_queue(dead_letter_queue_name("KZ", namespace), ensure=False)
-        reasons: list[str] = []
-        deadline = time.monotonic() + 30
-        while len(reasons) < len(bodies) and time.monotonic() < deadline:
-            message = await dead.get(fail=False)
-            if message is None:
-                await asyncio.sleep(0.05)
-                continue
-            reasons.append(str(message.headers["x-dead-reason"]))
-            await message.ack()
-        return reasons
-    finally:
-        await connection.close()
-
-
 def test_malformed_messages_are_dead_lettered_and_the_registry_keeps_working(
     stack: LocalStack, client: StackClient,
 ) -> None:
@@ -93,13 +68,15 @@ def test_malformed_messages_are_dead_lettered_and_the_registry_keeps_working(
         "schema_version": SCHEMA_VERSION, "sender": "JP", "recipient": "KZ",
         "sent_at": "2013-01-01T00:00:00Z", "seq": 0, "payload": {},
     }
-    reasons = asyncio.run(_publish_and_collect(
-        stack.namespace, [b"\x00 not json", json.dumps({"hello": "world"}).encode(),
-                          json.dumps(forged_sender).encode()]))
+    assert stack.broker is not None
+    reasons = asyncio.run(publish_and_collect_dead_letters(
+        stack.namespace, stack.broker.identities, [("ITL", "KZ", body) for body in (
+            b"\x00 not json", json.dumps({"hello": "world"}).encode(),
+            json.dumps(forged_sender).encode())]))["KZ"]
     assert len(reasons) == 3
     assert reasons[0].startswith("invalid envelope")
     assert "message_id" in reasons[1]
-    assert "only from the ITL" in reasons[2]
+    assert reasons[2].startswith("sender JP is not the publisher")
     assert any("message_dead_lettered" in line
                for line in (stack.log_dir / "kz.log").read_text().splitlines())
 

@@ -82,14 +82,24 @@ def test_transferred_allowance_lets_fr_use_more_than_its_own_3_percent_and_no_mo
     done = poll(lambda: c.ok("de", "GET", f"/esd/transfers/{transfer_id}"),
                 lambda t: t["state"] != "proposed", "DE transfer outcome")
     assert done["state"] == "accepted", done
+    # FR held the amount when it accepted and books it once the ITL confirms
+    inbound = poll(lambda: c.ok("fr", "GET", f"/esd/transfers/{transfer_id}"),
+                   lambda t: t["state"] != "pending", "FR transfer outcome")
+    assert [h["state"] for h in inbound["history"]] == ["pending", "accepted"]
     fr_ledger = ledger(c, "fr")
+    assert fr_ledger["reserved_in"] == 0
     de_ledger = ledger(c, "de")
     assert fr_ledger["transferred_in"] == de_ledger["transferred_out"] == 100
     assert (de_ledger["limit"], de_ledger["reserved_out"]) == (200, 0)
     assert fr_ledger["limit"] == 400
     assert c.ok("fr", "GET", f"/esd/transfers/{transfer_id}")["direction"] == "inbound"
     journal = c.ok("itl", "GET", "/messages", params={"correlation_id": transfer_id})
-    assert len(journal) == 4
+    assert [(m["direction"], m["message_type"], m["recipient"]) for m in journal] == [
+        ("in", "AllowanceTransferSubmitted", "ITL"),
+        ("out", "AllowanceTransferForwarded", "FR"),
+        ("in", "AllowanceTransferAnswered", "ITL"),
+        ("out", "AllowanceTransferNotified", "DE"),
+        ("out", "AllowanceTransferNotified", "FR")]
     logged = c.ok("itl", "GET", f"/esd-transfers/{transfer_id}")
     assert [h["state"] for h in logged["history"]] == ["forwarded", "accepted"]
     assert transfer_id in [t["transfer_id"] for t in

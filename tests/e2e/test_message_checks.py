@@ -6,15 +6,17 @@ ITL, answered with a MessageAck; the books do not change."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import time
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import aio_pika
 import pytest
-from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from pydantic import BaseModel
 from pymongo import MongoClient
 
@@ -26,13 +28,28 @@ from shared.contracts import (
     MessageAck,
     ProposalForwarded,
     ProposalSubmitted,
+    TransactionStatusNotified,
     TransactionStatusQueried,
     UnitBlockWire,
     make_envelope,
     new_message_id,
 )
-from shared.messaging import MAIN_EXCHANGE, dead_letter_queue_name, inbox_queue_name
-from shared.testing.infra import amqp_url, purge_queue
+from shared.messaging import (
+    DEAD_LETTER_EXCHANGE,
+    MAIN_EXCHANGE,
+    dead_letter_queue_name,
+    inbox_queue_name,
+)
+from shared.messaging.clock import CLOCK_EXCHANGE
+from shared.messaging.identities import (
+    UserDefinition,
+    definitions,
+    new_password,
+    service_permissions,
+)
+from shared.messaging.provisioning import Identity, identity_url
+from shared.messaging.topology import check_topology, clock_follower_queue_name
+from shared.testing.infra import amqp_url, publish_as, purge_queue
 
 pytestmark = pytest.mark.e2e
 
@@ -61,21 +78,24 @@ def envelope(message_type: MessageType, payload: BaseModel, sender: str, recipie
     return document
 
 
-async def _publish(namespace: str, routing_key: str, *documents: dict[str, Any]) -> None:
-    connection = await aio_pika.connect(amqp_url())
-    try:
-        channel = await connection.channel()
-        exchange = await channel.get_exchange(f"{namespace}{MAIN_EXCHANGE}")
-        for document in documents:
-            await exchange.publish(aio_pika.Message(body=json.dumps(document).encode()),
-                                   routing_key=routing_key)
-    finally:
-        await connection.close()
+async def _publish(namespace: str, url: str, user: str | None, routing_key: str,
+                   *documents: dict[str, Any]) -> None:
+    await publish_as(url, user, namespace, routing_key,
+                     *(json.dumps(document).encode() for document in documents))
 
 
-def publish(stack: LocalStack, routing_key: str, *documents: dict[str, Any]) -> None:
-    """Put messages on the broker as if a service had sent them (a forger could)."""
-    asyncio.run(_publish(stack.namespace, routing_key, *documents))
+def identity(stack: LocalStack, code: str) -> Identity:
+    assert stack.broker is not None
+    return stack.broker.identities[code]
+
+
+def publish(stack: LocalStack, routing_key: str, *documents: dict[str, Any],
+            as_code: str | None = None) -> None:
+    """Put messages on the broker as if a service had sent them: with the broker login
+    of the service each claims to come from (its ``sender``), or of ``as_code``."""
+    for document in documents:
+        login = identity(stack, as_code or str(document["sender"]))
+        asyncio.run(_publish(stack.namespace, login.url, login.user, routing_key, document))
 
 
 def _body_message_id(message: AbstractIncomingMessage) -> str | None:
@@ -86,29 +106,39 @@ def _body_message_id(message: AbstractIncomingMessage) -> str | None:
         return None
 
 
-async def _dead_letter(namespace: str, code: str, message_id: str
-                       ) -> AbstractIncomingMessage:
+async def _dead_letters(namespace: str, code: str, *message_ids: str
+                        ) -> dict[str, AbstractIncomingMessage]:
     connection = await aio_pika.connect(amqp_url())
     try:
         channel = await connection.channel()
         queue = await channel.get_queue(dead_letter_queue_name(code, namespace), ensure=False)
+        found: dict[str, AbstractIncomingMessage] = {}
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and len(found) < len(message_ids):
             message = await queue.get(fail=False)
             if message is None:
                 await asyncio.sleep(0.05)
                 continue
             await message.ack()
-            if _body_message_id(message) == message_id:
-                return message
-        raise AssertionError(f"{message_id} was not dead-lettered at {code}")
+            if _body_message_id(message) in message_ids:
+                found[str(_body_message_id(message))] = message
+        if len(found) < len(message_ids):
+            missing = sorted(set(message_ids) - set(found))
+            raise AssertionError(f"{missing} were not dead-lettered at {code}")
+        return found
     finally:
         await connection.close()
 
 
+def dead_letter_messages(stack: LocalStack, code: str, *message_ids: str
+                         ) -> dict[str, AbstractIncomingMessage]:
+    """The messages ``message_ids`` from ``code``'s dead-letter queue (taken off it)."""
+    return asyncio.run(_dead_letters(stack.namespace, code, *message_ids))
+
+
 def dead_letter(stack: LocalStack, code: str, message_id: str) -> tuple[int, str]:
     """The response code and reason of ``message_id`` in ``code``'s dead-letter queue."""
-    message = asyncio.run(_dead_letter(stack.namespace, code, message_id))
+    message = dead_letter_messages(stack, code, message_id)[message_id]
     return int(str(message.headers["x-dead-code"])), str(message.headers["x-dead-reason"])
 
 
@@ -160,6 +190,12 @@ def kz_aaus(client: StackClient) -> dict[str, Any]:
             "hiro": client.open_account("jp", "Hiroshima Power KK")["account_id"]}
 
 
+def hiro(kz_aaus: dict[str, Any]) -> AccountRef:
+    """The JP person holding account the module opened."""
+    return AccountRef(registry="JP", account_type=AccountType.PERSON_HOLDING,
+                      account_id=kz_aaus["hiro"])
+
+
 def books(client: StackClient) -> tuple[Any, ...]:
     """What KZ and JP hold by their own books and by the ITL's register."""
     return (client.registry_totals("kz"), client.registry_totals("jp"),
@@ -172,8 +208,7 @@ def test_version_check_at_a_registry_a_forwarded_proposal_in_an_unknown_version_
     before = books(client)
     alice = AccountRef(registry="KZ", account_type=AccountType.PERSON_HOLDING,
                        account_id=kz_aaus["alice"])
-    jp_person = AccountRef(registry="JP", account_type=AccountType.PERSON_HOLDING,
-                           account_id=kz_aaus["hiro"])
+    jp_person = hiro(kz_aaus)
     forwarded = ProposalForwarded(transaction_id="JP900001", transaction_type=3,
                                   transferring=jp_person, acquiring=alice,
                                   blocks=[aau(1, 50, "JP")])
@@ -232,8 +267,7 @@ def test_a_proposal_sent_by_another_registry_than_the_proposing_one_is_refused_w
     stack: LocalStack, client: StackClient, kz_aaus: dict[str, Any],
 ) -> None:
     before = books(client)
-    jp_person = AccountRef(registry="JP", account_type=AccountType.PERSON_HOLDING,
-                           account_id=kz_aaus["hiro"])
+    jp_person = hiro(kz_aaus)
     # JP proposes, under an id of its own, that KZ's AAUs come to JP
     forged = ProposalSubmitted(transaction_id="JP900002", transaction_type=3,
                                transferring=KZ_PARTY, acquiring=jp_person,
@@ -255,6 +289,21 @@ def test_a_proposal_sent_by_another_registry_than_the_proposing_one_is_refused_w
     assert books(client) == before
 
 
+@contextlib.contextmanager
+def stranger_login(stack: LocalStack, code: str) -> Iterator[Identity]:
+    """A broker user for ``code``, a registry the stack's ITL does not know, with the
+    permissions a registry of the namespace would have; deleted afterwards."""
+    assert stack.broker is not None
+    user, password = f"{stack.namespace}{code}", new_password()
+    permissions = service_permissions(code, stack.namespace, stack.broker.topology.codes)
+    asyncio.run(stack.admin.import_definitions(definitions(
+        None, [UserDefinition(user, password, permissions)])))
+    try:
+        yield Identity(code, user, password, identity_url(amqp_url(), user, password))
+    finally:
+        asyncio.run(stack.admin.delete_users([user]))
+
+
 def test_a_message_from_a_registry_the_itl_does_not_know_is_only_dead_lettered(
     stack: LocalStack, client: StackClient,
 ) -> None:
@@ -262,7 +311,8 @@ def test_a_message_from_a_registry_the_itl_does_not_know_is_only_dead_lettered(
     issuance = ProposalSubmitted(transaction_id="DE900001", transaction_type=1,
                                  acquiring=stranger, blocks=[aau(1, 10, "DE")])
     message = envelope(MessageType.PROPOSAL_SUBMITTED, issuance, "DE", "ITL", "DE900001")
-    publish(stack, "ITL", message)
+    with stranger_login(stack, "DE") as de:
+        asyncio.run(_publish(stack.namespace, de.url, de.user, "ITL", message))
 
     code, reason = dead_letter(stack, "ITL", message["message_id"])
     assert code == ResponseCode.SENDER_MISMATCH
@@ -371,3 +421,171 @@ def test_a_proposal_the_itl_refuses_as_a_message_is_terminated_at_the_registry_o
         assert books(client) == before
     finally:
         mongo.close()
+
+
+# broker identities: who published a message is the broker's word, not the envelope's
+# (docs/adr/0016)
+
+
+def test_a_message_published_with_kz_credentials_claiming_to_come_from_jp_is_dead_lettered(
+    stack: LocalStack, client: StackClient, kz_aaus: dict[str, Any],
+) -> None:
+    before = books(client)
+    jp_party = AccountRef(registry="JP", account_type=AccountType.PARTY_HOLDING, account_id=1)
+    issuance = ProposalSubmitted(transaction_id="JP900010", transaction_type=1,
+                                 acquiring=jp_party, blocks=[aau(1, 1000, "JP")])
+    message = envelope(MessageType.PROPOSAL_SUBMITTED, issuance, "JP", "ITL", "JP900010")
+    publish(stack, "ITL", message, as_code="KZ")
+
+    dead = dead_letter_messages(stack, "ITL", message["message_id"])[message["message_id"]]
+    ns = stack.namespace
+    assert dead.headers["x-dead-code"] == ResponseCode.SENDER_MISMATCH
+    assert dead.headers["x-dead-reason"] == (
+        f"sender JP is not the publisher: the message was published by user {ns}KZ, "
+        f"JP publishes as {ns}JP")
+    assert dead.headers["x-published-by"] == f"{ns}KZ"
+    # nothing recorded, nobody answered: JP did not send it, KZ did not claim it
+    assert client.call("itl", "GET", "/transactions/JP900010").status_code == 404
+    assert journal(client, "JP900010") == []
+    alerts = log_events(stack, "itl", "message_publisher_refused")
+    assert [(a["level"], a["alert"], a["sender"], a["user_id"], a["response_code"])
+            for a in alerts if a["message_id"] == message["message_id"]] == [
+        ("error", True, "JP", f"{ns}KZ", 1002)]
+    assert books(client) == before
+
+
+def test_the_broker_login_alone_no_longer_moves_kz_units_to_jp(
+    stack: LocalStack, client: StackClient, kz_aaus: dict[str, Any],
+) -> None:
+    """Issue 9's attack: with the broker's administrator login, a proposal of KZ's block to
+    a JP account in KZ's name, then its completion. Both are refused before anything is
+    recorded; KZ, JP and the ITL's register keep what they had."""
+    before = books(client)
+    jp_person = hiro(kz_aaus)
+    proposal = ProposalSubmitted(transaction_id="KZ900020", transaction_type=3,
+                                 transferring=KZ_PARTY, acquiring=jp_person,
+                                 blocks=[aau(1, 1000)])
+    first = envelope(MessageType.PROPOSAL_SUBMITTED, proposal, "KZ", "ITL", "KZ900020")
+    completion = envelope(MessageType.TRANSACTION_STATUS_NOTIFIED,
+                          TransactionStatusNotified(transaction_id="KZ900020", status=4),
+                          "KZ", "ITL", "KZ900020")
+    asyncio.run(_publish(stack.namespace, amqp_url(), None, "ITL", first, completion))
+    asyncio.run(_publish(stack.namespace, amqp_url(), "guest", "ITL",
+                         {**first, "message_id": new_message_id()}))
+
+    dead = dead_letter_messages(stack, "ITL", first["message_id"], completion["message_id"])
+    reasons = {str(m.headers["x-dead-reason"]) for m in dead.values()}
+    assert reasons == {f"sender KZ is not the publisher: the message was published by a "
+                       f"publisher that did not set user_id, KZ publishes as "
+                       f"{stack.namespace}KZ"}
+    assert {m.headers["x-dead-code"] for m in dead.values()} == {1002}
+    for service in ("itl", "kz", "jp"):
+        assert client.call(service, "GET", "/transactions/KZ900020").status_code == 404
+    assert client.units_held("jp", kz_aaus["hiro"]) == 0
+    assert books(client) == before
+
+
+async def _refusal(url: str, operation: Callable[[AbstractChannel], Awaitable[object]]
+                   ) -> str:
+    """What the broker answers a login's ``operation`` with: the text of the channel
+    error (the test fails when the operation is allowed)."""
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel()
+        with pytest.raises(aio_pika.exceptions.ChannelClosed) as refused:
+            await operation(channel)
+        return str(refused.value)
+    finally:
+        await connection.close()
+
+
+def test_kz_credentials_read_no_other_queue_forge_no_user_id_and_leave_the_topology_alone(
+    stack: LocalStack, client: StackClient, kz_aaus: dict[str, Any],
+) -> None:
+    ns = stack.namespace
+    kz = identity(stack, "KZ")
+
+    def message(user_id: str) -> aio_pika.Message:
+        return aio_pika.Message(body=b"{}", user_id=user_id)
+
+    async def publish_to(channel: AbstractChannel, exchange: str, key: str,
+                         user_id: str = kz.user) -> object:
+        target = await channel.get_exchange(f"{ns}{exchange}")
+        return await target.publish(message(user_id), routing_key=key)
+
+    def delete(exchange: str) -> Callable[[AbstractChannel], Awaitable[object]]:
+        async def operation(channel: AbstractChannel) -> object:
+            return await channel.exchange_delete(exchange)
+        return operation
+
+    def redeclare(exchange: str) -> Callable[[AbstractChannel], Awaitable[object]]:
+        async def operation(channel: AbstractChannel) -> object:
+            return await channel.declare_exchange(exchange, aio_pika.ExchangeType.FANOUT,
+                                                  durable=True)
+        return operation
+
+    def get(queue: str) -> Callable[[AbstractChannel], Awaitable[object]]:
+        async def operation(channel: AbstractChannel) -> object:
+            return await (await channel.get_queue(queue)).get(fail=False)
+        return operation
+
+    async def check() -> dict[str, str]:
+        answers = {}
+        for name in (inbox_queue_name("ITL", ns), inbox_queue_name("JP", ns),
+                     dead_letter_queue_name("JP", ns), dead_letter_queue_name("KZ", ns)):
+            answers[f"get {name}"] = await _refusal(kz.url, get(name))
+
+        async def ignore(message: AbstractIncomingMessage) -> None:
+            raise AssertionError(f"KZ received a message of JP's: {message.body!r}")
+
+        async def consume(channel: AbstractChannel) -> object:
+            queue = await channel.get_queue(inbox_queue_name("JP", ns))
+            return await queue.consume(ignore)
+
+        async def purge(channel: AbstractChannel) -> object:
+            return await (await channel.get_queue(inbox_queue_name("JP", ns))).purge()
+
+        async def snoop(channel: AbstractChannel) -> object:
+            return await channel.declare_queue(f"{ns}snoop", exclusive=True)
+
+        async def bind_own_queue(channel: AbstractChannel) -> object:
+            queue = await channel.declare_queue(clock_follower_queue_name("KZ", ns),
+                                                exclusive=True)
+            return await queue.bind(f"{ns}{MAIN_EXCHANGE}", routing_key="JP")
+
+        answers["consume JP"] = await _refusal(kz.url, consume)
+        answers["purge JP"] = await _refusal(kz.url, purge)
+        answers["declare a queue"] = await _refusal(kz.url, snoop)
+        answers["bind to des.msg"] = await _refusal(kz.url, bind_own_queue)
+        answers["user_id JP"] = await _refusal(kz.url, lambda c: publish_to(
+            c, MAIN_EXCHANGE, "ITL", f"{ns}JP"))
+        answers["to JP"] = await _refusal(kz.url, lambda c: publish_to(c, MAIN_EXCHANGE, "JP"))
+        answers["dead-letter as JP"] = await _refusal(
+            kz.url, lambda c: publish_to(c, DEAD_LETTER_EXCHANGE, "JP"))
+        for exchange in (f"{ns}{MAIN_EXCHANGE}", f"{ns}{DEAD_LETTER_EXCHANGE}",
+                         f"{ns}{CLOCK_EXCHANGE}"):
+            answers[f"delete {exchange}"] = await _refusal(kz.url, delete(exchange))
+            answers[f"redeclare {exchange}"] = await _refusal(kz.url, redeclare(exchange))
+        answers["delete JP's inbox"] = await _refusal(
+            kz.url, lambda c: c.queue_delete(inbox_queue_name("JP", ns)))
+        return answers
+
+    answers = asyncio.run(check())
+    assert answers.pop("user_id JP").startswith("PRECONDITION_FAILED")
+    assert {name: text.split(" - ")[0] for name, text in answers.items()} == {
+        name: "ACCESS_REFUSED" for name in answers}
+    assert f"user '{ns}KZ'" in answers[f"get {inbox_queue_name('JP', ns)}"]
+    assert "access to topic 'JP'" in answers["to JP"]
+
+    # the topology is whole and the services still talk
+    async def topology_intact() -> None:
+        assert stack.broker is not None
+        connection = await aio_pika.connect(amqp_url())
+        try:
+            await check_topology(await connection.channel(), stack.broker.topology)
+        finally:
+            await connection.close()
+
+    asyncio.run(topology_intact())
+    response = client.transfer("kz", 1, kz_aaus["alice"], "AAU", 1)
+    assert client.settle("kz", response.json()["transaction_id"])["status_name"] == "COMPLETED"

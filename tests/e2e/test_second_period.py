@@ -15,15 +15,13 @@ import itertools
 from datetime import datetime
 from typing import Any
 
-import aio_pika
 import pytest
 
 from deploy.local.client import StackClient, poll
 from deploy.local.stack import LocalStack
 from shared.codes import ITL_CODE, MessageType, SupplementaryType, TransactionType
 from shared.contracts import AccountRef, ProposalSubmitted, UnitBlockWire, make_envelope
-from shared.messaging import MAIN_EXCHANGE
-from shared.testing.infra import amqp_url
+from shared.testing.infra import publish_as
 
 pytestmark = pytest.mark.e2e
 
@@ -554,18 +552,15 @@ FORGED = [
 ]
 
 
-async def _forge(namespace: str, proposal: ProposalSubmitted) -> None:
+def _forge(stack: LocalStack, proposal: ProposalSubmitted) -> None:
+    """Propose as KZ itself would (its broker login), bypassing its API's checks."""
     envelope = make_envelope(message_type=MessageType.PROPOSAL_SUBMITTED, sender="KZ",
                              recipient=ITL_CODE, correlation_id=proposal.transaction_id,
                              payload=proposal, sent_at=datetime.now().astimezone())
-    connection = await aio_pika.connect(amqp_url())
-    try:
-        channel = await connection.channel()
-        exchange = await channel.get_exchange(f"{namespace}{MAIN_EXCHANGE}")
-        await exchange.publish(aio_pika.Message(body=envelope.model_dump_json().encode()),
-                               routing_key=ITL_CODE)
-    finally:
-        await connection.close()
+    assert stack.broker is not None
+    kz = stack.broker.identities["KZ"]
+    asyncio.run(publish_as(kz.url, kz.user, stack.namespace, ITL_CODE,
+                           envelope.model_dump_json().encode()))
 
 
 @pytest.mark.parametrize(("what", "kind", "supplementary", "transferring", "acquiring",
@@ -589,7 +584,7 @@ def test_the_itl_refuses_every_row_of_the_table_it_is_proposed_against(
                                  transferring=transferring, acquiring=acquiring,
                                  blocks=blocks, **extra)
     register = client.ok("itl", "GET", "/totals")
-    asyncio.run(_forge(stack.namespace, proposal))
+    _forge(stack, proposal)
     refused = poll(lambda: client.call("itl", "GET", f"/transactions/{transaction_id}"),
                    lambda r: r.status_code == 200, f"ITL records {what}").json()
     assert [h["status"] for h in refused["history"]] == [1, 3, 5], what
@@ -611,7 +606,7 @@ def test_the_itl_refuses_issued_units_with_what_their_type_cannot_have(
                                  transaction_type=A.ISSUANCE, acquiring=_ref(100, PARTY),
                                  blocks=[block.model_copy(update={"serial_start": 10**12,
                                                                   "serial_end": 10**12})])
-    asyncio.run(_forge(stack.namespace, proposal))
+    _forge(stack, proposal)
     refused = poll(lambda: client.call("itl", "GET", f"/transactions/{proposal.transaction_id}"),
                    lambda r: r.status_code == 200, f"ITL records {what}").json()
     assert [r["response_code"] for r in refused["evaluation_results"]] == [2004]
@@ -627,7 +622,7 @@ def test_a_transaction_id_used_again_for_other_content_is_refused_with_1105(
                               transaction_type=A.INTERNAL_TRANSFER,
                               transferring=_ref(100, PARTY), acquiring=_ref(121, 1001),
                               blocks=[_block()])
-    asyncio.run(_forge(stack.namespace, other))
+    _forge(stack, other)
     journal = poll(lambda: client.ok("itl", "GET", "/messages",
                                      params={"correlation_id": done["transaction_id"]}),
                    lambda rows: any(r["message_type"] == "MessageAck" for r in rows),

@@ -47,8 +47,17 @@ class Hub:
     runtime: Runtime
     kz: Broker
     broker_url: str
-    namespace: str
+    namespace: Namespace
     received: list[Envelope] = field(default_factory=list)
+
+    async def publish_as(self, code: str, envelope: Envelope) -> None:
+        """Publish ``envelope`` with service ``code``'s own broker credentials."""
+        broker = self.namespace.broker(code)
+        await broker.connect()
+        try:
+            await broker.publish(envelope)
+        finally:
+            await broker.close()
 
     async def effects(self) -> list[dict[str, Any]]:
         return await self.runtime.db.effects.find({}, {"_id": 0}).to_list()
@@ -65,8 +74,8 @@ class Hub:
         connection = await aio_pika.connect(self.broker_url)
         try:
             channel = await connection.channel()
-            queue = await channel.get_queue(dead_letter_queue_name(ITL_CODE, self.namespace),
-                                            ensure=False)
+            queue = await channel.get_queue(
+                dead_letter_queue_name(ITL_CODE, self.namespace.prefix), ensure=False)
             found: list[AbstractIncomingMessage] = []
 
             async def probe() -> list[AbstractIncomingMessage] | None:
@@ -85,7 +94,7 @@ class Hub:
         try:
             channel = await connection.channel()
             queue = await channel.declare_queue(
-                dead_letter_queue_name(ITL_CODE, self.namespace), passive=True)
+                dead_letter_queue_name(ITL_CODE, self.namespace.prefix), passive=True)
             return int(queue.declaration_result.message_count or 0)
         finally:
             await connection.close()
@@ -102,7 +111,7 @@ class Hub:
 
 @pytest.fixture
 async def hub(mongo_url: str, broker_url: str, namespace: Namespace) -> AsyncIterator[Hub]:
-    settings = ServiceSettings(mongo_url=mongo_url, amqp_url=broker_url,
+    settings = ServiceSettings(mongo_url=mongo_url, amqp_url=namespace.url(ITL_CODE),
                                amqp_namespace=namespace.prefix)
     runtime = Runtime(settings, code=ITL_CODE,
                       default_database=f"checks_{uuid.uuid4().hex[:12]}",
@@ -116,10 +125,10 @@ async def hub(mongo_url: str, broker_url: str, namespace: Namespace) -> AsyncIte
 
         await runtime.handle_once(envelope, effect)
 
-    kz = Broker(broker_url, "KZ", namespace=namespace.prefix)
+    kz = namespace.broker("KZ")
     await runtime.start(record)
     await kz.connect()
-    hub = Hub(runtime, kz, broker_url, namespace.prefix)
+    hub = Hub(runtime, kz, broker_url, namespace)
 
     async def collect(envelope: Envelope) -> None:
         hub.received.append(envelope)
@@ -208,7 +217,7 @@ async def test_a_refused_message_records_nothing_and_a_peer_gets_one_answer(
     await hub.kz.publish(unknown_version)
     await hub.kz.publish(unknown_version)  # delivered again: dead-lettered again, one answer
     stranger = status("DE1", sender="DE")
-    await hub.kz.publish(stranger)
+    await hub.publish_as("DE", stranger)  # a broker user, but not a registry the ITL knows
     dead = await hub.dead_letters(3)
 
     assert [(m.message_id, m.headers["x-dead-code"]) for m in dead] == [

@@ -13,7 +13,7 @@ from shared.blocks import SerialRange, UnitAttributes, UnitBlock
 from shared.clock import SimulationClock
 from shared.codes import AccountType, MessageType, ResponseCode, TransactionStatus, UnitType
 from shared.contracts import Envelope, TransactionStatusNotified, make_envelope
-from shared.messaging import Broker, dead_letter_queue_name
+from shared.messaging import RecipientNotPermitted, dead_letter_queue_name, inbox_queue_name
 from shared.store import (
     OutboxRelay,
     Session,
@@ -52,16 +52,18 @@ async def test_malformed_message_is_dead_lettered_with_reason_and_consumer_keeps
     async def handler(envelope: Envelope) -> None:
         received.append(envelope)
 
-    broker = Broker(broker_url, "KZ", namespace=namespace.prefix)
+    broker = namespace.broker("KZ")
     await broker.connect()
     await broker.consume(handler)
+    itl = namespace.broker("ITL")  # the only service that may send to KZ
+    await itl.connect()
     try:
-        await broker.publish_raw(b"not json at all", "KZ")
+        await itl.publish_raw(b"not json at all", "KZ")
         unknown = status_message("KZ").model_dump(mode="json")
         unknown["message_type"] = "NoSuchMessage"
-        await broker.publish_raw(json.dumps(unknown).encode(), "KZ")
+        await itl.publish_raw(json.dumps(unknown).encode(), "KZ")
         good = status_message("KZ")
-        await broker.publish(good)
+        await itl.publish(good)
         for _ in range(100):
             if received:
                 break
@@ -87,19 +89,36 @@ async def test_malformed_message_is_dead_lettered_with_reason_and_consumer_keeps
         assert "invalid envelope" in reasons[0]
         assert "message_type" in reasons[1]
     finally:
+        await itl.close()
         await broker.close()
 
 
-async def test_publishing_to_an_unknown_recipient_raises(
+async def test_a_message_no_queue_takes_raises_instead_of_vanishing(
     broker_url: str, namespace: Namespace
 ) -> None:
-    broker = Broker(broker_url, "KZ", namespace=namespace.prefix)
-    await broker.connect()
+    broker = namespace.broker("ITL")
+    await broker.connect(peer_codes=["KZ"])
     try:
+        await delete_queue(broker_url, inbox_queue_name("JP", namespace.prefix))
         with pytest.raises(aio_pika.exceptions.DeliveryError):
+            await broker.publish(status_message("JP"))
+        # a recipient outside the namespace is refused by the broker before routing
+        with pytest.raises(RecipientNotPermitted, match="may not send to XX: ACCESS_REFUSED"):
             await broker.publish(status_message("XX"))
+        # and the channel is back for the next message
+        with pytest.raises(aio_pika.exceptions.DeliveryError):
+            await broker.publish(status_message("JP"))
     finally:
         await broker.close()
+
+
+async def delete_queue(broker_url: str, queue: str) -> None:
+    connection = await aio_pika.connect(broker_url)
+    try:
+        channel = await connection.channel()
+        await channel.queue_delete(queue)
+    finally:
+        await connection.close()
 
 
 async def test_inbox_gives_a_redelivered_message_no_second_effect(mongo_url: str) -> None:
@@ -125,10 +144,11 @@ async def test_outbox_relay_publishes_committed_rows_once_each(
     client = make_client(mongo_url)
     db = client["plumbing_outbox"]
     await ensure_outbox_indexes(db)
-    sender = Broker(broker_url, "ITL", namespace=namespace.prefix)
+    sender = namespace.broker("ITL")
     await sender.connect(peer_codes=["KZ"])
     relay = OutboxRelay(db, sender, SimulationClock())
-    messages = [status_message("KZ", f"KZ{i}") for i in range(3)]
+    messages = [status_message("KZ", "KZ0"), status_message("XX", "XX1"),
+                status_message("KZ", "KZ1"), status_message("KZ", "KZ2")]
     async with client.start_session() as session:
         async def work(s: Session) -> None:
             for m in messages:
@@ -136,8 +156,12 @@ async def test_outbox_relay_publishes_committed_rows_once_each(
         await session.with_transaction(work)
     assert await relay.drain() == 3
     assert await relay.drain() == 0
+    # the one to a recipient the ITL may not address is set aside, not retried forever
+    (aside,) = await db.outbox.find({"undeliverable": {"$exists": True}}).to_list()
+    assert aside["recipient"] == "XX"
+    assert "may not send to XX" in aside["undeliverable"]
     received: list[str] = []
-    receiver = Broker(broker_url, "KZ", namespace=namespace.prefix)
+    receiver = namespace.broker("KZ")
     await receiver.connect()
 
     async def handler(envelope: Envelope) -> None:

@@ -21,6 +21,7 @@ from shared.contracts import (
     MessageAck,
     ProposalForwarded,
     ProposalSubmitted,
+    TimeOutDue,
     TransactionStatusNotified,
     TransactionStatusReported,
     UndecodableMessage,
@@ -103,19 +104,19 @@ def test_every_supported_version_is_accepted_by_the_itl_and_a_registry(version: 
 
 
 def test_each_version_a_receiver_reads_is_accepted_when_it_reads_several() -> None:
-    both = Receiver("KZ", frozenset({ITL_CODE}), frozenset({"des-1.1/2", "des-1.2/1"}))
-    for version in ("des-1.1/2", "des-1.2/1"):
+    both = Receiver("KZ", frozenset({ITL_CODE}), frozenset({"des-1.1/3", "des-1.2/1"}))
+    for version in ("des-1.1/3", "des-1.2/1"):
         env = from_itl(status(), MessageType.TRANSACTION_STATUS_NOTIFIED, version=version)
         assert message_refusal(env, both) is None
 
 
 @pytest.mark.parametrize("version", [
-    "des-1.1/1",  # the previous payload revision
-    "des-1.1/3",  # the next one
-    "des-2.0/2",
-    "DES-1.1/2",  # versions are compared exactly: case
-    " des-1.1/2",  # and spaces
-    "des-1.1/2 ",
+    "des-1.1/2",  # the previous payload revision
+    "des-1.1/4",  # the next one
+    "des-2.0/3",
+    "DES-1.1/3",  # versions are compared exactly: case
+    " des-1.1/3",  # and spaces
+    "des-1.1/3 ",
     "",
 ])
 def test_an_unknown_version_is_refused_with_1001_naming_it(version: str) -> None:
@@ -363,7 +364,8 @@ def test_a_date_time_inside_the_payload_is_compared_as_an_instant() -> None:
     (lambda d: d.update(seq=1), "seq"),
     (lambda d: d.update(correlation_id="KZ2"), "correlation_id"),
     (lambda d: d.update(causation_id="m0"), "causation_id"),
-    (lambda d: d.update(message_type="ProposalForwarded"), "message_type"),
+    # read as a forwarded proposal the payload also gains its deadline (None)
+    (lambda d: d.update(message_type="ProposalForwarded"), "message_type, payload.deadline"),
 ])
 def test_the_same_id_with_any_other_value_is_refused_with_1102_naming_the_field(
     change: Any, field: str,
@@ -397,3 +399,32 @@ def test_the_canonical_form_is_one_text_per_message() -> None:
     later = env.model_copy(update={"sent_at": SENT_AT.astimezone(timezone(timedelta(hours=6)))})
     assert canonical_form(env) == canonical_form(later)
     assert canonical_form(env) != canonical_form(env.model_copy(update={"seq": 3}))
+
+
+# a message a service sends to itself (docs/adr/0017)
+
+
+def time_out_due(sender: str, recipient: str = ITL_CODE) -> Envelope:
+    return envelope(TimeOutDue(transaction_id="KZ1", deadline=SENT_AT),
+                    MessageType.TIME_OUT_DUE, sender=sender, recipient=recipient)
+
+
+def test_the_itl_takes_its_own_time_out_due() -> None:
+    assert message_refusal(time_out_due(ITL_CODE), ITL) is None
+
+
+@pytest.mark.parametrize("sender", ["KZ", "JP", "CDM"])
+def test_a_time_out_due_from_a_registry_is_refused_with_1002(sender: str) -> None:
+    refusal = refused(time_out_due(sender), ITL)
+    assert refusal.code == ResponseCode.SENDER_MISMATCH
+    assert "only from itself" in refusal.reason
+
+
+def test_the_itl_takes_no_other_message_from_itself() -> None:
+    own = envelope(status(), MessageType.TRANSACTION_STATUS_NOTIFIED, sender=ITL_CODE)
+    assert refused(own, ITL).code == ResponseCode.SENDER_MISMATCH
+
+
+def test_a_registry_takes_no_time_out_due_from_the_itl() -> None:
+    assert refused(time_out_due(ITL_CODE, recipient="KZ"), KZ).code \
+        == ResponseCode.SENDER_MISMATCH

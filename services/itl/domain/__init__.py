@@ -62,6 +62,8 @@ from services.itl.domain.status import (
     INTERNAL_TRANSACTION_TYPES,
     ItlReaction,
     SenderRole,
+    awaits_acquiring_registry,
+    awaits_proposer,
     react_to_status,
     sender_role,
 )
@@ -87,6 +89,8 @@ __all__ = [
     "SenderRole",
     "aau_issuance_by_period",
     "approval_effects",
+    "awaits_acquiring_registry",
+    "awaits_proposer",
     "check_aau_issuance_limit",
     "check_ar_cdm_limit",
     "check_article_37ter",

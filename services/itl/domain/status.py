@@ -28,6 +28,8 @@ class ItlReaction(Enum):
     ACCEPT = "accept"  # acquiring registry agreed: record 8, tell the proposer
     REJECT = "reject"  # acquiring registry refused: record 6, release, tell the proposer
     FINALISE = "finalise"  # proposer completed: move register blocks, record 4
+    # proposer ended it, its deadline passed: release, record 5 (docs/adr/0017)
+    TIMED_OUT = "timed_out"
     IGNORE = "ignore"  # repeated, out of sequence, or already final
 
     @property
@@ -40,6 +42,7 @@ _REACTION_STATUS = {
     ItlReaction.ACCEPT: S.ACCEPTED,
     ItlReaction.REJECT: S.REJECTED,
     ItlReaction.FINALISE: S.COMPLETED,
+    ItlReaction.TIMED_OUT: S.TERMINATED,
 }
 
 
@@ -74,11 +77,28 @@ def react_to_status(
         if incoming == S.REJECTED:
             return ItlReaction.REJECT
         return ItlReaction.IGNORE
-    if incoming != S.COMPLETED:
+    if not awaits_proposer(current, transaction_type):
         return ItlReaction.IGNORE
-    if transaction_type in INTERNAL_TRANSACTION_TYPES and current == S.CHECKED_NO_DISCREPANCY:
+    if incoming == S.COMPLETED:
         return ItlReaction.FINALISE
-    if transaction_type == T.EXTERNAL_TRANSFER and current == S.ACCEPTED:
-        return ItlReaction.FINALISE
+    if incoming == S.TERMINATED:
+        return ItlReaction.TIMED_OUT
     return ItlReaction.IGNORE
+
+
+def awaits_proposer(current: TransactionStatus, transaction_type: TransactionType) -> bool:
+    """Whether the ITL waits for the proposing registry to complete a transaction: an
+    internal type it approved (2), an external transfer the acquiring registry accepted
+    (8). The proposer completes it, or ends it as timed out, by the deadline sent with
+    that status (docs/adr/0017)."""
+    if transaction_type == T.EXTERNAL_TRANSFER:
+        return current == S.ACCEPTED
+    return current == S.CHECKED_NO_DISCREPANCY
+
+
+def awaits_acquiring_registry(current: TransactionStatus,
+                              transaction_type: TransactionType) -> bool:
+    """Whether the ITL waits for the acquiring registry's answer: an external transfer it
+    checked and forwarded (2)."""
+    return transaction_type == T.EXTERNAL_TRANSFER and current == S.CHECKED_NO_DISCREPANCY
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aio_pika
@@ -157,11 +157,11 @@ def database_url(mongo_url: str, name: str) -> str:
 
 
 @pytest.fixture
-async def stack(mongo_url: str, broker_url: str, namespace: Namespace
+async def stack(mongo_url: str, namespace: Namespace
                 ) -> AsyncIterator[Stack]:
     settings = ItlSettings(
         mongo_url=database_url(mongo_url, f"itl_{uuid.uuid4().hex[:12]}"),
-        amqp_url=broker_url,
+        amqp_url=namespace.url("ITL"),
         amqp_namespace=namespace.prefix,
         registries=["KZ", "CH", "CDM"],
         # the ITL's rules in-process, without an issuer: callers are tested end to end
@@ -172,7 +172,7 @@ async def stack(mongo_url: str, broker_url: str, namespace: Namespace
     async with app.router.lifespan_context(app):
         registries = []
         for code in ("KZ", "CH"):
-            registry = Registry(code, Broker(broker_url, code, namespace=namespace.prefix))
+            registry = Registry(code, namespace.broker(code))
             await registry.broker.connect()
 
             async def collect(envelope: Envelope, registry: Registry = registry) -> None:
@@ -270,10 +270,15 @@ async def test_external_transfer_is_forwarded_accepted_completed_and_moved_to_ch
     submitted = await stack.kz.propose(proposal)
 
     forwarded = await stack.ch.wait_for(MessageType.PROPOSAL_FORWARDED, "KZ2")
+    tx = await stack.transaction("KZ2")
+    # the proposal as submitted, with the deadline the ITL fixed for CH's answer
+    deadline = datetime.fromisoformat(tx["deadline"])
     assert ProposalForwarded.model_validate(forwarded.payload).model_dump() \
-        == proposal.model_dump()
+        == {**proposal.model_dump(), "deadline": deadline}
+    approved = datetime.fromisoformat(tx["history"][-1]["at"])
+    assert abs(deadline - approved - timedelta(hours=24)) < timedelta(seconds=1)
     assert forwarded.causation_id == submitted.message_id
-    assert (await stack.transaction("KZ2"))["status"] == S.CHECKED_NO_DISCREPANCY
+    assert tx["status"] == S.CHECKED_NO_DISCREPANCY
 
     await stack.ch.notify("KZ2", S.ACCEPTED)
     await stack.kz.wait_for(MessageType.TRANSACTION_STATUS_NOTIFIED, "KZ2", S.ACCEPTED)

@@ -21,6 +21,7 @@ from services.registry.esd.domain import (
 )
 from services.registry.esd.handlers import EsdService, SurrenderCredits
 from services.registry.permissions import Operation, authorise, authorise_read
+from shared.bounds import Identifier, Int64, Quantity
 from shared.codes import UnitType
 from shared.errors import NotFound
 from shared.http_types import UnitTypeField
@@ -135,6 +136,8 @@ class LedgerView(BaseModel):
     used: AllocationView
     reserved: AllocationView = Field(description="surrenders not yet final")
     reserved_out: int = Field(description="transfers to other states not yet answered")
+    reserved_in: int = Field(description="transfers from other states accepted here, "
+                                         "counted once the ITL confirms them")
     general_available: int
     extra_available: int
     transferable: int = Field(description="unused part of this year's own 3 % (Art. 5(6))")
@@ -156,6 +159,7 @@ class LedgerView(BaseModel):
             used=AllocationView(**ledger.used.__dict__),
             reserved=AllocationView(**ledger.reserved.__dict__),
             reserved_out=ledger.reserved_out,
+            reserved_in=ledger.reserved_in,
             general_available=pos.general_available,
             extra_available=pos.extra_available,
             transferable=pos.transferable,
@@ -166,7 +170,7 @@ class LedgerView(BaseModel):
 
 
 @router.get("/years/{year}/ledger", responses=REFUSALS, dependencies=REGISTRY_READERS)
-async def read_ledger(year: int, request: Request) -> LedgerView:
+async def read_ledger(year: Int64, request: Request) -> LedgerView:
     """The effort-sharing ledger of this Member State for one year."""
     svc = esd_of(request)
     return LedgerView.of(await svc.ledger(year), svc)
@@ -227,7 +231,7 @@ class ReportView(BaseModel):
 
 
 @router.get("/years/{year}/report", responses=REFUSALS, dependencies=REGISTRY_READERS)
-async def read_report(year: int, request: Request) -> ReportView:
+async def read_report(year: Int64, request: Request) -> ReportView:
     """Everything about one year: configuration with provenance, ledger, surrenders and
     transfers, and the use per paragraph."""
     svc = esd_of(request)
@@ -251,9 +255,9 @@ async def read_report(year: int, request: Request) -> ReportView:
 
 
 class SurrenderBody(BaseModel):
-    transferring_account_id: int = Field(ge=1)
+    transferring_account_id: Identifier
     unit_type: UnitTypeField = Field(examples=["CER"])
-    quantity: int = Field(ge=1, le=10**12)
+    quantity: Quantity
     commitment_period: int = Field(default=2, ge=1, le=2, description="applicable period")
     project_id: str | None = Field(default=None, max_length=32,
                                    description="take only units of this project")
@@ -263,7 +267,7 @@ class SurrenderBody(BaseModel):
 
 @router.post("/years/{year}/surrenders", status_code=status.HTTP_202_ACCEPTED,
              responses=REFUSALS)
-async def surrender_credits(year: int, body: SurrenderBody, request: Request,
+async def surrender_credits(year: Int64, body: SurrenderBody, request: Request,
                             actor: ActorDep) -> SurrenderView:
     """Use credits towards the year's obligation: checked for eligibility and the limit,
     then proposed to the ITL as an internal transfer to the ESD account, on the
@@ -293,12 +297,12 @@ async def read_surrender(transaction_id: str, request: Request,
 
 class AllowanceTransferBody(BaseModel):
     acquiring_state: str = Field(pattern=r"^[A-Z]{2}$", examples=["FR"])
-    quantity: int = Field(ge=1, le=10**12)
+    quantity: Quantity
 
 
 @router.post("/years/{year}/transfers", status_code=status.HTTP_202_ACCEPTED,
              responses=REFUSALS)
-async def transfer_allowance(year: int, body: AllowanceTransferBody, request: Request,
+async def transfer_allowance(year: Int64, body: AllowanceTransferBody, request: Request,
                              actor: ActorDep) -> TransferView:
     """Transfer unused annual 3 % to another Member State through the ITL (Art. 5(6))."""
     authorise(actor, Operation.EFFORT_SHARING)
@@ -317,7 +321,7 @@ class ClosedYearView(BaseModel):
 
 
 @router.post("/years/{year}/close", responses=REFUSALS)
-async def close_year(year: int, request: Request, actor: ActorDep) -> ClosedYearView:
+async def close_year(year: Int64, request: Request, actor: ActorDep) -> ClosedYearView:
     """Close an ended year and carry its unused limit forward (Art. 5(6))."""
     authorise(actor, Operation.EFFORT_SHARING)
     svc = esd_of(request)

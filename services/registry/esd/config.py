@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.registry.esd.domain import Article55Condition, MemberStateProfile
 from services.registry.esd.reference import ReferenceData
+from shared.bounds import MAX_UNITS
 from shared.service import comma_or_json_list
 
 SET_BY_OPERATOR = "set by operator (unverified)"
@@ -36,7 +37,7 @@ class EsdSettings(BaseSettings):
         default=None, pattern=r"^[A-Z]{2}$",
         description="code in the reference data (GR, GB); the registry code by default")
     emissions_2005: int | None = Field(
-        default=None, ge=0,
+        default=None, ge=0, le=MAX_UNITS,
         validation_alias=AliasChoices("ESD_2005_EMISSIONS", "emissions_2005"),
         description="2005 effort-sharing emissions, t CO2e (not in the reference data)")
     annex_ii_limit_percent: int | None = Field(

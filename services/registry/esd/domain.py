@@ -298,6 +298,8 @@ class YearLedger:
     transferred_in: int = 0
     transferred_out: int = 0
     reserved_out: int = 0  # transfers to other states proposed, not answered yet
+    # transfers from other states accepted here, until the ITL confirms (docs/adr/0017)
+    reserved_in: int = 0
     carried_in: int = 0
     closed: bool = False
     carried_out: int = 0
@@ -420,9 +422,21 @@ def release_transfer_out(ledger: YearLedger, quantity: int) -> YearLedger:
 
 
 def accept_transfer_in(ledger: YearLedger, quantity: int) -> YearLedger:
-    """Par. 4: an amount transferred under par. 6 raises the year's limit."""
+    """Hold an amount another state transfers under par. 6 while the ITL records the
+    outcome: it raises nothing yet (docs/adr/0017)."""
     check_open(ledger)
-    return replace(ledger, transferred_in=ledger.transferred_in + quantity)
+    return replace(ledger, reserved_in=ledger.reserved_in + quantity)
+
+
+def book_transfer_in(ledger: YearLedger, quantity: int) -> YearLedger:
+    """Par. 4: the ITL recorded the transfer accepted; the amount raises the limit."""
+    return replace(ledger, reserved_in=ledger.reserved_in - quantity,
+                   transferred_in=ledger.transferred_in + quantity)
+
+
+def release_transfer_in(ledger: YearLedger, quantity: int) -> YearLedger:
+    """The ITL ended the transfer otherwise (timed out): the amount held goes."""
+    return replace(ledger, reserved_in=ledger.reserved_in - quantity)
 
 
 def close_year(ledger: YearLedger, profile: MemberStateProfile, today: date,
@@ -437,10 +451,11 @@ def close_year(ledger: YearLedger, profile: MemberStateProfile, today: date,
     if today.year <= ledger.year:
         raise RuleViolation(R.ESD_YEAR_NOT_ENDED,
                             f"year {ledger.year} has not ended (today is {today})")
-    if ledger.reserved.total or ledger.reserved_out:
+    if ledger.reserved.total or ledger.reserved_out or ledger.reserved_in:
         raise RuleViolation(R.ESD_YEAR_HAS_OPEN_OPERATIONS,
                             f"year {ledger.year} has {ledger.reserved.total} units of "
-                            f"surrenders and {ledger.reserved_out} of transfers still open")
+                            f"surrenders and {ledger.reserved_out + ledger.reserved_in} of "
+                            f"transfers still open")
     unused = position(ledger, profile).unused
     if ledger.year >= LAST_YEAR:
         return replace(ledger, closed=True, carried_out=0), None

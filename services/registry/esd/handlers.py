@@ -31,6 +31,7 @@ from services.registry.esd.domain import (
     accept_transfer_in,
     allocate_use,
     apply_replacement,
+    book_transfer_in,
     book_transfer_out,
     book_use,
     check_eligibility,
@@ -38,6 +39,7 @@ from services.registry.esd.domain import (
     check_year,
     close_year,
     overdue_replacement,
+    release_transfer_in,
     release_transfer_out,
     release_use,
     reserve_transfer_out,
@@ -62,6 +64,7 @@ from shared.contracts import (
 )
 from shared.errors import NotFound, RuleViolation
 from shared.logs import log_event
+from shared.rules.deadlines import may_act
 from shared.service import Runtime
 from shared.store import Document, Session, next_sequence
 from shared.store.unit_blocks import doc_to_block
@@ -321,8 +324,12 @@ class EsdService:
         return await self.runtime.commit(work)
 
     async def on_transfer_forwarded(self, envelope: Envelope, payload: BaseModel) -> None:
-        """Another Member State transfers allowance to this one: book it or refuse."""
+        """Another Member State transfers allowance to this one: accept it, holding the
+        amount (``reserved_in``) until the ITL records the outcome, or refuse; after the
+        deadline the ITL set for the answer, refuse with 1104 (docs/adr/0017)."""
         assert isinstance(payload, AllowanceTransferForwarded)
+        if payload.deadline is not None:
+            await self.runtime.catch_up_clock()
 
         async def effect(session: Session) -> None:
             if await self.store.transfer(payload.transfer_id, session) is not None:
@@ -334,13 +341,17 @@ class EsdService:
                     raise RuleViolation(ResponseCode.SENDER_MISMATCH,
                                         f"transfer is for {payload.acquiring_state}, "
                                         f"not {self.registry.code}")
+                if not may_act(payload.deadline, now):
+                    raise RuleViolation(ResponseCode.TRANSACTION_TIMED_OUT,
+                                        f"answered at {now.isoformat()}, after the deadline "
+                                        f"{payload.deadline}")
                 check_year(payload.year)
                 ledger = await self.store.ledger(payload.year, session)
                 await self.store.save_ledger(accept_transfer_in(ledger, payload.quantity),
                                              session)
             except RuleViolation as exc:
                 refusal = exc
-            state = "accepted" if refusal is None else "refused"
+            state = "pending" if refusal is None else "refused"
             await self.store.insert_transfer({
                 "_id": payload.transfer_id, "direction": "inbound", "year": payload.year,
                 "quantity": payload.quantity,
@@ -355,20 +366,27 @@ class EsdService:
         await self.runtime.handle_once(envelope, effect)
 
     async def on_transfer_notified(self, envelope: Envelope, payload: BaseModel) -> None:
-        """The ITL reports the outcome of this state's transfer: book or release it."""
+        """The ITL reports the outcome it recorded of a transfer: the transferring state
+        books or releases what it reserved, the acquiring state books or releases what
+        it held since it accepted; both follow the ITL (docs/adr/0017)."""
         assert isinstance(payload, AllowanceTransferNotified)
 
         async def effect(session: Session) -> None:
             doc = await self.store.transfer(payload.transfer_id, session)
-            if doc is None or doc["direction"] != "outgoing" or doc["state"] != "proposed":
+            waiting = {"outgoing": "proposed", "inbound": "pending"}
+            if doc is None or doc["state"] != waiting[doc["direction"]]:
                 log_event(log, "esd_transfer_outcome_ignored", logging.WARNING,
-                          transfer_id=payload.transfer_id, accepted=payload.accepted)
+                          transfer_id=payload.transfer_id, accepted=payload.accepted,
+                          state=doc["state"] if doc else None)
                 return
             ledger = await self.store.ledger(doc["year"], session)
+            outgoing = doc["direction"] == "outgoing"
+            book, release = ((book_transfer_out, release_transfer_out) if outgoing
+                             else (book_transfer_in, release_transfer_in))
             if payload.accepted:
-                ledger, state = book_transfer_out(ledger, doc["quantity"]), "accepted"
+                ledger, state = book(ledger, doc["quantity"]), "accepted"
             else:
-                ledger, state = release_transfer_out(ledger, doc["quantity"]), "refused"
+                ledger, state = release(ledger, doc["quantity"]), "refused"
             await self.store.save_ledger(ledger, session)
             code = int(payload.response_code) if payload.response_code else None
             await self.store.update_transfer(
@@ -433,6 +451,15 @@ class NotMemberState:
         self.code = registry.code
         registry.message_handlers[MessageType.ALLOWANCE_TRANSFER_FORWARDED] = (
             self.on_transfer_forwarded)
+        registry.message_handlers[MessageType.ALLOWANCE_TRANSFER_NOTIFIED] = (
+            self.on_transfer_notified)
+
+    async def on_transfer_notified(self, envelope: Envelope, payload: BaseModel) -> None:
+        """The outcome of a transfer it was offered and refused, or never answered (the
+        ITL timed it out): it holds nothing, so nothing changes."""
+        assert isinstance(payload, AllowanceTransferNotified)
+        log_event(log, "esd_transfer_outcome_ignored", transfer_id=payload.transfer_id,
+                  accepted=payload.accepted, reason="not a Member State")
 
     async def on_transfer_forwarded(self, envelope: Envelope, payload: BaseModel) -> None:
         assert isinstance(payload, AllowanceTransferForwarded)

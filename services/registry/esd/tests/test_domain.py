@@ -20,6 +20,7 @@ from services.registry.esd.domain import (
     accept_transfer_in,
     allocate_use,
     apply_replacement,
+    book_transfer_in,
     book_transfer_out,
     book_use,
     check_eligibility,
@@ -27,6 +28,7 @@ from services.registry.esd.domain import (
     close_year,
     overdue_replacement,
     position,
+    release_transfer_in,
     release_transfer_out,
     release_use,
     reserve_transfer_out,
@@ -350,11 +352,29 @@ def test_6_transfer_to_itself_is_refused_with_4119() -> None:
 
 
 def test_6_received_transfer_raises_the_limit_of_the_acquiring_state() -> None:
-    ledger = accept_transfer_in(YearLedger(YEAR), 100)
+    ledger = book_transfer_in(accept_transfer_in(YearLedger(YEAR), 100), 100)
+    assert (ledger.reserved_in, ledger.transferred_in) == (0, 100)
     assert position(ledger, PROFILE).limit == 400
     assert allocate_use(ledger, PROFILE, 400, 0, 0).general == 400
     with pytest.raises(RuleViolation):
         allocate_use(ledger, PROFILE, 401, 0, 0)
+
+
+def test_6_an_accepted_transfer_counts_only_once_the_itl_confirms_it() -> None:
+    held = accept_transfer_in(YearLedger(YEAR), 100)
+    assert (held.reserved_in, held.transferred_in) == (100, 0)
+    assert position(held, PROFILE).limit == 300
+    with pytest.raises(RuleViolation):
+        allocate_use(held, PROFILE, 301, 0, 0)
+    released = release_transfer_in(held, 100)
+    assert released == YearLedger(YEAR)
+
+
+def test_6_a_year_holding_an_unconfirmed_transfer_cannot_be_closed_with_4117() -> None:
+    held = accept_transfer_in(YearLedger(YEAR), 100)
+    with pytest.raises(RuleViolation) as info:
+        close_year(held, PROFILE, date(YEAR + 1, 1, 2), None)
+    assert info.value.code == R.ESD_YEAR_HAS_OPEN_OPERATIONS
 
 
 def test_6_a_closed_year_accepts_no_transfer_with_4114() -> None:
