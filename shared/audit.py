@@ -55,6 +55,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 from pymongo import ASCENDING
 
+from shared.bounds import MAX_INT, SimulatedTime
 from shared.clock import SimulationClock
 from shared.contracts import Envelope
 from shared.store.client import Database, Document, Session
@@ -68,7 +69,6 @@ MAX_PAGE = 1000
 #: ``<REGISTRY>:<account id>`` (the form of the token's ``accounts`` claim), or an
 #: account id of the reading registry.
 ACCOUNT_PATTERN = r"^(([A-Z]{2}|CDM):)?[1-9][0-9]{0,18}$"
-MAX_ACCOUNT_ID = 2**63 - 1
 
 
 class ActorKind(StrEnum):
@@ -382,9 +382,9 @@ def audit_router(reader: Callable[..., Awaitable[AuditReader]]) -> APIRouter:
         actor: Annotated[str | None, Query(
             min_length=1, max_length=255, description="records whose actor is this "
             "person (the token's sub), sending service or service (its due work)")] = None,
-        since: Annotated[datetime | None, Query(
+        since: Annotated[SimulatedTime | None, Query(
             alias="from", description="simulated time, inclusive")] = None,
-        until: Annotated[datetime | None, Query(
+        until: Annotated[SimulatedTime | None, Query(
             alias="to", description="simulated time, exclusive")] = None,
         after: Annotated[str | None, Query(
             pattern=r"^[0-9a-f]{24}$", description="next_after of the previous page")] = None,
@@ -430,9 +430,9 @@ def _account_param(account: str | None, registry: str | None) -> str | None:
     if account is None:
         return None
     code, _, number = account.rpartition(":")
-    if int(number) > MAX_ACCOUNT_ID:
+    if int(number) > MAX_INT:
         raise HTTPException(status_code=422, detail=f"account: {number} is beyond "
-                            f"{MAX_ACCOUNT_ID}")
+                            f"{MAX_INT}, the largest account id")
     if not code:
         if registry is None:
             raise HTTPException(status_code=422, detail="account: name it as "

@@ -21,6 +21,7 @@ from services.registry.approvals import (
     operation_named,
 )
 from services.registry.permissions import Actor, authorise_read, readable_accounts
+from shared.bounds import Identifier
 from shared.store import Document
 
 B = TypeVar("B", bound=BaseModel)
@@ -108,7 +109,7 @@ async def list_approvals(
     status_filter: Annotated[ApprovalStatus | None, Query(alias="status")] = None,
     operation: Annotated[str | None, Query(
         max_length=64, description="EXTERNAL_TRANSFER, ISSUANCE, ...")] = None,
-    account: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    account: Annotated[Identifier | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[ApprovalView]:
     """Approvals, newest first, by status, operation and account; a holder's
