@@ -15,13 +15,14 @@ from typing import Any
 import pytest
 
 from deploy.local.client import StackClient, poll
+from shared.bounds import CLOCK_MAX, CLOCK_MIN
 
 pytestmark = pytest.mark.e2e
 
 CLOCK_START = "2013-03-01T00:00:00+00:00"
 PARTY = 1
-#: A window wider than any simulated time of the tests: every record.
-EVERYTHING = ("1990-01-01T00:00:00Z", "2100-01-01T00:00:00Z")
+#: The simulation clock's whole range: every record.
+EVERYTHING = (CLOCK_MIN.isoformat(), CLOCK_MAX.isoformat())
 
 
 @pytest.fixture(scope="module")
