@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 from shared.audit import AuditQuery, acting, person
-from shared.codes import ITL_CODE, MessageType, TransactionStatus
-from shared.contracts import Envelope, TransactionStatusNotified, make_envelope
+from shared.codes import ITL_CODE
+from shared.contracts import Envelope
 from shared.service import Runtime, ServiceSettings
 from shared.store import Session, in_transaction
+from shared.testing.messages import status_from_itl
 
 pytestmark = pytest.mark.integration
 
@@ -41,12 +42,7 @@ async def runtime(mongo_url: str) -> AsyncIterator[Runtime]:
 
 
 def status(transaction_id: str) -> Envelope:
-    return make_envelope(
-        message_type=MessageType.TRANSACTION_STATUS_NOTIFIED, sender=ITL_CODE,
-        recipient="KZ", correlation_id=transaction_id,
-        payload=TransactionStatusNotified(transaction_id=transaction_id,
-                                          status=TransactionStatus.COMPLETED),
-        sent_at=START)
+    return status_from_itl(transaction_id, sent_at=START)
 
 
 async def all_records(runtime: Runtime) -> list[dict[str, Any]]:
