@@ -127,7 +127,8 @@ def _ms_between(start: str, end: str) -> float:
     return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds() * 1000
 
 
-#: Bearer headers per service name (each registry's operator), fetched before timing.
+#: Bearer headers per service name (each registry's operator; ``approver``: KZ's second
+#: operator, who approves each transfer: four-eyes approval), fetched before timing.
 Headers = dict[str, dict[str, str]]
 
 
@@ -138,6 +139,11 @@ async def _transfer(http: httpx.AsyncClient, urls: dict[str, str], headers: Head
         "acquiring_account_id": target, "unit_type": "AAU", "quantity": 10},
         headers=headers["kz"])
     response.raise_for_status()
+    if "approval_id" in response.json():
+        response = await http.post(
+            f"{urls['kz']}/approvals/{response.json()['approval_id']}/approve",
+            headers=headers["approver"])
+        response.raise_for_status()
     transaction_id: str = response.json()["transaction_id"]
     return transaction_id
 
@@ -217,6 +223,7 @@ def main() -> int:
         client.wait_final("kz", issued["transaction_id"])
         target = client.open_account("ch", "bench")["account_id"]
         headers = {name: client.as_operator(name) for name in ("kz", "ch")}
+        headers["approver"] = client.as_operator("kz", 2)
         client.close()
         result["external_transfer"] = asyncio.run(
             end_to_end(urls, headers, target, args.transfers, args.transfers,

@@ -125,10 +125,18 @@ def run_flows(demo: Demo) -> None:
 
     def external() -> str:
         response = client.transfer("kz", PARTY_HOLDING, accounts["zora"], "AAU", 30_000,
-                                   target_registry="CH")
+                                   target_registry="CH", approve=False)
+        asked = response.json()
+        demo.say(f"  approval {asked['approval_id']} {asked['status']}: {asked['operation']} "
+                 f"initiated by {asked['initiated_by']}, expires {asked['expires_at']}")
+        response = client.approve("kz", asked["approval_id"])
         transaction_id = response.json()["transaction_id"]
+        demo.say(f"  approved by {response.json()['approved_by']}: {transaction_id} "
+                 "proposed to the ITL")
         view = demo.show_transaction("kz", transaction_id)
         demo.expect(view["status_name"] == "COMPLETED", "external transfer completed")
+        demo.expect(view["approved_by"] == "operator kz-operator-2",
+                    "approved by a second operator")
         ch = client.wait_final("ch", transaction_id)
         demo.say(f"  CH {transaction_id}: " + " -> ".join(h["status_name"] for h in ch["history"]))
         demo.say("  the first international transfer of period-2 AAUs owes 2 % to the "

@@ -47,6 +47,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.audit import acting_as, person
 from shared.logs import log_event
 from shared.settings import comma_or_json_list
 
@@ -354,12 +355,14 @@ def _missing_role(principal: Principal, wanted: str, what: str) -> Forbidden:
 def require_role(role: str, what: str) -> Callable[..., Awaitable[Principal]]:
     """FastAPI dependency: the caller, who must hold ``<this service's code>:<role>``
     (``*:clock`` for the clock); ``what`` names the action in the 403 reason. A
-    development-mode caller passes: these actions needed no actor before."""
+    development-mode caller passes: these actions needed no actor before. The caller
+    becomes the actor of what the request changes (``shared.audit``)."""
 
     async def dependency(request: Request, principal: PrincipalDep) -> Principal:
         code = request.app.state.authenticator.code
         if not principal.development and not principal.has_role(code, role):
             raise _missing_role(principal, f"{code}:{role}", what)
+        acting_as(person(role, principal.subject))
         return principal
 
     return dependency
@@ -374,10 +377,13 @@ def require_roles_by_method(change_role: str, read_roles: Iterable[tuple[str | N
     ``<this service's code>:<change_role>``; a read one of ``read_roles``, each (service
     code, role) where a code of None means any service (e.g. every registry's
     operator), or only a valid token when ``read_roles`` is empty. ``what`` names the
-    service in the 403 reason. A development-mode caller passes (no actor needed)."""
+    service in the 403 reason. A development-mode caller passes (no actor needed). The
+    caller of a change becomes the actor of what it changes (``shared.audit``)."""
     readers = tuple(read_roles)
 
     async def dependency(request: Request, principal: PrincipalDep) -> Principal:
+        if request.method not in READ_METHODS:
+            acting_as(person(change_role, principal.subject))
         if principal.development:
             return principal
         code = request.app.state.authenticator.code

@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
+
+#: True while a request is only checked (four-eyes approval, docs/adr/0018): what is
+#: logged then did not happen, and says so (``"rehearsal": true``).
+_REHEARSAL: ContextVar[bool] = ContextVar("rehearsal", default=False)
+
+
+@contextlib.contextmanager
+def rehearsing() -> Iterator[None]:
+    """Events logged inside the block carry ``"rehearsal": true``: a check whose store
+    transaction is abandoned, not something that happened."""
+    token = _REHEARSAL.set(True)
+    try:
+        yield
+    finally:
+        _REHEARSAL.reset(token)
 
 
 class JsonFormatter(logging.Formatter):
@@ -42,4 +60,6 @@ def log_event(
     logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any
 ) -> None:
     """Log ``event`` with structured ``fields`` (the transaction id on every flow line)."""
+    if _REHEARSAL.get():
+        fields = {**fields, "rehearsal": True}
     logger.log(level, event, extra={"fields": fields})

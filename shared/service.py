@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
 
+from shared.audit import AuditTrail, acting, message_actor, message_subject, service_actor
 from shared.auth import (
     AUTH_RESPONSES,
     CLOCK,
@@ -148,6 +149,8 @@ class Runtime:
             check_publisher=settings.amqp_check_publisher,
         )
         self.relay = OutboxRelay(self.db, self.broker, self.clock)
+        #: The service's audit trail (shared.audit): every change is recorded with it.
+        self.audit = AuditTrail(self.db, code, self.clock)
         self.peer_codes = tuple(peer_codes)
         self.receiver = (Receiver.itl(self.peer_codes) if code == ITL_CODE
                          else Receiver.registry(code))
@@ -169,7 +172,8 @@ class Runtime:
         async with self._due_lock:
             for work in self._due_work:
                 try:
-                    await work()
+                    with acting(service_actor(self.code, work.__qualname__)):
+                        await work()
                 except Exception as exc:  # one failing sweep must not stop the others
                     log_event(log, "due_work_failed", logging.ERROR, work=work.__qualname__,
                               error=repr(exc))
@@ -177,6 +181,7 @@ class Runtime:
     async def start(self, handler: EnvelopeHandler) -> None:
         await self._restore_clock()
         await ensure_outbox_indexes(self.db)
+        await self.audit.ensure_indexes()
         await self.broker.connect(self.peer_codes)
         await self._catch_up_clock()
         self.relay.start()
@@ -185,9 +190,16 @@ class Runtime:
         self._ticker = asyncio.create_task(self._tick(), name="due-work")
 
     async def set_clock(self, moment: datetime, broadcast: bool) -> datetime:
-        """Set this service's clock (and, with ``broadcast``, the whole stack's)."""
+        """Set this service's clock (and, with ``broadcast``, the whole stack's); the
+        setting is recorded in the audit trail (``clock_set``, by the caller)."""
         now = self.clock.set(moment)
-        await self._save_clock(now)
+
+        async def work(session: Session) -> None:
+            await self._save_clock(now, session)
+            await self.audit.record(session, "clock_set",
+                                    details={"now": now, "broadcast": broadcast})
+
+        await self.commit(work)
         if broadcast:
             await self.broker.broadcast_clock(
                 ClockSet(now=now, set_by=self.code, set_at_epoch=time.time()))
@@ -204,11 +216,11 @@ class Runtime:
         log_event(log, "clock_set", now=clock_set.now.isoformat(), set_by=clock_set.set_by)
         await self.run_due_work()
 
-    async def _save_clock(self, now: datetime) -> None:
+    async def _save_clock(self, now: datetime, session: Session | None = None) -> None:
         """Keep the last setting, so a restarted service is at the stack's time again."""
         await self.db.clock.replace_one(
             {"_id": "simulation"}, {"_id": "simulation", "now": now, "real_at": time.time()},
-            upsert=True)
+            upsert=True, session=session)
 
     async def catch_up_clock(self) -> datetime:
         """This service's simulated time, first moved up to the stack's latest setting
@@ -267,8 +279,23 @@ class Runtime:
         """Apply the effect of an incoming message at most once (inbox + outbox).
 
         Raises ``MessageIdReused`` (1102) when the id was handled with other content.
+        The sender is the actor of the changes the effect makes, and the message itself is
+        recorded in the audit trail (``message_handled``) in the same transaction, once.
         """
-        handled = await handle_once(self.client, self.db, envelope, effect, self.clock.now())
+        actor = message_actor(envelope)
+
+        async def audited(session: Session) -> None:
+            with acting(actor):
+                await effect(session)
+            await self.audit.record(
+                session, "message_handled", actor=actor, **message_subject(envelope),
+                details={"message_type": envelope.message_type.value,
+                         "message_id": envelope.message_id,
+                         "correlation_id": envelope.correlation_id,
+                         "causation_id": envelope.causation_id})
+
+        handled = await handle_once(self.client, self.db, envelope, audited,
+                                    self.clock.now())
         self.relay.wake()
         return handled
 

@@ -6,6 +6,11 @@ before they expire (REAL time). A call acts as the service's own operator by def
 ``headers=client.as_holder("kz", 1001)`` (or ``as_actor``, ``as_authorised_body``,
 ``headers_for``) to act as someone else. Transfers from person accounts are made as the
 representative of that account's holder, registered at the issuer on first use.
+
+An operation that awaits a second person's approval (four-eyes approval, docs/adr/0018)
+is approved by ``propose`` (and the helpers built on it: ``transfer``, ``issue``) as the
+second operator, the second member of the authorised body or the account's second
+representative, unless it is asked to leave it pending (``approve=False``).
 """
 
 from __future__ import annotations
@@ -138,27 +143,29 @@ class StackClient:
         """Headers of one of the two members of the registry's authorised body."""
         return self.headers_for(authorised_body(registry, person))
 
-    def as_holder(self, registry: str, account_id: int) -> dict[str, str]:
-        """Headers of the representative of the holder of ``account_id`` in ``registry``,
-        registered at the issuer on first use (role ``<CODE>:holder``, the account)."""
-        username = holder_representative(registry, account_id)
+    def as_holder(self, registry: str, account_id: int, person: int = 1) -> dict[str, str]:
+        """Headers of a representative of the holder of ``account_id`` in ``registry``
+        (``person`` 1 or 2: each account has two), registered at the issuer on first use
+        (role ``<CODE>:holder``, the account)."""
+        username = holder_representative(registry, account_id, person)
         if username not in self._passwords:
             code = registry.upper()
             self.register_user(username, [f"{code}:holder"], [f"{code}:{account_id}"],
-                               f"representative of {code} account {account_id}")
+                               f"representative {person} of {code} account {account_id}")
         return self.headers_for(username)
 
-    def as_actor(self, registry: str, actor: str) -> dict[str, str]:
+    def as_actor(self, registry: str, actor: str, person: int = 1) -> dict[str, str]:
         """Headers for an actor named as the ``X-Actor`` header of development mode did:
-        ``operator``, ``authorised-body`` or ``holder:<account id>``."""
+        ``operator``, ``authorised-body`` or ``holder:<account id>``; ``person`` 2 is the
+        second operator, member of the authorised body or representative."""
         if actor == OPERATOR:
-            return self.as_operator(registry)
+            return self.as_operator(registry, person)
         if actor == AUTHORISED_BODY:
-            return self.as_authorised_body(registry)
+            return self.as_authorised_body(registry, person)
         role, _, account = actor.partition(":")
         if role != "holder" or not account.isdigit():
             raise ValueError(f"unknown actor {actor!r}")
-        return self.as_holder(registry, int(account))
+        return self.as_holder(registry, int(account), person)
 
     def ok(self, service: str, method: str, path: str, **kwargs: Any) -> Any:
         """Call and return the JSON body; raise with the body when the status is not 2xx."""
@@ -213,26 +220,62 @@ class StackClient:
 
     def issue(self, registry: str, unit_type: str, quantity: int, decision: str,
               period: int = 2, **extra: Any) -> Any:
-        """The authorised body decides an issuance; the operator proposes it."""
+        """The authorised body decides an issuance; the operator proposes it (and the
+        second operator approves it where issuance needs approval)."""
         decided = self.decide(registry, "issuance", unit_type, quantity, decision,
                               commitment_period=period, **extra)
-        return self.ok(registry, "POST", "/transactions/issuance",
-                       json={"decision_id": decided["decision_id"]})
+        response = self.propose(registry, "/transactions/issuance",
+                                {"decision_id": decided["decision_id"]})
+        if response.status_code >= 300:
+            raise RuntimeError(f"POST {registry}/transactions/issuance -> "
+                               f"{response.status_code}: {response.text}")
+        return response.json()
+
+    def propose(self, registry: str, path: str, body: dict[str, Any],
+                actor: str = OPERATOR, approve: bool = True) -> httpx.Response:
+        """Start an operation as ``actor`` (``operator``, ``authorised-body`` or
+        ``holder:<account id>``, as ``as_actor`` names them). When it awaits approval
+        (202 with a pending ``approval_id``) and ``approve``, the second person of the
+        same kind approves it: the answer is then the approval's (202 with the proposed
+        transaction, or its refusal); else the answer to the request itself."""
+        response = self.call(registry, "POST", path, json=body,
+                             headers=self.as_actor(registry, actor))
+        if approve and is_pending(response):
+            return self.approve(registry, response.json()["approval_id"], actor)
+        return response
+
+    def approve(self, registry: str, approval_id: str, actor: str = OPERATOR,
+                person: int = 2) -> httpx.Response:
+        """``POST /approvals/{id}/approve`` as ``person`` of ``actor``'s kind (the second
+        by default: the initiator may not approve)."""
+        return self.call(registry, "POST", f"/approvals/{approval_id}/approve",
+                         headers=self.as_actor(registry, actor, person))
+
+    def reject(self, registry: str, approval_id: str, reason: str, actor: str = OPERATOR,
+               person: int = 2) -> httpx.Response:
+        """``POST /approvals/{id}/reject`` with ``reason`` as ``person`` of ``actor``'s
+        kind."""
+        return self.call(registry, "POST", f"/approvals/{approval_id}/reject",
+                         json={"reason": reason},
+                         headers=self.as_actor(registry, actor, person))
 
     def transfer(self, registry: str, source: int, target: int, unit_type: str,
                  quantity: int, target_registry: str | None = None,
-                 target_type: int = 121, period: int = 2) -> httpx.Response:
+                 target_type: int = 121, period: int = 2,
+                 approve: bool = True) -> httpx.Response:
+        """An internal transfer, or an external one to ``target_registry``, instructed
+        for the holder of ``source`` (the operator for a government account) and, when
+        it awaits approval, approved by the second of them unless ``approve`` is False."""
         body: dict[str, Any] = {
             "transferring_account_id": source, "acquiring_account_id": target,
             "acquiring_account_type": target_type, "unit_type": unit_type,
             "quantity": quantity, "commitment_period": period,
         }
+        path = "/transactions/internal-transfer"
         if target_registry:
             body["acquiring_registry"] = target_registry
-            return self.call(registry, "POST", "/transactions/external-transfer", json=body,
-                             headers=self.as_actor(registry, holder(source)))
-        return self.call(registry, "POST", "/transactions/internal-transfer", json=body,
-                         headers=self.as_actor(registry, holder(source)))
+            path = "/transactions/external-transfer"
+        return self.propose(registry, path, body, holder(source), approve)
 
     def transaction(self, registry: str, transaction_id: str) -> Any:
         return self.ok(registry, "GET", f"/transactions/{transaction_id}")
@@ -292,6 +335,14 @@ class StackClient:
     def registry_totals(self, registry: str) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = self.ok(registry, "GET", "/holdings")
         return rows
+
+
+def is_pending(response: httpx.Response) -> bool:
+    """Whether an answer is an operation awaiting approval (202, a pending approval)."""
+    if response.status_code != 202:
+        return False
+    body = response.json()
+    return isinstance(body, dict) and "approval_id" in body and body.get("status") == "pending"
 
 
 def poll(read: Callable[[], T], done: Callable[[T], bool], what: str,

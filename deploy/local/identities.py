@@ -38,9 +38,11 @@ def authorised_body(registry: str, person: int = 1) -> str:
     return f"{registry.lower()}-ab-{person}"
 
 
-def holder_representative(registry: str, account_id: int) -> str:
-    """User name of the representative of an account's holder, e.g. ``kz-holder-1001``."""
-    return f"{registry.lower()}-holder-{account_id}"
+def holder_representative(registry: str, account_id: int, person: int = 1) -> str:
+    """User name of a representative of an account's holder: ``kz-holder-1001`` (the
+    first), ``kz-holder-1001-2`` (the second, who approves what the first starts)."""
+    suffix = "" if person == 1 else f"-{person}"
+    return f"{registry.lower()}-holder-{account_id}{suffix}"
 
 
 def _secret() -> str:

@@ -25,7 +25,7 @@ def create_app(settings: CdmSettings | None = None) -> FastAPI:
         "The CDM registry: CDM projects, issuance of CERs, tCERs and lCERs with the "
         "share of proceeds, and forwarding to national registries through the ITL.",
     )
-    store = CdmStore(registry.runtime.db)
+    store = CdmStore(registry.runtime.db, registry.runtime.audit)
     app.state.cdm = CdmService(registry, store, settings.share_of_proceeds_percent)
     app.include_router(router, responses=AUTH_RESPONSES,
                        dependencies=[Depends(CDM_CALLERS)])

@@ -7,18 +7,25 @@ from datetime import date
 from pymongo import DESCENDING
 
 from services.cdm_registry.domain import Project
+from shared.audit import AuditTrail, side_keys
 from shared.store import Database, Document, Session
 
 
 class CdmStore:
-    def __init__(self, db: Database) -> None:
+    """Projects and issuance requests; every write records itself in the audit trail
+    (``audit``), in its transaction."""
+
+    def __init__(self, db: Database, audit: AuditTrail | None = None) -> None:
         self.db = db
+        self.audit = audit or AuditTrail(db, "CDM")
 
     async def ensure_indexes(self) -> None:
         await self.db.issuance_requests.create_index([("created_at", DESCENDING)])
 
     async def insert_project(self, project: Project, session: Session) -> None:
-        await self.db.projects.insert_one(project_to_doc(project), session=session)
+        doc = project_to_doc(project)
+        await self.db.projects.insert_one(doc, session=session)
+        await self.audit.record(session, "cdm_project_registered", details=doc)
 
     async def project(self, project_id: str, session: Session | None = None) -> Project | None:
         doc = await self.db.projects.find_one({"_id": project_id}, session=session)
@@ -29,6 +36,10 @@ class CdmStore:
 
     async def insert_request(self, doc: Document, session: Session) -> None:
         await self.db.issuance_requests.insert_one(doc, session=session)
+        await self.audit.record(session, "cdm_issuance_requested",
+                                accounts=side_keys(doc.get("acquiring")),
+                                transaction_id=doc.get("issuance_transaction"),
+                                details={k: v for k, v in doc.items() if k != "history"})
 
     async def request(self, request_id: str, session: Session | None = None) -> Document | None:
         return await self.db.issuance_requests.find_one({"_id": request_id}, session=session)
@@ -40,6 +51,8 @@ class CdmStore:
     async def update_request(self, request_id: str, fields: Document, session: Session) -> None:
         await self.db.issuance_requests.update_one({"_id": request_id}, {"$set": fields},
                                                    session=session)
+        await self.audit.record(session, "cdm_issuance_request_changed",
+                                details={"request_id": request_id, **fields})
 
 
 def project_to_doc(project: Project) -> Document:

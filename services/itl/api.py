@@ -127,7 +127,7 @@ async def record_standing(request: Request, code: PartyCode, body: StandingIn) -
     reference = reference_standing(code)
     standing = PartyStanding(code, reference.name, frozenset(body.commitment_periods),
                              frozenset(body.eligible))
-    await service.store.record_standing(standing, service.runtime.clock.now())
+    await service.record_standing(standing)
     return StandingView.of(standing)
 
 

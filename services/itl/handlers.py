@@ -88,6 +88,7 @@ from shared.contracts import (
 from shared.errors import RuleViolation
 from shared.logs import log_event
 from shared.rules.deadlines import deadline_after
+from shared.rules.parties import PartyStanding
 from shared.service import Runtime
 from shared.store import Document, Session
 from shared.store.unit_blocks import Holder, doc_to_block
@@ -321,26 +322,43 @@ class ItlService:
     # operator commands
 
     async def record_party_period(self, record: PartyPeriod) -> PartyPeriod:
-        """Record a Party's assigned amount and latest reviewed inventory for a period."""
-        await self.store.record_party_period(record, self.runtime.clock.now())
+        """Record a Party's assigned amount and latest reviewed inventory for a period,
+        and send it notice 7 with its reserve, in one store transaction."""
+
+        async def work(session: Session) -> None:
+            await self.store.record_party_period(record, self.runtime.clock.now(), session)
+            if record.party in self.registries:
+                reserve = record.reserve
+                await self._issue_notice({
+                    "notice_type": int(NoticeType.COMMITMENT_PERIOD_RESERVE),
+                    "registry": record.party, "target_value": reserve,
+                    "commitment_period": record.commitment_period,
+                    "text": f"commitment period reserve for period "
+                            f"{record.commitment_period}: {reserve} units",
+                }, session)
+
+        await self.runtime.commit(work)
         log_event(log, "party_period_recorded", party=record.party,
                   commitment_period=record.commitment_period,
                   assigned_amount=record.assigned_amount,
                   reviewed_inventory=record.reviewed_inventory)
-        if record.party in self.registries:
-            reserve = record.reserve
-            await self.issue_notice({
-                "notice_type": int(NoticeType.COMMITMENT_PERIOD_RESERVE),
-                "registry": record.party, "target_value": reserve,
-                "commitment_period": record.commitment_period,
-                "text": f"commitment period reserve for period {record.commitment_period}: "
-                        f"{reserve} units",
-            })
         return record
+
+    async def record_standing(self, standing: PartyStanding) -> None:
+        """Set a Party's commitment periods and mechanism eligibility."""
+
+        async def work(session: Session) -> None:
+            await self.store.record_standing(standing, self.runtime.clock.now(), session)
+
+        await self.runtime.commit(work)
 
     async def record_ji_project(self, project: JiProject) -> JiProject:
         """Record a JI project and, for track 2, the JISC's approved ERU quantity."""
-        await self.store.record_ji_project(project)
+
+        async def work(session: Session) -> None:
+            await self.store.record_ji_project(project, session)
+
+        await self.runtime.commit(work)
         log_event(log, "ji_project_recorded", project_id=project.project_id,
                   host_party=project.host_party, track=project.track,
                   approved_quantity=project.approved_quantity)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated
 
 from fastapi import Depends, FastAPI
 
@@ -13,7 +14,8 @@ from services.itl.handlers import ItlService
 from services.itl.messaging import make_dispatch
 from services.itl.store import ItlStore
 from services.itl.timeouts import TimeOuts
-from shared.auth import AUTH_RESPONSES, require_roles_by_method
+from shared.audit import AuditReader, audit_router
+from shared.auth import AUTH_RESPONSES, Principal, require_role, require_roles_by_method
 from shared.codes import ITL_CODE
 from shared.service import Runtime, build_app, serve
 
@@ -24,7 +26,7 @@ def create_app(settings: ItlSettings | None = None) -> FastAPI:
     # Takes messages from its registries only; answers a refused one (docs/adr/0005).
     runtime = Runtime(settings, code=ITL_CODE, default_database=settings.database,
                       peer_codes=settings.registries, answer_refusals=True)
-    store = ItlStore(runtime.db)
+    store = ItlStore(runtime.db, runtime.audit)
     timeout = timedelta(hours=settings.transaction_timeout_hours)
     service = ItlService(runtime, store, settings.registries, timeout,
                          settings.true_up_period_ends)
@@ -47,6 +49,7 @@ def create_app(settings: ItlSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.include_router(router, responses=AUTH_RESPONSES,
                        dependencies=[Depends(ITL_CALLERS)])
+    app.include_router(audit_router(itl_audit_reader), responses=AUTH_RESPONSES)
     return app
 
 
@@ -56,6 +59,15 @@ def create_app(settings: ItlSettings | None = None) -> FastAPI:
 #: their books with).
 ITL_CALLERS = require_roles_by_method(
     "administrator", [(ITL_CODE, "administrator"), (None, "operator")], "the ITL's records")
+
+
+async def itl_audit_reader(
+    _: Annotated[Principal, Depends(require_role("administrator",
+                                                 "reading the ITL's audit trail"))],
+) -> AuditReader:
+    """FastAPI dependency of the ITL's ``GET /audit``: the ITL administrator reads every
+    record (docs/adr/0019); accounts are named with their registry (``KZ:1001``)."""
+    return AuditReader(None, None)
 
 
 def run() -> None:

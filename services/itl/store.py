@@ -14,6 +14,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 
 from services.itl.domain import CPR_UNIT_TYPES, JiProject, LedgerEntry, PartyBooks, PartyPeriod
+from shared.audit import AuditTrail, side_keys
 from shared.codes import (
     OUT_OF_CIRCULATION_ACCOUNT_TYPES,
     TransactionStatus,
@@ -26,11 +27,14 @@ from shared.store.unit_blocks import UnitBlockStore
 
 
 class ItlStore:
-    """Repository over the ITL's database."""
+    """Repository over the ITL's database. Every write of a transaction, a Party's data,
+    a JI project or a notice records itself in the audit trail (``audit``) in the same
+    store transaction."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, audit: AuditTrail | None = None) -> None:
         self.db = db
         self.units = UnitBlockStore(db.units)
+        self.audit = audit or AuditTrail(db, "ITL")
 
     async def ensure_indexes(self) -> None:
         """Create every index the ITL's queries use (idempotent)."""
@@ -85,6 +89,13 @@ class ItlStore:
             },
             session=session,
         )
+        await self.audit.record(
+            session, "proposal_checked", transaction_id=transaction_id,
+            accounts=side_keys(proposal.get("transferring"), proposal.get("acquiring")),
+            notice_id=proposal.get("notification_id"),
+            details={"transaction_type": int(transaction_type), "proposer": proposer,
+                     "statuses": [s.name for s in statuses],
+                     "response_codes": [r.get("response_code") for r in evaluation_results]})
 
     async def set_status(
         self,
@@ -107,6 +118,16 @@ class ItlStore:
             {"$set": fields, "$push": {"history": {"status": int(status), "at": at}}},
             session=session,
         )
+        tx = await self.db.transactions.find_one(
+            {"_id": transaction_id}, {"proposal.transferring": 1, "proposal.acquiring": 1},
+            session=session) or {}
+        proposal = tx.get("proposal") or {}
+        await self.audit.record(
+            session, "transaction_status_changed", transaction_id=transaction_id,
+            accounts=side_keys(proposal.get("transferring"), proposal.get("acquiring")),
+            details={"status": int(status), "status_name": status.name,
+                     "response_codes": [r.get("response_code")
+                                        for r in evaluation_results or []]})
 
     async def transactions(
         self, proposer: str | None, status: int | None, limit: int
@@ -137,7 +158,8 @@ class ItlStore:
                            ) -> PartyPeriod | None:
         return (await self.party_books(party, session)).periods.get(period)
 
-    async def record_party_period(self, record: PartyPeriod, at: datetime) -> None:
+    async def record_party_period(self, record: PartyPeriod, at: datetime,
+                                  session: Session) -> None:
         """Record (or replace) what is known of a Party for a period; its counters stay."""
         key = f"periods.{record.commitment_period}"
         fields = {
@@ -152,16 +174,22 @@ class ItlStore:
         }
         await self.db.parties.update_one(
             {"_id": record.party}, {"$set": {f"{key}.{k}": v for k, v in fields.items()}},
-            upsert=True)
+            upsert=True, session=session)
+        await self.audit.record(session, "party_period_recorded",
+                                details={"party": record.party,
+                                         "commitment_period": record.commitment_period,
+                                         **fields})
 
-    async def record_standing(self, standing: PartyStanding, at: datetime) -> None:
+    async def record_standing(self, standing: PartyStanding, at: datetime,
+                              session: Session) -> None:
         """Set a Party's commitment periods and mechanism eligibility."""
+        fields = {"commitment_periods": sorted(standing.commitment_periods),
+                  "eligible": sorted(m.value for m in standing.eligible), "updated_at": at}
         await self.db.parties.update_one(
-            {"_id": standing.code},
-            {"$set": {"standing": {"commitment_periods": sorted(standing.commitment_periods),
-                                   "eligible": sorted(m.value for m in standing.eligible),
-                                   "updated_at": at}}},
-            upsert=True)
+            {"_id": standing.code}, {"$set": {"standing": fields}}, upsert=True,
+            session=session)
+        await self.audit.record(session, "party_standing_recorded",
+                                details={"party": standing.code, **fields})
 
     async def apply_ledger(self, entries: Iterable[LedgerEntry], session: Session) -> None:
         """Add each entry to its Party's counter (negative entries undo)."""
@@ -214,14 +242,16 @@ class ItlStore:
         return JiProject(doc["_id"], doc["host_party"], doc["track"],
                          doc["approved_quantity"], doc.get("converted", 0))
 
-    async def record_ji_project(self, project: JiProject) -> None:
+    async def record_ji_project(self, project: JiProject, session: Session) -> None:
+        fields = {"host_party": project.host_party, "track": project.track,
+                  "approved_quantity": project.approved_quantity}
         await self.db.ji_projects.update_one(
             {"_id": project.project_id},
-            {"$set": {"host_party": project.host_party, "track": project.track,
-                      "approved_quantity": project.approved_quantity},
-             "$setOnInsert": {"converted": 0}},
-            upsert=True,
+            {"$set": fields, "$setOnInsert": {"converted": 0}},
+            upsert=True, session=session,
         )
+        await self.audit.record(session, "ji_project_recorded",
+                                details={"project_id": project.project_id, **fields})
 
     async def add_converted(self, project_id: str, quantity: int, session: Session) -> None:
         await self.db.ji_projects.update_one(
@@ -233,6 +263,8 @@ class ItlStore:
     async def insert_notice(self, doc: Document, session: Session) -> Document:
         doc = {**doc, "_id": await next_sequence(self.db, "notice", session)}
         await self.db.notices.insert_one(doc, session=session)
+        await self.audit.record(session, "notice_issued", notice_id=doc["_id"],
+                                details={k: v for k, v in doc.items() if k != "_id"})
         return doc
 
     async def notice(self, notice_id: int, session: Session | None = None) -> Document | None:
@@ -257,6 +289,9 @@ class ItlStore:
         if inc:
             update["$inc"] = inc
         await self.db.notices.update_one({"_id": notice_id}, update, session=session)
+        await self.audit.record(session, "notice_updated", notice_id=notice_id,
+                                transaction_id=transaction_id,
+                                details={**fields, **({"inc": inc} if inc else {})})
 
     async def expiring_unnoticed(self, before: date) -> list[Document]:
         """tCER and lCER blocks that a national registry used (retired or cancelled, so

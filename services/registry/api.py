@@ -25,6 +25,7 @@ from services.registry.permissions import (
     readable_accounts,
 )
 from services.registry.proceeds import ShareOfProceeds, ShareOfProceedsKind
+from shared.audit import AuditReader, account_key
 from shared.auth import PrincipalDep
 from shared.bounds import Identifier
 from shared.codes import (
@@ -69,6 +70,16 @@ async def registry_reader(actor: ActorDep) -> Actor:
 
 #: Dependencies of a route that only the operator and the authorised body read.
 REGISTRY_READERS = [Depends(registry_reader)]
+
+
+async def audit_reader(request: Request, actor: ActorDep) -> AuditReader:
+    """FastAPI dependency of ``GET /audit`` (docs/adr/0019): the operator and the
+    authorised body read every record; a holder's representative the records naming
+    its accounts; anyone else 403."""
+    code = service_of(request).code
+    readable = readable_accounts(actor)
+    return AuditReader(None if readable is None
+                       else frozenset(account_key(code, a) for a in readable), code)
 
 
 def service_of(request: Request) -> RegistryService:
@@ -394,6 +405,15 @@ class TransactionView(BaseModel):
     notification_id: int | None = None
     decision_id: str | None = None
     reference: str | None
+    initiated_by: str | None = Field(
+        default=None, description="who asked for it: the role acted in and the person "
+        "(holder:1001 kz-holder-1001); null when the registry proposed it by itself (a "
+        "decision carried out when due, a share of proceeds) or it came from another "
+        "registry")
+    approved_by: str | None = Field(
+        default=None, description="the second person who approved it (four-eyes "
+                                  "approval, docs/adr/0018)")
+    approval_id: str | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -425,6 +445,9 @@ class TransactionView(BaseModel):
             notification_id=doc.get("proposal", {}).get("notification_id"),
             decision_id=doc.get("decision_id"),
             reference=doc.get("reference"),
+            initiated_by=doc.get("initiated_by"),
+            approved_by=doc.get("approved_by"),
+            approval_id=doc.get("approval_id"),
             created_at=doc["created_at"],
             updated_at=doc["updated_at"],
         )

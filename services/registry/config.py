@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated, Any
 
-from shared.service import ServiceSettings
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
+
+from services.registry.approvals import DEFAULT_FOUR_EYES_OPERATIONS, four_eyes_operations
+from shared.service import ServiceSettings, comma_or_json_list
 
 
 class RegistrySettings(ServiceSettings):
@@ -29,6 +33,25 @@ class RegistrySettings(ServiceSettings):
         description="simulated hours before its due date at which the registry carries "
                     "out an unappealed withdrawal or replacement decision by itself, so "
                     "that the transaction completes within the month (cl. 23, 26; O)")
+
+    four_eyes_operations: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_FOUR_EYES_OPERATIONS),
+        description="operations a second person approves before they are proposed, by "
+                    "the names of permissions.Operation (EXTERNAL_TRANSFER, ISSUANCE, ...), "
+                    "JSON or comma list; empty: none (docs/adr/0018)")
+    approval_expiry_hours: float = Field(
+        default=72, gt=0, le=24 * 366,
+        description="simulated hours a pending approval waits before it expires (O)")
+
+    @field_validator("four_eyes_operations", mode="before")
+    @classmethod
+    def _operations_list(cls, value: Any) -> Any:
+        return comma_or_json_list(value)
+
+    @field_validator("four_eyes_operations")
+    @classmethod
+    def _approvable(cls, value: list[str]) -> list[str]:
+        return sorted(o.name for o in four_eyes_operations(value))
 
     def database_name(self) -> str:
         return self.database or f"registry_{self.registry_code.lower()}"

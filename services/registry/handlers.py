@@ -111,6 +111,9 @@ ProposalHook = Callable[["Proposed", Session], Awaitable[None]]
 #: Handles an incoming message type the registry engine does not know itself (with its
 #: decoded payload); the effort-sharing module adds its allowance-transfer messages.
 MessageHandler = Callable[[Envelope, Any], Awaitable[None]]
+#: What one store transaction does (``Runtime.commit``): here, propose a transaction
+#: and return it.
+Work = Callable[[Session], Awaitable[Document]]
 
 
 @dataclass(frozen=True)
@@ -669,6 +672,8 @@ class RegistryService:
             async def work(session: Session, transaction_id: str = tx["_id"]) -> None:
                 await self.store.db.transactions.update_one(
                     {"_id": transaction_id}, {"$set": {"queried_at": now}}, session=session)
+                await self.store.record_transaction(transaction_id,
+                                                    "transaction_status_queried", session, {})
                 await self.runtime.send(
                     session, message_type=MessageType.TRANSACTION_STATUS_QUERIED,
                     recipient=ITL_CODE, correlation_id=transaction_id,
@@ -960,7 +965,7 @@ class DecisionDesk:
         return await self._stored(decision_id, None)
 
     async def _save(self, doc: Document, session: Session, event: str) -> None:
-        await self.store.replace_decision(doc, session)
+        await self.store.replace_decision(doc, session, event)
         log_event(log, event, decision_id=doc["_id"], state=doc["state"],
                   due_at=doc.get("due_at"))
 
@@ -985,6 +990,17 @@ class DecisionDesk:
 
     async def execute(self, decision_id: str, automatic: bool = False) -> Document:
         """Propose the transaction a withdrawal or replacement decision orders."""
+        try:
+            return await self.runtime.commit(self.execution_work(decision_id, automatic))
+        except (RuleViolation, NotFound):
+            if automatic:
+                await self._mark_attempted(decision_id)
+            raise
+
+    def execution_work(self, decision_id: str, automatic: bool = False) -> Work:
+        """The store work that carries a withdrawal or replacement decision out: its
+        transaction proposed, the decision executing (``automatic``: by the registry
+        itself, once)."""
 
         async def work(session: Session) -> Document:
             current = await self._stored(decision_id, session)
@@ -1004,19 +1020,14 @@ class DecisionDesk:
             await self._save(decision_to_doc(executing, kept), session, "decision_executing")
             return tx
 
-        try:
-            return await self.runtime.commit(work)
-        except (RuleViolation, NotFound):
-            if automatic:
-                await self._mark_attempted(decision_id)
-            raise
+        return work
 
     async def _mark_attempted(self, decision_id: str) -> None:
         async def work(session: Session) -> None:
             current = await self.store.decision(decision_id, session)
             if current is not None:
                 await self.store.replace_decision({**current, "auto_attempted": True},
-                                                  session)
+                                                  session, "decision_execution_refused")
 
         await self.runtime.commit(work)
 
@@ -1100,7 +1111,7 @@ class DecisionDesk:
                                 http_status=409)
         used = use(decision, kind, unit_type, quantity, period)
         await self.store.replace_decision(decision_to_doc(used, _kept(current, False)),
-                                          session)
+                                          session, "decision_used")
         return used
 
     async def attach(self, decision_id: str, transaction_id: str, session: Session) -> None:
@@ -1183,6 +1194,12 @@ class Operations:
     async def issue(self, decision_id: str, quantity: int | None,
                     acquiring_account_id: int) -> Document:
         """Issue AAUs or RMUs on an issuance decision (cl. 10-11, 14-15)."""
+        return await self.registry.runtime.commit(
+            self.issue_work(decision_id, quantity, acquiring_account_id))
+
+    def issue_work(self, decision_id: str, quantity: int | None,
+                   acquiring_account_id: int) -> Work:
+        """The store work of ``issue``."""
 
         async def work(session: Session) -> Document:
             decision = await self.desk.require(decision_id, session)
@@ -1198,13 +1215,19 @@ class Operations:
             await self.desk.attach(decision_id, tx["_id"], session)
             return tx
 
-        return await self.registry.runtime.commit(work)
+        return work
 
     async def move(self, command: TransferUnits | Callable[[Session], Awaitable[TransferUnits]],
                    decision_kind: DecisionKind | None = None,
                    blocks: list[UnitBlock] | None = None) -> Document:
         """Propose ``command`` (or the command a builder makes inside the transaction),
         counting it against its decision when it names one."""
+        return await self.registry.runtime.commit(self.move_work(command, decision_kind, blocks))
+
+    def move_work(self, command: TransferUnits | Callable[[Session], Awaitable[TransferUnits]],
+                  decision_kind: DecisionKind | None = None,
+                  blocks: list[UnitBlock] | None = None) -> Work:
+        """The store work of ``move``."""
 
         async def work(session: Session) -> Document:
             current = command if isinstance(command, TransferUnits) else await command(session)
@@ -1221,7 +1244,7 @@ class Operations:
                 await self.desk.attach(current.decision_id, tx["_id"], session)
             return tx
 
-        return await self.registry.runtime.commit(work)
+        return work
 
 
 async def check_target_period(registry: RegistryService, command: TransferUnits,

@@ -7,15 +7,19 @@ from datetime import timedelta
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from services.registry.api import router
+from services.registry.api import audit_reader, router
+from services.registry.approvals import ApprovalConflict, ApprovalDesk, four_eyes_operations
+from services.registry.approvals_api import router as approvals_router
 from services.registry.config import RegistrySettings
 from services.registry.domain import RegistryProfile, StatusChangeRefused, fixed_accounts
 from services.registry.esd.main import install_effort_sharing
 from services.registry.handlers import DecisionDesk, Operations, RegistryService
 from services.registry.messaging import make_dispatch
+from services.registry.operations_api import PLAN_ROUTES
 from services.registry.operations_api import router as operations_router
 from services.registry.proceeds import ShareOfProceeds
 from services.registry.store import RegistryStore
+from shared.audit import audit_router
 from shared.auth import AUTH_RESPONSES, AUTHENTICATED
 from shared.codes import CDM_CODE, ITL_CODE, MessageType
 from shared.service import Runtime, build_app, serve
@@ -26,7 +30,7 @@ def create_registry(settings: RegistrySettings, code: str, title: str,
     """A registry app for ``code``; the CDM registry builds on it too."""
     runtime = Runtime(settings, code=code, default_database=settings.database_name(),
                       peer_codes=[ITL_CODE])
-    store = RegistryStore(runtime.db, code)
+    store = RegistryStore(runtime.db, code, runtime.audit)
     profile = RegistryProfile(code=code, is_cdm=code == CDM_CODE)
     service = RegistryService(runtime, store, profile,
                               timedelta(minutes=settings.outstanding_after_minutes),
@@ -43,6 +47,9 @@ def create_registry(settings: RegistrySettings, code: str, title: str,
     desk = DecisionDesk(service, timedelta(hours=settings.decision_execution_lead_hours))
     service.message_handlers[MessageType.NOTICE_ISSUED] = desk.on_notice
     runtime.on_due(desk.execute_due)
+    approvals = ApprovalDesk(service, four_eyes_operations(settings.four_eyes_operations),
+                             timedelta(hours=settings.approval_expiry_hours))
+    runtime.on_due(approvals.expire_due)
 
     app = build_app(title, description, runtime, make_dispatch(service), on_start)
     app.state.service = service
@@ -50,11 +57,17 @@ def create_registry(settings: RegistrySettings, code: str, title: str,
     app.state.decisions = desk
     app.state.operations = Operations(service, desk)
     app.state.proceeds = None if profile.is_cdm else ShareOfProceeds(service)
-    for routes in (router, operations_router):
+    app.state.approvals = approvals
+    app.state.plan_routes = PLAN_ROUTES
+    for routes in (router, operations_router, approvals_router, audit_router(audit_reader)):
         app.include_router(routes, dependencies=AUTHENTICATED, responses=AUTH_RESPONSES)
 
     @app.exception_handler(StatusChangeRefused)
     async def status_change_refused(_: Request, exc: StatusChangeRefused) -> JSONResponse:
+        return JSONResponse(status_code=409, content={"detail": exc.reason})
+
+    @app.exception_handler(ApprovalConflict)
+    async def approval_conflict(_: Request, exc: ApprovalConflict) -> JSONResponse:
         return JSONResponse(status_code=409, content={"detail": exc.reason})
 
     return app, service

@@ -14,8 +14,14 @@ from services.registry.api import (
     REFUSALS,
     REGISTRY_READERS,
     ActorDep,
-    TransactionView,
     service_of,
+)
+from services.registry.approvals import Plan
+from services.registry.approvals_api import (
+    PROPOSAL_DESCRIPTION,
+    PlanRoute,
+    Proposal,
+    carry_out,
 )
 from services.registry.decisions import (
     Decision,
@@ -33,6 +39,7 @@ from services.registry.handlers import (
 )
 from services.registry.notices import decree_due_at, notice_follow_up
 from services.registry.permissions import (
+    Actor,
     Operation,
     authorise,
     authorise_read,
@@ -55,6 +62,8 @@ router = APIRouter()
 PERMISSION: dict[int | str, dict[str, Any]] = {
     403: {"description": "the request's actor may not start this operation"}}
 RESPONSES: dict[int | str, dict[str, Any]] = {**REFUSALS, **PERMISSION}
+PROPOSAL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **RESPONSES, 202: {"description": PROPOSAL_DESCRIPTION}}
 
 
 def desk_of(request: Request) -> DecisionDesk:
@@ -255,16 +264,12 @@ async def dismiss_appeal(decision_id: str, request: Request, actor: ActorDep,
 
 
 @router.post("/decisions/{decision_id}/execute", status_code=status.HTTP_202_ACCEPTED,
-             tags=["decisions"], responses=RESPONSES)
-async def execute_decision(decision_id: str, request: Request,
-                           actor: ActorDep) -> TransactionView:
+             tags=["decisions"], responses=PROPOSAL_RESPONSES)
+async def execute_decision(decision_id: str, request: Request, actor: ActorDep) -> Proposal:
     """Carry out a withdrawal or replacement decision now (the registry also does so by
-    itself at ``executes_at``, unless appealed)."""
-    desk = desk_of(request)
-    decision = await desk.require(decision_id)
-    authorise(actor, Operation.WITHDRAWAL if decision.kind == DecisionKind.WITHDRAWAL
-              else Operation.REPLACEMENT)
-    return TransactionView.of(await desk.execute(decision_id))
+    itself at ``executes_at``, unless appealed, and needs nobody's approval then)."""
+    return await carry_out(request, EXECUTION, DecisionExecution(decision_id=decision_id),
+                           actor)
 
 
 # notices
@@ -412,29 +417,30 @@ class ReplacementRequest(BaseModel):
     commitment_period: int = Field(default=2, ge=1, le=2)
 
 
-@router.post("/transactions/issuance", status_code=status.HTTP_202_ACCEPTED,
-             tags=["operations"], responses=RESPONSES)
-async def propose_issuance(body: IssuanceRequest, request: Request,
-                           actor: ActorDep) -> TransactionView:
-    """1. Issuance of AAUs or RMUs on a decision of the authorised body (cl. 10-15)."""
-    authorise(actor, Operation.ISSUANCE)
-    svc = service_of(request)
-    if svc.profile.is_cdm:
+async def plan_issuance(request: Request, body: IssuanceRequest, actor: Actor) -> Plan:
+    by = authorise(actor, Operation.ISSUANCE)
+    if service_of(request).profile.is_cdm:
         raise RuleViolation(ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
                             "the CDM registry issues for a project: POST "
                             "/projects/{project_id}/issuances")
-    tx = await operations_of(request).issue(body.decision_id, body.quantity,
-                                            body.acquiring_account_id)
-    return TransactionView.of(tx)
+    work = operations_of(request).issue_work(body.decision_id, body.quantity,
+                                             body.acquiring_account_id)
+    return Plan(Operation.ISSUANCE, by, actor.subject, (body.acquiring_account_id,), work)
 
 
-@router.post("/transactions/conversion", status_code=status.HTTP_202_ACCEPTED,
-             tags=["operations"], responses=RESPONSES)
-async def propose_conversion(body: ConversionRequest, request: Request,
-                             actor: ActorDep) -> TransactionView:
-    """2. Conversion of AAUs or RMUs into ERUs for a JI project (cl. 12-13): track 1 on a
-    national decision, track 2 on the JISC data the ITL holds."""
-    authorise(actor, Operation.CONVERSION)
+ISSUANCE = PlanRoute("issuance", IssuanceRequest, plan_issuance)
+
+
+@router.post("/transactions/issuance", status_code=status.HTTP_202_ACCEPTED,
+             tags=["operations"], responses=PROPOSAL_RESPONSES)
+async def propose_issuance(body: IssuanceRequest, request: Request,
+                           actor: ActorDep) -> Proposal:
+    """1. Issuance of AAUs or RMUs on a decision of the authorised body (cl. 10-15)."""
+    return await carry_out(request, ISSUANCE, body, actor)
+
+
+async def plan_conversion(request: Request, body: ConversionRequest, actor: Actor) -> Plan:
+    by = authorise(actor, Operation.CONVERSION)
     if body.unit_type not in (UnitType.AAU, UnitType.RMU):
         raise RuleViolation(ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
                             "only AAUs and RMUs are converted into ERUs")
@@ -449,17 +455,26 @@ async def propose_conversion(body: ConversionRequest, request: Request,
         unit_type=body.unit_type, quantity=body.quantity,
         commitment_period=body.commitment_period, project_id=body.project_id,
         track=body.track, decision_id=body.decision_id)
-    return await _move(request, command, DecisionKind.CONVERSION)
+    return _plan(request, Operation.CONVERSION, by, actor, command, DecisionKind.CONVERSION)
 
 
-@router.post("/transactions/external-transfer", status_code=status.HTTP_202_ACCEPTED,
-             tags=["operations"], responses=RESPONSES)
-async def propose_external_transfer(body: ExternalTransferRequest, request: Request,
-                                    actor: ActorDep) -> TransactionView:
-    """3. Transfer to an account of another registry (cl. 16-20); ERUs on a decision."""
+CONVERSION = PlanRoute("conversion", ConversionRequest, plan_conversion)
+
+
+@router.post("/transactions/conversion", status_code=status.HTTP_202_ACCEPTED,
+             tags=["operations"], responses=PROPOSAL_RESPONSES)
+async def propose_conversion(body: ConversionRequest, request: Request,
+                             actor: ActorDep) -> Proposal:
+    """2. Conversion of AAUs or RMUs into ERUs for a JI project (cl. 12-13): track 1 on a
+    national decision, track 2 on the JISC data the ITL holds."""
+    return await carry_out(request, CONVERSION, body, actor)
+
+
+async def plan_external_transfer(request: Request, body: ExternalTransferRequest,
+                                 actor: Actor) -> Plan:
     svc = service_of(request)
-    authorise(actor, Operation.EXTERNAL_TRANSFER,
-              await svc.require_account(body.transferring_account_id), body.unit_type)
+    account = await svc.require_account(body.transferring_account_id)
+    by = authorise(actor, Operation.EXTERNAL_TRANSFER, account, body.unit_type)
     if body.acquiring_registry == svc.code:
         raise RuleViolation(ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
                             "the acquiring registry is this registry: use internal-transfer")
@@ -470,31 +485,49 @@ async def propose_external_transfer(body: ExternalTransferRequest, request: Requ
                             "(cl. 16): decision_id")
     command = _transfer(body, body.acquiring_registry, decision_id=body.decision_id,
                         notification_id=body.notice_id)
-    return await _move(request, command, DecisionKind.EXTERNAL_TRANSFER)
+    return _plan(request, Operation.EXTERNAL_TRANSFER, by, actor, command,
+                 DecisionKind.EXTERNAL_TRANSFER, account_id=account.account_id,
+                 unit_type=body.unit_type)
+
+
+EXTERNAL_TRANSFER = PlanRoute("external-transfer", ExternalTransferRequest,
+                              plan_external_transfer)
+
+
+@router.post("/transactions/external-transfer", status_code=status.HTTP_202_ACCEPTED,
+             tags=["operations"], responses=PROPOSAL_RESPONSES)
+async def propose_external_transfer(body: ExternalTransferRequest, request: Request,
+                                    actor: ActorDep) -> Proposal:
+    """3. Transfer to an account of another registry (cl. 16-20); ERUs on a decision.
+    By default it awaits a second person's approval (FOUR_EYES_OPERATIONS)."""
+    return await carry_out(request, EXTERNAL_TRANSFER, body, actor)
+
+
+async def plan_internal_transfer(request: Request, body: TransferRequest,
+                                 actor: Actor) -> Plan:
+    svc = service_of(request)
+    account = await svc.require_account(body.transferring_account_id)
+    by = authorise(actor, Operation.INTERNAL_TRANSFER, account, body.unit_type)
+    return _plan(request, Operation.INTERNAL_TRANSFER, by, actor, _transfer(body, svc.code),
+                 account_id=account.account_id, unit_type=body.unit_type,
+                 accounts=(account.account_id, body.acquiring_account_id))
+
+
+INTERNAL_TRANSFER = PlanRoute("internal-transfer", TransferRequest, plan_internal_transfer)
 
 
 @router.post("/transactions/internal-transfer", status_code=status.HTTP_202_ACCEPTED,
-             tags=["operations"], responses=RESPONSES)
+             tags=["operations"], responses=PROPOSAL_RESPONSES)
 async def propose_internal_transfer(body: TransferRequest, request: Request,
-                                    actor: ActorDep) -> TransactionView:
+                                    actor: ActorDep) -> Proposal:
     """4. Transfer between two accounts of this registry, on the instruction of the
     holder of the transferring account (cl. 21)."""
-    svc = service_of(request)
-    authorise(actor, Operation.INTERNAL_TRANSFER,
-              await svc.require_account(body.transferring_account_id), body.unit_type)
-    return await _move(request, _transfer(body, svc.code))
+    return await carry_out(request, INTERNAL_TRANSFER, body, actor)
 
 
-@router.post("/transactions/cancellation", status_code=status.HTTP_202_ACCEPTED,
-             tags=["operations"], responses=RESPONSES)
-async def propose_cancellation(body: CancellationRequest, request: Request,
-                               actor: ActorDep) -> TransactionView:
-    """5./7. Withdrawal on an ITL notice (cl. 22) or cancellation on a decision taken
-    after the end of the commitment period (cl. 27-29), into the cancellation account of
-    the units' commitment period. The Doha Amendment's cancellations (Art. 3.7ter into
-    270, ambition increase into 280, period-2 AAUs of the Party holding account) rest on
-    the treaty itself: the ITL holds the Art. 3.7ter quantity and refuses more (4010)."""
-    authorise(actor, Operation.CANCELLATION)
+async def plan_cancellation(request: Request, body: CancellationRequest,
+                            actor: Actor) -> Plan:
+    by = authorise(actor, Operation.CANCELLATION)
     treaty = body.account_type in TREATY_CANCELLATION_ACCOUNT_TYPES
     if body.notice_id is None and body.decision_id is None and not treaty:
         raise RuleViolation(ResponseCode.MISSING_FIELD,
@@ -510,15 +543,28 @@ async def propose_cancellation(body: CancellationRequest, request: Request,
         unit_type=body.unit_type, quantity=body.quantity,
         commitment_period=body.commitment_period, notification_id=body.notice_id,
         decision_id=body.decision_id)
-    return await _move(request, command, DecisionKind.CANCELLATION)
+    return _plan(request, Operation.CANCELLATION, by, actor, command,
+                 DecisionKind.CANCELLATION)
 
 
-@router.post("/transactions/expiry-date-change", status_code=status.HTTP_202_ACCEPTED,
-             tags=["operations"], responses=RESPONSES)
-async def propose_expiry_date_change(body: ExpiryDateChangeRequest, request: Request,
-                                     actor: ActorDep) -> TransactionView:
-    """6. Change of the expiry date of the tCERs/lCERs an ITL notice lists."""
-    authorise(actor, Operation.EXPIRY_DATE_CHANGE)
+CANCELLATION = PlanRoute("cancellation", CancellationRequest, plan_cancellation)
+
+
+@router.post("/transactions/cancellation", status_code=status.HTTP_202_ACCEPTED,
+             tags=["operations"], responses=PROPOSAL_RESPONSES)
+async def propose_cancellation(body: CancellationRequest, request: Request,
+                               actor: ActorDep) -> Proposal:
+    """5./7. Withdrawal on an ITL notice (cl. 22) or cancellation on a decision taken
+    after the end of the commitment period (cl. 27-29), into the cancellation account of
+    the units' commitment period. The Doha Amendment's cancellations (Art. 3.7ter into
+    270, ambition increase into 280, period-2 AAUs of the Party holding account) rest on
+    the treaty itself: the ITL holds the Art. 3.7ter quantity and refuses more (4010)."""
+    return await carry_out(request, CANCELLATION, body, actor)
+
+
+async def plan_expiry_date_change(request: Request, body: ExpiryDateChangeRequest,
+                                  actor: Actor) -> Plan:
+    by = authorise(actor, Operation.EXPIRY_DATE_CHANGE)
     svc = service_of(request)
     notice = await desk_of(request).store.notice(body.notice_id)
     if notice is None:
@@ -535,16 +581,24 @@ async def propose_expiry_date_change(body: ExpiryDateChangeRequest, request: Req
         unit_type=blocks[0].attributes.unit_type, quantity=sum(b.quantity for b in blocks),
         commitment_period=blocks[0].attributes.applicable_commitment_period,
         notification_id=body.notice_id, new_expiry_date=body.new_expiry_date)
-    return TransactionView.of(await operations_of(request).move(command, blocks=blocks))
+    return Plan(Operation.EXPIRY_DATE_CHANGE, by, actor.subject, (account.account_id,),
+                operations_of(request).move_work(command, blocks=blocks))
 
 
-@router.post("/transactions/carry-over", status_code=status.HTTP_202_ACCEPTED,
-             tags=["operations"], responses=RESPONSES)
-async def propose_carry_over(body: CarryOverRequest, request: Request,
-                             actor: ActorDep) -> TransactionView:
-    """8. Carry-over into the next commitment period (AAUs into the previous period
-    surplus reserve; CERs and ERUs from AAUs in their account, within 2.5 %)."""
-    authorise(actor, Operation.CARRY_OVER)
+EXPIRY_DATE_CHANGE = PlanRoute("expiry-date-change", ExpiryDateChangeRequest,
+                               plan_expiry_date_change)
+
+
+@router.post("/transactions/expiry-date-change", status_code=status.HTTP_202_ACCEPTED,
+             tags=["operations"], responses=PROPOSAL_RESPONSES)
+async def propose_expiry_date_change(body: ExpiryDateChangeRequest, request: Request,
+                                     actor: ActorDep) -> Proposal:
+    """6. Change of the expiry date of the tCERs/lCERs an ITL notice lists."""
+    return await carry_out(request, EXPIRY_DATE_CHANGE, body, actor)
+
+
+async def plan_carry_over(request: Request, body: CarryOverRequest, actor: Actor) -> Plan:
+    by = authorise(actor, Operation.CARRY_OVER)
     svc = service_of(request)
     if body.unit_type == UnitType.AAU:
         target_type = AccountType.PREVIOUS_PERIOD_SURPLUS_RESERVE
@@ -558,20 +612,25 @@ async def propose_carry_over(body: CarryOverRequest, request: Request,
         acquiring_account_type=target_type, acquiring_account_id=target,
         unit_type=body.unit_type, quantity=body.quantity,
         commitment_period=body.commitment_period, notification_id=body.notice_id)
-    return await _move(request, command)
+    return _plan(request, Operation.CARRY_OVER, by, actor, command)
 
 
-@router.post("/transactions/retirement", status_code=status.HTTP_202_ACCEPTED,
-             tags=["operations"], responses=RESPONSES)
-async def propose_retirement(body: RetirementRequest, request: Request,
-                             actor: ActorDep) -> TransactionView:
-    """Retirement for compliance (cl. 27-29; protocol.md 2.6, type 5) on a retirement
-    decision taken after the end of its commitment period: units of the decision's type
-    valid for that period leave the decision's account (a holding account or the
-    previous period surplus reserve) for that period's retirement account. 409 when the
-    decision is of another kind, not in force or leaves fewer units."""
-    authorise(actor, Operation.RETIREMENT)
+CARRY_OVER = PlanRoute("carry-over", CarryOverRequest, plan_carry_over)
+
+
+@router.post("/transactions/carry-over", status_code=status.HTTP_202_ACCEPTED,
+             tags=["operations"], responses=PROPOSAL_RESPONSES)
+async def propose_carry_over(body: CarryOverRequest, request: Request,
+                             actor: ActorDep) -> Proposal:
+    """8. Carry-over into the next commitment period (AAUs into the previous period
+    surplus reserve; CERs and ERUs from AAUs in their account, within 2.5 %)."""
+    return await carry_out(request, CARRY_OVER, body, actor)
+
+
+async def plan_retirement(request: Request, body: RetirementRequest, actor: Actor) -> Plan:
+    by = authorise(actor, Operation.RETIREMENT)
     desk = desk_of(request)
+    decided = await desk.require(body.decision_id)
 
     async def prepare(session: Session) -> TransferUnits:
         decision = await desk.require(body.decision_id, session)
@@ -586,17 +645,27 @@ async def propose_retirement(body: RetirementRequest, request: Request,
             commitment_period=decision.commitment_period, reference=decision.reference,
             decision_id=decision.decision_id)
 
-    return TransactionView.of(await operations_of(request).move(prepare,
-                                                                DecisionKind.RETIREMENT))
+    return Plan(Operation.RETIREMENT, by, actor.subject, (decided.account_id,),
+                operations_of(request).move_work(prepare, DecisionKind.RETIREMENT))
 
 
-@router.post("/transactions/replacement", status_code=status.HTTP_202_ACCEPTED,
-             tags=["operations"], responses=RESPONSES)
-async def propose_replacement(body: ReplacementRequest, request: Request,
-                              actor: ActorDep) -> TransactionView:
-    """Replacement of the tCERs/lCERs an ITL notice lists (cl. 24-26), with units of
-    unlimited validity (or tCERs for tCERs)."""
-    authorise(actor, Operation.REPLACEMENT)
+RETIREMENT = PlanRoute("retirement", RetirementRequest, plan_retirement)
+
+
+@router.post("/transactions/retirement", status_code=status.HTTP_202_ACCEPTED,
+             tags=["operations"], responses=PROPOSAL_RESPONSES)
+async def propose_retirement(body: RetirementRequest, request: Request,
+                             actor: ActorDep) -> Proposal:
+    """Retirement for compliance (cl. 27-29; protocol.md 2.6, type 5) on a retirement
+    decision taken after the end of its commitment period: units of the decision's type
+    valid for that period leave the decision's account (a holding account or the
+    previous period surplus reserve) for that period's retirement account. 409 when the
+    decision is of another kind, not in force or leaves fewer units."""
+    return await carry_out(request, RETIREMENT, body, actor)
+
+
+async def plan_replacement(request: Request, body: ReplacementRequest, actor: Actor) -> Plan:
+    by = authorise(actor, Operation.REPLACEMENT)
     desk = desk_of(request)
 
     async def prepare(session: Session) -> TransferUnits:
@@ -604,12 +673,53 @@ async def propose_replacement(body: ReplacementRequest, request: Request,
             body.notice_id, body.unit_type, body.transferring_account_id,
             body.commitment_period, None, None, session)
 
-    return TransactionView.of(await operations_of(request).move(prepare))
+    return Plan(Operation.REPLACEMENT, by, actor.subject, (body.transferring_account_id,),
+                operations_of(request).move_work(prepare))
 
 
-async def _move(request: Request, command: TransferUnits,
-                decision_kind: DecisionKind | None = None) -> TransactionView:
-    return TransactionView.of(await operations_of(request).move(command, decision_kind))
+REPLACEMENT = PlanRoute("replacement", ReplacementRequest, plan_replacement)
+
+
+@router.post("/transactions/replacement", status_code=status.HTTP_202_ACCEPTED,
+             tags=["operations"], responses=PROPOSAL_RESPONSES)
+async def propose_replacement(body: ReplacementRequest, request: Request,
+                              actor: ActorDep) -> Proposal:
+    """Replacement of the tCERs/lCERs an ITL notice lists (cl. 24-26), with units of
+    unlimited validity (or tCERs for tCERs)."""
+    return await carry_out(request, REPLACEMENT, body, actor)
+
+
+class DecisionExecution(BaseModel):
+    decision_id: str = Field(description="a withdrawal or replacement decision")
+
+
+async def plan_execution(request: Request, body: DecisionExecution, actor: Actor) -> Plan:
+    desk = desk_of(request)
+    decision = await desk.require(body.decision_id)
+    operation = (Operation.WITHDRAWAL if decision.kind == DecisionKind.WITHDRAWAL
+                 else Operation.REPLACEMENT)
+    by = authorise(actor, operation)
+    return Plan(operation, by, actor.subject, (decision.account_id,),
+                desk.execution_work(body.decision_id))
+
+
+EXECUTION = PlanRoute("execute-decision", DecisionExecution, plan_execution)
+
+#: Every operation started here, by the name a pending approval keeps (approvals_api).
+PLAN_ROUTES: dict[str, PlanRoute[Any]] = {route.name: route for route in (
+    ISSUANCE, CONVERSION, EXTERNAL_TRANSFER, INTERNAL_TRANSFER, CANCELLATION,
+    EXPIRY_DATE_CHANGE, CARRY_OVER, RETIREMENT, REPLACEMENT, EXECUTION)}
+
+
+def _plan(request: Request, operation: Operation, by: str, actor: Actor,
+          command: TransferUnits, decision_kind: DecisionKind | None = None,
+          account_id: int | None = None, unit_type: UnitType | None = None,
+          accounts: tuple[int, ...] | None = None) -> Plan:
+    """The plan of moving units by ``command`` (counted against its decision)."""
+    return Plan(operation, by, actor.subject,
+                accounts or (command.transferring_account_id,),
+                operations_of(request).move_work(command, decision_kind),
+                account_id=account_id, unit_type=unit_type)
 
 
 async def _fixed_account(request: Request, account_type: AccountType,

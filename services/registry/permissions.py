@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from services.registry.domain import Account
+from shared.audit import acting_as, person_from_record
 from shared.auth import UNAUTHENTICATED, Forbidden, Principal
 from shared.codes import AccountType, UnitType
 from shared.rules.accounts import NON_GOVERNMENT_ACCOUNT_TYPES
@@ -161,7 +162,15 @@ def account_acts_through_operator(account: Account) -> bool:
 def authorise(actor: Actor, operation: Operation, account: Account | None = None,
               unit_type: UnitType | None = None) -> str:
     """Raise ``Forbidden`` unless ``actor`` may start ``operation`` (on ``account``);
-    return who did it, as records keep it (``Actor.record``: the role it is done in)."""
+    return who did it, as records keep it (``Actor.record``: the role it is done in),
+    who is from now on the actor of the request's audit records (``shared.audit``)."""
+    by = _authorise(actor, operation, account, unit_type)
+    acting_as(person_from_record(by))
+    return by
+
+
+def _authorise(actor: Actor, operation: Operation, account: Account | None,
+               unit_type: UnitType | None) -> str:
     if operation in OPERATOR_OPERATIONS:
         return _require(actor, Role.OPERATOR, None, operation, "the operator")
     if operation in AUTHORISED_BODY_OPERATIONS:

@@ -36,7 +36,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 
 from services.registry.domain import Direction
-from services.registry.handlers import Proposed, RegistryService, TransferUnits
+from services.registry.handlers import Proposed, RegistryService, TransferUnits, Work
 from shared.blocks import UnitBlock, take_quantity
 from shared.codes import (
     CDM_CODE,
@@ -251,6 +251,12 @@ class ShareOfProceeds:
         """The operator pays what is owed from ``account_id`` (404 when nothing is owed).
 
         ``unit_type``: AAU for first transfers; the ERU type for ERU issuance."""
+        return await self.registry.runtime.commit(
+            self.payment_work(period, kind, account_id, unit_type))
+
+    def payment_work(self, period: int, kind: ShareOfProceedsKind, account_id: int,
+                     unit_type: UnitType) -> Work:
+        """The store work of ``pay``."""
 
         async def work(session: Session) -> Document:
             owed = await self._owed(period, kind, session)
@@ -259,7 +265,7 @@ class ShareOfProceeds:
             return await self.pay_with(self.transfer(account_id, unit_type, period, owed,
                                                      kind), None, session)
 
-        return await self.registry.runtime.commit(work)
+        return work
 
     async def _owed(self, period: int, kind: ShareOfProceedsKind, session: Session) -> int:
         row = await self.ledger.find_one({"_id": f"{period}:{kind.value}"}, session=session)

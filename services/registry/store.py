@@ -15,6 +15,7 @@ from services.registry.domain import (
     Holding,
     StatusChange,
 )
+from shared.audit import AuditTrail, account_key, side_keys
 from shared.codes import FINAL_STATUSES, AccountType, TransactionStatus, UnitType
 from shared.store import Database, Document, Session, next_sequence
 from shared.store.unit_blocks import UnitBlockStore
@@ -23,11 +24,21 @@ from shared.store.unit_blocks import UnitBlockStore
 FIRST_PERSON_ACCOUNT_ID = 1000
 
 
+#: The audit action of an account's change of status (docs/adr/0008).
+STATUS_ACTION = {AccountStatus.BLOCKED: "account_blocked", AccountStatus.OPEN: "account_unblocked",
+                 AccountStatus.CLOSED: "account_closed"}
+
+
 class RegistryStore:
-    def __init__(self, db: Database, registry_code: str) -> None:
+    """The registry's books. Every write of an account, decision, notice or transaction
+    records itself in the audit trail (``audit``) in the same store transaction."""
+
+    def __init__(self, db: Database, registry_code: str,
+                 audit: AuditTrail | None = None) -> None:
         self.db = db
         self.code = registry_code
         self.units = UnitBlockStore(db.units)
+        self.audit = audit or AuditTrail(db, registry_code)
 
     async def ensure_indexes(self) -> None:
         await self.units.ensure_indexes()
@@ -68,7 +79,16 @@ class RegistryStore:
         )
         await self.db.accounts.insert_one({**account_to_doc(account), "created_at": now},
                                           session=session)
+        await self.audit.record(
+            session, "account_opened", accounts=[self.key(account.account_id)],
+            details={"account_type": int(account_type), "holder_name": holder_name,
+                     "commitment_period": commitment_period,
+                     "full_identifier": account.full_identifier})
         return account
+
+    def key(self, account_id: int) -> str:
+        """How the audit trail names an account of this registry (``KZ:1001``)."""
+        return account_key(self.code, account_id)
 
     async def account(self, account_id: int, session: Session | None = None) -> Account | None:
         doc = await self.db.accounts.find_one({"account_id": account_id}, session=session)
@@ -99,6 +119,10 @@ class RegistryStore:
              "$push": {"status_history": status_change_to_doc(change)},
              "$inc": {"revision": 1}},
             session=session)
+        await self.audit.record(session, STATUS_ACTION[change.status],
+                                accounts=[self.key(account_id)],
+                                details={"status": change.status.value, "by": change.by,
+                                         "reason": change.reason})
 
     async def hold_account(self, account_id: int, session: Session) -> None:
         """Write the account's document inside ``session``'s transaction. A transaction
@@ -138,7 +162,16 @@ class RegistryStore:
     async def insert_decision(self, doc: Document, session: Session) -> Document:
         doc = {**doc, "_id": f"D{await next_sequence(self.db, 'decision', session)}"}
         await self.db.decisions.insert_one(doc, session=session)
+        await self._record_decision(doc, "decision_recorded", session)
         return doc
+
+    async def _record_decision(self, doc: Document, action: str, session: Session) -> None:
+        await self.audit.record(
+            session, action, accounts=[self.key(doc["account_id"])], decision_id=doc["_id"],
+            notice_id=doc.get("notice_id"),
+            details={k: doc.get(k) for k in ("kind", "reference", "state", "unit_type",
+                                             "quantity", "used_quantity", "due_at",
+                                             "decided_by", "transaction_ids")})
 
     async def decision(self, decision_id: str, session: Session | None = None
                        ) -> Document | None:
@@ -148,14 +181,22 @@ class RegistryStore:
         cursor = self.db.decisions.find(query or {}).sort("decided_at", DESCENDING)
         return await cursor.to_list()
 
-    async def replace_decision(self, doc: Document, session: Session) -> None:
+    async def replace_decision(self, doc: Document, session: Session,
+                               action: str = "decision_changed") -> None:
+        """Store a decision's new state; ``action`` names the change in the audit trail
+        (``decision_appealed``, ``decision_executing``, ...)."""
         await self.db.decisions.replace_one({"_id": doc["_id"]}, doc, session=session)
+        await self._record_decision(doc, action, session)
 
     # notices from the ITL
 
     async def upsert_notice(self, doc: Document, session: Session) -> None:
         await self.db.notices.replace_one({"_id": doc["_id"]}, doc, upsert=True,
                                           session=session)
+        await self.audit.record(
+            session, "notice_received", notice_id=doc["_id"],
+            details={k: doc.get(k) for k in ("notice_type", "status", "target_value",
+                                             "action_due_date", "received_at")})
 
     async def notice(self, notice_id: int, session: Session | None = None) -> Document | None:
         return await self.db.notices.find_one({"_id": notice_id}, session=session)
@@ -169,7 +210,19 @@ class RegistryStore:
         return f"{self.code}{await next_sequence(self.db, 'transaction', session)}"
 
     async def insert_transaction(self, doc: Document, session: Session) -> None:
+        """A transaction proposed here (outgoing) or forwarded by the ITL (inbound)."""
         await self.db.transactions.insert_one(doc, session=session)
+        proposal = doc.get("proposal") or {}
+        await self.audit.record(
+            session, "transaction_proposed" if doc["direction"] == "outgoing"
+            else "transaction_forwarded",
+            accounts=side_keys(doc.get("transferring"), doc.get("acquiring")),
+            transaction_id=doc["_id"], decision_id=doc.get("decision_id"),
+            notice_id=proposal.get("notification_id"),
+            details={"transaction_type": doc["transaction_type"],
+                     "supplementary_type": proposal.get("supp_transaction_type"),
+                     "unit_type": doc["unit_type"], "quantity": doc["quantity"],
+                     "status": doc["status"], "reference": doc.get("reference")})
 
     async def transaction(self, transaction_id: str,
                           session: Session | None = None) -> Document | None:
@@ -213,6 +266,21 @@ class RegistryStore:
         if evaluation_results:
             update["$push"]["evaluation_results"] = {"$each": evaluation_results}
         await self.db.transactions.update_one({"_id": transaction_id}, update, session=session)
+        await self.record_transaction(
+            transaction_id, "transaction_status_changed", session,
+            {"statuses": [s.name for s in statuses], "status": int(statuses[-1]),
+             "response_codes": [r.get("response_code") for r in evaluation_results or []],
+             "note": note})
+
+    async def record_transaction(self, transaction_id: str, action: str, session: Session,
+                                 details: Document) -> None:
+        """Record a change of a stored transaction (its accounts read from it)."""
+        tx = await self.db.transactions.find_one(
+            {"_id": transaction_id}, {"transferring": 1, "acquiring": 1, "decision_id": 1},
+            session=session) or {}
+        await self.audit.record(session, action, transaction_id=transaction_id,
+                                accounts=side_keys(tx.get("transferring"), tx.get("acquiring")),
+                                decision_id=tx.get("decision_id"), details=details)
 
 
 def account_to_doc(account: Account) -> Document:

@@ -37,6 +37,7 @@ PATH_DEFAULTS: dict[str, Any] = {
     "code": "DE", "cp": 2, "notice_id": 1, "project_id": "P-1", "account_id": 1,
     "period": 2, "kind": "first_international_transfers_of_aau", "decision_id": "D1",
     "year": 2015, "transaction_id": "DE1", "request_id": "ISS1", "transfer_id": "DEESD1",
+    "approval_id": "A1",
 }
 BLOCK = {"serial_start": 1, "serial_end": 10, "originating_registry": "DE", "unit_type": 1,
          "original_commitment_period": 2, "applicable_commitment_period": 2,

@@ -173,9 +173,9 @@ def test_erus_leave_the_registry_only_on_a_decision(
     assert refused.json()["response_code"] == 2001
     assert kz_books(client) == before
     decision = client.decide("kz", "external_transfer", "ERU_FROM_AAU", 100, "MEP-ERU-1")
-    view = proposed(client, "kz", client.call(
-        "kz", "POST", "/transactions/external-transfer",
-        json={**body, "decision_id": decision["decision_id"]}))
+    view = proposed(client, "kz", client.propose(
+        "kz", "/transactions/external-transfer",
+        {**body, "decision_id": decision["decision_id"]}))
     assert view["status_name"] == "COMPLETED", view["evaluation_results"]
     assert client.units_held("ch", kz["zora"], "ERU_FROM_AAU") == 100
     # the ERUs issued by converting period-2 AAUs paid their 2 % first
@@ -498,7 +498,7 @@ def test_excess_issuance_notice_is_answered_by_a_transfer_to_the_cdm_account(
             "acquiring_account_type": 240, "acquiring_account_id": 2240, "unit_type": "CER",
             "quantity": 100, "notice_id": notice["notice_id"]}
     view = proposed(client, "kz",
-                    client.call("kz", "POST", "/transactions/external-transfer", json=body))
+                    client.propose("kz", "/transactions/external-transfer", body))
     assert view["status_name"] == "COMPLETED", view["evaluation_results"]
     assert client.units_held("cdm", 2240, "CER") == 100
     assert client.ok("itl", "GET", f"/notices/{notice['notice_id']}")["status_name"] == \

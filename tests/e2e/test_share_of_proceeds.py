@@ -79,12 +79,12 @@ def test_a_holders_transfer_into_the_adaptation_fund_account_is_a_contribution_t
     client: StackClient, accounts: dict[str, int]
 ) -> None:
     alice = accounts["alice"]
-    response = client.call("kz", "POST", "/transactions/external-transfer",
-                           headers=client.as_holder("kz", alice),
-                           json={"transferring_account_id": alice, "acquiring_registry": "CDM",
-                                 "acquiring_account_type": 100,
-                                 "acquiring_account_id": ADAPTATION_FUND, "unit_type": "AAU",
-                                 "quantity": 10, "commitment_period": 2})
+    response = client.propose("kz", "/transactions/external-transfer",
+                              {"transferring_account_id": alice, "acquiring_registry": "CDM",
+                               "acquiring_account_type": 100,
+                               "acquiring_account_id": ADAPTATION_FUND, "unit_type": "AAU",
+                               "quantity": 10, "commitment_period": 2},
+                              actor=f"holder:{alice}")
     assert response.status_code == 202, response.text
     view = client.settle("kz", response.json()["transaction_id"])
     assert (view["status_name"], view["supplementary_type"]) == ("COMPLETED", 47)

@@ -12,23 +12,18 @@ from datetime import UTC, datetime
 import aio_pika
 import pytest
 
-from shared.codes import ITL_CODE, MessageType, ResponseCode, TransactionStatus
-from shared.contracts import Envelope, TransactionStatusNotified, make_envelope
+from shared.codes import ITL_CODE, ResponseCode
+from shared.contracts import Envelope
 from shared.messaging import Broker, BrokerNotProvisioned, dead_letter_queue_name
 from shared.messaging.clock import CLOCK_EXCHANGE, ClockSet
 from shared.messaging.provisioning import delete_topology
 from shared.testing.infra import Namespace, eventually, new_namespace
+from shared.testing.messages import status_from_itl
 
 pytestmark = pytest.mark.integration
 
 
-def status(transaction_id: str) -> Envelope:
-    return make_envelope(
-        message_type=MessageType.TRANSACTION_STATUS_NOTIFIED, sender=ITL_CODE,
-        recipient="KZ", correlation_id=transaction_id,
-        payload=TransactionStatusNotified(transaction_id=transaction_id,
-                                          status=TransactionStatus.COMPLETED),
-        sent_at=datetime.now(UTC))
+status = status_from_itl
 
 
 async def dead_letter(broker_url: str, queue: str) -> aio_pika.abc.AbstractIncomingMessage:

@@ -16,25 +16,21 @@ import pytest
 from deploy.rabbitmq import HERE as COMPOSE_BROKER
 from deploy.rabbitmq import password
 from shared.codes import ITL_CODE, MessageType, TransactionStatus
-from shared.contracts import Envelope, TransactionStatusNotified, make_envelope
+from shared.contracts import Envelope, TransactionStatusNotified
 from shared.messaging import Broker, TlsSettings, inbox_queue_name
 from shared.messaging.provisioning import ManagementApi, deprovision, provision
 from shared.service import Runtime, ServiceSettings
 from shared.store import Session
 from shared.testing.certificates import CertificateAuthority, CertificateFiles
 from shared.testing.infra import eventually
+from shared.testing.messages import status_from_itl
 from shared.testing.rabbit_node import NodeTls, RabbitNode
 
 pytestmark = pytest.mark.integration
 
 
 def status(recipient: str, transaction_id: str) -> Envelope:
-    return make_envelope(
-        message_type=MessageType.TRANSACTION_STATUS_NOTIFIED, sender=ITL_CODE,
-        recipient=recipient, correlation_id=transaction_id,
-        payload=TransactionStatusNotified(transaction_id=transaction_id,
-                                          status=TransactionStatus.CHECKED_NO_DISCREPANCY),
-        sent_at=datetime.now(UTC))
+    return status_from_itl(transaction_id, recipient, TransactionStatus.CHECKED_NO_DISCREPANCY)
 
 
 class TlsNode:

@@ -24,7 +24,7 @@ def install_effort_sharing(app: FastAPI, registry: RegistryService, commitment_p
         return None
     reference = load_reference()
     service = EsdService(
-        registry, EsdStore(registry.runtime.db),
+        registry, EsdStore(registry.runtime.db, registry.runtime.audit),
         settings.profile(registry.code, reference),
         reference.country_lists(settings.sids_include_territories),
         commitment_period,

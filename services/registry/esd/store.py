@@ -18,12 +18,16 @@ from services.registry.esd.domain import (
     TemporaryCredits,
     YearLedger,
 )
+from shared.audit import AuditTrail
 from shared.store import Database, Document, Session
 
 
 class EsdStore:
-    def __init__(self, db: Database) -> None:
+    """Every write records itself in the audit trail (``audit``), in its transaction."""
+
+    def __init__(self, db: Database, audit: AuditTrail | None = None) -> None:
         self.db = db
+        self.audit = audit or AuditTrail(db, "ESD")
 
     async def ensure_indexes(self) -> None:
         await self.db.esd_surrenders.create_index([("year", ASCENDING)])
@@ -36,15 +40,18 @@ class EsdStore:
         return doc_to_ledger(doc) if doc else YearLedger(year)
 
     async def save_ledger(self, ledger: YearLedger, session: Session) -> None:
-        await self.db.esd_ledger.replace_one({"_id": ledger.year}, ledger_to_doc(ledger),
-                                             upsert=True, session=session)
+        doc = ledger_to_doc(ledger)
+        await self.db.esd_ledger.replace_one({"_id": ledger.year}, doc, upsert=True,
+                                             session=session)
+        await self.audit.record(session, "esd_ledger_changed", details=doc)
 
     # projects
 
     async def save_project(self, facts: ProjectFacts, session: Session) -> None:
-        await self.db.esd_projects.replace_one({"_id": facts.project_id},
-                                               project_to_doc(facts), upsert=True,
+        doc = project_to_doc(facts)
+        await self.db.esd_projects.replace_one({"_id": facts.project_id}, doc, upsert=True,
                                                session=session)
+        await self.audit.record(session, "esd_project_recorded", details=doc)
 
     async def project(self, project_id: str,
                       session: Session | None = None) -> ProjectFacts | None:
@@ -59,6 +66,8 @@ class EsdStore:
 
     async def insert_surrender(self, doc: Document, session: Session) -> None:
         await self.db.esd_surrenders.insert_one(doc, session=session)
+        await self.audit.record(session, "esd_surrender_recorded", transaction_id=doc["_id"],
+                                details={k: v for k, v in doc.items() if k != "_id"})
 
     async def surrender(self, transaction_id: str,
                         session: Session | None = None) -> Document | None:
@@ -75,6 +84,8 @@ class EsdStore:
             update["$push"] = {"history": history}
         await self.db.esd_surrenders.update_one({"_id": transaction_id}, update,
                                                 session=session)
+        await self.audit.record(session, "esd_surrender_changed", transaction_id=transaction_id,
+                                details={**fields, "history": history})
 
     async def temporary_credits(self, session: Session) -> list[TemporaryCredits]:
         """Every completed surrender's tCERs/lCERs, for the replacement obligation."""
@@ -87,6 +98,9 @@ class EsdStore:
 
     async def insert_transfer(self, doc: Document, session: Session) -> None:
         await self.db.esd_transfers.insert_one(doc, session=session)
+        await self.audit.record(session, "esd_allowance_transfer_recorded",
+                                transaction_id=doc["_id"],
+                                details={k: v for k, v in doc.items() if k != "_id"})
 
     async def transfer(self, transfer_id: str,
                        session: Session | None = None) -> Document | None:
@@ -101,6 +115,8 @@ class EsdStore:
         await self.db.esd_transfers.update_one(
             {"_id": transfer_id}, {"$set": fields, "$push": {"history": history}},
             session=session)
+        await self.audit.record(session, "esd_allowance_transfer_changed",
+                                transaction_id=transfer_id, details={**fields, "history": history})
 
 
 def allocation_to_doc(a: Allocation) -> Document:
