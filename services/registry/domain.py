@@ -14,6 +14,7 @@ from shared.blocks import SerialRange, UnitAttributes, UnitBlock, take_quantity
 from shared.codes import (
     CDM_UNIT_TYPES,
     FINAL_STATUSES,
+    MAX_BLOCKS_PER_TRANSACTION,
     NATIONAL_ISSUANCE_UNIT_TYPES,
     AccountType,
     ResponseCode,
@@ -313,9 +314,13 @@ def acquiring_refusal(account: Account | None, breaches: list[Breach],
 
 def choose_blocks(held: list[UnitBlock], quantity: int, account: Account,
                   unit_type: UnitType) -> list[UnitBlock]:
-    """The blocks to move for ``quantity`` units, or a refusal naming what is held."""
+    """The blocks to move for ``quantity`` units (tonnes CO2e), lowest serials first.
+
+    Too few available units: ``RuleViolation`` 3002 naming what the account holds. More
+    than ``MAX_BLOCKS_PER_TRANSACTION`` blocks needed: ``RuleViolation`` 2005 (see
+    ``check_block_count``)."""
     try:
-        return take_quantity(held, quantity)
+        chosen = take_quantity(held, quantity)
     except ValueError as exc:
         available = sum(b.quantity for b in held)
         raise RuleViolation(
@@ -323,6 +328,27 @@ def choose_blocks(held: list[UnitBlock], quantity: int, account: Account,
             f"account {account.account_id} holds {available} available {unit_type.name} "
             f"units of this period, fewer than the {quantity} requested",
         ) from exc
+    return check_block_count(chosen, quantity, account)
+
+
+def check_block_count(chosen: list[UnitBlock], quantity: int,
+                      account: Account) -> list[UnitBlock]:
+    """``chosen`` when it has at most ``MAX_BLOCKS_PER_TRANSACTION`` (3000) unit blocks,
+    the most one transaction carries (protocol.md 1.6, V UK-LIMIT; the ITL's 2005).
+
+    The registry refuses a larger proposal itself, before anything is reserved or sent
+    to the ITL: ``RuleViolation`` 2005 naming how many blocks the ``quantity`` units
+    lie in and the most units the first 3000 of them hold, which one transaction can
+    move."""
+    if len(chosen) <= MAX_BLOCKS_PER_TRANSACTION:
+        return chosen
+    movable = sum(b.quantity for b in chosen[:MAX_BLOCKS_PER_TRANSACTION])
+    raise RuleViolation(
+        ResponseCode.TOO_MANY_BLOCKS,
+        f"the {quantity} units requested lie in {len(chosen)} unit blocks of account "
+        f"{account.account_id}; one transaction carries at most "
+        f"{MAX_BLOCKS_PER_TRANSACTION} unit blocks, which hold {movable} of them here",
+    )
 
 
 def listed_ranges(listed: Iterable[UnitBlock]) -> dict[str, list[SerialRange]]:
@@ -376,10 +402,10 @@ def choose_listed_blocks(held: list[UnitBlock], listed: Sequence[UnitBlock], qua
     serials first (V UK-WSDL: a notice names the unit blocks acted on; the ITL refuses
     others with 4013). ``held``: the account's available units of the requested type and
     period. Too few of them: ``RuleViolation`` 4013 naming what the notice lists and what
-    the account holds of it."""
+    the account holds of it; more than 3000 blocks: 2005 (``check_block_count``)."""
     available = within_listed(held, listed)
     try:
-        return take_quantity(available, quantity)
+        chosen = take_quantity(available, quantity)
     except ValueError as exc:
         holds = sum(b.quantity for b in available)
         raise RuleViolation(
@@ -388,6 +414,7 @@ def choose_listed_blocks(held: list[UnitBlock], listed: Sequence[UnitBlock], qua
             f"{account.account_id} holds {holds} available {unit_type.name} units of this "
             f"period among them, fewer than the {quantity} requested",
         ) from exc
+    return check_block_count(chosen, quantity, account)
 
 
 class Reaction(Enum):

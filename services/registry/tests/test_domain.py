@@ -14,12 +14,14 @@ from services.registry.domain import (
     check_account_types,
     check_issuance,
     choose_blocks,
+    choose_listed_blocks,
     fixed_accounts,
     full_account_identifier,
     react_to_itl_status,
 )
 from shared.blocks import SerialRange, UnitAttributes, UnitBlock
 from shared.codes import (
+    MAX_BLOCKS_PER_TRANSACTION,
     AccountType,
     ResponseCode,
     SupplementaryType,
@@ -122,6 +124,48 @@ def test_choosing_more_units_than_held_is_refused_with_3002_naming_the_holding()
         choose_blocks(held, 51, PERSON, UnitType.AAU)
     assert code_of(exc) == ResponseCode.BLOCK_NOT_HELD_BY_TRANSFERRING_ACCOUNT
     assert "holds 50 available AAU" in exc.value.reason
+
+
+def _scattered(blocks: int) -> list[UnitBlock]:
+    """``blocks`` blocks of 2 units each with a gap between neighbours (none merge)."""
+    return [UnitBlock(UnitAttributes("KZ", UnitType.AAU, 2, 2), SerialRange(3 * i + 1, 3 * i + 2))
+            for i in range(blocks)]
+
+
+@pytest.mark.parametrize("blocks", [1, MAX_BLOCKS_PER_TRANSACTION - 1,
+                                    MAX_BLOCKS_PER_TRANSACTION])
+def test_a_transfer_of_up_to_3000_unit_blocks_is_proposed(blocks: int) -> None:
+    held = _scattered(MAX_BLOCKS_PER_TRANSACTION + 10)
+    chosen = choose_blocks(held, 2 * blocks, PERSON, UnitType.AAU)
+    assert len(chosen) == blocks
+    # the last block may be a part of a held one: 2 * 3000 - 1 units still need 3000
+    assert len(choose_blocks(held, 2 * blocks - 1, PERSON, UnitType.AAU)) == blocks
+
+
+@pytest.mark.parametrize("extra_units", [1, 2, 3])
+def test_a_transfer_needing_more_than_3000_unit_blocks_is_refused_with_2005(
+        extra_units: int) -> None:
+    held = _scattered(MAX_BLOCKS_PER_TRANSACTION + 10)
+    quantity = 2 * MAX_BLOCKS_PER_TRANSACTION + extra_units
+    with pytest.raises(RuleViolation) as exc:
+        choose_blocks(held, quantity, PERSON, UnitType.AAU)
+    assert code_of(exc) == ResponseCode.TOO_MANY_BLOCKS
+    needed = MAX_BLOCKS_PER_TRANSACTION + (extra_units + 1) // 2
+    assert (f"the {quantity} units requested lie in {needed} unit blocks of account 1001"
+            in exc.value.reason)
+    assert f"hold {2 * MAX_BLOCKS_PER_TRANSACTION} of them" in exc.value.reason
+
+
+def test_a_notice_transfer_needing_more_than_3000_unit_blocks_is_refused_with_2005() -> None:
+    held = _scattered(MAX_BLOCKS_PER_TRANSACTION + 1)
+    listed = [UnitBlock(UnitAttributes("KZ", UnitType.AAU, 2, 2),
+                        SerialRange(1, 3 * MAX_BLOCKS_PER_TRANSACTION + 5))]
+    assert len(choose_listed_blocks(held, listed, 2 * MAX_BLOCKS_PER_TRANSACTION, PERSON,
+                                    UnitType.AAU, 7)) == MAX_BLOCKS_PER_TRANSACTION
+    with pytest.raises(RuleViolation) as exc:
+        choose_listed_blocks(held, listed, 2 * MAX_BLOCKS_PER_TRANSACTION + 1, PERSON,
+                             UnitType.AAU, 7)
+    assert code_of(exc) == ResponseCode.TOO_MANY_BLOCKS
 
 
 @pytest.mark.parametrize(
