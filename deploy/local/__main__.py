@@ -18,7 +18,8 @@ def main() -> int:
                         help="comma-separated Party codes (default "
                              f"{','.join(DEFAULT_REGISTRIES)})")
     parser.add_argument("--base-port", type=int, default=8100,
-                        help="ITL on this port, registries next, then CDM; store on +99")
+                        help="ITL on this port, registries next, then CDM; their stores "
+                             "from +80 in the same order; the issuer on +98")
     args = parser.parse_args()
     state_file = WORKDIR / "stack.json"
     if args.command == "down":
@@ -43,7 +44,8 @@ def main() -> int:
         stack.stop()
         raise
     stack.save_state()
-    print(f"store     {stack.store.url if stack.store else '?'}")
+    for name, store in stack.stores.items():
+        print(f"store     {name:<9} {store.url}")
     if stack.issuer is not None:
         print(f"issuer    {stack.issuer.url}  (token {stack.issuer.token_url}; identities "
               f"and secrets in {WORKDIR / 'issuer' / 'config.json'})")

@@ -1,6 +1,6 @@
-"""Run the whole stack as local processes: one SecantusDB server (unless MONGO_URL names
-a server), the built-in token issuer, the ITL, the national registries and the CDM
-registry, on the local RabbitMQ.
+"""Run the whole stack as local processes: a SecantusDB server for each service (unless
+MONGO_URL names one server for all), the built-in token issuer, the ITL, the national
+registries and the CDM registry, on the local RabbitMQ.
 
 The issuer starts first, with the stack's identities (``deploy.local.identities``), and
 every service gets the AUTH_* settings that trust it. A local stack fetches the issuer's
@@ -25,8 +25,11 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+from pymongo import MongoClient
+from pymongo.database import Database
 
 from deploy.local.identities import IssuerAccess, default_config
 from shared.codes import CDM_CODE, ITL_CODE
@@ -51,6 +54,8 @@ ROOT = Path(__file__).resolve().parents[2]
 #: Kazakhstan; Switzerland, a Party with a second-period commitment to trade with; and
 #: Japan, a Party without one (protocol.md 4.4).
 DEFAULT_REGISTRIES = ("KZ", "CH", "JP")
+#: Detached mode: the store servers listen on ``base_port + STORE_PORT_OFFSET + index``.
+STORE_PORT_OFFSET = 80
 
 
 @dataclass
@@ -87,7 +92,9 @@ class LocalStack:
     #: administration channel that creates the users (``admin_from_environment``).
     broker_url: str = field(default_factory=amqp_url)
     broker_admin: BrokerAdmin | None = None
-    store: StoreServer | None = None
+    #: Each service's own store server, by service name (``itl``, ``kz``, ``cdm``);
+    #: with ``MONGO_URL`` set, every entry is that one external server (docs/adr/0022).
+    stores: dict[str, StoreServer] = field(default_factory=dict)
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     issuer: IssuerAccess | None = None
     issuer_process: ServiceProcess | None = None
@@ -100,15 +107,16 @@ class LocalStack:
     def url(self, name: str) -> str:
         return self.services[name].url
 
+    def store_url(self, name: str) -> str:
+        """The MongoDB URL of service ``name``'s own store server (``itl``, ``kz``, ...)."""
+        return self.stores[name].url
+
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        store_port = (self.base_port + 99) if self.base_port else None
-        self.store = start_store(self.storage, port=store_port, log_dir=self.log_dir)
         codes = [*self.registries, CDM_CODE]
         self.broker = asyncio.run(provision(self.admin, self.broker_url, self.namespace,
                                             [ITL_CODE, *codes]))
         common = {
-            "MONGO_URL": self.store.url,
             "AMQP_NAMESPACE": self.namespace,
             "AMQP_CHECK_PUBLISHER": "true",  # never inherited off from the environment
             "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
@@ -124,17 +132,35 @@ class LocalStack:
                    {"REGISTRY_CODE": code, **self.registry_env.get(code, {})})
                   for code in self.registries]
         specs.append((CDM_CODE, "services.cdm_registry", {}))
+        self._start_stores([code.lower() for code, _, _ in specs])
         for index, (code, module, extra) in enumerate(specs):
             port = self.base_port + index if self.base_port else free_port()
-            env = {**common, **extra, "HTTP_PORT": str(port),
-                   "AMQP_URL": self.broker.identities[code].url}
             name = code.lower()
+            env = {**common, **extra, "HTTP_PORT": str(port),
+                   "AMQP_URL": self.broker.identities[code].url,
+                   "MONGO_URL": self.stores[name].url}
             self.services[name] = ServiceProcess(name, module, port, env,
                                                  self.log_dir / f"{name}.log")
         for service in self.services.values():
             self._spawn(service)
         for service in self.services.values():
             self.wait_healthy(service.name)
+
+    def _start_stores(self, names: list[str]) -> None:
+        """One store server per service, each with its own data directory
+        (``<storage>/<name>``, or in memory), started together: the services never
+        queue behind one another's queries (docs/adr/0022). Ports: ``base_port + 80 +
+        index`` in detached mode, free ones otherwise."""
+        for index, name in enumerate(names):
+            storage = self.storage
+            if storage != ":memory:":
+                (Path(storage) / name).mkdir(parents=True, exist_ok=True)
+                storage = str(Path(storage) / name)
+            port = self.base_port + STORE_PORT_OFFSET + index if self.base_port else None
+            self.stores[name] = start_store(storage, port=port, log_dir=self.log_dir,
+                                            wait=False)
+        for store in self.stores.values():
+            store.wait()
 
     def _start_issuer(self) -> dict[str, str]:
         """Start the built-in issuer with the stack's identities; the AUTH_* settings of
@@ -229,8 +255,8 @@ class LocalStack:
                 except subprocess.TimeoutExpired:
                     service.process.kill()
                     service.process.wait()
-        if self.store is not None:
-            self.store.stop()
+        for store in self.stores.values():
+            store.stop()
 
     # detached mode (make up / make down)
 
@@ -239,9 +265,9 @@ class LocalStack:
 
     def save_state(self) -> None:
         state = {
-            "store": {"url": self.store.url if self.store else None,
-                      "pid": self.store.process.pid if self.store and self.store.process
-                      else None},
+            "stores": {name: {"url": store.url,
+                              "pid": store.process.pid if store.process else None}
+                       for name, store in self.stores.items()},
             "services": {s.name: {"pid": s.pid, "port": s.port, "url": s.url,
                                   "log": str(s.log_path)} for s in self.services.values()},
             "issuer": {"pid": self.issuer_process.pid if self.issuer_process else None,
@@ -250,6 +276,39 @@ class LocalStack:
             "broker": {"users": self.broker.users if self.broker else []},
         }
         self.state_path().write_text(json.dumps(state, indent=2))
+
+
+class StackDatabases:
+    """Read access to the services' databases, each on its own store server, by the
+    database name the service uses (``itl``, ``registry_kz``, ``cdm``): for tests and
+    tools that look behind the APIs. ``close()`` closes every client it opened."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        self.stack = stack
+        self.clients: dict[str, MongoClient[dict[str, Any]]] = {}
+
+    @staticmethod
+    def service_of(database: str) -> str:
+        """``registry_kz`` -> ``kz``; ``itl`` and ``cdm`` are their services' names."""
+        return database.removeprefix("registry_")
+
+    def __getitem__(self, database: str) -> Database[dict[str, Any]]:
+        return self._client(self.service_of(database))[database]
+
+    def names(self) -> list[str]:
+        """The database names present on every service's store server."""
+        return sorted({name for service in self.stack.stores
+                       for name in self._client(service).list_database_names()})
+
+    def _client(self, service: str) -> MongoClient[dict[str, Any]]:
+        if service not in self.clients:
+            self.clients[service] = MongoClient(self.stack.store_url(service))
+        return self.clients[service]
+
+    def close(self) -> None:
+        for client in self.clients.values():
+            client.close()
+        self.clients.clear()
 
 
 def _signal(pid: int, sig: int) -> None:
@@ -266,8 +325,7 @@ def stop_detached(workdir: Path) -> bool:
     pids = [s["pid"] for s in state["services"].values() if s.get("pid")]
     if state.get("issuer", {}).get("pid"):
         pids.append(state["issuer"]["pid"])
-    if state["store"].get("pid"):
-        pids.append(state["store"]["pid"])
+    pids += [store["pid"] for store in state.get("stores", {}).values() if store.get("pid")]
     for pid in pids:
         _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + 15

@@ -66,6 +66,7 @@ class StoreServer:
     url: str
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    port: int | None = None
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -81,11 +82,20 @@ class StoreServer:
             self.process.kill()
             self.process.wait()
 
+    def wait(self, timeout: float = 30) -> None:
+        """Return once the server answers on its port (at once for an external one);
+        ``RuntimeError`` when it exits or stays silent for ``timeout`` real seconds."""
+        if self.port is not None:
+            wait_for_port(self.port, timeout=timeout, process=self.process)
+
 
 def start_store(
-    storage: str = ":memory:", port: int | None = None, log_dir: Path | None = None
+    storage: str = ":memory:", port: int | None = None, log_dir: Path | None = None,
+    wait: bool = True,
 ) -> StoreServer:
-    """Start SecantusDB on ``port`` (a free one by default) and wait until it answers."""
+    """Start SecantusDB on ``port`` (a free one by default) with its data in ``storage``
+    (a directory, or ``:memory:``) and, unless ``wait`` is False, wait until it answers
+    (``StoreServer.wait``). With ``MONGO_URL`` set, that external server instead."""
     external = os.environ.get("MONGO_URL")
     if external:
         return StoreServer(url=external)
@@ -104,8 +114,10 @@ def start_store(
         url=f"mongodb://127.0.0.1:{port}/?directConnection=true",
         process=process,
         log_path=log_path,
+        port=port,
     )
-    wait_for_port(port, timeout=30, process=process)
+    if wait:
+        server.wait()
     return server
 
 

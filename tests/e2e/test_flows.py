@@ -9,7 +9,7 @@ import pytest
 from pymongo import MongoClient
 
 from deploy.local.client import StackClient, poll
-from deploy.local.stack import LocalStack
+from deploy.local.stack import LocalStack, StackDatabases
 from shared.codes import UnitType
 
 pytestmark = pytest.mark.e2e
@@ -243,11 +243,18 @@ def _wait_request_state(client: StackClient, request_id: str, state: str) -> Any
 def test_each_service_owns_its_database_and_reads_only_its_own_inbox(
     stack: LocalStack, client: StackClient, kz_with_aaus: dict[str, Any]
 ) -> None:
-    assert stack.store is not None
-    mongo: MongoClient[dict[str, Any]] = MongoClient(stack.store.url)
+    mongo = StackDatabases(stack)
     try:
         owners = {"itl": "ITL", "registry_kz": "KZ", "registry_ch": "CH", "cdm": "CDM"}
-        assert set(owners) <= set(mongo.list_database_names())
+        assert set(owners) <= set(mongo.names())
+        # each service's database alone on a store server of its own (docs/adr/0022)
+        assert len({store.url for store in stack.stores.values()}) == len(stack.services)
+        for service in stack.services:
+            server: MongoClient[dict[str, Any]]
+            with MongoClient(stack.store_url(service)) as server:
+                kept = set(server.list_database_names()) - {"admin", "config", "local"}
+            assert kept == {"itl" if service == "itl" else "cdm" if service == "cdm"
+                            else f"registry_{service}"}, service
         for database, code in owners.items():
             recipients = mongo[database].inbox.distinct("envelope.recipient")
             senders = mongo[database].outbox.distinct("envelope.sender")

@@ -18,10 +18,9 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from pydantic import BaseModel
-from pymongo import MongoClient
 
 from deploy.local.client import StackClient, poll
-from deploy.local.stack import LocalStack
+from deploy.local.stack import LocalStack, StackDatabases
 from shared.codes import SCHEMA_VERSION, AccountType, MessageType, ResponseCode, UnitType
 from shared.contracts import (
     AccountRef,
@@ -381,7 +380,7 @@ def test_a_proposal_the_itl_refuses_as_a_message_is_terminated_at_the_registry_o
     is stopped, its queue emptied of the proposal, and its answer published as it would
     publish it."""
     before = books(client)
-    mongo: MongoClient[dict[str, Any]] = MongoClient(stack.store.url if stack.store else "")
+    mongo = StackDatabases(stack)
     try:
         stack.kill("itl")
         try:

@@ -9,10 +9,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from pymongo import MongoClient
 
 from deploy.local.client import StackClient, poll
-from deploy.local.stack import LocalStack
+from deploy.local.stack import LocalStack, StackDatabases
 from shared.codes import UnitType
 from shared.messaging import inbox_queue_name
 from shared.testing.infra import purge_queue
@@ -24,11 +23,10 @@ PARTY_HOLDING = 1
 
 
 @pytest.fixture(scope="module")
-def mongo(stack: LocalStack) -> Iterator[MongoClient[dict[str, Any]]]:
-    assert stack.store is not None
-    client: MongoClient[dict[str, Any]] = MongoClient(stack.store.url)
-    yield client
-    client.close()
+def mongo(stack: LocalStack) -> Iterator[StackDatabases]:
+    databases = StackDatabases(stack)
+    yield databases
+    databases.close()
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +41,7 @@ def funded(client: StackClient) -> dict[str, int]:
 
 
 def _kill_after_proposal(stack: LocalStack, client: StackClient, response: Any,
-                         mongo: MongoClient[dict[str, Any]]) -> str:
+                         mongo: StackDatabases) -> str:
     assert response.status_code == 202, response.text
     transaction_id: str = response.json()["transaction_id"]
     stack.kill("kz")
@@ -78,7 +76,7 @@ def _code(name: str) -> int:
 
 def test_internal_transfer_survives_a_registry_kill_between_proposal_and_answer(
     stack: LocalStack, client: StackClient, funded: dict[str, int],
-    mongo: MongoClient[dict[str, Any]],
+    mongo: StackDatabases,
 ) -> None:
     response = client.transfer("kz", PARTY_HOLDING, funded["alice"], "AAU", 1234)
     transaction_id = _kill_after_proposal(stack, client, response, mongo)
@@ -93,7 +91,7 @@ def test_internal_transfer_survives_a_registry_kill_between_proposal_and_answer(
 
 def test_external_transfer_survives_a_registry_kill_and_credits_ch_exactly_once(
     stack: LocalStack, client: StackClient, funded: dict[str, int],
-    mongo: MongoClient[dict[str, Any]],
+    mongo: StackDatabases,
 ) -> None:
     kz_before = client.units_held("kz", PARTY_HOLDING, "AAU")
     shared_before = _share_of_proceeds(client)
@@ -116,7 +114,7 @@ def test_external_transfer_survives_a_registry_kill_and_credits_ch_exactly_once(
 
 def test_external_transfer_survives_an_itl_kill_and_completes_once(
     stack: LocalStack, client: StackClient, funded: dict[str, int],
-    mongo: MongoClient[dict[str, Any]],
+    mongo: StackDatabases,
 ) -> None:
     kz_before = client.units_held("kz", PARTY_HOLDING, "AAU")
     ch_before = client.units_held("ch", funded["zora"], "AAU")
@@ -138,14 +136,14 @@ def test_external_transfer_survives_an_itl_kill_and_completes_once(
     _assert_books_agree(client)
 
 
-def _published(mongo: MongoClient[dict[str, Any]], transaction_id: str) -> bool:
+def _published(mongo: StackDatabases, transaction_id: str) -> bool:
     row = mongo["registry_kz"].outbox.find_one({"correlation_id": transaction_id,
                                                "message_type": "ProposalSubmitted"})
     return bool(row and row["published"])
 
 
 def _propose_while_the_itl_is_down(stack: LocalStack, client: StackClient,
-                                   mongo: MongoClient[dict[str, Any]], account: int,
+                                   mongo: StackDatabases, account: int,
                                    quantity: int) -> str:
     """Kill the ITL and propose an internal transfer; returns once KZ has published it
     (the proposal then waits in the ITL's queue). The caller restarts the ITL."""
@@ -164,7 +162,7 @@ def _two_hours_later(client: StackClient) -> None:
 
 def test_a_lost_proposal_is_asked_about_and_submitted_again_with_one_effect(
     stack: LocalStack, client: StackClient, funded: dict[str, int],
-    mongo: MongoClient[dict[str, Any]],
+    mongo: StackDatabases,
 ) -> None:
     before = client.units_held("kz", funded["alice"], "AAU")
     try:
@@ -187,7 +185,7 @@ def test_a_lost_proposal_is_asked_about_and_submitted_again_with_one_effect(
 
 def test_a_lost_itl_answer_is_recovered_by_a_status_query(
     stack: LocalStack, client: StackClient, funded: dict[str, int],
-    mongo: MongoClient[dict[str, Any]],
+    mongo: StackDatabases,
 ) -> None:
     before = client.units_held("kz", funded["alice"], "AAU")
     try:

@@ -104,9 +104,8 @@ def wait_published(stack: LocalStack, service: str, correlation_id: str,
                    message_type: str, count: int = 1) -> None:
     """Until ``service`` has published (broker confirm) ``count`` messages of
     ``message_type`` for ``correlation_id``: they are on the broker then, whoever reads."""
-    assert stack.store is not None
     store: MongoClient[dict[str, Any]]
-    with MongoClient(stack.store.url) as store:
+    with MongoClient(stack.store_url(service)) as store:
         outbox: Collection[dict[str, Any]] = store[DATABASES[service]].outbox
         poll(lambda: outbox.count_documents({"correlation_id": correlation_id,
                                              "message_type": message_type,
