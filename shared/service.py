@@ -19,7 +19,7 @@ import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
 
@@ -47,6 +47,7 @@ from shared.messaging import (
     with_heartbeat,
 )
 from shared.messaging.clock import ClockSet
+from shared.metrics import METRICS_CONTENT_TYPE, exposition
 from shared.rules.periods import DEFAULT_TRUE_UP_PERIOD_ENDS
 from shared.settings import comma_or_json_list as comma_or_json_list  # re-exported
 from shared.store import (
@@ -455,6 +456,15 @@ def build_app(
         await runtime.db.command("ping")
         return {"status": "ok", "service": title, "code": runtime.code,
                 "now": runtime.clock.now()}
+
+    @app.get("/metrics", tags=["admin"], response_class=PlainTextResponse,
+             responses={200: {"content": {METRICS_CONTENT_TYPE: {}}}})
+    async def metrics() -> PlainTextResponse:
+        """This process's counters in Prometheus's text format (``shared.metrics``): store
+        commands by name, store transactions by outcome, messages published and handled
+        by type, since the process started. Open like ``/health``: counts only, no
+        business data (docs/adr/0015)."""
+        return PlainTextResponse(exposition(), media_type=METRICS_CONTENT_TYPE)
 
     @app.get("/admin/clock", tags=["admin"], responses=AUTH_RESPONSES)
     async def read_clock(_: PrincipalDep) -> ClockReading:

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from deploy.local.identities import (
     ADMIN_CLIENT,
@@ -335,6 +336,37 @@ class StackClient:
     def registry_totals(self, registry: str) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = self.ok(registry, "GET", "/holdings")
         return rows
+
+    def metrics(self, service: str) -> Counters:
+        """The counters of ``service``'s process (``GET /metrics``, shared/metrics.py)."""
+        response = self.call(service, "GET", "/metrics")
+        response.raise_for_status()
+        return Counters.parse(response.text)
+
+
+class Counters(dict[tuple[str, tuple[tuple[str, str], ...]], float]):
+    """Prometheus counters by (sample name, sorted labels), e.g.
+    ``("store_commands_total", (("command", "find"),))``."""
+
+    @classmethod
+    def parse(cls, text: str) -> Counters:
+        counters = cls()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    counters[sample.name, tuple(sorted(sample.labels.items()))] = sample.value
+        return counters
+
+    def total(self, name: str, **labels: str) -> float:
+        """The sum of counter ``name`` over the samples whose labels include ``labels``
+        (``total("store_commands_total")``: every command)."""
+        wanted = set(labels.items())
+        return sum(value for (sample, sample_labels), value in self.items()
+                   if sample == name and wanted <= set(sample_labels))
+
+    def minus(self, earlier: Counters) -> Counters:
+        """What each counter grew by since ``earlier``."""
+        return Counters({key: value - earlier.get(key, 0.0) for key, value in self.items()})
 
 
 def is_pending(response: httpx.Response) -> bool:

@@ -39,6 +39,7 @@ from shared.messaging.topology import (
     inbox_queue_name,
     open_exchanges,
 )
+from shared.metrics import MESSAGES_HANDLED, MESSAGES_PUBLISHED
 
 log = logging.getLogger("shared.messaging")
 
@@ -229,6 +230,7 @@ class Broker:
                 await self.exchanges.main.publish(
                     message, routing_key=envelope.recipient, mandatory=True
                 )
+                MESSAGES_PUBLISHED.labels(message_type=envelope.message_type.value).inc()
             except ChannelClosed as exc:
                 # RabbitMQ's reply text starts with the name of its reply code
                 if str(exc).startswith("ACCESS_REFUSED"):
@@ -350,6 +352,7 @@ class Broker:
                 await message.nack(requeue=True)
                 return
             await message.ack()
+            MESSAGES_HANDLED.labels(message_type=envelope.message_type.value).inc()
 
         return on_message
 

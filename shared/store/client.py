@@ -10,6 +10,8 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.uri_parser import parse_uri
 
+from shared.metrics import StoreCommandListener
+
 Document = dict[str, Any]
 Client = AsyncMongoClient[Document]
 Database = AsyncDatabase[Document]
@@ -18,8 +20,10 @@ T = TypeVar("T")
 
 
 def make_client(mongo_url: str) -> Client:
-    """A client for ``MONGO_URL``: SecantusDB, a local mongod or a replica set alike."""
-    return AsyncMongoClient(mongo_url, tz_aware=True, serverSelectionTimeoutMS=10_000)
+    """A client for ``MONGO_URL``: SecantusDB, a local mongod or a replica set alike.
+    Every command it sends is counted (``shared.metrics``, ``GET /metrics``)."""
+    return AsyncMongoClient(mongo_url, tz_aware=True, serverSelectionTimeoutMS=10_000,
+                            event_listeners=[StoreCommandListener()])
 
 
 def database_name(mongo_url: str, default: str) -> str:

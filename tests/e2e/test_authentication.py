@@ -87,17 +87,20 @@ def accounts(client: StackClient) -> dict[str, int]:
 
 # no token, or a token that is not valid
 
+#: What any caller may read: liveness, the process's counters, the API's description.
+OPEN_PAGES = ("/health", "/metrics", "/openapi.json", "/docs")
 
-def test_every_endpoint_but_health_and_the_openapi_pages_needs_a_token(
+
+def test_every_endpoint_but_health_metrics_and_the_openapi_pages_needs_a_token(
     stack: LocalStack,
 ) -> None:
     for service in SERVICES:
-        for page in ("/health", "/openapi.json", "/docs"):
+        for page in OPEN_PAGES:
             assert raw(stack, service, "GET", page).status_code == 200, (service, page)
         operations = raw(stack, service, "GET", "/openapi.json").json()["paths"]
         assert len(operations) > 5
         for path, methods in operations.items():
-            if path == "/health":
+            if path in OPEN_PAGES:
                 continue
             concrete = path
             for name in ("account_id", "transaction_id", "decision_id", "notice_id",
@@ -506,7 +509,7 @@ def test_the_openapi_description_of_each_service_declares_the_security_scheme(
         for path, operations in document["paths"].items():
             for method, operation in operations.items():
                 expected: list[dict[str, list[str]]] = (
-                    [] if path == "/health" else [{"bearer": []}, {"oauth2": []}])
+                    [] if path in OPEN_PAGES else [{"bearer": []}, {"oauth2": []}])
                 assert operation.get("security", []) == expected, (service, method, path)
 
 

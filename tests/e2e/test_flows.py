@@ -138,6 +138,28 @@ def test_c_external_transfer_kz_to_ch_is_accepted_and_all_three_books_agree(
         "transferred": 3000, "due": 60, "contributed": 60, "owed": 0}
 
 
+def test_each_service_counts_its_store_commands_transactions_and_messages(
+    client: StackClient, kz_with_aaus: dict[str, Any]
+) -> None:
+    services = ("kz", "itl")
+    before = {s: client.metrics(s) for s in services}
+    response = client.transfer("kz", PARTY_HOLDING, kz_with_aaus["bob"], "AAU", 7)
+    assert response.status_code == 202, response.text
+    client.settle("kz", response.json()["transaction_id"])
+    grown = {s: client.metrics(s).minus(before[s]) for s in services}
+    kz, itl = grown["kz"], grown["itl"]
+    # an internal transfer: one proposal KZ -> ITL, one answer back, one completion
+    assert kz.total("messages_published_total", message_type="ProposalSubmitted") == 1
+    assert itl.total("messages_handled_total", message_type="ProposalSubmitted") == 1
+    assert itl.total("messages_published_total") >= 1
+    assert kz.total("messages_handled_total") >= 1
+    for counters in (kz, itl):
+        commits = counters.total("store_transactions_total", outcome="commit")
+        assert commits >= 2
+        assert counters.total("store_commands_total", command="commitTransaction") == commits
+        assert counters.total("store_commands_total") > commits
+
+
 def test_d_transfer_of_more_units_than_held_is_refused_with_3002_and_changes_nothing(
     client: StackClient, kz_with_aaus: dict[str, Any]
 ) -> None:
