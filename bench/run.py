@@ -20,13 +20,15 @@ import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from deploy.local.client import StackClient
+from bench.charts import draw_charts
+from deploy.local.client import Counters, StackClient
 from deploy.local.stack import LocalStack
 from shared.codes import MessageType, TransactionStatus
 from shared.contracts import Envelope, TransactionStatusNotified, make_envelope
@@ -161,9 +163,45 @@ async def _until_credited(http: httpx.AsyncClient, urls: dict[str, str], headers
     raise TimeoutError(transaction_id)
 
 
+#: The services an external transfer KZ -> CH touches (the CDM registry: its share of
+#: proceeds, when one is owed).
+TRANSFER_SERVICES = ("kz", "itl", "ch", "cdm")
+
+
+def cost_per_transfer(before: dict[str, Counters], after: dict[str, Counters],
+                      transfers: int) -> dict[str, Any]:
+    """What ``transfers`` external transfers spent, per transfer, per service and in
+    all: store commands (by name, the five most used), store transactions committed and
+    aborted, messages published (``shared.metrics``)."""
+    per_service: dict[str, Any] = {}
+    for service in after:
+        grown = after[service].minus(before[service])
+        commands = {dict(labels)["command"]: value / transfers
+                    for (name, labels), value in grown.items()
+                    if name == "store_commands_total" and value}
+        per_service[service] = {
+            "store_commands": round(sum(commands.values()), 1),
+            "store_transactions": round(
+                grown.total("store_transactions_total", outcome="commit") / transfers, 2),
+            "aborted_store_transactions": round(
+                grown.total("store_transactions_total", outcome="abort") / transfers, 2),
+            "messages_published": round(
+                grown.total("messages_published_total") / transfers, 2),
+            "top_commands": {name: round(count, 1) for name, count in
+                             sorted(commands.items(), key=lambda kv: -kv[1])[:5]},
+        }
+    total = {key: round(sum(s[key] for s in per_service.values()), 2)
+             for key in ("store_commands", "store_transactions",
+                         "aborted_store_transactions", "messages_published")}
+    return {"transfers": transfers, "total": total, "per_service": per_service}
+
+
 async def end_to_end(urls: dict[str, str], headers: Headers, target: int, sequential: int,
-                     concurrent: int, in_flight: int) -> dict[str, Any]:
-    async with httpx.AsyncClient(timeout=30) as http:
+                     concurrent: int, in_flight_levels: list[int],
+                     metrics: Callable[[], dict[str, Counters]]) -> dict[str, Any]:
+    """``sequential`` transfers one at a time (latency and cost per transfer), then
+    ``concurrent`` transfers at each level of ``in_flight_levels`` (throughput)."""
+    async with httpx.AsyncClient(timeout=60) as http:
 
         async def one() -> float:
             transaction_id = await _transfer(http, urls, headers, target)
@@ -172,31 +210,61 @@ async def end_to_end(urls: dict[str, str], headers: Headers, target: int, sequen
                                        headers=headers["kz"])).json()
             return _ms_between(proposed["created_at"], credited["history"][-1]["at"])
 
+        before = metrics()
         latencies = [await one() for _ in range(sequential)]
-        semaphore = asyncio.Semaphore(in_flight)
+        cost = cost_per_transfer(before, metrics(), sequential)
+        levels = []
+        for in_flight in in_flight_levels:
+            semaphore = asyncio.Semaphore(in_flight)
 
-        async def limited() -> float:
-            async with semaphore:
-                return await one()
+            async def limited(semaphore: asyncio.Semaphore = semaphore) -> float:
+                async with semaphore:
+                    return await one()
 
-        started = time.perf_counter()
-        loaded = await asyncio.gather(*(limited() for _ in range(concurrent)))
-        elapsed = time.perf_counter() - started
+            before = metrics()
+            started = time.perf_counter()
+            loaded = await asyncio.gather(*(limited() for _ in range(concurrent)))
+            elapsed = time.perf_counter() - started
+            spent = cost_per_transfer(before, metrics(), concurrent)["total"]
+            levels.append({"in_flight": in_flight, "transfers": concurrent,
+                           "transfers_per_s": round(concurrent / elapsed, 2),
+                           "aborted_store_transactions_per_transfer":
+                               spent["aborted_store_transactions"],
+                           "proposal_to_credit": percentiles(list(loaded))})
     return {
         "sequential": {"transfers": sequential, "proposal_to_credit": percentiles(latencies)},
-        "concurrent": {"transfers": concurrent, "in_flight": in_flight,
-                       "transfers_per_s": round(concurrent / elapsed, 2),
-                       "proposal_to_credit": percentiles(list(loaded))},
+        "cost_per_transfer": cost,
+        "throughput": levels,
     }
+
+
+def throughput_bound(result: dict[str, Any]) -> dict[str, Any]:
+    """The most transfers/s the broker and the store allow by the same run's baselines:
+    min(broker messages/s / messages per transfer, store transactions/s / store
+    transactions per transfer), and each level's throughput as a share of it."""
+    cost = result["external_transfer"]["cost_per_transfer"]["total"]
+    by_broker = result["broker_baseline"]["messages_per_s"] / max(cost["messages_published"], 1)
+    by_store = (result["store_baseline"]["transactions_per_s"]
+                / max(cost["store_transactions"], 1))
+    bound = min(by_broker, by_store)
+    return {"by_broker": round(by_broker, 2), "by_store": round(by_store, 2),
+            "bound": round(bound, 2),
+            "share_of_bound": {str(level["in_flight"]): round(level["transfers_per_s"] / bound, 3)
+                               for level in result["external_transfer"]["throughput"]}}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--transfers", type=int, default=60)
-    parser.add_argument("--in-flight", type=int, default=8)
+    parser.add_argument("--transfers", type=int, default=60,
+                        help="transfers one at a time (latency, cost per transfer)")
+    parser.add_argument("--concurrent", type=int, default=64,
+                        help="transfers at each level of --in-flight (throughput)")
+    parser.add_argument("--in-flight", default="1,8,32",
+                        help="comma-separated levels of transfers in flight")
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--store-transactions", type=int, default=300)
     args = parser.parse_args()
+    levels = [int(level) for level in args.in_flight.split(",") if level.strip()]
     asyncio.run(check_broker(amqp_url()))
     result: dict[str, Any] = {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -224,17 +292,20 @@ def main() -> int:
         target = client.open_account("ch", "bench")["account_id"]
         headers = {name: client.as_operator(name) for name in ("kz", "ch")}
         headers["approver"] = client.as_operator("kz", 2)
-        client.close()
         result["external_transfer"] = asyncio.run(
-            end_to_end(urls, headers, target, args.transfers, args.transfers,
-                       args.in_flight))
+            end_to_end(urls, headers, target, args.transfers, args.concurrent, levels,
+                       lambda: {s: client.metrics(s) for s in TRANSFER_SERVICES}))
+        client.close()
     finally:
         stack.stop()
+    result["throughput_bound"] = throughput_bound(result)
     RESULTS.mkdir(exist_ok=True)
     stamp = result["at"].replace(":", "").replace("-", "")
     text = json.dumps(result, indent=2)
     (RESULTS / f"bench-{stamp}.json").write_text(text + "\n")
     (RESULTS / "latest.json").write_text(text + "\n")
+    for chart in draw_charts(result, RESULTS):
+        print(f"chart {chart}")
     print(text)
     return 0
 

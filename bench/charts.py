@@ -1,0 +1,97 @@
+"""Charts of a benchmark run, as PNG files beside its JSON in ``bench/results/``.
+
+    python -m bench.charts [bench/results/latest.json]
+
+- ``throughput.png``: external transfers per second (real seconds) against transfers in
+  flight, with the same run's bound from the broker and store baselines
+  (``bench.run.throughput_bound``) and the proposal-to-credit latency p50 and p99 (real
+  milliseconds) on a second axis.
+- ``latency_by_blocks.png``: latency (real milliseconds) of each measured operation
+  against the unit blocks in the books, log-log, when the run has a ``by_book_size``
+  section.
+
+matplotlib draws them (Agg backend: no display needed).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+
+def draw_charts(result: dict[str, Any], directory: Path) -> list[Path]:
+    """Draw every chart ``result`` has data for into ``directory``; the files written."""
+    written = []
+    if result.get("external_transfer", {}).get("throughput"):
+        written.append(_throughput(result, directory / "throughput.png"))
+    if result.get("by_book_size"):
+        written.append(_latency_by_blocks(result["by_book_size"],
+                                          directory / "latency_by_blocks.png"))
+    return written
+
+
+def _throughput(result: dict[str, Any], path: Path) -> Path:
+    levels = result["external_transfer"]["throughput"]
+    in_flight = [level["in_flight"] for level in levels]
+    positions = list(range(len(levels)))
+    figure, axis = plt.subplots(figsize=(7, 4.2))
+    axis.bar(positions, [level["transfers_per_s"] for level in levels], color="#4c78a8",
+             label="transfers/s")
+    bound = result.get("throughput_bound", {}).get("bound")
+    if bound:
+        axis.axhline(bound, color="#e45756", linestyle="--",
+                     label=f"bound from the baselines ({bound:.1f}/s)")
+        axis.axhline(bound / 2, color="#e45756", linestyle=":", label="half the bound")
+    axis.set_xticks(positions, [str(n) for n in in_flight])
+    axis.set_xlabel("external transfers in flight")
+    axis.set_ylabel("transfers per second")
+    latency = axis.twinx()
+    for key, style in (("p50_ms", "o-"), ("p99_ms", "s--")):
+        latency.plot(positions, [level["proposal_to_credit"][key] for level in levels], style,
+                     color="#54a24b", label=f"latency {key[:3]}")
+    latency.set_ylabel("proposal to credit, ms")
+    handles = axis.get_legend_handles_labels()
+    more = latency.get_legend_handles_labels()
+    axis.legend(handles[0] + more[0], handles[1] + more[1], loc="upper left", fontsize=8)
+    axis.set_title(f"External transfers KZ -> CH ({result.get('at', '')})", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def _latency_by_blocks(rows: list[dict[str, Any]], path: Path) -> Path:
+    figure, axis = plt.subplots(figsize=(7, 4.2))
+    operations = sorted({name for row in rows for name in row["latency_ms"]})
+    for name in operations:
+        points = [(row["blocks"], row["latency_ms"][name]) for row in rows
+                  if name in row["latency_ms"]]
+        axis.plot([p[0] for p in points], [p[1] for p in points], "o-", label=name)
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel("unit blocks in the books")
+    axis.set_ylabel("latency, ms (p50)")
+    axis.legend(fontsize=8)
+    axis.set_title("Latency against book size", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def main(argv: list[str]) -> int:
+    source = Path(argv[0]) if argv else Path(__file__).parent / "results" / "latest.json"
+    for chart in draw_charts(json.loads(source.read_text()), source.parent):
+        print(chart)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
