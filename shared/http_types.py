@@ -16,6 +16,8 @@ def _by_name_or_number(enum: type[E]) -> Any:
     def parse(value: Any) -> E:
         if isinstance(value, enum):
             return value
+        if isinstance(value, bool):  # JSON's true is no code 1 (shared.bounds)
+            raise ValueError(f"unknown {enum.__name__} {value!r}: a boolean is no code")
         if isinstance(value, str) and not value.strip().isdigit():
             try:
                 return enum[value.strip().upper()]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
 from services.cdm_registry.domain import Project
 from services.cdm_registry.handlers import CdmService, ProjectExists, RequestIssuance
-from shared.bounds import Identifier, Quantity
+from shared.bounds import NOT_BOOLEAN, Identifier, Quantity
 from shared.codes import AccountType, UnitType
 from shared.errors import NotFound
 from shared.http_types import AccountTypeField, UnitTypeField
@@ -38,7 +39,7 @@ class ProjectBody(BaseModel):
 class IssuanceBody(BaseModel):
     unit_type: UnitTypeField = Field(default=UnitType.CER)
     quantity: Quantity = Field(examples=[1000])
-    commitment_period: int = Field(default=2, ge=1, le=2)
+    commitment_period: Annotated[int, Field(ge=1, le=2), NOT_BOOLEAN] = 2
     acquiring_registry: str = Field(pattern=r"^[A-Z]{2}$", examples=["KZ"])
     acquiring_account_type: AccountTypeField = Field(default=AccountType.PERSON_HOLDING)
     acquiring_account_id: Identifier

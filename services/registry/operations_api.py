@@ -14,6 +14,7 @@ from services.registry.api import (
     REFUSALS,
     REGISTRY_READERS,
     ActorDep,
+    RefusalView,
     service_of,
 )
 from services.registry.approvals import Plan
@@ -63,7 +64,10 @@ PERMISSION: dict[int | str, dict[str, Any]] = {
     403: {"description": "the request's actor may not start this operation"}}
 RESPONSES: dict[int | str, dict[str, Any]] = {**REFUSALS, **PERMISSION}
 PROPOSAL_RESPONSES: dict[int | str, dict[str, Any]] = {
-    **RESPONSES, 202: {"description": PROPOSAL_DESCRIPTION}}
+    **RESPONSES, 202: {"description": PROPOSAL_DESCRIPTION},
+    409: {"model": RefusalView, "description": "the decision the operation carries out "
+          "does not allow it (another kind, unit type or quantity; executed by itself); "
+          "detail and response_code"}}
 
 
 def desk_of(request: Request) -> DecisionDesk:
