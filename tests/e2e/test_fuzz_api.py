@@ -13,14 +13,15 @@ Most cases carry a valid bearer token of a principal that holds every role of th
 service, so the fuzzing reaches the handlers behind the role checks; one case in ten
 carries no token (401), one a token that is not a JWT (401) and one a valid token of
 another service's operator (never a 2xx for a change). The seed is fixed
-(``FUZZ_SEED``) and the run derandomised; ``make fuzz`` sets a random seed and more
-cases (``FUZZ_API_EXAMPLES``) and prints the seed: ``FUZZ_SEED=<seed> make fuzz``
-replays a run.
+(``FUZZ_SEED``), so a run is reproducible; ``make fuzz`` sets a random seed and more
+cases (``FUZZ_API_CASES``, ``FUZZ_COVERAGE_ALL``) and prints the seed:
+``FUZZ_SEED=<seed> make fuzz`` replays a run.
 """
 
 from __future__ import annotations
 
 import base64
+import math
 import os
 import zlib
 from collections import Counter
@@ -50,15 +51,18 @@ REGISTRIES = ("KZ",)
 
 #: The seed of every run of ``make test``; ``make fuzz`` draws one and prints it.
 FUZZ_SEED = int(os.environ.get("FUZZ_SEED", "20090"))
-#: Cases the fuzzing phase draws per operation (the examples and coverage phases add
-#: their own); ``make fuzz`` raises it.
-FUZZ_API_EXAMPLES = int(os.environ.get("FUZZ_API_EXAMPLES", "8"))
+#: Cases sent to each service: most from the coverage phase, the rest drawn by
+#: the fuzzing phase, spread over the operations that take input; ``make fuzz`` raises it
+#: and sends every coverage case (``FUZZ_COVERAGE_ALL``).
+FUZZ_API_CASES = int(os.environ.get("FUZZ_API_CASES", "520"))
+FUZZ_COVERAGE_ALL = os.environ.get("FUZZ_COVERAGE_ALL", "") == "1"
+#: The share of ``FUZZ_API_CASES`` taken from the coverage phase: its cases cost a tenth
+#: of what a case drawn by Hypothesis costs to make.
+COVERAGE_SHARE = 0.7
 #: Cases each service must have been sent at least (issue 9).
 MIN_CASES_PER_SERVICE = 500
 SERVICES = ("itl", "kz", "cdm", "issuer")
 AnyCase = Case[Any]
-#: Every how-many-th case of the coverage phase is sent (1: all; ``make fuzz``).
-COVERAGE_STRIDE = int(os.environ.get("FUZZ_COVERAGE_STRIDE", "4"))
 
 #: The checks run on every answer (docs/adr/0020 says why these and not the others).
 CHECKS: list[CheckFunction] = [
@@ -146,13 +150,16 @@ def fuzz_config(base_url: str) -> schemathesis.Config:
 
 
 def coverage_cases(api: Any, operation: Any) -> list[AnyCase]:
-    """The coverage phase's cases of ``operation`` (boundary values, missing and
-    wrongly typed parameters, values past each bound; deterministic), every
-    ``COVERAGE_STRIDE``-th of them."""
-    cases = list(api.iter_coverage_cases(
+    """The coverage phase's cases of ``operation``: boundary values, missing and wrongly
+    typed parameters, values past each bound (deterministic)."""
+    return list(api.iter_coverage_cases(
         operation, generation_modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
         generation_config=api.config.generation_for(operation=operation, phase="coverage")))
-    return cases[::COVERAGE_STRIDE]
+
+
+def takes_input(operation: Any) -> bool:
+    raw = operation.definition.raw
+    return bool(raw.get("parameters") or raw.get("requestBody"))
 
 
 def secured(case: AnyCase) -> bool:
@@ -218,14 +225,15 @@ class Run:
         return "\n".join(f"{kind} (x{len(cases)})\n  {cases[0]}"
                          for kind, cases in sorted(self.failures.items()))
 
-    def fuzz(self, operation: Any) -> None:
-        """``FUZZ_API_EXAMPLES`` cases drawn by Hypothesis for ``operation``, valid and
-        schema-violating, from a seed derived from ``FUZZ_SEED`` and the operation."""
+    def fuzz(self, operation: Any, examples: int) -> None:
+        """Up to ``examples`` cases drawn by Hypothesis for ``operation`` (fewer when it
+        has fewer), valid and schema-violating, from a seed derived from ``FUZZ_SEED``
+        and the operation."""
         strategy = st.one_of(operation.as_strategy(GenerationMode.POSITIVE),
                              operation.as_strategy(GenerationMode.NEGATIVE))
 
         @hypothesis.seed(FUZZ_SEED ^ zlib.crc32(operation.label.encode()))
-        @hypothesis.settings(max_examples=FUZZ_API_EXAMPLES, database=None, deadline=None,
+        @hypothesis.settings(max_examples=examples, database=None, deadline=None,
                              phases=[hypothesis.Phase.generate],
                              suppress_health_check=list(hypothesis.HealthCheck))
         @hypothesis.given(strategy)
@@ -242,14 +250,22 @@ def test_every_operation_answers_fuzzed_requests_without_5xx_and_as_documented(
     target = make_target(stack, client, name)
     api = schemathesis.openapi.from_url(f"{target.url}/openapi.json",
                                         config=fuzz_config(target.url))
+    operations = []
+    for result in api.get_all_operations():
+        assert isinstance(result, Ok), result  # the description itself is valid
+        operations.append(result.ok())
+    coverage = {op.label: coverage_cases(api, op) for op in operations}
+    total = sum(len(cases) for cases in coverage.values())
+    stride = 1 if FUZZ_COVERAGE_ALL else max(1, round(total / (FUZZ_API_CASES * COVERAGE_SHARE)))
+    sampled = {label: cases[::stride] for label, cases in coverage.items()}
+    drawn = max(0, FUZZ_API_CASES - sum(len(cases) for cases in sampled.values()))
+    examples = math.ceil(drawn / max(1, sum(map(takes_input, operations))))
     with requests.Session() as session:
         run = Run(target, tally, session)
-        for result in api.get_all_operations():
-            assert isinstance(result, Ok), result  # the description itself is valid
-            operation = result.ok()
-            for case in coverage_cases(api, operation):
+        for operation in operations:
+            for case in sampled[operation.label]:
                 run.send(case)
-            run.fuzz(operation)
+            run.fuzz(operation, examples if takes_input(operation) else 1)
     report = os.environ.get("FUZZ_REPORT")
     if report:
         with open(report, "a") as out:
