@@ -46,8 +46,7 @@ from shared.testing.infra import process_alive
 
 pytestmark = pytest.mark.e2e
 
-# the module's stack (tests/e2e/conftest.py): the ITL, KZ and the CDM registry
-REGISTRIES = ("KZ",)
+# the package's stack (conftest.py beside this module): the ITL, KZ and the CDM registry
 
 #: The seed of every run of ``make test``; ``make fuzz`` draws one and prints it.
 FUZZ_SEED = int(os.environ.get("FUZZ_SEED", "20090"))
