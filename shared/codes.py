@@ -6,6 +6,7 @@ protocol.md: V (verified in a source), U (assumed), O (our own choice).
 
 from __future__ import annotations
 
+import json
 from enum import IntEnum, StrEnum
 from typing import Any
 
@@ -14,20 +15,22 @@ from pydantic_core import PydanticCustomError, core_schema
 
 
 class Code(IntEnum):
-    """A code of the protocol's tables: an ``IntEnum`` that pydantic reads from its number
-    only, never from a boolean (``true`` would be code 1: Python's ``True == 1``), in
-    API bodies and messages alike (found by fuzzing, docs/adr/0020)."""
+    """A code of the protocol's tables: an ``IntEnum`` that pydantic reads from its whole
+    number only, never from a boolean (``true`` would be code 1: Python's ``True == 1``)
+    nor from a float (``4.0``), in API bodies and messages alike (found by fuzzing,
+    docs/adr/0020)."""
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler
                                      ) -> core_schema.CoreSchema:
-        def not_a_boolean(value: Any) -> Any:
-            if isinstance(value, bool):
+        def whole_number(value: Any) -> Any:
+            if isinstance(value, bool | float):
                 raise PydanticCustomError(
-                    "enum", "a boolean is no {name} code", {"name": cls.__name__})
+                    "enum", "{value} is no {name} code: codes are whole numbers",
+                    {"name": cls.__name__, "value": json.dumps(value)})
             return value
 
-        return core_schema.no_info_before_validator_function(not_a_boolean, handler(source))
+        return core_schema.no_info_before_validator_function(whole_number, handler(source))
 
 ITL_CODE = "ITL"
 CDM_CODE = "CDM"
