@@ -53,11 +53,11 @@ FUZZ_SEED = int(os.environ.get("FUZZ_SEED", "20090"))
 #: Cases sent to each service: most from the coverage phase, the rest drawn by
 #: the fuzzing phase, spread over the operations that take input; ``make fuzz`` raises it
 #: and sends every coverage case (``FUZZ_COVERAGE_ALL``).
-FUZZ_API_CASES = int(os.environ.get("FUZZ_API_CASES", "520"))
+FUZZ_API_CASES = int(os.environ.get("FUZZ_API_CASES", "510"))
 FUZZ_COVERAGE_ALL = os.environ.get("FUZZ_COVERAGE_ALL", "") == "1"
 #: The share of ``FUZZ_API_CASES`` taken from the coverage phase: its cases cost a tenth
 #: of what a case drawn by Hypothesis costs to make.
-COVERAGE_SHARE = 0.7
+COVERAGE_SHARE = 0.85
 #: Cases each service must have been sent at least (issue 9).
 MIN_CASES_PER_SERVICE = 500
 SERVICES = ("itl", "kz", "cdm", "issuer")
