@@ -19,8 +19,6 @@ seed and more messages (``FUZZ_MESSAGES``) and prints the seed.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import math
 import os
 import zlib
@@ -33,13 +31,9 @@ import pytest
 from deploy.local.client import StackClient, poll
 from deploy.local.stack import LocalStack
 from shared.codes import MessageType
-from shared.testing.infra import (
-    DeadLetter,
-    dead_letters_until,
-    process_alive,
-    publish_each_as,
-)
+from shared.testing.infra import process_alive
 from shared.testing.message_fuzz import Contract, FuzzMessage, message_group
+from tests.e2e.fuzzing.helpers import failures_logged, log_lengths, publish
 
 pytestmark = pytest.mark.e2e
 
@@ -55,12 +49,6 @@ JUNK_PER_VALID = 5
 #: (sender, recipient) of every inbox: the ITL takes messages from the registries and
 #: itself (TimeOutDue), the registries only from the ITL (protocol.md 1.2).
 ROUTES = (("KZ", "ITL"), ("CDM", "ITL"), ("ITL", "ITL"), ("ITL", "KZ"), ("ITL", "CDM"))
-#: A sender whose login may address each inbox, for the batch's last message.
-LAST_FROM = {"ITL": "KZ", "KZ": "ITL", "CDM": "ITL"}
-#: Log events that mean a service did not cope with a message or with what one left.
-FAILURE_EVENTS = ("message_handling_failed", "due_work_failed")
-
-
 def draw_kind(contract: Contract, sender: str, recipient: str, message_type: MessageType,
               rounds: int, seed: int) -> list[list[FuzzMessage]]:
     """``rounds`` groups of ``message_type`` from ``sender`` to ``recipient``, drawn by
@@ -91,43 +79,6 @@ def draw_groups(count: int, seed: int) -> list[list[FuzzMessage]]:
     drawn = [draw_kind(contract, sender, recipient, message_type, rounds, seed)
              for (sender, recipient), message_type in kinds]
     return [group for turn in zip(*drawn, strict=True) for group in turn]
-
-
-def publish(stack: LocalStack, messages: list[FuzzMessage], tag: str
-            ) -> tuple[dict[str, FuzzMessage], dict[str, list[DeadLetter]]]:
-    """Publish ``messages`` (AMQP message ids ``<tag>-<n>``) and then, to each inbox, a
-    last body that is no JSON; wait until every inbox's consumer has dead-lettered its
-    last one, so it is past all the others. The messages by id, and the dead letters
-    per inbox (the last ones removed)."""
-    assert stack.broker is not None
-    by_id = {f"{tag}-{n}": m for n, m in enumerate(messages)}
-    last = {inbox: f"{tag}-last-{inbox}" for inbox in LAST_FROM}
-    identities = stack.broker.identities
-    asyncio.run(publish_each_as(stack.namespace, identities, [
-        (m.sender, m.recipient, i, m.body) for i, m in by_id.items()]))
-    asyncio.run(publish_each_as(stack.namespace, identities, [
-        (LAST_FROM[inbox], inbox, i, b"end of batch") for inbox, i in last.items()]))
-    dead = asyncio.run(dead_letters_until(stack.namespace, last, seconds=180))
-    return by_id, {inbox: [d for d in letters if d.message_id != last[inbox]]
-                   for inbox, letters in dead.items()}
-
-
-def failures_logged(stack: LocalStack, since: dict[str, int]) -> list[dict[str, Any]]:
-    """``FAILURE_EVENTS`` in the services' logs after line ``since[service]``."""
-    found = []
-    for name in ("itl", "kz", "cdm"):
-        lines = (stack.log_dir / f"{name}.log").read_text().splitlines()[since.get(name, 0):]
-        for line in lines:
-            if line.startswith("{"):
-                entry = json.loads(line)
-                if entry.get("event") in FAILURE_EVENTS:
-                    found.append({"service": name, **entry})
-    return found
-
-
-def log_lengths(stack: LocalStack) -> dict[str, int]:
-    return {name: len((stack.log_dir / f"{name}.log").read_text().splitlines())
-            for name in ("itl", "kz", "cdm")}
 
 
 def books(client: StackClient) -> tuple[Any, ...]:

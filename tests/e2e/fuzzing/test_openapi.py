@@ -43,6 +43,7 @@ from deploy.local.client import StackClient
 from deploy.local.identities import ADMIN_CLIENT, operator
 from deploy.local.stack import LocalStack
 from shared.testing.infra import process_alive
+from tests.e2e.fuzzing.helpers import drain, failures_logged, log_lengths
 
 pytestmark = pytest.mark.e2e
 
@@ -242,9 +243,16 @@ class Run:
         draw()
 
 
+@pytest.fixture(scope="module")
+def logs_before(stack: LocalStack) -> dict[str, int]:
+    """Where the services' logs stood before the first case."""
+    return log_lengths(stack)
+
+
 @pytest.mark.parametrize("name", SERVICES)
 def test_every_operation_answers_fuzzed_requests_without_5xx_and_as_documented(
     stack: LocalStack, client: StackClient, tally: Tally, name: str,
+    logs_before: dict[str, int],
 ) -> None:
     target = make_target(stack, client, name)
     api = schemathesis.openapi.from_url(f"{target.url}/openapi.json",
@@ -278,3 +286,16 @@ def test_every_operation_answers_fuzzed_requests_without_5xx_and_as_documented(
     processes = [*stack.services.values(), stack.issuer_process]
     dead = [p.name for p in processes if p.pid is None or not process_alive(p.pid)]
     assert not dead, dead
+
+
+def test_no_service_failed_on_what_the_fuzzed_requests_left(
+    stack: LocalStack, logs_before: dict[str, int],
+) -> None:
+    """What the cases started goes on in messages between the services (proposals,
+    answers, forwards): once every inbox's consumer is past what its queue holds now,
+    no handler may have failed on it, nor any sweep of due work."""
+    dead = drain(stack, "after-openapi")
+    assert not [d for letters in dead.values() for d in letters if not d.reason.strip()]
+    failed = failures_logged(stack, logs_before)
+    assert not failed, f"seed {FUZZ_SEED}: {failed[:10]}"
+    assert all(s.pid and process_alive(s.pid) for s in stack.services.values())
