@@ -23,8 +23,9 @@ test-unit: setup
 	$(BIN)/python -m pytest -q -m "not integration and not e2e"
 
 # The fuzzing of tests/e2e/fuzzing, longer: a random seed (printed; FUZZ_SEED=<seed>
-# make fuzz replays a run), every coverage case and many more drawn cases and messages.
-FUZZ_API_CASES ?= 3000
+# make fuzz replays a run), every coverage case, FUZZ_API_CASES drawn cases per
+# service and FUZZ_MESSAGES messages.
+FUZZ_API_CASES ?= 2000
 FUZZ_MESSAGES  ?= 10000
 fuzz: setup
 	@seed=$${FUZZ_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; \

@@ -42,8 +42,9 @@ pytestmark = pytest.mark.e2e
 #: The seed of every run of ``make test``; ``make fuzz`` draws one and prints it.
 FUZZ_SEED = int(os.environ.get("FUZZ_SEED", "20090"))
 #: Messages published in all, at least (issue 9: 2,000): the groups drawn (a
-#: schema-valid message and ``JUNK_PER_VALID`` malformed variants) are dealt into two
-#: batches: the malformed ones of every other group first, then the others whole.
+#: schema-valid message and ``JUNK_PER_VALID`` malformed variants), a turn of every
+#: kind after another, are dealt into two batches: the malformed ones of every other
+#: turn first, then the other turns whole.
 FUZZ_MESSAGES = int(os.environ.get("FUZZ_MESSAGES", "2000"))
 JUNK_PER_VALID = 5
 #: (sender, recipient) of every inbox: the ITL takes messages from the registries and
@@ -68,17 +69,18 @@ def draw_kind(contract: Contract, sender: str, recipient: str, message_type: Mes
     return groups
 
 
-def draw_groups(count: int, seed: int) -> list[list[FuzzMessage]]:
-    """Groups of one schema-valid message and ``JUNK_PER_VALID`` malformed variants,
-    enough for ``count`` messages in the two batches (see ``FUZZ_MESSAGES``), as many
-    of every message type on every route, in turns of every kind."""
+def draw_turns(count: int, seed: int) -> list[list[list[FuzzMessage]]]:
+    """Turns of groups (one schema-valid message and ``JUNK_PER_VALID`` malformed
+    variants), each turn one group of every message type on every route, enough turns
+    for ``count`` messages in the two batches (see ``FUZZ_MESSAGES``)."""
     contract = Contract.load()
-    per_pair = 2 * JUNK_PER_VALID + 1  # a group published whole, one without its valid
     kinds = [(route, message_type) for message_type in MessageType for route in ROUTES]
-    rounds = 2 * math.ceil(count / per_pair / len(kinds))
+    # half the turns are published whole, the other half without their valid message
+    per_two_turns = len(kinds) * (2 * JUNK_PER_VALID + 1)
+    rounds = math.ceil(2 * count / per_two_turns)
     drawn = [draw_kind(contract, sender, recipient, message_type, rounds, seed)
              for (sender, recipient), message_type in kinds]
-    return [group for turn in zip(*drawn, strict=True) for group in turn]
+    return [list(turn) for turn in zip(*drawn, strict=True)]
 
 
 def books(client: StackClient) -> tuple[Any, ...]:
@@ -99,9 +101,9 @@ def alive(stack: LocalStack) -> list[str]:
 @pytest.fixture(scope="module")
 def batches() -> tuple[list[FuzzMessage], list[FuzzMessage]]:
     """The malformed batch and the mixed one."""
-    groups = draw_groups(FUZZ_MESSAGES, FUZZ_SEED)
-    junk = [m for group in groups[1::2] for m in group if m.junk]
-    mixed = [m for group in groups[::2] for m in group]
+    turns = draw_turns(FUZZ_MESSAGES, FUZZ_SEED)
+    junk = [m for turn in turns[1::2] for group in turn for m in group if m.junk]
+    mixed = [m for turn in turns[::2] for group in turn for m in group]
     assert len(junk) + len(mixed) >= FUZZ_MESSAGES
     return junk, mixed
 
@@ -157,8 +159,8 @@ def test_schema_valid_messages_of_every_type_never_make_a_consumer_fail(
         for f in failed[:20])
     assert sorted(alive(stack)) == sorted(stack.services)
     valid = [m for m in batch if not m.junk]
-    assert {(m.sender, m.recipient) for m in valid} == set(ROUTES)
-    assert {m.message_type for m in valid} == set(MessageType)
+    assert {(m.sender, m.recipient, m.message_type) for m in valid} == {
+        (sender, recipient, t) for sender, recipient in ROUTES for t in MessageType}
 
 
 def test_after_the_fuzzing_every_inbox_handles_the_next_valid_message(
