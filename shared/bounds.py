@@ -21,6 +21,9 @@ as ``long``, protocol.md 2.1-2.3):
 - no number is a boolean: JSON's ``true`` and ``false`` are refused where a number is
   wanted (pydantic would read them as 1 and 0: a quantity of ``false`` tonnes, a unit type
   ``true``), by ``NOT_BOOLEAN`` on every type here (found by fuzzing, docs/adr/0020);
+- no date or moment is a number (pydantic would read ``0`` as 1970-01-01): in the APIs
+  they are ISO 8601 text (``ISO_TEXT``), and lie within the clock's range
+  (``SimulatedTime``, ``SimulatedDay``);
 - identifiers (account, notice) and counters without a domain bound: the 64-bit range,
   up to ``MAX_INT``: 2^63 - 1 itself is no floating-point number, and JSON Schema (the
   OpenAPI documents FastAPI writes hold bounds as floats) would state it as 2^63, a
@@ -30,7 +33,7 @@ as ``long``, protocol.md 2.1-2.3):
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field
@@ -70,6 +73,25 @@ def _not_a_boolean(value: Any) -> Any:
 NOT_BOOLEAN = BeforeValidator(_not_a_boolean)
 
 
+def _iso_text(value: Any) -> Any:
+    if isinstance(value, int | float):  # bool too
+        raise ValueError("must be ISO 8601 text, not a number (pydantic would read it as "
+                         "seconds or days since 1970)")
+    return value
+
+
+#: Refuses a number where a date or a moment is wanted: JSON has no dates, the API and
+#: the contracts take ISO 8601 text (found by fuzzing, docs/adr/0020).
+ISO_TEXT = BeforeValidator(_iso_text)
+
+
+def _day_within_clock_range(day: date) -> date:
+    if not CLOCK_MIN.date() <= day <= CLOCK_MAX.date():
+        raise ValueError(f"must lie between {CLOCK_MIN.date().isoformat()} and "
+                         f"{CLOCK_MAX.date().isoformat()} (the simulation clock's range)")
+    return day
+
+
 def _within_clock_range(moment: datetime) -> datetime:
     aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
     if not CLOCK_MIN <= aware <= CLOCK_MAX:
@@ -98,5 +120,11 @@ ClockStepSeconds = Annotated[float, Field(ge=0, le=MAX_CLOCK_STEP_SECONDS,
 #: Real seconds since the epoch, up to the clock's range.
 EpochSeconds = Annotated[float, Field(ge=0, le=MAX_EPOCH_SECONDS, allow_inf_nan=False),
                          NOT_BOOLEAN]
-#: A moment of simulated time (UTC; a naive one is read as UTC).
+#: A moment of simulated time (UTC; a naive one is read as UTC). In an API body
+#: ``Annotated[SimulatedTime, ISO_TEXT]`` (the contracts are decoded strictly, where a
+#: number is no moment anyway, and a validator before would make the strict decoding
+#: refuse the text too).
 SimulatedTime = Annotated[datetime, AfterValidator(_within_clock_range)]
+#: A day of simulated time (an expiry, a target or due date, a registration), as ISO
+#: 8601 text (``2016-06-30``), within the clock's range.
+SimulatedDay = Annotated[date, AfterValidator(_day_within_clock_range), ISO_TEXT]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from services.cdm_registry.domain import Project
 from services.cdm_registry.handlers import CdmService, ProjectExists, RequestIssuance
-from shared.bounds import NOT_BOOLEAN, Identifier, Quantity
+from shared.bounds import NOT_BOOLEAN, Identifier, Quantity, SimulatedDay
 from shared.codes import AccountType, UnitType
 from shared.errors import NotFound
 from shared.http_types import AccountTypeField, UnitTypeField
@@ -32,7 +32,7 @@ class ProjectBody(BaseModel):
         default=False, description="LDC projects pay no share of proceeds")
     afforestation_reforestation: bool = Field(
         default=False, description="A/R projects may be issued tCERs and lCERs")
-    crediting_period_end: date | None = Field(
+    crediting_period_end: SimulatedDay | None = Field(
         default=None, description="A/R projects: when their lCERs expire")
 
 
@@ -43,7 +43,7 @@ class IssuanceBody(BaseModel):
     acquiring_registry: str = Field(pattern=r"^[A-Z]{2}$", examples=["KZ"])
     acquiring_account_type: AccountTypeField = Field(default=AccountType.PERSON_HOLDING)
     acquiring_account_id: Identifier
-    expiry_date: date | None = Field(
+    expiry_date: SimulatedDay | None = Field(
         default=None, description="tCER and lCER only; by default tCERs expire at the end "
         "of the next commitment period, lCERs at the end of the crediting period")
 

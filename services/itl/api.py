@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, field_validator
 from services.itl.domain import JiProject, LedgerKey, PartyPeriod
 from services.itl.handlers import ItlService
 from shared.api_errors import invalid_input
-from shared.bounds import NOT_BOOLEAN, Identifier, Units
+from shared.bounds import NOT_BOOLEAN, Identifier, SimulatedDay, Units
 from shared.codes import (
     CDM_CODE,
     CommitmentPeriod,
@@ -482,8 +482,8 @@ class NoticeIn(BaseModel):
     unit_type: UnitTypeField | None = None
     project_id: str | None = Field(default=None, max_length=32)
     commitment_period: Annotated[int, Field(ge=1, le=2), NOT_BOOLEAN] | None = None
-    target_date: date | None = None
-    action_due_date: date | None = Field(default=None, examples=["2016-06-30"])
+    target_date: SimulatedDay | None = None
+    action_due_date: SimulatedDay | None = Field(default=None, examples=["2016-06-30"])
     blocks: list[UnitBlockWire] = Field(default_factory=list, max_length=3000,
                                         description="unit blocks the notice is about")
     amends: Identifier | None = Field(default=None,

@@ -46,7 +46,7 @@ from services.registry.permissions import (
     authorise_read,
     readable_accounts,
 )
-from shared.bounds import Identifier, Quantity
+from shared.bounds import Identifier, Quantity, SimulatedDay
 from shared.codes import (
     AccountType,
     LulucfActivity,
@@ -411,7 +411,7 @@ class CarryOverRequest(HoldingOperation):
 class ExpiryDateChangeRequest(BaseModel):
     account_id: Identifier = 1
     notice_id: Identifier = Field(description="the ITL notice (type 9) listing the blocks")
-    new_expiry_date: date
+    new_expiry_date: SimulatedDay
 
 
 class ReplacementRequest(BaseModel):

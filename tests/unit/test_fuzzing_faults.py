@@ -1,5 +1,6 @@
 """The faults the fuzzing found (docs/adr/0020), each at its boundary: a boolean is no
-number and no code; a message is decoded as strictly as its contract; a check made in a
+number and no code; a number is no date; a message is decoded as strictly as its
+contract; a check made in a
 handler answers 422 naming its field; every description says how errors are answered;
 and the message strategies draw what the contracts allow and malformed variants they
 refuse."""
@@ -20,11 +21,14 @@ from pydantic import BaseModel, Field, ValidationError
 
 from shared.api_errors import document_errors, invalid_input
 from shared.bounds import (
+    ISO_TEXT,
     MAX_QUANTITY,
     NOT_BOOLEAN,
     ClockStepSeconds,
     Identifier,
     Quantity,
+    SimulatedDay,
+    SimulatedTime,
     Units,
 )
 from shared.codes import SCHEMA_VERSION, MessageType, TransactionStatus, UnitType
@@ -183,3 +187,24 @@ def test_the_strategies_draw_what_each_contract_allows(message_type: MessageType
             assert not isinstance(changed, dict) or CONTRACT.violated(changed), label
 
     check()
+
+
+class Days(BaseModel):
+    day: SimulatedDay
+    now: Annotated[SimulatedTime, ISO_TEXT] | None = None
+
+
+@pytest.mark.parametrize("document", [{"day": 0}, {"day": 86400}, {"day": 1.5},
+                                      {"day": True}, {"day": "2013-01-01", "now": 0},
+                                      {"day": "2013-01-01", "now": 1e9},
+                                      {"day": "1989-12-31"}, {"day": "2100-01-01"}])
+def test_a_date_or_moment_is_iso_text_within_the_clocks_range(
+        document: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        Days.model_validate_json(json.dumps(document))
+
+
+def test_the_dates_at_the_ends_of_the_clocks_range_are_taken() -> None:
+    first = Days.model_validate_json('{"day": "1990-01-01", "now": "1990-01-01T00:00:00Z"}')
+    last = Days.model_validate_json('{"day": "2099-12-31"}')
+    assert (first.day.year, last.day.year) == (1990, 2099)
