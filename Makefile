@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: setup test test-unit lint demo up down status bench schemas clean
+.PHONY: setup test test-unit fuzz lint demo up down status bench schemas clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,18 @@ test: setup
 
 test-unit: setup
 	$(BIN)/python -m pytest -q -m "not integration and not e2e"
+
+# The fuzzing of tests/e2e/fuzzing, longer: a random seed (printed; FUZZ_SEED=<seed>
+# make fuzz replays a run), every coverage case, FUZZ_API_CASES drawn cases per
+# service and FUZZ_MESSAGES messages.
+FUZZ_API_CASES ?= 2000
+FUZZ_MESSAGES  ?= 10000
+fuzz: setup
+	@seed=$${FUZZ_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; \
+	echo "fuzzing with FUZZ_SEED=$$seed (replay: FUZZ_SEED=$$seed make fuzz)"; \
+	FUZZ_SEED=$$seed FUZZ_API_CASES=$(FUZZ_API_CASES) FUZZ_MESSAGES=$(FUZZ_MESSAGES) \
+	FUZZ_COVERAGE_ALL=1 $(BIN)/python -m pytest -q -rs tests/e2e/fuzzing; \
+	status=$$?; echo "FUZZ_SEED=$$seed"; exit $$status
 
 lint: setup
 	$(BIN)/ruff check .

@@ -55,6 +55,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 from pymongo import ASCENDING
 
+from shared.api_errors import invalid_input
 from shared.bounds import MAX_INT, SimulatedTime
 from shared.clock import SimulationClock
 from shared.contracts import Envelope
@@ -406,7 +407,7 @@ def audit_router(reader: Callable[..., Awaitable[AuditReader]]) -> APIRouter:
             raise HTTPException(status_code=403, detail=f"the records of account {key} are "
                                 "read by the operator, the authorised body or its holder")
         if since is not None and until is not None and until <= since:
-            raise HTTPException(status_code=422, detail="to: must be after from")
+            raise invalid_input(("query", "to"), "must be after from", until.isoformat())
         if key is None and who.accounts is None and transaction is None and actor is None:
             if until is None:
                 until = trail.clock.now() if trail.clock else datetime.now(UTC)
@@ -417,7 +418,7 @@ def audit_router(reader: Callable[..., Awaitable[AuditReader]]) -> APIRouter:
                 account=key, transaction_id=transaction, actor=actor, since=since,
                 until=until, after=after, limit=limit, accounts_in=who.accounts))
         except LookupError as exc:
-            raise HTTPException(status_code=422, detail=f"after: {exc}") from exc
+            raise invalid_input(("query", "after"), str(exc), after) from exc
         return AuditPage(records=[AuditRecordView.of(d) for d in docs],
                          next_after=str(docs[-1]["_id"]) if len(docs) == limit else None)
 
@@ -431,12 +432,12 @@ def _account_param(account: str | None, registry: str | None) -> str | None:
         return None
     code, _, number = account.rpartition(":")
     if int(number) > MAX_INT:
-        raise HTTPException(status_code=422, detail=f"account: {number} is beyond "
-                            f"{MAX_INT}, the largest account id")
+        raise invalid_input(("query", "account"), f"{number} is beyond {MAX_INT}, the "
+                            "largest account id", account)
     if not code:
         if registry is None:
-            raise HTTPException(status_code=422, detail="account: name it as "
-                                "<REGISTRY>:<account id> (e.g. KZ:1001)")
+            raise invalid_input(("query", "account"), "name it as <REGISTRY>:<account id> "
+                                "(e.g. KZ:1001)", account)
         code = registry
     return account_key(code, int(number))
 

@@ -18,6 +18,12 @@ as ``long``, protocol.md 2.1-2.3):
 - a quantity of units or tonnes CO2 eq (assigned amounts, inventories, emissions,
   targets): 0 to ``MAX_SERIAL`` (no more units can exist in one registry);
 - the quantity of one operator request: 1 to ``MAX_QUANTITY`` (10^12);
+- no number is a boolean: JSON's ``true`` and ``false`` are refused where a number is
+  wanted (pydantic would read them as 1 and 0: a quantity of ``false`` tonnes, a unit type
+  ``true``), by ``NOT_BOOLEAN`` on every type here (found by fuzzing, docs/adr/0020);
+- no date or moment is a number (pydantic would read ``0`` as 1970-01-01): in the APIs
+  they are ISO 8601 text (``ISO_TEXT``), and lie within the clock's range
+  (``SimulatedTime``, ``SimulatedDay``);
 - identifiers (account, notice) and counters without a domain bound: the 64-bit range,
   up to ``MAX_INT``: 2^63 - 1 itself is no floating-point number, and JSON Schema (the
   OpenAPI documents FastAPI writes hold bounds as floats) would state it as 2^63, a
@@ -27,10 +33,10 @@ as ``long``, protocol.md 2.1-2.3):
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 #: The signed 64-bit range BSON keeps (int64).
 INT64_MIN = -(2**63)
@@ -54,6 +60,38 @@ MAX_CLOCK_STEP_SECONDS = (CLOCK_MAX - CLOCK_MIN).total_seconds()
 MAX_EPOCH_SECONDS = CLOCK_MAX.timestamp()
 
 
+def _not_a_boolean(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"must be a number, not the boolean {str(value).lower()}")
+    return value
+
+
+#: Refuses a boolean where a number is wanted (before pydantic would read it as 1 or 0);
+#: part of every number type here, and of any other number field of an API model or
+#: contract: ``Annotated[int, Field(ge=1, le=2), NOT_BOOLEAN]`` (after the
+#: bounds, so that they stay in the JSON Schema).
+NOT_BOOLEAN = BeforeValidator(_not_a_boolean)
+
+
+def _iso_text(value: Any) -> Any:
+    if isinstance(value, int | float):  # bool too
+        raise ValueError("must be ISO 8601 text, not a number (pydantic would read it as "
+                         "seconds or days since 1970)")
+    return value
+
+
+#: Refuses a number where a date or a moment is wanted: JSON has no dates, the API and
+#: the contracts take ISO 8601 text (found by fuzzing, docs/adr/0020).
+ISO_TEXT = BeforeValidator(_iso_text)
+
+
+def _day_within_clock_range(day: date) -> date:
+    if not CLOCK_MIN.date() <= day <= CLOCK_MAX.date():
+        raise ValueError(f"must lie between {CLOCK_MIN.date().isoformat()} and "
+                         f"{CLOCK_MAX.date().isoformat()} (the simulation clock's range)")
+    return day
+
+
 def _within_clock_range(moment: datetime) -> datetime:
     aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
     if not CLOCK_MIN <= aware <= CLOCK_MAX:
@@ -63,23 +101,30 @@ def _within_clock_range(moment: datetime) -> datetime:
 
 
 #: Any integer the store keeps, without a tighter domain bound.
-Int64 = Annotated[int, Field(ge=INT64_MIN, le=MAX_INT)]
+Int64 = Annotated[int, Field(ge=INT64_MIN, le=MAX_INT), NOT_BOOLEAN]
 #: A count or sequence number from 0 (e.g. an envelope's ``seq``).
-Count = Annotated[int, Field(ge=0, le=MAX_INT)]
+Count = Annotated[int, Field(ge=0, le=MAX_INT), NOT_BOOLEAN]
 #: An identifier numbered from 1: account, notice (protocol.md 2.1, 2.2: ``long``).
-Identifier = Annotated[int, Field(ge=1, le=MAX_INT)]
+Identifier = Annotated[int, Field(ge=1, le=MAX_INT), NOT_BOOLEAN]
 #: A unit's serial number within its originating registry.
-Serial = Annotated[int, Field(ge=1, le=MAX_SERIAL)]
+Serial = Annotated[int, Field(ge=1, le=MAX_SERIAL), NOT_BOOLEAN]
 #: A quantity of units or tonnes CO2 eq, zero allowed.
-Units = Annotated[int, Field(ge=0, le=MAX_UNITS)]
+Units = Annotated[int, Field(ge=0, le=MAX_UNITS), NOT_BOOLEAN]
 #: A quantity of units or tonnes CO2 eq, at least one.
-PositiveUnits = Annotated[int, Field(ge=1, le=MAX_UNITS)]
+PositiveUnits = Annotated[int, Field(ge=1, le=MAX_UNITS), NOT_BOOLEAN]
 #: The quantity of one operator request, in units.
-Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY)]
+Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY), NOT_BOOLEAN]
 #: A step of the simulation clock, in simulated seconds.
 ClockStepSeconds = Annotated[float, Field(ge=0, le=MAX_CLOCK_STEP_SECONDS,
-                                          allow_inf_nan=False)]
+                                          allow_inf_nan=False), NOT_BOOLEAN]
 #: Real seconds since the epoch, up to the clock's range.
-EpochSeconds = Annotated[float, Field(ge=0, le=MAX_EPOCH_SECONDS, allow_inf_nan=False)]
-#: A moment of simulated time (UTC; a naive one is read as UTC).
+EpochSeconds = Annotated[float, Field(ge=0, le=MAX_EPOCH_SECONDS, allow_inf_nan=False),
+                         NOT_BOOLEAN]
+#: A moment of simulated time (UTC; a naive one is read as UTC). In an API body
+#: ``Annotated[SimulatedTime, ISO_TEXT]`` (the contracts are decoded strictly, where a
+#: number is no moment anyway, and a validator before would make the strict decoding
+#: refuse the text too).
 SimulatedTime = Annotated[datetime, AfterValidator(_within_clock_range)]
+#: A day of simulated time (an expiry, a target or due date, a registration), as ISO
+#: 8601 text (``2016-06-30``), within the clock's range.
+SimulatedDay = Annotated[date, AfterValidator(_day_within_clock_range), ISO_TEXT]

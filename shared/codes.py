@@ -6,7 +6,31 @@ protocol.md: V (verified in a source), U (assumed), O (our own choice).
 
 from __future__ import annotations
 
+import json
 from enum import IntEnum, StrEnum
+from typing import Any
+
+from pydantic import GetCoreSchemaHandler
+from pydantic_core import PydanticCustomError, core_schema
+
+
+class Code(IntEnum):
+    """A code of the protocol's tables: an ``IntEnum`` that pydantic reads from its whole
+    number only, never from a boolean (``true`` would be code 1: Python's ``True == 1``)
+    nor from a float (``4.0``), in API bodies and messages alike (found by fuzzing,
+    docs/adr/0020)."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler
+                                     ) -> core_schema.CoreSchema:
+        def whole_number(value: Any) -> Any:
+            if isinstance(value, bool | float):
+                raise PydanticCustomError(
+                    "enum", "{value} is no {name} code: codes are whole numbers",
+                    {"name": cls.__name__, "value": json.dumps(value)})
+            return value
+
+        return core_schema.no_info_before_validator_function(whole_number, handler(source))
 
 ITL_CODE = "ITL"
 CDM_CODE = "CDM"
@@ -18,7 +42,7 @@ SCHEMA_VERSION = "des-1.1/3"
 MAX_BLOCKS_PER_TRANSACTION = 3000
 
 
-class UnitType(IntEnum):
+class UnitType(Code):
     """Kyoto unit types (protocol.md 2.4)."""
 
     AAU = 1
@@ -38,7 +62,7 @@ NATIONAL_ISSUANCE_UNIT_TYPES = frozenset({UnitType.AAU, UnitType.RMU})
 KYOTO_UNIT_TYPES = frozenset(UnitType)
 
 
-class LulucfActivity(IntEnum):
+class LulucfActivity(Code):
     """LULUCF activity codes (protocol.md 2.5)."""
 
     AFFORESTATION_REFORESTATION = 1
@@ -50,7 +74,7 @@ class LulucfActivity(IntEnum):
     WETLAND_DRAINAGE_REWETTING = 7
 
 
-class CommitmentPeriod(IntEnum):
+class CommitmentPeriod(Code):
     """Commitment periods we simulate (protocol.md 2.5: we use 1 and 2)."""
 
     CP1 = 1
@@ -61,7 +85,7 @@ class CommitmentPeriod(IntEnum):
 COMMITMENT_PERIOD_YEARS = {1: (2008, 2012), 2: (2013, 2020)}
 
 
-class TransactionType(IntEnum):
+class TransactionType(Code):
     """Primary transaction types (protocol.md 2.6)."""
 
     ISSUANCE = 1
@@ -75,7 +99,7 @@ class TransactionType(IntEnum):
     INTERNAL_TRANSFER = 10
 
 
-class SupplementaryType(IntEnum):
+class SupplementaryType(Code):
     """Supplementary transaction types: the kinds one primary type covers (protocol.md 2.6,
     V UK-TYPES numbers). 0 is the plain kind of each primary type."""
 
@@ -89,7 +113,7 @@ class SupplementaryType(IntEnum):
     SHARE_OF_PROCEEDS_ERU_CONVERSION = 49
 
 
-class AccountType(IntEnum):
+class AccountType(Code):
     """Account type codes (protocol.md 2.7)."""
 
     PARTY_HOLDING = 100
@@ -121,7 +145,7 @@ OUT_OF_CIRCULATION_ACCOUNT_TYPES = frozenset(
 )
 
 
-class TransactionStatus(IntEnum):
+class TransactionStatus(Code):
     """Transaction status codes on the wire (protocol.md 1.4)."""
 
     PROPOSED = 1
@@ -144,7 +168,7 @@ FINAL_STATUSES = frozenset(
 )
 
 
-class NoticeType(IntEnum):
+class NoticeType(Code):
     """ITL notice types (protocol.md 2.8)."""
 
     NET_SOURCE_CANCELLATION = 1
@@ -162,7 +186,7 @@ class NoticeType(IntEnum):
     CCS_NON_SUBMISSION_OF_VERIFICATION_REPORT = 13
 
 
-class NoticeStatus(IntEnum):
+class NoticeStatus(Code):
     """ITL notice status (protocol.md 2.8)."""
 
     OPEN = 1
@@ -170,7 +194,7 @@ class NoticeStatus(IntEnum):
     COMPLETED = 3
 
 
-class ResponseCode(IntEnum):
+class ResponseCode(Code):
     """Response codes returned in evaluation results (protocol.md 3.3).
 
     Only 5902-5906 are verified DES values; every other number is ours (O).

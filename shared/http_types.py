@@ -16,6 +16,8 @@ def _by_name_or_number(enum: type[E]) -> Any:
     def parse(value: Any) -> E:
         if isinstance(value, enum):
             return value
+        if isinstance(value, bool | float):  # true is no code 1, nor 1.5 (shared.codes)
+            raise ValueError(f"unknown {enum.__name__} {value!r}: codes are whole numbers")
         if isinstance(value, str) and not value.strip().isdigit():
             try:
                 return enum[value.strip().upper()]

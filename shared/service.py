@@ -13,16 +13,17 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import date, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import uvicorn
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
 
+from shared.api_errors import document_errors, invalid_input
 from shared.audit import AuditTrail, acting, message_actor, message_subject, service_actor
 from shared.auth import (
     AUTH_RESPONSES,
@@ -32,7 +33,7 @@ from shared.auth import (
     install,
     require_role,
 )
-from shared.bounds import CLOCK_MAX, ClockStepSeconds, SimulatedTime
+from shared.bounds import CLOCK_MAX, ISO_TEXT, ClockStepSeconds, SimulatedTime
 from shared.clock import SimulationClock
 from shared.codes import ITL_CODE, MessageType
 from shared.contracts import Envelope, MessageAck, make_envelope
@@ -395,7 +396,7 @@ def _running_on(clock_set: ClockSet) -> datetime:
 
 
 class ClockSetting(BaseModel):
-    now: SimulatedTime | None = Field(
+    now: Annotated[SimulatedTime, ISO_TEXT] | None = Field(
         default=None, description="jump to this UTC time (1990-01-01 to 2099-12-31)")
     advance_seconds: ClockStepSeconds | None = Field(
         default=None, description="or move forward by this many simulated seconds, up to "
@@ -431,6 +432,7 @@ def build_app(
     app = FastAPI(title=title, description=description, lifespan=lifespan)
     app.state.runtime = runtime
     authenticator = install(app, runtime.settings, runtime.code)
+    document_errors(app)
 
     @app.exception_handler(RuleViolation)
     async def rule_violation(_: Request, exc: RuleViolation) -> JSONResponse:
@@ -479,16 +481,15 @@ def build_app(
         runs before the answer. Needs the role ``<CODE>:clock`` of this service or
         ``*:clock`` (403 otherwise)."""
         if (setting.now is None) == (setting.advance_seconds is None):
-            raise HTTPException(
-                status_code=422, detail="give exactly one of 'now' and 'advance_seconds'"
-            )
+            raise invalid_input(("body",), "give exactly one of 'now' and 'advance_seconds'",
+                                setting.model_dump(mode="json"))
         moment = setting.now or runtime.clock.now() + timedelta(
             seconds=setting.advance_seconds or 0)
         if moment > CLOCK_MAX:
-            raise HTTPException(
-                status_code=422,
-                detail=f"advance_seconds: {setting.advance_seconds} seconds would move the "
-                       f"clock past {CLOCK_MAX.isoformat()}, the end of its range")
+            raise invalid_input(
+                ("body", "advance_seconds"), f"{setting.advance_seconds} seconds would move "
+                f"the clock past {CLOCK_MAX.isoformat()}, the end of its range",
+                setting.advance_seconds)
         return ClockReading(now=await runtime.set_clock(moment, setting.broadcast))
 
     return app

@@ -33,10 +33,12 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl, unquote
 
 import jwt
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Security
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBasic
 from pydantic import BaseModel, Field, field_validator
+from starlette.requests import HTTPConnection
 
 from deploy.issuer.config import (
     NAME_PATTERN,
@@ -47,6 +49,7 @@ from deploy.issuer.config import (
     checked_roles,
 )
 from deploy.issuer.keys import ALGORITHM, KeyStore
+from shared.api_errors import document_errors
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 FORM = "application/x-www-form-urlencoded"
@@ -76,6 +79,39 @@ class UserBody(BaseModel):
 
     _roles = field_validator("roles")(checked_roles)
     _accounts = field_validator("accounts")(checked_accounts)
+
+
+class OAuthErrorBody(BaseModel):
+    """An RFC 6749 section 5.2 error answer."""
+
+    error: str
+    error_description: str
+
+
+class TokenAnswer(BaseModel):
+    access_token: str
+    token_type: str
+    expires_in: int
+
+
+#: The token request as RFC 6749 4.3 and 4.4 define it (a form post), for the OpenAPI
+#: description: the handler reads the form itself, each parameter at most once.
+TOKEN_FORM: dict[str, Any] = {"requestBody": {"required": True, "content": {FORM: {"schema": {
+    "type": "object", "required": ["grant_type"],
+    "properties": {"grant_type": {"type": "string",
+                                  "enum": ["client_credentials", "password"]},
+                   "username": {"type": "string"}, "password": {"type": "string"},
+                   "client_id": {"type": "string"}, "client_secret": {"type": "string"}}}}}}}
+OAUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": OAuthErrorBody, "description": "RFC 6749 5.2: invalid_request, "
+          "invalid_grant, unauthorized_client, unsupported_grant_type"},
+    401: {"model": OAuthErrorBody, "description": "invalid_client: unknown client or "
+          "wrong secret (WWW-Authenticate: Basic)"},
+}
+ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": OAuthErrorBody, "description": "no admin client credentials"},
+    403: {"model": OAuthErrorBody, "description": "the client is not an admin client"},
+}
 
 
 class UserView(BaseModel):
@@ -235,11 +271,33 @@ async def _form(request: Request) -> dict[str, str]:
     return form
 
 
+class _DescribedBasic(HTTPBasic):
+    """HTTP Basic in the OpenAPI description only: ``Issuer.admin`` reads the header
+    itself and answers as RFC 6749 5.2 says (FastAPI's own check answers otherwise)."""
+
+    async def __call__(self, request: HTTPConnection) -> None:
+        return None
+
+
+#: The admin endpoints' HTTP Basic client credentials, in the OpenAPI description.
+ADMIN_BASIC = _DescribedBasic(scheme_name="adminClient", auto_error=False,
+                              description="an admin client's id and secret (RFC 6749 2.3.1)")
+
+
+async def admin_client(request: Request,
+                       _credentials: Annotated[None, Security(ADMIN_BASIC)]) -> None:
+    """Dependency of the admin endpoints: an admin client's credentials (401/403 before
+    anything else of the request is looked at)."""
+    issuer: Issuer = request.app.state.issuer
+    issuer.admin(request)
+
+
 def create_app(config: IssuerConfig, workdir: Path) -> FastAPI:
     """The issuer's app; keys and run-time users live in ``workdir``."""
     issuer = Issuer(config, workdir)
     app = FastAPI(title="issuer", description=__doc__)
     app.state.issuer = issuer
+    document_errors(app)
 
     @app.exception_handler(OAuthError)
     async def oauth_error(_: Request, exc: OAuthError) -> JSONResponse:
@@ -249,7 +307,8 @@ def create_app(config: IssuerConfig, workdir: Path) -> FastAPI:
         return JSONResponse(status_code=exc.status, headers=headers,
                             content={"error": exc.error, "error_description": exc.description})
 
-    @app.post("/token", tags=["oauth2"])
+    @app.post("/token", tags=["oauth2"], openapi_extra=TOKEN_FORM,
+              responses={200: {"model": TokenAnswer}, **OAUTH_ERRORS})
     async def token(request: Request) -> JSONResponse:
         """RFC 6749 token endpoint: client credentials or password grant."""
         form = await _form(request)
@@ -266,22 +325,24 @@ def create_app(config: IssuerConfig, workdir: Path) -> FastAPI:
         """Where the token endpoint and the key set are."""
         return issuer.discovery()
 
-    @app.put("/admin/users/{username}", tags=["admin"])
-    async def put_user(request: Request,
-                       username: Annotated[str, PathParam(pattern=NAME_PATTERN)],
+    @app.put("/admin/users/{username}", tags=["admin"],
+             responses={200: {"model": UserView}, 201: {"model": UserView},
+                        400: {"model": OAuthErrorBody,
+                              "description": "invalid_request: a new user needs a password"},
+                        **ADMIN_ERRORS}, dependencies=[Depends(admin_client)])
+    async def put_user(username: Annotated[str, PathParam(pattern=NAME_PATTERN)],
                        body: UserBody) -> JSONResponse:
         """Create (201) or update (200) a user: roles and accounts in the claims' forms
         (``KZ:holder``; ``KZ:1001``); 422 naming a malformed one."""
-        issuer.admin(request)
         user, created = issuer.put_user(username, body)
         view = UserView(username=username, name=user.name or username, roles=user.roles,
                         accounts=user.accounts, created=created)
         return JSONResponse(view.model_dump(), status_code=201 if created else 200)
 
-    @app.post("/admin/keys/rotate", tags=["admin"])
-    async def rotate(request: Request) -> dict[str, str]:
+    @app.post("/admin/keys/rotate", tags=["admin"], responses=ADMIN_ERRORS,
+              dependencies=[Depends(admin_client)])
+    async def rotate() -> dict[str, str]:
         """Sign with a new key from now on; earlier keys stay in the key set."""
-        issuer.admin(request)
         return {"kid": issuer.keys.rotate().kid}
 
     @app.get("/health", tags=["admin"])

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
 from services.cdm_registry.domain import Project
 from services.cdm_registry.handlers import CdmService, ProjectExists, RequestIssuance
-from shared.bounds import Identifier, Quantity
+from shared.bounds import NOT_BOOLEAN, Identifier, Quantity, SimulatedDay
 from shared.codes import AccountType, UnitType
 from shared.errors import NotFound
 from shared.http_types import AccountTypeField, UnitTypeField
@@ -31,18 +32,18 @@ class ProjectBody(BaseModel):
         default=False, description="LDC projects pay no share of proceeds")
     afforestation_reforestation: bool = Field(
         default=False, description="A/R projects may be issued tCERs and lCERs")
-    crediting_period_end: date | None = Field(
+    crediting_period_end: SimulatedDay | None = Field(
         default=None, description="A/R projects: when their lCERs expire")
 
 
 class IssuanceBody(BaseModel):
     unit_type: UnitTypeField = Field(default=UnitType.CER)
     quantity: Quantity = Field(examples=[1000])
-    commitment_period: int = Field(default=2, ge=1, le=2)
+    commitment_period: Annotated[int, Field(ge=1, le=2), NOT_BOOLEAN] = 2
     acquiring_registry: str = Field(pattern=r"^[A-Z]{2}$", examples=["KZ"])
     acquiring_account_type: AccountTypeField = Field(default=AccountType.PERSON_HOLDING)
     acquiring_account_id: Identifier
-    expiry_date: date | None = Field(
+    expiry_date: SimulatedDay | None = Field(
         default=None, description="tCER and lCER only; by default tCERs expire at the end "
         "of the next commitment period, lCERs at the end of the crediting period")
 

@@ -19,11 +19,20 @@ from services.cdm_registry.domain import (
     share_of_proceeds,
 )
 from services.cdm_registry.store import CdmStore
+from services.registry.domain import check_account_types
 from services.registry.handlers import IssueUnits, RegistryService, TransferUnits
 from shared.blocks import SerialRange
-from shared.codes import CDM_CODE, AccountType, ResponseCode, TransactionStatus, UnitType
+from shared.codes import (
+    CDM_CODE,
+    AccountType,
+    ResponseCode,
+    TransactionStatus,
+    TransactionType,
+    UnitType,
+)
 from shared.errors import NotFound, RuleViolation
 from shared.logs import log_event
+from shared.rules.accounts import AccountSide, supplementary_type_of
 from shared.store import Document, Session, next_sequence
 from shared.store.unit_blocks import doc_to_block
 
@@ -85,6 +94,9 @@ class CdmService:
             if command.acquiring_registry == CDM_CODE:
                 raise RuleViolation(ResponseCode.TYPE_ACCOUNT_COMBINATION_NOT_ALLOWED,
                                     "issued units are forwarded to a national registry")
+            await self.check_forward(command.acquiring_registry,
+                                     command.acquiring_account_type,
+                                     command.acquiring_account_id, command.unit_type, session)
             number = await next_sequence(self.store.db, "issuance_request", session)
             request_id = f"{REQUEST_PREFIX}{number}"
             sop = share_of_proceeds(command.quantity, self.sop_percent, project)
@@ -124,6 +136,19 @@ class CdmService:
 
         return await self.registry.runtime.commit(work)
 
+    async def check_forward(self, registry: str, account_type: AccountType, account_id: int,
+                            unit_type: UnitType, session: Session) -> None:
+        """Raise ``RuleViolation`` (2004, the account-type table's reason) unless the
+        issued units may be forwarded from the pending account to ``account_type`` in
+        ``registry`` by an external transfer: checked when the issuance is requested
+        (422), so that the forward, which runs when the ITL's answer is handled, cannot
+        be refused by the same rule (found by fuzzing, docs/adr/0020)."""
+        pending = await self.registry.require_account(PENDING_ACCOUNT_ID, session)
+        kind = TransactionType.EXTERNAL_TRANSFER
+        check_account_types(
+            kind, supplementary_type_of(kind, registry, int(account_type), {unit_type}),
+            CDM_CODE, pending.side, AccountSide(registry, int(account_type), account_id), [])
+
     async def on_final_status(self, tx: Document, session: Session) -> None:
         """Advance the issuance request a final transaction belongs to."""
         request_id = tx.get("reference") or ""
@@ -143,7 +168,23 @@ class CdmService:
             await self._set_state(request, state, session, tx["_id"])
 
     async def _forward(self, request: Document, issuance: Document, session: Session) -> None:
+        """Propose the share of proceeds and the forward of an issuance that completed.
+        A forward the account-type table refuses (a request made before its check at
+        request time) fails the request, naming the reason, and the units stay in the
+        pending account: the ITL's answer is handled, not retried for ever."""
         block = doc_to_block(issuance["blocks"][0])
+        acquiring = request["acquiring"]
+        try:
+            await self.check_forward(acquiring["registry"],
+                                     AccountType(acquiring["account_type"]),
+                                     acquiring["account_id"], block.attributes.unit_type,
+                                     session)
+        except RuleViolation as refused:
+            log_event(log, "issuance_forward_refused", logging.WARNING,
+                      request_id=request["_id"], response_code=int(refused.code),
+                      reason=refused.reason)
+            await self._set_state(request, IssuanceState.FAILED, session, issuance["_id"])
+            return
         sop = request["share_of_proceeds"]
         start, end = block.serials.start, block.serials.end
         fields: Document = {}
@@ -163,7 +204,6 @@ class CdmService:
                 blocks=[block.with_serials(SerialRange(start, start + sop - 1))],
             )
             fields["share_of_proceeds_transaction"] = sop_tx["_id"]
-        acquiring = request["acquiring"]
         forward_tx = await self.registry.propose_transfer(
             TransferUnits(acquiring_registry=acquiring["registry"],
                           acquiring_account_type=AccountType(acquiring["account_type"]),

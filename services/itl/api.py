@@ -6,12 +6,13 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field, field_validator
 
 from services.itl.domain import JiProject, LedgerKey, PartyPeriod
 from services.itl.handlers import ItlService
-from shared.bounds import Identifier, Units
+from shared.api_errors import invalid_input
+from shared.bounds import NOT_BOOLEAN, Identifier, SimulatedDay, Units
 from shared.codes import (
     CDM_CODE,
     CommitmentPeriod,
@@ -67,7 +68,8 @@ async def registries(request: Request) -> RegistryList:
 
 
 class StandingIn(BaseModel):
-    commitment_periods: list[Annotated[int, Field(ge=1, le=max(CommitmentPeriod))]] = Field(
+    commitment_periods: list[Annotated[int, Field(ge=1, le=max(CommitmentPeriod)),
+                                       NOT_BOOLEAN]] = Field(
         examples=[[1, 2]], description="periods with a quantified commitment (1, 2)")
     eligible: list[Mechanism] = Field(
         examples=[["article_6", "article_12", "article_17"]],
@@ -108,8 +110,8 @@ def known_party(service: ItlService, code: str) -> None:
     """A Party the ITL knows: one of its registries or one of the reference data (422
     naming the code otherwise)."""
     if code not in service.registries and not reference_standing(code).name:
-        raise HTTPException(status_code=422, detail=f"code: {code} is neither a registry the "
-                            "ITL knows nor a Party of the reference data")
+        raise invalid_input(("path", "code"), f"{code} is neither a registry the ITL knows "
+                            "nor a Party of the reference data", code)
 
 
 @router.get("/parties/{code}", tags=["parties"])
@@ -479,9 +481,9 @@ class NoticeIn(BaseModel):
                                      description="quantity the registry must act on")
     unit_type: UnitTypeField | None = None
     project_id: str | None = Field(default=None, max_length=32)
-    commitment_period: int | None = Field(default=None, ge=1, le=2)
-    target_date: date | None = None
-    action_due_date: date | None = Field(default=None, examples=["2016-06-30"])
+    commitment_period: Annotated[int, Field(ge=1, le=2), NOT_BOOLEAN] | None = None
+    target_date: SimulatedDay | None = None
+    action_due_date: SimulatedDay | None = Field(default=None, examples=["2016-06-30"])
     blocks: list[UnitBlockWire] = Field(default_factory=list, max_length=3000,
                                         description="unit blocks the notice is about")
     amends: Identifier | None = Field(default=None,
@@ -534,8 +536,8 @@ async def issue_notice(request: Request, body: NoticeIn) -> NoticeOut:
     by the transactions that name it."""
     service = service_of(request)
     if body.registry not in service.registries:
-        raise HTTPException(status_code=422,
-                            detail=f"registry {body.registry} is unknown to the ITL")
+        raise invalid_input(("body", "registry"), f"registry {body.registry} is unknown to "
+                            "the ITL", body.registry)
     fields = body.model_dump(mode="json")
     fields["notice_type"] = int(body.notice_type)
     fields["unit_type"] = int(body.unit_type) if body.unit_type else None

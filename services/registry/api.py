@@ -541,7 +541,9 @@ def proceeds_of(request: Request) -> ShareOfProceeds:
     return proceeds
 
 
-@router.get("/share-of-proceeds", tags=["share of proceeds"], dependencies=REGISTRY_READERS)
+@router.get("/share-of-proceeds", tags=["share of proceeds"], dependencies=REGISTRY_READERS,
+            responses={404: {"description": "the CDM registry levies no share of proceeds "
+                                            "on itself"}})
 async def share_of_proceeds(request: Request) -> list[ShareOfProceedsRow]:
     """The second period's share of proceeds per commitment period and kind: what it is
     levied on, due, contributed and owed, and its transactions (external transfers of

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, Query, Request, status
 from pydantic import BaseModel, Field, StringConstraints
 
 from services.registry.api import ActorDep, TransactionView
@@ -21,6 +21,7 @@ from services.registry.approvals import (
     operation_named,
 )
 from services.registry.permissions import Actor, authorise_read, readable_accounts
+from shared.api_errors import invalid_input
 from shared.bounds import Identifier
 from shared.store import Document
 
@@ -121,7 +122,7 @@ async def list_approvals(
     try:
         wanted = operation_named(operation) if operation else None
     except ValueError as exc:
-        raise HTTPException(status_code=422, detail=f"operation: {exc}") from exc
+        raise invalid_input(("query", "operation"), str(exc), operation) from exc
     docs = await approvals_of(request).list(status_filter, wanted, readable, limit)
     return [ApprovalView.of(d) for d in docs]
 

@@ -14,6 +14,7 @@ from services.registry.api import (
     REFUSALS,
     REGISTRY_READERS,
     ActorDep,
+    RefusalView,
     service_of,
 )
 from services.registry.approvals import Plan
@@ -45,7 +46,7 @@ from services.registry.permissions import (
     authorise_read,
     readable_accounts,
 )
-from shared.bounds import Identifier, Quantity
+from shared.bounds import Identifier, Quantity, SimulatedDay
 from shared.codes import (
     AccountType,
     LulucfActivity,
@@ -63,7 +64,10 @@ PERMISSION: dict[int | str, dict[str, Any]] = {
     403: {"description": "the request's actor may not start this operation"}}
 RESPONSES: dict[int | str, dict[str, Any]] = {**REFUSALS, **PERMISSION}
 PROPOSAL_RESPONSES: dict[int | str, dict[str, Any]] = {
-    **RESPONSES, 202: {"description": PROPOSAL_DESCRIPTION}}
+    **RESPONSES, 202: {"description": PROPOSAL_DESCRIPTION},
+    409: {"model": RefusalView, "description": "the decision the operation carries out "
+          "does not allow it (another kind, unit type or quantity; executed by itself); "
+          "detail and response_code"}}
 
 
 def desk_of(request: Request) -> DecisionDesk:
@@ -407,7 +411,7 @@ class CarryOverRequest(HoldingOperation):
 class ExpiryDateChangeRequest(BaseModel):
     account_id: Identifier = 1
     notice_id: Identifier = Field(description="the ITL notice (type 9) listing the blocks")
-    new_expiry_date: date
+    new_expiry_date: SimulatedDay
 
 
 class ReplacementRequest(BaseModel):

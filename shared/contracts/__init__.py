@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import to_json
 
 from shared.codes import SCHEMA_VERSION, MessageType
 from shared.contracts.convert import (
@@ -57,18 +58,23 @@ class UndecodableMessage(Exception):
 
 
 def decode_envelope(body: bytes) -> Envelope:
-    """Parse raw bytes into an envelope, or raise ``UndecodableMessage`` with the reason."""
+    """Parse raw bytes into an envelope, or raise ``UndecodableMessage`` with the reason.
+
+    Strictly, as the contract's JSON Schema says: a number is a JSON number, a text a
+    JSON string, nothing is coerced (``"5"`` is no integer, ``5.0`` neither; pydantic's
+    lax mode would take both; found by fuzzing, docs/adr/0020)."""
     try:
-        return Envelope.model_validate_json(body)
+        return Envelope.model_validate_json(body, strict=True)
     except ValidationError as exc:
         raise UndecodableMessage(f"invalid envelope: {_first_errors(exc)}") from exc
 
 
 def decode_payload(envelope: Envelope) -> BaseModel:
-    """The typed payload of an envelope, or ``UndecodableMessage`` with the reason."""
+    """The typed payload of an envelope, or ``UndecodableMessage`` with the reason; as
+    strictly as ``decode_envelope`` (the payload read again as the JSON it came as)."""
     model = PAYLOAD_MODELS[envelope.message_type]
     try:
-        return model.model_validate(envelope.payload)
+        return model.model_validate_json(to_json(envelope.payload), strict=True)
     except ValidationError as exc:
         raise UndecodableMessage(
             f"invalid {envelope.message_type} payload: {_first_errors(exc)}"

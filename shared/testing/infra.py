@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import aio_pika
+from aio_pika.abc import AbstractIncomingMessage
 
 from shared.messaging import Broker, TlsSettings
 from shared.messaging.identities import definitions, new_password, service_identities
@@ -216,6 +217,91 @@ async def publish_and_collect_dead_letters(
                 reasons[key].append(str(message.headers["x-dead-reason"]))
                 await message.ack()
         return reasons
+    finally:
+        await connection.close()
+
+
+async def publish_each_as(namespace: str, identities: Mapping[str, Identity],
+                          messages: Sequence[tuple[str, str, str, bytes]]) -> None:
+    """Publish raw bodies ``(sender, recipient, message id, body)`` to the main exchange,
+    each logged in as ``identities[sender]`` and under its user id, with the AMQP
+    ``message_id`` given (a dead letter keeps it). One connection per sender, the senders
+    at once, each sender's bodies one after the other, each confirmed before the next
+    (so they reach a queue in order, and a body published after this returns never
+    overtakes one of them)."""
+    connections: dict[str, aio_pika.abc.AbstractConnection] = {}
+    try:
+        exchanges = {}
+        for sender in dict.fromkeys(sender for sender, _, _, _ in messages):
+            identity = identities[sender]
+            connections[sender] = await aio_pika.connect(
+                identity.url, ssl_context=broker_tls().context(identity.url))
+            channel = await connections[sender].channel(publisher_confirms=True)
+            exchanges[sender] = await channel.get_exchange(f"{namespace}{MAIN_EXCHANGE}")
+        async def publish_all_of(sender: str) -> None:
+            for source, recipient, message_id, body in messages:
+                if source == sender:
+                    await exchanges[sender].publish(
+                        aio_pika.Message(body=body, user_id=identities[sender].user,
+                                         message_id=message_id), routing_key=recipient)
+
+        await asyncio.gather(*map(publish_all_of, exchanges))
+    finally:
+        for connection in connections.values():
+            await connection.close()
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message a service dead-lettered: its ``x-dead-reason`` (empty when the broker
+    dead-lettered it after too many deliveries) and ``x-dead-code``."""
+
+    message_id: str | None
+    reason: str
+    code: int | None
+    body: bytes
+
+
+async def dead_letters_until(namespace: str, last: Mapping[str, str],
+                             seconds: float = DEAD_LETTER_SECONDS
+                             ) -> dict[str, list[DeadLetter]]:
+    """The dead letters of each recipient's dead-letter queue, taken off the queue as
+    the administrator, until the one whose AMQP message id is ``last[recipient]`` (a
+    message that must be dead-lettered, published after the others: once it is there,
+    the consumer is past all of them) has come to every queue; that one included.
+    Raises ``AssertionError`` naming the recipients whose ``last`` did not come within
+    ``seconds`` (real)."""
+    found: dict[str, list[DeadLetter]] = {key: [] for key in last}
+    done = {key: asyncio.Event() for key in last}
+    connection = await aio_pika.connect(amqp_url(), ssl_context=broker_tls().context(amqp_url()))
+    try:
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=500)
+        for key, final in last.items():
+            queue = await channel.get_queue(dead_letter_queue_name(key, namespace),
+                                            ensure=False)
+
+            async def take(message: AbstractIncomingMessage, key: str = key,
+                           final: str = final) -> None:
+                await message.ack()
+                headers = message.headers or {}
+                code = headers.get("x-dead-code")
+                found[key].append(DeadLetter(
+                    message.message_id, str(headers.get("x-dead-reason") or ""),
+                    int(str(code)) if code is not None else None, message.body))
+                if message.message_id == final:
+                    done[key].set()
+
+            await queue.consume(take)
+        try:
+            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in done.values())),
+                                   seconds)
+        except TimeoutError:
+            late = {key: f"{len(found[key])} dead letters" for key in last
+                    if not done[key].is_set()}
+            raise AssertionError(f"the last message was not dead-lettered within {seconds} "
+                                 f"s at {late}") from None
+        return found
     finally:
         await connection.close()
 

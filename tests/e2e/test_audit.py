@@ -178,7 +178,7 @@ def test_a_holder_reads_its_accounts_records_and_the_itl_its_administrator(
                        ).status_code == 403
     unnamed = client.call("itl", "GET", "/audit", params={"account": "1001"})
     assert unnamed.status_code == 422
-    assert "account" in unnamed.json()["detail"]
+    assert [e["loc"] for e in unnamed.json()["detail"]] == [["query", "account"]]
     periods = [r for r in records(client, "itl", actor="itl-admin")
                if r["action"] == "party_period_recorded"]
     assert periods and periods[0]["actor"]["role"] == "administrator"

@@ -83,3 +83,25 @@ def test_malformed_messages_are_dead_lettered_and_the_registry_keeps_working(
     issued = client.issue("kz", "AAU", 1000, "MEP-2013-100")
     assert client.settle("kz", issued["transaction_id"])["status_name"] == "COMPLETED"
     assert client.units_held("kz", 1, "AAU") == 1000
+
+
+@pytest.mark.parametrize(("account_type", "status"), [(110, 422), (230, 422), (121, 202)])
+def test_a_cdm_issuance_forwarded_to_an_account_type_no_external_transfer_reaches_is_422(
+    client: StackClient, account_type: int, status: int,
+) -> None:
+    """Found by fuzzing (docs/adr/0020): the request was taken and the forward, when the
+    ITL's answer came, failed in the CDM registry's consumer again and again. The
+    account-type table is now applied when the issuance is requested."""
+    project = f"BAD-TYPE-{account_type}"
+    client.ok("cdm", "POST", "/projects", json={"project_id": project, "title": "t",
+                                               "host_party": "IN"})
+    answer = client.call("cdm", "POST", f"/projects/{project}/issuances", json={
+        "unit_type": "CER", "quantity": 10, "commitment_period": 2,
+        "acquiring_registry": "KZ", "acquiring_account_type": account_type,
+        "acquiring_account_id": 1001})
+    assert answer.status_code == status, answer.text
+    if status == 422:
+        assert answer.json()["response_code"] == 2004
+        assert str(account_type) in answer.json()["detail"]
+        assert [r for r in client.ok("cdm", "GET", "/issuances")
+                if r["project_id"] == project] == []

@@ -4,7 +4,7 @@ operator and the authorised body (a surrender also by its account's holder)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request, status
@@ -21,7 +21,7 @@ from services.registry.esd.domain import (
 )
 from services.registry.esd.handlers import EsdService, SurrenderCredits
 from services.registry.permissions import Operation, authorise, authorise_read
-from shared.bounds import Identifier, Int64, Quantity
+from shared.bounds import Identifier, Int64, Quantity, SimulatedDay
 from shared.codes import UnitType
 from shared.errors import NotFound
 from shared.http_types import UnitTypeField
@@ -81,8 +81,9 @@ def _member_state(svc: EsdService) -> MemberStateView:
 
 class ProjectFactsBody(BaseModel):
     host_country: str = Field(pattern=r"^[A-Z]{2}$", examples=["IN"])
-    registered_on: date = Field(description="registration date of the project")
-    crediting_start: date = Field(description="start of the crediting period (reductions)")
+    registered_on: SimulatedDay = Field(description="registration date of the project")
+    crediting_start: SimulatedDay = Field(
+        description="start of the crediting period (reductions)")
     ets_eligible_2008_2012: bool = Field(
         description="the project's credits were eligible in the EU ETS in 2008-2012")
     community_project: bool = Field(
