@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
               help="SIGSTOPs of a registry past the ITL's time-out")
 @click.option("--workers", default=4, show_default=True, help="operations in flight")
 @click.option("--seed", default=1, show_default=True, help="draws operations and faults")
-@click.option("--fault-interval", default=3.0, show_default=True,
+@click.option("--fault-interval", default=12.0, show_default=True,
               help="mean real seconds between two faults")
 @click.option("--out", type=click.Path(path_type=Path),
               default=ROOT / "bench" / "results" / "chaos", show_default=True,
