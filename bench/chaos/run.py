@@ -79,6 +79,19 @@ def run_chaos(config: ChaosConfig, workdir: Path) -> ChaosResult:
     started = time.monotonic()
     timings: dict[str, float] = {}
     workdir = workdir.resolve()  # the broker node's HOME and data
+    # the services log warnings and errors only (thousands of transfers on two cores),
+    # unless LOG_LEVEL says otherwise
+    level = os.environ.get("LOG_LEVEL")
+    os.environ["LOG_LEVEL"] = level or "WARNING"
+    try:
+        return _run_on_private_node(config, workdir, started, timings)
+    finally:
+        if level is None:
+            del os.environ["LOG_LEVEL"]
+
+
+def _run_on_private_node(config: ChaosConfig, workdir: Path, started: float,
+                         timings: dict[str, float]) -> ChaosResult:
     workdir.mkdir(parents=True, exist_ok=True)
     result = ChaosResult(config)
     with RabbitNode(workdir / "rabbitmq") as node:

@@ -314,7 +314,7 @@ class Driver:
                 pass
             if time.monotonic() > deadline or (stop is not None and stop.is_set()):
                 return None
-            time.sleep(0.4)
+            time.sleep(1.0)
 
     # workers
 
@@ -333,6 +333,8 @@ class Driver:
             op = self.choose(rng, number)
             with self._lock:
                 self.operations.append(op)
+            if number and number % 100 == 0:
+                log.info("operation %d started", number)
             began = time.monotonic()
             self.start(op, stop)
             op.answered_after = time.monotonic() - began

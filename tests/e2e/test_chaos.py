@@ -14,8 +14,8 @@ from bench.chaos.run import ChaosConfig, run_chaos, write_report
 
 pytestmark = pytest.mark.e2e
 
-SHORT = ChaosConfig(transfers=200, kills=5, broker_restarts=1, pauses=1, workers=4, seed=9,
-                    fault_interval=3.0, settle_seconds=180.0)
+SHORT = ChaosConfig(transfers=150, kills=5, broker_restarts=1, pauses=1, workers=6, seed=9,
+                    fault_interval=2.0, settle_seconds=180.0)
 
 
 def test_the_short_chaos_run_keeps_every_invariant(tmp_path: Path) -> None:
