@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from deploy.local.client import StackClient, is_pending
+from deploy.local.stack import LocalStack
 
 pytestmark = pytest.mark.e2e
 
@@ -209,3 +210,22 @@ def test_a_cdm_issuance_is_requested_once_per_key(client: StackClient,
     assert other.status_code == 422 and HEADER in other.json()["detail"]
     requests = [r["request_id"] for r in client.ok("cdm", "GET", "/issuances")]
     assert requests == [first.json()["request_id"]]
+
+
+def test_the_key_survives_a_kill_of_the_registry_with_its_proposal(
+    stack: LocalStack, client: StackClient, accounts: dict[str, int],
+) -> None:
+    """The answer is lost with the process (SIGKILL right after the proposal was
+    recorded); the retry after the restart answers it from the store and the transfer
+    completes once."""
+    key = str(uuid.uuid4())
+    held = client.units_held("kz", accounts["bob"], "AAU")
+    first = post(client, "/transactions/internal-transfer", internal(accounts["bob"], 13), key)
+    assert first.status_code == 202, first.text
+    stack.kill("kz")
+    stack.restart("kz")
+    again = post(client, "/transactions/internal-transfer", internal(accounts["bob"], 13), key)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["transaction_id"] == first.json()["transaction_id"]
+    client.settle("kz", first.json()["transaction_id"])
+    assert client.units_held("kz", accounts["bob"], "AAU") == held + 13
