@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: setup test test-unit fuzz lint demo up down status bench schemas clean
+.PHONY: setup test test-unit fuzz lint demo up down status bench chaos schemas clean
 
 setup: $(STAMP)
 
@@ -52,6 +52,12 @@ status: setup
 
 bench: setup
 	$(BIN)/python -m bench.run
+
+# The chaos run (docs/adr/0021): its size by CHAOS_ARGS, e.g. CHAOS_ARGS="--transfers 300
+# --kills 10"; the report in bench/results/chaos.json and chaos.md.
+CHAOS_ARGS ?=
+chaos: setup
+	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
 
 schemas: setup
 	$(BIN)/python -m shared.contracts.snapshot

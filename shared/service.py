@@ -39,6 +39,13 @@ from shared.codes import ITL_CODE, MessageType
 from shared.contracts import Envelope, MessageAck, make_envelope
 from shared.contracts.validity import MessageRefusal, Receiver, canonical_form, message_refusal
 from shared.errors import NotFound, RuleViolation
+from shared.idempotency import (
+    IdempotencyKeyReused,
+    IdempotencyKeys,
+    IdempotentReplay,
+    key_reused_response,
+    replay_response,
+)
 from shared.logs import configure_logging, log_event
 from shared.messaging import (
     Broker,
@@ -431,6 +438,10 @@ def build_app(
 
     app = FastAPI(title=title, description=description, lifespan=lifespan)
     app.state.runtime = runtime
+    #: Idempotency keys of the requests that propose a transaction (shared/idempotency.py).
+    app.state.idempotency = IdempotencyKeys(runtime.db, runtime.clock.now)
+    app.add_exception_handler(IdempotentReplay, replay_response)
+    app.add_exception_handler(IdempotencyKeyReused, key_reused_response)
     authenticator = install(app, runtime.settings, runtime.code)
     document_errors(app)
 

@@ -10,11 +10,19 @@ from pydantic import BaseModel, Field
 
 from services.cdm_registry.domain import Project
 from services.cdm_registry.handlers import CdmService, ProjectExists, RequestIssuance
+from shared.auth import PrincipalDep
 from shared.bounds import NOT_BOOLEAN, Identifier, Quantity, SimulatedDay
 from shared.codes import AccountType, UnitType
 from shared.errors import NotFound
 from shared.http_types import AccountTypeField, UnitTypeField
-from shared.store import Document
+from shared.idempotency import (
+    KEY_RESPONSES,
+    IdempotencyKeyHeader,
+    IdempotencyKeys,
+    Remember,
+    once,
+)
+from shared.store import Document, Session
 
 router = APIRouter()
 
@@ -105,18 +113,34 @@ async def read_project(project_id: str, request: Request) -> ProjectBody:
 
 
 @router.post("/projects/{project_id}/issuances", status_code=status.HTTP_202_ACCEPTED,
-             tags=["issuance"])
-async def request_issuance(project_id: str, body: IssuanceBody,
-                           request: Request) -> IssuanceView:
+             tags=["issuance"], responses=KEY_RESPONSES)
+async def request_issuance(project_id: str, body: IssuanceBody, request: Request,
+                           principal: PrincipalDep,
+                           idempotency_key: IdempotencyKeyHeader = None) -> IssuanceView:
     """Issue units for a project into the pending account, take the share of proceeds
-    to the Adaptation Fund account and forward the rest to a national registry."""
-    doc = await cdm_of(request).request_issuance(RequestIssuance(
-        project_id=project_id, unit_type=body.unit_type, quantity=body.quantity,
-        commitment_period=body.commitment_period, acquiring_registry=body.acquiring_registry,
-        acquiring_account_type=body.acquiring_account_type,
-        acquiring_account_id=body.acquiring_account_id, expiry_date=body.expiry_date,
-    ))
-    return IssuanceView.of(doc)
+    to the Adaptation Fund account and forward the rest to a national registry.
+    Retried with the same ``Idempotency-Key``, it answers the first answer and proposes
+    nothing again; the same key with another request is 422 naming the header
+    (shared/idempotency.py)."""
+    keys: IdempotencyKeys = request.app.state.idempotency
+    made = keys.request(idempotency_key, principal.subject, f"issuance {project_id}",
+                        body.model_dump(mode="json"))
+
+    async def run(remember: Remember | None) -> IssuanceView:
+        async def then(session: Session, doc: Document) -> None:
+            if remember is not None:
+                await remember(session, IssuanceView.of(doc).model_dump(mode="json"))
+
+        doc = await cdm_of(request).request_issuance(RequestIssuance(
+            project_id=project_id, unit_type=body.unit_type, quantity=body.quantity,
+            commitment_period=body.commitment_period,
+            acquiring_registry=body.acquiring_registry,
+            acquiring_account_type=body.acquiring_account_type,
+            acquiring_account_id=body.acquiring_account_id, expiry_date=body.expiry_date,
+        ), then)
+        return IssuanceView.of(doc)
+
+    return await once(made, run, status.HTTP_202_ACCEPTED)
 
 
 @router.get("/issuances", tags=["issuance"])

@@ -4,6 +4,7 @@ and forwarding as three ITL transactions."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -83,8 +84,12 @@ class CdmService:
             raise NotFound(f"project {project_id}")
         return project
 
-    async def request_issuance(self, command: RequestIssuance) -> Document:
-        """Propose the issuance into the pending account; the rest follows on approval."""
+    async def request_issuance(
+            self, command: RequestIssuance,
+            then: Callable[[Session, Document], Awaitable[None]] | None = None) -> Document:
+        """Propose the issuance into the pending account; the rest follows on approval.
+        ``then`` runs in the same store transaction with the issuance request (an
+        idempotency key remembers its answer)."""
 
         async def work(session: Session) -> Document:
             project = await self.require_project(command.project_id, session)
@@ -132,6 +137,8 @@ class CdmService:
                 "created_at": now,
             }
             await self.store.insert_request(doc, session)
+            if then is not None:
+                await then(session, doc)
             return doc
 
         return await self.registry.runtime.commit(work)

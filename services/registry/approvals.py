@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -54,6 +54,9 @@ APPROVABLE_OPERATIONS = frozenset({
     Operation.CANCELLATION, Operation.CARRY_OVER, Operation.RETIREMENT,
     Operation.REPLACEMENT,
 })
+#: Work run in the store transaction that proposes (or keeps pending) an operation, with
+#: the transaction's (or the approval's) document.
+Then = Callable[[Session, Document], Awaitable[None]]
 #: Covered unless configured otherwise: transfers out of the registry.
 DEFAULT_FOUR_EYES_OPERATIONS = ("EXTERNAL_TRANSFER",)
 
@@ -142,20 +145,26 @@ class ApprovalDesk:
 
     # starting
 
-    async def propose(self, plan: Plan) -> Document:
+    async def propose(self, plan: Plan, then: Then | None = None) -> Document:
         """Propose at once an operation nobody needs to approve; the transaction keeps
-        who initiated it."""
+        who initiated it. ``then`` runs in the same store transaction with the proposed
+        transaction (an idempotency key remembers its answer)."""
 
         async def work(session: Session) -> Document:
             tx = await plan.work(session)
-            return await self._mark(tx, {"initiated_by": plan.by}, session)
+            tx = await self._mark(tx, {"initiated_by": plan.by}, session)
+            if then is not None:
+                await then(session, tx)
+            return tx
 
         return await self.runtime.commit(work)
 
-    async def request(self, route: str, body: Document, plan: Plan) -> Document:
+    async def request(self, route: str, body: Document, plan: Plan,
+                      then: Then | None = None) -> Document:
         """Check ``plan`` as if it were proposed now (its refusal is raised as it would
         be), then store it as a pending approval. ``route``: how to run it again
-        (``operations_api``); ``body``: the request as JSON."""
+        (``operations_api``); ``body``: the request as JSON; ``then`` runs in the store
+        transaction that stores the approval, with it."""
         await self._rehearse(plan.work)
 
         async def work(session: Session) -> Document:
@@ -179,6 +188,8 @@ class ApprovalDesk:
             await self._record(doc, "approval_requested", session,
                                {"operation": plan.operation.value, "route": route,
                                 "request": body, "expires_at": doc["expires_at"]})
+            if then is not None:
+                await then(session, doc)
             return doc
 
         doc = await self.runtime.commit(work)

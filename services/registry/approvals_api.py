@@ -23,7 +23,8 @@ from services.registry.approvals import (
 from services.registry.permissions import Actor, authorise_read, readable_accounts
 from shared.api_errors import invalid_input
 from shared.bounds import Identifier
-from shared.store import Document
+from shared.idempotency import IdempotencyKeys, Remember, once
+from shared.store import Document, Session
 
 B = TypeVar("B", bound=BaseModel)
 
@@ -79,16 +80,36 @@ def approvals_of(request: Request) -> ApprovalDesk:
     return desk
 
 
-async def carry_out(request: Request, route: PlanRoute[B], body: B,
-                    actor: Actor) -> Proposal:
+async def carry_out(request: Request, route: PlanRoute[B], body: B, actor: Actor,
+                    idempotency_key: str | None = None) -> Proposal:
     """Start an operation: checked and proposed at once, or, when it needs a second
-    person, checked and kept pending (``ApprovalView``)."""
-    plan = await route.plan(request, body, actor)
+    person, checked and kept pending (``ApprovalView``). With ``idempotency_key`` (the
+    ``Idempotency-Key`` header) it runs once per key of the caller: a repeated request
+    answers the first answer (``IdempotentReplay``), another request under the key is
+    ``IdempotencyKeyReused`` (422), and the key is remembered in the store transaction
+    that proposes (shared/idempotency.py)."""
     desk = approvals_of(request)
-    if desk.covers(plan.operation):
-        return ApprovalView.of(await desk.request(route.name, body.model_dump(mode="json"),
-                                                  plan))
-    return TransactionView.of(await desk.propose(plan))
+    keys: IdempotencyKeys = request.app.state.idempotency
+    made = keys.request(idempotency_key, actor.subject, route.name,
+                        body.model_dump(mode="json"))
+
+    async def run(remember: Remember | None) -> Proposal:
+        plan = await route.plan(request, body, actor)
+        if desk.covers(plan.operation):
+            async def pending(session: Session, doc: Document) -> None:
+                if remember is not None:
+                    await remember(session, ApprovalView.of(doc).model_dump(mode="json"))
+
+            return ApprovalView.of(await desk.request(
+                route.name, body.model_dump(mode="json"), plan, pending))
+
+        async def proposed(session: Session, doc: Document) -> None:
+            if remember is not None:
+                await remember(session, TransactionView.of(doc).model_dump(mode="json"))
+
+        return TransactionView.of(await desk.propose(plan, proposed))
+
+    return await once(made, run, status.HTTP_202_ACCEPTED)
 
 
 router = APIRouter(tags=["approvals"])

@@ -57,6 +57,7 @@ from shared.codes import (
 from shared.contracts import UnitBlockWire, block_from_wire
 from shared.errors import NotFound, RuleViolation
 from shared.http_types import AccountTypeField, UnitTypeField
+from shared.idempotency import IdempotencyKeyHeader
 from shared.store import Document, Session
 
 router = APIRouter()
@@ -67,7 +68,10 @@ PROPOSAL_RESPONSES: dict[int | str, dict[str, Any]] = {
     **RESPONSES, 202: {"description": PROPOSAL_DESCRIPTION},
     409: {"model": RefusalView, "description": "the decision the operation carries out "
           "does not allow it (another kind, unit type or quantity; executed by itself); "
-          "detail and response_code"}}
+          "detail and response_code"},
+    422: {"description": f"{REFUSALS[422]['description']}; or its Idempotency-Key was "
+                         "used before with another request (the detail names the header)",
+          "model": REFUSALS[422]["model"]}}
 
 
 def desk_of(request: Request) -> DecisionDesk:
@@ -269,11 +273,14 @@ async def dismiss_appeal(decision_id: str, request: Request, actor: ActorDep,
 
 @router.post("/decisions/{decision_id}/execute", status_code=status.HTTP_202_ACCEPTED,
              tags=["decisions"], responses=PROPOSAL_RESPONSES)
-async def execute_decision(decision_id: str, request: Request, actor: ActorDep) -> Proposal:
+async def execute_decision(decision_id: str, request: Request, actor: ActorDep,
+                           idempotency_key: IdempotencyKeyHeader = None) -> Proposal:
     """Carry out a withdrawal or replacement decision now (the registry also does so by
-    itself at ``executes_at``, unless appealed, and needs nobody's approval then)."""
+    itself at ``executes_at``, unless appealed, and needs nobody's approval then).
+    Retried with the same ``Idempotency-Key``, it answers the first answer and
+    proposes nothing again (shared/idempotency.py)."""
     return await carry_out(request, EXECUTION, DecisionExecution(decision_id=decision_id),
-                           actor)
+                           actor, idempotency_key)
 
 
 # notices
@@ -438,9 +445,12 @@ ISSUANCE = PlanRoute("issuance", IssuanceRequest, plan_issuance)
 @router.post("/transactions/issuance", status_code=status.HTTP_202_ACCEPTED,
              tags=["operations"], responses=PROPOSAL_RESPONSES)
 async def propose_issuance(body: IssuanceRequest, request: Request,
-                           actor: ActorDep) -> Proposal:
-    """1. Issuance of AAUs or RMUs on a decision of the authorised body (cl. 10-15)."""
-    return await carry_out(request, ISSUANCE, body, actor)
+                           actor: ActorDep,
+                           idempotency_key: IdempotencyKeyHeader = None) -> Proposal:
+    """1. Issuance of AAUs or RMUs on a decision of the authorised body (cl. 10-15).
+    Retried with the same ``Idempotency-Key``, it answers the first answer and
+    proposes nothing again (shared/idempotency.py)."""
+    return await carry_out(request, ISSUANCE, body, actor, idempotency_key)
 
 
 async def plan_conversion(request: Request, body: ConversionRequest, actor: Actor) -> Plan:
@@ -468,10 +478,13 @@ CONVERSION = PlanRoute("conversion", ConversionRequest, plan_conversion)
 @router.post("/transactions/conversion", status_code=status.HTTP_202_ACCEPTED,
              tags=["operations"], responses=PROPOSAL_RESPONSES)
 async def propose_conversion(body: ConversionRequest, request: Request,
-                             actor: ActorDep) -> Proposal:
+                             actor: ActorDep,
+                             idempotency_key: IdempotencyKeyHeader = None) -> Proposal:
     """2. Conversion of AAUs or RMUs into ERUs for a JI project (cl. 12-13): track 1 on a
-    national decision, track 2 on the JISC data the ITL holds."""
-    return await carry_out(request, CONVERSION, body, actor)
+    national decision, track 2 on the JISC data the ITL holds.
+    Retried with the same ``Idempotency-Key``, it answers the first answer and
+    proposes nothing again (shared/idempotency.py)."""
+    return await carry_out(request, CONVERSION, body, actor, idempotency_key)
 
 
 async def plan_external_transfer(request: Request, body: ExternalTransferRequest,
@@ -501,10 +514,13 @@ EXTERNAL_TRANSFER = PlanRoute("external-transfer", ExternalTransferRequest,
 @router.post("/transactions/external-transfer", status_code=status.HTTP_202_ACCEPTED,
              tags=["operations"], responses=PROPOSAL_RESPONSES)
 async def propose_external_transfer(body: ExternalTransferRequest, request: Request,
-                                    actor: ActorDep) -> Proposal:
+                                    actor: ActorDep,
+                                    idempotency_key: IdempotencyKeyHeader = None) -> Proposal:
     """3. Transfer to an account of another registry (cl. 16-20); ERUs on a decision.
-    By default it awaits a second person's approval (FOUR_EYES_OPERATIONS)."""
-    return await carry_out(request, EXTERNAL_TRANSFER, body, actor)
+    By default it awaits a second person's approval (FOUR_EYES_OPERATIONS).
+    Retried with the same ``Idempotency-Key``, it answers the first answer and
+    proposes nothing again (shared/idempotency.py)."""
+    return await carry_out(request, EXTERNAL_TRANSFER, body, actor, idempotency_key)
 
 
 async def plan_internal_transfer(request: Request, body: TransferRequest,
@@ -523,10 +539,13 @@ INTERNAL_TRANSFER = PlanRoute("internal-transfer", TransferRequest, plan_interna
 @router.post("/transactions/internal-transfer", status_code=status.HTTP_202_ACCEPTED,
              tags=["operations"], responses=PROPOSAL_RESPONSES)
 async def propose_internal_transfer(body: TransferRequest, request: Request,
-                                    actor: ActorDep) -> Proposal:
+                                    actor: ActorDep,
+                                    idempotency_key: IdempotencyKeyHeader = None) -> Proposal:
     """4. Transfer between two accounts of this registry, on the instruction of the
-    holder of the transferring account (cl. 21)."""
-    return await carry_out(request, INTERNAL_TRANSFER, body, actor)
+    holder of the transferring account (cl. 21).
+    Retried with the same ``Idempotency-Key``, it answers the first answer and
+    proposes nothing again (shared/idempotency.py)."""
+    return await carry_out(request, INTERNAL_TRANSFER, body, actor, idempotency_key)
 
 
 async def plan_cancellation(request: Request, body: CancellationRequest,
@@ -557,13 +576,16 @@ CANCELLATION = PlanRoute("cancellation", CancellationRequest, plan_cancellation)
 @router.post("/transactions/cancellation", status_code=status.HTTP_202_ACCEPTED,
              tags=["operations"], responses=PROPOSAL_RESPONSES)
 async def propose_cancellation(body: CancellationRequest, request: Request,
-                               actor: ActorDep) -> Proposal:
+                               actor: ActorDep,
+                               idempotency_key: IdempotencyKeyHeader = None) -> Proposal:
     """5./7. Withdrawal on an ITL notice (cl. 22) or cancellation on a decision taken
     after the end of the commitment period (cl. 27-29), into the cancellation account of
     the units' commitment period. The Doha Amendment's cancellations (Art. 3.7ter into
     270, ambition increase into 280, period-2 AAUs of the Party holding account) rest on
-    the treaty itself: the ITL holds the Art. 3.7ter quantity and refuses more (4010)."""
-    return await carry_out(request, CANCELLATION, body, actor)
+    the treaty itself: the ITL holds the Art. 3.7ter quantity and refuses more (4010).
+    Retried with the same ``Idempotency-Key``, it answers the first answer and
+    proposes nothing again (shared/idempotency.py)."""
+    return await carry_out(request, CANCELLATION, body, actor, idempotency_key)
 
 
 async def plan_expiry_date_change(request: Request, body: ExpiryDateChangeRequest,
@@ -596,9 +618,12 @@ EXPIRY_DATE_CHANGE = PlanRoute("expiry-date-change", ExpiryDateChangeRequest,
 @router.post("/transactions/expiry-date-change", status_code=status.HTTP_202_ACCEPTED,
              tags=["operations"], responses=PROPOSAL_RESPONSES)
 async def propose_expiry_date_change(body: ExpiryDateChangeRequest, request: Request,
-                                     actor: ActorDep) -> Proposal:
-    """6. Change of the expiry date of the tCERs/lCERs an ITL notice lists."""
-    return await carry_out(request, EXPIRY_DATE_CHANGE, body, actor)
+                                     actor: ActorDep,
+                                     idempotency_key: IdempotencyKeyHeader = None) -> Proposal:
+    """6. Change of the expiry date of the tCERs/lCERs an ITL notice lists.
+    Retried with the same ``Idempotency-Key``, it answers the first answer and
+    proposes nothing again (shared/idempotency.py)."""
+    return await carry_out(request, EXPIRY_DATE_CHANGE, body, actor, idempotency_key)
 
 
 async def plan_carry_over(request: Request, body: CarryOverRequest, actor: Actor) -> Plan:
@@ -625,10 +650,13 @@ CARRY_OVER = PlanRoute("carry-over", CarryOverRequest, plan_carry_over)
 @router.post("/transactions/carry-over", status_code=status.HTTP_202_ACCEPTED,
              tags=["operations"], responses=PROPOSAL_RESPONSES)
 async def propose_carry_over(body: CarryOverRequest, request: Request,
-                             actor: ActorDep) -> Proposal:
+                             actor: ActorDep,
+                             idempotency_key: IdempotencyKeyHeader = None) -> Proposal:
     """8. Carry-over into the next commitment period (AAUs into the previous period
-    surplus reserve; CERs and ERUs from AAUs in their account, within 2.5 %)."""
-    return await carry_out(request, CARRY_OVER, body, actor)
+    surplus reserve; CERs and ERUs from AAUs in their account, within 2.5 %).
+    Retried with the same ``Idempotency-Key``, it answers the first answer and
+    proposes nothing again (shared/idempotency.py)."""
+    return await carry_out(request, CARRY_OVER, body, actor, idempotency_key)
 
 
 async def plan_retirement(request: Request, body: RetirementRequest, actor: Actor) -> Plan:
@@ -659,13 +687,16 @@ RETIREMENT = PlanRoute("retirement", RetirementRequest, plan_retirement)
 @router.post("/transactions/retirement", status_code=status.HTTP_202_ACCEPTED,
              tags=["operations"], responses=PROPOSAL_RESPONSES)
 async def propose_retirement(body: RetirementRequest, request: Request,
-                             actor: ActorDep) -> Proposal:
+                             actor: ActorDep,
+                             idempotency_key: IdempotencyKeyHeader = None) -> Proposal:
     """Retirement for compliance (cl. 27-29; protocol.md 2.6, type 5) on a retirement
     decision taken after the end of its commitment period: units of the decision's type
     valid for that period leave the decision's account (a holding account or the
     previous period surplus reserve) for that period's retirement account. 409 when the
-    decision is of another kind, not in force or leaves fewer units."""
-    return await carry_out(request, RETIREMENT, body, actor)
+    decision is of another kind, not in force or leaves fewer units.
+    Retried with the same ``Idempotency-Key``, it answers the first answer and
+    proposes nothing again (shared/idempotency.py)."""
+    return await carry_out(request, RETIREMENT, body, actor, idempotency_key)
 
 
 async def plan_replacement(request: Request, body: ReplacementRequest, actor: Actor) -> Plan:
@@ -687,10 +718,13 @@ REPLACEMENT = PlanRoute("replacement", ReplacementRequest, plan_replacement)
 @router.post("/transactions/replacement", status_code=status.HTTP_202_ACCEPTED,
              tags=["operations"], responses=PROPOSAL_RESPONSES)
 async def propose_replacement(body: ReplacementRequest, request: Request,
-                              actor: ActorDep) -> Proposal:
+                              actor: ActorDep,
+                              idempotency_key: IdempotencyKeyHeader = None) -> Proposal:
     """Replacement of the tCERs/lCERs an ITL notice lists (cl. 24-26), with units of
-    unlimited validity (or tCERs for tCERs)."""
-    return await carry_out(request, REPLACEMENT, body, actor)
+    unlimited validity (or tCERs for tCERs).
+    Retried with the same ``Idempotency-Key``, it answers the first answer and
+    proposes nothing again (shared/idempotency.py)."""
+    return await carry_out(request, REPLACEMENT, body, actor, idempotency_key)
 
 
 class DecisionExecution(BaseModel):
