@@ -21,9 +21,9 @@ as ``long``, protocol.md 2.1-2.3):
 - no number is a boolean: JSON's ``true`` and ``false`` are refused where a number is
   wanted (pydantic would read them as 1 and 0: a quantity of ``false`` tonnes, a unit type
   ``true``), by ``NOT_BOOLEAN`` on every type here (found by fuzzing, docs/adr/0020);
-- no date or moment is a number (pydantic would read ``0`` as 1970-01-01): in the APIs
-  they are ISO 8601 text (``ISO_TEXT``), and lie within the clock's range
-  (``SimulatedTime``, ``SimulatedDay``);
+- no date or moment is a number (pydantic would read ``0`` as 1970-01-01): they are
+  ISO 8601 text (``ISO_TEXT``), and lie within the clock's range (``SimulatedTime``,
+  ``SimulatedDay``), in the APIs and the contracts alike;
 - identifiers (account, notice) and counters without a domain bound: the 64-bit range,
   up to ``MAX_INT``: 2^63 - 1 itself is no floating-point number, and JSON Schema (the
   OpenAPI documents FastAPI writes hold bounds as floats) would state it as 2^63, a
@@ -36,7 +36,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, GetCoreSchemaHandler
+from pydantic_core import core_schema
 
 #: The signed 64-bit range BSON keeps (int64).
 INT64_MIN = -(2**63)
@@ -80,9 +81,22 @@ def _iso_text(value: Any) -> Any:
     return value
 
 
-#: Refuses a number where a date or a moment is wanted: JSON has no dates, the API and
-#: the contracts take ISO 8601 text (found by fuzzing, docs/adr/0020).
-ISO_TEXT = BeforeValidator(_iso_text)
+class _IsoText:
+    """Refuses a number where a date or a moment is wanted, when a model is validated
+    from Python values (an API body, as FastAPI validates it): JSON has no dates, the
+    APIs and the contracts take ISO 8601 text (found by fuzzing, docs/adr/0020). From
+    JSON the type's own validation decides (the contracts are decoded strictly, where a
+    number is no date; a validator before it would make that refuse the text too)."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler
+                                     ) -> core_schema.CoreSchema:
+        inner = handler(source)
+        return core_schema.json_or_python_schema(
+            json_schema=inner,
+            python_schema=core_schema.no_info_before_validator_function(_iso_text, inner))
+
+
+ISO_TEXT = _IsoText()
 
 
 def _day_within_clock_range(day: date) -> date:
@@ -120,11 +134,8 @@ ClockStepSeconds = Annotated[float, Field(ge=0, le=MAX_CLOCK_STEP_SECONDS,
 #: Real seconds since the epoch, up to the clock's range.
 EpochSeconds = Annotated[float, Field(ge=0, le=MAX_EPOCH_SECONDS, allow_inf_nan=False),
                          NOT_BOOLEAN]
-#: A moment of simulated time (UTC; a naive one is read as UTC). In an API body
-#: ``Annotated[SimulatedTime, ISO_TEXT]`` (the contracts are decoded strictly, where a
-#: number is no moment anyway, and a validator before would make the strict decoding
-#: refuse the text too).
-SimulatedTime = Annotated[datetime, AfterValidator(_within_clock_range)]
+#: A moment of simulated time (UTC; a naive one is read as UTC), as ISO 8601 text.
+SimulatedTime = Annotated[datetime, AfterValidator(_within_clock_range), ISO_TEXT]
 #: A day of simulated time (an expiry, a target or due date, a registration), as ISO
 #: 8601 text (``2016-06-30``), within the clock's range.
 SimulatedDay = Annotated[date, AfterValidator(_day_within_clock_range), ISO_TEXT]

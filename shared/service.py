@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 import uvicorn
 from fastapi import Depends, FastAPI, Request
@@ -33,7 +33,7 @@ from shared.auth import (
     install,
     require_role,
 )
-from shared.bounds import CLOCK_MAX, ISO_TEXT, ClockStepSeconds, SimulatedTime
+from shared.bounds import CLOCK_MAX, ClockStepSeconds, SimulatedTime
 from shared.clock import SimulationClock
 from shared.codes import ITL_CODE, MessageType
 from shared.contracts import Envelope, MessageAck, make_envelope
@@ -403,7 +403,7 @@ def _running_on(clock_set: ClockSet) -> datetime:
 
 
 class ClockSetting(BaseModel):
-    now: Annotated[SimulatedTime, ISO_TEXT] | None = Field(
+    now: SimulatedTime | None = Field(
         default=None, description="jump to this UTC time (1990-01-01 to 2099-12-31)")
     advance_seconds: ClockStepSeconds | None = Field(
         default=None, description="or move forward by this many simulated seconds, up to "

@@ -9,11 +9,9 @@ could not keep is dead-lettered with the reason before anything is recorded.
 
 from __future__ import annotations
 
-from datetime import date
-
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.bounds import Identifier, Serial, SimulatedTime, Units
+from shared.bounds import Identifier, Serial, SimulatedDay, SimulatedTime, Units
 from shared.codes import (
     MAX_BLOCKS_PER_TRANSACTION,
     AccountType,
@@ -61,7 +59,7 @@ class UnitBlockWire(_Wire):
     lulucf_activity: LulucfActivity | None = None
     project_id: str | None = Field(default=None, max_length=32)
     track: int | None = Field(default=None, ge=1, le=2)
-    expiry_date: date | None = None
+    expiry_date: SimulatedDay | None = None
 
     @model_validator(mode="after")
     def _start_not_after_end(self) -> UnitBlockWire:
@@ -93,7 +91,7 @@ class Proposal(_Wire):
     project_id: str | None = Field(
         default=None, max_length=32, description="conversion: the JI project of the ERUs")
     track: int | None = Field(default=None, ge=1, le=2, description="conversion: JI track")
-    new_expiry_date: date | None = Field(
+    new_expiry_date: SimulatedDay | None = Field(
         default=None, description="expiry date change: the tCERs' or lCERs' new date")
     replaced_blocks: list[UnitBlockWire] = Field(
         default_factory=list, max_length=MAX_BLOCKS_PER_TRANSACTION,
@@ -158,10 +156,10 @@ class NoticeIssued(_Wire):
     project_id: str | None = None
     unit_type: UnitType | None = None
     target_value: Units | None = Field(default=None, description="quantity to act on")
-    target_date: date | None = None
+    target_date: SimulatedDay | None = None
     lulucf_activity: LulucfActivity | None = None
     commitment_period: int | None = Field(default=None, ge=1, le=3)
-    action_due_date: date | None = None
+    action_due_date: SimulatedDay | None = None
     blocks: list[UnitBlockWire] = Field(default_factory=list,
                                         max_length=MAX_BLOCKS_PER_TRANSACTION)
     fulfilled_quantity: Units = 0

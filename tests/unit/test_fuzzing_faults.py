@@ -32,7 +32,12 @@ from shared.bounds import (
     Units,
 )
 from shared.codes import SCHEMA_VERSION, MessageType, TransactionStatus, UnitType
-from shared.contracts import UndecodableMessage, decode_envelope, decode_payload
+from shared.contracts import (
+    UndecodableMessage,
+    UnitBlockWire,
+    decode_envelope,
+    decode_payload,
+)
 from shared.http_types import UnitTypeField
 from shared.testing.message_fuzz import Contract, from_schema, junk_variant, valid_document
 
@@ -200,11 +205,26 @@ class Days(BaseModel):
                                       {"day": "1989-12-31"}, {"day": "2100-01-01"}])
 def test_a_date_or_moment_is_iso_text_within_the_clocks_range(
         document: dict[str, Any]) -> None:
-    with pytest.raises(ValidationError):
-        Days.model_validate_json(json.dumps(document))
+    with pytest.raises(ValidationError):  # an API body, as FastAPI validates it
+        Days.model_validate(document)
+    with pytest.raises(ValidationError):  # a message, as the consumers decode it
+        Days.model_validate_json(json.dumps(document), strict=True)
 
 
 def test_the_dates_at_the_ends_of_the_clocks_range_are_taken() -> None:
-    first = Days.model_validate_json('{"day": "1990-01-01", "now": "1990-01-01T00:00:00Z"}')
-    last = Days.model_validate_json('{"day": "2099-12-31"}')
-    assert (first.day.year, last.day.year) == (1990, 2099)
+    both = {"day": "1990-01-01", "now": "1990-01-01T00:00:00Z"}
+    for first in (Days.model_validate(both),
+                  Days.model_validate_json(json.dumps(both), strict=True)):
+        assert (first.day.year, first.now and first.now.year) == (1990, 1990)
+    assert Days.model_validate({"day": "2099-12-31"}).day.year == 2099
+    assert Days.model_json_schema()["properties"]["day"] == {
+        "format": "date", "title": "Day", "type": "string"}
+
+
+def test_a_block_of_a_notice_takes_no_number_for_its_expiry_date() -> None:
+    block = {"serial_start": 1, "serial_end": 2, "originating_registry": "KZ",
+             "unit_type": 1, "original_commitment_period": 1,
+             "applicable_commitment_period": 1}
+    assert UnitBlockWire.model_validate({**block, "expiry_date": "2016-06-30"}).expiry_date
+    with pytest.raises(ValidationError):
+        UnitBlockWire.model_validate({**block, "expiry_date": 0})
