@@ -397,7 +397,8 @@ class RegistryService:
                                         command.unit_type, command.notification_id)
         available: list[UnitBlock] = []
         units = expired_units = 0
-        async with aclosing(self.store.units.walk(prefix, session=session)) as docs:
+        async with aclosing(self.store.units.walk(prefix, session=session,
+                                                  units=command.quantity)) as docs:
             async for doc in docs:
                 if not free(doc):
                     continue

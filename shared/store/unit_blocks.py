@@ -70,10 +70,15 @@ def fork_node(start: int, end: int) -> int:
     return (end >> level) << level
 
 
+def fork_level(serial: int) -> int:
+    """The level of ``serial`` in the tree of ``fork_node``: its trailing zero bits."""
+    return (serial & -serial).bit_length() - 1
+
+
 def fork_candidates(serial: int) -> list[int]:
-    """``serial`` and its ancestors in the tree of ``fork_node``: at most ``SERIAL_BITS``
-    serials, among which hangs every block containing ``serial``."""
-    level = (serial & -serial).bit_length() - 1
+    """``serial`` and its ancestors in the tree of ``fork_node``, lowest level first: at
+    most ``SERIAL_BITS`` serials, among which hangs every block containing ``serial``."""
+    level = fork_level(serial)
     return [((serial >> (k + 1)) << (k + 1)) | (1 << k) for k in range(level, SERIAL_BITS)]
 
 
@@ -316,6 +321,7 @@ class Span:
     first: int
     last: int
     blocks: int
+    units: int
 
 
 class UnitBlockStore:
@@ -457,23 +463,46 @@ class UnitBlockStore:
         """Documents of ``origin`` whose serials overlap ``serials``, in serial order.
 
         Blocks of one origin never overlap, so these are the blocks starting inside the
-        range (a bounded range on ``(origin, serial_start)``) and, unless one starts at
-        its first serial, the block containing that serial, found among the blocks hung
-        at it or its ancestors (``fork_candidates``: an ``$in`` on ``(origin, fork)``).
-        At most two index lookups whatever the size of the books."""
+        range and the one block, if any, that contains its first serial ``s`` and starts
+        before it. Bounded index lookups only (docs/adr/0023):
+
+        1. the blocks starting in the range: ``(origin, serial_start)`` in ``[s, end]``;
+           done if one starts at ``s`` (a transfer of whole blocks, the usual case);
+        2. the blocks ending in ``[s - 1, x]``, ``x`` the serial before the first block
+           found in 1 (else ``end``), on ``(origin, serial_end)``: the block containing
+           ``s`` if it ends there, and proof that none does if one ends at ``s - 1`` or a
+           block starts inside the range;
+        3. otherwise the range lies inside one block or in a gap: the block containing
+           ``s`` hangs at one of ``s``'s ancestors (``fork_candidates``) at or above the
+           level of the range's own fork node, looked up with ``$in`` on ``(origin,
+           fork)``, nearest levels first (at most two lookups)."""
+        start, end = serials.start, serials.end
         inside = await self.collection.find(
-            {"origin": origin,
-             "serial_start": {"$gte": serials.start, "$lte": serials.end}},
+            {"origin": origin, "serial_start": {"$gte": start, "$lte": end}},
             session=session).to_list()
         inside.sort(key=lambda d: d["serial_start"])
-        if inside and inside[0]["serial_start"] == serials.start:
+        if inside and inside[0]["serial_start"] == start:
             return inside
-        around = await self.collection.find(
-            {"origin": origin, "fork": {"$in": fork_candidates(serials.start)}},
+
+        def containing(docs: Iterable[Document]) -> list[Document]:
+            return [d for d in docs if d["serial_start"] < start <= d["serial_end"]]
+
+        last = inside[0]["serial_start"] - 1 if inside else end
+        ending = await self.collection.find(
+            {"origin": origin, "serial_end": {"$gte": start - 1, "$lte": last}},
             session=session).to_list()
-        before = [d for d in around
-                  if d["serial_start"] < serials.start <= d["serial_end"]]
-        return before + inside
+        if inside or ending:
+            return containing(ending) + inside
+        level = fork_level(fork_node(start, end))
+        candidates = [c for c in fork_candidates(start) if fork_level(c) >= level]
+        for batch in (candidates[:8], candidates[8:]):
+            if not batch:
+                continue
+            found = containing(await self.collection.find(
+                {"origin": origin, "fork": {"$in": batch}}, session=session).to_list())
+            if found:
+                return found
+        return []
 
     async def spans(self, prefix: Document, session: Session | None = None
                     ) -> dict[str, Span]:
@@ -486,21 +515,26 @@ class UnitBlockStore:
                 continue
             span = spans.get(row["origin"])
             first, last = int(row["first_serial"]), int(row["last_serial"])
-            spans[row["origin"]] = Span(first, last, int(row["blocks"])) if span is None \
+            blocks, units = int(row["blocks"]), int(row["units"])
+            spans[row["origin"]] = Span(first, last, blocks, units) if span is None \
                 else Span(min(span.first, first), max(span.last, last),
-                          span.blocks + int(row["blocks"]))
+                          span.blocks + blocks, span.units + units)
         return spans
 
     async def walk(self, prefix: Document, after: tuple[str, int] | None = None,
-                   session: Session | None = None) -> AsyncGenerator[Document, None]:
+                   session: Session | None = None, first: int = 16,
+                   units: int | None = None) -> AsyncGenerator[Document, None]:
         """The blocks whose fields equal ``prefix``, in (origin, serial start) order,
         those at or before ``after`` (origin, serial start) left out.
 
         ``prefix``: ``{}``, ``{registry}``, ``{registry, account_id}`` or ``{registry,
         account_id, unit_type, applicable_cp}``; an index on its fields followed by
         ``origin`` and ``serial_start`` must exist. Blocks are read in serial windows
-        (bounded ranges on that index) of about ``WINDOW_BLOCKS`` blocks, sized from the
-        spans in the summaries, so stopping early costs what was read, not what the books
+        (bounded ranges on that index) sized from the spans in the summaries: the first
+        for about ``first`` blocks (or, given ``units``, the caller's need in units
+        (tonnes), as many blocks as hold that many at the origin's average block size,
+        plus one), each next one for four times more, up to ``WINDOW_BLOCKS``; so
+        stopping early costs what was read, not what the books
         hold; an origin's walk ends once it has met as many blocks as its summaries count
         (``after`` left aside), which inside a store transaction is all of them. Use as
         ``async with aclosing(store.walk(...)) as blocks``."""
@@ -510,7 +544,9 @@ class UnitBlockStore:
             low = span.first
             if after is not None and origin == after[0]:
                 low = max(low, after[1] + 1)
-            width = max(1, (span.last - span.first + 1) * WINDOW_BLOCKS // span.blocks)
+            wanted = first if units is None else -(-units * span.blocks // span.units) + 1
+            target = max(1, min(wanted, WINDOW_BLOCKS))
+            width = max(1, (span.last - span.first + 1) * target // span.blocks)
             seen = 0
             while low <= span.last and seen < span.blocks:
                 high = min(span.last, low + width - 1)
@@ -522,8 +558,9 @@ class UnitBlockStore:
                     yield doc
                 seen += len(docs)
                 low = high + 1
+                target = min(target * 4, WINDOW_BLOCKS)
                 width = (width * 8 if not docs
-                         else max(1, min(width * 8, width * WINDOW_BLOCKS // len(docs))))
+                         else max(1, min(width * 8, width * target // len(docs))))
 
     async def page(self, prefix: Document, limit: int, after: tuple[str, int] | None = None,
                    keep: Callable[[Document], bool] | None = None,
@@ -533,7 +570,7 @@ class UnitBlockStore:
         the cursor of the next page: (origin, serial start) of the last block, None when
         none can follow."""
         docs: list[Document] = []
-        async with aclosing(self.walk(prefix, after, session)) as blocks:
+        async with aclosing(self.walk(prefix, after, session, first=limit)) as blocks:
             async for doc in blocks:
                 if keep is None or keep(doc):
                     docs.append(doc)

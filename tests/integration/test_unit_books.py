@@ -298,6 +298,8 @@ def brute(start: int, end: int) -> list[tuple[int, int]]:
     (1_000_001, MAX_SERIAL - 100), (1_000_001, MAX_SERIAL - 99), (MAX_SERIAL - 1, MAX_SERIAL),
     (MAX_SERIAL, MAX_SERIAL), (MAX_SERIAL - 50, MAX_SERIAL - 50), (1, MAX_SERIAL),
     (2**19, 2**19), (2**19 - 1, 2**19), (2**19, 2**19 + 1),  # the fork of 41-1000000
+    (25, 26), (22, 40), (1_000_005, 1_000_010), (1_000_005, MAX_SERIAL),  # gaps, not at edges
+    (2, 1_000_000), (3, 1_000_001), (45, MAX_SERIAL - 99),
 ])
 async def test_overlapping_finds_what_a_scan_finds_at_block_edges(
     laid_out: UnitBlockStore, start: int, end: int,
@@ -372,6 +374,51 @@ async def test_a_walk_across_many_windows_yields_every_block_once_in_order(
         await assert_summaries_recount(store)
     finally:
         await drop(store)
+
+
+def plan_stages(plan: Any) -> list[Document]:
+    """Every stage of an explained plan, outermost first."""
+    if not isinstance(plan, dict):
+        return []
+    stages = [plan]
+    for key in ("inputStage", "queryPlan"):
+        stages += plan_stages(plan.get(key))
+    for child in plan.get("inputStages", []):
+        stages += plan_stages(child)
+    return stages
+
+
+@pytest.mark.parametrize("summaries,query,index", [
+    (False, {"origin": "KZ", "serial_start": {"$gte": 500, "$lte": 600}},
+     "origin_1_serial_start_1"),
+    (False, {"origin": "KZ", "serial_end": {"$gte": 499, "$lte": 600}}, "origin_1_serial_end_1"),
+    (False, {"origin": "KZ", "fork": {"$in": [500, 504, 496, 512]}}, "origin_1_fork_1"),
+    (False, {"origin": "KZ", "serial_end": 40}, "origin_1_serial_end_1"),
+    (False, {"origin": "KZ", "serial_start": 41}, "origin_1_serial_start_1"),
+    (False, {"reserved_by": "KZ7"}, "reserved_by_1"),
+    (False, {"registry": "KZ", "account_id": 1, "origin": "KZ",
+             "serial_start": {"$gte": 1, "$lte": 5000}},
+     "registry_1_account_id_1_origin_1_serial_start_1"),
+    (False, {"registry": "KZ", "account_id": 1, "unit_type": 1, "applicable_cp": 2,
+             "origin": "KZ", "serial_start": {"$gte": 1, "$lte": 5000}},
+     "registry_1_account_id_1_unit_type_1_applicable_cp_1_origin_1_serial_start_1"),
+    (True, {"kind": "holdings", "registry": "KZ"},
+     "kind_1_registry_1_account_id_1_unit_type_1_applicable_cp_1"),
+    (True, {"kind": "holdings", "registry": "KZ", "account_id": 1, "unit_type": 1,
+            "applicable_cp": 2}, "kind_1_registry_1_account_id_1_unit_type_1_applicable_cp_1"),
+])
+async def test_every_lookup_is_planned_on_its_index(
+    laid_out: UnitBlockStore, summaries: bool, query: Document, index: str,
+) -> None:
+    """The query shapes of overlapping, merges, reservations, walks and summaries are
+    each served by an index scan on the index made for them, never a collection scan
+    (SecantusDB's explain, or a real MongoDB's with MONGO_URL)."""
+    collection = laid_out.summaries if summaries else laid_out.collection
+    explained = await collection.database.command(
+        "explain", {"find": collection.name, "filter": query})
+    stages = plan_stages(explained["queryPlanner"]["winningPlan"])
+    assert not [s for s in stages if s.get("stage") == "COLLSCAN"], stages
+    assert index in [s.get("indexName") for s in stages if s.get("stage") == "IXSCAN"], stages
 
 
 async def test_books_from_before_summaries_get_them_at_start_up(client: Client) -> None:

@@ -229,7 +229,8 @@ class EsdService:
         held: list[UnitBlock] = []
         units = 0
         # the lowest serials first, read only until the quantity is covered
-        async with aclosing(self.registry.store.units.walk(prefix, session=session)) as docs:
+        async with aclosing(self.registry.store.units.walk(
+                prefix, session=session, units=command.quantity)) as docs:
             async for doc in docs:
                 if doc.get("reserved_by") is not None or (
                         command.project_id is not None
