@@ -54,3 +54,24 @@ TransactionTypeField = Annotated[
     TransactionType, PlainSerializer(lambda t: t.name, return_type=str)
 ]
 StatusField = Annotated[TransactionStatus, Field(description="status code, protocol.md 1.4")]
+
+#: The most unit blocks one page of a block listing holds (and its default size).
+MAX_BLOCKS_PER_PAGE = 1000
+
+#: ``after`` of a block listing: the originating registry and serial start of the last
+#: block of the previous page (``KZ:1000001``).
+BLOCK_CURSOR = r"^([A-Z]{2}|CDM):[1-9][0-9]{0,14}$"
+
+AfterBlock = Annotated[
+    str | None,
+    Field(pattern=BLOCK_CURSOR, examples=["KZ:1000001"],
+          description="page cursor: the originating registry and serial start of the last "
+                      "block of the previous page, as ORIGIN:SERIAL; the page holds the "
+                      "blocks after it in (origin, serial) order"),
+]
+BlockPageSize = Annotated[
+    int,
+    Field(ge=1, le=MAX_BLOCKS_PER_PAGE,
+          description=f"most blocks on the page (1-{MAX_BLOCKS_PER_PAGE}); a shorter page "
+                      "is the last"),
+]

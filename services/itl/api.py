@@ -26,7 +26,14 @@ from shared.codes import (
 )
 from shared.contracts import UnitBlockWire
 from shared.errors import NotFound, RuleViolation
-from shared.http_types import AccountTypeField, LulucfActivityField, UnitTypeField
+from shared.http_types import (
+    MAX_BLOCKS_PER_PAGE,
+    AccountTypeField,
+    AfterBlock,
+    BlockPageSize,
+    LulucfActivityField,
+    UnitTypeField,
+)
 from shared.rules.parties import (
     Mechanism,
     PartyStanding,
@@ -35,6 +42,7 @@ from shared.rules.parties import (
 )
 from shared.rules.periods import share_of_proceeds_due
 from shared.store import Document
+from shared.store.unit_blocks import parse_after
 
 router = APIRouter()
 
@@ -397,18 +405,29 @@ async def units(
     account_type: Annotated[AccountTypeField | None, Query()] = None,
     account_id: Annotated[Identifier | None, Query()] = None,
     unit_type: Annotated[UnitTypeField | None, Query()] = None,
+    after: Annotated[AfterBlock, Query()] = None,
+    limit: Annotated[BlockPageSize, Query()] = MAX_BLOCKS_PER_PAGE,
 ) -> list[BlockView]:
-    """Unit blocks in the ITL's register, in origin and serial order."""
-    query: Document = {}
+    """One page of the unit blocks in the ITL's register: at most ``limit`` (1-1000,
+    default 1000) in (origin, serial) order, after the cursor ``after`` (``ORIGIN:SERIAL``
+    of the last block of the previous page); a page shorter than ``limit`` is the last.
+    Read in bounded serial windows of the holding registry's blocks (of one account when
+    ``account_id`` comes with ``registry``)."""
+    prefix: Document = {}
     if registry is not None:
-        query["registry"] = registry
+        prefix["registry"] = registry
+        if account_id is not None:
+            prefix["account_id"] = account_id
+    wanted: Document = {}
     if account_type is not None:
-        query["account_type"] = int(account_type)
+        wanted["account_type"] = int(account_type)
     if account_id is not None:
-        query["account_id"] = account_id
+        wanted["account_id"] = account_id
     if unit_type is not None:
-        query["unit_type"] = int(unit_type)
-    docs = await service_of(request).store.units.held(query)
+        wanted["unit_type"] = int(unit_type)
+    docs, _ = await service_of(request).store.units.page(
+        prefix, limit, parse_after(after), keep=lambda d: all(d[k] == v
+                                                             for k, v in wanted.items()))
     return [BlockView.of(d) for d in docs]
 
 
@@ -426,9 +445,9 @@ class TotalRow(BaseModel):
 async def totals(
     request: Request, registry: Annotated[str | None, Query(pattern=REGISTRY_CODE)] = None
 ) -> list[TotalRow]:
-    """Units per account, unit type and period in the register (for reconciliation)."""
-    query: Document = {} if registry is None else {"registry": registry}
-    rows = await service_of(request).store.units.totals(query)
+    """Units per account, unit type and period in the register (for reconciliation),
+    read from the maintained holdings summaries (docs/adr/0023)."""
+    rows = await service_of(request).store.units.totals(registry)
     return [TotalRow(**row) for row in rows]
 
 

@@ -23,7 +23,45 @@ from shared.codes import (
 )
 from shared.rules.parties import Mechanism, PartyStanding, reference_standing
 from shared.store import Database, Document, Session, next_sequence
-from shared.store.unit_blocks import UnitBlockStore
+from shared.store.unit_blocks import HOLDINGS, Tally, UnitBlockStore
+
+_CPR_TYPES = frozenset(int(t) for t in CPR_UNIT_TYPES)
+_OUT_OF_CIRCULATION = frozenset(int(t) for t in OUT_OF_CIRCULATION_ACCOUNT_TYPES)
+_AAU_TYPES = frozenset({int(UnitType.AAU), int(UnitType.ERU_FROM_AAU)})
+_RMU_TYPES = frozenset({int(UnitType.RMU), int(UnitType.ERU_FROM_RMU)})
+
+
+def _reserve_key(doc: Document) -> tuple[Any, ...] | None:
+    if (doc["unit_type"] not in _CPR_TYPES or doc["account_type"] in _OUT_OF_CIRCULATION
+            or doc.get("issuing")
+            or doc.get("reserved_for_type") == int(TransactionType.EXTERNAL_TRANSFER)):
+        return None
+    return (doc["registry"], doc["applicable_cp"])
+
+
+#: Units of a Party (its registry holds them) counted for its commitment period reserve
+#: in a period: AAU, ERU, RMU and CER (``CPR_UNIT_TYPES``) of that applicable period, in
+#: circulation (not in a cancellation, retirement or replacement account), not being
+#: issued, not reserved by an open external transfer (protocol.md 4.1 "which holdings
+#: count"; checked on every external transfer, 3.2 family 7, code 5001).
+CPR_HOLDINGS = Tally("cpr_holdings", ("party", "period"), key=_reserve_key)
+
+#: AAUs a Party has issued for a period, wherever they are now and whatever they became
+#: (ERUs converted from them count: conversion gives no issuance back), pending ones too
+#: (protocol.md 3.4 "issuance limits", code 4001; ``check_aau_issuance_limit``).
+AAUS_ISSUED = Tally(
+    "aaus_issued", ("party", "period"),
+    key=lambda d: (d["origin"], d["original_cp"]) if d["unit_type"] in _AAU_TYPES else None)
+
+#: RMUs a Party has issued for a period and a LULUCF activity, ERUs converted from them
+#: included, pending ones too (protocol.md 3.4, code 4001; ``check_rmu_issuance_limit``).
+RMUS_ISSUED = Tally(
+    "rmus_issued", ("party", "period", "activity"),
+    key=lambda d: ((d["origin"], d["original_cp"], d.get("lulucf_activity"))
+                   if d["unit_type"] in _RMU_TYPES else None))
+
+#: Every figure the ITL keeps of its register (docs/adr/0023).
+ITL_TALLIES = (HOLDINGS, CPR_HOLDINGS, AAUS_ISSUED, RMUS_ISSUED)
 
 
 class ItlStore:
@@ -33,14 +71,15 @@ class ItlStore:
 
     def __init__(self, db: Database, audit: AuditTrail | None = None) -> None:
         self.db = db
-        self.units = UnitBlockStore(db.units)
+        self.units = UnitBlockStore(db.units, ITL_TALLIES)
         self.audit = audit or AuditTrail(db, "ITL")
 
     async def ensure_indexes(self) -> None:
         """Create every index the ITL's queries use (idempotent)."""
         await self.units.ensure_indexes()
+        # walk the register of one registry (GET /units?registry=)
         await self.db.units.create_index(
-            [("registry", ASCENDING), ("applicable_cp", ASCENDING), ("unit_type", ASCENDING)]
+            [("registry", ASCENDING), ("origin", ASCENDING), ("serial_start", ASCENDING)]
         )
         await self.db.transactions.create_index([("proposer", ASCENDING), ("status", ASCENDING)])
         await self.db.transactions.create_index([("created_at", DESCENDING)])
@@ -202,35 +241,22 @@ class ItlStore:
     # the register
 
     async def cpr_holdings(self, party: str, period: int, session: Session | None = None) -> int:
-        """Units of ``party`` counted for its reserve in ``period``: in circulation, not
-        being issued, not already reserved by an open external transfer."""
-        return await self.units.sum_units(
-            {
-                "registry": party,
-                "applicable_cp": period,
-                "unit_type": {"$in": sorted(int(t) for t in CPR_UNIT_TYPES)},
-                "account_type": {"$nin": sorted(int(t) for t in OUT_OF_CIRCULATION_ACCOUNT_TYPES)},
-                "issuing": {"$ne": True},
-                "reserved_for_type": {"$ne": int(TransactionType.EXTERNAL_TRANSFER)},
-            },
-            session,
-        )
+        """Units of ``party`` counted for its reserve in ``period`` (``CPR_HOLDINGS``): in
+        circulation, not being issued, not already reserved by an open external transfer.
+        A maintained summary: one lookup whatever the size of the register."""
+        return await self.units.tally(CPR_HOLDINGS, (party, period), session)
 
     async def aaus_issued(self, party: str, period: int, session: Session | None = None) -> int:
         """AAUs ``party`` has issued for ``period``, wherever they are now and whatever they
         became (ERUs converted from them count: conversion gives no issuance back),
-        pending ones too."""
-        return await self.units.sum_units(
-            {"origin": party, "original_cp": period,
-             "unit_type": {"$in": [int(UnitType.AAU), int(UnitType.ERU_FROM_AAU)]}}, session)
+        pending ones too (``AAUS_ISSUED``, a maintained summary)."""
+        return await self.units.tally(AAUS_ISSUED, (party, period), session)
 
     async def rmus_issued(self, party: str, period: int, activity: int,
                           session: Session | None = None) -> int:
         """RMUs ``party`` has issued for ``period`` and a LULUCF activity, ERUs converted
-        from them included, pending ones too."""
-        return await self.units.sum_units(
-            {"origin": party, "original_cp": period, "lulucf_activity": activity,
-             "unit_type": {"$in": [int(UnitType.RMU), int(UnitType.ERU_FROM_RMU)]}}, session)
+        from them included, pending ones too (``RMUS_ISSUED``, a maintained summary)."""
+        return await self.units.tally(RMUS_ISSUED, (party, period, activity), session)
 
     # JI projects (track 2 determinations of the JISC)
 
@@ -309,9 +335,7 @@ class ItlStore:
 
     async def mark_expiry_noticed(self, ids: list[Any], notice_id: int,
                                   session: Session) -> None:
-        await self.db.units.update_many({"_id": {"$in": ids}},
-                                        {"$set": {"expiry_notice": notice_id}},
-                                        session=session)
+        await self.units.mark_expiry_noticed(ids, notice_id, session)
 
     # time-outs
 

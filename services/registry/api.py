@@ -37,9 +37,15 @@ from shared.codes import (
 )
 from shared.contracts import UnitBlockWire, block_from_wire
 from shared.errors import NotFound
-from shared.http_types import AccountTypeField, UnitTypeField
+from shared.http_types import (
+    MAX_BLOCKS_PER_PAGE,
+    AccountTypeField,
+    AfterBlock,
+    BlockPageSize,
+    UnitTypeField,
+)
 from shared.store import Document
-from shared.store.unit_blocks import block_to_doc, doc_to_block
+from shared.store.unit_blocks import block_to_doc, doc_to_block, format_after, parse_after
 
 router = APIRouter()
 
@@ -215,8 +221,12 @@ class AccountHoldings(BaseModel):
     account: AccountView
     totals: list[HoldingTotal]
     available: int = Field(description="units not reserved by an open transaction")
-    reserved: int
-    blocks: list[BlockView]
+    reserved: int = Field(description="units reserved by open transactions")
+    blocks: list[BlockView] = Field(
+        description="one page of the account's unit blocks in (origin, serial) order")
+    next_after: str | None = Field(
+        default=None, examples=["KZ:1000001"],
+        description="pass as ``after`` for the next page of blocks; null on the last page")
 
 
 def _total(row: Document) -> HoldingTotal:
@@ -328,33 +338,41 @@ async def close_account(account_id: Identifier, body: StatusReason, request: Req
 
 
 @router.get("/accounts/{account_id}/holdings", tags=["holdings"])
-async def read_account_holdings(account_id: Identifier, request: Request,
-                                actor: ActorDep) -> AccountHoldings:
-    """The unit blocks of one account, with totals per unit type and period (a holder's
-    representative: of its accounts only, 403 otherwise)."""
+async def read_account_holdings(
+    account_id: Identifier, request: Request, actor: ActorDep,
+    after: Annotated[AfterBlock, Query()] = None,
+    limit: Annotated[BlockPageSize, Query()] = MAX_BLOCKS_PER_PAGE,
+) -> AccountHoldings:
+    """One account's totals per unit type and period, its available and reserved units
+    (units, from the maintained holdings summaries), and one page of its unit blocks: at
+    most ``limit`` (1-1000, default 1000) in (origin, serial) order, after the cursor
+    ``after`` (``ORIGIN:SERIAL``, the ``next_after`` of the previous page). A holder's
+    representative reads its accounts only (403 otherwise)."""
     authorise_read(actor, [account_id], f"the holdings of account {account_id}")
     svc = service_of(request)
     account = await svc.require_account(account_id)
-    query = {"registry": svc.code, "account_id": account_id}
-    docs = await svc.store.units.held(query)
-    reserved = sum(d["serial_end"] - d["serial_start"] + 1 for d in docs if d.get("reserved_by"))
-    total = sum(d["serial_end"] - d["serial_start"] + 1 for d in docs)
+    rows = await svc.store.units.totals(svc.code, account_id)
+    total = sum(r["units"] for r in rows)
+    reserved = sum(r["reserved"] for r in rows)
+    docs, cursor = await svc.store.units.page({"registry": svc.code, "account_id": account_id},
+                                              limit, parse_after(after))
     return AccountHoldings(
         account=AccountView.of(account),
-        totals=[_total(r) for r in await svc.store.units.totals(query)],
+        totals=[_total(r) for r in rows],
         available=total - reserved,
         reserved=reserved,
         blocks=[BlockView.of(d) for d in docs],
+        next_after=format_after(cursor),
     )
 
 
 @router.get("/holdings", tags=["holdings"])
 async def read_holdings(request: Request, actor: ActorDep) -> list[HoldingTotal]:
     """Units held in this registry per account, unit type and period (a holder's
-    representative: its accounts only)."""
+    representative: its accounts only), read from the maintained holdings summaries."""
     svc = service_of(request)
     readable = readable_accounts(actor)
-    return [_total(r) for r in await svc.store.units.totals({"registry": svc.code})
+    return [_total(r) for r in await svc.store.units.totals(svc.code)
             if readable is None or r["account_id"] in readable]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -43,6 +44,7 @@ from services.registry.domain import (
     check_period_account,
     choose_blocks,
     choose_listed_blocks,
+    listed_ranges,
     react_to_itl_status,
 )
 from services.registry.notices import (
@@ -97,7 +99,7 @@ from shared.rules.deadlines import may_act
 from shared.rules.periods import true_up_ended
 from shared.service import Runtime
 from shared.store import Document, Session, next_sequence
-from shared.store.unit_blocks import Holder, block_to_doc, doc_to_block
+from shared.store.unit_blocks import Holder, block_to_doc, doc_to_block, doc_units
 
 log = logging.getLogger("registry")
 S = TransactionStatus
@@ -365,38 +367,54 @@ class RegistryService:
         12 or 13, a carry-over on notice 8, ...) moves only units inside those blocks,
         lowest first (4013 when the account holds too few of them), because the ITL
         refuses any other unit (4013). A replacement acts on the replaced blocks, not
-        on the units it chooses here."""
+        on the units it chooses here.
+
+        Reads only what it chooses from: the account's blocks of that type and period in
+        serial order until the quantity is covered (``UnitBlockStore.walk``), or the
+        blocks overlapping the listed ranges (``overlapping``); never the whole books."""
         today = self.runtime.clock.now().date().isoformat()
-        held = await self.store.units.held(
-            {
-                "registry": self.code,
-                "account_id": source.account_id,
-                "unit_type": int(command.unit_type),
-                "applicable_cp": command.commitment_period,
-                "reserved_by": None,
-                "$or": [{"expiry_date": None}, {"expiry_date": {"$gte": today}}],
-            },
-            session,
-        )
-        available = [doc_to_block(d) for d in held]
+        prefix: Document = {"registry": self.code, "account_id": source.account_id,
+                            "unit_type": int(command.unit_type),
+                            "applicable_cp": command.commitment_period}
+
+        def free(doc: Document) -> bool:
+            return doc.get("reserved_by") is None and all(doc[k] == v
+                                                          for k, v in prefix.items())
+
+        def expired(doc: Document) -> bool:
+            return doc.get("expiry_date") is not None and doc["expiry_date"] < today
+
         listed = await self._listed_blocks(command, session)
         if listed:
             assert command.notification_id is not None
-            return choose_listed_blocks(available, listed, command.quantity, source,
+            touched: dict[Any, Document] = {}  # a block may touch several listed ranges
+            for origin, ranges in listed_ranges(listed).items():
+                for serials in ranges:
+                    for doc in await self.store.units.overlapping(origin, serials, session):
+                        touched[doc["_id"]] = doc
+            inside = [doc_to_block(d) for d in touched.values() if free(d) and not expired(d)]
+            return choose_listed_blocks(inside, listed, command.quantity, source,
                                         command.unit_type, command.notification_id)
-        try:
-            return choose_blocks(available, command.quantity, source, command.unit_type)
-        except RuleViolation:
-            expired = await self.store.units.sum_units({
-                "registry": self.code, "account_id": source.account_id,
-                "unit_type": int(command.unit_type), "reserved_by": None,
-                "expiry_date": {"$ne": None, "$lt": today}}, session)
-            if expired:
-                raise RuleViolation(
-                    ResponseCode.UNIT_EXPIRED,
-                    f"account {source.account_id} holds {expired} "
-                    f"{command.unit_type.name} units that have expired") from None
-            raise
+        available: list[UnitBlock] = []
+        units = expired_units = 0
+        async with aclosing(self.store.units.walk(prefix, session=session,
+                                                  units=command.quantity)) as docs:
+            async for doc in docs:
+                if not free(doc):
+                    continue
+                if expired(doc):
+                    expired_units += doc_units(doc)
+                    continue
+                available.append(doc_to_block(doc))
+                units += doc_units(doc)
+                if units >= command.quantity:
+                    break
+        if units < command.quantity and expired_units:
+            raise RuleViolation(
+                ResponseCode.UNIT_EXPIRED,
+                f"account {source.account_id} holds {expired_units} "
+                f"{command.unit_type.name} units that have expired")
+        return choose_blocks(available, command.quantity, source, command.unit_type)
 
     async def _listed_blocks(self, command: TransferUnits, session: Session
                              ) -> list[UnitBlock]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import aclosing
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +19,7 @@ from services.registry.domain import (
 from shared.audit import AuditTrail, account_key, side_keys
 from shared.codes import FINAL_STATUSES, AccountType, TransactionStatus, UnitType
 from shared.store import Database, Document, Session, next_sequence
-from shared.store.unit_blocks import UnitBlockStore
+from shared.store.unit_blocks import UnitBlockStore, doc_units
 
 #: Account numbers below this are the fixed government accounts made at start-up.
 FIRST_PERSON_ACCOUNT_ID = 1000
@@ -135,15 +136,21 @@ class RegistryStore:
 
     async def account_holdings(self, account_id: int, session: Session
                                ) -> tuple[list[Holding], dict[str, int]]:
-        """What an account holds per unit type and period, and the units in it reserved
-        per reservation mark (a transaction id)."""
-        query: Document = {"registry": self.code, "account_id": account_id}
+        """What an account holds per unit type and period (units, from the holdings
+        summaries), and the units in it reserved per reservation mark (a transaction id;
+        its blocks read only when the summaries say some are reserved)."""
+        rows = await self.units.totals(self.code, account_id, session)
         holdings = [Holding(UnitType(r["unit_type"]), r["applicable_cp"], r["units"])
-                    for r in await self.units.totals(query, session)]
+                    for r in rows]
         reserved: dict[str, int] = {}
-        for doc in await self.units.held({**query, "reserved_by": {"$ne": None}}, session):
-            units = doc["serial_end"] - doc["serial_start"] + 1
-            reserved[doc["reserved_by"]] = reserved.get(doc["reserved_by"], 0) + units
+        if any(r["reserved"] for r in rows):
+            async with aclosing(self.units.walk({"registry": self.code,
+                                                 "account_id": account_id},
+                                                session=session)) as docs:
+                async for doc in docs:
+                    if doc.get("reserved_by"):
+                        reserved[doc["reserved_by"]] = (reserved.get(doc["reserved_by"], 0)
+                                                        + doc_units(doc))
         return holdings, reserved
 
     async def open_transactions_naming(self, account_id: int, session: Session) -> list[str]:

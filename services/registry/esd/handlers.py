@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import date
 
@@ -67,7 +68,7 @@ from shared.logs import log_event
 from shared.rules.deadlines import may_act
 from shared.service import Runtime
 from shared.store import Document, Session, next_sequence
-from shared.store.unit_blocks import doc_to_block
+from shared.store.unit_blocks import doc_to_block, doc_units
 
 log = logging.getLogger("registry.esd")
 
@@ -219,18 +220,27 @@ class EsdService:
                              session: Session) -> list[UnitBlock]:
         account = await self.registry.require_account(command.transferring_account_id,
                                                       session)
-        query: Document = {
+        prefix: Document = {
             "registry": self.registry.code,
             "account_id": account.account_id,
             "unit_type": int(command.unit_type),
             "applicable_cp": command.commitment_period,
-            "reserved_by": None,
         }
-        if command.project_id is not None:
-            query["project_id"] = command.project_id
-        held = await self.registry.store.units.held(query, session)
-        return choose_blocks([doc_to_block(d) for d in held], command.quantity, account,
-                             command.unit_type)
+        held: list[UnitBlock] = []
+        units = 0
+        # the lowest serials first, read only until the quantity is covered
+        async with aclosing(self.registry.store.units.walk(
+                prefix, session=session, units=command.quantity)) as docs:
+            async for doc in docs:
+                if doc.get("reserved_by") is not None or (
+                        command.project_id is not None
+                        and doc.get("project_id") != command.project_id):
+                    continue
+                held.append(doc_to_block(doc))
+                units += doc_units(doc)
+                if units >= command.quantity:
+                    break
+        return choose_blocks(held, command.quantity, account, command.unit_type)
 
     async def _reserve_replacement(self, command: SurrenderCredits, session: Session) -> None:
         assert command.replaces is not None
