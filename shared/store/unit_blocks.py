@@ -51,6 +51,11 @@ SERIAL_BITS = 50
 #: summaries were built for; another value (or none) rebuilds them.
 VERSION_ID = "version"
 
+#: Indexes of the unit blocks that books written before docs/adr/0023 carry and no
+#: query uses any more (the aggregations they served read summaries now).
+OBSOLETE_INDEXES = frozenset({"registry_1_account_id_1_unit_type_1",
+                              "registry_1_applicable_cp_1_unit_type_1"})
+
 #: How many blocks one window of ``walk`` aims to read.
 WINDOW_BLOCKS = 256
 
@@ -198,8 +203,9 @@ COUNT_FIELDS = ("units", "blocks", "reserved")
 
 
 @dataclass
-class _Changes:
-    """What a sequence of block writes adds to each summary (``+`` new states, ``-`` old)."""
+class SummaryChanges:
+    """What a sequence of block writes adds to each summary (``+`` new states, ``-`` old),
+    or, all ``+``, a recount."""
 
     tallies: tuple[Tally, ...]
     keys: dict[str, Document] = field(default_factory=dict)
@@ -263,7 +269,7 @@ class _Writer:
         self.collection = collection
         self.summaries = summaries
         self.session = session
-        self.changes = _Changes(tallies)
+        self.changes = SummaryChanges(tallies)
 
     async def insert(self, docs: list[Document]) -> None:
         """Insert new block documents (their ``_id`` is set in place)."""
@@ -310,7 +316,7 @@ class _Writer:
         requests = self.changes.requests()
         if requests:
             await self.summaries.bulk_write(requests, ordered=False, session=self.session)
-        self.changes = _Changes(self.changes.tallies)
+        self.changes = SummaryChanges(self.changes.tallies)
 
 
 @dataclass(frozen=True)
@@ -360,6 +366,9 @@ class UnitBlockStore:
                                            ("account_id", ASCENDING),
                                            ("unit_type", ASCENDING),
                                            ("applicable_cp", ASCENDING)])
+        existing = {i["name"] async for i in await c.list_indexes()}
+        for name in sorted(OBSOLETE_INDEXES & existing):
+            await c.drop_index(name)  # every block write paid for it, no query uses it
         await self.ensure_summaries()
 
     # summaries
@@ -404,9 +413,9 @@ class UnitBlockStore:
             await self.collection.bulk_write(requests[i:i + 1000], ordered=False)
         return len(requests)
 
-    async def recount(self, session: Session | None = None) -> _Changes:
+    async def recount(self, session: Session | None = None) -> SummaryChanges:
         """Every summary counted afresh from the blocks (a scan: start-up and tests)."""
-        changes = _Changes(self.tallies)
+        changes = SummaryChanges(self.tallies)
         async for doc in self.collection.find({}, session=session):
             changes.add(doc, +1)
         return changes

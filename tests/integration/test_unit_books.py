@@ -423,7 +423,8 @@ async def test_every_lookup_is_planned_on_its_index(
 
 async def test_books_from_before_summaries_get_them_at_start_up(client: Client) -> None:
     """Blocks written without forks or summaries (a data directory of an older version):
-    the first start builds both; a second start changes nothing."""
+    the first start builds both and drops the index no query uses any more; a second
+    start changes nothing."""
     store = UnitBlockStore(client["unit_books"][f"units_{uuid.uuid4().hex[:10]}"],
                            ITL_TALLIES)
     try:
@@ -432,9 +433,13 @@ async def test_books_from_before_summaries_get_them_at_start_up(client: Client) 
                for (s, e), h, r in [((1, 100), HOLDERS[0], None), ((101, 150), HOLDERS[0], "K9"),
                                     ((151, 400), HOLDERS[1], None)]]
         await store.collection.insert_many(old)
+        await store.collection.create_index([("registry", 1), ("account_id", 1),
+                                             ("unit_type", 1)])
         await store.summaries.insert_one({"_id": VERSION_ID, "tallies": "an older shape"})
         await store.ensure_indexes()
         assert await store.collection.count_documents({"fork": None}) == 0
+        indexes = {i["name"] async for i in await store.collection.list_indexes()}
+        assert "registry_1_account_id_1_unit_type_1" not in indexes  # obsolete, dropped
         await assert_summaries_recount(store)
         assert [(r["account_id"], r["units"], r["reserved"]) for r in await store.totals()] \
             == [(1, 150, 50), (1001, 250, 0)]
