@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,9 @@ from shared.testing.infra import (
     StoreServer,
     amqp_url,
     broker_tls,
+    check_broker,
     free_port,
+    new_namespace,
     process_alive,
     start_store,
     wait_for_port,
@@ -276,6 +279,19 @@ class LocalStack:
             "broker": {"users": self.broker.users if self.broker else []},
         }
         self.state_path().write_text(json.dumps(state, indent=2))
+
+
+@contextlib.contextmanager
+def running_stack(workdir: Path, **settings: Any) -> Iterator[LocalStack]:
+    """A ``LocalStack`` in ``workdir`` with ``settings`` (its fields), started after the
+    broker answers and stopped, its broker users deleted, when the block ends."""
+    asyncio.run(check_broker(amqp_url()))
+    stack = LocalStack(workdir=workdir, namespace=new_namespace(), **settings)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
 
 
 class StackDatabases:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from deploy.local.client import StackClient
-from deploy.local.stack import DEFAULT_REGISTRIES, LocalStack
-from shared.testing.infra import amqp_url, check_broker, new_namespace
+from deploy.local.stack import DEFAULT_REGISTRIES, LocalStack, running_stack
 
 
 @pytest.fixture(scope="module")
@@ -21,19 +18,12 @@ def stack(request: pytest.FixtureRequest,
     registry), ``CLOCK_START`` (the simulation clock's start) and ``AUTH_MODE``
     (``development`` for the X-Actor header; ``token`` by default). The stack provisions
     its broker users, exchanges and queues and deletes them when it stops."""
-    asyncio.run(check_broker(amqp_url()))
-    workdir: Path = tmp_path_factory.mktemp("stack")
-    local = LocalStack(workdir=workdir,
+    with running_stack(tmp_path_factory.mktemp("stack"),
                        registries=getattr(request.module, "REGISTRIES", DEFAULT_REGISTRIES),
-                       namespace=new_namespace(),
                        registry_env=getattr(request.module, "REGISTRY_ENV", {}),
                        clock_start=getattr(request.module, "CLOCK_START", None),
-                       auth_mode=getattr(request.module, "AUTH_MODE", "token"))
-    try:
-        local.start()
+                       auth_mode=getattr(request.module, "AUTH_MODE", "token")) as local:
         yield local
-    finally:
-        local.stop()
 
 
 @pytest.fixture(scope="module")

@@ -5,29 +5,20 @@ the clock, amounts and accounts to anything."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from deploy.local.client import StackClient
-from deploy.local.stack import LocalStack
-from shared.testing.infra import amqp_url, check_broker, new_namespace
+from deploy.local.stack import LocalStack, running_stack
 
 REGISTRIES = ("KZ",)
 
 
 @pytest.fixture(scope="package")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    asyncio.run(check_broker(amqp_url()))
-    workdir: Path = tmp_path_factory.mktemp("fuzz-stack")
-    local = LocalStack(workdir=workdir, registries=REGISTRIES, namespace=new_namespace())
-    try:
-        local.start()
+    with running_stack(tmp_path_factory.mktemp("fuzz-stack"), registries=REGISTRIES) as local:
         yield local
-    finally:
-        local.stop()
 
 
 @pytest.fixture(scope="package")
