@@ -308,6 +308,11 @@ class StackDatabases:
         """``registry_kz`` -> ``kz``; ``itl`` and ``cdm`` are their services' names."""
         return database.removeprefix("registry_")
 
+    @staticmethod
+    def database_of(service: str) -> str:
+        """``kz`` -> ``registry_kz``; ``itl`` and ``cdm`` name their own databases."""
+        return service if service in ("itl", "cdm") else f"registry_{service}"
+
     def __getitem__(self, database: str) -> Database[dict[str, Any]]:
         return self._client(self.service_of(database))[database]
 

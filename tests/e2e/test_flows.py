@@ -275,8 +275,7 @@ def test_each_service_owns_its_database_and_reads_only_its_own_inbox(
             server: MongoClient[dict[str, Any]]
             with MongoClient(stack.store_url(service)) as server:
                 kept = set(server.list_database_names()) - {"admin", "config", "local"}
-            assert kept == {"itl" if service == "itl" else "cdm" if service == "cdm"
-                            else f"registry_{service}"}, service
+            assert kept == {StackDatabases.database_of(service)}, service
         for database, code in owners.items():
             recipients = mongo[database].inbox.distinct("envelope.recipient")
             senders = mongo[database].outbox.distinct("envelope.sender")
