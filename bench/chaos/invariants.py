@@ -40,14 +40,17 @@ import aio_pika
 from bench.chaos.workload import FINAL, Driver
 from deploy.local.stack import LocalStack, StackDatabases
 from shared.codes import UnitType
+from shared.http_types import MAX_BLOCKS_PER_PAGE
 from shared.messaging.topology import dead_letter_queue_name, inbox_queue_name
 from shared.testing.rabbit_node import RabbitNode
 
 NOT_FINAL = (1, 2, 3, 8)
 REGISTRIES = ("kz", "ch", "cdm")
-DATABASES = {"itl": "itl", "kz": "registry_kz", "ch": "registry_ch", "cdm": "cdm"}
 #: Violations listed in the report per invariant, at most.
 LISTED = 25
+#: The largest page a listing answers (shared/http_types.py MAX_BLOCKS_PER_PAGE, and
+#: every ``limit`` query parameter).
+PAGE = MAX_BLOCKS_PER_PAGE
 
 
 @dataclass
@@ -112,6 +115,40 @@ class Checker:
             raise RuntimeError(f"GET {service}{path}: {response.status_code} {response.text}")
         return response.json()
 
+    def listing(self, service: str, path: str, **params: Any) -> list[dict[str, Any]]:
+        """A listing that has a ``limit`` but no cursor, read with the largest page;
+        raises when the page is full, since rows beyond it would go unchecked."""
+        rows: list[dict[str, Any]] = self.get(service, path, limit=PAGE, **params)
+        if len(rows) >= PAGE:
+            raise RuntimeError(f"GET {service}{path} {params}: {len(rows)} rows fill a page "
+                               f"of {PAGE}; the rest would go unchecked")
+        return rows
+
+    def register(self) -> list[dict[str, Any]]:
+        """Every block of the ITL's register, page after page (cursor ``ORIGIN:SERIAL``
+        of the last block of the previous page)."""
+        blocks: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            page = self.get("itl", "/units", limit=PAGE,
+                            **({"after": after} if after else {}))
+            blocks.extend(page)
+            if len(page) < PAGE:
+                return blocks
+            after = f"{page[-1]['origin']}:{page[-1]['serial_start']}"
+
+    def account_blocks(self, registry: str, account_id: int) -> list[dict[str, Any]]:
+        """Every block of one account's holdings, page after page (``next_after``)."""
+        blocks: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            holdings = self.get(registry, f"/accounts/{account_id}/holdings", limit=PAGE,
+                                **({"after": after} if after else {}))
+            blocks.extend(holdings["blocks"])
+            after = holdings["next_after"]
+            if after is None:
+                return blocks
+
     # reading
 
     def not_final(self) -> dict[str, list[str]]:
@@ -120,16 +157,16 @@ class Checker:
         found: dict[str, list[str]] = {}
         for service in ("itl", *REGISTRIES):
             ids = [t["transaction_id"] for status in NOT_FINAL
-                   for t in self.get(service, "/transactions", status=status, limit=1000)]
+                   for t in self.listing(service, "/transactions", status=status)]
             if ids:
                 found[service] = ids
-        issuing = [r["request_id"] for r in self.get("cdm", "/issuances", limit=1000)
+        issuing = [r["request_id"] for r in self.listing("cdm", "/issuances")
                    if r["state"] not in ("completed", "failed")]
         if issuing:
             found["cdm issuance requests"] = issuing
         for registry in REGISTRIES:
             pending = [a["approval_id"] for a in
-                       self.get(registry, "/approvals", status="pending", limit=1000)]
+                       self.listing(registry, "/approvals", status="pending")]
             if pending:
                 found[f"{registry} approvals"] = pending
         return found
@@ -151,9 +188,9 @@ class Checker:
         """Outbox rows not yet published (or set aside as undeliverable) per service."""
         databases = StackDatabases(self.stack)
         try:
-            return {name: databases[db].outbox.count_documents(
+            return {name: databases[databases.database_of(name)].outbox.count_documents(
                         {"$or": [{"published": False}, {"undeliverable": {"$exists": True}}]})
-                    for name, db in DATABASES.items()}
+                    for name in ("itl", *REGISTRIES)}
         finally:
             databases.close()
 
@@ -172,8 +209,7 @@ class Checker:
         """Every block of ``registry``'s books, with its account."""
         blocks = []
         for account in self.get(registry, "/accounts"):
-            holdings = self.get(registry, f"/accounts/{account['account_id']}/holdings")
-            for block in holdings["blocks"]:
+            for block in self.account_blocks(registry, account["account_id"]):
                 blocks.append({**block, "account_id": account["account_id"]})
         return blocks
 
@@ -191,7 +227,7 @@ class Checker:
             for row in self.get(registry, "/share-of-proceeds"):
                 for tx in row["transactions"]:
                     found[tx] = registry
-        for request in self.get("cdm", "/issuances", limit=1000):
+        for request in self.listing("cdm", "/issuances"):
             for key in ("issuance_transaction", "share_of_proceeds_transaction",
                         "forward_transaction"):
                 if request.get(key):
@@ -202,7 +238,7 @@ class Checker:
 
     def check(self) -> list[Invariant]:
         blocks = {r: self.registry_blocks(r) for r in REGISTRIES}
-        register = self.get("itl", "/units")
+        register = self.register()
         return [self.every_transaction_final(), self.no_unit_in_two_places(blocks, register),
                 self.books_equal_register(blocks, register), *self.conservation(blocks),
                 self.share_of_proceeds_agrees(), self.queues_drained(),
@@ -213,8 +249,7 @@ class Checker:
                           "no transaction at status 1, 2, 3 or 8 in any registry or the "
                           "ITL, no CDM issuance request under way, no approval pending")
         open_ones = self.not_final()
-        check.checked = sum(len(self.get(s, "/transactions", limit=1000))
-                            for s in ("itl", *REGISTRIES))
+        check.checked = len(self.known_transactions())
         for where, ids in open_ones.items():
             check.fail(f"{where}: {', '.join(ids[:20])}")
         for op in self.driver.operations:

@@ -20,7 +20,7 @@ from pymongo import MongoClient
 from pymongo.collection import Collection
 
 from deploy.local.client import StackClient, poll
-from deploy.local.stack import LocalStack
+from deploy.local.stack import LocalStack, StackDatabases
 from shared.codes import UnitType
 from shared.messaging import inbox_queue_name
 from shared.testing.infra import amqp_url
@@ -45,8 +45,6 @@ PARTY = 1
 BACKLOG = 30
 TIMED_OUT = 1104
 FINAL = {4, 5, 6, 7}
-DATABASES = {"itl": "itl", "kz": "registry_kz", "de": "registry_de", "fr": "registry_fr",
-             "cdm": "cdm"}
 
 
 def consumers(namespace: str, code: str) -> int:
@@ -106,7 +104,7 @@ def wait_published(stack: LocalStack, service: str, correlation_id: str,
     ``message_type`` for ``correlation_id``: they are on the broker then, whoever reads."""
     store: MongoClient[dict[str, Any]]
     with MongoClient(stack.store_url(service)) as store:
-        outbox: Collection[dict[str, Any]] = store[DATABASES[service]].outbox
+        outbox: Collection[dict[str, Any]] = store[StackDatabases.database_of(service)].outbox
         poll(lambda: outbox.count_documents({"correlation_id": correlation_id,
                                              "message_type": message_type,
                                              "published": True}),

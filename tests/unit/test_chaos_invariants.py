@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from bench.chaos.invariants import Checker, merged, overlaps
 
 
@@ -117,3 +119,41 @@ def test_a_serial_in_the_books_of_two_registries_breaks_no_unit_in_two_places() 
     assert check.violations == ["KZ 1-100 in KZ-1 and 100-100 in CH-1001"]
     assert checker.no_unit_in_two_places({"kz": [block(1, 1, 100)]},
                                          [entry("KZ", 1, 1, 100)]).holds
+
+
+class Paged(Checker):
+    """A checker reading listings of a made-up size, a page of at most ``limit`` at a time,
+    as the services answer them (the ITL's register after ``ORIGIN:SERIAL``, an account's
+    holdings with ``next_after``)."""
+
+    def __init__(self, blocks: int, rows: int = 0) -> None:
+        self.blocks = [entry("KZ", 1, 10 * i + 1, 10 * i + 10) for i in range(blocks)]
+        self.rows = rows
+
+    def get(self, service: str, path: str, **params: Any) -> Any:
+        limit = params["limit"]
+        after = params.get("after")
+        start = 0 if after is None else int(after.split(":")[1])
+        page = [b for b in self.blocks if b["serial_start"] > start][:limit]
+        if path == "/units":
+            return page
+        if path == "/accounts/1/holdings":
+            more = len(page) == limit and page[-1] is not self.blocks[-1]
+            return {"blocks": page,
+                    "next_after": f"KZ:{page[-1]['serial_start']}" if more else None}
+        return [{"transaction_id": f"KZ{n}"} for n in range(min(self.rows, limit))]
+
+
+def test_the_register_and_an_account_are_read_page_after_page_to_the_last_block() -> None:
+    for size in (0, 1, 999, 1000, 1001, 2504):
+        paged = Paged(size)
+        assert [b["serial_start"] for b in paged.register()] == [
+            b["serial_start"] for b in paged.blocks], size
+        assert len(paged.account_blocks("kz", 1)) == size
+
+
+def test_a_listing_without_a_cursor_that_fills_its_page_is_refused_not_truncated() -> None:
+    assert len(Paged(0, rows=999).listing("kz", "/transactions", status=1)) == 999
+    for rows in (1000, 5000):
+        with pytest.raises(RuntimeError, match="fill a page of 1000"):
+            Paged(0, rows=rows).listing("kz", "/transactions", status=1)
