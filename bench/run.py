@@ -187,6 +187,9 @@ def cost_per_transfer(before: dict[str, Counters], after: dict[str, Counters],
                 grown.total("store_transactions_total", outcome="abort") / transfers, 2),
             "messages_published": round(
                 grown.total("messages_published_total") / transfers, 2),
+            "write_conflicts": {dict(labels)["collection"]: round(value / transfers, 2)
+                                for (name, labels), value in grown.items()
+                                if name == "store_write_conflicts_total" and value},
             "top_commands": {name: round(count, 1) for name, count in
                              sorted(commands.items(), key=lambda kv: -kv[1])[:5]},
         }
@@ -223,14 +226,23 @@ async def end_to_end(urls: dict[str, str], headers: Headers, target: int, sequen
 
             before = metrics()
             started = time.perf_counter()
-            loaded = await asyncio.gather(*(limited() for _ in range(concurrent)))
+            outcomes = await asyncio.gather(*(limited() for _ in range(concurrent)),
+                                            return_exceptions=True)
             elapsed = time.perf_counter() - started
-            spent = cost_per_transfer(before, metrics(), concurrent)["total"]
+            loaded = [o for o in outcomes if isinstance(o, float)]
+            failed = [repr(o) for o in outcomes if not isinstance(o, float)]
+            spent = cost_per_transfer(before, metrics(), concurrent)
             levels.append({"in_flight": in_flight, "transfers": concurrent,
-                           "transfers_per_s": round(concurrent / elapsed, 2),
+                           "transfers_per_s": round(len(loaded) / elapsed, 2),
+                           # a transfer that failed (e.g. a 500) is not counted as done
+                           "failed": len(failed), "failures": sorted(set(failed))[:3],
                            "aborted_store_transactions_per_transfer":
-                               spent["aborted_store_transactions"],
-                           "proposal_to_credit": percentiles(list(loaded))})
+                               spent["total"]["aborted_store_transactions"],
+                           "write_conflicts_per_transfer": {
+                               service: cost["write_conflicts"]
+                               for service, cost in spent["per_service"].items()
+                               if cost["write_conflicts"]},
+                           "proposal_to_credit": percentiles(loaded) if loaded else {}})
     return {
         "sequential": {"transfers": sequential, "proposal_to_credit": percentiles(latencies)},
         "cost_per_transfer": cost,

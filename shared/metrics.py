@@ -11,6 +11,10 @@ any Prometheus-compatible monitoring:
   command that ended them (``commit`` for ``commitTransaction``, ``abort`` for
   ``abortTransaction``; an abort is usually a write conflict that ``with_transaction``
   retries, and a commit retried after an unknown result counts twice);
+- ``store_write_conflicts_total{collection, command}``: commands the store refused with a
+  write conflict (``WriteConflict``, code 112: another open transaction wrote the same
+  document), by the collection the command named (``-`` for ``commitTransaction``); each
+  one costs the retry of a whole store transaction (docs/adr/0026);
 - ``messages_published_total{message_type}``: envelopes this process published, each
   confirmed by the broker;
 - ``messages_handled_total{message_type}``: envelopes this process took from its inbox
@@ -31,6 +35,9 @@ STORE_COMMANDS = Counter("store_commands", "Commands sent to the service's store
 STORE_TRANSACTIONS = Counter("store_transactions",
                              "Store transactions ended, by outcome (commit, abort)",
                              ["outcome"])
+STORE_WRITE_CONFLICTS = Counter("store_write_conflicts",
+                                "Store commands refused with a write conflict (code 112)",
+                                ["collection", "command"])
 MESSAGES_PUBLISHED = Counter("messages_published",
                              "Envelopes published and confirmed by the broker",
                              ["message_type"])
@@ -42,23 +49,39 @@ MESSAGES_HANDLED = Counter("messages_handled",
 METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 _TRANSACTION_ENDS = {"commitTransaction": "commit", "abortTransaction": "abort"}
+#: The server's code of a write conflict (mongod's ``WriteConflict``).
+WRITE_CONFLICT = 112
 
 
 class StoreCommandListener(monitoring.CommandListener):
     """Counts each command pymongo starts on the client it is registered with
-    (``make_client``); a retried command counts once per attempt."""
+    (``make_client``); a retried command counts once per attempt. A command refused with
+    a write conflict is counted again, by the collection it named."""
+
+    def __init__(self) -> None:
+        #: The collection of each command under way, by (connection, request id).
+        self._collections: dict[tuple[object, int], str] = {}
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         STORE_COMMANDS.labels(command=event.command_name).inc()
         outcome = _TRANSACTION_ENDS.get(event.command_name)
         if outcome is not None:
             STORE_TRANSACTIONS.labels(outcome=outcome).inc()
+        target = event.command.get(event.command_name)
+        self._collections[(event.connection_id, event.request_id)] = \
+            target if isinstance(target, str) else "-"
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        """Nothing: a command is counted when it starts."""
+        """Nothing more: a command is counted when it starts."""
+        self._collections.pop((event.connection_id, event.request_id), None)
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        """Nothing: a command is counted when it starts."""
+        """A write conflict is counted by the collection the command named."""
+        collection = self._collections.pop((event.connection_id, event.request_id), "-")
+        failure = event.failure if isinstance(event.failure, dict) else {}
+        if failure.get("code") == WRITE_CONFLICT:
+            STORE_WRITE_CONFLICTS.labels(collection=collection,
+                                         command=event.command_name).inc()
 
 
 def exposition() -> bytes:
