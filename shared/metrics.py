@@ -8,9 +8,11 @@ any Prometheus-compatible monitoring:
   (``find``, ``insert``, ``update``, ``aggregate``, ``commitTransaction``, ...), counted
   by a pymongo command listener on the service's client, so no store call can be missed;
 - ``store_transactions_total{outcome}``: multi-document transactions ended, by the
-  command that ended them (``commit`` for ``commitTransaction``, ``abort`` for
-  ``abortTransaction``; an abort is usually a write conflict that ``with_transaction``
-  retries, and a commit retried after an unknown result counts twice);
+  command that ended them: ``commit`` for ``commitTransaction`` (a commit retried after an
+  unknown result counts twice); for ``abortTransaction``, ``abort`` when the store refused
+  the transaction (a write conflict, retried by ``with_transaction``) and ``abandon`` when
+  the work ended it on purpose by raising (a refused request, the rehearsal of an
+  operation awaiting approval: ``shared.store.client.in_transaction``);
 - ``store_write_conflicts_total{collection, command}``: commands the store refused with a
   write conflict (``WriteConflict``, code 112: another open transaction wrote the same
   document), by the collection the command named (``-`` for ``commitTransaction``); each
@@ -26,6 +28,8 @@ registry; the text format is Prometheus's exposition format 0.0.4.
 """
 
 from __future__ import annotations
+
+from contextvars import ContextVar
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from pymongo import monitoring
@@ -49,6 +53,19 @@ MESSAGES_HANDLED = Counter("messages_handled",
 METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 _TRANSACTION_ENDS = {"commitTransaction": "commit", "abortTransaction": "abort"}
+#: Set while a transaction whose work raised is being ended (``abandoning``).
+_ABANDONING: ContextVar[bool] = ContextVar("store_transaction_abandoning", default=False)
+
+
+def abandoning() -> None:
+    """The current task's store transaction is ending because its work raised: its
+    ``abortTransaction`` counts as ``abandon``, not ``abort`` (until ``abandoned``)."""
+    _ABANDONING.set(True)
+
+
+def abandoned() -> None:
+    """The current task's transaction has ended (``abandoning``)."""
+    _ABANDONING.set(False)
 #: The server's code of a write conflict (mongod's ``WriteConflict``).
 WRITE_CONFLICT = 112
 
@@ -66,6 +83,8 @@ class StoreCommandListener(monitoring.CommandListener):
         STORE_COMMANDS.labels(command=event.command_name).inc()
         outcome = _TRANSACTION_ENDS.get(event.command_name)
         if outcome is not None:
+            if outcome == "abort" and _ABANDONING.get():
+                outcome = "abandon"
             STORE_TRANSACTIONS.labels(outcome=outcome).inc()
         target = event.command.get(event.command_name)
         self._collections[(event.connection_id, event.request_id)] = \

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 from pymongo.uri_parser import parse_uri
 
-from shared.metrics import StoreCommandListener
+from shared.metrics import StoreCommandListener, abandoned, abandoning
 
 Document = dict[str, Any]
 Client = AsyncMongoClient[Document]
@@ -31,10 +35,62 @@ def database_name(mongo_url: str, default: str) -> str:
     return parse_uri(mongo_url).get("database") or default
 
 
+#: The turns of each client (a service process has one client: ``Runtime.client``): an
+#: asyncio lock, first come first served.
+_TURNS: weakref.WeakKeyDictionary[Client, asyncio.Lock] = weakref.WeakKeyDictionary()
+#: The turns the current context holds (``id`` of each lock): a transaction started
+#: inside one, by the same task or one it started, runs at once instead of waiting.
+_HOLDING: ContextVar[frozenset[int]] = ContextVar("store_turns_held", default=frozenset())
+
+
 async def in_transaction(client: Client, work: Callable[[Session], Awaitable[T]]) -> T:
-    """Run ``work`` in one multi-document transaction, retried on WriteConflict."""
+    """Run ``work`` in one multi-document transaction, one at a time per ``client``.
+
+    The store transactions of one client (one service process) take turns, first come
+    first served: two of them never overlap, so they never meet a write conflict on the
+    documents every transfer of a registry writes (the transferring account, its
+    summaries and biggest block, the transaction counter, the share-of-proceeds ledger;
+    docs/adr/0026). A transaction started inside one holding the turn (nested, also from
+    a task it started) runs at once. The store still detects conflicts with writers
+    outside this process (another instance, a tool): ``with_transaction`` retries the
+    whole ``work`` on a ``TransientTransactionError``, so correctness never rests on the
+    turns.
+
+    Counted in ``GET /metrics`` (``shared.metrics``): a transaction the store refused
+    and that is retried ends as ``abort``; one that ``work`` itself ends by raising (a
+    refused request, a rehearsal, docs/adr/0018) as ``abandon``.
+    """
+    turn = _TURNS.get(client)
+    if turn is None:
+        turn = _TURNS[client] = asyncio.Lock()
+    held = _HOLDING.get()
+    if id(turn) in held:
+        return await _run(client, work)
+    async with turn:
+        token = _HOLDING.set(held | {id(turn)})
+        try:
+            return await _run(client, work)
+        finally:
+            _HOLDING.reset(token)
+
+
+async def _run(client: Client, work: Callable[[Session], Awaitable[T]]) -> T:
+    async def attempt(session: Session) -> T:
+        try:
+            return await work(session)
+        except PyMongoError as exc:
+            if not exc.has_error_label("TransientTransactionError"):
+                abandoning()
+            raise
+        except BaseException:
+            abandoning()
+            raise
+
     async with client.start_session() as session:
-        return await session.with_transaction(work)
+        try:
+            return await session.with_transaction(attempt)
+        finally:
+            abandoned()
 
 
 async def next_sequence(db: Database, name: str, session: Session, count: int = 1) -> int:
