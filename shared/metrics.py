@@ -17,6 +17,10 @@ any Prometheus-compatible monitoring:
   write conflict (``WriteConflict``, code 112: another open transaction wrote the same
   document), by the collection the command named (``-`` for ``commitTransaction``); each
   one costs the retry of a whole store transaction (docs/adr/0026);
+- ``store_turn_seconds_total{phase}``: real seconds the process's store transactions
+  spent waiting for their turn (``wait``) and holding it (``held``: the transaction ran,
+  retries included); ``held`` over a stretch of wall time is how busy the process's
+  transactions kept it (``shared.store.client.in_transaction``);
 - ``messages_published_total{message_type}``: envelopes this process published, each
   confirmed by the broker;
 - ``messages_handled_total{message_type}``: envelopes this process took from its inbox
@@ -39,6 +43,9 @@ STORE_COMMANDS = Counter("store_commands", "Commands sent to the service's store
 STORE_TRANSACTIONS = Counter("store_transactions",
                              "Store transactions ended, by outcome (commit, abort)",
                              ["outcome"])
+STORE_TURNS = Counter("store_turn_seconds",
+                      "Real seconds store transactions waited for their turn and held it",
+                      ["phase"])
 STORE_WRITE_CONFLICTS = Counter("store_write_conflicts",
                                 "Store commands refused with a write conflict (code 112)",
                                 ["collection", "command"])

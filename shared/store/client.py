@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -14,7 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 from pymongo.uri_parser import parse_uri
 
-from shared.metrics import StoreCommandListener, abandoned, abandoning
+from shared.metrics import STORE_TURNS, StoreCommandListener, abandoned, abandoning
 
 Document = dict[str, Any]
 Client = AsyncMongoClient[Document]
@@ -66,12 +67,16 @@ async def in_transaction(client: Client, work: Callable[[Session], Awaitable[T]]
     held = _HOLDING.get()
     if id(turn) in held:
         return await _run(client, work)
+    asked = time.perf_counter()
     async with turn:
+        got = time.perf_counter()
+        STORE_TURNS.labels(phase="wait").inc(got - asked)
         token = _HOLDING.set(held | {id(turn)})
         try:
             return await _run(client, work)
         finally:
             _HOLDING.reset(token)
+            STORE_TURNS.labels(phase="held").inc(time.perf_counter() - got)
 
 
 async def _run(client: Client, work: Callable[[Session], Awaitable[T]]) -> T:
