@@ -2,21 +2,30 @@
 MongoDB-wire server: many at once on the same documents all commit with no write
 conflict and no aborted transaction, counted as ``GET /metrics`` counts them; a second
 client (another process) still meets conflicts and is retried to the same result; a
-transaction its work ends on purpose counts as abandoned, not aborted."""
+transaction its work ends on purpose counts as abandoned, not aborted; a message's
+transaction goes before requests waiting."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from prometheus_client import REGISTRY
 
 from shared.blocks import SerialRange, UnitAttributes, UnitBlock
 from shared.codes import AccountType, UnitType
-from shared.store import Client, Database, Session, in_transaction, make_client, next_sequence
+from shared.store import (
+    Client,
+    Database,
+    Session,
+    in_transaction,
+    make_client,
+    next_sequence,
+    urgent,
+)
 from shared.store.unit_blocks import HOLDINGS, Holder, UnitBlockStore
 
 pytestmark = pytest.mark.integration
@@ -153,3 +162,38 @@ async def test_concurrent_moves_from_one_account_keep_its_summaries_equal_a_reco
     recount = {d["_id"]: {k: d[k] for k in ("units", "blocks", "reserved") if d.get(k)}
                for d in (await store.recount()).documents()}
     assert await store.summary_counts() == {k: v for k, v in recount.items() if v}
+
+
+async def test_urgent_transactions_go_before_the_others_waiting(
+    client: Client, db: Database
+) -> None:
+    """While one transaction holds the turn, a request's transaction asks first and a
+    message's (``urgent``) second: the message's runs first; the others in the order
+    they asked."""
+    release = asyncio.Event()
+    order: list[str] = []
+
+    async def holding(session: Session) -> None:
+        await bump(db, session)
+        await release.wait()
+
+    def noted(name: str) -> Callable[[Session], Awaitable[None]]:
+        async def work(session: Session) -> None:
+            await bump(db, session)
+            order.append(name)
+        return work
+
+    async def message() -> None:
+        with urgent():
+            await in_transaction(client, noted("message"))
+
+    first = asyncio.create_task(in_transaction(client, holding))
+    await asyncio.sleep(0.1)
+    started = []
+    for task in (in_transaction(client, noted("request 1")), message(),
+                 in_transaction(client, noted("request 2"))):
+        started.append(asyncio.ensure_future(task))
+        await asyncio.sleep(0.05)
+    release.set()
+    await asyncio.gather(first, *started)
+    assert order == ["message", "request 1", "request 2"]
