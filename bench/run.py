@@ -249,7 +249,10 @@ async def end_to_end(urls: dict[str, str], headers: Headers, target: int, sequen
                      metrics: Callable[[], dict[str, Counters]]) -> dict[str, Any]:
     """``sequential`` transfers one at a time (latency and cost per transfer), then
     ``concurrent`` transfers at each level of ``in_flight_levels`` (throughput)."""
-    async with httpx.AsyncClient(timeout=60) as http:
+    # idle connections are dropped before uvicorn's keep-alive (5 s) closes them, or a
+    # request sent as the server closes one fails ("Server disconnected")
+    async with httpx.AsyncClient(timeout=60,
+                                 limits=httpx.Limits(keepalive_expiry=2.0)) as http:
 
         async def one() -> float:
             transaction_id = await _transfer(http, urls, headers, target)
