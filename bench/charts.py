@@ -54,7 +54,7 @@ def _throughput(result: dict[str, Any], path: Path) -> Path:
     axis.set_ylabel("transfers per second")
     latency = axis.twinx()
     for key, style in (("p50_ms", "o-"), ("p99_ms", "s--")):
-        latency.plot(positions, [level["proposal_to_credit"][key] for level in levels], style,
+        latency.plot(positions, [level["proposal_to_credit"].get(key) for level in levels], style,
                      color="#54a24b", label=f"latency {key[:3]}")
     latency.set_ylabel("proposal to credit, ms")
     handles = axis.get_legend_handles_labels()

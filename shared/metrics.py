@@ -8,9 +8,19 @@ any Prometheus-compatible monitoring:
   (``find``, ``insert``, ``update``, ``aggregate``, ``commitTransaction``, ...), counted
   by a pymongo command listener on the service's client, so no store call can be missed;
 - ``store_transactions_total{outcome}``: multi-document transactions ended, by the
-  command that ended them (``commit`` for ``commitTransaction``, ``abort`` for
-  ``abortTransaction``; an abort is usually a write conflict that ``with_transaction``
-  retries, and a commit retried after an unknown result counts twice);
+  command that ended them: ``commit`` for ``commitTransaction`` (a commit retried after an
+  unknown result counts twice); for ``abortTransaction``, ``abort`` when the store refused
+  the transaction (a write conflict, retried by ``with_transaction``) and ``abandon`` when
+  the work ended it on purpose by raising (a refused request, the rehearsal of an
+  operation awaiting approval: ``shared.store.client.in_transaction``);
+- ``store_write_conflicts_total{collection, command}``: commands the store refused with a
+  write conflict (``WriteConflict``, code 112: another open transaction wrote the same
+  document), by the collection the command named (``-`` for ``commitTransaction``); each
+  one costs the retry of a whole store transaction (docs/adr/0026);
+- ``store_turn_seconds_total{phase}``: real seconds the process's store transactions
+  spent waiting for their turn (``wait``) and holding it (``held``: the transaction ran,
+  retries included); ``held`` over a stretch of wall time is how busy the process's
+  transactions kept it (``shared.store.client.in_transaction``);
 - ``messages_published_total{message_type}``: envelopes this process published, each
   confirmed by the broker;
 - ``messages_handled_total{message_type}``: envelopes this process took from its inbox
@@ -23,6 +33,8 @@ registry; the text format is Prometheus's exposition format 0.0.4.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from pymongo import monitoring
 
@@ -31,6 +43,12 @@ STORE_COMMANDS = Counter("store_commands", "Commands sent to the service's store
 STORE_TRANSACTIONS = Counter("store_transactions",
                              "Store transactions ended, by outcome (commit, abort)",
                              ["outcome"])
+STORE_TURNS = Counter("store_turn_seconds",
+                      "Real seconds store transactions waited for their turn and held it",
+                      ["phase"])
+STORE_WRITE_CONFLICTS = Counter("store_write_conflicts",
+                                "Store commands refused with a write conflict (code 112)",
+                                ["collection", "command"])
 MESSAGES_PUBLISHED = Counter("messages_published",
                              "Envelopes published and confirmed by the broker",
                              ["message_type"])
@@ -42,23 +60,54 @@ MESSAGES_HANDLED = Counter("messages_handled",
 METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 _TRANSACTION_ENDS = {"commitTransaction": "commit", "abortTransaction": "abort"}
+#: Set while a transaction whose work raised is being ended (``abandoning``).
+_ABANDONING: ContextVar[bool] = ContextVar("store_transaction_abandoning", default=False)
+
+
+def abandoning() -> None:
+    """The current task's store transaction is ending because its work raised: its
+    ``abortTransaction`` counts as ``abandon``, not ``abort`` (until ``abandoned``)."""
+    _ABANDONING.set(True)
+
+
+def abandoned() -> None:
+    """The current task's transaction has ended (``abandoning``)."""
+    _ABANDONING.set(False)
+#: The server's code of a write conflict (mongod's ``WriteConflict``).
+WRITE_CONFLICT = 112
 
 
 class StoreCommandListener(monitoring.CommandListener):
     """Counts each command pymongo starts on the client it is registered with
-    (``make_client``); a retried command counts once per attempt."""
+    (``make_client``); a retried command counts once per attempt. A command refused with
+    a write conflict is counted again, by the collection it named."""
+
+    def __init__(self) -> None:
+        #: The collection of each command under way, by (connection, request id).
+        self._collections: dict[tuple[object, int], str] = {}
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         STORE_COMMANDS.labels(command=event.command_name).inc()
         outcome = _TRANSACTION_ENDS.get(event.command_name)
         if outcome is not None:
+            if outcome == "abort" and _ABANDONING.get():
+                outcome = "abandon"
             STORE_TRANSACTIONS.labels(outcome=outcome).inc()
+        target = event.command.get(event.command_name)
+        self._collections[(event.connection_id, event.request_id)] = \
+            target if isinstance(target, str) else "-"
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        """Nothing: a command is counted when it starts."""
+        """Nothing more: a command is counted when it starts."""
+        self._collections.pop((event.connection_id, event.request_id), None)
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        """Nothing: a command is counted when it starts."""
+        """A write conflict is counted by the collection the command named."""
+        collection = self._collections.pop((event.connection_id, event.request_id), "-")
+        failure = event.failure if isinstance(event.failure, dict) else {}
+        if failure.get("code") == WRITE_CONFLICT:
+            STORE_WRITE_CONFLICTS.labels(collection=collection,
+                                         command=event.command_name).inc()
 
 
 def exposition() -> bytes:

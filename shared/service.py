@@ -69,6 +69,7 @@ from shared.store import (
     handle_once,
     in_transaction,
     make_client,
+    urgent,
 )
 
 T = TypeVar("T")
@@ -303,8 +304,9 @@ class Runtime:
                          "correlation_id": envelope.correlation_id,
                          "causation_id": envelope.causation_id})
 
-        handled = await handle_once(self.client, self.db, envelope, audited,
-                                    self.clock.now())
+        with urgent():  # it finishes what a request started: before new requests
+            handled = await handle_once(self.client, self.db, envelope, audited,
+                                        self.clock.now())
         self.relay.wake()
         return handled
 

@@ -9,6 +9,7 @@ from shared.store.client import (
     in_transaction,
     make_client,
     next_sequence,
+    urgent,
 )
 from shared.store.inbox import MessageIdReused, handle_once
 from shared.store.outbox import OutboxRelay, enqueue, ensure_outbox_indexes
@@ -27,4 +28,5 @@ __all__ = [
     "in_transaction",
     "make_client",
     "next_sequence",
+    "urgent",
 ]

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import time
+import weakref
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 from pymongo.uri_parser import parse_uri
 
-from shared.metrics import StoreCommandListener
+from shared.metrics import STORE_TURNS, StoreCommandListener, abandoned, abandoning
 
 Document = dict[str, Any]
 Client = AsyncMongoClient[Document]
@@ -31,17 +38,125 @@ def database_name(mongo_url: str, default: str) -> str:
     return parse_uri(mongo_url).get("database") or default
 
 
+class Turns:
+    """Whose turn it is to run a store transaction on one client: one at a time; of those
+    waiting, the urgent ones first (work that finishes what was started: a message's
+    effect), then the others, each in the order they asked."""
+
+    def __init__(self) -> None:
+        self._busy = False
+        self._waiting: tuple[deque[asyncio.Future[None]], ...] = (deque(), deque())
+
+    async def acquire(self, urgent: bool) -> None:
+        if not self._busy:
+            self._busy = True
+            return
+        turn = asyncio.get_running_loop().create_future()
+        queue = self._waiting[0 if urgent else 1]
+        queue.append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.release()  # handed the turn as it was cancelled: pass it on
+            elif turn in queue:
+                queue.remove(turn)
+            raise
+
+    def release(self) -> None:
+        """Hand the turn to the next waiting, or free it."""
+        for queue in self._waiting:
+            while queue:
+                turn = queue.popleft()
+                if not turn.done():
+                    turn.set_result(None)
+                    return
+        self._busy = False
+
+
+#: The turns of each client (a service process has one client: ``Runtime.client``).
+_TURNS: weakref.WeakKeyDictionary[Client, Turns] = weakref.WeakKeyDictionary()
+#: The turns the current context holds (``id`` of each): a transaction started inside
+#: one, by the same task or one it started, runs at once instead of waiting.
+_HOLDING: ContextVar[frozenset[int]] = ContextVar("store_turns_held", default=frozenset())
+#: Whether the current context's transactions go before the others waiting (``urgent``).
+_URGENT: ContextVar[bool] = ContextVar("store_turn_urgent", default=False)
+
+
+@contextmanager
+def urgent() -> Iterator[None]:
+    """The store transactions started inside the block go before the others waiting for
+    their turn: the effect of a message, which finishes a transaction, goes before new
+    requests that start one (docs/adr/0026)."""
+    token = _URGENT.set(True)
+    try:
+        yield
+    finally:
+        _URGENT.reset(token)
+
+
 async def in_transaction(client: Client, work: Callable[[Session], Awaitable[T]]) -> T:
-    """Run ``work`` in one multi-document transaction, retried on WriteConflict."""
+    """Run ``work`` in one multi-document transaction, one at a time per ``client``.
+
+    The store transactions of one client (one service process) take turns (``Turns``;
+    those started inside ``urgent()`` first, otherwise in the order they asked): two of
+    them never overlap, so they never meet a write conflict on the documents every
+    transfer of a registry writes (the transferring account, its summaries and biggest
+    block, the transaction counter, the share-of-proceeds ledger; docs/adr/0026). A
+    transaction started inside one holding the turn (nested, also from a task it
+    started) runs at once. The store still detects conflicts with writers outside this
+    process (another instance, a tool): ``with_transaction`` retries the whole ``work``
+    on a ``TransientTransactionError``, so correctness never rests on the turns.
+
+    Counted in ``GET /metrics`` (``shared.metrics``): a transaction the store refused
+    and that is retried ends as ``abort``; one that ``work`` itself ends by raising (a
+    refused request, a rehearsal, docs/adr/0018) as ``abandon``; the real seconds spent
+    waiting for the turn and holding it.
+    """
+    turns = _TURNS.get(client)
+    if turns is None:
+        turns = _TURNS[client] = Turns()
+    held = _HOLDING.get()
+    if id(turns) in held:
+        return await _run(client, work)
+    asked = time.perf_counter()
+    await turns.acquire(_URGENT.get())
+    got = time.perf_counter()
+    STORE_TURNS.labels(phase="wait").inc(got - asked)
+    token = _HOLDING.set(held | {id(turns)})
+    try:
+        return await _run(client, work)
+    finally:
+        _HOLDING.reset(token)
+        turns.release()
+        STORE_TURNS.labels(phase="held").inc(time.perf_counter() - got)
+
+
+async def _run(client: Client, work: Callable[[Session], Awaitable[T]]) -> T:
+    async def attempt(session: Session) -> T:
+        try:
+            return await work(session)
+        except PyMongoError as exc:
+            if not exc.has_error_label("TransientTransactionError"):
+                abandoning()
+            raise
+        except BaseException:
+            abandoning()
+            raise
+
     async with client.start_session() as session:
-        return await session.with_transaction(work)
+        try:
+            return await session.with_transaction(attempt)
+        finally:
+            abandoned()
 
 
 async def next_sequence(db: Database, name: str, session: Session, count: int = 1) -> int:
     """Reserve ``count`` consecutive numbers of the counter ``name``; returns the first.
 
-    Runs inside the caller's transaction, so two writers conflict and one retries;
-    a small read-then-update instead of findAndModify, which scans collections.
+    Runs inside the caller's transaction: the transactions of one process take turns
+    (``in_transaction``), and a writer from elsewhere conflicts and one of the two
+    retries; a small read-then-update instead of findAndModify, which scans collections.
     """
     doc = await db.counters.find_one({"_id": name}, session=session)
     first = int(doc["value"]) + 1 if doc else 1
