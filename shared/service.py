@@ -55,7 +55,7 @@ from shared.messaging import (
     with_heartbeat,
 )
 from shared.messaging.clock import ClockSet
-from shared.metrics import METRICS_CONTENT_TYPE, exposition
+from shared.metrics import METRICS_CONTENT_TYPE, doing, exposition
 from shared.rules.periods import DEFAULT_TRUE_UP_PERIOD_ENDS
 from shared.settings import comma_or_json_list as comma_or_json_list  # re-exported
 from shared.store import (
@@ -217,6 +217,10 @@ class Runtime:
         return now
 
     async def _on_clock_set(self, clock_set: ClockSet) -> None:
+        with doing("sweep"):
+            await self._follow_clock(clock_set)
+
+    async def _follow_clock(self, clock_set: ClockSet) -> None:
         self._stack_clock_set = True
         if clock_set.set_by == self.code:
             return
@@ -263,9 +267,10 @@ class Runtime:
             self.clock.set(saved["now"] + timedelta(seconds=elapsed))
 
     async def _tick(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.tick_seconds)
-            await self.run_due_work()
+        with doing("sweep"):
+            while True:
+                await asyncio.sleep(self.settings.tick_seconds)
+                await self.run_due_work()
 
     async def stop(self) -> None:
         if self._ticker is not None:
@@ -278,9 +283,7 @@ class Runtime:
 
     async def commit(self, work: Callable[[Session], Awaitable[T]]) -> T:
         """Run ``work`` in one store transaction, then let the relay publish its messages."""
-        result = await in_transaction(self.client, work)
-        self.relay.wake()
-        return result
+        return await in_transaction(self.client, work, self.relay.hand)
 
     async def handle_once(
         self, envelope: Envelope, effect: Callable[[Session], Awaitable[None]]
@@ -303,10 +306,8 @@ class Runtime:
                          "correlation_id": envelope.correlation_id,
                          "causation_id": envelope.causation_id})
 
-        handled = await handle_once(self.client, self.db, envelope, audited,
-                                    self.clock.now())
-        self.relay.wake()
-        return handled
+        return await handle_once(self.client, self.db, envelope, audited,
+                                 self.clock.now(), self.relay.hand)
 
     def screened(self, handler: EnvelopeHandler) -> EnvelopeHandler:
         """``handler`` behind the message-level checks (protocol.md 1.2, 3.2, 7.5).
@@ -428,9 +429,10 @@ def build_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         authenticator.log_mode()
-        if on_start is not None:
-            await on_start()
-        await runtime.start(handler)
+        with doing("start"):
+            if on_start is not None:
+                await on_start()
+            await runtime.start(handler)
         try:
             yield
         finally:

@@ -11,6 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.uri_parser import parse_uri
 
 from shared.metrics import StoreCommandListener
+from shared.store.batching import BatchingClient, attempting
 
 Document = dict[str, Any]
 Client = AsyncMongoClient[Document]
@@ -21,8 +22,9 @@ T = TypeVar("T")
 
 def make_client(mongo_url: str) -> Client:
     """A client for ``MONGO_URL``: SecantusDB, a local mongod or a replica set alike.
-    Every command it sends is counted (``shared.metrics``, ``GET /metrics``)."""
-    return AsyncMongoClient(mongo_url, tz_aware=True, serverSelectionTimeoutMS=10_000,
+    Every command it sends is counted (``shared.metrics``, ``GET /metrics``); inside a
+    transaction its writes are sent together (``shared.store.batching``)."""
+    return BatchingClient(mongo_url, tz_aware=True, serverSelectionTimeoutMS=10_000,
                             event_listeners=[StoreCommandListener()])
 
 
@@ -31,10 +33,33 @@ def database_name(mongo_url: str, default: str) -> str:
     return parse_uri(mongo_url).get("database") or default
 
 
-async def in_transaction(client: Client, work: Callable[[Session], Awaitable[T]]) -> T:
-    """Run ``work`` in one multi-document transaction, retried on WriteConflict."""
+async def in_transaction(
+    client: Client, work: Callable[[Session], Awaitable[T]],
+    committed: Callable[[list[Document]], None] | None = None,
+) -> T:
+    """Run ``work`` in one multi-document transaction, retried on WriteConflict.
+
+    With a ``BatchingClient`` (``make_client``) the writes ``work`` makes are queued and
+    sent together, before each read and at the end of ``work``
+    (``shared.store.batching``). Once the transaction has committed, ``committed`` gets
+    the outbox rows it added (``shared.store.outbox.enqueue``), in the order added.
+    """
     async with client.start_session() as session:
-        return await session.with_transaction(work)
+        if not isinstance(client, BatchingClient):
+            return await session.with_transaction(work)
+        added: list[Document] = []
+
+        async def attempt(s: Session) -> T:
+            with attempting(client, s) as this:
+                result = await work(s)
+                await this.flush(s)
+            added[:] = this.outbox
+            return result
+
+        result = await session.with_transaction(attempt)
+        if committed is not None and added:
+            committed(list(added))
+        return result
 
 
 async def next_sequence(db: Database, name: str, session: Session, count: int = 1) -> int:

@@ -23,14 +23,18 @@ class MessageIdReused(Exception):
 
 
 async def handle_once(
-    client: Client, db: Database, envelope: Envelope, effect: Effect, received_at: datetime
+    client: Client, db: Database, envelope: Envelope, effect: Effect, received_at: datetime,
+    committed: Callable[[list[Document]], None] | None = None,
 ) -> bool:
     """Apply ``effect`` and record the message id in one transaction.
 
     Returns False when this very message was handled before (and does nothing then).
     Raises ``MessageIdReused`` (1102), before any write, when the inbox holds another
     message under the same id. The effect adds its outgoing messages to the outbox in
-    the same transaction.
+    the same transaction; ``committed`` gets them once it has committed
+    (``in_transaction``). The inbox row is written with the effect's last writes, in
+    the same command (``shared.store.batching``): the look-up before the effect is the
+    inbox's one command.
     """
 
     async def work(session: Session) -> bool:
@@ -54,4 +58,4 @@ async def handle_once(
         )
         return True
 
-    return await in_transaction(client, work)
+    return await in_transaction(client, work, committed)

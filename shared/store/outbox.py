@@ -1,7 +1,17 @@
 """The outbox: messages stored with the state change that caused them, then published.
 
-A relay publishes unpublished rows in order, with confirms, and marks them. A crash
-between publish and mark publishes the row again; the receiver's inbox drops it.
+A store transaction adds its outgoing messages to the ``outbox`` collection (``enqueue``)
+with the state change that caused them. Once it has committed, the rows are handed to
+this process's relay in memory (``OutboxRelay.hand``): the relay publishes them in
+order, with confirms, and then marks every row it published in one update. Nothing reads
+the outbox on this path.
+
+A crash or restart can leave rows unpublished, or published and not yet marked; so can
+a commit whose outcome the driver could not learn. The relay finds them with a sweep of
+the collection when it starts and then every ``sweep_seconds`` (rows not already in its
+hands), and publishes them again: the receiver's inbox drops a copy it has handled
+(docs/adr/0024). One task publishes, sweeps and marks, so a row is never in its hands
+twice.
 """
 
 from __future__ import annotations
@@ -10,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 
 from aio_pika.exceptions import DeliveryError
 
@@ -17,25 +28,33 @@ from shared.clock import SimulationClock
 from shared.contracts import Envelope
 from shared.logs import log_event
 from shared.messaging import Broker, RecipientNotPermitted
-from shared.store.client import Database, Session
+from shared.metrics import OUTBOX_ROWS_COMMITTED, OUTBOX_ROWS_MARKED, doing
+from shared.store.batching import attempt_of
+from shared.store.client import Database, Document, Session
 
 log = logging.getLogger("shared.outbox")
+#: Real seconds between the relay's sweeps of the collection for rows left unpublished.
+SWEEP_SECONDS = 30.0
+#: Rows published before they are marked in one update.
+MARK_BATCH = 100
 
 
 async def enqueue(db: Database, envelope: Envelope, session: Session) -> None:
-    """Add ``envelope`` to the outbox inside the caller's transaction."""
-    await db.outbox.insert_one(
-        {
-            "_id": envelope.message_id,
-            "enqueued_ns": time.time_ns(),
-            "published": False,
-            "correlation_id": envelope.correlation_id,
-            "message_type": envelope.message_type.value,
-            "recipient": envelope.recipient,
-            "envelope": envelope.model_dump(mode="json"),
-        },
-        session=session,
-    )
+    """Add ``envelope`` to the outbox inside the caller's transaction; the relay gets
+    the row when the transaction has committed (``in_transaction``'s ``committed``)."""
+    row: Document = {
+        "_id": envelope.message_id,
+        "enqueued_ns": time.time_ns(),
+        "published": False,
+        "correlation_id": envelope.correlation_id,
+        "message_type": envelope.message_type.value,
+        "recipient": envelope.recipient,
+        "envelope": envelope.model_dump(mode="json"),
+    }
+    await db.outbox.insert_one(row, session=session)
+    attempt = attempt_of(session)
+    if attempt is not None:
+        attempt.outbox.append(row)
 
 
 async def ensure_outbox_indexes(db: Database) -> None:
@@ -45,17 +64,34 @@ async def ensure_outbox_indexes(db: Database) -> None:
 
 
 class OutboxRelay:
-    """Publishes the outbox of one service instance."""
+    """Publishes the outbox of one service instance: rows handed to it after their
+    transaction committed, and rows its sweep finds left over."""
 
-    def __init__(self, db: Database, broker: Broker, clock: SimulationClock) -> None:
+    def __init__(self, db: Database, broker: Broker, clock: SimulationClock,
+                 sweep_seconds: float = SWEEP_SECONDS) -> None:
         self.db = db
         self.broker = broker
         self.clock = clock
+        self.sweep_seconds = sweep_seconds
+        self._queue: deque[Document] = deque()
+        #: Ids of rows handed over or found and not yet marked published.
+        self._held: set[str] = set()
+        #: Ids of rows published whose mark failed (the store was away): marked first.
+        self._unmarked: list[str] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
+    def hand(self, rows: list[Document]) -> None:
+        """Publish ``rows`` (outbox rows of a committed transaction, in order)."""
+        for row in rows:
+            if row["_id"] not in self._held:
+                self._held.add(row["_id"])
+                self._queue.append(row)
+                OUTBOX_ROWS_COMMITTED.inc()
+        self._wake.set()
+
     def wake(self) -> None:
-        """Tell the relay that new rows were committed."""
+        """Publish what has been handed over now."""
         self._wake.set()
 
     def start(self) -> None:
@@ -68,43 +104,91 @@ class OutboxRelay:
                 await self._task
 
     async def drain(self) -> int:
-        """Publish every unpublished row now; returns how many were published."""
+        """Sweep: publish every unpublished row of the collection not in this relay's
+        hands, oldest first; returns how many were published."""
         published = 0
         while True:
-            rows = (
-                await self.db.outbox.find({"published": False})
-                .sort("enqueued_ns", 1)
-                .limit(100)
-                .to_list()
-            )
+            rows = await self._unpublished()
             if not rows:
                 return published
-            for row in rows:
-                fields: dict[str, object] = {"published": True,
-                                             "published_at": self.clock.now()}
-                try:
-                    await self.broker.publish(Envelope.model_validate(row["envelope"]))
-                    published += 1
-                except (DeliveryError, RecipientNotPermitted) as exc:
-                    # No queue takes it (recipient unknown to the broker), or this service
-                    # may not address it: retrying would hold back every later message,
-                    # so it is set aside with the reason.
-                    fields["undeliverable"] = repr(exc)
-                    log_event(log, "outbox_message_undeliverable", logging.ERROR,
-                              message_id=row["_id"], recipient=row["recipient"],
-                              transaction_id=row["correlation_id"])
-                await self.db.outbox.update_one({"_id": row["_id"]}, {"$set": fields})
+            self.hand(rows)
+            published += await self._publish_handed()
+
+    async def _unpublished(self) -> list[Document]:
+        """Up to ``MARK_BATCH`` unpublished rows not in this relay's hands, oldest first."""
+        held = list(self._held)
+        query: Document = {"published": False}
+        if held:
+            query["_id"] = {"$nin": held}
+        return await (self.db.outbox.find(query).sort("enqueued_ns", 1).limit(MARK_BATCH)
+                      .to_list())
+
+    async def _publish_handed(self) -> int:
+        """Publish the handed rows in order and mark them, up to ``MARK_BATCH`` per
+        update; a row that cannot be delivered is set aside with the reason."""
+        published = 0
+        if self._unmarked:
+            await self._mark(self._unmarked)
+            self._unmarked = []
+        while self._queue:
+            done: list[str] = []
+            try:
+                while self._queue and len(done) < MARK_BATCH:
+                    row = self._queue[0]
+                    try:
+                        await self.broker.publish(Envelope.model_validate(row["envelope"]))
+                        published += 1
+                    except (DeliveryError, RecipientNotPermitted) as exc:
+                        # No queue takes it (recipient unknown to the broker), or this
+                        # service may not address it: retrying would hold back every
+                        # later message, so it is set aside with the reason.
+                        log_event(log, "outbox_message_undeliverable", logging.ERROR,
+                                  message_id=row["_id"], recipient=row["recipient"],
+                                  transaction_id=row["correlation_id"])
+                        await self.db.outbox.update_one(
+                            {"_id": row["_id"]},
+                            {"$set": {"published": True, "published_at": self.clock.now(),
+                                      "undeliverable": repr(exc)}})
+                        self._forget([row["_id"]])
+                    else:
+                        done.append(row["_id"])
+                    self._queue.popleft()
+            finally:
+                if done:
+                    try:
+                        await self._mark(done)
+                    except BaseException:
+                        self._unmarked.extend(done)
+                        raise
+        return published
+
+    async def _mark(self, ids: list[str]) -> None:
+        await self.db.outbox.update_many(
+            {"_id": {"$in": ids}},
+            {"$set": {"published": True, "published_at": self.clock.now()}})
+        self._forget(ids)
+
+    def _forget(self, ids: list[str]) -> None:
+        self._held.difference_update(ids)
+        OUTBOX_ROWS_MARKED.inc(len(ids))
 
     async def _run(self) -> None:
+        swept_at = 0.0
         while True:
             self._wake.clear()
             try:
-                await self.drain()
+                if time.monotonic() - swept_at >= self.sweep_seconds:
+                    with doing("sweep"):
+                        await self.drain()
+                    swept_at = time.monotonic()
+                with doing("relay"):
+                    await self._publish_handed()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log_event(log, "outbox_publish_failed", logging.ERROR, error=repr(exc))
                 await asyncio.sleep(1.0)
                 continue
+            timeout = max(0.0, self.sweep_seconds - (time.monotonic() - swept_at))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
