@@ -10,6 +10,7 @@ import logging
 import math
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import date, datetime, timedelta
@@ -60,6 +61,7 @@ from shared.rules.periods import DEFAULT_TRUE_UP_PERIOD_ENDS
 from shared.settings import comma_or_json_list as comma_or_json_list  # re-exported
 from shared.store import (
     Database,
+    Document,
     MessageIdReused,
     OutboxRelay,
     Session,
@@ -70,6 +72,7 @@ from shared.store import (
     in_transaction,
     make_client,
 )
+from shared.store.batching import attempt_of
 
 T = TypeVar("T")
 log = logging.getLogger("shared.service")
@@ -80,6 +83,8 @@ REFUSAL_ANSWER_IDS = uuid.UUID("6f1d3c2a-8b4e-4f5a-9c7d-0e1f2a3b4c5d")
 #: seconds between them.
 CLOCK_READ_ATTEMPTS = 20
 CLOCK_READ_PAUSE_SECONDS = 0.02
+#: Correlation ids whose count of outbox rows a process keeps in memory (``send``).
+SEQ_MEMORY = 10_000
 
 
 class ServiceSettings(AuthSettings):
@@ -171,6 +176,19 @@ class Runtime:
         self._stack_clock_set = False
         self._due_lock = asyncio.Lock()
         self._ticker: asyncio.Task[None] | None = None
+        #: Outbox rows committed per correlation id, for the ids this process has
+        #: counted or sent to lately (``send``): the next message's ``seq``.
+        self._sent: OrderedDict[str, int] = OrderedDict()
+
+    def _committed(self, rows: list[Document]) -> None:
+        """After a store transaction committed: count its outbox rows per correlation
+        id, and hand them to the relay."""
+        for row in rows:
+            correlation_id = row["correlation_id"]
+            if correlation_id in self._sent:
+                self._sent[correlation_id] += 1
+                self._sent.move_to_end(correlation_id)
+        self.relay.hand(rows)
 
     def on_due(self, work: Callable[[], Awaitable[None]]) -> None:
         """Run ``work`` every tick and whenever the simulation clock is set: it finds and
@@ -283,7 +301,7 @@ class Runtime:
 
     async def commit(self, work: Callable[[Session], Awaitable[T]]) -> T:
         """Run ``work`` in one store transaction, then let the relay publish its messages."""
-        return await in_transaction(self.client, work, self.relay.hand)
+        return await in_transaction(self.client, work, self._committed)
 
     async def handle_once(
         self, envelope: Envelope, effect: Callable[[Session], Awaitable[None]]
@@ -307,7 +325,7 @@ class Runtime:
                          "causation_id": envelope.causation_id})
 
         return await handle_once(self.client, self.db, envelope, audited,
-                                 self.clock.now(), self.relay.hand)
+                                 self.clock.now(), self._committed)
 
     def screened(self, handler: EnvelopeHandler) -> EnvelopeHandler:
         """``handler`` behind the message-level checks (protocol.md 1.2, 3.2, 7.5).
@@ -379,10 +397,22 @@ class Runtime:
         message_id: str | None = None,
     ) -> Envelope:
         """Store an outgoing message in the outbox inside ``session``'s transaction
-        (under a fresh message id unless ``message_id`` is given)."""
-        seq = await self.db.outbox.count_documents(
-            {"correlation_id": correlation_id}, session=session
-        )
+        (under a fresh message id unless ``message_id`` is given). Its ``seq`` is the
+        number of messages stored for ``correlation_id`` before it: counted in the store
+        the first time, then kept in memory (``_committed``), since this process alone
+        writes its outbox."""
+        attempt = attempt_of(session)
+        committed = self._sent.get(correlation_id)
+        if committed is None or attempt is None:
+            seq = await self.db.outbox.count_documents(
+                {"correlation_id": correlation_id}, session=session
+            )
+            if attempt is not None:
+                self._sent[correlation_id] = seq - _added(attempt.outbox, correlation_id)
+                if len(self._sent) > SEQ_MEMORY:
+                    self._sent.popitem(last=False)
+        else:
+            seq = committed + _added(attempt.outbox, correlation_id)
         envelope = make_envelope(
             message_type=message_type,
             sender=self.code,
@@ -396,6 +426,11 @@ class Runtime:
         )
         await enqueue(self.db, envelope, session)
         return envelope
+
+
+def _added(rows: list[Document], correlation_id: str) -> int:
+    """How many of ``rows`` (outbox rows) are about ``correlation_id``."""
+    return sum(1 for row in rows if row["correlation_id"] == correlation_id)
 
 
 def _running_on(clock_set: ClockSet) -> datetime:

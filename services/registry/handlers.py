@@ -541,7 +541,8 @@ class RegistryService:
             statuses: list[TransactionStatus] = (
                 [incoming] if incoming == S.TERMINATED else [incoming, S.TERMINATED]
             )
-            await self.store.record_statuses(transaction_id, statuses, now, session, results)
+            await self.store.record_statuses(transaction_id, statuses, now, session, results,
+                                             tx=tx)
             self._log_status(transaction_id, statuses[-1], results)
             await self._run_hooks(tx, statuses[-1], session)
             if reaction == Reaction.TIME_OUT:
@@ -571,7 +572,7 @@ class RegistryService:
         else:  # CREDIT
             await self.store.units.insert(blocks, acquiring, session)
             done = [S.COMPLETED]
-        await self.store.record_statuses(transaction_id, done, now, session)
+        await self.store.record_statuses(transaction_id, done, now, session, tx=tx)
         if tx["direction"] == Direction.OUTGOING:
             for hook in self.completion_hooks:
                 await hook({**tx, "status": int(S.COMPLETED)}, session)
@@ -618,7 +619,7 @@ class RegistryService:
                 answer = TransactionStatusNotified(transaction_id=payload.transaction_id,
                                                    status=S.ACCEPTED)
                 await self.store.record_statuses(payload.transaction_id, [S.ACCEPTED], now,
-                                                 session)
+                                                 session, tx=doc)
             else:
                 result = (EvaluationResult(response_code=refusal, message=RESPONSE_TEXT[refusal])
                           if refusal != ResponseCode.TRANSACTION_TIMED_OUT
@@ -628,7 +629,7 @@ class RegistryService:
                                                    evaluation_results=[result])
                 await self.store.record_statuses(payload.transaction_id,
                                                  [S.REJECTED, S.TERMINATED], now, session,
-                                                 [_result_doc(result)])
+                                                 [_result_doc(result)], tx=doc)
             await self.runtime.send(session, message_type=MessageType.TRANSACTION_STATUS_NOTIFIED,
                                     recipient=ITL_CODE, correlation_id=payload.transaction_id,
                                     payload=answer, causation_id=envelope.message_id)

@@ -261,8 +261,10 @@ class RegistryStore:
     async def record_statuses(self, transaction_id: str, statuses: list[TransactionStatus],
                               at: datetime, session: Session,
                               evaluation_results: list[Document] | None = None,
-                              note: str | None = None) -> None:
-        """Append ``statuses`` to the history; the last one becomes the status."""
+                              note: str | None = None, tx: Document | None = None) -> None:
+        """Append ``statuses`` to the history; the last one becomes the status. ``tx``:
+        the transaction as read (or written) in this store transaction, whose accounts
+        and decision the audit record names (read again when not given)."""
         entries: list[dict[str, Any]] = [
             {"status": int(s), "at": at, **({"note": note} if note else {})} for s in statuses
         ]
@@ -277,14 +279,17 @@ class RegistryStore:
             transaction_id, "transaction_status_changed", session,
             {"statuses": [s.name for s in statuses], "status": int(statuses[-1]),
              "response_codes": [r.get("response_code") for r in evaluation_results or []],
-             "note": note})
+             "note": note}, tx)
 
     async def record_transaction(self, transaction_id: str, action: str, session: Session,
-                                 details: Document) -> None:
-        """Record a change of a stored transaction (its accounts read from it)."""
-        tx = await self.db.transactions.find_one(
-            {"_id": transaction_id}, {"transferring": 1, "acquiring": 1, "decision_id": 1},
-            session=session) or {}
+                                 details: Document, tx: Document | None = None) -> None:
+        """Record a change of a stored transaction in the audit trail, with its accounts
+        and decision: from ``tx`` (the transaction read or written in this store
+        transaction; they never change once it is stored), else read from the store."""
+        if tx is None:
+            tx = await self.db.transactions.find_one(
+                {"_id": transaction_id}, {"transferring": 1, "acquiring": 1, "decision_id": 1},
+                session=session) or {}
         await self.audit.record(session, action, transaction_id=transaction_id,
                                 accounts=side_keys(tx.get("transferring"), tx.get("acquiring")),
                                 decision_id=tx.get("decision_id"), details=details)

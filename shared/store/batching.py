@@ -28,6 +28,7 @@ services reads them. Writes outside a transaction, or with no session, are sent 
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,6 +92,15 @@ class Attempt:
     client: BatchingClient
     writes: list[_Write] = field(default_factory=list)
     outbox: list[Document] = field(default_factory=list)
+    #: Reads kept for the rest of the attempt, by (collection full name, what was
+    #: asked): forgotten as soon as anything is written to that collection
+    #: (``remember``, ``recall``).
+    memo: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+
+    def forget(self, collection: str) -> None:
+        """Drop the reads of ``collection`` kept so far (it is being written)."""
+        for key in [k for k in self.memo if k[0] == collection]:
+            del self.memo[key]
 
     async def flush(self, session: AsyncClientSession) -> None:
         """Send the queued writes (one command, or one per run of one collection)."""
@@ -163,6 +173,22 @@ def attempting(client: BatchingClient, session: AsyncClientSession) -> Iterator[
             del _ATTEMPTS[id(session)]
 
 
+def recall(session: AsyncClientSession | None, key: tuple[Any, ...]) -> Any:
+    """A read kept in ``session``'s attempt under ``key`` (its first item the collection's
+    full name), as a deep copy; None when there is none."""
+    attempt = attempt_of(session)
+    if attempt is None or key not in attempt.memo:
+        return None
+    return copy.deepcopy(attempt.memo[key])
+
+
+def remember(session: AsyncClientSession | None, key: tuple[Any, ...], value: Any) -> None:
+    """Keep a read in ``session``'s attempt until its collection is written (``recall``)."""
+    attempt = attempt_of(session)
+    if attempt is not None:
+        attempt.memo[key] = copy.deepcopy(value)
+
+
 async def _flush_before_read(session: AsyncClientSession | None,
                              collection: str | None = None) -> None:
     """Send the queued writes of ``session``'s transaction when they include a write
@@ -191,13 +217,22 @@ class BatchingCollection(AsyncCollection[Document]):
         attempt = attempt_of(session)
         if attempt is None:
             return False
+        attempt.forget(self.full_name)
         attempt.writes.append(_Write(self, kind, args))
         return True
+
+    def _forget(self, session: AsyncClientSession | None) -> None:
+        """A write sent at once: drop the reads of this collection kept in the session's
+        attempt."""
+        attempt = attempt_of(session)
+        if attempt is not None:
+            attempt.forget(self.full_name)
 
     async def insert_one(self, document: Any, *args: Any,  # type: ignore[override]
                          session: AsyncClientSession | None = None,
                          **kwargs: Any) -> InsertOneResult:
         if args or kwargs or attempt_of(session) is None:
+            self._forget(session)
             return await super().insert_one(document, *args, session=session, **kwargs)
         if "_id" not in document:
             document["_id"] = ObjectId()
@@ -208,6 +243,7 @@ class BatchingCollection(AsyncCollection[Document]):
                           session: AsyncClientSession | None = None,
                           **kwargs: Any) -> InsertManyResult:
         if args or kwargs or attempt_of(session) is None:
+            self._forget(session)
             return await super().insert_many(documents, *args, session=session, **kwargs)
         ids = []
         for document in documents:
@@ -233,6 +269,7 @@ class BatchingCollection(AsyncCollection[Document]):
                                     kwargs)
         if queued is not None:
             return queued
+        self._forget(session)
         return await super().update_one(filter, update, upsert, *args, session=session,
                                         **kwargs)
 
@@ -244,6 +281,7 @@ class BatchingCollection(AsyncCollection[Document]):
                                     kwargs)
         if queued is not None:
             return queued
+        self._forget(session)
         return await super().update_many(filter, update, upsert, *args, session=session,
                                          **kwargs)
 
@@ -252,6 +290,7 @@ class BatchingCollection(AsyncCollection[Document]):
                           session: AsyncClientSession | None = None,
                           **kwargs: Any) -> UpdateResult:
         if args or kwargs or attempt_of(session) is None:
+            self._forget(session)
             return await super().replace_one(filter, replacement, upsert, *args,
                                              session=session, **kwargs)
         self._queue_write(session, "replace", filter=filter, replacement=replacement,
@@ -262,6 +301,7 @@ class BatchingCollection(AsyncCollection[Document]):
                          session: AsyncClientSession | None = None,
                          **kwargs: Any) -> DeleteResult:
         if args or kwargs or attempt_of(session) is None:
+            self._forget(session)
             return await super().delete_one(filter, *args, session=session, **kwargs)
         self._queue_write(session, "delete_one", filter=filter)
         return DeleteResult({}, False)
@@ -270,6 +310,7 @@ class BatchingCollection(AsyncCollection[Document]):
                           session: AsyncClientSession | None = None,
                           **kwargs: Any) -> DeleteResult:
         if args or kwargs or attempt_of(session) is None:
+            self._forget(session)
             return await super().delete_many(filter, *args, session=session, **kwargs)
         self._queue_write(session, "delete_many", filter=filter)
         return DeleteResult({}, False)
@@ -278,6 +319,7 @@ class BatchingCollection(AsyncCollection[Document]):
                          *args: Any, session: AsyncClientSession | None = None,
                          **kwargs: Any) -> BulkWriteResult:
         if args or kwargs or attempt_of(session) is None:
+            self._forget(session)
             return await super().bulk_write(requests, ordered, *args, session=session,
                                             **kwargs)
         for request in requests:
@@ -310,6 +352,7 @@ class BatchingCollection(AsyncCollection[Document]):
                                   session: AsyncClientSession | None = None,
                                   **kwargs: Any) -> Any:
         await _flush_before_read(session, self.full_name)
+        self._forget(session)
         return await super().find_one_and_update(*args, session=session, **kwargs)
 
 

@@ -39,6 +39,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from shared.blocks import SerialRange, UnitAttributes, UnitBlock, UnitChange
 from shared.codes import OUT_OF_CIRCULATION_ACCOUNT_TYPES, ResponseCode, UnitType
 from shared.logs import log_event
+from shared.store.batching import recall, remember
 from shared.store.client import Document, Session, in_transaction
 
 log = logging.getLogger(__name__)
@@ -270,6 +271,15 @@ class _Writer:
         self.summaries = summaries
         self.session = session
         self.changes = SummaryChanges(tallies)
+        #: The state this writer gave each block it inserted or updated, and the ids of
+        #: those it deleted: what a merge needs without reading them back.
+        self.written: dict[Any, Document] = {}
+        self.deleted: set[Any] = set()
+
+    def current(self, doc_id: Any) -> Document | None:
+        """The block ``doc_id`` as this writer left it (None: deleted or not written)."""
+        doc = self.written.get(doc_id)
+        return None if doc is None else dict(doc)
 
     async def insert(self, docs: list[Document]) -> None:
         """Insert new block documents (their ``_id`` is set in place)."""
@@ -279,6 +289,8 @@ class _Writer:
             doc["fork"] = fork_node(doc["serial_start"], doc["serial_end"])
             self.changes.add(doc, +1)
         await self.collection.insert_many(docs, session=self.session)
+        for doc in docs:
+            self.written[doc["_id"]] = dict(doc)
 
     async def update(self, old: Document, fields: Document) -> Document:
         """Set ``fields`` on the block ``old`` (its current state); returns the new state."""
@@ -290,6 +302,7 @@ class _Writer:
                                          session=self.session)
         self.changes.add(old, -1)
         self.changes.add(new, +1)
+        self.written[old["_id"]] = dict(new)
         return new
 
     async def update_many(self, olds: list[Document], fields: Document) -> None:
@@ -303,6 +316,7 @@ class _Writer:
         for old in olds:
             self.changes.add(old, -1)
             self.changes.add({**old, **fields}, +1)
+            self.written[old["_id"]] = {**old, **fields}
 
     async def delete(self, olds: list[Document]) -> None:
         if not olds:
@@ -311,6 +325,8 @@ class _Writer:
                                           session=self.session)
         for old in olds:
             self.changes.add(old, -1)
+            self.written.pop(old["_id"], None)
+            self.deleted.add(old["_id"])
 
     async def flush(self) -> None:
         requests = self.changes.requests()
@@ -484,7 +500,22 @@ class UnitBlockStore:
         3. otherwise the range lies inside one block or in a gap: the block containing
            ``s`` hangs at one of ``s``'s ancestors (``fork_candidates``) at or above the
            level of the range's own fork node, looked up with ``$in`` on ``(origin,
-           fork)``, nearest levels first (at most two lookups)."""
+           fork)``, nearest levels first (at most two lookups).
+
+        Within one store transaction the answer is kept until the blocks are next
+        written (``shared.store.batching.remember``): a check and the reservation that
+        follows it read the blocks once."""
+        key = (self.collection.full_name, "overlapping", origin, serials.start, serials.end)
+        kept: list[Document] | None = recall(session, key)
+        if kept is not None:
+            return kept
+        found = await self._overlapping(origin, serials, session)
+        remember(session, key, found)
+        return found
+
+    async def _overlapping(
+        self, origin: str, serials: SerialRange, session: Session | None
+    ) -> list[Document]:
         start, end = serials.start, serials.end
         inside = await self.collection.find(
             {"origin": origin, "serial_start": {"$gte": start, "$lte": end}},
@@ -778,7 +809,9 @@ class UnitBlockStore:
 
     async def _merge_all(self, writer: _Writer, ids: list[Any], session: Session) -> None:
         for doc_id in ids:
-            doc = await self.collection.find_one({"_id": doc_id}, session=session)
+            doc = writer.current(doc_id)
+            if doc is None and doc_id not in writer.deleted:
+                doc = await self.collection.find_one({"_id": doc_id}, session=session)
             if doc is not None:
                 await self._merge_neighbours(writer, doc, session)
 
