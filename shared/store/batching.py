@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +49,13 @@ from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.asynchronous.mongo_client import AsyncMongoClient
 from pymongo.errors import BulkWriteError, ClientBulkWriteException, DuplicateKeyError
-from pymongo.results import BulkWriteResult, DeleteResult, InsertManyResult, InsertOneResult, UpdateResult
+from pymongo.results import (
+    BulkWriteResult,
+    DeleteResult,
+    InsertManyResult,
+    InsertOneResult,
+    UpdateResult,
+)
 
 Document = dict[str, Any]
 #: The first wire version of MongoDB 8.0, whose ``bulkWrite`` writes across collections.
@@ -141,7 +147,7 @@ def _plain_error(exc: ClientBulkWriteException | BulkWriteError) -> Exception:
     if isinstance(exc, ClientBulkWriteException):
         if exc.error is not None and isinstance(exc.error, Exception):
             return exc.error
-        errors = exc.write_errors or []
+        errors: list[Any] = list(exc.write_errors or [])
     else:
         errors = exc.details.get("writeErrors", [])
     for error in errors:
@@ -228,101 +234,82 @@ class BatchingCollection(AsyncCollection[Document]):
         if attempt is not None:
             attempt.forget(self.full_name)
 
-    async def insert_one(self, document: Any, *args: Any,  # type: ignore[override]
-                         session: AsyncClientSession | None = None,
-                         **kwargs: Any) -> InsertOneResult:
-        if args or kwargs or attempt_of(session) is None:
+    async def insert_one(self, *args: Any, **kwargs: Any) -> InsertOneResult:
+        session = kwargs.get("session")
+        if len(args) != 1 or set(kwargs) - {"session"} or attempt_of(session) is None:
             self._forget(session)
-            return await super().insert_one(document, *args, session=session, **kwargs)
+            return await super().insert_one(*args, **kwargs)
+        document = args[0]
         if "_id" not in document:
             document["_id"] = ObjectId()
         self._queue_write(session, "insert", document=document)
         return InsertOneResult(document["_id"], False)
 
-    async def insert_many(self, documents: Any, *args: Any,  # type: ignore[override]
-                          session: AsyncClientSession | None = None,
-                          **kwargs: Any) -> InsertManyResult:
-        if args or kwargs or attempt_of(session) is None:
+    async def insert_many(self, *args: Any, **kwargs: Any) -> InsertManyResult:
+        session = kwargs.get("session")
+        if len(args) != 1 or set(kwargs) - {"session"} or attempt_of(session) is None:
             self._forget(session)
-            return await super().insert_many(documents, *args, session=session, **kwargs)
+            return await super().insert_many(*args, **kwargs)
         ids = []
-        for document in documents:
+        for document in args[0]:
             if "_id" not in document:
                 document["_id"] = ObjectId()
             ids.append(document["_id"])
             self._queue_write(session, "insert", document=document)
         return InsertManyResult(ids, False)
 
-    async def _queue_update(self, kind: str, filter: Mapping[str, Any], update: Any,  # noqa: A002
-                      upsert: bool, args: tuple[Any, ...], session: AsyncClientSession | None,
-                      kwargs: dict[str, Any]) -> UpdateResult | None:
-        if args or kwargs or attempt_of(session) is None:
+    def _queued_update(self, kind: str, args: tuple[Any, ...],
+                       kwargs: dict[str, Any]) -> UpdateResult | None:
+        """Queue an update or replacement called with (filter, update[, upsert]) and
+        ``session``/``upsert`` keywords only; None when it must be sent at once."""
+        session = kwargs.get("session")
+        if (not 2 <= len(args) <= 3 or set(kwargs) - {"session", "upsert"}
+                or attempt_of(session) is None):
+            self._forget(session)
             return None
-        self._queue_write(session, kind, filter=filter, update=update, upsert=upsert)
+        upsert = bool(args[2] if len(args) == 3 else kwargs.get("upsert", False))
+        if kind == "replace":
+            self._queue_write(session, kind, filter=args[0], replacement=args[1],
+                              upsert=upsert)
+        else:
+            self._queue_write(session, kind, filter=args[0], update=args[1], upsert=upsert)
         return UpdateResult({}, False)
 
-    async def update_one(self, filter: Any, update: Any,  # type: ignore[override]  # noqa: A002
-                         upsert: bool = False, *args: Any,
-                         session: AsyncClientSession | None = None,
-                         **kwargs: Any) -> UpdateResult:
-        queued = await self._queue_update("update_one", filter, update, upsert, args, session,
-                                    kwargs)
-        if queued is not None:
-            return queued
-        self._forget(session)
-        return await super().update_one(filter, update, upsert, *args, session=session,
-                                        **kwargs)
+    async def update_one(self, *args: Any, **kwargs: Any) -> UpdateResult:
+        queued = self._queued_update("update_one", args, kwargs)
+        return queued if queued is not None else await super().update_one(*args, **kwargs)
 
-    async def update_many(self, filter: Any, update: Any,  # type: ignore[override]  # noqa: A002
-                          upsert: bool = False, *args: Any,
-                          session: AsyncClientSession | None = None,
-                          **kwargs: Any) -> UpdateResult:
-        queued = await self._queue_update("update_many", filter, update, upsert, args, session,
-                                    kwargs)
-        if queued is not None:
-            return queued
-        self._forget(session)
-        return await super().update_many(filter, update, upsert, *args, session=session,
-                                         **kwargs)
+    async def update_many(self, *args: Any, **kwargs: Any) -> UpdateResult:
+        queued = self._queued_update("update_many", args, kwargs)
+        return queued if queued is not None else await super().update_many(*args, **kwargs)
 
-    async def replace_one(self, filter: Any, replacement: Any,  # type: ignore[override]  # noqa: A002
-                          upsert: bool = False, *args: Any,
-                          session: AsyncClientSession | None = None,
-                          **kwargs: Any) -> UpdateResult:
-        if args or kwargs or attempt_of(session) is None:
+    async def replace_one(self, *args: Any, **kwargs: Any) -> UpdateResult:
+        queued = self._queued_update("replace", args, kwargs)
+        return queued if queued is not None else await super().replace_one(*args, **kwargs)
+
+    async def delete_one(self, *args: Any, **kwargs: Any) -> DeleteResult:
+        session = kwargs.get("session")
+        if len(args) != 1 or set(kwargs) - {"session"} or attempt_of(session) is None:
             self._forget(session)
-            return await super().replace_one(filter, replacement, upsert, *args,
-                                             session=session, **kwargs)
-        self._queue_write(session, "replace", filter=filter, replacement=replacement,
-                    upsert=upsert)
-        return UpdateResult({}, False)
-
-    async def delete_one(self, filter: Any, *args: Any,  # type: ignore[override]  # noqa: A002
-                         session: AsyncClientSession | None = None,
-                         **kwargs: Any) -> DeleteResult:
-        if args or kwargs or attempt_of(session) is None:
-            self._forget(session)
-            return await super().delete_one(filter, *args, session=session, **kwargs)
-        self._queue_write(session, "delete_one", filter=filter)
+            return await super().delete_one(*args, **kwargs)
+        self._queue_write(session, "delete_one", filter=args[0])
         return DeleteResult({}, False)
 
-    async def delete_many(self, filter: Any, *args: Any,  # type: ignore[override]  # noqa: A002
-                          session: AsyncClientSession | None = None,
-                          **kwargs: Any) -> DeleteResult:
-        if args or kwargs or attempt_of(session) is None:
+    async def delete_many(self, *args: Any, **kwargs: Any) -> DeleteResult:
+        session = kwargs.get("session")
+        if len(args) != 1 or set(kwargs) - {"session"} or attempt_of(session) is None:
             self._forget(session)
-            return await super().delete_many(filter, *args, session=session, **kwargs)
-        self._queue_write(session, "delete_many", filter=filter)
+            return await super().delete_many(*args, **kwargs)
+        self._queue_write(session, "delete_many", filter=args[0])
         return DeleteResult({}, False)
 
-    async def bulk_write(self, requests: Any, ordered: bool = True,  # type: ignore[override]
-                         *args: Any, session: AsyncClientSession | None = None,
-                         **kwargs: Any) -> BulkWriteResult:
-        if args or kwargs or attempt_of(session) is None:
+    async def bulk_write(self, *args: Any, **kwargs: Any) -> BulkWriteResult:
+        session = kwargs.get("session")
+        if (len(args) != 1 or set(kwargs) - {"session", "ordered"}
+                or attempt_of(session) is None):
             self._forget(session)
-            return await super().bulk_write(requests, ordered, *args, session=session,
-                                            **kwargs)
-        for request in requests:
+            return await super().bulk_write(*args, **kwargs)
+        for request in args[0]:
             kind, write = _as_write(request)
             self._queue_write(session, kind, **write)
         return BulkWriteResult({}, False)
@@ -330,35 +317,28 @@ class BatchingCollection(AsyncCollection[Document]):
     def find(self, *args: Any, **kwargs: Any) -> BatchingCursor:
         return BatchingCursor(self, *args, **kwargs)
 
-    async def count_documents(self, filter: Any, *args: Any,  # type: ignore[override]  # noqa: A002
-                              session: AsyncClientSession | None = None,
-                              **kwargs: Any) -> int:
-        await _flush_before_read(session, self.full_name)
-        return await super().count_documents(filter, *args, session=session, **kwargs)
+    async def count_documents(self, *args: Any, **kwargs: Any) -> int:
+        await _flush_before_read(kwargs.get("session"), self.full_name)
+        return await super().count_documents(*args, **kwargs)
 
-    async def aggregate(self, pipeline: Any, *args: Any,  # type: ignore[override]
-                        session: AsyncClientSession | None = None,
-                        **kwargs: Any) -> AsyncCommandCursor[Document]:
-        await _flush_before_read(session)
-        return await super().aggregate(pipeline, *args, session=session, **kwargs)
+    async def aggregate(self, *args: Any, **kwargs: Any) -> AsyncCommandCursor[Document]:
+        await _flush_before_read(kwargs.get("session"))
+        return await super().aggregate(*args, **kwargs)
 
-    async def distinct(self, key: str, *args: Any,  # type: ignore[override]
-                       session: AsyncClientSession | None = None,
-                       **kwargs: Any) -> list[Any]:
-        await _flush_before_read(session, self.full_name)
-        return await super().distinct(key, *args, session=session, **kwargs)
+    async def distinct(self, *args: Any, **kwargs: Any) -> list[Any]:
+        await _flush_before_read(kwargs.get("session"), self.full_name)
+        return await super().distinct(*args, **kwargs)
 
-    async def find_one_and_update(self, *args: Any,  # type: ignore[override]
-                                  session: AsyncClientSession | None = None,
-                                  **kwargs: Any) -> Any:
+    async def find_one_and_update(self, *args: Any, **kwargs: Any) -> Any:
+        session = kwargs.get("session")
         await _flush_before_read(session, self.full_name)
         self._forget(session)
-        return await super().find_one_and_update(*args, session=session, **kwargs)
+        return await super().find_one_and_update(*args, **kwargs)
 
 
 def _as_write(request: Any) -> tuple[str, dict[str, Any]]:
     """A collection ``bulk_write`` request as a queued write's kind and arguments."""
-    document = getattr(request, "_doc", None)
+    document: Any = getattr(request, "_doc", None)
     if isinstance(request, InsertOne):
         if "_id" not in document:
             document["_id"] = ObjectId()
@@ -380,8 +360,7 @@ class BatchingDatabase(AsyncDatabase[Document]):
     def __getitem__(self, name: str) -> BatchingCollection:
         return BatchingCollection(self, name)
 
-    def get_collection(self, name: str, *args: Any,  # type: ignore[override]
-                       **kwargs: Any) -> BatchingCollection:
+    def get_collection(self, name: str, *args: Any, **kwargs: Any) -> BatchingCollection:
         return BatchingCollection(self, name, False, *args, **kwargs)
 
 
