@@ -212,14 +212,16 @@ async def _counters(http: httpx.AsyncClient, urls: dict[str, str]) -> dict[str, 
     return {s: Counters.parse(r.text) for s, r in zip(TRANSFER_SERVICES, texts, strict=True)}
 
 
-def _quiet(counters: dict[str, Counters]) -> bool:
+def _quiet(counters: dict[str, Counters], marked: bool = False) -> bool:
     """Nothing in flight: every message published was handled, and every relay has
-    published and marked what was committed."""
+    published what was committed (``marked``: and marked it in the store; the marks of a
+    transfer's last messages ride on the next transfer's store transactions, or are
+    written by the relay after a pause)."""
     published = sum(c.total("messages_published_total") for c in counters.values())
     handled = sum(c.total("messages_handled_total") for c in counters.values())
+    done = "outbox_rows_marked_total" if marked else "outbox_rows_published_total"
     return published == handled and all(
-        c.total("outbox_rows_committed_total") == c.total("outbox_rows_marked_total")
-        for c in counters.values())
+        c.total("outbox_rows_committed_total") == c.total(done) for c in counters.values())
 
 
 async def _settled(http: httpx.AsyncClient, urls: dict[str, str],
@@ -272,17 +274,23 @@ async def sequential_cost(http: httpx.AsyncClient, urls: dict[str, str], headers
     ids: list[str] = []
     deltas: list[dict[str, Counters]] = []
     first = await _counters(http, urls)
-    while not _quiet(first):  # the set-up's last messages
+    while not _quiet(first, marked=True):  # the set-up's last messages and marks
         await asyncio.sleep(POLL_SECONDS)
         first = await _counters(http, urls)
     started = time.perf_counter()
     before = first
+    deltas_base = before
     for _ in range(transfers):
         ids.append(await _transfer(http, urls, headers, target))
         after = await _settled(http, urls, before)
         deltas.append({s: after[s].minus(before[s]) for s in TRANSFER_SERVICES})
-        before = after
+        deltas_base, before = before, after
     seconds = time.perf_counter() - started
+    last = before
+    while not _quiet(last, marked=True):  # the last transfers' marks, counted too
+        await asyncio.sleep(POLL_SECONDS)
+        last = await _counters(http, urls)
+    deltas[-1] = {s: last[s].minus(deltas_base[s]) for s in TRANSFER_SERVICES}
     shares = [d["cdm"].total("messages_handled_total", message_type="ProposalForwarded")
               for d in deltas]
     plain = [d for d, share in zip(deltas, shares, strict=True) if not share]

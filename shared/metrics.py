@@ -18,9 +18,11 @@ any Prometheus-compatible monitoring:
 - ``messages_handled_total{message_type}``: envelopes this process took from its inbox
   and acknowledged after storing their effect (a redelivered duplicate counts again:
   its handling costs store commands too);
-- ``outbox_rows_committed_total`` and ``outbox_rows_marked_total``: outbox rows handed
-  to the relay (committed by this process, or found left over by its sweep) and rows the
-  relay has published and marked so; equal when the relay has nothing left to do.
+- ``outbox_rows_committed_total``, ``outbox_rows_published_total`` and
+  ``outbox_rows_marked_total``: outbox rows handed to the relay (committed by this
+  process, or found left over by its sweep), rows it has published (or set aside), and
+  rows marked so in the store; the first two are equal when the relay has nothing left to
+  publish, the last catches up when the marks are written.
 
 One process is one service, so the counters live in prometheus_client's default
 registry; the text format is Prometheus's exposition format 0.0.4.
@@ -49,6 +51,8 @@ MESSAGES_HANDLED = Counter("messages_handled",
 
 OUTBOX_ROWS_COMMITTED = Counter("outbox_rows_committed",
                                 "Outbox rows handed to the relay to publish")
+OUTBOX_ROWS_PUBLISHED = Counter("outbox_rows_published",
+                                "Outbox rows published by the relay (or set aside)")
 OUTBOX_ROWS_MARKED = Counter("outbox_rows_marked",
                              "Outbox rows published (or set aside) and marked so")
 

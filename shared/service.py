@@ -23,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.api_errors import document_errors, invalid_input
 from shared.audit import AuditTrail, acting, message_actor, message_subject, service_actor
@@ -72,9 +73,12 @@ from shared.store import (
     in_transaction,
     make_client,
 )
-from shared.store.batching import attempt_of
+from shared.store.batching import attempt_of, request_scope
 
 T = TypeVar("T")
+T2 = TypeVar("T2")
+#: Wraps a store transaction's work so that it also marks published outbox rows.
+Marked = Callable[[Callable[[Session], Awaitable[T2]]], Callable[[Session], Awaitable[T2]]]
 log = logging.getLogger("shared.service")
 #: Namespace of the ids of the answers to refused messages: one answer per refused
 #: message, however often it is delivered.
@@ -179,6 +183,13 @@ class Runtime:
         #: Outbox rows committed per correlation id, for the ids this process has
         #: counted or sent to lately (``send``): the next message's ``seq``.
         self._sent: OrderedDict[str, int] = OrderedDict()
+
+    def _remember_sent(self, correlation_id: str, committed: int) -> None:
+        """Keep the count of outbox rows committed for ``correlation_id`` (``send``)."""
+        self._sent[correlation_id] = committed
+        self._sent.move_to_end(correlation_id)
+        if len(self._sent) > SEQ_MEMORY:
+            self._sent.popitem(last=False)
 
     def _committed(self, rows: list[Document]) -> None:
         """After a store transaction committed: count its outbox rows per correlation
@@ -301,7 +312,8 @@ class Runtime:
 
     async def commit(self, work: Callable[[Session], Awaitable[T]]) -> T:
         """Run ``work`` in one store transaction, then let the relay publish its messages."""
-        return await in_transaction(self.client, work, self._committed)
+        return await self._marking(lambda marked, committed: in_transaction(
+            self.client, marked(work), committed))
 
     async def handle_once(
         self, envelope: Envelope, effect: Callable[[Session], Awaitable[None]]
@@ -324,8 +336,46 @@ class Runtime:
                          "correlation_id": envelope.correlation_id,
                          "causation_id": envelope.causation_id})
 
-        return await handle_once(self.client, self.db, envelope, audited,
-                                 self.clock.now(), self._committed)
+        return await self._marking(lambda marked, committed: handle_once(
+            self.client, self.db, envelope, marked(audited), self.clock.now(), committed))
+
+    async def _marking(
+        self, run: Callable[[Marked[Any], Callable[[list[Document]], None]], Awaitable[T]]
+    ) -> T:
+        """``run`` a store transaction whose work also marks the outbox rows the relay
+        has published since the last mark (``OutboxRelay.take_marks``), in the same
+        ``bulkWrite`` as its own writes: a mark costs no command of its own. ``run`` gets
+        the wrapper of its work and what to call once it has committed; rows taken by an
+        attempt that did not commit are given back to be marked later."""
+        taken: list[str] = []
+        done = False
+
+        def marked(work: Callable[[Session], Awaitable[T2]]
+                   ) -> Callable[[Session], Awaitable[T2]]:
+            async def with_marks(session: Session) -> T2:
+                self.relay.untake_marks(taken)  # an earlier attempt's, not committed
+                taken.clear()
+                result = await work(session)
+                taken.extend(self.relay.take_marks())
+                if taken:
+                    await self.db.outbox.update_many(
+                        {"_id": {"$in": list(taken)}}, {"$set": self.relay.mark_fields()},
+                        session=session)
+                return result
+
+            return with_marks
+
+        def committed(rows: list[Document]) -> None:
+            nonlocal done
+            done = True
+            self.relay.marked(taken)
+            self._committed(rows)
+
+        try:
+            return await run(marked, committed)
+        finally:
+            if not done:
+                self.relay.untake_marks(taken)
 
     def screened(self, handler: EnvelopeHandler) -> EnvelopeHandler:
         """``handler`` behind the message-level checks (protocol.md 1.2, 3.2, 7.5).
@@ -395,22 +445,25 @@ class Runtime:
         payload: BaseModel,
         causation_id: str | None = None,
         message_id: str | None = None,
+        first: bool = False,
     ) -> Envelope:
         """Store an outgoing message in the outbox inside ``session``'s transaction
         (under a fresh message id unless ``message_id`` is given). Its ``seq`` is the
         number of messages stored for ``correlation_id`` before it: counted in the store
         the first time, then kept in memory (``_committed``), since this process alone
-        writes its outbox."""
+        writes its outbox. ``first``: the caller knows no message was stored for
+        ``correlation_id`` before (a transaction id it has just made), so ``seq`` is 0."""
         attempt = attempt_of(session)
+        if first and attempt is not None:
+            self._remember_sent(correlation_id, 0)
         committed = self._sent.get(correlation_id)
         if committed is None or attempt is None:
             seq = await self.db.outbox.count_documents(
                 {"correlation_id": correlation_id}, session=session
             )
             if attempt is not None:
-                self._sent[correlation_id] = seq - _added(attempt.outbox, correlation_id)
-                if len(self._sent) > SEQ_MEMORY:
-                    self._sent.popitem(last=False)
+                self._remember_sent(correlation_id,
+                                    seq - _added(attempt.outbox, correlation_id))
         else:
             seq = committed + _added(attempt.outbox, correlation_id)
         envelope = make_envelope(
@@ -474,6 +527,7 @@ def build_app(
             await runtime.stop()
 
     app = FastAPI(title=title, description=description, lifespan=lifespan)
+    app.add_middleware(RequestScope)
     app.state.runtime = runtime
     #: Idempotency keys of the requests that propose a transaction (shared/idempotency.py).
     app.state.idempotency = IdempotencyKeys(runtime.db, runtime.clock.now)
@@ -541,6 +595,21 @@ def build_app(
         return ClockReading(now=await runtime.set_clock(moment, setting.broadcast))
 
     return app
+
+
+class RequestScope:
+    """ASGI middleware: each HTTP request is one ``request_scope`` (reads outside a
+    store transaction that may be kept for the request are made once)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with request_scope():
+            await self.app(scope, receive, send)
 
 
 def _json_safe(value: Any) -> Any:

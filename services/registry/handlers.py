@@ -489,9 +489,10 @@ class RegistryService:
         doc = _transaction_doc(proposal, Direction.OUTGOING, now, reference)
         doc["decision_id"] = decision_id
         await self.store.insert_transaction(doc, session)
+        # a transaction id this registry has just made (never reused): its first message
         await self.runtime.send(session, message_type=MessageType.PROPOSAL_SUBMITTED,
                                 recipient=ITL_CODE, correlation_id=transaction_id,
-                                payload=proposal)
+                                payload=proposal, first=True)
         log_event(log, "transaction_proposed", transaction_id=transaction_id,
                   transaction_type=transaction_type.name, units=_units(blocks))
         return doc
@@ -630,9 +631,11 @@ class RegistryService:
                 await self.store.record_statuses(payload.transaction_id,
                                                  [S.REJECTED, S.TERMINATED], now, session,
                                                  [_result_doc(result)], tx=doc)
+            # the transaction is new here: nothing was sent about it before
             await self.runtime.send(session, message_type=MessageType.TRANSACTION_STATUS_NOTIFIED,
                                     recipient=ITL_CODE, correlation_id=payload.transaction_id,
-                                    payload=answer, causation_id=envelope.message_id)
+                                    payload=answer, causation_id=envelope.message_id,
+                                    first=True)
             self._log_status(payload.transaction_id, answer.status,
                              [_result_doc(r) for r in answer.evaluation_results])
 

@@ -19,6 +19,7 @@ from services.registry.domain import (
 from shared.audit import AuditTrail, account_key, side_keys
 from shared.codes import FINAL_STATUSES, AccountType, TransactionStatus, UnitType
 from shared.store import Database, Document, Session, next_sequence
+from shared.store.batching import request_reads
 from shared.store.unit_blocks import UnitBlockStore, doc_units
 
 #: Account numbers below this are the fixed government accounts made at start-up.
@@ -92,7 +93,17 @@ class RegistryStore:
         return account_key(self.code, account_id)
 
     async def account(self, account_id: int, session: Session | None = None) -> Account | None:
-        doc = await self.db.accounts.find_one({"account_id": account_id}, session=session)
+        """The account ``account_id``; read once per API request outside a store
+        transaction (``shared.store.batching.request_reads``: the permission checks and
+        the plan of one request read it as of one moment), always read inside one."""
+        kept = request_reads() if session is None else None
+        key = (self.db.accounts.full_name, "account", account_id)
+        if kept is not None and key in kept:
+            doc = kept[key]
+        else:
+            doc = await self.db.accounts.find_one({"account_id": account_id}, session=session)
+            if kept is not None:
+                kept[key] = doc
         return doc_to_account(doc) if doc else None
 
     async def accounts(self) -> list[Account]:

@@ -28,6 +28,7 @@ services reads them. Writes outside a transaction, or with no session, are sent 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import copy
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -102,6 +103,9 @@ class Attempt:
     #: asked): forgotten as soon as anything is written to that collection
     #: (``remember``, ``recall``).
     memo: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+    #: Per collection, the state the attempt gave each document it wrote (None:
+    #: deleted), for a collection whose every write records it here (``overlay``).
+    overlays: dict[str, dict[Any, Document | None]] = field(default_factory=dict)
 
     def forget(self, collection: str) -> None:
         """Drop the reads of ``collection`` kept so far (it is being written)."""
@@ -158,6 +162,29 @@ def _plain_error(exc: ClientBulkWriteException | BulkWriteError) -> Exception:
 
 
 _ATTEMPTS: dict[int, Attempt] = {}
+#: Reads made outside any store transaction while one API request is handled, kept for
+#: the rest of the request (``request_reads``).
+_REQUEST_READS: contextvars.ContextVar[dict[tuple[Any, ...], Any] | None] = (
+    contextvars.ContextVar("request_reads", default=None))
+
+
+@contextlib.contextmanager
+def request_scope() -> Iterator[None]:
+    """Within the block (one API request), reads outside a store transaction that ask
+    to be kept (``request_reads``) are made once."""
+    token = _REQUEST_READS.set({})
+    try:
+        yield
+    finally:
+        _REQUEST_READS.reset(token)
+
+
+def request_reads() -> dict[tuple[Any, ...], Any] | None:
+    """The reads kept for the API request being handled (None outside one), by
+    (collection full name, what was asked): a read outside a store transaction may be
+    answered from here, as if made when first made in the same request. A write to the
+    collection by this request drops them."""
+    return _REQUEST_READS.get()
 
 
 def attempt_of(session: AsyncClientSession | None) -> Attempt | None:
@@ -195,6 +222,33 @@ def remember(session: AsyncClientSession | None, key: tuple[Any, ...], value: An
         attempt.memo[key] = copy.deepcopy(value)
 
 
+def overlay(session: AsyncClientSession | None, collection: str
+            ) -> dict[Any, Document | None] | None:
+    """Where the writers of ``collection`` record, for ``session``'s attempt, each
+    document's state after their writes (None: deleted): with every write to the
+    collection recorded, a read may be answered from the store as committed plus this
+    overlay without sending the queued writes first (``read_through``). None outside a
+    transaction (writes are sent at once there)."""
+    attempt = attempt_of(session)
+    if attempt is None:
+        return None
+    return attempt.overlays.setdefault(collection, {})
+
+
+async def read_through(collection: AsyncCollection[Document], query: Document,
+                       session: AsyncClientSession | None,
+                       written: dict[Any, Document | None]) -> list[Document]:
+    """The documents matching ``query`` (equalities on top-level fields only) as the
+    transaction sees them, without sending its queued writes: the store's answer with
+    the documents in ``written`` (the collection's ``overlay``) replaced by their state
+    there."""
+    cursor: AsyncCursor[Document] = AsyncCursor(collection, query, session=session)
+    found = [doc async for doc in cursor if doc["_id"] not in written]
+    found += [dict(doc) for doc in written.values()
+              if doc is not None and all(doc.get(k) == v for k, v in query.items())]
+    return found
+
+
 async def _flush_before_read(session: AsyncClientSession | None,
                              collection: str | None = None) -> None:
     """Send the queued writes of ``session``'s transaction when they include a write
@@ -223,16 +277,20 @@ class BatchingCollection(AsyncCollection[Document]):
         attempt = attempt_of(session)
         if attempt is None:
             return False
-        attempt.forget(self.full_name)
+        self._forget(session)
         attempt.writes.append(_Write(self, kind, args))
         return True
 
     def _forget(self, session: AsyncClientSession | None) -> None:
-        """A write sent at once: drop the reads of this collection kept in the session's
-        attempt."""
+        """A write to this collection (queued or sent): drop the reads of it kept in the
+        session's attempt and for the API request being handled."""
         attempt = attempt_of(session)
         if attempt is not None:
             attempt.forget(self.full_name)
+        kept = _REQUEST_READS.get()
+        if kept:
+            for key in [k for k in kept if k[0] == self.full_name]:
+                del kept[key]
 
     async def insert_one(self, *args: Any, **kwargs: Any) -> InsertOneResult:
         session = kwargs.get("session")

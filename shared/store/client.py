@@ -40,9 +40,10 @@ async def in_transaction(
     """Run ``work`` in one multi-document transaction, retried on WriteConflict.
 
     With a ``BatchingClient`` (``make_client``) the writes ``work`` makes are queued and
-    sent together, before each read and at the end of ``work``
+    sent together, before a read of a collection they write and at the end of ``work``
     (``shared.store.batching``). Once the transaction has committed, ``committed`` gets
-    the outbox rows it added (``shared.store.outbox.enqueue``), in the order added.
+    the outbox rows it added (``shared.store.outbox.enqueue``), in the order added
+    (none: an empty list).
     """
     async with client.start_session() as session:
         if not isinstance(client, BatchingClient):
@@ -57,7 +58,7 @@ async def in_transaction(
             return result
 
         result = await session.with_transaction(attempt)
-        if committed is not None and added:
+        if committed is not None:
             committed(list(added))
         return result
 

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from shared.contracts import Envelope
 from shared.contracts.validity import MessageRefusal, duplicate_refusal
+from shared.logs import holding_logs
 from shared.store.client import Client, Database, Document, Session, in_transaction
 
 Effect = Callable[[Session], Awaitable[None]]
@@ -42,6 +43,8 @@ async def handle_once(
     other content (1102). An effect that fails for a message handled before (its state
     has moved on since) is a redelivery too: the inbox is read whenever the
     transaction fails, and the failure stands only for a message not handled before.
+    What the effect logs is held back (``shared.logs.holding_logs``) and logged once the
+    message is known not to have been handled before.
     """
     row = {
         "_id": envelope.message_id,
@@ -57,12 +60,18 @@ async def handle_once(
         await effect(session)
         return True
 
-    try:
-        return await in_transaction(client, work, committed)
-    except Exception:
-        handled = await db.inbox.find_one({"_id": envelope.message_id})
-        if handled is None:
-            raise
+    with holding_logs() as held:
+        try:
+            handled_now = await in_transaction(client, work, committed)
+        except Exception:
+            handled = await db.inbox.find_one({"_id": envelope.message_id})
+            if handled is None:
+                held.emit()
+                raise
+        else:
+            held.emit()
+            return handled_now
+    # handled before: nothing of this handling happened, nor is logged
     refusal = duplicate_refusal(handled["envelope"], envelope)
     if refusal is not None:
         raise MessageIdReused(refusal, handled["envelope"])

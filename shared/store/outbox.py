@@ -3,8 +3,10 @@
 A store transaction adds its outgoing messages to the ``outbox`` collection (``enqueue``)
 with the state change that caused them. Once it has committed, the rows are handed to
 this process's relay in memory (``OutboxRelay.hand``): the relay publishes them in
-order, with confirms, and then marks every row it published in one update. Nothing reads
-the outbox on this path.
+order, with confirms. The marks of published rows ride on the process's next store
+transaction, with its own writes (``take_marks``, ``shared.service.Runtime``), or, when
+none comes within ``MARK_DELAY_SECONDS``, are written by the relay in one update. Nothing
+reads the outbox on this path.
 
 A crash or restart can leave rows unpublished, or published and not yet marked; so can
 a commit whose outcome the driver could not learn. The relay finds them with a sweep of
@@ -28,7 +30,12 @@ from shared.clock import SimulationClock
 from shared.contracts import Envelope
 from shared.logs import log_event
 from shared.messaging import Broker, RecipientNotPermitted
-from shared.metrics import OUTBOX_ROWS_COMMITTED, OUTBOX_ROWS_MARKED, doing
+from shared.metrics import (
+    OUTBOX_ROWS_COMMITTED,
+    OUTBOX_ROWS_MARKED,
+    OUTBOX_ROWS_PUBLISHED,
+    doing,
+)
 from shared.store.batching import attempt_of
 from shared.store.client import Database, Document, Session
 
@@ -37,6 +44,9 @@ log = logging.getLogger("shared.outbox")
 SWEEP_SECONDS = 30.0
 #: Rows published before they are marked in one update.
 MARK_BATCH = 100
+#: Real seconds published rows wait for a store transaction to mark them with its own
+#: writes before the relay marks them with an update of its own.
+MARK_DELAY_SECONDS = 2.0
 
 
 async def enqueue(db: Database, envelope: Envelope, session: Session) -> None:
@@ -78,6 +88,9 @@ class OutboxRelay:
         self._held: set[str] = set()
         #: Ids of rows published whose mark failed (the store was away): marked first.
         self._unmarked: list[str] = []
+        #: Ids of rows published and not yet marked: the next store transaction of this
+        #: process marks them with its own writes, or the relay does after a pause.
+        self._to_mark: list[str] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -110,6 +123,7 @@ class OutboxRelay:
         while True:
             rows = await self._unpublished()
             if not rows:
+                await self._mark_pending()
                 return published
             self.hand(rows)
             published += await self._publish_handed()
@@ -123,9 +137,11 @@ class OutboxRelay:
         return await (self.db.outbox.find(query).sort("enqueued_ns", 1).limit(MARK_BATCH)
                       .to_list())
 
-    async def _publish_handed(self) -> int:
+    async def _publish_handed(self, defer_marks: bool = False) -> int:
         """Publish the handed rows in order and mark them, up to ``MARK_BATCH`` per
-        update; a row that cannot be delivered is set aside with the reason."""
+        update (``defer_marks``: leave the marks to the next store transaction or to
+        ``MARK_DELAY_SECONDS`` later, ``take_marks``); a row that cannot be delivered is
+        set aside with the reason."""
         published = 0
         if self._unmarked:
             await self._mark(self._unmarked)
@@ -152,9 +168,12 @@ class OutboxRelay:
                         self._forget([row["_id"]])
                     else:
                         done.append(row["_id"])
+                    OUTBOX_ROWS_PUBLISHED.inc()
                     self._queue.popleft()
             finally:
-                if done:
+                if done and defer_marks:
+                    self._to_mark.extend(done)
+                elif done:
                     try:
                         await self._mark(done)
                     except BaseException:
@@ -162,11 +181,41 @@ class OutboxRelay:
                         raise
         return published
 
+    def take_marks(self) -> list[str]:
+        """The ids of rows published and not marked yet, for a store transaction to mark
+        with its own writes (``mark_fields``); give them back with ``untake_marks`` if it
+        does not commit, or confirm them with ``marked``."""
+        ids, self._to_mark = self._to_mark, []
+        return ids
+
+    def untake_marks(self, ids: list[str]) -> None:
+        """Rows a store transaction took to mark and did not: marked later."""
+        self._to_mark = ids + self._to_mark
+        if ids:
+            self._wake.set()
+
+    def marked(self, ids: list[str]) -> None:
+        """Rows a committed store transaction marked."""
+        if ids:
+            self._forget(ids)
+
+    def mark_fields(self) -> Document:
+        """What marking a row sets."""
+        return {"published": True, "published_at": self.clock.now()}
+
     async def _mark(self, ids: list[str]) -> None:
-        await self.db.outbox.update_many(
-            {"_id": {"$in": ids}},
-            {"$set": {"published": True, "published_at": self.clock.now()}})
+        await self.db.outbox.update_many({"_id": {"$in": ids}}, {"$set": self.mark_fields()})
         self._forget(ids)
+
+    async def _mark_pending(self) -> None:
+        """Mark, in one update, the rows no store transaction has taken to mark."""
+        ids = self.take_marks()
+        if ids:
+            try:
+                await self._mark(ids)
+            except BaseException:
+                self.untake_marks(ids)
+                raise
 
     def _forget(self, ids: list[str]) -> None:
         self._held.difference_update(ids)
@@ -182,7 +231,7 @@ class OutboxRelay:
                         await self.drain()
                     swept_at = time.monotonic()
                 with doing("relay"):
-                    await self._publish_handed()
+                    await self._publish_handed(defer_marks=True)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -190,5 +239,13 @@ class OutboxRelay:
                 await asyncio.sleep(1.0)
                 continue
             timeout = max(0.0, self.sweep_seconds - (time.monotonic() - swept_at))
-            with contextlib.suppress(TimeoutError):
+            if self._to_mark:
+                timeout = min(timeout, MARK_DELAY_SECONDS)
+            try:
                 await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+            except TimeoutError:
+                try:
+                    with doing("relay"):
+                        await self._mark_pending()
+                except Exception as exc:
+                    log_event(log, "outbox_mark_failed", logging.ERROR, error=repr(exc))

@@ -39,7 +39,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from shared.blocks import SerialRange, UnitAttributes, UnitBlock, UnitChange
 from shared.codes import OUT_OF_CIRCULATION_ACCOUNT_TYPES, ResponseCode, UnitType
 from shared.logs import log_event
-from shared.store.batching import recall, remember
+from shared.store.batching import overlay, read_through, recall, remember
 from shared.store.client import Document, Session, in_transaction
 
 log = logging.getLogger(__name__)
@@ -271,15 +271,27 @@ class _Writer:
         self.summaries = summaries
         self.session = session
         self.changes = SummaryChanges(tallies)
-        #: The state this writer gave each block it inserted or updated, and the ids of
-        #: those it deleted: what a merge needs without reading them back.
-        self.written: dict[Any, Document] = {}
-        self.deleted: set[Any] = set()
+        #: The state the store transaction's writes gave each block they wrote (None:
+        #: deleted), shared by every writer of the transaction (all block writes go
+        #: through one: ``shared.store.batching.overlay``); outside a transaction, this
+        #: writer's own.
+        shared = overlay(session, collection.full_name)
+        self.written: dict[Any, Document | None] = {} if shared is None else shared
 
     def current(self, doc_id: Any) -> Document | None:
-        """The block ``doc_id`` as this writer left it (None: deleted or not written)."""
+        """The block ``doc_id`` as the transaction's writes left it (None: deleted or
+        not written)."""
         doc = self.written.get(doc_id)
         return None if doc is None else dict(doc)
+
+    async def neighbour(self, query: Document) -> Document | None:
+        """The one block matching ``query`` (an equality look-up of a merge's neighbour)
+        as the store transaction sees it, without sending its queued writes first
+        (``shared.store.batching.read_through``)."""
+        if overlay(self.session, self.collection.full_name) is None:
+            return await self.collection.find_one(query, session=self.session)
+        found = await read_through(self.collection, query, self.session, self.written)
+        return found[0] if found else None
 
     async def insert(self, docs: list[Document]) -> None:
         """Insert new block documents (their ``_id`` is set in place)."""
@@ -325,8 +337,7 @@ class _Writer:
                                           session=self.session)
         for old in olds:
             self.changes.add(old, -1)
-            self.written.pop(old["_id"], None)
-            self.deleted.add(old["_id"])
+            self.written[old["_id"]] = None
 
     async def flush(self) -> None:
         requests = self.changes.requests()
@@ -810,7 +821,7 @@ class UnitBlockStore:
     async def _merge_all(self, writer: _Writer, ids: list[Any], session: Session) -> None:
         for doc_id in ids:
             doc = writer.current(doc_id)
-            if doc is None and doc_id not in writer.deleted:
+            if doc is None and doc_id not in writer.written:
                 doc = await self.collection.find_one({"_id": doc_id}, session=session)
             if doc is not None:
                 await self._merge_neighbours(writer, doc, session)
@@ -822,15 +833,13 @@ class UnitBlockStore:
         serial_start)``)."""
         if doc.get("reserved_by") is not None:
             return
-        left = await self.collection.find_one(
-            {"origin": doc["origin"], "serial_end": doc["serial_start"] - 1}, session=session
-        )
+        left = await writer.neighbour(
+            {"origin": doc["origin"], "serial_end": doc["serial_start"] - 1})
         if left is not None and _mergeable(left, doc):
             await writer.delete([doc])
             doc = await writer.update(left, {"serial_end": doc["serial_end"]})
-        right = await self.collection.find_one(
-            {"origin": doc["origin"], "serial_start": doc["serial_end"] + 1}, session=session
-        )
+        right = await writer.neighbour(
+            {"origin": doc["origin"], "serial_start": doc["serial_end"] + 1})
         if right is not None and _mergeable(doc, right):
             await writer.delete([right])
             await writer.update(doc, {"serial_end": right["serial_end"]})
@@ -840,9 +849,16 @@ class UnitBlockStore:
     async def reserved_by(
         self, transaction_id: str, session: Session | None = None
     ) -> list[Document]:
-        """The blocks one transaction reserves (an equality lookup on ``reserved_by``)."""
-        cursor = self.collection.find({"reserved_by": transaction_id}, session=session)
-        docs = await cursor.to_list()
+        """The blocks one transaction reserves (an equality lookup on ``reserved_by``).
+        Inside a store transaction, read through the blocks it has written
+        (``shared.store.batching.read_through``: every block write is recorded there),
+        without sending its queued writes first."""
+        query = {"reserved_by": transaction_id}
+        written = overlay(session, self.collection.full_name)
+        if written is None:
+            docs = await self.collection.find(query, session=session).to_list()
+        else:
+            docs = await read_through(self.collection, query, session, written)
         return sorted(docs, key=lambda d: (d["origin"], d["serial_start"]))
 
     async def held(
