@@ -25,6 +25,7 @@ import time
 from collections import deque
 
 from aio_pika.exceptions import DeliveryError
+from pymongo.errors import PyMongoError
 
 from shared.clock import SimulationClock
 from shared.contracts import Envelope
@@ -86,8 +87,12 @@ class OutboxRelay:
         self._queue: deque[Document] = deque()
         #: Ids of rows handed over or found and not yet marked published.
         self._held: set[str] = set()
-        #: Ids of rows published whose mark failed (the store was away): marked first.
+        #: Ids of rows published whose mark failed (a conflict with a transaction cut
+        #: off by a crash, the store away): marked again by this relay alone, after a
+        #: pause, never by a store transaction of the service (``take_marks``).
         self._unmarked: list[str] = []
+        #: Ids of rows found by a sweep (left by an earlier life), until marked.
+        self._swept: set[str] = set()
         #: Ids of rows published and not yet marked: the next store transaction of this
         #: process marks them with its own writes, or the relay does after a pause.
         self._to_mark: list[str] = []
@@ -125,6 +130,7 @@ class OutboxRelay:
             if not rows:
                 await self._mark_pending()
                 return published
+            self._swept.update(row["_id"] for row in rows)
             self.hand(rows)
             published += await self._publish_handed()
 
@@ -143,9 +149,6 @@ class OutboxRelay:
         ``MARK_DELAY_SECONDS`` later, ``take_marks``); a row that cannot be delivered is
         set aside with the reason."""
         published = 0
-        if self._unmarked:
-            await self._mark(self._unmarked)
-            self._unmarked = []
         while self._queue:
             done: list[str] = []
             try:
@@ -161,24 +164,24 @@ class OutboxRelay:
                         log_event(log, "outbox_message_undeliverable", logging.ERROR,
                                   message_id=row["_id"], recipient=row["recipient"],
                                   transaction_id=row["correlation_id"])
-                        await self.db.outbox.update_one(
-                            {"_id": row["_id"]},
-                            {"$set": {"published": True, "published_at": self.clock.now(),
-                                      "undeliverable": repr(exc)}})
-                        self._forget([row["_id"]])
+                        if await self._write_marks(
+                                [row["_id"]], {**self.mark_fields(),
+                                               "undeliverable": repr(exc)}):
+                            self._forget([row["_id"]])
+                        else:
+                            self._unmarked.append(row["_id"])
                     else:
                         done.append(row["_id"])
                     OUTBOX_ROWS_PUBLISHED.inc()
                     self._queue.popleft()
             finally:
                 if done and defer_marks:
-                    self._to_mark.extend(done)
+                    # rows an earlier life left are marked by the relay alone: a
+                    # transaction of that life may still hold them
+                    self._unmarked.extend(i for i in done if i in self._swept)
+                    self._to_mark.extend(i for i in done if i not in self._swept)
                 elif done:
-                    try:
-                        await self._mark(done)
-                    except BaseException:
-                        self._unmarked.extend(done)
-                        raise
+                    await self._mark(done)
         return published
 
     def take_marks(self) -> list[str]:
@@ -204,21 +207,41 @@ class OutboxRelay:
         return {"published": True, "published_at": self.clock.now()}
 
     async def _mark(self, ids: list[str]) -> None:
-        await self.db.outbox.update_many({"_id": {"$in": ids}}, {"$set": self.mark_fields()})
-        self._forget(ids)
+        """Mark ``ids`` published; if that fails, they are marked again later by this
+        relay alone (``_unmarked``)."""
+        if await self._write_marks(ids, self.mark_fields()):
+            self._forget(ids)
+        else:
+            self._unmarked.extend(ids)
+
+    async def _write_marks(self, ids: list[str], fields: Document) -> bool:
+        """Set ``fields`` on the rows ``ids`` in one store transaction, tried once:
+        whether it committed. A row may still be written by a transaction of an earlier
+        life of this service that was cut off mid-way (the server aborts it after its
+        transaction lifetime): its mark then conflicts at once and is tried again after a
+        pause, instead of waiting on it while newer rows wait to be published."""
+        try:
+            async with self.db.client.start_session() as session:  # noqa: SIM117
+                async with await session.start_transaction():
+                    await self.db.outbox.update_many({"_id": {"$in": ids}}, {"$set": fields},
+                                                     session=session)
+        except PyMongoError as exc:
+            log_event(log, "outbox_mark_deferred", logging.WARNING, rows=len(ids),
+                      error=repr(exc))
+            return False
+        return True
 
     async def _mark_pending(self) -> None:
-        """Mark, in one update, the rows no store transaction has taken to mark."""
-        ids = self.take_marks()
+        """Mark, in one update, the rows no store transaction has taken to mark and those
+        whose mark failed before."""
+        ids = self._unmarked + self.take_marks()
+        self._unmarked = []
         if ids:
-            try:
-                await self._mark(ids)
-            except BaseException:
-                self.untake_marks(ids)
-                raise
+            await self._mark(ids)
 
     def _forget(self, ids: list[str]) -> None:
         self._held.difference_update(ids)
+        self._swept.difference_update(ids)
         OUTBOX_ROWS_MARKED.inc(len(ids))
 
     async def _run(self) -> None:
@@ -239,7 +262,7 @@ class OutboxRelay:
                 await asyncio.sleep(1.0)
                 continue
             timeout = max(0.0, self.sweep_seconds - (time.monotonic() - swept_at))
-            if self._to_mark:
+            if self._to_mark or self._unmarked:
                 timeout = min(timeout, MARK_DELAY_SECONDS)
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=timeout)
