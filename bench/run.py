@@ -206,21 +206,31 @@ async def _until_credited(http: httpx.AsyncClient, urls: dict[str, str], headers
 #: The services an external transfer KZ -> CH touches (the CDM registry: its share of
 #: proceeds, when one is owed).
 TRANSFER_SERVICES = ("kz", "itl", "ch", "cdm")
+#: The work a transfer's store commands serve (``shared.metrics.WORK_KINDS``); ``sweep``
+#: (timers: due-work sweeps, the outbox's sweep) runs whether transfers run or not and is
+#: reported per second instead.
+TRANSFER_WORK = ("message", "request", "relay")
+#: Real seconds between two readings of the counters while waiting for a transfer.
+POLL_SECONDS = 0.01
 
 
 def cost_per_transfer(before: dict[str, Counters], after: dict[str, Counters],
                       transfers: int) -> dict[str, Any]:
     """What ``transfers`` external transfers spent, per transfer, per service and in
-    all: store commands (by name, the five most used), store transactions committed and
-    aborted, messages published (``shared.metrics``)."""
+    all: store commands (by name, the five most used; the timers' ``sweep`` work left
+    out), store transactions committed and aborted, messages published
+    (``shared.metrics``)."""
     per_service: dict[str, Any] = {}
     for service in after:
         grown = after[service].minus(before[service])
-        commands = {dict(labels)["command"]: value / transfers
-                    for (name, labels), value in grown.items()
-                    if name == "store_commands_total" and value}
+        commands: dict[str, float] = {}
+        for (name, labels), value in grown.items():
+            label = dict(labels)
+            if (name == "store_commands_total" and value
+                    and label.get("work", "request") in TRANSFER_WORK):
+                commands[label["command"]] = commands.get(label["command"], 0) + value
         per_service[service] = {
-            "store_commands": round(sum(commands.values()), 1),
+            "store_commands": round(sum(commands.values()) / transfers, 2),
             "store_transactions": round(
                 grown.total("store_transactions_total", outcome="commit") / transfers, 2),
             "aborted_store_transactions": round(
@@ -234,7 +244,7 @@ def cost_per_transfer(before: dict[str, Counters], after: dict[str, Counters],
             "write_conflicts": {dict(labels)["collection"]: round(value / transfers, 2)
                                 for (name, labels), value in grown.items()
                                 if name == "store_write_conflicts_total" and value},
-            "top_commands": {name: round(count, 1) for name, count in
+            "top_commands": {name: round(count / transfers, 2) for name, count in
                              sorted(commands.items(), key=lambda kv: -kv[1])[:5]},
         }
     total = {key: round(sum(s[key] for s in per_service.values()), 2)
@@ -244,11 +254,126 @@ def cost_per_transfer(before: dict[str, Counters], after: dict[str, Counters],
     return {"transfers": transfers, "total": total, "per_service": per_service}
 
 
+async def _counters(http: httpx.AsyncClient, urls: dict[str, str]) -> dict[str, Counters]:
+    """Every transfer service's counters (``GET /metrics``: no store read)."""
+    texts = await asyncio.gather(*(http.get(f"{urls[s]}/metrics") for s in TRANSFER_SERVICES))
+    return {s: Counters.parse(r.text) for s, r in zip(TRANSFER_SERVICES, texts, strict=True)}
+
+
+def _quiet(counters: dict[str, Counters], marked: bool = False) -> bool:
+    """Nothing in flight: every message published was handled, and every relay has
+    published what was committed (``marked``: and marked it in the store; the marks of a
+    transfer's last messages ride on the next transfer's store transactions, or are
+    written by the relay after a pause)."""
+    published = sum(c.total("messages_published_total") for c in counters.values())
+    handled = sum(c.total("messages_handled_total") for c in counters.values())
+    done = "outbox_rows_marked_total" if marked else "outbox_rows_published_total"
+    return published == handled and all(
+        c.total("outbox_rows_committed_total") == c.total(done) for c in counters.values())
+
+
+async def _settled(http: httpx.AsyncClient, urls: dict[str, str],
+                   before: dict[str, Counters]) -> dict[str, Counters]:
+    """Wait, reading only the counters, until CH has handled one more final status (the
+    transfer credited) and the stack is quiet again (its share of proceeds, if any,
+    carried through); the counters then."""
+    deadline = time.monotonic() + 120
+    credited = before["ch"].total("messages_handled_total",
+                                  message_type="TransactionStatusNotified") + 1
+    while time.monotonic() < deadline:
+        now = await _counters(http, urls)
+        if (now["ch"].total("messages_handled_total", message_type="TransactionStatusNotified")
+                >= credited and _quiet(now)):
+            return now
+        await asyncio.sleep(POLL_SECONDS)
+    raise TimeoutError("the stack did not settle after a transfer")
+
+
+def _sweeps_per_second(before: dict[str, Counters], after: dict[str, Counters],
+                       seconds: float) -> dict[str, float]:
+    """Store commands of the timers' work (``sweep``) per real second, per service."""
+    return {s: round(after[s].minus(before[s]).total("store_commands_total", work="sweep")
+                     / seconds, 2) for s in after}
+
+
+def _sum(deltas: list[dict[str, Counters]]) -> dict[str, Counters]:
+    out: dict[str, Counters] = {}
+    for delta in deltas:
+        for service, counters in delta.items():
+            into = out.setdefault(service, Counters())
+            for key, value in counters.items():
+                into[key] = into.get(key, 0.0) + value
+    return out
+
+
+def _cost_of(deltas: list[dict[str, Counters]], transfers: int) -> dict[str, Any]:
+    zero = {s: Counters() for s in TRANSFER_SERVICES}
+    return cost_per_transfer(zero, _sum(deltas), transfers)
+
+
+async def sequential_cost(http: httpx.AsyncClient, urls: dict[str, str], headers: Headers,
+                          target: int, transfers: int) -> tuple[dict[str, Any], list[str]]:
+    """``transfers`` external transfers KZ -> CH one at a time, each observed through the
+    services' counters only (so that the bench spends no store command), and what each
+    cost, by service and in all: per transfer started (its share of proceeds included,
+    when it owes one), per external transfer transaction (a share-of-proceeds transfer to
+    the CDM registry counted as a transfer of its own), and apart for transfers that
+    owed no share and those that did. Returns the costs and the transaction ids."""
+    ids: list[str] = []
+    deltas: list[dict[str, Counters]] = []
+    first = await _counters(http, urls)
+    while not _quiet(first, marked=True):  # the set-up's last messages and marks
+        await asyncio.sleep(POLL_SECONDS)
+        first = await _counters(http, urls)
+    started = time.perf_counter()
+    before = first
+    deltas_base = before
+    for _ in range(transfers):
+        ids.append(await _transfer(http, urls, headers, target))
+        after = await _settled(http, urls, before)
+        deltas.append({s: after[s].minus(before[s]) for s in TRANSFER_SERVICES})
+        deltas_base, before = before, after
+    seconds = time.perf_counter() - started
+    last = before
+    while not _quiet(last, marked=True):  # the last transfers' marks, counted too
+        await asyncio.sleep(POLL_SECONDS)
+        last = await _counters(http, urls)
+    deltas[-1] = {s: last[s].minus(deltas_base[s]) for s in TRANSFER_SERVICES}
+    shares = [d["cdm"].total("messages_handled_total", message_type="ProposalForwarded")
+              for d in deltas]
+    plain = [d for d, share in zip(deltas, shares, strict=True) if not share]
+    owing = [d for d, share in zip(deltas, shares, strict=True) if share]
+    share_transfers = int(sum(shares))
+    cost = _cost_of(deltas, transfers)
+    cost["share_of_proceeds_transfers"] = share_transfers
+    cost["per_external_transfer_transaction"] = _cost_of(
+        deltas, transfers + share_transfers)["total"]
+    cost["owing_no_share"] = {"transfers": len(plain),
+                              **({"total": _cost_of(plain, len(plain))["total"]}
+                                 if plain else {})}
+    cost["owing_a_share"] = {"transfers": len(owing),
+                             **({"total": _cost_of(owing, len(owing))["total"]}
+                                if owing else {})}
+    cost["sweep_commands_per_second"] = _sweeps_per_second(first, before, seconds)
+    return cost, ids
+
+
+async def _latency(http: httpx.AsyncClient, urls: dict[str, str], headers: Headers,
+                   transaction_id: str) -> float:
+    """Proposal stored in KZ to units credited in CH, from the services' histories."""
+    credited = (await http.get(f"{urls['ch']}/transactions/{transaction_id}",
+                               headers=headers["ch"])).json()
+    proposed = (await http.get(f"{urls['kz']}/transactions/{transaction_id}",
+                               headers=headers["kz"])).json()
+    return _ms_between(proposed["created_at"], credited["history"][-1]["at"])
+
+
 async def end_to_end(urls: dict[str, str], headers: Headers, target: int, sequential: int,
                      concurrent: int, in_flight_levels: list[int],
                      metrics: Callable[[], dict[str, Counters]]) -> dict[str, Any]:
-    """``sequential`` transfers one at a time (latency and cost per transfer), then
-    ``concurrent`` transfers at each level of ``in_flight_levels`` (throughput)."""
+    """``sequential`` transfers one at a time (cost per transfer, then their latency read
+    from the histories), then ``concurrent`` transfers at each level of
+    ``in_flight_levels`` (throughput)."""
     # idle connections are dropped before uvicorn's keep-alive (5 s) closes them, or a
     # request sent as the server closes one fails ("Server disconnected")
     async with httpx.AsyncClient(timeout=60,
@@ -261,9 +386,8 @@ async def end_to_end(urls: dict[str, str], headers: Headers, target: int, sequen
                                        headers=headers["kz"])).json()
             return _ms_between(proposed["created_at"], credited["history"][-1]["at"])
 
-        before = metrics()
-        latencies = [await one() for _ in range(sequential)]
-        cost = cost_per_transfer(before, metrics(), sequential)
+        cost, ids = await sequential_cost(http, urls, headers, target, sequential)
+        latencies = [await _latency(http, urls, headers, i) for i in ids]
         levels = []
         for in_flight in in_flight_levels:
             semaphore = asyncio.Semaphore(in_flight)

@@ -59,7 +59,38 @@ def configure_logging(service: str, level: str = "INFO") -> None:
 def log_event(
     logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any
 ) -> None:
-    """Log ``event`` with structured ``fields`` (the transaction id on every flow line)."""
+    """Log ``event`` with structured ``fields`` (the transaction id on every flow line);
+    within ``holding_logs``, held until the holder lets it go."""
     if _REHEARSAL.get():
         fields = {**fields, "rehearsal": True}
+    held = _HELD.get()
+    if held is not None:
+        held.append((logger, level, event, fields))
+        return
     logger.log(level, event, extra={"fields": fields})
+
+
+class HeldLogs(list[tuple[logging.Logger, int, str, dict[str, Any]]]):
+    """Log events held back (``holding_logs``)."""
+
+    def emit(self) -> None:
+        """Log the held events now, in order."""
+        for logger, level, event, fields in self:
+            logger.log(level, event, extra={"fields": fields})
+        self.clear()
+
+
+_HELD: ContextVar[HeldLogs | None] = ContextVar("held_logs", default=None)
+
+
+@contextlib.contextmanager
+def holding_logs() -> Iterator[HeldLogs]:
+    """Hold back the events logged within the block (in this task): the holder emits
+    them (``HeldLogs.emit``) or drops them. The handling of a message logs what it did
+    only once it knows the message was not handled before (``shared.store.inbox``)."""
+    held = HeldLogs()
+    token = _HELD.set(held)
+    try:
+        yield held
+    finally:
+        _HELD.reset(token)

@@ -10,6 +10,7 @@ import logging
 import math
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import date, datetime, timedelta
@@ -22,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.api_errors import document_errors, invalid_input
 from shared.audit import AuditTrail, acting, message_actor, message_subject, service_actor
@@ -55,11 +57,12 @@ from shared.messaging import (
     with_heartbeat,
 )
 from shared.messaging.clock import ClockSet
-from shared.metrics import METRICS_CONTENT_TYPE, exposition
+from shared.metrics import METRICS_CONTENT_TYPE, doing, exposition
 from shared.rules.periods import DEFAULT_TRUE_UP_PERIOD_ENDS
 from shared.settings import comma_or_json_list as comma_or_json_list  # re-exported
 from shared.store import (
     Database,
+    Document,
     MessageIdReused,
     OutboxRelay,
     Session,
@@ -71,8 +74,12 @@ from shared.store import (
     make_client,
     urgent,
 )
+from shared.store.batching import attempt_of, request_scope
 
 T = TypeVar("T")
+T2 = TypeVar("T2")
+#: Wraps a store transaction's work so that it also marks published outbox rows.
+Marked = Callable[[Callable[[Session], Awaitable[T2]]], Callable[[Session], Awaitable[T2]]]
 log = logging.getLogger("shared.service")
 #: Namespace of the ids of the answers to refused messages: one answer per refused
 #: message, however often it is delivered.
@@ -81,6 +88,8 @@ REFUSAL_ANSWER_IDS = uuid.UUID("6f1d3c2a-8b4e-4f5a-9c7d-0e1f2a3b4c5d")
 #: seconds between them.
 CLOCK_READ_ATTEMPTS = 20
 CLOCK_READ_PAUSE_SECONDS = 0.02
+#: Correlation ids whose count of outbox rows a process keeps in memory (``send``).
+SEQ_MEMORY = 10_000
 
 
 class ServiceSettings(AuthSettings):
@@ -172,6 +181,26 @@ class Runtime:
         self._stack_clock_set = False
         self._due_lock = asyncio.Lock()
         self._ticker: asyncio.Task[None] | None = None
+        #: Outbox rows committed per correlation id, for the ids this process has
+        #: counted or sent to lately (``send``): the next message's ``seq``.
+        self._sent: OrderedDict[str, int] = OrderedDict()
+
+    def _remember_sent(self, correlation_id: str, committed: int) -> None:
+        """Keep the count of outbox rows committed for ``correlation_id`` (``send``)."""
+        self._sent[correlation_id] = committed
+        self._sent.move_to_end(correlation_id)
+        if len(self._sent) > SEQ_MEMORY:
+            self._sent.popitem(last=False)
+
+    def _committed(self, rows: list[Document]) -> None:
+        """After a store transaction committed: count its outbox rows per correlation
+        id, and hand them to the relay."""
+        for row in rows:
+            correlation_id = row["correlation_id"]
+            if correlation_id in self._sent:
+                self._sent[correlation_id] += 1
+                self._sent.move_to_end(correlation_id)
+        self.relay.hand(rows)
 
     def on_due(self, work: Callable[[], Awaitable[None]]) -> None:
         """Run ``work`` every tick and whenever the simulation clock is set: it finds and
@@ -218,6 +247,10 @@ class Runtime:
         return now
 
     async def _on_clock_set(self, clock_set: ClockSet) -> None:
+        with doing("sweep"):
+            await self._follow_clock(clock_set)
+
+    async def _follow_clock(self, clock_set: ClockSet) -> None:
         self._stack_clock_set = True
         if clock_set.set_by == self.code:
             return
@@ -264,9 +297,10 @@ class Runtime:
             self.clock.set(saved["now"] + timedelta(seconds=elapsed))
 
     async def _tick(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.tick_seconds)
-            await self.run_due_work()
+        with doing("sweep"):
+            while True:
+                await asyncio.sleep(self.settings.tick_seconds)
+                await self.run_due_work()
 
     async def stop(self) -> None:
         if self._ticker is not None:
@@ -279,9 +313,8 @@ class Runtime:
 
     async def commit(self, work: Callable[[Session], Awaitable[T]]) -> T:
         """Run ``work`` in one store transaction, then let the relay publish its messages."""
-        result = await in_transaction(self.client, work)
-        self.relay.wake()
-        return result
+        return await self._marking(lambda marked, committed: in_transaction(
+            self.client, marked(work), committed))
 
     async def handle_once(
         self, envelope: Envelope, effect: Callable[[Session], Awaitable[None]]
@@ -305,10 +338,47 @@ class Runtime:
                          "causation_id": envelope.causation_id})
 
         with urgent():  # it finishes what a request started: before new requests
-            handled = await handle_once(self.client, self.db, envelope, audited,
-                                        self.clock.now())
-        self.relay.wake()
-        return handled
+            return await self._marking(lambda marked, committed: handle_once(
+                self.client, self.db, envelope, marked(audited), self.clock.now(),
+                committed))
+
+    async def _marking(
+        self, run: Callable[[Marked[Any], Callable[[list[Document]], None]], Awaitable[T]]
+    ) -> T:
+        """``run`` a store transaction whose work also marks the outbox rows the relay
+        has published since the last mark (``OutboxRelay.take_marks``), in the same
+        ``bulkWrite`` as its own writes: a mark costs no command of its own. ``run`` gets
+        the wrapper of its work and what to call once it has committed; rows taken by an
+        attempt that did not commit are given back to be marked later."""
+        taken: list[str] = []
+        done = False
+
+        def marked(work: Callable[[Session], Awaitable[T2]]
+                   ) -> Callable[[Session], Awaitable[T2]]:
+            async def with_marks(session: Session) -> T2:
+                self.relay.untake_marks(taken)  # an earlier attempt's, not committed
+                taken.clear()
+                result = await work(session)
+                taken.extend(self.relay.take_marks())
+                if taken:
+                    await self.db.outbox.update_many(
+                        {"_id": {"$in": list(taken)}}, {"$set": self.relay.mark_fields()},
+                        session=session)
+                return result
+
+            return with_marks
+
+        def committed(rows: list[Document]) -> None:
+            nonlocal done
+            done = True
+            self.relay.marked(taken)
+            self._committed(rows)
+
+        try:
+            return await run(marked, committed)
+        finally:
+            if not done:
+                self.relay.untake_marks(taken)
 
     def screened(self, handler: EnvelopeHandler) -> EnvelopeHandler:
         """``handler`` behind the message-level checks (protocol.md 1.2, 3.2, 7.5).
@@ -378,12 +448,27 @@ class Runtime:
         payload: BaseModel,
         causation_id: str | None = None,
         message_id: str | None = None,
+        first: bool = False,
     ) -> Envelope:
         """Store an outgoing message in the outbox inside ``session``'s transaction
-        (under a fresh message id unless ``message_id`` is given)."""
-        seq = await self.db.outbox.count_documents(
-            {"correlation_id": correlation_id}, session=session
-        )
+        (under a fresh message id unless ``message_id`` is given). Its ``seq`` is the
+        number of messages stored for ``correlation_id`` before it: counted in the store
+        the first time, then kept in memory (``_committed``), since this process alone
+        writes its outbox. ``first``: the caller knows no message was stored for
+        ``correlation_id`` before (a transaction id it has just made), so ``seq`` is 0."""
+        attempt = attempt_of(session)
+        if first and attempt is not None:
+            self._remember_sent(correlation_id, 0)
+        committed = self._sent.get(correlation_id)
+        if committed is None or attempt is None:
+            seq = await self.db.outbox.count_documents(
+                {"correlation_id": correlation_id}, session=session
+            )
+            if attempt is not None:
+                self._remember_sent(correlation_id,
+                                    seq - _added(attempt.outbox, correlation_id))
+        else:
+            seq = committed + _added(attempt.outbox, correlation_id)
         envelope = make_envelope(
             message_type=message_type,
             sender=self.code,
@@ -397,6 +482,11 @@ class Runtime:
         )
         await enqueue(self.db, envelope, session)
         return envelope
+
+
+def _added(rows: list[Document], correlation_id: str) -> int:
+    """How many of ``rows`` (outbox rows) are about ``correlation_id``."""
+    return sum(1 for row in rows if row["correlation_id"] == correlation_id)
 
 
 def _running_on(clock_set: ClockSet) -> datetime:
@@ -430,15 +520,17 @@ def build_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         authenticator.log_mode()
-        if on_start is not None:
-            await on_start()
-        await runtime.start(handler)
+        with doing("start"):
+            if on_start is not None:
+                await on_start()
+            await runtime.start(handler)
         try:
             yield
         finally:
             await runtime.stop()
 
     app = FastAPI(title=title, description=description, lifespan=lifespan)
+    app.add_middleware(RequestScope)
     app.state.runtime = runtime
     #: Idempotency keys of the requests that propose a transaction (shared/idempotency.py).
     app.state.idempotency = IdempotencyKeys(runtime.db, runtime.clock.now)
@@ -506,6 +598,21 @@ def build_app(
         return ClockReading(now=await runtime.set_clock(moment, setting.broadcast))
 
     return app
+
+
+class RequestScope:
+    """ASGI middleware: each HTTP request is one ``request_scope`` (reads outside a
+    store transaction that may be kept for the request are made once)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with request_scope():
+            await self.app(scope, receive, send)
 
 
 def _json_safe(value: Any) -> Any:

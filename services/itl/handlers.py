@@ -152,21 +152,19 @@ class ItlService:
         (``shared.contracts.validity``)."""
         check_registries_known(proposal, self.registries)
         check_data_integrity(envelope.sender, proposal)
-        proposer = await self._books(proposal.proposing_registry, session)
-        acquiring = (await self._books(proposal.acquiring.registry, session)
-                     if proposal.is_external else None)
+        parties = [proposal.proposing_registry]
+        if proposal.is_external:
+            parties.append(proposal.acquiring.registry)
+        books = await self.store.parties_books([p for p in parties if p != CDM_CODE],
+                                               session)
+        proposer = books.get(proposal.proposing_registry)
+        acquiring = books.get(proposal.acquiring.registry) if proposal.is_external else None
         check_eligibility(proposal, proposer, acquiring)
         await self._check_units(proposal, session)
         await self._check_issuance_limits(proposal, proposer, session)
         await self._check_type_specific(proposal, proposer, acquiring, session)
         if needs_cpr_check(proposal) and proposer is not None:
             await self._check_reserve(proposal, proposer, session)
-
-    async def _books(self, registry: str, session: Session) -> PartyBooks | None:
-        """A Party's books; None for the CDM registry, which is no Party."""
-        if registry == CDM_CODE:
-            return None
-        return await self.store.party_books(registry, session)
 
     async def _check_units(self, proposal: ProposalView, session: Session) -> None:
         """Issued serials are new; transferred blocks are held, in circulation, free."""
@@ -430,7 +428,7 @@ class ItlService:
             tx_id, status, now, session,
             evaluation_results=([r.model_dump(mode="json") for r in results]
                                 if undone else None),
-            deadline=deadline,
+            deadline=deadline, tx=tx,
         )
         self._log_status(tx_id, status, results)
         if reaction in (ItlReaction.ACCEPT, ItlReaction.REJECT):
@@ -576,7 +574,7 @@ class ItlService:
                     f"({self.timeout.total_seconds() / 3600:g} hours)")
         await self._undo_approval(tx, proposal_view(proposal), session)
         await self.store.set_status(tx_id, S.TERMINATED, self.runtime.clock.now(), session,
-                                    evaluation_results=[result.model_dump(mode="json")])
+                                    evaluation_results=[result.model_dump(mode="json")], tx=tx)
         self._log_status(tx_id, S.TERMINATED, [result])
         recipients = [tx["proposer"]]
         if proposal.transaction_type == TransactionType.EXTERNAL_TRANSFER:

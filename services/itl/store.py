@@ -144,9 +144,12 @@ class ItlStore:
         session: Session,
         evaluation_results: list[Document] | None = None,
         deadline: datetime | None = None,
+        tx: Document | None = None,
     ) -> None:
         """Move a transaction to ``status`` and append it to its history; ``deadline``:
-        when the registry it now waits for must have acted."""
+        when the registry it now waits for must have acted. ``tx``: the transaction as
+        read in this store transaction, whose accounts the audit record names (they
+        never change once it is stored; read again when not given)."""
         fields: Document = {"status": int(status), "updated_at": at}
         if evaluation_results is not None:
             fields["evaluation_results"] = evaluation_results
@@ -157,9 +160,10 @@ class ItlStore:
             {"$set": fields, "$push": {"history": {"status": int(status), "at": at}}},
             session=session,
         )
-        tx = await self.db.transactions.find_one(
-            {"_id": transaction_id}, {"proposal.transferring": 1, "proposal.acquiring": 1},
-            session=session) or {}
+        if tx is None:
+            tx = await self.db.transactions.find_one(
+                {"_id": transaction_id}, {"proposal.transferring": 1, "proposal.acquiring": 1},
+                session=session) or {}
         proposal = tx.get("proposal") or {}
         await self.audit.record(
             session, "transaction_status_changed", transaction_id=transaction_id,
@@ -185,13 +189,17 @@ class ItlStore:
     async def party_books(self, party: str, session: Session | None = None) -> PartyBooks:
         """A Party's standing, period records and counters, in one read."""
         doc = await self.db.parties.find_one({"_id": party}, session=session) or {}
-        periods: dict[int, PartyPeriod] = {}
-        ledgers: dict[int, dict[str, int]] = {}
-        for key, entry in doc.get("periods", {}).items():
-            ledgers[int(key)] = entry.get("ledger", {})
-            if "assigned_amount" in entry:
-                periods[int(key)] = _party_period(party, int(key), entry)
-        return PartyBooks(_standing(party, doc.get("standing")), periods, ledgers)
+        return _party_books(party, doc)
+
+    async def parties_books(self, parties: Iterable[str], session: Session | None = None
+                            ) -> dict[str, PartyBooks]:
+        """The books of each of ``parties`` (``party_books``), in one read."""
+        wanted = sorted(set(parties))
+        if not wanted:
+            return {}
+        docs = {doc["_id"]: doc for doc in await self.db.parties.find(
+            {"_id": {"$in": wanted}}, session=session).to_list()}
+        return {party: _party_books(party, docs.get(party, {})) for party in wanted}
 
     async def party_period(self, party: str, period: int, session: Session | None = None
                            ) -> PartyPeriod | None:
@@ -383,3 +391,14 @@ def _standing(party: str, stored: Document | None) -> PartyStanding:
 def _sent_at(row: Document) -> datetime:
     at: Any = row["envelope"]["sent_at"]
     return datetime.fromisoformat(at) if isinstance(at, str) else at
+
+
+def _party_books(party: str, doc: Document) -> PartyBooks:
+    """A Party's books from its document (empty when it has none)."""
+    periods: dict[int, PartyPeriod] = {}
+    ledgers: dict[int, dict[str, int]] = {}
+    for key, entry in doc.get("periods", {}).items():
+        ledgers[int(key)] = entry.get("ledger", {})
+        if "assigned_amount" in entry:
+            periods[int(key)] = _party_period(party, int(key), entry)
+    return PartyBooks(_standing(party, doc.get("standing")), periods, ledgers)

@@ -489,9 +489,10 @@ class RegistryService:
         doc = _transaction_doc(proposal, Direction.OUTGOING, now, reference)
         doc["decision_id"] = decision_id
         await self.store.insert_transaction(doc, session)
+        # a transaction id this registry has just made (never reused): its first message
         await self.runtime.send(session, message_type=MessageType.PROPOSAL_SUBMITTED,
                                 recipient=ITL_CODE, correlation_id=transaction_id,
-                                payload=proposal)
+                                payload=proposal, first=True)
         log_event(log, "transaction_proposed", transaction_id=transaction_id,
                   transaction_type=transaction_type.name, units=_units(blocks))
         return doc
@@ -541,7 +542,8 @@ class RegistryService:
             statuses: list[TransactionStatus] = (
                 [incoming] if incoming == S.TERMINATED else [incoming, S.TERMINATED]
             )
-            await self.store.record_statuses(transaction_id, statuses, now, session, results)
+            await self.store.record_statuses(transaction_id, statuses, now, session, results,
+                                             tx=tx)
             self._log_status(transaction_id, statuses[-1], results)
             await self._run_hooks(tx, statuses[-1], session)
             if reaction == Reaction.TIME_OUT:
@@ -571,7 +573,7 @@ class RegistryService:
         else:  # CREDIT
             await self.store.units.insert(blocks, acquiring, session)
             done = [S.COMPLETED]
-        await self.store.record_statuses(transaction_id, done, now, session)
+        await self.store.record_statuses(transaction_id, done, now, session, tx=tx)
         if tx["direction"] == Direction.OUTGOING:
             for hook in self.completion_hooks:
                 await hook({**tx, "status": int(S.COMPLETED)}, session)
@@ -618,7 +620,7 @@ class RegistryService:
                 answer = TransactionStatusNotified(transaction_id=payload.transaction_id,
                                                    status=S.ACCEPTED)
                 await self.store.record_statuses(payload.transaction_id, [S.ACCEPTED], now,
-                                                 session)
+                                                 session, tx=doc)
             else:
                 result = (EvaluationResult(response_code=refusal, message=RESPONSE_TEXT[refusal])
                           if refusal != ResponseCode.TRANSACTION_TIMED_OUT
@@ -628,10 +630,12 @@ class RegistryService:
                                                    evaluation_results=[result])
                 await self.store.record_statuses(payload.transaction_id,
                                                  [S.REJECTED, S.TERMINATED], now, session,
-                                                 [_result_doc(result)])
+                                                 [_result_doc(result)], tx=doc)
+            # the transaction is new here: nothing was sent about it before
             await self.runtime.send(session, message_type=MessageType.TRANSACTION_STATUS_NOTIFIED,
                                     recipient=ITL_CODE, correlation_id=payload.transaction_id,
-                                    payload=answer, causation_id=envelope.message_id)
+                                    payload=answer, causation_id=envelope.message_id,
+                                    first=True)
             self._log_status(payload.transaction_id, answer.status,
                              [_result_doc(r) for r in answer.evaluation_results])
 

@@ -134,8 +134,10 @@ class ShareOfProceeds:
                                  proposed.transaction_type, proposed.supplementary_type,
                                  proposed.blocks)
         for period, quantity in sorted(first.items()):
+            # what is owed once this transfer counts, read before it is counted: the
+            # same figure, without reading back the row just written
+            owed = await self._owed(period, FIRST, session, more_base=quantity)
             await self._add(period, FIRST, "base", quantity, session)
-            owed = await self._owed(period, FIRST, session)
             if owed <= 0:
                 continue
             command = self.transfer(proposed.source.account_id, UnitType.AAU, period, owed,
@@ -267,10 +269,13 @@ class ShareOfProceeds:
 
         return work
 
-    async def _owed(self, period: int, kind: ShareOfProceedsKind, session: Session) -> int:
+    async def _owed(self, period: int, kind: ShareOfProceedsKind, session: Session,
+                    more_base: int = 0) -> int:
+        """Units of the share of ``kind`` of ``period`` due and not yet levied, in whole
+        units; ``more_base``: units the base is about to grow by (counted as if it had)."""
         row = await self.ledger.find_one({"_id": f"{period}:{kind.value}"}, session=session)
         base, levied = (row or {}).get("base", 0), (row or {}).get("levied", 0)
-        return int(share_of_proceeds_due(period, base) - levied)
+        return int(share_of_proceeds_due(period, base + more_base) - levied)
 
     async def _add(self, period: int, kind: ShareOfProceedsKind, field: str, quantity: int,
                    session: Session, transaction_id: str | None = None) -> None:

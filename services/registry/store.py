@@ -19,6 +19,7 @@ from services.registry.domain import (
 from shared.audit import AuditTrail, account_key, side_keys
 from shared.codes import FINAL_STATUSES, AccountType, TransactionStatus, UnitType
 from shared.store import Database, Document, Session, next_sequence
+from shared.store.batching import request_reads
 from shared.store.unit_blocks import UnitBlockStore, doc_units
 
 #: Account numbers below this are the fixed government accounts made at start-up.
@@ -92,7 +93,17 @@ class RegistryStore:
         return account_key(self.code, account_id)
 
     async def account(self, account_id: int, session: Session | None = None) -> Account | None:
-        doc = await self.db.accounts.find_one({"account_id": account_id}, session=session)
+        """The account ``account_id``; read once per API request outside a store
+        transaction (``shared.store.batching.request_reads``: the permission checks and
+        the plan of one request read it as of one moment), always read inside one."""
+        kept = request_reads() if session is None else None
+        key = (self.db.accounts.full_name, "account", account_id)
+        if kept is not None and key in kept:
+            doc = kept[key]
+        else:
+            doc = await self.db.accounts.find_one({"account_id": account_id}, session=session)
+            if kept is not None:
+                kept[key] = doc
         return doc_to_account(doc) if doc else None
 
     async def accounts(self) -> list[Account]:
@@ -261,8 +272,10 @@ class RegistryStore:
     async def record_statuses(self, transaction_id: str, statuses: list[TransactionStatus],
                               at: datetime, session: Session,
                               evaluation_results: list[Document] | None = None,
-                              note: str | None = None) -> None:
-        """Append ``statuses`` to the history; the last one becomes the status."""
+                              note: str | None = None, tx: Document | None = None) -> None:
+        """Append ``statuses`` to the history; the last one becomes the status. ``tx``:
+        the transaction as read (or written) in this store transaction, whose accounts
+        and decision the audit record names (read again when not given)."""
         entries: list[dict[str, Any]] = [
             {"status": int(s), "at": at, **({"note": note} if note else {})} for s in statuses
         ]
@@ -277,14 +290,17 @@ class RegistryStore:
             transaction_id, "transaction_status_changed", session,
             {"statuses": [s.name for s in statuses], "status": int(statuses[-1]),
              "response_codes": [r.get("response_code") for r in evaluation_results or []],
-             "note": note})
+             "note": note}, tx)
 
     async def record_transaction(self, transaction_id: str, action: str, session: Session,
-                                 details: Document) -> None:
-        """Record a change of a stored transaction (its accounts read from it)."""
-        tx = await self.db.transactions.find_one(
-            {"_id": transaction_id}, {"transferring": 1, "acquiring": 1, "decision_id": 1},
-            session=session) or {}
+                                 details: Document, tx: Document | None = None) -> None:
+        """Record a change of a stored transaction in the audit trail, with its accounts
+        and decision: from ``tx`` (the transaction read or written in this store
+        transaction; they never change once it is stored), else read from the store."""
+        if tx is None:
+            tx = await self.db.transactions.find_one(
+                {"_id": transaction_id}, {"transferring": 1, "acquiring": 1, "decision_id": 1},
+                session=session) or {}
         await self.audit.record(session, action, transaction_id=transaction_id,
                                 accounts=side_keys(tx.get("transferring"), tx.get("acquiring")),
                                 decision_id=tx.get("decision_id"), details=details)

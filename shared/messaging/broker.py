@@ -39,7 +39,7 @@ from shared.messaging.topology import (
     inbox_queue_name,
     open_exchanges,
 )
-from shared.metrics import MESSAGES_HANDLED, MESSAGES_PUBLISHED
+from shared.metrics import MESSAGES_HANDLED, MESSAGES_PUBLISHED, doing
 
 log = logging.getLogger("shared.messaging")
 
@@ -326,6 +326,10 @@ class Broker:
         self, handler: EnvelopeHandler
     ) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
         async def on_message(message: AbstractIncomingMessage) -> None:
+            with doing("message"):
+                await handle(message)
+
+        async def handle(message: AbstractIncomingMessage) -> None:
             try:
                 envelope = decode_envelope(message.body)
                 self._check_publisher(envelope, message)

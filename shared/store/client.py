@@ -18,6 +18,7 @@ from pymongo.errors import PyMongoError
 from pymongo.uri_parser import parse_uri
 
 from shared.metrics import STORE_TURNS, StoreCommandListener, abandoned, abandoning
+from shared.store.batching import BatchingClient, attempting
 
 Document = dict[str, Any]
 Client = AsyncMongoClient[Document]
@@ -28,8 +29,9 @@ T = TypeVar("T")
 
 def make_client(mongo_url: str) -> Client:
     """A client for ``MONGO_URL``: SecantusDB, a local mongod or a replica set alike.
-    Every command it sends is counted (``shared.metrics``, ``GET /metrics``)."""
-    return AsyncMongoClient(mongo_url, tz_aware=True, serverSelectionTimeoutMS=10_000,
+    Every command it sends is counted (``shared.metrics``, ``GET /metrics``); inside a
+    transaction its writes are sent together (``shared.store.batching``)."""
+    return BatchingClient(mongo_url, tz_aware=True, serverSelectionTimeoutMS=10_000,
                             event_listeners=[StoreCommandListener()])
 
 
@@ -95,7 +97,10 @@ def urgent() -> Iterator[None]:
         _URGENT.reset(token)
 
 
-async def in_transaction(client: Client, work: Callable[[Session], Awaitable[T]]) -> T:
+async def in_transaction(
+    client: Client, work: Callable[[Session], Awaitable[T]],
+    committed: Callable[[list[Document]], None] | None = None,
+) -> T:
     """Run ``work`` in one multi-document transaction, one at a time per ``client``.
 
     The store transactions of one client (one service process) take turns (``Turns``;
@@ -112,30 +117,48 @@ async def in_transaction(client: Client, work: Callable[[Session], Awaitable[T]]
     and that is retried ends as ``abort``; one that ``work`` itself ends by raising (a
     refused request, a rehearsal, docs/adr/0018) as ``abandon``; the real seconds spent
     waiting for the turn and holding it.
+
+    With a ``BatchingClient`` (``make_client``) the writes ``work`` makes are queued and
+    sent together, before a read of a collection they write and at the end of ``work``
+    (``shared.store.batching``, docs/adr/0024). Once the transaction has committed,
+    ``committed`` gets the outbox rows it added (``shared.store.outbox.enqueue``), in the
+    order added (none: an empty list).
     """
     turns = _TURNS.get(client)
     if turns is None:
         turns = _TURNS[client] = Turns()
     held = _HOLDING.get()
     if id(turns) in held:
-        return await _run(client, work)
+        return await _run(client, work, committed)
     asked = time.perf_counter()
     await turns.acquire(_URGENT.get())
     got = time.perf_counter()
     STORE_TURNS.labels(phase="wait").inc(got - asked)
     token = _HOLDING.set(held | {id(turns)})
     try:
-        return await _run(client, work)
+        return await _run(client, work, committed)
     finally:
         _HOLDING.reset(token)
         turns.release()
         STORE_TURNS.labels(phase="held").inc(time.perf_counter() - got)
 
 
-async def _run(client: Client, work: Callable[[Session], Awaitable[T]]) -> T:
+async def _run(client: Client, work: Callable[[Session], Awaitable[T]],
+               committed: Callable[[list[Document]], None] | None) -> T:
+    added: list[Document] = []
+
+    async def batched(session: Session) -> T:
+        if not isinstance(client, BatchingClient):
+            return await work(session)
+        with attempting(client, session) as this:
+            result = await work(session)
+            await this.flush(session)
+        added[:] = this.outbox
+        return result
+
     async def attempt(session: Session) -> T:
         try:
-            return await work(session)
+            return await batched(session)
         except PyMongoError as exc:
             if not exc.has_error_label("TransientTransactionError"):
                 abandoning()
@@ -146,9 +169,12 @@ async def _run(client: Client, work: Callable[[Session], Awaitable[T]]) -> T:
 
     async with client.start_session() as session:
         try:
-            return await session.with_transaction(attempt)
+            result = await session.with_transaction(attempt)
         finally:
             abandoned()
+    if committed is not None:
+        committed(list(added))
+    return result
 
 
 async def next_sequence(db: Database, name: str, session: Session, count: int = 1) -> int:

@@ -39,6 +39,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from shared.blocks import SerialRange, UnitAttributes, UnitBlock, UnitChange
 from shared.codes import OUT_OF_CIRCULATION_ACCOUNT_TYPES, ResponseCode, UnitType
 from shared.logs import log_event
+from shared.store.batching import overlay, read_through, recall, remember
 from shared.store.client import Document, Session, in_transaction
 
 log = logging.getLogger(__name__)
@@ -270,6 +271,27 @@ class _Writer:
         self.summaries = summaries
         self.session = session
         self.changes = SummaryChanges(tallies)
+        #: The state the store transaction's writes gave each block they wrote (None:
+        #: deleted), shared by every writer of the transaction (all block writes go
+        #: through one: ``shared.store.batching.overlay``); outside a transaction, this
+        #: writer's own.
+        shared = overlay(session, collection.full_name)
+        self.written: dict[Any, Document | None] = {} if shared is None else shared
+
+    def current(self, doc_id: Any) -> Document | None:
+        """The block ``doc_id`` as the transaction's writes left it (None: deleted or
+        not written)."""
+        doc = self.written.get(doc_id)
+        return None if doc is None else dict(doc)
+
+    async def neighbour(self, query: Document) -> Document | None:
+        """The one block matching ``query`` (an equality look-up of a merge's neighbour)
+        as the store transaction sees it, without sending its queued writes first
+        (``shared.store.batching.read_through``)."""
+        if overlay(self.session, self.collection.full_name) is None:
+            return await self.collection.find_one(query, session=self.session)
+        found = await read_through(self.collection, query, self.session, self.written)
+        return found[0] if found else None
 
     async def insert(self, docs: list[Document]) -> None:
         """Insert new block documents (their ``_id`` is set in place)."""
@@ -279,6 +301,8 @@ class _Writer:
             doc["fork"] = fork_node(doc["serial_start"], doc["serial_end"])
             self.changes.add(doc, +1)
         await self.collection.insert_many(docs, session=self.session)
+        for doc in docs:
+            self.written[doc["_id"]] = dict(doc)
 
     async def update(self, old: Document, fields: Document) -> Document:
         """Set ``fields`` on the block ``old`` (its current state); returns the new state."""
@@ -290,6 +314,7 @@ class _Writer:
                                          session=self.session)
         self.changes.add(old, -1)
         self.changes.add(new, +1)
+        self.written[old["_id"]] = dict(new)
         return new
 
     async def update_many(self, olds: list[Document], fields: Document) -> None:
@@ -303,6 +328,7 @@ class _Writer:
         for old in olds:
             self.changes.add(old, -1)
             self.changes.add({**old, **fields}, +1)
+            self.written[old["_id"]] = {**old, **fields}
 
     async def delete(self, olds: list[Document]) -> None:
         if not olds:
@@ -311,6 +337,7 @@ class _Writer:
                                           session=self.session)
         for old in olds:
             self.changes.add(old, -1)
+            self.written[old["_id"]] = None
 
     async def flush(self) -> None:
         requests = self.changes.requests()
@@ -484,7 +511,22 @@ class UnitBlockStore:
         3. otherwise the range lies inside one block or in a gap: the block containing
            ``s`` hangs at one of ``s``'s ancestors (``fork_candidates``) at or above the
            level of the range's own fork node, looked up with ``$in`` on ``(origin,
-           fork)``, nearest levels first (at most two lookups)."""
+           fork)``, nearest levels first (at most two lookups).
+
+        Within one store transaction the answer is kept until the blocks are next
+        written (``shared.store.batching.remember``): a check and the reservation that
+        follows it read the blocks once."""
+        key = (self.collection.full_name, "overlapping", origin, serials.start, serials.end)
+        kept: list[Document] | None = recall(session, key)
+        if kept is not None:
+            return kept
+        found = await self._overlapping(origin, serials, session)
+        remember(session, key, found)
+        return found
+
+    async def _overlapping(
+        self, origin: str, serials: SerialRange, session: Session | None
+    ) -> list[Document]:
         start, end = serials.start, serials.end
         inside = await self.collection.find(
             {"origin": origin, "serial_start": {"$gte": start, "$lte": end}},
@@ -778,7 +820,9 @@ class UnitBlockStore:
 
     async def _merge_all(self, writer: _Writer, ids: list[Any], session: Session) -> None:
         for doc_id in ids:
-            doc = await self.collection.find_one({"_id": doc_id}, session=session)
+            doc = writer.current(doc_id)
+            if doc is None and doc_id not in writer.written:
+                doc = await self.collection.find_one({"_id": doc_id}, session=session)
             if doc is not None:
                 await self._merge_neighbours(writer, doc, session)
 
@@ -789,15 +833,13 @@ class UnitBlockStore:
         serial_start)``)."""
         if doc.get("reserved_by") is not None:
             return
-        left = await self.collection.find_one(
-            {"origin": doc["origin"], "serial_end": doc["serial_start"] - 1}, session=session
-        )
+        left = await writer.neighbour(
+            {"origin": doc["origin"], "serial_end": doc["serial_start"] - 1})
         if left is not None and _mergeable(left, doc):
             await writer.delete([doc])
             doc = await writer.update(left, {"serial_end": doc["serial_end"]})
-        right = await self.collection.find_one(
-            {"origin": doc["origin"], "serial_start": doc["serial_end"] + 1}, session=session
-        )
+        right = await writer.neighbour(
+            {"origin": doc["origin"], "serial_start": doc["serial_end"] + 1})
         if right is not None and _mergeable(doc, right):
             await writer.delete([right])
             await writer.update(doc, {"serial_end": right["serial_end"]})
@@ -807,9 +849,16 @@ class UnitBlockStore:
     async def reserved_by(
         self, transaction_id: str, session: Session | None = None
     ) -> list[Document]:
-        """The blocks one transaction reserves (an equality lookup on ``reserved_by``)."""
-        cursor = self.collection.find({"reserved_by": transaction_id}, session=session)
-        docs = await cursor.to_list()
+        """The blocks one transaction reserves (an equality lookup on ``reserved_by``).
+        Inside a store transaction, read through the blocks it has written
+        (``shared.store.batching.read_through``: every block write is recorded there),
+        without sending its queued writes first."""
+        query = {"reserved_by": transaction_id}
+        written = overlay(session, self.collection.full_name)
+        if written is None:
+            docs = await self.collection.find(query, session=session).to_list()
+        else:
+            docs = await read_through(self.collection, query, session, written)
         return sorted(docs, key=lambda d: (d["origin"], d["serial_start"]))
 
     async def held(

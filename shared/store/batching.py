@@ -1,0 +1,441 @@
+"""Writes of a store transaction sent together: one command for a run of writes.
+
+Inside a transaction (``shared.store.client.in_transaction``) every write made through
+a collection of this client (``insert_one``, ``insert_many``, ``update_one``,
+``update_many``, ``replace_one``, ``delete_one``, ``delete_many``, ``bulk_write``) is
+queued on the transaction's ``Attempt`` instead of being sent. The queue is sent, in the
+order written, as one command:
+
+- before a read in the same session of a collection with queued writes (``find``,
+  ``find_one``, ``count_documents``, ``distinct``; ``aggregate`` whatever it reads): a
+  read sees every write made before it, as before, and a read of a collection nothing
+  was written to sends nothing;
+- at the end of the transaction's work, before ``commitTransaction``.
+
+The command is MongoDB 8.0's ``bulkWrite`` (writes across collections in one command)
+when the server speaks it (wire version 25 or later, SecantusDB among them); on an
+older server, one ``bulk_write`` per run of writes to one collection. Both are ordered:
+the first failing write stops the rest, and the transaction is aborted as it would have
+been by the write alone. A duplicate key is raised as ``DuplicateKeyError``, a write
+conflict as the server's error with its ``TransientTransactionError`` label (so
+``with_transaction`` retries the whole transaction): callers see the errors they saw when
+each write was its own command, only later, when the queue is sent.
+
+A queued write's result is unacknowledged (reading its counts raises): nothing in the
+services reads them. Writes outside a transaction, or with no session, are sent at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import copy
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from bson import ObjectId
+from pymongo import (
+    DeleteMany,
+    DeleteOne,
+    InsertOne,
+    ReplaceOne,
+    UpdateMany,
+    UpdateOne,
+)
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.command_cursor import AsyncCommandCursor
+from pymongo.asynchronous.cursor import AsyncCursor
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.asynchronous.mongo_client import AsyncMongoClient
+from pymongo.errors import BulkWriteError, ClientBulkWriteException, DuplicateKeyError
+from pymongo.results import (
+    BulkWriteResult,
+    DeleteResult,
+    InsertManyResult,
+    InsertOneResult,
+    UpdateResult,
+)
+
+Document = dict[str, Any]
+#: The first wire version of MongoDB 8.0, whose ``bulkWrite`` writes across collections.
+CLIENT_BULK_WRITE_WIRE_VERSION = 25
+DUPLICATE_KEY = 11000
+
+
+@dataclass
+class _Write:
+    """One queued write: its collection and its operation as a bulk-write model's
+    arguments (``kind``: insert, update_one, update_many, replace, delete_one,
+    delete_many)."""
+
+    collection: BatchingCollection
+    kind: str
+    args: dict[str, Any]
+
+    def model(self, namespace: str | None) -> Any:
+        extra: dict[str, Any] = {} if namespace is None else {"namespace": namespace}
+        a = self.args
+        if self.kind == "insert":
+            return InsertOne(a["document"], **extra)
+        if self.kind == "update_one":
+            return UpdateOne(a["filter"], a["update"], upsert=a.get("upsert"), **extra)
+        if self.kind == "update_many":
+            return UpdateMany(a["filter"], a["update"], upsert=a.get("upsert"), **extra)
+        if self.kind == "replace":
+            return ReplaceOne(a["filter"], a["replacement"], upsert=bool(a.get("upsert")),
+                              **extra)
+        if self.kind == "delete_one":
+            return DeleteOne(a["filter"], **extra)
+        return DeleteMany(a["filter"], **extra)
+
+
+@dataclass
+class Attempt:
+    """One attempt of one store transaction: the writes not sent yet and the outbox
+    rows it added (handed to the relay once the transaction has committed)."""
+
+    client: BatchingClient
+    writes: list[_Write] = field(default_factory=list)
+    outbox: list[Document] = field(default_factory=list)
+    #: Reads kept for the rest of the attempt, by (collection full name, what was
+    #: asked): forgotten as soon as anything is written to that collection
+    #: (``remember``, ``recall``).
+    memo: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+    #: Per collection, the state the attempt gave each document it wrote (None:
+    #: deleted), for a collection whose every write records it here (``overlay``).
+    overlays: dict[str, dict[Any, Document | None]] = field(default_factory=dict)
+
+    def forget(self, collection: str) -> None:
+        """Drop the reads of ``collection`` kept so far (it is being written)."""
+        for key in [k for k in self.memo if k[0] == collection]:
+            del self.memo[key]
+
+    async def flush(self, session: AsyncClientSession) -> None:
+        """Send the queued writes (one command, or one per run of one collection)."""
+        if not self.writes:
+            return
+        writes, self.writes = self.writes, []
+        if await self.client.speaks_client_bulk_write():
+            models = [w.model(w.collection.full_name) for w in writes]
+            try:
+                await self.client.bulk_write(models, session=session, ordered=True)
+            except ClientBulkWriteException as exc:
+                raise _plain_error(exc) from exc
+            return
+        for run in _runs(writes):
+            try:
+                await AsyncCollection.bulk_write(run[0].collection,
+                                                 [w.model(None) for w in run],
+                                                 ordered=True, session=session)
+            except BulkWriteError as exc:
+                raise _plain_error(exc) from exc
+
+
+def _runs(writes: list[_Write]) -> Iterator[list[_Write]]:
+    """Consecutive writes to one collection, in order."""
+    run: list[_Write] = []
+    for write in writes:
+        if run and run[0].collection.full_name != write.collection.full_name:
+            yield run
+            run = []
+        run.append(write)
+    if run:
+        yield run
+
+
+def _plain_error(exc: ClientBulkWriteException | BulkWriteError) -> Exception:
+    """The error one write would have raised on its own: the command's error (a write
+    conflict, with its labels), else ``DuplicateKeyError`` for a duplicate key."""
+    if isinstance(exc, ClientBulkWriteException):
+        if exc.error is not None and isinstance(exc.error, Exception):
+            return exc.error
+        errors: list[Any] = list(exc.write_errors or [])
+    else:
+        errors = exc.details.get("writeErrors", [])
+    for error in errors:
+        if error.get("code") == DUPLICATE_KEY:
+            return DuplicateKeyError(error.get("errmsg", "duplicate key"), DUPLICATE_KEY,
+                                     error)
+    return exc
+
+
+_ATTEMPTS: dict[int, Attempt] = {}
+#: Reads made outside any store transaction while one API request is handled, kept for
+#: the rest of the request (``request_reads``).
+_REQUEST_READS: contextvars.ContextVar[dict[tuple[Any, ...], Any] | None] = (
+    contextvars.ContextVar("request_reads", default=None))
+
+
+@contextlib.contextmanager
+def request_scope() -> Iterator[None]:
+    """Within the block (one API request), reads outside a store transaction that ask
+    to be kept (``request_reads``) are made once."""
+    token = _REQUEST_READS.set({})
+    try:
+        yield
+    finally:
+        _REQUEST_READS.reset(token)
+
+
+def request_reads() -> dict[tuple[Any, ...], Any] | None:
+    """The reads kept for the API request being handled (None outside one), by
+    (collection full name, what was asked): a read outside a store transaction may be
+    answered from here, as if made when first made in the same request. A write to the
+    collection by this request drops them."""
+    return _REQUEST_READS.get()
+
+
+def attempt_of(session: AsyncClientSession | None) -> Attempt | None:
+    """The transaction attempt running in ``session``, if any."""
+    if session is None:
+        return None
+    return _ATTEMPTS.get(id(session))
+
+
+@contextlib.contextmanager
+def attempting(client: BatchingClient, session: AsyncClientSession) -> Iterator[Attempt]:
+    """Queue the writes made in ``session`` on a new ``Attempt`` within the block."""
+    attempt = Attempt(client)
+    _ATTEMPTS[id(session)] = attempt
+    try:
+        yield attempt
+    finally:
+        if _ATTEMPTS.get(id(session)) is attempt:
+            del _ATTEMPTS[id(session)]
+
+
+def recall(session: AsyncClientSession | None, key: tuple[Any, ...]) -> Any:
+    """A read kept in ``session``'s attempt under ``key`` (its first item the collection's
+    full name), as a deep copy; None when there is none."""
+    attempt = attempt_of(session)
+    if attempt is None or key not in attempt.memo:
+        return None
+    return copy.deepcopy(attempt.memo[key])
+
+
+def remember(session: AsyncClientSession | None, key: tuple[Any, ...], value: Any) -> None:
+    """Keep a read in ``session``'s attempt until its collection is written (``recall``)."""
+    attempt = attempt_of(session)
+    if attempt is not None:
+        attempt.memo[key] = copy.deepcopy(value)
+
+
+def overlay(session: AsyncClientSession | None, collection: str
+            ) -> dict[Any, Document | None] | None:
+    """Where the writers of ``collection`` record, for ``session``'s attempt, each
+    document's state after their writes (None: deleted): with every write to the
+    collection recorded, a read may be answered from the store as committed plus this
+    overlay without sending the queued writes first (``read_through``). None outside a
+    transaction (writes are sent at once there)."""
+    attempt = attempt_of(session)
+    if attempt is None:
+        return None
+    return attempt.overlays.setdefault(collection, {})
+
+
+async def read_through(collection: AsyncCollection[Document], query: Document,
+                       session: AsyncClientSession | None,
+                       written: dict[Any, Document | None]) -> list[Document]:
+    """The documents matching ``query`` (equalities on top-level fields only) as the
+    transaction sees them, without sending its queued writes: the store's answer with
+    the documents in ``written`` (the collection's ``overlay``) replaced by their state
+    there."""
+    cursor: AsyncCursor[Document] = AsyncCursor(collection, query, session=session)
+    found = [doc async for doc in cursor if doc["_id"] not in written]
+    found += [dict(doc) for doc in written.values()
+              if doc is not None and all(doc.get(k) == v for k, v in query.items())]
+    return found
+
+
+async def _flush_before_read(session: AsyncClientSession | None,
+                             collection: str | None = None) -> None:
+    """Send the queued writes of ``session``'s transaction when they include a write
+    to ``collection`` (any, when None): a read sees what the transaction wrote."""
+    attempt = attempt_of(session)
+    if attempt is None or session is None:
+        return
+    if collection is None or any(w.collection.full_name == collection
+                                 for w in attempt.writes):
+        await attempt.flush(session)
+
+
+class BatchingCursor(AsyncCursor[Document]):
+    """A ``find`` cursor that sends its session's queued writes before its first read."""
+
+    async def _refresh(self) -> int:
+        await _flush_before_read(self._session, self._collection.full_name)
+        return await super()._refresh()
+
+
+class BatchingCollection(AsyncCollection[Document]):
+    """A collection whose writes inside a transaction are queued (module docstring)."""
+
+    def _queue_write(self, session: AsyncClientSession | None, kind: str,
+               **args: Any) -> bool:
+        attempt = attempt_of(session)
+        if attempt is None:
+            return False
+        self._forget(session)
+        attempt.writes.append(_Write(self, kind, args))
+        return True
+
+    def _forget(self, session: AsyncClientSession | None) -> None:
+        """A write to this collection (queued or sent): drop the reads of it kept in the
+        session's attempt and for the API request being handled."""
+        attempt = attempt_of(session)
+        if attempt is not None:
+            attempt.forget(self.full_name)
+        kept = _REQUEST_READS.get()
+        if kept:
+            for key in [k for k in kept if k[0] == self.full_name]:
+                del kept[key]
+
+    async def insert_one(self, *args: Any, **kwargs: Any) -> InsertOneResult:
+        session = kwargs.get("session")
+        if len(args) != 1 or set(kwargs) - {"session"} or attempt_of(session) is None:
+            self._forget(session)
+            return await super().insert_one(*args, **kwargs)
+        document = args[0]
+        if "_id" not in document:
+            document["_id"] = ObjectId()
+        self._queue_write(session, "insert", document=document)
+        return InsertOneResult(document["_id"], False)
+
+    async def insert_many(self, *args: Any, **kwargs: Any) -> InsertManyResult:
+        session = kwargs.get("session")
+        if len(args) != 1 or set(kwargs) - {"session"} or attempt_of(session) is None:
+            self._forget(session)
+            return await super().insert_many(*args, **kwargs)
+        ids = []
+        for document in args[0]:
+            if "_id" not in document:
+                document["_id"] = ObjectId()
+            ids.append(document["_id"])
+            self._queue_write(session, "insert", document=document)
+        return InsertManyResult(ids, False)
+
+    def _queued_update(self, kind: str, args: tuple[Any, ...],
+                       kwargs: dict[str, Any]) -> UpdateResult | None:
+        """Queue an update or replacement called with (filter, update[, upsert]) and
+        ``session``/``upsert`` keywords only; None when it must be sent at once."""
+        session = kwargs.get("session")
+        if (not 2 <= len(args) <= 3 or set(kwargs) - {"session", "upsert"}
+                or attempt_of(session) is None):
+            self._forget(session)
+            return None
+        upsert = bool(args[2] if len(args) == 3 else kwargs.get("upsert", False))
+        if kind == "replace":
+            self._queue_write(session, kind, filter=args[0], replacement=args[1],
+                              upsert=upsert)
+        else:
+            self._queue_write(session, kind, filter=args[0], update=args[1], upsert=upsert)
+        return UpdateResult({}, False)
+
+    async def update_one(self, *args: Any, **kwargs: Any) -> UpdateResult:
+        queued = self._queued_update("update_one", args, kwargs)
+        return queued if queued is not None else await super().update_one(*args, **kwargs)
+
+    async def update_many(self, *args: Any, **kwargs: Any) -> UpdateResult:
+        queued = self._queued_update("update_many", args, kwargs)
+        return queued if queued is not None else await super().update_many(*args, **kwargs)
+
+    async def replace_one(self, *args: Any, **kwargs: Any) -> UpdateResult:
+        queued = self._queued_update("replace", args, kwargs)
+        return queued if queued is not None else await super().replace_one(*args, **kwargs)
+
+    async def delete_one(self, *args: Any, **kwargs: Any) -> DeleteResult:
+        session = kwargs.get("session")
+        if len(args) != 1 or set(kwargs) - {"session"} or attempt_of(session) is None:
+            self._forget(session)
+            return await super().delete_one(*args, **kwargs)
+        self._queue_write(session, "delete_one", filter=args[0])
+        return DeleteResult({}, False)
+
+    async def delete_many(self, *args: Any, **kwargs: Any) -> DeleteResult:
+        session = kwargs.get("session")
+        if len(args) != 1 or set(kwargs) - {"session"} or attempt_of(session) is None:
+            self._forget(session)
+            return await super().delete_many(*args, **kwargs)
+        self._queue_write(session, "delete_many", filter=args[0])
+        return DeleteResult({}, False)
+
+    async def bulk_write(self, *args: Any, **kwargs: Any) -> BulkWriteResult:
+        session = kwargs.get("session")
+        if (len(args) != 1 or set(kwargs) - {"session", "ordered"}
+                or attempt_of(session) is None):
+            self._forget(session)
+            return await super().bulk_write(*args, **kwargs)
+        for request in args[0]:
+            kind, write = _as_write(request)
+            self._queue_write(session, kind, **write)
+        return BulkWriteResult({}, False)
+
+    def find(self, *args: Any, **kwargs: Any) -> BatchingCursor:
+        return BatchingCursor(self, *args, **kwargs)
+
+    async def count_documents(self, *args: Any, **kwargs: Any) -> int:
+        await _flush_before_read(kwargs.get("session"), self.full_name)
+        return await super().count_documents(*args, **kwargs)
+
+    async def aggregate(self, *args: Any, **kwargs: Any) -> AsyncCommandCursor[Document]:
+        await _flush_before_read(kwargs.get("session"))
+        return await super().aggregate(*args, **kwargs)
+
+    async def distinct(self, *args: Any, **kwargs: Any) -> list[Any]:
+        await _flush_before_read(kwargs.get("session"), self.full_name)
+        return await super().distinct(*args, **kwargs)
+
+    async def find_one_and_update(self, *args: Any, **kwargs: Any) -> Any:
+        session = kwargs.get("session")
+        await _flush_before_read(session, self.full_name)
+        self._forget(session)
+        return await super().find_one_and_update(*args, **kwargs)
+
+
+def _as_write(request: Any) -> tuple[str, dict[str, Any]]:
+    """A collection ``bulk_write`` request as a queued write's kind and arguments."""
+    document: Any = getattr(request, "_doc", None)
+    if isinstance(request, InsertOne):
+        if "_id" not in document:
+            document["_id"] = ObjectId()
+        return "insert", {"document": document}
+    kinds = {UpdateOne: "update_one", UpdateMany: "update_many", ReplaceOne: "replace",
+             DeleteOne: "delete_one", DeleteMany: "delete_many"}
+    kind = kinds[type(request)]
+    args: dict[str, Any] = {"filter": request._filter}
+    if kind in ("update_one", "update_many"):
+        args.update(update=document, upsert=request._upsert)
+    elif kind == "replace":
+        args.update(replacement=document, upsert=request._upsert)
+    return kind, args
+
+
+class BatchingDatabase(AsyncDatabase[Document]):
+    """A database whose collections are ``BatchingCollection``."""
+
+    def __getitem__(self, name: str) -> BatchingCollection:
+        return BatchingCollection(self, name)
+
+    def get_collection(self, name: str, *args: Any, **kwargs: Any) -> BatchingCollection:
+        return BatchingCollection(self, name, False, *args, **kwargs)
+
+
+class BatchingClient(AsyncMongoClient[Document]):
+    """A client whose databases are ``BatchingDatabase``; it learns once whether its
+    server speaks MongoDB 8.0's ``bulkWrite``."""
+
+    _client_bulk_write: bool | None = None
+
+    def __getitem__(self, name: str) -> BatchingDatabase:
+        return BatchingDatabase(self, name)
+
+    async def speaks_client_bulk_write(self) -> bool:
+        """Whether the server takes writes to several collections in one ``bulkWrite``
+        (MongoDB 8.0, wire version 25, or later)."""
+        if self._client_bulk_write is None:
+            hello = await self.admin.command("hello")
+            self._client_bulk_write = (int(hello.get("maxWireVersion", 0))
+                                       >= CLIENT_BULK_WRITE_WIRE_VERSION)
+        return self._client_bulk_write
