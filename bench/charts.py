@@ -78,7 +78,7 @@ _OPERATION_LABELS = {"external_transfer": "external transfer KZ -> CH",
 def _latency_by_blocks(section: dict[str, Any], path: Path) -> Path:
     rows = section["sizes"]
     blocks = [row["blocks"] for row in rows]
-    figure, axis = plt.subplots(figsize=(7, 4.2))
+    figure, axis = plt.subplots(figsize=(7, 5))
     colours = ("#4c78a8", "#f58518", "#54a24b", "#e45756")
     for colour, name in zip(colours, sorted({n for row in rows for n in row["latency"]}),
                             strict=False):
@@ -92,7 +92,7 @@ def _latency_by_blocks(section: dict[str, Any], path: Path) -> Path:
     axis.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     axis.set_xlabel("unit blocks in KZ's books and the ITL's register")
     axis.set_ylabel("latency, ms")
-    axis.legend(fontsize=7, loc="upper left")
+    axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     axis.set_title(f"Latency against book size ({section.get('measured_at', '')}, "
                    f"{section.get('samples_per_size', '?')} samples per size)", fontsize=10)
     figure.tight_layout()
