@@ -308,8 +308,9 @@ def stop_services(stack: LocalStack, names: tuple[str, ...] = ("kz", "itl")) -> 
 
 
 def start_services(stack: LocalStack, names: tuple[str, ...] = ("itl", "kz")) -> None:
+    """Start the seeded services again; a loaded machine may take minutes."""
     for name in names:
-        stack.restart(name)
+        stack.restart(name, timeout=600)
 
 
 def seed_stack(stack: LocalStack, client: StackClient, blocks: int,

@@ -234,9 +234,11 @@ class LocalStack:
             process.kill()
             process.wait()
 
-    def restart(self, name: str) -> None:
+    def restart(self, name: str, timeout: float = 60.0) -> None:
+        """Start service ``name`` again and wait up to ``timeout`` seconds until it is
+        healthy."""
         self._spawn(self.services[name])
-        self.wait_healthy(name)
+        self.wait_healthy(name, timeout)
 
     @property
     def admin(self) -> BrokerAdmin:
