@@ -6,9 +6,10 @@
   flight, with the same run's bound from the broker and store baselines
   (``bench.run.throughput_bound``) and the proposal-to-credit latency p50 and p99 (real
   milliseconds) on a second axis.
-- ``latency_by_blocks.png``: latency (real milliseconds) of each measured operation
-  against the unit blocks in the books, log-log, when the run has a ``by_book_size``
-  section.
+- ``latency_by_blocks.png``: latency p50 and p99 (real milliseconds) of each measured
+  operation (an external transfer KZ -> CH, KZ's ``/holdings``, the ITL's ``/totals``)
+  against the unit blocks in the books (log scale), when the run has a
+  ``latency_by_blocks`` section (``bench.book_sizes``).
 
 matplotlib draws them (Agg backend: no display needed).
 """
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -31,8 +33,8 @@ def draw_charts(result: dict[str, Any], directory: Path) -> list[Path]:
     written = []
     if result.get("external_transfer", {}).get("throughput"):
         written.append(_throughput(result, directory / "throughput.png"))
-    if result.get("by_book_size"):
-        written.append(_latency_by_blocks(result["by_book_size"],
+    if result.get("latency_by_blocks", {}).get("sizes"):
+        written.append(_latency_by_blocks(result["latency_by_blocks"],
                                           directory / "latency_by_blocks.png"))
     return written
 
@@ -67,19 +69,32 @@ def _throughput(result: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def _latency_by_blocks(rows: list[dict[str, Any]], path: Path) -> Path:
-    figure, axis = plt.subplots(figsize=(7, 4.2))
-    operations = sorted({name for row in rows for name in row["latency_ms"]})
-    for name in operations:
-        points = [(row["blocks"], row["latency_ms"][name]) for row in rows
-                  if name in row["latency_ms"]]
-        axis.plot([p[0] for p in points], [p[1] for p in points], "o-", label=name)
+#: How the chart names each operation of ``bench.book_sizes``.
+_OPERATION_LABELS = {"external_transfer": "external transfer KZ -> CH",
+                     "registry_holdings": "KZ GET /holdings",
+                     "itl_totals": "ITL GET /totals"}
+
+
+def _latency_by_blocks(section: dict[str, Any], path: Path) -> Path:
+    rows = section["sizes"]
+    blocks = [row["blocks"] for row in rows]
+    figure, axis = plt.subplots(figsize=(7, 5))
+    colours = ("#4c78a8", "#f58518", "#54a24b", "#e45756")
+    for colour, name in zip(colours, sorted({n for row in rows for n in row["latency"]}),
+                            strict=False):
+        label = _OPERATION_LABELS.get(name, name)
+        for key, style in (("p50_ms", "o-"), ("p99_ms", "s--")):
+            axis.plot(blocks, [row["latency"][name][key] for row in rows], style,
+                      color=colour, label=f"{label}, {key[:3]}")
     axis.set_xscale("log")
     axis.set_yscale("log")
-    axis.set_xlabel("unit blocks in the books")
-    axis.set_ylabel("latency, ms (p50)")
-    axis.legend(fontsize=8)
-    axis.set_title("Latency against book size", fontsize=10)
+    axis.set_xticks(blocks, [f"{b:,}" for b in blocks])
+    axis.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    axis.set_xlabel("unit blocks in KZ's books and the ITL's register")
+    axis.set_ylabel("latency, ms")
+    axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
+    axis.set_title(f"Latency against book size ({section.get('measured_at', '')}, "
+                   f"{section.get('samples_per_size', '?')} samples per size)", fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -7,7 +7,10 @@ Three measurements in one run, on this machine's RabbitMQ and a SecantusDB serve
 - store baseline: two-document transactions (the shape of handling one message);
 - end to end: external transfers KZ -> CH through ITL, KZ and CH processes, from the
   proposal stored in KZ to the units credited in CH (times taken from the services' own
-  status histories), sequentially for latency and with several in flight for throughput.
+  status histories), sequentially for latency and with several in flight for throughput;
+- latency against book size (``bench.book_sizes``): the transfer, KZ's ``/holdings`` and
+  the ITL's ``/totals`` with 10^3 to 10^6 unit blocks seeded in the books
+  (``--book-sizes``, ``''`` to skip).
 """
 
 from __future__ import annotations
@@ -468,6 +471,7 @@ def main() -> int:
                         help="comma-separated levels of transfers in flight")
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--store-transactions", type=int, default=300)
+    add_book_size_arguments(parser)
     args = parser.parse_args()
     levels = [int(level) for level in args.in_flight.split(",") if level.strip()]
     asyncio.run(check_broker(amqp_url()))
@@ -507,6 +511,7 @@ def main() -> int:
     finally:
         stack.stop()
     result["throughput_bound"] = throughput_bound(result)
+    latency_by_blocks(args, result)
     RESULTS.mkdir(exist_ok=True)
     stamp = result["at"].replace(":", "").replace("-", "")
     text = json.dumps(result, indent=2)
@@ -516,6 +521,29 @@ def main() -> int:
         print(f"chart {chart}")
     print(text)
     return 0
+
+
+# latency against book size (bench.book_sizes, docs/adr/0025)
+
+
+def add_book_size_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--book-sizes", default="1000,10000,100000,1000000",
+                        help="comma-separated unit blocks in the books, a stack seeded "
+                             "for each (bench.seed); '' skips; 10^6 takes about half "
+                             "an hour to seed on 2 cores")
+    parser.add_argument("--book-rounds", type=int, default=40,
+                        help="timed rounds of one transfer and two reads per book size")
+
+
+def latency_by_blocks(args: argparse.Namespace, result: dict[str, Any]) -> None:
+    """Latency against book size into ``result["latency_by_blocks"]`` unless
+    ``--book-sizes`` is empty."""
+    from bench.book_sizes import book_sizes
+
+    sizes = [int(size) for size in args.book_sizes.split(",") if size.strip()]
+    if sizes:
+        print(f"latency against book size {sizes} ...", flush=True)
+        result["latency_by_blocks"] = book_sizes(sizes, args.book_rounds)
 
 
 def _cpus() -> int:

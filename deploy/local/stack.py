@@ -221,9 +221,24 @@ class LocalStack:
         elif service.pid:
             _signal(service.pid, signal.SIGKILL)
 
-    def restart(self, name: str) -> None:
+    def stop_service(self, name: str, timeout: float = 15.0) -> None:
+        """Stop one service as ``stop`` does (SIGTERM, SIGKILL after ``timeout``
+        seconds); its store server keeps running. ``restart`` starts it again."""
+        process = self.services[name].process
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def restart(self, name: str, timeout: float = 60.0) -> None:
+        """Start service ``name`` again and wait up to ``timeout`` seconds until it is
+        healthy."""
         self._spawn(self.services[name])
-        self.wait_healthy(name)
+        self.wait_healthy(name, timeout)
 
     @property
     def admin(self) -> BrokerAdmin:
