@@ -27,7 +27,10 @@ def stack(request: pytest.FixtureRequest,
 
 
 @pytest.fixture(scope="module")
-def client(stack: LocalStack) -> Iterator[StackClient]:
-    c = StackClient({name: s.url for name, s in stack.services.items()}, issuer=stack.issuer)
+def client(stack: LocalStack, request: pytest.FixtureRequest) -> Iterator[StackClient]:
+    """The module's client; a module's ``HTTP_TIMEOUT`` (real seconds) lengthens how long
+    it waits for an answer."""
+    c = StackClient({name: s.url for name, s in stack.services.items()}, issuer=stack.issuer,
+                    timeout=getattr(request.module, "HTTP_TIMEOUT", 10.0))
     yield c
     c.close()

@@ -29,6 +29,9 @@ EXTERNAL = 16
 INTERNAL = 8
 QUANTITY = 100
 SERVICES = ("kz", "itl", "ch", "cdm")
+#: Real seconds a request may wait for its answer: all 24 wait for KZ's turn
+#: (docs/adr/0026), a few seconds each on a loaded machine.
+HTTP_TIMEOUT = 180.0
 
 
 @pytest.fixture(scope="module")
