@@ -45,7 +45,10 @@ async def in_transaction(
     the outbox rows it added (``shared.store.outbox.enqueue``), in the order added
     (none: an empty list).
     """
-    async with client.start_session() as session:
+    # Not causally consistent: a retried attempt's first command would carry
+    # ``readConcern.afterClusterTime``, which SecantusDB refuses on ``bulkWrite``; each
+    # transaction has its own session, so there is no earlier operation to follow.
+    async with client.start_session(causal_consistency=False) as session:
         if not isinstance(client, BatchingClient):
             return await session.with_transaction(work)
         added: list[Document] = []
