@@ -167,7 +167,10 @@ async def _run(client: Client, work: Callable[[Session], Awaitable[T]],
             abandoning()
             raise
 
-    async with client.start_session() as session:
+    # Not causally consistent: a retried attempt's first command would carry
+    # ``readConcern.afterClusterTime``, which SecantusDB refuses on ``bulkWrite``; each
+    # transaction has its own session, so there is no earlier operation to follow.
+    async with client.start_session(causal_consistency=False) as session:
         try:
             result = await session.with_transaction(attempt)
         finally:

@@ -163,6 +163,23 @@ async def test_concurrent_transactions_on_one_document_are_retried_and_both_coun
     assert await db.b.find_one({"_id": 1}) == {"_id": 1, "units": 2}
 
 
+async def test_a_transaction_retried_after_a_conflict_on_its_first_command_commits(
+    store: tuple[Client, Database, Commands],
+) -> None:
+    client, db, _ = store
+    await db.b.insert_one({"_id": 1, "units": 0})
+    started = asyncio.Barrier(2)
+
+    async def add(session: Session) -> None:
+        await db.b.update_one({"_id": 1}, {"$inc": {"units": 1}}, session=session)
+        if started.n_waiting < 2 and not getattr(session, "_tried", False):
+            session._tried = True  # type: ignore[attr-defined]
+            await started.wait()  # both queue their write before either sends it
+
+    await asyncio.gather(in_transaction(client, add), in_transaction(client, add))
+    assert await db.b.find_one({"_id": 1}) == {"_id": 1, "units": 2}
+
+
 async def test_a_redelivered_message_changes_nothing_even_when_its_effect_has_moved_on(
     store: tuple[Client, Database, Commands], caplog: pytest.LogCaptureFixture,
 ) -> None:
