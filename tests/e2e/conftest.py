@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from deploy.local.client import StackClient
-from deploy.local.stack import DEFAULT_REGISTRIES, LocalStack, running_stack
+from deploy.local.stack import DEFAULT_REGISTRIES, LocalStack, StackDatabases, running_stack
 
 
 @pytest.fixture(scope="module")
@@ -34,3 +34,11 @@ def client(stack: LocalStack, request: pytest.FixtureRequest) -> Iterator[StackC
                     timeout=getattr(request.module, "HTTP_TIMEOUT", 10.0))
     yield c
     c.close()
+
+
+@pytest.fixture(scope="module")
+def mongo(stack: LocalStack) -> Iterator[StackDatabases]:
+    """Read access to the module's stack's databases, behind the APIs."""
+    databases = StackDatabases(stack)
+    yield databases
+    databases.close()

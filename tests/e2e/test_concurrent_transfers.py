@@ -8,14 +8,13 @@ and the ITL's register agrees with each registry."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
 from deploy.local.client import StackClient
-from deploy.local.stack import LocalStack, StackDatabases
+from deploy.local.stack import StackDatabases
 from services.itl.store import ITL_TALLIES
 from shared.codes import UnitType
 from shared.store.unit_blocks import COUNT_FIELDS, HOLDINGS, VERSION_ID, SummaryChanges, Tally
@@ -32,13 +31,6 @@ SERVICES = ("kz", "itl", "ch", "cdm")
 #: Real seconds a request may wait for its answer: all 24 wait for KZ's turn
 #: (docs/adr/0026), a few seconds each on a loaded machine.
 HTTP_TIMEOUT = 180.0
-
-
-@pytest.fixture(scope="module")
-def mongo(stack: LocalStack) -> Iterator[StackDatabases]:
-    databases = StackDatabases(stack)
-    yield databases
-    databases.close()
 
 
 def recounted(mongo: StackDatabases, service: str) -> tuple[dict[str, dict[str, int]],

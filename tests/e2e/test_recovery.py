@@ -4,7 +4,6 @@ answer completes the transaction once after restart, with no unit lost or double
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,13 +19,6 @@ pytestmark = pytest.mark.e2e
 
 ISSUED = 50_000
 PARTY_HOLDING = 1
-
-
-@pytest.fixture(scope="module")
-def mongo(stack: LocalStack) -> Iterator[StackDatabases]:
-    databases = StackDatabases(stack)
-    yield databases
-    databases.close()
 
 
 @pytest.fixture(scope="module")
