@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -42,3 +43,12 @@ def mongo(stack: LocalStack) -> Iterator[StackDatabases]:
     databases = StackDatabases(stack)
     yield databases
     databases.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/e2e is an e2e test, whether or not its module says so
+    (``pytestmark``): ``-m "not e2e"`` (``make test-unit``) never starts a stack."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.e2e)

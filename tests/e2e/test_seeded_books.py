@@ -26,6 +26,8 @@ from shared.store import make_client
 from shared.store.unit_blocks import UnitBlockStore
 from tests.integration.test_unit_books import assert_summaries_recount
 
+pytestmark = pytest.mark.e2e
+
 BLOCKS = 101
 BLOCK_UNITS = 10
 
