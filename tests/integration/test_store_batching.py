@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -146,37 +146,36 @@ async def test_a_duplicate_key_in_the_batch_is_a_duplicate_key_error_and_nothing
     assert await db.b.count_documents({}) == 0
 
 
+@pytest.fixture
+async def other(mongo_url: str, store: tuple[Client, Database, Commands]
+                ) -> AsyncIterator[tuple[Client, Database]]:
+    """A second batching client on the same database: its transactions overlap the first
+    client's (one client's transactions take turns, docs/adr/0026)."""
+    client = BatchingClient(mongo_url, tz_aware=True)
+    try:
+        yield client, client[store[1].name]
+    finally:
+        await client.close()
+
+
 async def test_concurrent_transactions_on_one_document_are_retried_and_both_count(
-    store: tuple[Client, Database, Commands],
+    store: tuple[Client, Database, Commands], other: tuple[Client, Database],
 ) -> None:
     client, db, _ = store
+
     await db.b.insert_one({"_id": 1, "units": 0})
 
-    async def add(session: Session) -> None:
-        doc = await db.b.find_one({"_id": 1}, session=session)
-        assert doc is not None
-        await asyncio.sleep(0.05)  # both read before either writes
-        await db.b.update_one({"_id": 1}, {"$set": {"units": doc["units"] + 1}},
-                              session=session)
+    def add(database: Database) -> Callable[[Session], Awaitable[None]]:
+        async def work(session: Session) -> None:
+            doc = await database.b.find_one({"_id": 1}, session=session)
+            assert doc is not None
+            await asyncio.sleep(0.05)  # both read before either writes
+            await database.b.update_one({"_id": 1}, {"$set": {"units": doc["units"] + 1}},
+                                        session=session)
+        return work
 
-    await asyncio.gather(in_transaction(client, add), in_transaction(client, add))
-    assert await db.b.find_one({"_id": 1}) == {"_id": 1, "units": 2}
-
-
-async def test_a_transaction_retried_after_a_conflict_on_its_first_command_commits(
-    store: tuple[Client, Database, Commands],
-) -> None:
-    client, db, _ = store
-    await db.b.insert_one({"_id": 1, "units": 0})
-    started = asyncio.Barrier(2)
-
-    async def add(session: Session) -> None:
-        await db.b.update_one({"_id": 1}, {"$inc": {"units": 1}}, session=session)
-        if started.n_waiting < 2 and not getattr(session, "_tried", False):
-            session._tried = True  # type: ignore[attr-defined]
-            await started.wait()  # both queue their write before either sends it
-
-    await asyncio.gather(in_transaction(client, add), in_transaction(client, add))
+    await asyncio.gather(in_transaction(client, add(db)),
+                         in_transaction(other[0], add(other[1])))
     assert await db.b.find_one({"_id": 1}) == {"_id": 1, "units": 2}
 
 
