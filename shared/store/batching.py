@@ -62,6 +62,8 @@ Document = dict[str, Any]
 #: The first wire version of MongoDB 8.0, whose ``bulkWrite`` writes across collections.
 CLIENT_BULK_WRITE_WIRE_VERSION = 25
 DUPLICATE_KEY = 11000
+#: A write called with one positional argument (the document(s), filter or requests).
+ONE = range(1, 2)
 
 
 @dataclass
@@ -272,14 +274,26 @@ class BatchingCursor(AsyncCursor[Document]):
 class BatchingCollection(AsyncCollection[Document]):
     """A collection whose writes inside a transaction are queued (module docstring)."""
 
-    def _queue_write(self, session: AsyncClientSession | None, kind: str,
-               **args: Any) -> bool:
+    def _queue_write(self, session: AsyncClientSession, kind: str, **args: Any) -> None:
+        """Queue one write on ``session``'s attempt (``_queueing`` found one)."""
         attempt = attempt_of(session)
-        if attempt is None:
-            return False
+        assert attempt is not None
         self._forget(session)
         attempt.writes.append(_Write(self, kind, args))
-        return True
+
+    def _queueing(self, args: tuple[Any, ...], kwargs: dict[str, Any], arity: range,
+                  keywords: frozenset[str] = frozenset({"session"})
+                  ) -> AsyncClientSession | None:
+        """The session whose attempt takes a write called with ``args`` (their number in
+        ``arity``) and ``kwargs`` (among ``keywords``); None when the write is sent at
+        once (outside a transaction, or with arguments the queue does not carry), after
+        dropping the reads of this collection kept so far."""
+        session = kwargs.get("session")
+        if len(args) in arity and not set(kwargs) - keywords \
+                and attempt_of(session) is not None:
+            return session
+        self._forget(session)
+        return None
 
     def _forget(self, session: AsyncClientSession | None) -> None:
         """A write to this collection (queued or sent): drop the reads of it kept in the
@@ -293,26 +307,20 @@ class BatchingCollection(AsyncCollection[Document]):
                 del kept[key]
 
     async def insert_one(self, *args: Any, **kwargs: Any) -> InsertOneResult:
-        session = kwargs.get("session")
-        if len(args) != 1 or set(kwargs) - {"session"} or attempt_of(session) is None:
-            self._forget(session)
+        session = self._queueing(args, kwargs, ONE)
+        if session is None:
             return await super().insert_one(*args, **kwargs)
-        document = args[0]
-        if "_id" not in document:
-            document["_id"] = ObjectId()
+        document = _with_id(args[0])
         self._queue_write(session, "insert", document=document)
         return InsertOneResult(document["_id"], False)
 
     async def insert_many(self, *args: Any, **kwargs: Any) -> InsertManyResult:
-        session = kwargs.get("session")
-        if len(args) != 1 or set(kwargs) - {"session"} or attempt_of(session) is None:
-            self._forget(session)
+        session = self._queueing(args, kwargs, ONE)
+        if session is None:
             return await super().insert_many(*args, **kwargs)
         ids = []
         for document in args[0]:
-            if "_id" not in document:
-                document["_id"] = ObjectId()
-            ids.append(document["_id"])
+            ids.append(_with_id(document)["_id"])
             self._queue_write(session, "insert", document=document)
         return InsertManyResult(ids, False)
 
@@ -320,10 +328,9 @@ class BatchingCollection(AsyncCollection[Document]):
                        kwargs: dict[str, Any]) -> UpdateResult | None:
         """Queue an update or replacement called with (filter, update[, upsert]) and
         ``session``/``upsert`` keywords only; None when it must be sent at once."""
-        session = kwargs.get("session")
-        if (not 2 <= len(args) <= 3 or set(kwargs) - {"session", "upsert"}
-                or attempt_of(session) is None):
-            self._forget(session)
+        session = self._queueing(args, kwargs, range(2, 4),
+                                 frozenset({"session", "upsert"}))
+        if session is None:
             return None
         upsert = bool(args[2] if len(args) == 3 else kwargs.get("upsert", False))
         if kind == "replace":
@@ -346,26 +353,22 @@ class BatchingCollection(AsyncCollection[Document]):
         return queued if queued is not None else await super().replace_one(*args, **kwargs)
 
     async def delete_one(self, *args: Any, **kwargs: Any) -> DeleteResult:
-        session = kwargs.get("session")
-        if len(args) != 1 or set(kwargs) - {"session"} or attempt_of(session) is None:
-            self._forget(session)
+        session = self._queueing(args, kwargs, ONE)
+        if session is None:
             return await super().delete_one(*args, **kwargs)
         self._queue_write(session, "delete_one", filter=args[0])
         return DeleteResult({}, False)
 
     async def delete_many(self, *args: Any, **kwargs: Any) -> DeleteResult:
-        session = kwargs.get("session")
-        if len(args) != 1 or set(kwargs) - {"session"} or attempt_of(session) is None:
-            self._forget(session)
+        session = self._queueing(args, kwargs, ONE)
+        if session is None:
             return await super().delete_many(*args, **kwargs)
         self._queue_write(session, "delete_many", filter=args[0])
         return DeleteResult({}, False)
 
     async def bulk_write(self, *args: Any, **kwargs: Any) -> BulkWriteResult:
-        session = kwargs.get("session")
-        if (len(args) != 1 or set(kwargs) - {"session", "ordered"}
-                or attempt_of(session) is None):
-            self._forget(session)
+        session = self._queueing(args, kwargs, ONE, frozenset({"session", "ordered"}))
+        if session is None:
             return await super().bulk_write(*args, **kwargs)
         for request in args[0]:
             kind, write = _as_write(request)
@@ -394,13 +397,18 @@ class BatchingCollection(AsyncCollection[Document]):
         return await super().find_one_and_update(*args, **kwargs)
 
 
+def _with_id(document: Document) -> Document:
+    """``document``, given an ``_id`` when it has none (as the driver does on insert)."""
+    if "_id" not in document:
+        document["_id"] = ObjectId()
+    return document
+
+
 def _as_write(request: Any) -> tuple[str, dict[str, Any]]:
     """A collection ``bulk_write`` request as a queued write's kind and arguments."""
     document: Any = getattr(request, "_doc", None)
     if isinstance(request, InsertOne):
-        if "_id" not in document:
-            document["_id"] = ObjectId()
-        return "insert", {"document": document}
+        return "insert", {"document": _with_id(document)}
     kinds = {UpdateOne: "update_one", UpdateMany: "update_many", ReplaceOne: "replace",
              DeleteOne: "delete_one", DeleteMany: "delete_many"}
     kind = kinds[type(request)]

@@ -32,7 +32,7 @@ def make_client(mongo_url: str) -> Client:
     Every command it sends is counted (``shared.metrics``, ``GET /metrics``); inside a
     transaction its writes are sent together (``shared.store.batching``)."""
     return BatchingClient(mongo_url, tz_aware=True, serverSelectionTimeoutMS=10_000,
-                            event_listeners=[StoreCommandListener()])
+                          event_listeners=[StoreCommandListener()])
 
 
 def database_name(mongo_url: str, default: str) -> str:

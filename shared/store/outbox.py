@@ -108,10 +108,6 @@ class OutboxRelay:
                 OUTBOX_ROWS_COMMITTED.inc()
         self._wake.set()
 
-    def wake(self) -> None:
-        """Publish what has been handed over now."""
-        self._wake.set()
-
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
