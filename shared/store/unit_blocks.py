@@ -447,6 +447,17 @@ class UnitBlockStore:
             changes.add(doc, +1)
         return changes
 
+    async def recount_counts(self, session: Session | None = None
+                             ) -> dict[str, dict[str, int]]:
+        """The counts a recount of the blocks gives (``recount``), by summary ``_id``, in
+        the shape of ``summary_counts``: those all zero left out (a scan: tests, tools)."""
+        out = {}
+        for sid, counts in (await self.recount(session)).counts.items():
+            kept = {k: int(v) for k, v in counts.items() if v}
+            if kept:
+                out[sid] = kept
+        return out
+
     async def summary_counts(self, session: Session | None = None
                              ) -> dict[str, dict[str, int]]:
         """The stored summaries' counts by ``_id``, those all zero left out (tests)."""

@@ -8,16 +8,18 @@ and the ITL's register agrees with each registry."""
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
 from deploy.local.client import StackClient
-from deploy.local.stack import StackDatabases
+from deploy.local.stack import LocalStack, StackDatabases
 from services.itl.store import ITL_TALLIES
 from shared.codes import UnitType
-from shared.store.unit_blocks import COUNT_FIELDS, HOLDINGS, VERSION_ID, SummaryChanges, Tally
+from shared.store import make_client
+from shared.store.unit_blocks import HOLDINGS, UnitBlockStore
 
 pytestmark = pytest.mark.e2e
 
@@ -33,20 +35,21 @@ SERVICES = ("kz", "itl", "ch", "cdm")
 HTTP_TIMEOUT = 180.0
 
 
-def recounted(mongo: StackDatabases, service: str) -> tuple[dict[str, dict[str, int]],
-                                                             dict[str, dict[str, int]]]:
-    """A service's holdings summaries as stored and as a recount of its blocks counts
-    them (those all zero left out)."""
-    db = mongo[StackDatabases.database_of(service)]
-    tallies: tuple[Tally, ...] = ITL_TALLIES if service == "itl" else (HOLDINGS,)
-    changes = SummaryChanges(tallies)
-    for doc in db.units.find({}):
-        changes.add(doc, +1)
-    recount = {d["_id"]: {k: int(d[k]) for k in COUNT_FIELDS if d.get(k)}
-               for d in changes.documents()}
-    stored = {d["_id"]: {k: int(d[k]) for k in COUNT_FIELDS if d.get(k)}
-              for d in db.units_summary.find({"_id": {"$ne": VERSION_ID}})}
-    return ({k: v for k, v in stored.items() if v}, {k: v for k, v in recount.items() if v})
+def recounted(stack: LocalStack, service: str) -> tuple[dict[str, dict[str, int]],
+                                                      dict[str, dict[str, int]]]:
+    """A service's summaries as stored and as a recount of its blocks counts them
+    (``UnitBlockStore.summary_counts`` and ``recount_counts``)."""
+
+    async def read() -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
+        store_client = make_client(stack.store_url(service))
+        try:
+            store = UnitBlockStore(store_client[StackDatabases.database_of(service)].units,
+                                   ITL_TALLIES if service == "itl" else (HOLDINGS,))
+            return await store.summary_counts(), await store.recount_counts()
+        finally:
+            await store_client.close()
+
+    return asyncio.run(read())
 
 
 def unit_name(code: int | str) -> str:
@@ -54,7 +57,7 @@ def unit_name(code: int | str) -> str:
 
 
 def test_transfers_from_one_account_at_once_complete_without_a_write_conflict(
-    client: StackClient, mongo: StackDatabases
+    client: StackClient, stack: LocalStack
 ) -> None:
     client.set_assigned_amount("KZ", 2, ISSUED)
     client.settle("kz", client.issue("kz", "AAU", ISSUED, "MEP-2013-001")["transaction_id"])
@@ -92,7 +95,7 @@ def test_transfers_from_one_account_at_once_complete_without_a_write_conflict(
         assert grown.total("store_transactions_total", outcome="commit") > 0, service
         assert grown.total("store_transactions_total", outcome="abort") == 0, service
         assert grown.total("store_write_conflicts_total") == 0, service
-        stored, recount = recounted(mongo, service)
+        stored, recount = recounted(stack, service)
         assert stored == recount, service
     for registry in ("KZ", "CH", "CDM"):
         itl = {(r["account_id"], unit_name(r["unit_type"])): r["units"]
