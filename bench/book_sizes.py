@@ -90,14 +90,10 @@ def set_up(blocks: int, workdir: Path, exits: ExitStack) -> SizedStack:
 
 async def one_round(http: httpx.AsyncClient, sized: SizedStack, timed: bool) -> None:
     """One transfer, one ``/holdings`` read, one ``/totals`` read on ``sized``."""
-    from bench.run import _ms_between, _transfer, _until_credited
+    from bench.run import timed_transfer
 
     headers, urls = sized.headers(), sized.urls
-    transaction_id = await _transfer(http, urls, headers, sized.target)
-    credited = await _until_credited(http, urls, headers, transaction_id)
-    proposed = (await http.get(f"{urls['kz']}/transactions/{transaction_id}",
-                               headers=headers["kz"])).json()
-    transfer_ms = _ms_between(proposed["created_at"], credited["history"][-1]["at"])
+    transfer_ms = await timed_transfer(http, urls, headers, sized.target)
     reads = {}
     for name, url, who in (("registry_holdings", f"{urls['kz']}/holdings", "kz"),
                            ("itl_totals", f"{urls['itl']}/totals", "itl")):

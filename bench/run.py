@@ -362,13 +362,25 @@ async def sequential_cost(http: httpx.AsyncClient, urls: dict[str, str], headers
 
 
 async def _latency(http: httpx.AsyncClient, urls: dict[str, str], headers: Headers,
-                   transaction_id: str) -> float:
-    """Proposal stored in KZ to units credited in CH, from the services' histories."""
-    credited = (await http.get(f"{urls['ch']}/transactions/{transaction_id}",
-                               headers=headers["ch"])).json()
+                   transaction_id: str, credited: dict[str, Any] | None = None) -> float:
+    """Real milliseconds from the proposal stored in KZ to the units credited in CH, from
+    the services' histories (``credited``: CH's final view, read here when not given)."""
+    if credited is None:
+        credited = (await http.get(f"{urls['ch']}/transactions/{transaction_id}",
+                                   headers=headers["ch"])).json()
     proposed = (await http.get(f"{urls['kz']}/transactions/{transaction_id}",
                                headers=headers["kz"])).json()
     return _ms_between(proposed["created_at"], credited["history"][-1]["at"])
+
+
+async def timed_transfer(http: httpx.AsyncClient, urls: dict[str, str], headers: Headers,
+                         target: int) -> float:
+    """One external transfer KZ -> CH of 10 AAUs into account ``target``, approved by
+    KZ's second operator, awaited until credited; its latency in real milliseconds from
+    the proposal to the credit (``_latency``)."""
+    transaction_id = await _transfer(http, urls, headers, target)
+    credited = await _until_credited(http, urls, headers, transaction_id)
+    return await _latency(http, urls, headers, transaction_id, credited)
 
 
 async def end_to_end(urls: dict[str, str], headers: Headers, target: int, sequential: int,
@@ -382,13 +394,6 @@ async def end_to_end(urls: dict[str, str], headers: Headers, target: int, sequen
     async with httpx.AsyncClient(timeout=60,
                                  limits=httpx.Limits(keepalive_expiry=2.0)) as http:
 
-        async def one() -> float:
-            transaction_id = await _transfer(http, urls, headers, target)
-            credited = await _until_credited(http, urls, headers, transaction_id)
-            proposed = (await http.get(f"{urls['kz']}/transactions/{transaction_id}",
-                                       headers=headers["kz"])).json()
-            return _ms_between(proposed["created_at"], credited["history"][-1]["at"])
-
         cost, ids = await sequential_cost(http, urls, headers, target, sequential)
         latencies = [await _latency(http, urls, headers, i) for i in ids]
         levels = []
@@ -397,7 +402,7 @@ async def end_to_end(urls: dict[str, str], headers: Headers, target: int, sequen
 
             async def limited(semaphore: asyncio.Semaphore = semaphore) -> float:
                 async with semaphore:
-                    return await one()
+                    return await timed_transfer(http, urls, headers, target)
 
             before = metrics()
             started = time.perf_counter()
