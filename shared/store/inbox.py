@@ -55,14 +55,13 @@ async def handle_once(
         "envelope": envelope.model_dump(mode="json"),
     }
 
-    async def work(session: Session) -> bool:
+    async def work(session: Session) -> None:
         await db.inbox.insert_one(dict(row), session=session)
         await effect(session)
-        return True
 
     with holding_logs() as held:
         try:
-            handled_now = await in_transaction(client, work, committed)
+            await in_transaction(client, work, committed)
         except Exception:
             handled = await db.inbox.find_one({"_id": envelope.message_id})
             if handled is None:
@@ -70,7 +69,7 @@ async def handle_once(
                 raise
         else:
             held.emit()
-            return handled_now
+            return True
     # handled before: nothing of this handling happened, nor is logged
     refusal = duplicate_refusal(handled["envelope"], envelope)
     if refusal is not None:
