@@ -28,6 +28,10 @@ any Prometheus-compatible monitoring:
 - ``messages_handled_total{message_type}``: envelopes this process took from its inbox
   and acknowledged after storing their effect (a redelivered duplicate counts again:
   its handling costs store commands too);
+- ``message_handling_failures_total{outcome}``: failed attempts at handling an envelope,
+  by what followed: ``retried`` in the process after a transient store failure,
+  ``returned`` to the broker for a later delivery, ``dead_lettered`` with the reason at
+  its last delivery (``shared.messaging.broker``, docs/adr/0027);
 - ``outbox_rows_committed_total``, ``outbox_rows_published_total`` and
   ``outbox_rows_marked_total``: outbox rows handed to the relay (committed by this
   process, or found left over by its sweep), rows it has published (or set aside), and
@@ -65,6 +69,10 @@ MESSAGES_PUBLISHED = Counter("messages_published",
 MESSAGES_HANDLED = Counter("messages_handled",
                            "Envelopes taken from the inbox and acknowledged",
                            ["message_type"])
+MESSAGE_HANDLING_FAILURES = Counter(
+    "message_handling_failures",
+    "Failed attempts at handling an envelope, by what followed "
+    "(retried, returned, dead_lettered)", ["outcome"])
 
 OUTBOX_ROWS_COMMITTED = Counter("outbox_rows_committed",
                                 "Outbox rows handed to the relay to publish")

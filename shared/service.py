@@ -56,6 +56,7 @@ from shared.messaging import (
     TlsSettings,
     with_heartbeat,
 )
+from shared.messaging.broker import TRANSIENT_RETRY_SECONDS
 from shared.messaging.clock import ClockSet
 from shared.metrics import METRICS_CONTENT_TYPE, doing, exposition
 from shared.rules.periods import DEFAULT_TRUE_UP_PERIOD_ENDS
@@ -75,6 +76,7 @@ from shared.store import (
     urgent,
 )
 from shared.store.batching import attempt_of, request_scope
+from shared.store.transient import is_transient
 
 T = TypeVar("T")
 T2 = TypeVar("T2")
@@ -124,6 +126,11 @@ class ServiceSettings(AuthSettings):
     http_port: int = 8000
     log_level: str = "INFO"
     consumer_prefetch: int = Field(default=1, ge=1)
+    message_retry_seconds: float = Field(
+        default=TRANSIENT_RETRY_SECONDS, gt=0, le=86_400,
+        description="real seconds a message's handling is retried in the process while "
+                    "the store fails transiently, before the message goes back to the "
+                    "broker (docs/adr/0027)")
     clock_start: SimulatedTime | None = Field(
         default=None, description="simulated time at start-up; real time when unset"
     )
@@ -166,6 +173,8 @@ class Runtime:
             tls=TlsSettings(settings.amqp_ca_file, settings.amqp_cert_file,
                             settings.amqp_key_file),
             check_publisher=settings.amqp_check_publisher,
+            transient=is_transient,
+            transient_retry_seconds=settings.message_retry_seconds,
         )
         self.relay = OutboxRelay(self.db, self.broker, self.clock)
         #: The service's audit trail (shared.audit): every change is recorded with it.

@@ -1,7 +1,8 @@
 """Thin plumbing over aio-pika: robust connection (TLS when the URL is ``amqps://``),
 confirmed mandatory publishing under the broker-validated ``user_id``, and a consumer
-that refuses an envelope whose sender is not its publisher and acknowledges only after
-the handler has stored its effect.
+that refuses an envelope whose sender is not its publisher, acknowledges only after
+the handler has stored its effect, retries a transient failure in the process and
+dead-letters with the reason a message that can never be handled.
 
 No business rules live here.
 """
@@ -25,12 +26,20 @@ from aio_pika.abc import (
     HeadersType,
 )
 from aio_pika.exceptions import ChannelClosed, ChannelNotFoundEntity
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
 
 from shared.contracts import Envelope, UndecodableMessage, decode_envelope
 from shared.logs import log_event
 from shared.messaging.clock import LAST_CLOCK_QUEUE, ClockSet
 from shared.messaging.identities import publisher_refusal, service_user
 from shared.messaging.topology import (
+    DELIVERY_LIMIT,
     Exchanges,
     Topology,
     check_topology,
@@ -39,13 +48,40 @@ from shared.messaging.topology import (
     inbox_queue_name,
     open_exchanges,
 )
-from shared.metrics import MESSAGES_HANDLED, MESSAGES_PUBLISHED, doing
+from shared.metrics import (
+    MESSAGE_HANDLING_FAILURES,
+    MESSAGES_HANDLED,
+    MESSAGES_PUBLISHED,
+    doing,
+)
 
 log = logging.getLogger("shared.messaging")
 
 EnvelopeHandler = Callable[[Envelope], Awaitable[None]]
 #: Real seconds between attempts to reconnect after the broker went away (a node restart).
 RECONNECT_SECONDS = 1.0
+#: Real seconds a message's handling is retried in the process while it fails
+#: transiently, before the message goes back to the broker (docs/adr/0027).
+TRANSIENT_RETRY_SECONDS = 300.0
+#: First and longest real pause between two of those attempts (exponential, jittered).
+TRANSIENT_RETRY_FIRST_PAUSE = 0.1
+TRANSIENT_RETRY_LONGEST_PAUSE = 5.0
+#: Real seconds before a message whose handling failed goes back to the broker.
+RETURN_PAUSE_SECONDS = 0.5
+
+
+def never_transient(exc: BaseException) -> bool:
+    """The default ``Broker.transient``: no failure is retried in the process."""
+    return False
+
+
+def delivery_count(message: AbstractIncomingMessage) -> int | None:
+    """How many times the broker delivered ``message`` before this delivery and had it
+    back (a quorum queue's ``x-delivery-count`` header; None without one). The queue
+    dead-letters a message returned once more after ``DELIVERY_LIMIT`` such deliveries:
+    the delivery with ``x-delivery-count`` equal to ``DELIVERY_LIMIT`` is its last."""
+    count = (message.headers or {}).get("x-delivery-count")
+    return count if isinstance(count, int) else None
 
 
 def with_heartbeat(url: str, seconds: int | None) -> str:
@@ -119,11 +155,20 @@ class Broker:
     against the connection's login. With ``check_publisher`` (the default) its consumer
     dead-letters, with 1002 and the reason, an envelope whose ``sender`` is not the
     service whose user published it (``publisher_refusal``), before the handler sees it.
+
+    A handler that fails transiently (``transient``) is retried in the process
+    (``_handle_retrying``); a message whose handling keeps failing is returned to the
+    broker and, at its last delivery, dead-lettered with the reason (``_failed``), so the
+    queue's own delivery limit, which dead-letters without one, is never what ends it.
     """
 
     def __init__(self, amqp_url: str, code: str, prefetch: int = 1, namespace: str = "",
-                 *, tls: TlsSettings | None = None, check_publisher: bool = True) -> None:
+                 *, tls: TlsSettings | None = None, check_publisher: bool = True,
+                 transient: Callable[[BaseException], bool] = never_transient,
+                 transient_retry_seconds: float = TRANSIENT_RETRY_SECONDS) -> None:
         self.amqp_url = amqp_url
+        self.transient = transient
+        self.transient_retry_seconds = transient_retry_seconds
         self.code = code
         self.namespace = namespace
         self.prefetch = prefetch
@@ -335,30 +380,67 @@ class Broker:
                 self._check_publisher(envelope, message)
                 # Whether this instance takes the message at all (version, recipient,
                 # sender) is the handler's first step: see shared.service.Runtime.
-                await handler(envelope)
+                await self._handle_retrying(handler, envelope, message)
             except (UndecodableMessage, PermanentFailure) as exc:
                 code = exc.code if isinstance(exc, PermanentFailure) else None
                 await self._dead_letter(message, str(exc), code)
                 await message.ack()
                 return
             except Exception as exc:
-                # Transient (store or broker hiccup): let the broker redeliver; after
-                # DELIVERY_LIMIT deliveries the quorum queue dead-letters it.
-                log_event(
-                    log,
-                    "message_handling_failed",
-                    logging.ERROR,
-                    message_id=message.message_id,
-                    correlation_id=message.correlation_id,
-                    error=repr(exc),
-                )
-                await asyncio.sleep(0.5)
-                await message.nack(requeue=True)
+                await self._failed(message, exc)
                 return
             await message.ack()
             MESSAGES_HANDLED.labels(message_type=envelope.message_type.value).inc()
 
         return on_message
+
+    async def _handle_retrying(self, handler: EnvelopeHandler, envelope: Envelope,
+                               message: AbstractIncomingMessage) -> None:
+        """Run ``handler`` on ``envelope``; while it fails transiently (``transient``,
+        for a store: ``shared.store.transient.is_transient``) run it again after a pause
+        growing from ``TRANSIENT_RETRY_FIRST_PAUSE`` to ``TRANSIENT_RETRY_LONGEST_PAUSE``
+        real seconds, for up to ``transient_retry_seconds``; then, or on any other
+        failure, raise the handler's exception. The handler stores its effect and its
+        inbox row in one transaction, so an attempt that failed left nothing behind."""
+
+        def retried(state: RetryCallState) -> None:
+            MESSAGE_HANDLING_FAILURES.labels(outcome="retried").inc()
+            error = state.outcome.exception() if state.outcome is not None else None
+            log_event(log, "message_handling_retried", logging.WARNING,
+                      message_id=message.message_id, correlation_id=message.correlation_id,
+                      attempt=state.attempt_number, error=repr(error))
+
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(self.transient),
+            wait=wait_exponential_jitter(multiplier=TRANSIENT_RETRY_FIRST_PAUSE,
+                                         max=TRANSIENT_RETRY_LONGEST_PAUSE,
+                                         jitter=TRANSIENT_RETRY_FIRST_PAUSE),
+            stop=stop_after_delay(self.transient_retry_seconds),
+            before_sleep=retried,
+            reraise=True,
+        ):
+            with attempt:
+                await handler(envelope)
+
+    async def _failed(self, message: AbstractIncomingMessage, exc: Exception) -> None:
+        """After ``message``'s handling failed with ``exc`` (not transiently, or for
+        longer than ``transient_retry_seconds``): at its last delivery
+        (``delivery_count``), dead-letter it with the reason, so that no message leaves
+        the queue without one; before, return it to the broker for a later delivery."""
+        count = delivery_count(message)
+        if count is not None and count >= DELIVERY_LIMIT:
+            MESSAGE_HANDLING_FAILURES.labels(outcome="dead_lettered").inc()
+            await self._dead_letter(
+                message, f"handling failed on each of {count + 1} deliveries; "
+                         f"the last time with {exc!r}")
+            await message.ack()
+            return
+        MESSAGE_HANDLING_FAILURES.labels(outcome="returned").inc()
+        log_event(log, "message_handling_failed", logging.ERROR,
+                  message_id=message.message_id, correlation_id=message.correlation_id,
+                  delivery_count=count, error=repr(exc))
+        await asyncio.sleep(RETURN_PAUSE_SECONDS)
+        await message.nack(requeue=True)
 
     def _check_publisher(self, envelope: Envelope, message: AbstractIncomingMessage) -> None:
         """Raise ``PermanentFailure`` (1002) when ``envelope``'s sender is not the service

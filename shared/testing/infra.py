@@ -26,6 +26,7 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
 from shared.messaging import Broker, TlsSettings
+from shared.messaging.broker import TRANSIENT_RETRY_SECONDS, never_transient
 from shared.messaging.identities import definitions, new_password, service_identities
 from shared.messaging.provisioning import (
     BrokerAdmin,
@@ -348,10 +349,14 @@ class Namespace:
         """The AMQP URL of service ``code``'s own user in this namespace."""
         return self.identities[code].url
 
-    def broker(self, code: str, prefetch: int = 1) -> Broker:
-        """A ``Broker`` for service ``code``, logged in as its own user."""
+    def broker(self, code: str, prefetch: int = 1,
+               transient: Callable[[BaseException], bool] = never_transient,
+               transient_retry_seconds: float = TRANSIENT_RETRY_SECONDS) -> Broker:
+        """A ``Broker`` for service ``code``, logged in as its own user (``transient``
+        and ``transient_retry_seconds`` as ``Broker`` takes them)."""
         return Broker(self.url(code), code, prefetch, namespace=self.prefix,
-                      tls=broker_tls())
+                      tls=broker_tls(), transient=transient,
+                      transient_retry_seconds=transient_retry_seconds)
 
     @property
     def topology(self) -> Topology:

@@ -1,0 +1,194 @@
+"""A message whose handling fails, against the real RabbitMQ and a real store process.
+
+A transient store failure is retried in the process, however many times, and never uses
+up the queue's delivery limit; a failure that outlasts the retry window, or is not
+transient, returns the message to the broker, and at the last delivery the consumer
+dead-letters it with its reason (docs/adr/0027).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aio_pika
+import pytest
+from pymongo import AsyncMongoClient
+
+from shared.contracts import Envelope
+from shared.messaging import dead_letter_queue_name, inbox_queue_name
+from shared.messaging.topology import DELIVERY_LIMIT
+from shared.store.transient import is_transient
+from shared.testing.infra import Namespace, StoreServer, eventually, start_store
+from tests.integration.test_plumbing import status_message
+
+pytestmark = pytest.mark.integration
+
+#: Real milliseconds the test's store client waits for an unreachable store per command.
+SELECTION_MS = 200
+
+
+@pytest.fixture
+async def own_store() -> AsyncIterator[StoreServer]:
+    """A store process of the test's own, which the test may stop and start again."""
+    server = start_store()
+    if server.process is None:
+        pytest.skip("needs a store process of its own; MONGO_URL names an external one")
+    yield server
+    server.stop()
+
+
+async def dead_letters(broker_url: str, namespace: Namespace, code: str) -> list[dict[str, object]]:
+    """Headers of every message in ``code``'s dead-letter queue, taken off it."""
+    connection = await aio_pika.connect(broker_url)
+    try:
+        channel = await connection.channel()
+        queue = await channel.get_queue(dead_letter_queue_name(code, namespace.prefix),
+                                        ensure=False)
+        found = []
+        while (message := await queue.get(fail=False)) is not None:
+            found.append(dict(message.headers))
+            await message.ack()
+        return found
+    finally:
+        await connection.close()
+
+
+async def inbox_depth(broker_url: str, namespace: Namespace, code: str) -> int:
+    connection = await aio_pika.connect(broker_url)
+    try:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(inbox_queue_name(code, namespace.prefix),
+                                            passive=True)
+        return int(queue.declaration_result.message_count or 0)
+    finally:
+        await connection.close()
+
+
+async def test_a_store_down_for_more_attempts_than_the_delivery_limit_loses_nothing(
+        broker_url: str, namespace: Namespace, own_store: StoreServer) -> None:
+    """The store is stopped before the message arrives and fails every attempt well past
+    DELIVERY_LIMIT; once it is back the message is handled once, from its first
+    delivery, and nothing is dead-lettered."""
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
+        own_store.url, serverSelectionTimeoutMS=SELECTION_MS)
+    attempts: list[str] = []
+
+    async def handler(envelope: Envelope) -> None:
+        attempts.append(envelope.message_id)
+        await client["failures"].effects.insert_one({"_id": envelope.message_id})
+
+    own_store.stop()
+    kz = namespace.broker("KZ", transient=is_transient, transient_retry_seconds=120)
+    itl = namespace.broker("ITL")
+    await kz.connect()
+    await itl.connect()
+    try:
+        await kz.consume(handler)
+        message = status_message("KZ")
+        await itl.publish(message)
+
+        async def failed_past_the_limit() -> bool | None:
+            return True if len(attempts) > DELIVERY_LIMIT + 1 else None
+
+        await eventually(failed_past_the_limit, "attempts past the delivery limit")
+        restarted = start_store(port=own_store.port)
+        own_store.process = restarted.process
+
+        async def stored() -> dict[str, object] | None:
+            return await client["failures"].effects.find_one({"_id": message.message_id})
+
+        await eventually(stored, "the effect once the store is back")
+
+        async def inbox_empty() -> bool | None:
+            return True if await inbox_depth(broker_url, namespace, "KZ") == 0 else None
+
+        await eventually(inbox_empty, "the message acknowledged")
+        assert await client["failures"].effects.count_documents({}) == 1
+        assert await dead_letters(broker_url, namespace, "KZ") == []
+    finally:
+        await kz.close()
+        await itl.close()
+        await client.close()
+
+
+@pytest.mark.parametrize("failures, dead", [
+    (DELIVERY_LIMIT, False),       # fails on every delivery but the last: handled there
+    (DELIVERY_LIMIT + 1, True),    # fails on every delivery: dead-lettered, with a reason
+])
+async def test_a_handler_failing_on_every_delivery_is_dead_lettered_with_its_reason(
+        broker_url: str, namespace: Namespace, failures: int, dead: bool) -> None:
+    """A failure that is not transient returns the message to the broker; at its last
+    delivery (x-delivery-count = DELIVERY_LIMIT) the consumer dead-letters it with the
+    reason itself, never leaving it to the queue's limit, which gives none."""
+    attempts: list[str] = []
+    handled: list[str] = []
+
+    async def handler(envelope: Envelope) -> None:
+        attempts.append(envelope.message_id)
+        if len(attempts) <= failures:
+            raise ValueError(f"impossible content, attempt {len(attempts)}")
+        handled.append(envelope.message_id)
+
+    kz = namespace.broker("KZ", transient=is_transient)
+    itl = namespace.broker("ITL")
+    await kz.connect()
+    await itl.connect()
+    try:
+        await kz.consume(handler)
+        message = status_message("KZ")
+        await itl.publish(message)
+
+        async def settled() -> bool | None:
+            done = handled or len(attempts) > DELIVERY_LIMIT
+            empty = await inbox_depth(broker_url, namespace, "KZ") == 0
+            return True if done and empty else None
+
+        await eventually(settled, "the message settled")
+        await asyncio.sleep(0.5)  # a dead letter published just before the ack
+        letters = await dead_letters(broker_url, namespace, "KZ")
+        assert len(attempts) == min(failures + 1, DELIVERY_LIMIT + 1)
+        if dead:
+            assert handled == []
+            assert len(letters) == 1
+            reason = str(letters[0]["x-dead-reason"])
+            assert f"each of {DELIVERY_LIMIT + 1} deliveries" in reason
+            assert f"attempt {DELIVERY_LIMIT + 1}" in reason
+            assert "x-first-death-reason" not in letters[0]
+        else:
+            assert handled == [message.message_id]
+            assert letters == []
+    finally:
+        await kz.close()
+        await itl.close()
+
+
+async def test_a_transient_failure_outlasting_the_retry_window_ends_dead_lettered_with_it(
+        broker_url: str, namespace: Namespace, own_store: StoreServer) -> None:
+    """With the store gone for good, each delivery retries for the retry window, goes
+    back to the broker, and the last one is dead-lettered naming the store's error."""
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
+        own_store.url, serverSelectionTimeoutMS=SELECTION_MS)
+
+    async def handler(envelope: Envelope) -> None:
+        await client["failures"].effects.insert_one({"_id": envelope.message_id})
+
+    own_store.stop()
+    kz = namespace.broker("KZ", transient=is_transient, transient_retry_seconds=0.3)
+    itl = namespace.broker("ITL")
+    await kz.connect()
+    await itl.connect()
+    try:
+        await kz.consume(handler)
+        await itl.publish(status_message("KZ"))
+
+        async def dead_letter() -> list[dict[str, object]] | None:
+            return await dead_letters(broker_url, namespace, "KZ") or None
+
+        letters = await eventually(dead_letter, "the dead letter")
+        assert len(letters) == 1
+        assert "ServerSelectionTimeoutError" in str(letters[0]["x-dead-reason"])
+    finally:
+        await kz.close()
+        await itl.close()
+        await client.close()
