@@ -45,7 +45,7 @@ async def dead_letters(broker_url: str, namespace: Namespace, code: str) -> list
         channel = await connection.channel()
         queue = await channel.get_queue(dead_letter_queue_name(code, namespace.prefix),
                                         ensure=False)
-        found = []
+        found: list[dict[str, object]] = []
         while (message := await queue.get(fail=False)) is not None:
             found.append(dict(message.headers))
             await message.ack()
