@@ -76,8 +76,10 @@ class Turns:
         self._busy = False
 
 
-#: The turns of each client (a service process has one client: ``Runtime.client``).
-_TURNS: weakref.WeakKeyDictionary[Client, Turns] = weakref.WeakKeyDictionary()
+#: The turns of each client object (a service process has one client: ``Runtime.client``),
+#: by ``id``: clients compare equal when they reach the same server, and two clients must
+#: not share turns; an entry goes when its client is collected.
+_TURNS: dict[int, Turns] = {}
 #: The turns the current context holds (``id`` of each): a transaction started inside
 #: one, by the same task or one it started, runs at once instead of waiting.
 _HOLDING: ContextVar[frozenset[int]] = ContextVar("store_turns_held", default=frozenset())
@@ -124,9 +126,10 @@ async def in_transaction(
     ``committed`` gets the outbox rows it added (``shared.store.outbox.enqueue``), in the
     order added (none: an empty list).
     """
-    turns = _TURNS.get(client)
+    turns = _TURNS.get(id(client))
     if turns is None:
-        turns = _TURNS[client] = Turns()
+        turns = _TURNS[id(client)] = Turns()
+        weakref.finalize(client, _TURNS.pop, id(client), None)
     held = _HOLDING.get()
     if id(turns) in held:
         return await _run(client, work, committed)

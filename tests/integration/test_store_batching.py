@@ -252,3 +252,37 @@ async def test_the_relay_leaves_the_marks_to_the_next_transaction_or_writes_them
         await sender.close()
         await client.drop_database(db.name)
         await client.close()
+
+
+async def test_a_transaction_retried_after_a_conflict_on_its_first_command_commits(
+    store: tuple[Client, Database, Commands], other: tuple[Client, Database],
+) -> None:
+    """The other client's transaction sends its only write as its first command while
+    the first client's transaction holds an uncommitted write to the same document: the
+    write conflicts and the retry's first command is the batch again. The retry must be
+    accepted (no ``afterClusterTime`` from an earlier attempt, which the embedded store
+    refuses on ``bulkWrite``: ``causal_consistency=False``) and both writes count."""
+    client, db, _ = store
+    await db.b.insert_one({"_id": 1, "units": 0})
+    first_sent, other_retried = asyncio.Event(), asyncio.Event()
+    attempts: list[str] = []
+
+    async def first(session: Session) -> None:
+        attempts.append("first")
+        await db.b.update_one({"_id": 1}, {"$inc": {"units": 1}}, session=session)
+        await db.b.find_one({"_id": 1}, session=session)  # a read sends the write
+        first_sent.set()
+        await other_retried.wait()  # commit only once the other has conflicted
+
+    async def second(session: Session) -> None:
+        attempts.append("other")
+        if attempts.count("other") > 1:
+            other_retried.set()
+        await first_sent.wait()
+        await other[1].b.update_one({"_id": 1}, {"$inc": {"units": 1}}, session=session)
+
+    await asyncio.wait_for(asyncio.gather(in_transaction(client, first),
+                                          in_transaction(other[0], second)), timeout=60)
+    assert await db.b.find_one({"_id": 1}) == {"_id": 1, "units": 2}
+    assert attempts.count("first") == 1
+    assert attempts.count("other") >= 2  # it conflicted and was tried again
