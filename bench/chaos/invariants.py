@@ -432,7 +432,9 @@ class Checker:
 
 def outcomes(checker: Checker) -> dict[str, Any]:
     """Transactions per kind and outcome: the driver's operations (by what they asked) and
-    every transaction the run knows of (by type and final status), with the time-outs."""
+    every transaction the run knows of (by type and final status), the response codes of
+    those terminated (per type: the set of codes each carries, ``none`` when it carries
+    none), with the time-outs."""
     by_operation: dict[str, Counter[str]] = defaultdict(Counter)
     for op in checker.driver.operations:
         if op.transaction_id and op.transaction_id in checker.views:
@@ -444,13 +446,19 @@ def outcomes(checker: Checker) -> dict[str, Any]:
         by_operation[op.kind][status] += 1
     by_type: dict[str, Counter[str]] = defaultdict(Counter)
     timed_out = 0
+    terminated: dict[str, Counter[str]] = defaultdict(Counter)
     for view in checker.views.values():
         name = view["transaction_type_name"].lower()
         if view.get("supplementary_type") in (47, 49):
             name = "share_of_proceeds"
-        by_type[name][view["status_name"].lower()] += 1
+        status = view["status_name"].lower()
+        by_type[name][status] += 1
         timed_out += 1104 in view["response_codes"]
+        if status == "terminated":
+            codes = sorted(set(view["response_codes"]))
+            terminated[name][" ".join(str(code) for code in codes) or "none"] += 1
     return {"operations": {k: dict(v) for k, v in sorted(by_operation.items())},
             "transactions": {k: dict(v) for k, v in sorted(by_type.items())},
+            "terminated_by_response_codes": {k: dict(v) for k, v in sorted(terminated.items())},
             "terminated_by_time_out_1104": timed_out,
             "final_statuses": sorted(FINAL)}

@@ -38,6 +38,12 @@ def markdown(report: dict[str, Any]) -> str:
     lines += _table(["type", "total", "statuses"],
                     [[k, sum(v.values()), ", ".join(f"{o} {n}" for o, n in sorted(v.items()))]
                      for k, v in txs.items()])
+    refused = report["outcomes"].get("terminated_by_response_codes", {})
+    if refused:
+        lines += ["Terminated transactions, by the response codes they carry:", ""]
+        lines += _table(["type", "codes: transactions"],
+                        [[k, ", ".join(f"{c}: {n}" for c, n in sorted(v.items()))]
+                         for k, v in refused.items()])
     lines += [f"Terminated by the ITL's time-out (1104): "
               f"{report['outcomes']['terminated_by_time_out_1104']}.", "",
               "## Client", ""]

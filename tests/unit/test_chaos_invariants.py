@@ -4,11 +4,12 @@ unit created, a movement without a completed transaction."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from bench.chaos.invariants import Checker, merged, overlaps
+from bench.chaos.invariants import Checker, merged, outcomes, overlaps
 
 
 def test_intervals_merge_when_they_touch_or_overlap_and_stay_apart_across_a_gap() -> None:
@@ -157,3 +158,27 @@ def test_a_listing_without_a_cursor_that_fills_its_page_is_refused_not_truncated
     for rows in (1000, 5000):
         with pytest.raises(RuntimeError, match="fill a page of 1000"):
             Paged(0, rows=rows).listing("kz", "/transactions", status=1)
+
+
+def test_terminated_transactions_are_counted_by_the_codes_they_carry() -> None:
+    """The report says why transactions ended terminated: per type, the set of response
+    codes each carries (a share of proceeds apart), ``none`` when it carries none."""
+    def view(kind: str, status: str, codes: list[int], supplementary: int | None = None
+             ) -> dict[str, Any]:
+        return {"transaction_type_name": kind, "status_name": status,
+                "response_codes": codes, "supplementary_type": supplementary}
+
+    books = Books({
+        "a": view("EXTERNAL_TRANSFER", "TERMINATED", [2011, 2011]),
+        "b": view("EXTERNAL_TRANSFER", "TERMINATED", [1104]),
+        "c": view("EXTERNAL_TRANSFER", "TERMINATED", [2011]),
+        "d": view("EXTERNAL_TRANSFER", "COMPLETED", [2011]),
+        "e": view("EXTERNAL_TRANSFER", "TERMINATED", [], supplementary=47),
+        "f": view("EXTERNAL_TRANSFER", "TERMINATED", [1104, 2011]),
+    })
+    books.driver = SimpleNamespace(operations=[])  # type: ignore[assignment]
+    found = outcomes(books)
+    assert found["terminated_by_response_codes"] == {
+        "external_transfer": {"2011": 2, "1104": 1, "1104 2011": 1},
+        "share_of_proceeds": {"none": 1}}
+    assert found["terminated_by_time_out_1104"] == 2
