@@ -9,6 +9,7 @@ dead-letters it with its reason (docs/adr/0027).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import aio_pika
@@ -16,7 +17,13 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from shared.contracts import Envelope
-from shared.messaging import dead_letter_queue_name, inbox_queue_name
+from shared.messaging import (
+    Broker,
+    EnvelopeHandler,
+    dead_letter_queue_name,
+    inbox_queue_name,
+)
+from shared.messaging.broker import TRANSIENT_RETRY_SECONDS
 from shared.messaging.topology import DELIVERY_LIMIT
 from shared.store.transient import is_transient
 from shared.testing.infra import Namespace, StoreServer, eventually, start_store
@@ -65,13 +72,36 @@ async def inbox_depth(broker_url: str, namespace: Namespace, code: str) -> int:
         await connection.close()
 
 
+@contextlib.asynccontextmanager
+async def kz_consuming(namespace: Namespace, handler: EnvelopeHandler,
+                       transient_retry_seconds: float = TRANSIENT_RETRY_SECONDS,
+                       ) -> AsyncIterator[Broker]:
+    """KZ consuming its inbox with ``handler`` (store failures transient as in a
+    service); yields the ITL's broker, the only sender KZ takes messages from."""
+    kz = namespace.broker("KZ", transient=is_transient,
+                          transient_retry_seconds=transient_retry_seconds)
+    itl = namespace.broker("ITL")
+    await kz.connect()
+    await itl.connect()
+    try:
+        await kz.consume(handler)
+        yield itl
+    finally:
+        await kz.close()
+        await itl.close()
+
+
+def unreachable_store_client(store: StoreServer) -> AsyncMongoClient[dict[str, object]]:
+    """A client of ``store`` that gives up on an unreachable store after SELECTION_MS."""
+    return AsyncMongoClient(store.url, serverSelectionTimeoutMS=SELECTION_MS)
+
+
 async def test_a_store_down_for_more_attempts_than_the_delivery_limit_loses_nothing(
         broker_url: str, namespace: Namespace, own_store: StoreServer) -> None:
     """The store is stopped before the message arrives and fails every attempt well past
     DELIVERY_LIMIT; once it is back the message is handled once, from its first
     delivery, and nothing is dead-lettered."""
-    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
-        own_store.url, serverSelectionTimeoutMS=SELECTION_MS)
+    client = unreachable_store_client(own_store)
     attempts: list[str] = []
 
     async def handler(envelope: Envelope) -> None:
@@ -79,36 +109,30 @@ async def test_a_store_down_for_more_attempts_than_the_delivery_limit_loses_noth
         await client["failures"].effects.insert_one({"_id": envelope.message_id})
 
     own_store.stop()
-    kz = namespace.broker("KZ", transient=is_transient, transient_retry_seconds=120)
-    itl = namespace.broker("ITL")
-    await kz.connect()
-    await itl.connect()
     try:
-        await kz.consume(handler)
-        message = status_message("KZ")
-        await itl.publish(message)
+        async with kz_consuming(namespace, handler, transient_retry_seconds=120) as itl:
+            message = status_message("KZ")
+            await itl.publish(message)
 
-        async def failed_past_the_limit() -> bool | None:
-            return True if len(attempts) > DELIVERY_LIMIT + 1 else None
+            async def failed_past_the_limit() -> bool | None:
+                return True if len(attempts) > DELIVERY_LIMIT + 1 else None
 
-        await eventually(failed_past_the_limit, "attempts past the delivery limit")
-        restarted = start_store(port=own_store.port)
-        own_store.process = restarted.process
+            await eventually(failed_past_the_limit, "attempts past the delivery limit")
+            restarted = start_store(port=own_store.port)
+            own_store.process = restarted.process
 
-        async def stored() -> dict[str, object] | None:
-            return await client["failures"].effects.find_one({"_id": message.message_id})
+            async def stored() -> dict[str, object] | None:
+                return await client["failures"].effects.find_one({"_id": message.message_id})
 
-        await eventually(stored, "the effect once the store is back")
+            await eventually(stored, "the effect once the store is back")
 
-        async def inbox_empty() -> bool | None:
-            return True if await inbox_depth(broker_url, namespace, "KZ") == 0 else None
+            async def inbox_empty() -> bool | None:
+                return True if await inbox_depth(broker_url, namespace, "KZ") == 0 else None
 
-        await eventually(inbox_empty, "the message acknowledged")
+            await eventually(inbox_empty, "the message acknowledged")
         assert await client["failures"].effects.count_documents({}) == 1
         assert await dead_letters(broker_url, namespace, "KZ") == []
     finally:
-        await kz.close()
-        await itl.close()
         await client.close()
 
 
@@ -130,12 +154,7 @@ async def test_a_handler_failing_on_every_delivery_is_dead_lettered_with_its_rea
             raise ValueError(f"impossible content, attempt {len(attempts)}")
         handled.append(envelope.message_id)
 
-    kz = namespace.broker("KZ", transient=is_transient)
-    itl = namespace.broker("ITL")
-    await kz.connect()
-    await itl.connect()
-    try:
-        await kz.consume(handler)
+    async with kz_consuming(namespace, handler) as itl:
         message = status_message("KZ")
         await itl.publish(message)
 
@@ -146,49 +165,39 @@ async def test_a_handler_failing_on_every_delivery_is_dead_lettered_with_its_rea
 
         await eventually(settled, "the message settled")
         await asyncio.sleep(0.5)  # a dead letter published just before the ack
-        letters = await dead_letters(broker_url, namespace, "KZ")
-        assert len(attempts) == min(failures + 1, DELIVERY_LIMIT + 1)
-        if dead:
-            assert handled == []
-            assert len(letters) == 1
-            reason = str(letters[0]["x-dead-reason"])
-            assert f"each of {DELIVERY_LIMIT + 1} deliveries" in reason
-            assert f"attempt {DELIVERY_LIMIT + 1}" in reason
-            assert "x-first-death-reason" not in letters[0]
-        else:
-            assert handled == [message.message_id]
-            assert letters == []
-    finally:
-        await kz.close()
-        await itl.close()
+    letters = await dead_letters(broker_url, namespace, "KZ")
+    assert len(attempts) == min(failures + 1, DELIVERY_LIMIT + 1)
+    if dead:
+        assert handled == []
+        assert len(letters) == 1
+        reason = str(letters[0]["x-dead-reason"])
+        assert f"each of {DELIVERY_LIMIT + 1} deliveries" in reason
+        assert f"attempt {DELIVERY_LIMIT + 1}" in reason
+        assert "x-first-death-reason" not in letters[0]
+    else:
+        assert handled == [message.message_id]
+        assert letters == []
 
 
 async def test_a_transient_failure_outlasting_the_retry_window_ends_dead_lettered_with_it(
         broker_url: str, namespace: Namespace, own_store: StoreServer) -> None:
     """With the store gone for good, each delivery retries for the retry window, goes
     back to the broker, and the last one is dead-lettered naming the store's error."""
-    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
-        own_store.url, serverSelectionTimeoutMS=SELECTION_MS)
+    client = unreachable_store_client(own_store)
 
     async def handler(envelope: Envelope) -> None:
         await client["failures"].effects.insert_one({"_id": envelope.message_id})
 
     own_store.stop()
-    kz = namespace.broker("KZ", transient=is_transient, transient_retry_seconds=0.3)
-    itl = namespace.broker("ITL")
-    await kz.connect()
-    await itl.connect()
     try:
-        await kz.consume(handler)
-        await itl.publish(status_message("KZ"))
+        async with kz_consuming(namespace, handler, transient_retry_seconds=0.3) as itl:
+            await itl.publish(status_message("KZ"))
 
-        async def dead_letter() -> list[dict[str, object]] | None:
-            return await dead_letters(broker_url, namespace, "KZ") or None
+            async def dead_letter() -> list[dict[str, object]] | None:
+                return await dead_letters(broker_url, namespace, "KZ") or None
 
-        letters = await eventually(dead_letter, "the dead letter")
+            letters = await eventually(dead_letter, "the dead letter")
         assert len(letters) == 1
         assert "ServerSelectionTimeoutError" in str(letters[0]["x-dead-reason"])
     finally:
-        await kz.close()
-        await itl.close()
         await client.close()
