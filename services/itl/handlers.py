@@ -443,8 +443,11 @@ class ItlService:
         notice."""
         tx_id = payload.transaction_id
         proposal = proposal_view(payload)
+        # The ITL reserved exactly the proposal's blocks under its id (``_accept``): the
+        # blocks and their merges' neighbours are read in one look-up.
         await self.store.units.move_reserved(
-            tx_id, holder(account_key(payload.acquiring)), session, unit_change_of(payload))
+            tx_id, holder(account_key(payload.acquiring)), session, unit_change_of(payload),
+            blocks=proposal.blocks)
         if proposal.transaction_type == TransactionType.REPLACEMENT:
             await self.store.units.mark_replaced(replaced_reservation(tx_id), tx_id, session)
         await self.store.apply_ledger(completion_effects(proposal), session)
