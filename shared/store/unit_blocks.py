@@ -365,25 +365,28 @@ class Span:
 
 #: Blocks of one origin whose edges ``UnitBlockStore.edges`` reads in one look-up; a
 #: reservation of more finishes with the look-ups of each block (``reserved_by``, the
-#: neighbours), not with an ``$in`` of thousands of fork nodes.
-EDGES_MAX_BLOCKS = 32
+#: neighbours). The look-up returns about 30 blocks a block; SecantusDB's time for it
+#: grows faster than that, and beyond a few blocks the separate equalities take less.
+EDGES_MAX_BLOCKS = 4
 
 
 @dataclass(frozen=True)
 class Edges:
     """The blocks found around some blocks (``UnitBlockStore.edges``) as the store held
-    them when read in a store transaction, by origin; ``serials``: per origin, the
-    serials whose containing block, if the store holds one, is among them."""
+    them when read in a store transaction, by origin; ``ends`` and ``starts``: per
+    origin, the serials ``s`` for which every block ending (starting) at ``s`` is among
+    them."""
 
     docs: dict[str, list[Document]]
-    serials: dict[str, frozenset[int]]
+    ends: dict[str, frozenset[int]]
+    starts: dict[str, frozenset[int]]
 
     def answer(self, query: Document) -> list[Document] | None:
         """The store's answer to the equality look-up of a block by ``origin`` and
         ``serial_start`` or ``serial_end`` (a merge's neighbour), when this read holds
-        it; else None. A block starting or ending at ``s`` contains ``s``, and blocks of
-        one origin never overlap: the answer is held when the block containing ``s`` was
-        looked up, or ``s`` lies inside a block found (which is then that block)."""
+        it; else None. Held for the serials of ``starts`` and ``ends``; and when ``s``
+        lies inside a block found: a block starting or ending at ``s`` contains ``s``,
+        and blocks of one origin never overlap, so it can only be that one."""
         if set(query) not in ({"origin", "serial_start"}, {"origin", "serial_end"}):
             return None
         origin = query["origin"]
@@ -392,7 +395,8 @@ class Edges:
         docs = self.docs.get(origin)
         if docs is None:
             return None
-        if serial not in self.serials[origin] and not any(
+        held = (self.starts if field_name == "serial_start" else self.ends)[origin]
+        if serial not in held and not any(
                 d["serial_start"] <= serial <= d["serial_end"] for d in docs):
             return None
         return [d for d in docs if d[field_name] == serial]
@@ -941,30 +945,41 @@ class UnitBlockStore:
 
     async def edges(self, blocks: Sequence[UnitBlock], session: Session | None
                     ) -> Edges | None:
-        """The blocks containing the first and last serial of each of ``blocks`` and the
-        serial just outside each end (a merge's neighbours), in one look-up per origin:
-        each such block hangs at one of the serial's ``fork_candidates``, so one ``$in``
-        on ``(origin, fork)`` finds them all (an index look-up whatever the size of the
-        books; SecantusDB serves an ``$or`` of the equalities with a scan of the
-        collection). Read without sending the transaction's queued writes: what it
-        answers is laid under them (``read_through``). None for more than
-        ``EDGES_MAX_BLOCKS`` blocks of one origin."""
+        """What moving a reservation of exactly ``blocks`` reads, in one look-up per
+        origin: for a block ``s..e``, the block ending at ``s - 1`` and the one starting at
+        ``e + 1`` (a merge's neighbours), and the reserved blocks starting at ``s`` and
+        ending at ``e``. A block containing a serial hangs at one of the serial's
+        ``fork_candidates``, at or before its end and at or after its start
+        (``fork_node``), so one ``$in`` on ``(origin, fork)`` of those candidates finds
+        them all: an index look-up whatever the size of the books (SecantusDB serves an
+        ``$or`` of the equalities with a scan of the collection). Read without sending
+        the transaction's queued writes: what it answers is laid under them
+        (``read_through``). None for more than ``EDGES_MAX_BLOCKS`` blocks of one
+        origin."""
         by_origin: dict[str, list[UnitBlock]] = {}
         for block in blocks:
             by_origin.setdefault(block.attributes.originating_registry, []).append(block)
         if any(len(some) > EDGES_MAX_BLOCKS for some in by_origin.values()):
             return None
-        serials = {origin: {s for b in some for s in (b.serials.start - 1, b.serials.start,
-                                                       b.serials.end, b.serials.end + 1)
-                            if s >= 1}
-                   for origin, some in by_origin.items()}
         docs: dict[str, list[Document]] = {}
-        for origin, wanted in sorted(serials.items()):
-            nodes = sorted({node for s in wanted for node in fork_candidates(s)})
+        ends: dict[str, frozenset[int]] = {}
+        starts: dict[str, frozenset[int]] = {}
+        for origin, some in sorted(by_origin.items()):
+            nodes: set[int] = set()
+            for block in some:
+                first, last = block.serials.start, block.serials.end
+                if first > 1:
+                    nodes.update(c for c in fork_candidates(first - 1) if c < first)
+                nodes.update(c for c in fork_candidates(first) if first <= c <= last)
+                nodes.update(c for c in fork_candidates(last) if first <= c <= last)
+                nodes.update(c for c in fork_candidates(last + 1) if c > last)
             cursor: AsyncCursor[Document] = AsyncCursor(
-                self.collection, {"origin": origin, "fork": {"$in": nodes}}, session=session)
+                self.collection, {"origin": origin, "fork": {"$in": sorted(nodes)}},
+                session=session)
             docs[origin] = [doc async for doc in cursor]
-        return Edges(docs, {origin: frozenset(found) for origin, found in serials.items()})
+            ends[origin] = frozenset(b.serials.start - 1 for b in some)
+            starts[origin] = frozenset(b.serials.end + 1 for b in some)
+        return Edges(docs, ends, starts)
 
     # reads that scan (not on a transfer's path)
 

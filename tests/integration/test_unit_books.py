@@ -24,6 +24,7 @@ from shared.codes import AccountType, TransactionType, UnitType
 from shared.store import Client, Document, Session, in_transaction, make_client
 from shared.store.batching import BatchingClient
 from shared.store.unit_blocks import (
+    EDGES_MAX_BLOCKS,
     HOLDINGS,
     VERSION_ID,
     Holder,
@@ -312,6 +313,8 @@ async def test_moving_named_blocks_reads_them_and_their_neighbours_in_one_look_u
             (1, 60, receiver.account_id, None), (61, 80, sender.account_id, None),
             (81, 200, receiver.account_id, None)]
         await assert_summaries_recount(store)
+        many = [UnitBlock(AAU_KZ, SerialRange(n, n)) for n in range(1, 2 * EDGES_MAX_BLOCKS + 3, 2)]
+        assert await store.edges(many, None) is None  # more: each block read on its own
     finally:
         await drop(store)
         await client.close()
