@@ -493,12 +493,13 @@ async def test_a_proposal_id_reused_for_other_content_is_refused_with_1102(
 
 
 async def test_a_transaction_id_proposed_again_with_other_content_is_refused_with_1105(
-    stack: Stack,
+    stack: Stack, caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Whether the other content would be approved or refused on its own, the answer is
     1105 and nothing changes: the transaction, its register blocks, the Party's figures
-    and what was sent about it (the new proposal is tried as a new transaction id first,
-    and its store transaction fails on the id's duplicate key)."""
+    and what was sent about it; nothing but the refusal is logged (the new proposal is
+    tried as a new transaction id first, and its store transaction fails on the id's
+    duplicate key)."""
     await stack.record_assigned_amount(1000)
     await stack.issue("KZ1", 1, 1000)
     await stack.kz.propose(transfer("KZ2", KZ_PARTY, CH_PERSON, aau(1, 50)))
@@ -508,6 +509,8 @@ async def test_a_transaction_id_proposed_again_with_other_content_is_refused_wit
 
     approvable = transfer("KZ2", KZ_PARTY, KZ_PERSON, aau(100, 110))
     refusable = transfer("KZ2", KZ_PARTY, CH_PERSON, aau(5000, 5010))  # 3001 on its own
+    caplog.set_level(logging.INFO, logger="itl")
+    caplog.clear()
     for other in (approvable, refusable):
         sent = await stack.kz.propose(other)
 
@@ -519,6 +522,8 @@ async def test_a_transaction_id_proposed_again_with_other_content_is_refused_wit
         assert ack.payload["accepted"] is False
         assert ack.payload["response_codes"] == [ResponseCode.TRANSACTION_ID_REUSED]
         assert "KZ2 was proposed before with other content" in ack.payload["reason"]
+    assert [r.getMessage() for r in caplog.records if r.name == "itl"] == [
+        "message_refused", "message_refused"]
     after = (await stack.transaction("KZ2"), (await stack.http.get("/units")).json(),
              (await stack.http.get("/parties/KZ/periods/2")).json())
     assert after == before
