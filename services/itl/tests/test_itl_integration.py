@@ -606,3 +606,37 @@ async def test_an_outbox_whose_seqs_repeat_keeps_the_itl_counting_them(
     finally:
         await client.drop_database(db.name)
         await client.close()
+
+
+async def test_a_transfer_proposed_again_or_redelivered_after_approval_has_one_effect(
+    stack: Stack,
+) -> None:
+    """Its blocks are reserved by itself, so the attempt as a new transaction passes its
+    checks and reserves them again: the inbox row (a redelivery) or the transaction's id
+    (the same proposal under a new message id) stops it, and nothing changes."""
+    await stack.record_assigned_amount(1000)
+    await stack.issue("KZ1", 1, 1000)
+    proposal = transfer("KZ2", KZ_PARTY, CH_PERSON, aau(1, 50))
+    first = await stack.kz.propose(proposal)
+    await stack.ch.wait_for(MessageType.PROPOSAL_FORWARDED, "KZ2")
+    before = (await stack.transaction("KZ2"), (await stack.http.get("/units")).json(),
+              (await stack.http.get("/parties/KZ/periods/2")).json())
+
+    await stack.kz.broker.publish(first)  # redelivery: same message id
+    await stack.kz.propose(proposal)  # same content, new message id
+    await stack.kz.send(MessageType.TRANSACTION_STATUS_QUERIED,
+                        TransactionStatusQueried(transaction_id="KZ2"), "KZ2")
+    report = await stack.kz.wait_for(MessageType.TRANSACTION_STATUS_REPORTED, "KZ2")
+    assert report.payload["status"] == S.CHECKED_NO_DISCREPANCY
+    assert report.seq == 1
+
+    after = (await stack.transaction("KZ2"), (await stack.http.get("/units")).json(),
+             (await stack.http.get("/parties/KZ/periods/2")).json())
+    assert after == before
+    assert len(stack.ch.messages(MessageType.PROPOSAL_FORWARDED, "KZ2")) == 1
+    assert not stack.kz.messages(MessageType.MESSAGE_ACK, "KZ2")
+    journal = (await stack.http.get("/messages", params={"correlation_id": "KZ2"})).json()
+    assert [(m["direction"], m["message_type"]) for m in journal] == [
+        ("in", "ProposalSubmitted"), ("out", "ProposalForwarded"),
+        ("in", "ProposalSubmitted"), ("in", "TransactionStatusQueried"),
+        ("out", "TransactionStatusReported")]
