@@ -202,13 +202,12 @@ class Runtime:
             self._sent.popitem(last=False)
 
     def _committed(self, rows: list[Document]) -> None:
-        """After a store transaction committed: count its outbox rows per correlation
-        id, and hand them to the relay."""
+        """After a store transaction committed: keep, per correlation id, how many outbox
+        rows are committed now (its last row's ``seq`` + 1: a row's ``seq`` counts the
+        rows before it), and hand the rows to the relay. Nothing is kept for a
+        transaction that did not commit."""
         for row in rows:
-            correlation_id = row["correlation_id"]
-            if correlation_id in self._sent:
-                self._sent[correlation_id] += 1
-                self._sent.move_to_end(correlation_id)
+            self._remember_sent(row["correlation_id"], int(row["envelope"]["seq"]) + 1)
         self.relay.hand(rows)
 
     def on_due(self, work: Callable[[], Awaitable[None]]) -> None:
@@ -461,23 +460,30 @@ class Runtime:
     ) -> Envelope:
         """Store an outgoing message in the outbox inside ``session``'s transaction
         (under a fresh message id unless ``message_id`` is given). Its ``seq`` is the
-        number of messages stored for ``correlation_id`` before it: counted in the store
-        the first time, then kept in memory (``_committed``), since this process alone
-        writes its outbox. ``first``: the caller knows no message was stored for
-        ``correlation_id`` before (a transaction id it has just made), so ``seq`` is 0."""
+        number of messages stored for ``correlation_id`` before it: one more than the
+        last one this transaction stored for it; else counted in the store the first
+        time, then kept in memory (``_committed``), since this process alone writes its
+        outbox. ``first``: the caller knows no message was stored for ``correlation_id``
+        before (a transaction id it has just made), so the first ``seq`` is 0 without
+        counting; the guess is kept only once the transaction has committed, so a
+        caller whose guess the store proved wrong (its transaction failed) and that
+        tries again without ``first`` gets the count."""
         attempt = attempt_of(session)
-        if first and attempt is not None:
-            self._remember_sent(correlation_id, 0)
+        earlier = [] if attempt is None else [
+            row for row in attempt.outbox if row["correlation_id"] == correlation_id]
         committed = self._sent.get(correlation_id)
-        if committed is None or attempt is None:
+        if earlier:
+            seq = int(earlier[-1]["envelope"]["seq"]) + 1
+        elif first and attempt is not None:
+            seq = 0
+        elif committed is not None and attempt is not None:
+            seq = committed
+        else:
             seq = await self.db.outbox.count_documents(
                 {"correlation_id": correlation_id}, session=session
             )
             if attempt is not None:
-                self._remember_sent(correlation_id,
-                                    seq - _added(attempt.outbox, correlation_id))
-        else:
-            seq = committed + _added(attempt.outbox, correlation_id)
+                self._remember_sent(correlation_id, seq)
         envelope = make_envelope(
             message_type=message_type,
             sender=self.code,
@@ -491,11 +497,6 @@ class Runtime:
         )
         await enqueue(self.db, envelope, session)
         return envelope
-
-
-def _added(rows: list[Document], correlation_id: str) -> int:
-    """How many of ``rows`` (outbox rows) are about ``correlation_id``."""
-    return sum(1 for row in rows if row["correlation_id"] == correlation_id)
 
 
 def _running_on(clock_set: ClockSet) -> datetime:

@@ -11,6 +11,8 @@ import logging
 from collections.abc import Collection, Mapping
 from datetime import date, datetime, timedelta
 
+from pymongo.errors import DuplicateKeyError
+
 from services.itl.domain import (
     IMPENDING_EXPIRY_NOTICE_DAYS,
     NOTICE_FULFILMENT,
@@ -86,11 +88,11 @@ from shared.contracts import (
     unit_change_of,
 )
 from shared.errors import RuleViolation
-from shared.logs import log_event
+from shared.logs import HeldLogs, holding_logs, log_event
 from shared.rules.deadlines import deadline_after
 from shared.rules.parties import PartyStanding
 from shared.service import Runtime
-from shared.store import Document, Session
+from shared.store import Document, MessageIdReused, Session
 from shared.store.unit_blocks import Holder, doc_to_block
 
 log = logging.getLogger("itl")
@@ -118,7 +120,50 @@ class ItlService:
                                     ) -> None:
         """Check a proposal; reserve its blocks and route it, or refuse it (3 then 5). A
         transaction id proposed before with other content is refused as a message (1105,
-        ``MessageAck``), the recorded transaction unchanged."""
+        ``MessageAck``), the recorded transaction unchanged; the same proposal again has
+        no effect.
+
+        Handled first as a transaction id new to the ITL, the usual case
+        (``_handle_as_new``): without reading whether it is known, and with the first
+        ``seq`` of its messages 0 without counting. When that guess is wrong the store
+        says so: the transaction's insert fails on its id's duplicate key (or its first
+        message on the outbox's unique ``seq``), which aborts the whole store
+        transaction, and the proposal is handled again reading the transaction
+        recorded under its id (``_handle_reading``), as the inbox tells a redelivery
+        (``shared.store.inbox``)."""
+        if not await self._handle_as_new(envelope, payload):
+            await self._handle_reading(envelope, payload)
+
+    async def _handle_as_new(self, envelope: Envelope, payload: ProposalSubmitted) -> bool:
+        """Handle the proposal as one of a transaction id the ITL has not recorded; False
+        when the store refused a write of it as a duplicate (the id is known, or messages
+        about it were stored before): nothing of it was stored, nor logged. True when it
+        is done (or the message was handled before)."""
+        logged: list[HeldLogs] = []
+
+        async def effect(session: Session) -> None:
+            with holding_logs() as held:
+                logged[:] = [held]  # an attempt retried by the store logs anew
+                await self._check_and_record(envelope, payload, session,
+                                             first=self.store.outbox_seq_unique)
+
+        try:
+            handled = await self.runtime.handle_once(envelope, effect)
+        except DuplicateKeyError:
+            return False
+        except MessageIdReused:
+            raise
+        except Exception:
+            for held in logged:  # a failure stands: what it did is logged, as before
+                held.emit()
+            raise
+        if handled:
+            for held in logged:
+                held.emit()
+        return True
+
+    async def _handle_reading(self, envelope: Envelope, payload: ProposalSubmitted) -> None:
+        """Handle the proposal after reading the transaction recorded under its id."""
 
         async def effect(session: Session) -> None:
             known = await self.store.transaction(payload.transaction_id, session)
@@ -134,15 +179,22 @@ class ItlService:
                     f"transaction id {payload.transaction_id} was proposed before with other "
                     f"content (status {known['status']}); a transaction id is used once")
                 return
-            proposal = proposal_view(payload)
-            try:
-                await self._evaluate(envelope, proposal, session)
-            except ProposalRefused as refusal:
-                await self._refuse(envelope, payload, refusal, session)
-                return
-            await self._accept(envelope, payload, proposal, session)
+            await self._check_and_record(envelope, payload, session, first=False)
 
         await self.runtime.handle_once(envelope, effect)
+
+    async def _check_and_record(self, envelope: Envelope, payload: ProposalSubmitted,
+                                session: Session, first: bool) -> None:
+        """Check a proposal of a transaction id not recorded yet and record it, approved
+        or refused. ``first``: its first message gets ``seq`` 0 without counting
+        (``Runtime.send``)."""
+        proposal = proposal_view(payload)
+        try:
+            await self._evaluate(envelope, proposal, session)
+        except ProposalRefused as refusal:
+            await self._refuse(envelope, payload, refusal, session, first)
+            return
+        await self._accept(envelope, payload, proposal, session, first)
 
     async def _evaluate(self, envelope: Envelope, proposal: ProposalView, session: Session
                         ) -> None:
@@ -244,7 +296,7 @@ class ItlService:
             check_commitment_period_reserve(party, period, holdings, leaving, reserve)
 
     async def _refuse(self, envelope: Envelope, payload: ProposalSubmitted,
-                      refusal: ProposalRefused, session: Session) -> None:
+                      refusal: ProposalRefused, session: Session, first: bool) -> None:
         results = [evaluation_result(d) for d in refusal.discrepancies]
         # The id is the sender's own: the message-level checks refused any other.
         statuses = [S.PROPOSED, S.CHECKED_DISCREPANCY, S.TERMINATED]
@@ -261,10 +313,10 @@ class ItlService:
         for status in statuses:
             self._log_status(payload.transaction_id, status, results)
         await self._notify(session, envelope.sender, payload.transaction_id,
-                           S.CHECKED_DISCREPANCY, envelope.message_id, results)
+                           S.CHECKED_DISCREPANCY, envelope.message_id, results, first=first)
 
     async def _accept(self, envelope: Envelope, payload: ProposalSubmitted,
-                      proposal: ProposalView, session: Session) -> None:
+                      proposal: ProposalView, session: Session, first: bool) -> None:
         tx_id = proposal.transaction_id
         blocks = list(proposal.blocks)
         if proposal.transaction_type == TransactionType.ISSUANCE:
@@ -308,10 +360,11 @@ class ItlService:
                 payload=ProposalForwarded.model_validate(
                     {**payload.model_dump(), "deadline": deadline}),
                 causation_id=envelope.message_id,
+                first=first,
             )
         else:
             await self._notify(session, envelope.sender, tx_id, S.CHECKED_NO_DISCREPANCY,
-                               envelope.message_id, deadline=deadline)
+                               envelope.message_id, deadline=deadline, first=first)
 
     def deadline(self) -> datetime:
         """The deadline of a wait that starts now (``shared.rules.deadlines``)."""
@@ -443,8 +496,11 @@ class ItlService:
         notice."""
         tx_id = payload.transaction_id
         proposal = proposal_view(payload)
+        # The ITL reserved exactly the proposal's blocks under its id (``_accept``): the
+        # blocks and their merges' neighbours are read in one look-up.
         await self.store.units.move_reserved(
-            tx_id, holder(account_key(payload.acquiring)), session, unit_change_of(payload))
+            tx_id, holder(account_key(payload.acquiring)), session, unit_change_of(payload),
+            blocks=proposal.blocks)
         if proposal.transaction_type == TransactionType.REPLACEMENT:
             await self.store.units.mark_replaced(replaced_reservation(tx_id), tx_id, session)
         await self.store.apply_ledger(completion_effects(proposal), session)
@@ -628,7 +684,7 @@ class ItlService:
     async def _notify(self, session: Session, recipient: str, transaction_id: str,
                       status: TransactionStatus, causation_id: str | None,
                       results: list[EvaluationResult] | None = None,
-                      deadline: datetime | None = None) -> None:
+                      deadline: datetime | None = None, first: bool = False) -> None:
         await self.runtime.send(
             session,
             message_type=MessageType.TRANSACTION_STATUS_NOTIFIED,
@@ -638,6 +694,7 @@ class ItlService:
                                               evaluation_results=results or [],
                                               deadline=deadline),
             causation_id=causation_id,
+            first=first,
         )
 
     async def _refuse_message(self, session: Session, envelope: Envelope, code: ResponseCode,

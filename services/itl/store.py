@@ -7,11 +7,13 @@ commitment period), plus the shared ``inbox`` and ``outbox``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from services.itl.domain import CPR_UNIT_TYPES, JiProject, LedgerEntry, PartyBooks, PartyPeriod
 from shared.audit import AuditTrail, side_keys
@@ -21,10 +23,14 @@ from shared.codes import (
     TransactionType,
     UnitType,
 )
+from shared.logs import log_event
 from shared.rules.parties import Mechanism, PartyStanding, reference_standing
 from shared.store import Database, Document, Session, next_sequence
 from shared.store.unit_blocks import HOLDINGS, Tally, UnitBlockStore
 
+log = logging.getLogger("itl.store")
+#: The index that makes the ``seq`` of the ITL's messages unique per correlation id.
+OUTBOX_SEQ_INDEX = "correlation_id_1_seq_unique"
 _CPR_TYPES = frozenset(int(t) for t in CPR_UNIT_TYPES)
 _OUT_OF_CIRCULATION = frozenset(int(t) for t in OUT_OF_CIRCULATION_ACCOUNT_TYPES)
 _AAU_TYPES = frozenset({int(UnitType.AAU), int(UnitType.ERU_FROM_AAU)})
@@ -73,10 +79,17 @@ class ItlStore:
         self.db = db
         self.units = UnitBlockStore(db.units, ITL_TALLIES)
         self.audit = audit or AuditTrail(db, "ITL")
+        #: Whether the store refuses a second outbox row with the ``seq`` of another of
+        #: its correlation id (``ensure_indexes``): then the first message about a
+        #: transaction id new to the ITL is given ``seq`` 0 without counting, and a
+        #: wrong guess fails on the index instead of being stored.
+        self.outbox_seq_unique = False
 
     async def ensure_indexes(self) -> None:
-        """Create every index the ITL's queries use (idempotent)."""
+        """Create every index the ITL's queries use (idempotent), and the unique index of
+        the outbox on (correlation id, ``seq``) (``outbox_seq_unique``)."""
         await self.units.ensure_indexes()
+        self.outbox_seq_unique = await self._ensure_outbox_seq_unique()
         # walk the register of one registry (GET /units?registry=)
         await self.db.units.create_index(
             [("registry", ASCENDING), ("origin", ASCENDING), ("serial_start", ASCENDING)]
@@ -88,6 +101,18 @@ class ItlStore:
         await self.db.units.create_index([("unit_type", ASCENDING), ("expiry_date", ASCENDING)])
         await self.db.notices.create_index([("registry", ASCENDING), ("status", ASCENDING)])
         await self.db.esd_transfers.create_index([("state", ASCENDING)])
+
+    async def _ensure_outbox_seq_unique(self) -> bool:
+        """Make (correlation id, ``seq``) unique in the ITL's outbox; False, logged as an
+        error, when rows stored before break it (then every first ``seq`` is counted)."""
+        try:
+            await self.db.outbox.create_index(
+                [("correlation_id", ASCENDING), ("envelope.seq", ASCENDING)],
+                unique=True, name=OUTBOX_SEQ_INDEX)
+        except (DuplicateKeyError, OperationFailure) as exc:
+            log_event(log, "outbox_seq_not_unique", logging.ERROR, error=str(exc))
+            return False
+        return True
 
     # transactions
 

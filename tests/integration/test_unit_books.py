@@ -22,15 +22,19 @@ from shared.blocks import CONVERTED_UNIT_TYPE, SerialRange, UnitAttributes, Unit
 from shared.bounds import MAX_SERIAL
 from shared.codes import AccountType, TransactionType, UnitType
 from shared.store import Client, Document, Session, in_transaction, make_client
+from shared.store.batching import BatchingClient
 from shared.store.unit_blocks import (
+    EDGES_MAX_BLOCKS,
     HOLDINGS,
     VERSION_ID,
     Holder,
     UnitBlockStore,
     block_to_doc,
     doc_to_block,
+    fork_candidates,
     fork_node,
 )
+from tests.integration.test_store_batching import Commands
 
 pytestmark = pytest.mark.integration
 
@@ -102,11 +106,17 @@ async def assert_summaries_recount(store: UnitBlockStore) -> None:
 class Books:
     """Drives a store with operations chosen by Hypothesis, as the services use it."""
 
-    def __init__(self, client: Client, store: UnitBlockStore) -> None:
+    def __init__(self, client: Client, store: UnitBlockStore,
+                 name_blocks: bool | None = None) -> None:
+        """``name_blocks``: whether a move names the blocks its transaction reserved
+        (``move_reserved(blocks=...)``) always (True), never (False), or as the step
+        says (None)."""
         self.client = client
         self.store = store
+        self.name_blocks = name_blocks
         self.next_serial = {"KZ": 1, "JP": 1}
         self.open: list[str] = []  # transactions holding reservations
+        self.reserved: dict[str, list[UnitBlock]] = {}  # what each of them reserved
         self.count = 0
 
     def new_tx(self) -> str:
@@ -126,6 +136,10 @@ class Books:
         except Crash:
             assert await state(self.store) == before  # blocks and summaries both unchanged
             self.open = open_before
+        else:
+            if op[0] == "move" and op[1:] and tuple(open_before) != tuple(self.open):
+                moved = set(open_before) - set(self.open)
+                assert [await self.store.reserved_by(tx) for tx in moved] == [[]]
 
     async def apply(self, op: tuple[Any, ...], session: Session) -> None:
         units = self.store
@@ -142,6 +156,7 @@ class Books:
                 await units.insert([block], HOLDERS[holder], session, reserved_by=tx,
                                    issuing=True)
                 self.open.append(tx)
+                self.reserved[tx] = [block]
             else:
                 await units.insert([block], HOLDERS[holder], session)
         elif name == "reserve":
@@ -165,6 +180,7 @@ class Books:
             kind = TransactionType.EXTERNAL_TRANSFER if external else TransactionType.RETIREMENT
             await units.reserve(blocks, tx, session, int(kind))
             self.open.append(tx)
+            self.reserved[tx] = blocks
         elif name in ("release", "move", "delete", "replace") and self.open:
             tx = self.open[op[1] % len(self.open)]
             if name == "release":
@@ -175,7 +191,9 @@ class Books:
                 if change.convert_to_eru and any(UnitType(d["unit_type"]) not in
                                                  CONVERTED_UNIT_TYPE for d in reserved):
                     change = UnitChange()
-                await units.move_reserved(tx, HOLDERS[op[2]], session, change)
+                named = op[4] if self.name_blocks is None else self.name_blocks
+                await units.move_reserved(tx, HOLDERS[op[2]], session, change,
+                                          blocks=self.reserved[tx] if named else None)
             elif name == "delete":
                 await units.delete_reserved(tx, session)
             else:
@@ -183,15 +201,18 @@ class Books:
             self.open.remove(tx)
 
 
+ISSUES = st.tuples(st.just("issue"), st.sampled_from(["KZ", "JP"]), st.integers(1, 40),
+                   st.sampled_from([0, 0, 1, 7]), st.integers(0, len(HOLDERS) - 1),
+                   st.integers(0, len(UNIT_KINDS) - 1), st.booleans())
+RESERVES = st.tuples(st.just("reserve"), st.integers(0, 50), st.integers(0, 40),
+                     st.integers(1, 40), st.booleans(), st.integers(1, 3))
+MOVES = st.tuples(st.just("move"), st.integers(0, 9), st.integers(0, len(HOLDERS) - 1),
+                  st.integers(0, len(CHANGES) - 1), st.booleans())
 operations = st.one_of(
-    st.tuples(st.just("issue"), st.sampled_from(["KZ", "JP"]), st.integers(1, 40),
-              st.sampled_from([0, 0, 1, 7]), st.integers(0, len(HOLDERS) - 1),
-              st.integers(0, len(UNIT_KINDS) - 1), st.booleans()),
-    st.tuples(st.just("reserve"), st.integers(0, 50), st.integers(0, 40), st.integers(1, 40),
-              st.booleans(), st.integers(1, 3)),
+    ISSUES,
+    RESERVES,
     st.tuples(st.just("release"), st.integers(0, 9)),
-    st.tuples(st.just("move"), st.integers(0, 9), st.integers(0, len(HOLDERS) - 1),
-              st.integers(0, len(CHANGES) - 1)),
+    MOVES,
     st.tuples(st.just("delete"), st.integers(0, 9)),
     st.tuples(st.just("replace"), st.integers(0, 9)),
 )
@@ -205,14 +226,139 @@ async def test_summaries_equal_a_recount_after_any_operations_and_crashes(
 ) -> None:
     """Issue (pending or not), reserve (splitting blocks), release (merging them back,
     deleting pending issuance), move with or without a change of attributes (conversion,
-    carry-over, expiry), delete, mark replaced; each step may crash inside its store
-    transaction after writing. After every step the summaries equal a recount."""
+    carry-over, expiry) and with or without naming the blocks moved, delete, mark
+    replaced; each step may crash inside its store transaction after writing. After every
+    step the summaries equal a recount; after a move nothing is reserved by its
+    transaction."""
     store = await fresh_store(client)
     try:
         books = Books(client, store)
         for op, crash in steps:
             await books.run(op, crash)
             await assert_summaries_recount(store)
+    finally:
+        await drop(store)
+
+
+def without_ids(books: tuple[list[Document], list[Document]]
+                ) -> tuple[list[Document], list[Document]]:
+    """Blocks and summaries as stored, the blocks' ``_id`` left out."""
+    blocks, summaries = books
+    return [{k: v for k, v in d.items() if k != "_id"} for d in blocks], summaries
+
+
+#: Books first issued into, then reserved from and moved, mostly (``operations`` chooses
+#: uniformly, so its steps seldom reach a move).
+RESERVES_AND_MOVES = st.one_of(RESERVES, MOVES, operations)
+CRASHES = st.sampled_from([False, False, False, True])
+
+
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(first=st.lists(st.tuples(ISSUES, CRASHES), min_size=1, max_size=4),
+       then=st.lists(st.tuples(RESERVES_AND_MOVES, CRASHES), min_size=2, max_size=14))
+async def test_a_move_naming_its_blocks_leaves_the_books_a_move_reading_them_leaves(
+    client: Client, first: list[tuple[tuple[Any, ...], bool]],
+    then: list[tuple[tuple[Any, ...], bool]],
+) -> None:
+    """The same steps on two books, whose moves read the reserved blocks and the
+    neighbours of each (``reserved_by``, two equality look-ups a block) or name the blocks
+    and read them with their edges in one look-up (``edges``): the books are the same
+    after every step, block for block and summary for summary."""
+    reading, naming = await fresh_store(client), await fresh_store(client)
+    try:
+        books = [Books(client, reading, name_blocks=False),
+                 Books(client, naming, name_blocks=True)]
+        for op, crash in first + then:
+            for each in books:
+                await each.run(op, crash)
+            assert without_ids(await state(naming)) == without_ids(await state(reading))
+    finally:
+        await drop(reading)
+        await drop(naming)
+
+
+async def test_moving_named_blocks_reads_them_and_their_neighbours_in_one_look_up(
+    mongo_url: str,
+) -> None:
+    """Two blocks of one transfer, each next to a block of the account they go to: one
+    look-up finds what the move reads (the blocks and both neighbours of each), and each
+    merges with its neighbour there."""
+    commands = Commands()
+    client = BatchingClient(mongo_url, tz_aware=True, event_listeners=[commands])
+    store = UnitBlockStore(client["unit_books"][f"units_{uuid.uuid4().hex[:10]}"],
+                           ITL_TALLIES)
+    try:
+        await store.ensure_indexes()
+        sender, receiver = HOLDERS[0], HOLDERS[1]
+        blocks = [UnitBlock(AAU_KZ, SerialRange(41, 60)),
+                  UnitBlock(AAU_KZ, SerialRange(81, 100))]
+
+        async def lay(session: Session) -> None:
+            for (start, end), holder in [((1, 40), receiver), ((41, 100), sender),
+                                         ((101, 200), receiver)]:
+                await store.insert([UnitBlock(AAU_KZ, SerialRange(start, end))], holder,
+                                   session)
+            await store.reserve(blocks, "KZ7", session)  # 41-100 split in three
+
+        await in_transaction(client, lay)
+        assert len(await store.reserved_by("KZ7")) == 2
+        commands.names.clear()
+        await in_transaction(client, lambda session: store.move_reserved(
+            "KZ7", receiver, session, blocks=blocks))
+        assert commands.names == ["find", "bulkWrite", "commitTransaction"]
+        docs = await store.collection.find({}).to_list()
+        assert [(d["serial_start"], d["serial_end"], d["account_id"], d["reserved_by"])
+                for d in sorted(docs, key=lambda d: d["serial_start"])] == [
+            (1, 60, receiver.account_id, None), (61, 80, sender.account_id, None),
+            (81, 200, receiver.account_id, None)]
+        await assert_summaries_recount(store)
+        many = [UnitBlock(AAU_KZ, SerialRange(n, n)) for n in range(1, 2 * EDGES_MAX_BLOCKS + 3, 2)]
+        assert await store.edges(many, None) is None  # more: each block read on its own
+    finally:
+        await drop(store)
+        await client.close()
+
+
+async def test_a_named_block_in_more_pieces_than_the_look_up_shows_is_read_as_before(
+    client: Client,
+) -> None:
+    """A reserved block that is three blocks in the books (they differ in what they
+    replaced, so they never merged): the look-up around its edges misses the middle one,
+    so the move reads the reservation as before and moves all three."""
+    store = await fresh_store(client)
+    try:
+        sender, receiver = HOLDERS[0], HOLDERS[1]
+
+        async def lay(session: Session) -> None:
+            await store.insert([UnitBlock(AAU_KZ, SerialRange(1, 20))], sender, session,
+                               reserved_by="OLD")
+            await store.mark_replaced("OLD", "R1", session)  # 1-20 replaced by R1
+            # 21-22 hangs at fork node 22, which no edge serial (1, 60, 61) passes through
+            await store.insert([UnitBlock(AAU_KZ, SerialRange(21, 22))], sender, session)
+            await store.insert([UnitBlock(AAU_KZ, SerialRange(23, 60))], sender, session,
+                               reserved_by="OLD2")
+            await store.mark_replaced("OLD2", "R2", session)
+            await store.reserve([UnitBlock(AAU_KZ, SerialRange(1, 60))], "KZ8", session)
+
+        await in_transaction(client, lay)
+        assert len(await store.reserved_by("KZ8")) == 3
+        named = [UnitBlock(AAU_KZ, SerialRange(1, 60))]
+
+        async def read(session: Session) -> list[Document] | None:
+            edges = await store.edges(named, session)
+            assert edges is not None
+            return edges.reserved("KZ8", named, {})
+
+        assert await in_transaction(client, read) is None  # the look-up cannot show it
+        await in_transaction(client, lambda session: store.move_reserved(
+            "KZ8", receiver, session, blocks=named))
+        assert await store.reserved_by("KZ8") == []
+        docs = await store.held({"origin": "KZ"})
+        assert [(d["serial_start"], d["serial_end"], d["account_id"]) for d in docs] == [
+            (1, 20, receiver.account_id), (21, 22, receiver.account_id),
+            (23, 60, receiver.account_id)]
+        await assert_summaries_recount(store)
     finally:
         await drop(store)
 
@@ -390,6 +536,9 @@ def plan_stages(plan: Any) -> list[Document]:
      "origin_1_serial_start_1"),
     (False, {"origin": "KZ", "serial_end": {"$gte": 499, "$lte": 600}}, "origin_1_serial_end_1"),
     (False, {"origin": "KZ", "fork": {"$in": [500, 504, 496, 512]}}, "origin_1_fork_1"),
+    (False, {"origin": "KZ", "fork": {"$in": sorted(  # a move's edges (UnitBlockStore.edges)
+        {n for s in (40, 41, 1_000_000, 1_000_001) for n in fork_candidates(s)})}},
+     "origin_1_fork_1"),
     (False, {"origin": "KZ", "serial_end": 40}, "origin_1_serial_end_1"),
     (False, {"origin": "KZ", "serial_start": 41}, "origin_1_serial_start_1"),
     (False, {"reserved_by": "KZ7"}, "reserved_by_1"),

@@ -3,6 +3,7 @@ the registries KZ and CH over RabbitMQ."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from pydantic import BaseModel
 
 from services.itl.config import ItlSettings
 from services.itl.main import create_app
+from services.itl.store import OUTBOX_SEQ_INDEX, ItlStore
 from shared.codes import AccountType, MessageType, ResponseCode, TransactionStatus, UnitType
 from shared.contracts import (
     AccountRef,
@@ -29,6 +31,7 @@ from shared.contracts import (
     make_envelope,
 )
 from shared.messaging import Broker, dead_letter_queue_name
+from shared.store import make_client
 from shared.testing.infra import Namespace, eventually
 
 pytestmark = pytest.mark.integration
@@ -487,3 +490,153 @@ async def test_a_proposal_id_reused_for_other_content_is_refused_with_1102(
     units = (await stack.http.get("/units")).json()
     assert [(b["serial_start"], b["serial_end"]) for b in units] == [(1, 10)]
     assert len(stack.kz.messages(MessageType.TRANSACTION_STATUS_NOTIFIED, "KZ1")) == 1
+
+
+async def test_a_transaction_id_proposed_again_with_other_content_is_refused_with_1105(
+    stack: Stack, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Whether the other content would be approved or refused on its own, the answer is
+    1105 and nothing changes: the transaction, its register blocks, the Party's figures
+    and what was sent about it; nothing but the refusal is logged (the new proposal is
+    tried as a new transaction id first, and its store transaction fails on the id's
+    duplicate key)."""
+    await stack.record_assigned_amount(1000)
+    await stack.issue("KZ1", 1, 1000)
+    await stack.kz.propose(transfer("KZ2", KZ_PARTY, CH_PERSON, aau(1, 50)))
+    await stack.ch.wait_for(MessageType.PROPOSAL_FORWARDED, "KZ2")
+    before = (await stack.transaction("KZ2"), (await stack.http.get("/units")).json(),
+              (await stack.http.get("/parties/KZ/periods/2")).json())
+
+    approvable = transfer("KZ2", KZ_PARTY, KZ_PERSON, aau(100, 110))
+    refusable = transfer("KZ2", KZ_PARTY, CH_PERSON, aau(5000, 5010))  # 3001 on its own
+    caplog.set_level(logging.INFO, logger="itl")
+    caplog.clear()
+    for other in (approvable, refusable):
+        sent = await stack.kz.propose(other)
+
+        async def probe(sent: Envelope = sent) -> Envelope | None:
+            return next((e for e in stack.kz.messages(MessageType.MESSAGE_ACK, "KZ2")
+                         if e.payload["acked_message_id"] == sent.message_id), None)
+
+        ack = await eventually(probe, "the ITL's answer to a reused transaction id")
+        assert ack.payload["accepted"] is False
+        assert ack.payload["response_codes"] == [ResponseCode.TRANSACTION_ID_REUSED]
+        assert "KZ2 was proposed before with other content" in ack.payload["reason"]
+    assert [r.getMessage() for r in caplog.records if r.name == "itl"] == [
+        "message_refused", "message_refused"]
+    after = (await stack.transaction("KZ2"), (await stack.http.get("/units")).json(),
+             (await stack.http.get("/parties/KZ/periods/2")).json())
+    assert after == before
+    assert not stack.kz.messages(MessageType.TRANSACTION_STATUS_NOTIFIED, "KZ2")
+    assert len(stack.ch.messages(MessageType.PROPOSAL_FORWARDED, "KZ2")) == 1
+    journal = (await stack.http.get("/messages", params={"correlation_id": "KZ2"})).json()
+    assert [(m["direction"], m["message_type"], m["envelope"]["seq"]) for m in journal
+            if m["direction"] == "out"] == [
+        ("out", "ProposalForwarded", 0), ("out", "MessageAck", 1), ("out", "MessageAck", 2)]
+
+
+async def test_the_first_message_about_a_new_transaction_follows_those_sent_about_its_id(
+    stack: Stack,
+) -> None:
+    """A message about a transaction id the ITL has not recorded (here the answer to a
+    status for it) comes before its proposal: the proposal's answer is the id's second
+    message (``seq`` 1), and the transaction is recorded once."""
+    await stack.record_assigned_amount(1000)
+    await stack.kz.notify("KZ1", S.COMPLETED)
+    early = await stack.kz.wait_for(MessageType.MESSAGE_ACK, "KZ1")
+    assert early.payload["response_codes"] == [ResponseCode.OUT_OF_SEQUENCE]
+    assert early.seq == 0
+
+    await stack.kz.propose(issuance("KZ1", 1, 10))
+    checked = await stack.kz.wait_for(MessageType.TRANSACTION_STATUS_NOTIFIED, "KZ1")
+    assert checked.payload["status"] == S.CHECKED_NO_DISCREPANCY
+    assert checked.seq == 1
+    await stack.kz.notify("KZ1", S.COMPLETED)
+    await stack.wait_status("KZ1", S.COMPLETED)
+    record = await stack.transaction("KZ1")
+    assert [h["status"] for h in record["history"]] == [1, 2, 4]
+    units = (await stack.http.get("/units")).json()
+    assert [(b["serial_start"], b["serial_end"], b["reserved_by"]) for b in units] == [
+        (1, 10, None)]
+
+
+async def test_every_message_about_a_transaction_has_the_next_seq(stack: Stack) -> None:
+    await stack.record_assigned_amount(1000)
+    await stack.issue("KZ1", 1, 1000)
+    await stack.kz.propose(transfer("KZ2", KZ_PARTY, CH_PERSON, aau(1, 50)))
+    await stack.ch.wait_for(MessageType.PROPOSAL_FORWARDED, "KZ2")
+    await stack.ch.notify("KZ2", S.ACCEPTED)
+    await stack.kz.wait_for(MessageType.TRANSACTION_STATUS_NOTIFIED, "KZ2", S.ACCEPTED)
+    await stack.kz.notify("KZ2", S.COMPLETED)
+    await stack.ch.wait_for(MessageType.TRANSACTION_STATUS_NOTIFIED, "KZ2", S.COMPLETED)
+    await stack.kz.send(MessageType.TRANSACTION_STATUS_QUERIED,
+                        TransactionStatusQueried(transaction_id="KZ2"), "KZ2")
+    await stack.kz.wait_for(MessageType.TRANSACTION_STATUS_REPORTED, "KZ2")
+    sent = sorted(stack.kz.messages(MessageType.TRANSACTION_STATUS_NOTIFIED, "KZ2")
+                  + stack.kz.messages(MessageType.TRANSACTION_STATUS_REPORTED, "KZ2")
+                  + stack.ch.messages(MessageType.PROPOSAL_FORWARDED, "KZ2")
+                  + stack.ch.messages(MessageType.TRANSACTION_STATUS_NOTIFIED, "KZ2"),
+                  key=lambda e: e.seq)
+    assert [(e.message_type, e.seq) for e in sent] == [
+        (MessageType.PROPOSAL_FORWARDED, 0), (MessageType.TRANSACTION_STATUS_NOTIFIED, 1),
+        (MessageType.TRANSACTION_STATUS_NOTIFIED, 2),
+        (MessageType.TRANSACTION_STATUS_REPORTED, 3)]
+
+
+async def test_an_outbox_whose_seqs_repeat_keeps_the_itl_counting_them(
+    mongo_url: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Rows stored before that repeat a (correlation id, ``seq``) leave the unique index
+    out: the ITL says so and counts every first ``seq`` instead of guessing it."""
+    client = make_client(mongo_url)
+    db = client[f"itl_{uuid.uuid4().hex[:12]}"]
+    try:
+        fresh = ItlStore(db)
+        await fresh.ensure_indexes()
+        assert fresh.outbox_seq_unique is True
+        await db.outbox.drop_index(OUTBOX_SEQ_INDEX)
+        for message_id in ("a", "b"):
+            await db.outbox.insert_one({"_id": message_id, "correlation_id": "KZ1",
+                                        "envelope": {"seq": 0}})
+        store = ItlStore(db)
+        with caplog.at_level(logging.ERROR, logger="itl.store"):
+            await store.ensure_indexes()
+        assert store.outbox_seq_unique is False
+        assert [r.getMessage() for r in caplog.records] == ["outbox_seq_not_unique"]
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
+
+
+async def test_a_transfer_proposed_again_or_redelivered_after_approval_has_one_effect(
+    stack: Stack,
+) -> None:
+    """Its blocks are reserved by itself, so the attempt as a new transaction passes its
+    checks and reserves them again: the inbox row (a redelivery) or the transaction's id
+    (the same proposal under a new message id) stops it, and nothing changes."""
+    await stack.record_assigned_amount(1000)
+    await stack.issue("KZ1", 1, 1000)
+    proposal = transfer("KZ2", KZ_PARTY, CH_PERSON, aau(1, 50))
+    first = await stack.kz.propose(proposal)
+    await stack.ch.wait_for(MessageType.PROPOSAL_FORWARDED, "KZ2")
+    before = (await stack.transaction("KZ2"), (await stack.http.get("/units")).json(),
+              (await stack.http.get("/parties/KZ/periods/2")).json())
+
+    await stack.kz.broker.publish(first)  # redelivery: same message id
+    await stack.kz.propose(proposal)  # same content, new message id
+    await stack.kz.send(MessageType.TRANSACTION_STATUS_QUERIED,
+                        TransactionStatusQueried(transaction_id="KZ2"), "KZ2")
+    report = await stack.kz.wait_for(MessageType.TRANSACTION_STATUS_REPORTED, "KZ2")
+    assert report.payload["status"] == S.CHECKED_NO_DISCREPANCY
+    assert report.seq == 1
+
+    after = (await stack.transaction("KZ2"), (await stack.http.get("/units")).json(),
+             (await stack.http.get("/parties/KZ/periods/2")).json())
+    assert after == before
+    assert len(stack.ch.messages(MessageType.PROPOSAL_FORWARDED, "KZ2")) == 1
+    assert not stack.kz.messages(MessageType.MESSAGE_ACK, "KZ2")
+    journal = (await stack.http.get("/messages", params={"correlation_id": "KZ2"})).json()
+    assert [(m["direction"], m["message_type"]) for m in journal] == [
+        ("in", "ProposalSubmitted"), ("out", "ProposalForwarded"),
+        ("in", "ProposalSubmitted"), ("in", "TransactionStatusQueried"),
+        ("out", "TransactionStatusReported")]
