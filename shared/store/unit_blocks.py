@@ -918,18 +918,22 @@ class UnitBlockStore:
         return len(docs)
 
     async def _merge_all(self, writer: _Writer, ids: list[Any], session: Session) -> None:
+        """Merge each block of ``ids`` (those a change just wrote) with its neighbours."""
+        changed = frozenset(ids)
         for doc_id in ids:
             doc = writer.current(doc_id)
             if doc is None and doc_id not in writer.written:
                 doc = await self.collection.find_one({"_id": doc_id}, session=session)
             if doc is not None:
-                await self._merge_neighbours(writer, doc, session)
+                await self._merge_neighbours(writer, doc, session, changed)
 
     async def _merge_neighbours(self, writer: _Writer, doc: Document,
-                                session: Session) -> None:
+                                session: Session, changed: frozenset[Any]) -> None:
         """Fold ``doc`` into identical, adjacent, unreserved blocks of the same holder
         (the neighbours found by equality on ``(origin, serial_end)`` and ``(origin,
-        serial_start)``)."""
+        serial_start)``). A right neighbour taken in that is itself one of the blocks
+        just ``changed`` brings its own right neighbour, which is looked at in turn: the
+        blocks beyond it were merged as far as they could be before this change."""
         if doc.get("reserved_by") is not None:
             return
         left = await writer.neighbour(
@@ -937,11 +941,15 @@ class UnitBlockStore:
         if left is not None and _mergeable(left, doc):
             await writer.delete([doc])
             doc = await writer.update(left, {"serial_end": doc["serial_end"]})
-        right = await writer.neighbour(
-            {"origin": doc["origin"], "serial_start": doc["serial_end"] + 1})
-        if right is not None and _mergeable(doc, right):
+        while True:
+            right = await writer.neighbour(
+                {"origin": doc["origin"], "serial_start": doc["serial_end"] + 1})
+            if right is None or not _mergeable(doc, right):
+                return
             await writer.delete([right])
-            await writer.update(doc, {"serial_end": right["serial_end"]})
+            doc = await writer.update(doc, {"serial_end": right["serial_end"]})
+            if right["_id"] not in changed:
+                return
 
     async def edges(self, blocks: Sequence[UnitBlock], session: Session | None
                     ) -> Edges | None:
