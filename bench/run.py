@@ -222,7 +222,8 @@ def cost_per_transfer(before: dict[str, Counters], after: dict[str, Counters],
     """What ``transfers`` external transfers spent, per transfer, per service and in
     all: store commands (by name, the five most used; the timers' ``sweep`` work left
     out), store transactions committed and aborted, messages published
-    (``shared.metrics``)."""
+    (``shared.metrics``), real seconds the store transactions held their turn, CPU seconds
+    of the service's process."""
     per_service: dict[str, Any] = {}
     for service in after:
         grown = after[service].minus(before[service])
@@ -244,6 +245,8 @@ def cost_per_transfer(before: dict[str, Counters], after: dict[str, Counters],
                 grown.total("messages_published_total") / transfers, 2),
             "store_turn_held_s": round(
                 grown.total("store_turn_seconds_total", phase="held") / transfers, 4),
+            # the service process's own CPU (prometheus_client's process collector)
+            "cpu_s": round(grown.total("process_cpu_seconds_total") / transfers, 4),
             "write_conflicts": {dict(labels)["collection"]: round(value / transfers, 2)
                                 for (name, labels), value in grown.items()
                                 if name == "store_write_conflicts_total" and value},
@@ -253,7 +256,7 @@ def cost_per_transfer(before: dict[str, Counters], after: dict[str, Counters],
     total = {key: round(sum(s[key] for s in per_service.values()), 2)
              for key in ("store_commands", "store_transactions",
                          "aborted_store_transactions", "abandoned_store_transactions",
-                         "messages_published")}
+                         "messages_published", "cpu_s")}
     return {"transfers": transfers, "total": total, "per_service": per_service}
 
 
@@ -385,10 +388,15 @@ async def timed_transfer(http: httpx.AsyncClient, urls: dict[str, str], headers:
 
 async def end_to_end(urls: dict[str, str], headers: Headers, target: int, sequential: int,
                      concurrent: int, in_flight_levels: list[int],
-                     metrics: Callable[[], dict[str, Counters]]) -> dict[str, Any]:
+                     metrics: Callable[[], dict[str, Counters]],
+                     other_cpu: Callable[[], dict[str, float]]) -> dict[str, Any]:
     """``sequential`` transfers one at a time (cost per transfer, then their latency read
     from the histories), then ``concurrent`` transfers at each level of
-    ``in_flight_levels`` (throughput)."""
+    ``in_flight_levels`` (throughput). ``other_cpu`` gives the CPU seconds so far of the
+    processes that are not services (the stores, this bench process), by name: with the
+    services' own, each level reports the CPU seconds per transfer of every process and
+    the share of the machine's CPU time the stack used (``cpu_share``, 1.0: every core
+    busy all the time)."""
     # idle connections are dropped before uvicorn's keep-alive (5 s) closes them, or a
     # request sent as the server closes one fails ("Server disconnected")
     async with httpx.AsyncClient(timeout=60,
@@ -404,7 +412,7 @@ async def end_to_end(urls: dict[str, str], headers: Headers, target: int, sequen
                 async with semaphore:
                     return await timed_transfer(http, urls, headers, target)
 
-            before = metrics()
+            before, cpu_before = metrics(), other_cpu()
             started = time.perf_counter()
             outcomes = await asyncio.gather(*(limited() for _ in range(concurrent)),
                                             return_exceptions=True)
@@ -412,6 +420,10 @@ async def end_to_end(urls: dict[str, str], headers: Headers, target: int, sequen
             loaded = [o for o in outcomes if isinstance(o, float)]
             failed = [repr(o) for o in outcomes if not isinstance(o, float)]
             spent = cost_per_transfer(before, metrics(), concurrent)
+            cpu_after = other_cpu()
+            cpu = {**{service: cost["cpu_s"] for service, cost in spent["per_service"].items()},
+                   **{name: round((cpu_after[name] - cpu_before[name]) / concurrent, 4)
+                      for name in cpu_after}}
             levels.append({"in_flight": in_flight, "transfers": concurrent,
                            "transfers_per_s": round(len(loaded) / elapsed, 2),
                            # a transfer that failed (e.g. a 500) is not counted as done
@@ -428,6 +440,9 @@ async def end_to_end(urls: dict[str, str], headers: Headers, target: int, sequen
                                service: cost["write_conflicts"]
                                for service, cost in spent["per_service"].items()
                                if cost["write_conflicts"]},
+                           "cpu_seconds_per_transfer": cpu,
+                           "cpu_share": round(sum(cpu.values()) * concurrent
+                                              / (elapsed * max(1, _cpus())), 2),
                            "proposal_to_credit": percentiles(loaded) if loaded else {}})
     return {
         "sequential": {"transfers": sequential, "proposal_to_credit": percentiles(latencies)},
@@ -447,7 +462,13 @@ def throughput_bound(result: dict[str, Any]) -> dict[str, Any]:
     service that spends the most (each server serves one request at a time). The bound
     takes the greater of that and one server over all the store transactions of a
     transfer (``by_one_store``, the bound as it was before ADR 22): never looser than it
-    (docs/adr/0026)."""
+    (docs/adr/0026).
+
+    Beside it, not part of it: ``by_cpu``, the machine's cores over the CPU seconds a
+    transfer costs all the processes of the stack and the bench (services, stores, the
+    bench's client; as measured at each level, ``cpu_seconds_per_transfer``), the most
+    transfers/s the machine's CPU allows whatever the broker and the stores could do,
+    and each level's share of it."""
     cost = result["external_transfer"]["cost_per_transfer"]
     total = cost["total"]
     by_broker = result["broker_baseline"]["messages_per_s"] / max(total["messages_published"], 1)
@@ -460,10 +481,18 @@ def throughput_bound(result: dict[str, Any]) -> dict[str, Any]:
         by_store = min(parallel["transactions_per_s"] / max(total["store_transactions"], 1),
                        one / max(busiest, 1))
     bound = min(by_broker, max(by_store, by_one_store))
+    levels = result["external_transfer"]["throughput"]
+    by_cpu = {str(level["in_flight"]): round(
+        max(1, _cpus()) / max(sum(level["cpu_seconds_per_transfer"].values()), 1e-9), 2)
+        for level in levels if level.get("cpu_seconds_per_transfer")}
     return {"by_broker": round(by_broker, 2), "by_store": round(by_store, 2),
             "by_one_store": round(by_one_store, 2), "bound": round(bound, 2),
             "share_of_bound": {str(level["in_flight"]): round(level["transfers_per_s"] / bound, 3)
-                               for level in result["external_transfer"]["throughput"]}}
+                               for level in levels},
+            "by_cpu": by_cpu,
+            "share_of_cpu_bound": {key: round(level["transfers_per_s"] / by_cpu[key], 3)
+                                   for level in levels
+                                   if (key := str(level["in_flight"])) in by_cpu}}
 
 
 def main() -> int:
@@ -511,7 +540,11 @@ def main() -> int:
         headers["approver"] = client.as_operator("kz", 2)
         result["external_transfer"] = asyncio.run(
             end_to_end(urls, headers, target, args.transfers, args.concurrent, levels,
-                       lambda: {s: client.metrics(s) for s in TRANSFER_SERVICES}))
+                       lambda: {s: client.metrics(s) for s in TRANSFER_SERVICES},
+                       lambda: {**{f"{name}_store": process_cpu_seconds(store.process.pid)
+                                   for name, store in stack.stores.items()
+                                   if store.process is not None},
+                                "bench": sum(os.times()[:2])}))
         client.close()
     finally:
         stack.stop()
@@ -549,6 +582,17 @@ def latency_by_blocks(args: argparse.Namespace, result: dict[str, Any]) -> None:
     if sizes:
         print(f"latency against book size {sizes} ...", flush=True)
         result["latency_by_blocks"] = book_sizes(sizes, args.book_rounds)
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user and system) process ``pid`` has used so far (``/proc/PID/stat``,
+    Linux); 0.0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # after the command's closing parenthesis: state is field 3, utime 14, stime 15
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _cpus() -> int:
