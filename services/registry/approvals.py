@@ -36,6 +36,7 @@ from pymongo import ASCENDING, DESCENDING
 
 from services.registry.handlers import RegistryService, Work
 from services.registry.permissions import Actor, Operation, authorise
+from services.registry.store import checking_only
 from shared.audit import account_key
 from shared.auth import Forbidden
 from shared.codes import UnitType
@@ -57,6 +58,9 @@ APPROVABLE_OPERATIONS = frozenset({
 #: Work run in the store transaction that proposes (or keeps pending) an operation, with
 #: the transaction's (or the approval's) document.
 Then = Callable[[Session, Document], Awaitable[None]]
+#: Builds, inside the store transaction that approves, the plan of a pending approval
+#: (its document as read there) for the approver, after checking the approver's right.
+PlanFor = Callable[[Document, Session], Awaitable["Plan"]]
 #: Covered unless configured otherwise: transfers out of the registry.
 DEFAULT_FOUR_EYES_OPERATIONS = ("EXTERNAL_TRANSFER",)
 
@@ -200,10 +204,12 @@ class ApprovalDesk:
 
     async def _rehearse(self, work: Work) -> None:
         """Run ``work`` with every check and abandon its store transaction: nothing it
-        wrote (transaction, reservation, counters, outbox, audit records) remains."""
+        wrote (transaction, reservation, counters, outbox, audit records) remains. It runs
+        ``checking_only`` (``services.registry.store``): it takes no transaction id from
+        the counter and reads no account the request has read already."""
 
         async def attempt(session: Session) -> None:
-            with rehearsing():
+            with rehearsing(), checking_only():
                 await work(session)
             raise _Rehearsed
 
@@ -226,12 +232,16 @@ class ApprovalDesk:
             raise ApprovalConflict(f"approval {approval_id} is {doc['status']}, not pending")
         return doc
 
-    async def authorise(self, approval: Document, actor: Actor) -> str:
+    async def authorise(self, approval: Document, actor: Actor,
+                        session: Session | None = None) -> str:
         """Who ``actor`` decides on ``approval`` as (as records keep it): someone allowed
         to start its operation on its account (``permissions.authorise``), else
-        ``Forbidden`` naming the approval."""
+        ``Forbidden`` naming the approval. With ``session``, the account is read in that
+        store transaction (before it writes any), and that read also answers the request's
+        later reads of it (``RegistryStore.account``, ``share_with_request``)."""
         rule = approval.get("authorised_on") or {}
-        account = (await self.registry.require_account(rule["account_id"])
+        account = (await self.registry.require_account(rule["account_id"], session,
+                                                       share_with_request=True)
                    if rule.get("account_id") is not None else None)
         unit_type = UnitType(rule["unit_type"]) if rule.get("unit_type") else None
         try:
@@ -239,32 +249,35 @@ class ApprovalDesk:
         except Forbidden as exc:
             raise Forbidden(f"approval {approval['_id']}: {exc.reason}") from exc
 
-    async def approve(self, approval_id: str, plan: Plan) -> Document:
-        """Approve: ``plan`` (the operation built again for the approver, whose right to
-        start it was checked) proposes the transaction in the store transaction that
-        closes the approval. The initiator: ``Forbidden``; no longer pending or expired:
-        ``ApprovalConflict``; a check that fails now: its refusal, and the approval stays
-        pending."""
+    async def approve(self, approval_id: str, plan_for: PlanFor) -> Document:
+        """Approve, in one store transaction that reads the approval and its account once:
+        the approval must be pending (else ``ApprovalConflict``; ``NotFound``); then
+        ``plan_for`` checks the approver (the initiator: ``Forbidden``; someone not
+        allowed to start it: ``Forbidden``) and builds the operation again for the
+        approver; an approval whose time has come expires (``ApprovalConflict``);
+        otherwise the plan proposes its transaction in the transaction that closes the
+        approval. A check that fails now: its refusal, and the approval stays pending."""
 
-        async def work(session: Session) -> Document | None:
+        async def work(session: Session) -> tuple[Document | None, str]:
             current = await self._pending(approval_id, session)
+            plan = await plan_for(current, session)
             check_second_person(current, plan.subject)
             now = self._now()
             if now >= current["expires_at"]:
                 await self._close(current, ApprovalStatus.EXPIRED, now, session)
-                return None
+                return None, plan.by
             tx = await plan.work(session)
             tx = await self._mark(tx, {"initiated_by": current["initiated_by"],
                                        "approved_by": plan.by,
                                        "approval_id": approval_id}, session)
             await self._close(current, ApprovalStatus.APPROVED, now, session, by=plan.by,
                               transaction_id=tx["_id"])
-            return tx
+            return tx, plan.by
 
-        tx = await self.runtime.commit(work)
+        tx, by = await self.runtime.commit(work)
         if tx is None:
             raise ApprovalConflict(f"approval {approval_id} has expired")
-        log_event(log, "approval_approved", approval_id=approval_id, approved_by=plan.by,
+        log_event(log, "approval_approved", approval_id=approval_id, approved_by=by,
                   transaction_id=tx["_id"])
         return tx
 

@@ -610,6 +610,17 @@ class UnitBlockStore:
         remember(session, key, found)
         return found
 
+    def known_overlap(self, origin: str, serials: SerialRange, docs: list[Document],
+                      session: Session | None) -> None:
+        """Keep, for the rest of ``session``'s store transaction (until the blocks are
+        next written, as ``overlapping`` keeps its own answers), that the blocks of
+        ``origin`` overlapping ``serials`` are ``docs``, as read in that transaction: a
+        check or reservation of those serials that follows reads nothing. The caller
+        vouches for the answer: e.g. ``serials`` lie inside the one block ``docs`` holds,
+        just read (blocks of one origin never overlap). No effect outside a transaction."""
+        remember(session, (self.collection.full_name, "overlapping", origin, serials.start,
+                           serials.end), docs)
+
     async def _overlapping(
         self, origin: str, serials: SerialRange, session: Session | None
     ) -> list[Document]:
