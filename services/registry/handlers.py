@@ -348,11 +348,14 @@ class RegistryService:
         if transaction_type == TransactionType.CARRY_OVER:
             self._check_true_up_ended(blocks)
         transaction_id = await self.store.next_transaction_id(session)
-        await self.store.units.reserve(blocks, transaction_id, session, int(transaction_type))
+        reserved = await self.store.units.reserve(blocks, transaction_id, session,
+                                                  int(transaction_type))
         if command.replaced_blocks:
             await self._reserve_replaced(list(command.replaced_blocks), transaction_id, session)
         proposed = Proposed(transaction_id, transaction_type, supplementary, source,
                             acquiring, tuple(blocks))
+        if _one_document_each(blocks, reserved):
+            proposed.fields[RESERVED_IDS_FIELD] = [doc["_id"] for doc in reserved]
         for hook in self.proposal_hooks:
             await hook(proposed, session)
         return await self._submit(
@@ -588,7 +591,7 @@ class RegistryService:
                     replaced_reservation(transaction_id), transaction_id, session)
             done: list[TransactionStatus] = [incoming, S.COMPLETED]
         elif reaction == Reaction.DEBIT:
-            await self.store.units.delete_reserved(transaction_id, session)
+            await self._debit(tx, session)
             done = [incoming, S.COMPLETED]
         else:  # CREDIT
             await self.store.units.insert(blocks, acquiring, session)
@@ -606,6 +609,24 @@ class RegistryService:
             )
         self._log_status(transaction_id, S.COMPLETED, [])
         await self._run_hooks(tx, S.COMPLETED, session)
+
+    async def _debit(self, tx: Document, session: Session) -> None:
+        """Remove the units an outgoing transfer reserved (they left the registry). When
+        its document names the block documents that hold them (``reserved_ids``, one per
+        block: reserved blocks are neither split nor merged while reserved), they are
+        removed without reading them, the summaries changed by what the document says;
+        otherwise (a transaction stored before the field was kept, or one whose blocks
+        spanned several documents) they are read by their reservation first."""
+        ids = tx.get(RESERVED_IDS_FIELD)
+        holder = tx.get("transferring")
+        if not ids or holder is None or len(ids) != len(tx["blocks"]):
+            await self.store.units.delete_reserved(tx["_id"], session)
+            return
+        side = {"registry": holder["registry"], "account_type": holder["account_type"],
+                "account_id": holder["account_id"], "reserved_by": tx["_id"]}
+        await self.store.units.delete_known(
+            [{**block, **side, "_id": doc_id}
+             for block, doc_id in zip(tx["blocks"], ids, strict=True)], session)
 
     async def _run_hooks(self, tx: Document, status: TransactionStatus,
                          session: Session) -> None:
@@ -816,6 +837,20 @@ def _breaches(proposal: ProposalForwarded) -> list[Breach]:
     return account_rule_breaches(proposal.transaction_type, supplementary, proposer,
                                  transferring, _side(proposal.acquiring),
                                  [b.attributes for b in blocks])
+
+
+#: Field of an outgoing transaction's document: the ``_id`` of the block document
+#: reserving each of its blocks, in order (absent when a block spanned several).
+RESERVED_IDS_FIELD = "reserved_ids"
+
+
+def _one_document_each(blocks: list[UnitBlock], reserved: list[Document]) -> bool:
+    """Whether the reservation of ``blocks`` wrote exactly one block document per block,
+    holding exactly its serials (``UnitBlockStore.reserve``'s answer, in order)."""
+    return len(blocks) == len(reserved) and all(
+        (doc["origin"], doc["serial_start"], doc["serial_end"])
+        == (b.attributes.originating_registry, b.serials.start, b.serials.end)
+        for b, doc in zip(blocks, reserved, strict=True))
 
 
 def _ref(account: Account) -> AccountRef:

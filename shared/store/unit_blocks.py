@@ -817,11 +817,14 @@ class UnitBlockStore:
         transaction_id: str,
         session: Session,
         transaction_type: int | None = None,
-    ) -> None:
-        """Mark exactly ``blocks`` reserved, splitting held blocks at their edges.
+    ) -> list[Document]:
+        """Mark exactly ``blocks`` reserved, splitting held blocks at their edges; returns
+        the reserved block documents as written, in order (one per block when each block
+        lies inside one held block).
 
         Call ``check_reservable`` first: this assumes every block is fully held.
         """
+        reserved: list[Document] = []
         async with self._writing(session) as writer:
             for block in blocks:
                 docs = await self.overlapping(
@@ -831,18 +834,19 @@ class UnitBlockStore:
                     held = SerialRange(doc["serial_start"], doc["serial_end"])
                     inner = SerialRange(max(held.start, block.serials.start),
                                         min(held.end, block.serials.end))
-                    await writer.update(doc, {
+                    reserved.append(await writer.update(doc, {
                         "serial_start": inner.start,
                         "serial_end": inner.end,
                         "reserved_by": transaction_id,
                         "reserved_for_type": transaction_type,
-                    })
+                    }))
                     rests = []
                     for rest in held.minus(inner):
                         copy = {k: v for k, v in doc.items() if k != "_id"}
                         copy.update(serial_start=rest.start, serial_end=rest.end)
                         rests.append(copy)
                     await writer.insert(rests)
+        return reserved
 
     async def insert(
         self,
@@ -927,6 +931,15 @@ class UnitBlockStore:
         async with self._writing(session) as writer:
             await writer.delete(docs)
         return len(docs)
+
+    async def delete_known(self, docs: list[Document], session: Session) -> None:
+        """Remove the blocks ``docs`` (units leaving this holder's books) without reading
+        them: the caller knows each one's ``_id`` and current state, at least its holder,
+        units, unit type, periods, origin and reservation (what the summaries count), e.g.
+        from the transaction that reserved them (``reserve`` returns them; reserved blocks
+        are neither split nor merged while reserved). The summaries change by ``docs``."""
+        async with self._writing(session) as writer:
+            await writer.delete(docs)
 
     async def _merge_all(self, writer: _Writer, ids: list[Any], session: Session) -> None:
         """Merge each block of ``ids`` (those a change just wrote) with its neighbours."""

@@ -26,6 +26,7 @@ import pytest
 
 from services.registry.approvals import ApprovalDesk, ApprovalStatus, Plan
 from services.registry.handlers import (
+    RESERVED_IDS_FIELD,
     DecisionDesk,
     Operations,
     RegistryService,
@@ -228,15 +229,46 @@ async def test_a_transfer_that_set_no_share_aside_completes_without_looking_one_
     assert len(await kz.service.store.units.held({"reserved_by": set_aside(owing["_id"])})) == 1
 
     _, spent = await counted(lambda: itl_says(kz, owing_none["_id"], S.ACCEPTED))
-    assert spent == 4  # the transaction, its reserved blocks, bulkWrite, commit
+    assert spent == 3  # the transaction, bulkWrite, commit
     done = await kz.service.store.transaction(owing_none["_id"])
     assert done is not None and done["status"] == S.COMPLETED
+    # its block was removed by the id its proposal recorded, the summaries by its
+    # document: they equal a recount of the blocks
+    assert await kz.service.store.units.held({"reserved_by": owing_none["_id"]}) == []
+    units = kz.service.store.units
+    assert await units.summary_counts() == await units.recount_counts()
+    assert await units.sum_units({"account_id": PARTY}) == 1_000 - 10  # 612 reserved
 
     await itl_says(kz, owing["_id"], S.ACCEPTED)  # its share is proposed from the set-aside
     share = await kz.service.store.transaction(f"KZ{int(owing['_id'][2:]) + 1}")
     assert share is not None and share["quantity"] == 12
     assert share["transaction_type"] == TransactionType.EXTERNAL_TRANSFER
     assert await kz.service.store.units.held({"reserved_by": set_aside(owing["_id"])}) == []
+    await itl_says(kz, share["_id"], S.ACCEPTED)
+    assert await units.held({"reserved_by": {"$ne": None}}) == []
+    assert await units.summary_counts() == await units.recount_counts()
+    assert await units.sum_units({"account_id": PARTY}) == 1_000 - 10 - 600 - 12
+
+
+async def test_a_transfer_whose_blocks_span_several_documents_is_debited_as_before(
+    kz: Registry,
+) -> None:
+    """Blocks that span several block documents (here two adjacent blocks that do not
+    merge: one is marked as replacing nothing more, ``replaced_by``) record no
+    ``reserved_ids``: the debit reads them by their reservation, as before."""
+    units = kz.service.store.units
+    await kz.service.runtime.commit(lambda session: units.reserve(
+        [UnitBlock(AAU, SerialRange(901, 1_000))], "marked", session))
+    await kz.service.runtime.commit(lambda session: units.mark_replaced(
+        "marked", "KZ99", session))
+    block = UnitBlock(AAU, SerialRange(891, 910))  # across both
+    tx = await kz.service.runtime.commit(
+        lambda session: kz.service.propose_transfer(external(20), session, [block]))
+    reserved = await units.held({"reserved_by": tx["_id"]})
+    assert len(reserved) == 2 and RESERVED_IDS_FIELD not in tx
+    await itl_says(kz, tx["_id"], S.ACCEPTED)
+    assert await units.held({"reserved_by": tx["_id"]}) == []
+    assert await units.summary_counts() == await units.recount_counts()
 
 
 async def test_a_transaction_stored_without_the_field_still_releases_its_share(
