@@ -4,10 +4,10 @@ An operation the registry's ``FOUR_EYES_OPERATIONS`` lists (by default the exter
 transfer), started by one person, waits for a second person's approval before it is
 proposed to the ITL:
 
-- the request is checked as any other (its 4xx at once) in a store transaction that is
-  then abandoned: nothing is proposed, reserved or counted, and the pending approval is
-  stored (status ``pending``, ``expires_at`` = now + ``APPROVAL_EXPIRY_HOURS`` simulated
-  hours);
+- the request is checked as any other (its 4xx at once), its writes dropped unsent (or
+  its store transaction abandoned): nothing is proposed, reserved or counted, and the
+  pending approval is stored (status ``pending``, ``expires_at`` = now +
+  ``APPROVAL_EXPIRY_HOURS`` simulated hours);
 - another person allowed to start the same operation on the same account (the same
   ``permissions.authorise`` rule; the initiator: 403) approves it: the operation runs
   again, every check against the books of that moment, and is proposed in the store
@@ -42,7 +42,8 @@ from shared.auth import Forbidden
 from shared.codes import UnitType
 from shared.errors import NotFound
 from shared.logs import log_event, rehearsing
-from shared.store import Document, Session, in_transaction, next_sequence
+from shared.store import Document, Session, next_sequence
+from shared.store.batching import discarding
 
 log = logging.getLogger("registry.approvals")
 
@@ -116,7 +117,7 @@ class Plan:
 
 
 class _Rehearsed(Exception):
-    """Ends a check run: its store transaction is abandoned."""
+    """Ends a check that had to send its writes: its store transaction is abandoned."""
 
 
 class ApprovalDesk:
@@ -168,10 +169,16 @@ class ApprovalDesk:
         """Check ``plan`` as if it were proposed now (its refusal is raised as it would
         be), then store it as a pending approval. ``route``: how to run it again
         (``operations_api``); ``body``: the request as JSON; ``then`` runs in the store
-        transaction that stores the approval, with it."""
-        await self._rehearse(plan.work)
+        transaction that stores the approval, with it.
 
-        async def work(session: Session) -> Document:
+        The check runs ``plan.work`` in the store transaction that then stores the
+        approval, its writes dropped unsent (``shared.store.batching.discarding``):
+        nothing of it is kept, and no transaction is abandoned for it. When the check had
+        to send its writes (it read what it had written: a first transfer setting its
+        share aside), that transaction is abandoned and the approval stored in another,
+        as a check in its own store transaction always did."""
+
+        async def store(session: Session) -> Document:
             now = self._now()
             number = await next_sequence(self.registry.store.db, "approval", session)
             doc: Document = {
@@ -196,27 +203,21 @@ class ApprovalDesk:
                 await then(session, doc)
             return doc
 
-        doc = await self.runtime.commit(work)
+        async def checked_then_stored(session: Session) -> Document:
+            with rehearsing(), checking_only(), discarding(session) as checked:
+                await plan.work(session)
+            if not checked.clean:
+                raise _Rehearsed
+            return await store(session)
+
+        try:
+            doc = await self.runtime.commit(checked_then_stored)
+        except _Rehearsed:
+            doc = await self.runtime.commit(store)
         log_event(log, "approval_requested", approval_id=doc["_id"],
                   operation=doc["operation"], initiated_by=plan.by,
                   expires_at=doc["expires_at"])
         return doc
-
-    async def _rehearse(self, work: Work) -> None:
-        """Run ``work`` with every check and abandon its store transaction: nothing it
-        wrote (transaction, reservation, counters, outbox, audit records) remains. It runs
-        ``checking_only`` (``services.registry.store``): it takes no transaction id from
-        the counter and reads no account the request has read already."""
-
-        async def attempt(session: Session) -> None:
-            with rehearsing(), checking_only():
-                await work(session)
-            raise _Rehearsed
-
-        try:
-            await in_transaction(self.runtime.client, attempt)
-        except _Rehearsed:
-            return
 
     # deciding
 

@@ -35,9 +35,10 @@ _CHECKING_ONLY: ContextVar[bool] = ContextVar("checking_only", default=False)
 
 @contextmanager
 def checking_only() -> Iterator[None]:
-    """Within the block, store work runs only to be checked and its store transaction is
-    abandoned (``ApprovalDesk._rehearse``): nothing it reads needs to be read in that
-    transaction, because nothing it writes is kept. Two reads are spared then:
+    """Within the block, store work runs only to be checked and nothing it writes is kept
+    (the rehearsal in ``ApprovalDesk.request``: its writes dropped unsent or its store
+    transaction abandoned), so nothing it reads needs to be read in that transaction.
+    Two reads are spared then:
 
     - the transaction counter: a rehearsal takes no transaction id, it uses
       ``rehearsal_transaction_id`` (``KZ0``, a number the counter never gives);

@@ -5,7 +5,9 @@ are handed in directly):
 
 - an account is read once per store transaction until the transaction writes one;
 - the rehearsal of a request awaiting approval refuses what the proposal refuses, with
-  the same code, takes no transaction id and reads no account the request has read;
+  the same code, takes no transaction id, reads no account the request has read, and
+  runs in the store transaction that stores the approval, its writes dropped unsent
+  (unless it had to send them: then in a transaction of its own, abandoned);
 - an approval reads the approval and the account once, in its store transaction;
 - a transfer that set no share of proceeds aside completes without looking one up;
 - a forwarded transfer is not looked up before it is stored: a transaction id known here
@@ -54,7 +56,7 @@ from shared.contracts import (
     make_envelope,
 )
 from shared.errors import RuleViolation
-from shared.metrics import STORE_COMMANDS
+from shared.metrics import STORE_COMMANDS, STORE_TRANSACTIONS
 from shared.store import Document, Session
 from shared.store.batching import request_scope
 from shared.store.unit_blocks import Holder
@@ -96,6 +98,13 @@ def commands() -> int:
     """Store commands this process has started so far (every service client counts)."""
     return int(sum(sample.value for metric in STORE_COMMANDS.collect()
                    for sample in metric.samples if sample.name.endswith("_total")))
+
+
+def transactions(outcome: str) -> int:
+    """Store transactions this process has ended with ``outcome`` so far."""
+    return int(sum(sample.value for metric in STORE_TRANSACTIONS.collect()
+                   for sample in metric.samples
+                   if sample.name.endswith("_total") and sample.labels["outcome"] == outcome))
 
 
 async def counted(run: Callable[[], Awaitable[Any]]) -> tuple[Any, int]:
@@ -185,6 +194,16 @@ async def test_a_rehearsal_refuses_what_the_proposal_refuses_and_takes_no_transa
     # rehearsal: holdings span, blocks, ledger, blocks of the share (after sending the
     # reservation's writes: 2), abort; then the approval: counter, bulkWrite, commit
     assert spent == 10
+    # a request owing no share: checked in the store transaction that stores it, its
+    # writes dropped unsent: holdings span, blocks, ledger, counter, bulkWrite, commit
+    with request_scope():
+        await kz.service.require_account(PARTY)
+        abandoned = transactions("abandon")
+        small, spent = await counted(lambda: kz.approvals.request(
+            "external-transfer", {}, plan(kz, 10)))
+    assert spent == 6
+    assert transactions("abandon") == abandoned
+    assert small["status"] == ApprovalStatus.PENDING
     # nothing remains of the rehearsals: no transaction id taken, nothing reserved
     tx = await kz.service.transfer(external(10))
     assert tx["_id"] == "KZ1"
