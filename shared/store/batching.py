@@ -30,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -277,18 +277,24 @@ def overlay(session: AsyncClientSession | None, collection: str
 async def read_through(collection: AsyncCollection[Document], query: Document,
                        session: AsyncClientSession | None,
                        written: dict[Any, Document | None],
-                       stored: list[Document] | None = None) -> list[Document]:
-    """The documents matching ``query`` (equalities on top-level fields only) as the
-    transaction sees them, without sending its queued writes: the store's answer with
-    the documents in ``written`` (the collection's ``overlay``) replaced by their state
-    there. ``stored``: the store's answer, already read in this transaction (by a wider
-    look-up, at any point of it: the overlay holds every write since); None reads it."""
+                       stored: list[Document] | None = None,
+                       matches: Callable[[Document], bool] | None = None) -> list[Document]:
+    """The documents matching ``query`` as the transaction sees them, without sending its
+    queued writes: the store's answer with the documents in ``written`` (the
+    collection's ``overlay``) replaced by their state there. ``stored``: the store's
+    answer, already read in this transaction (by a wider look-up, at any point of it:
+    the overlay holds every write since); None reads it. ``matches`` tells whether a
+    written state matches ``query``; by default ``query`` holds equalities on top-level
+    fields only."""
+    def equal(doc: Document) -> bool:
+        return all(doc.get(k) == v for k, v in query.items())
+
     if stored is None:
         cursor: AsyncCursor[Document] = AsyncCursor(collection, query, session=session)
         stored = [doc async for doc in cursor]
     found = [dict(doc) for doc in stored if doc["_id"] not in written]
     found += [dict(doc) for doc in written.values()
-              if doc is not None and all(doc.get(k) == v for k, v in query.items())]
+              if doc is not None and (matches or equal)(doc)]
     return found
 
 

@@ -299,6 +299,38 @@ class _Writer:
                                    stored)
         return found[0] if found else None
 
+    async def neighbours(self, doc: Document) -> tuple[Document | None, Document | None]:
+        """The blocks of ``doc``'s origin ending right before it and starting right after
+        it (None: none), as the store transaction sees them, without sending its queued
+        writes first (``shared.store.batching.read_through``).
+
+        From the blocks read around the blocks being written (``edges``) when those hold
+        the answer; otherwise in one look-up: the block ending at ``s - 1`` contains
+        ``s - 1`` and hangs at one of its ``fork_candidates`` before ``s``, the one
+        starting at ``e + 1`` at one of ``e + 1``'s after ``e`` (``fork_node``), so one
+        equality ``$in`` on ``(origin, fork)`` finds both, an index range SecantusDB
+        serves, with at most one block per candidate node (blocks of one origin never
+        overlap). (An ``$or`` of the two equalities is a collection scan there.)"""
+        start, end = doc["serial_start"], doc["serial_end"]
+        before = {"origin": doc["origin"], "serial_end": start - 1}
+        after = {"origin": doc["origin"], "serial_start": end + 1}
+        if self.edges is not None and self.edges.answer(before) is not None \
+                and self.edges.answer(after) is not None:
+            return await self.neighbour(before), await self.neighbour(after)
+        nodes = {c for c in fork_candidates(end + 1) if c > end}
+        if start > 1:
+            nodes.update(c for c in fork_candidates(start - 1) if c < start)
+        query: Document = {"origin": doc["origin"], "fork": {"$in": sorted(nodes)}}
+        if overlay(self.session, self.collection.full_name) is None:
+            found = await self.collection.find(query, session=self.session).to_list()
+        else:
+            found = await read_through(
+                self.collection, query, self.session, self.written,
+                matches=lambda d: d["origin"] == doc["origin"] and d.get("fork") in nodes)
+        left = next((d for d in found if d["serial_end"] == start - 1), None)
+        right = next((d for d in found if d["serial_start"] == end + 1), None)
+        return left, right
+
     async def insert(self, docs: list[Document]) -> None:
         """Insert new block documents (their ``_id`` is set in place)."""
         if not docs:
@@ -954,26 +986,25 @@ class UnitBlockStore:
     async def _merge_neighbours(self, writer: _Writer, doc: Document,
                                 session: Session, changed: frozenset[Any]) -> None:
         """Fold ``doc`` into identical, adjacent, unreserved blocks of the same holder
-        (the neighbours found by equality on ``(origin, serial_end)`` and ``(origin,
-        serial_start)``). A right neighbour taken in that is itself one of the blocks
-        just ``changed`` brings its own right neighbour, which is looked at in turn: the
-        blocks beyond it were merged as far as they could be before this change."""
+        (both neighbours found in one look-up, ``_Writer.neighbours``). A right neighbour
+        taken in that is itself one of the blocks just ``changed`` brings its own right
+        neighbour, which is looked at in turn: the blocks beyond it were merged as far as
+        they could be before this change."""
         if doc.get("reserved_by") is not None:
             return
-        left = await writer.neighbour(
-            {"origin": doc["origin"], "serial_end": doc["serial_start"] - 1})
+        # one look-up for both: merging the left one changes neither the right one nor
+        # where it starts (right after ``doc``)
+        left, right = await writer.neighbours(doc)
         if left is not None and _mergeable(left, doc):
             await writer.delete([doc])
             doc = await writer.update(left, {"serial_end": doc["serial_end"]})
-        while True:
-            right = await writer.neighbour(
-                {"origin": doc["origin"], "serial_start": doc["serial_end"] + 1})
-            if right is None or not _mergeable(doc, right):
-                return
+        while right is not None and _mergeable(doc, right):
             await writer.delete([right])
             doc = await writer.update(doc, {"serial_end": right["serial_end"]})
             if right["_id"] not in changed:
                 return
+            right = await writer.neighbour(
+                {"origin": doc["origin"], "serial_start": doc["serial_end"] + 1})
 
     async def edges(self, blocks: Sequence[UnitBlock], session: Session | None
                     ) -> Edges | None:

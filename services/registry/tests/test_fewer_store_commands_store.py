@@ -334,3 +334,37 @@ async def test_a_forwarded_transfer_known_here_is_answered_once(kz: Registry) ->
     assert len(await answers()) == 1
     handled = await kz.service.store.db.inbox.find({"correlation_id": "CH17"}).to_list()
     assert sorted(h["_id"] for h in handled) == sorted([first.message_id, again.message_id])
+
+
+async def test_credited_units_merge_with_both_neighbours_found_in_one_look_up(
+    kz: Registry,
+) -> None:
+    """The acquiring registry's completion (KZ plays CH's part): units credited between
+    two blocks the account already holds merge with both, found with one indexed look-up
+    (``_Writer.neighbours``): the transaction, the neighbours, bulkWrite, commit."""
+    alice = (await kz.service.create_account(A.PERSON_HOLDING, "Alice", 2)).account_id
+    units = kz.service.store.units
+
+    async def credit(transaction_id: str, serials: SerialRange) -> int:
+        payload = ProposalForwarded(
+            transaction_id=transaction_id, transaction_type=TransactionType.EXTERNAL_TRANSFER,
+            transferring=AccountRef(registry="CH", account_type=A.PARTY_HOLDING,
+                                    account_id=1),
+            acquiring=AccountRef(registry="KZ", account_type=A.PERSON_HOLDING,
+                                 account_id=alice),
+            blocks=[block_to_wire(UnitBlock(UnitAttributes("CH", UnitType.AAU, 2, 2),
+                                            serials))])
+        await kz.service.on_proposal_forwarded(
+            envelope(MessageType.PROPOSAL_FORWARDED, transaction_id, payload), payload)
+        _, spent = await counted(lambda: itl_says(kz, transaction_id, S.COMPLETED))
+        return spent
+
+    assert await credit("CH1", SerialRange(1, 10)) == 4        # serial 1: none before it
+    assert await credit("CH2", SerialRange(21, 30)) == 4       # none adjacent
+    assert await credit("CH3", SerialRange(11, 20)) == 4       # both: merged into one
+    held = await units.held({"account_id": alice})
+    assert [(d["serial_start"], d["serial_end"]) for d in held] == [(1, 30)]
+    assert await units.summary_counts() == await units.recount_counts()
+    assert await credit("CH4", SerialRange(31, 31)) == 4       # one serial, merged
+    assert [(d["serial_start"], d["serial_end"])
+            for d in await units.held({"account_id": alice})] == [(1, 31)]
