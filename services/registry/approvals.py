@@ -4,10 +4,10 @@ An operation the registry's ``FOUR_EYES_OPERATIONS`` lists (by default the exter
 transfer), started by one person, waits for a second person's approval before it is
 proposed to the ITL:
 
-- the request is checked as any other (its 4xx at once) in a store transaction that is
-  then abandoned: nothing is proposed, reserved or counted, and the pending approval is
-  stored (status ``pending``, ``expires_at`` = now + ``APPROVAL_EXPIRY_HOURS`` simulated
-  hours);
+- the request is checked as any other (its 4xx at once), its writes dropped unsent (or
+  its store transaction abandoned): nothing is proposed, reserved or counted, and the
+  pending approval is stored (status ``pending``, ``expires_at`` = now +
+  ``APPROVAL_EXPIRY_HOURS`` simulated hours);
 - another person allowed to start the same operation on the same account (the same
   ``permissions.authorise`` rule; the initiator: 403) approves it: the operation runs
   again, every check against the books of that moment, and is proposed in the store
@@ -36,12 +36,14 @@ from pymongo import ASCENDING, DESCENDING
 
 from services.registry.handlers import RegistryService, Work
 from services.registry.permissions import Actor, Operation, authorise
+from services.registry.store import checking_only
 from shared.audit import account_key
 from shared.auth import Forbidden
 from shared.codes import UnitType
 from shared.errors import NotFound
 from shared.logs import log_event, rehearsing
-from shared.store import Document, Session, in_transaction, next_sequence
+from shared.store import Document, Session, next_sequence
+from shared.store.batching import discarding
 
 log = logging.getLogger("registry.approvals")
 
@@ -57,6 +59,9 @@ APPROVABLE_OPERATIONS = frozenset({
 #: Work run in the store transaction that proposes (or keeps pending) an operation, with
 #: the transaction's (or the approval's) document.
 Then = Callable[[Session, Document], Awaitable[None]]
+#: Builds, inside the store transaction that approves, the plan of a pending approval
+#: (its document as read there) for the approver, after checking the approver's right.
+PlanFor = Callable[[Document, Session], Awaitable["Plan"]]
 #: Covered unless configured otherwise: transfers out of the registry.
 DEFAULT_FOUR_EYES_OPERATIONS = ("EXTERNAL_TRANSFER",)
 
@@ -112,7 +117,7 @@ class Plan:
 
 
 class _Rehearsed(Exception):
-    """Ends a check run: its store transaction is abandoned."""
+    """Ends a check that had to send its writes: its store transaction is abandoned."""
 
 
 class ApprovalDesk:
@@ -164,10 +169,16 @@ class ApprovalDesk:
         """Check ``plan`` as if it were proposed now (its refusal is raised as it would
         be), then store it as a pending approval. ``route``: how to run it again
         (``operations_api``); ``body``: the request as JSON; ``then`` runs in the store
-        transaction that stores the approval, with it."""
-        await self._rehearse(plan.work)
+        transaction that stores the approval, with it.
 
-        async def work(session: Session) -> Document:
+        The check runs ``plan.work`` in the store transaction that then stores the
+        approval, its writes dropped unsent (``shared.store.batching.discarding``):
+        nothing of it is kept, and no transaction is abandoned for it. When the check had
+        to send its writes (it read what it had written: a first transfer setting its
+        share aside), that transaction is abandoned and the approval stored in another,
+        as a check in its own store transaction always did."""
+
+        async def store(session: Session) -> Document:
             now = self._now()
             number = await next_sequence(self.registry.store.db, "approval", session)
             doc: Document = {
@@ -192,25 +203,21 @@ class ApprovalDesk:
                 await then(session, doc)
             return doc
 
-        doc = await self.runtime.commit(work)
+        async def checked_then_stored(session: Session) -> Document:
+            with rehearsing(), checking_only(), discarding(session) as checked:
+                await plan.work(session)
+            if not checked.clean:
+                raise _Rehearsed
+            return await store(session)
+
+        try:
+            doc = await self.runtime.commit(checked_then_stored)
+        except _Rehearsed:
+            doc = await self.runtime.commit(store)
         log_event(log, "approval_requested", approval_id=doc["_id"],
                   operation=doc["operation"], initiated_by=plan.by,
                   expires_at=doc["expires_at"])
         return doc
-
-    async def _rehearse(self, work: Work) -> None:
-        """Run ``work`` with every check and abandon its store transaction: nothing it
-        wrote (transaction, reservation, counters, outbox, audit records) remains."""
-
-        async def attempt(session: Session) -> None:
-            with rehearsing():
-                await work(session)
-            raise _Rehearsed
-
-        try:
-            await in_transaction(self.runtime.client, attempt)
-        except _Rehearsed:
-            return
 
     # deciding
 
@@ -226,12 +233,16 @@ class ApprovalDesk:
             raise ApprovalConflict(f"approval {approval_id} is {doc['status']}, not pending")
         return doc
 
-    async def authorise(self, approval: Document, actor: Actor) -> str:
+    async def authorise(self, approval: Document, actor: Actor,
+                        session: Session | None = None) -> str:
         """Who ``actor`` decides on ``approval`` as (as records keep it): someone allowed
         to start its operation on its account (``permissions.authorise``), else
-        ``Forbidden`` naming the approval."""
+        ``Forbidden`` naming the approval. With ``session``, the account is read in that
+        store transaction (before it writes any), and that read also answers the request's
+        later reads of it (``RegistryStore.account``, ``share_with_request``)."""
         rule = approval.get("authorised_on") or {}
-        account = (await self.registry.require_account(rule["account_id"])
+        account = (await self.registry.require_account(rule["account_id"], session,
+                                                       share_with_request=True)
                    if rule.get("account_id") is not None else None)
         unit_type = UnitType(rule["unit_type"]) if rule.get("unit_type") else None
         try:
@@ -239,32 +250,35 @@ class ApprovalDesk:
         except Forbidden as exc:
             raise Forbidden(f"approval {approval['_id']}: {exc.reason}") from exc
 
-    async def approve(self, approval_id: str, plan: Plan) -> Document:
-        """Approve: ``plan`` (the operation built again for the approver, whose right to
-        start it was checked) proposes the transaction in the store transaction that
-        closes the approval. The initiator: ``Forbidden``; no longer pending or expired:
-        ``ApprovalConflict``; a check that fails now: its refusal, and the approval stays
-        pending."""
+    async def approve(self, approval_id: str, plan_for: PlanFor) -> Document:
+        """Approve, in one store transaction that reads the approval and its account once:
+        the approval must be pending (else ``ApprovalConflict``; ``NotFound``); then
+        ``plan_for`` checks the approver (the initiator: ``Forbidden``; someone not
+        allowed to start it: ``Forbidden``) and builds the operation again for the
+        approver; an approval whose time has come expires (``ApprovalConflict``);
+        otherwise the plan proposes its transaction in the transaction that closes the
+        approval. A check that fails now: its refusal, and the approval stays pending."""
 
-        async def work(session: Session) -> Document | None:
+        async def work(session: Session) -> tuple[Document | None, str]:
             current = await self._pending(approval_id, session)
+            plan = await plan_for(current, session)
             check_second_person(current, plan.subject)
             now = self._now()
             if now >= current["expires_at"]:
                 await self._close(current, ApprovalStatus.EXPIRED, now, session)
-                return None
+                return None, plan.by
             tx = await plan.work(session)
             tx = await self._mark(tx, {"initiated_by": current["initiated_by"],
                                        "approved_by": plan.by,
                                        "approval_id": approval_id}, session)
             await self._close(current, ApprovalStatus.APPROVED, now, session, by=plan.by,
                               transaction_id=tx["_id"])
-            return tx
+            return tx, plan.by
 
-        tx = await self.runtime.commit(work)
+        tx, by = await self.runtime.commit(work)
         if tx is None:
             raise ApprovalConflict(f"approval {approval_id} has expired")
-        log_event(log, "approval_approved", approval_id=approval_id, approved_by=plan.by,
+        log_event(log, "approval_approved", approval_id=approval_id, approved_by=by,
                   transaction_id=tx["_id"])
         return tx
 

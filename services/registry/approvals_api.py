@@ -170,13 +170,15 @@ async def approve(approval_id: str, request: Request, actor: ActorDep) -> Transa
     approval: 409; expired: 409). A check that fails now answers its refusal (422 with
     the response code) and leaves the approval pending."""
     desk = approvals_of(request)
-    doc = await _pending(desk, approval_id)
-    check_second_person(doc, actor.subject)
-    await desk.authorise(doc, actor)
     routes: Mapping[str, PlanRoute[Any]] = request.app.state.plan_routes
-    route = routes[doc["route"]]
-    plan = await route.plan(request, route.body.model_validate(doc["request"]), actor)
-    return TransactionView.of(await desk.approve(approval_id, plan))
+
+    async def plan_for(doc: Document, session: Session) -> Plan:
+        check_second_person(doc, actor.subject)
+        await desk.authorise(doc, actor, session)
+        route = routes[doc["route"]]
+        return await route.plan(request, route.body.model_validate(doc["request"]), actor)
+
+    return TransactionView.of(await desk.approve(approval_id, plan_for))
 
 
 @router.post("/approvals/{approval_id}/reject", responses={

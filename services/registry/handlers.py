@@ -3,12 +3,15 @@ load, call the domain, store, emit. Each runs in one store transaction."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
+
+from pymongo.errors import DuplicateKeyError
 
 from services.registry.decisions import (
     WINDOWED_KINDS,
@@ -128,6 +131,9 @@ class Proposed:
     source: Account
     acquiring: AccountRef
     blocks: tuple[UnitBlock, ...]
+    #: Fields the proposal hooks add to the transaction's document (e.g. the share of
+    #: proceeds it sets aside, ``share_set_aside``), stored with it.
+    fields: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -220,8 +226,10 @@ class RegistryService:
 
         return await self.runtime.commit(work)
 
-    async def require_account(self, account_id: int, session: Session | None = None) -> Account:
-        account = await self.store.account(account_id, session)
+    async def require_account(self, account_id: int, session: Session | None = None,
+                              share_with_request: bool = False) -> Account:
+        """The account (``RegistryStore.account``), or ``NotFound``."""
+        account = await self.store.account(account_id, session, share_with_request)
         if account is None:
             raise NotFound(f"account {account_id} in registry {self.code}")
         return account
@@ -340,12 +348,16 @@ class RegistryService:
         if transaction_type == TransactionType.CARRY_OVER:
             self._check_true_up_ended(blocks)
         transaction_id = await self.store.next_transaction_id(session)
-        await self.store.units.reserve(blocks, transaction_id, session, int(transaction_type))
+        reserved = await self.store.units.reserve(blocks, transaction_id, session,
+                                                  int(transaction_type))
         if command.replaced_blocks:
             await self._reserve_replaced(list(command.replaced_blocks), transaction_id, session)
+        proposed = Proposed(transaction_id, transaction_type, supplementary, source,
+                            acquiring, tuple(blocks))
+        if _one_document_each(blocks, reserved):
+            proposed.fields[RESERVED_IDS_FIELD] = [doc["_id"] for doc in reserved]
         for hook in self.proposal_hooks:
-            await hook(Proposed(transaction_id, transaction_type, supplementary, source,
-                                acquiring, tuple(blocks)), session)
+            await hook(proposed, session)
         return await self._submit(
             session, transaction_id, transaction_type, _ref(source), acquiring, blocks,
             command.reference,
@@ -354,7 +366,7 @@ class RegistryService:
                    "new_expiry_date": command.new_expiry_date,
                    "replaced_blocks": [block_to_wire(b) for b in command.replaced_blocks],
                    "supp_transaction_type": supplementary},
-            decision_id=command.decision_id,
+            decision_id=command.decision_id, fields=proposed.fields,
         )
 
     async def choose(self, source: Account, command: TransferUnits,
@@ -396,6 +408,7 @@ class RegistryService:
             return choose_listed_blocks(inside, listed, command.quantity, source,
                                         command.unit_type, command.notification_id)
         available: list[UnitBlock] = []
+        read: dict[tuple[str, int], Document] = {}
         units = expired_units = 0
         async with aclosing(self.store.units.walk(prefix, session=session,
                                                   units=command.quantity)) as docs:
@@ -406,6 +419,7 @@ class RegistryService:
                     expired_units += doc_units(doc)
                     continue
                 available.append(doc_to_block(doc))
+                read[(doc["origin"], doc["serial_start"])] = doc
                 units += doc_units(doc)
                 if units >= command.quantity:
                     break
@@ -414,7 +428,14 @@ class RegistryService:
                 ResponseCode.UNIT_EXPIRED,
                 f"account {source.account_id} holds {expired_units} "
                 f"{command.unit_type.name} units that have expired")
-        return choose_blocks(available, command.quantity, source, command.unit_type)
+        chosen = choose_blocks(available, command.quantity, source, command.unit_type)
+        for block in chosen:
+            # each chosen block is one block just read or its first units: the blocks
+            # overlapping it are that one, so its reservation reads nothing more
+            origin = block.attributes.originating_registry
+            self.store.units.known_overlap(origin, block.serials,
+                                           [read[(origin, block.serials.start)]], session)
+        return chosen
 
     async def _listed_blocks(self, command: TransferUnits, session: Session
                              ) -> list[UnitBlock]:
@@ -476,7 +497,8 @@ class RegistryService:
                       transaction_type: TransactionType, transferring: AccountRef | None,
                       acquiring: AccountRef, blocks: list[UnitBlock],
                       reference: str | None, extra: dict[str, Any] | None = None,
-                      decision_id: str | None = None) -> Document:
+                      decision_id: str | None = None,
+                      fields: dict[str, Any] | None = None) -> Document:
         now = self.runtime.clock.now()
         proposal = ProposalSubmitted(
             transaction_id=transaction_id,
@@ -488,6 +510,7 @@ class RegistryService:
         )
         doc = _transaction_doc(proposal, Direction.OUTGOING, now, reference)
         doc["decision_id"] = decision_id
+        doc.update(fields or {})
         await self.store.insert_transaction(doc, session)
         # a transaction id this registry has just made (never reused): its first message
         await self.runtime.send(session, message_type=MessageType.PROPOSAL_SUBMITTED,
@@ -568,7 +591,7 @@ class RegistryService:
                     replaced_reservation(transaction_id), transaction_id, session)
             done: list[TransactionStatus] = [incoming, S.COMPLETED]
         elif reaction == Reaction.DEBIT:
-            await self.store.units.delete_reserved(transaction_id, session)
+            await self._debit(tx, session)
             done = [incoming, S.COMPLETED]
         else:  # CREDIT
             await self.store.units.insert(blocks, acquiring, session)
@@ -587,6 +610,24 @@ class RegistryService:
         self._log_status(transaction_id, S.COMPLETED, [])
         await self._run_hooks(tx, S.COMPLETED, session)
 
+    async def _debit(self, tx: Document, session: Session) -> None:
+        """Remove the units an outgoing transfer reserved (they left the registry). When
+        its document names the block documents that hold them (``reserved_ids``, one per
+        block: reserved blocks are neither split nor merged while reserved), they are
+        removed without reading them, the summaries changed by what the document says;
+        otherwise (a transaction stored before the field was kept, or one whose blocks
+        spanned several documents) they are read by their reservation first."""
+        ids = tx.get(RESERVED_IDS_FIELD)
+        holder = tx.get("transferring")
+        if not ids or holder is None or len(ids) != len(tx["blocks"]):
+            await self.store.units.delete_reserved(tx["_id"], session)
+            return
+        side = {"registry": holder["registry"], "account_type": holder["account_type"],
+                "account_id": holder["account_id"], "reserved_by": tx["_id"]}
+        await self.store.units.delete_known(
+            [{**block, **side, "_id": doc_id}
+             for block, doc_id in zip(tx["blocks"], ids, strict=True)], session)
+
     async def _run_hooks(self, tx: Document, status: TransactionStatus,
                          session: Session) -> None:
         final = {**tx, "status": int(status)}
@@ -596,12 +637,23 @@ class RegistryService:
     async def on_proposal_forwarded(self, envelope: Envelope,
                                     payload: ProposalForwarded) -> None:
         """An external transfer into this registry: accept (8) or reject (6) it; after
-        the deadline the ITL set for the answer, reject it with 1104 (docs/adr/0017)."""
+        the deadline the ITL set for the answer, reject it with 1104 (docs/adr/0017).
+
+        A transaction id this registry already holds (the ITL forwarded it before, under
+        another message id) is answered by nothing: the first forward stands. It is not
+        looked up first: the insert of the transaction fails on its duplicate key, which
+        aborts the store transaction with all it did (as the inbox row does for a
+        message handled before, docs/adr/0024), and the message is then handled again
+        with the look-up, which finds the transaction and does nothing but record the
+        message."""
         if payload.deadline is not None:
             await self.runtime.catch_up_clock()
+        answered: list[TransactionStatusNotified] = []
 
-        async def effect(session: Session) -> None:
-            if await self.store.transaction(payload.transaction_id, session) is not None:
+        async def effect(session: Session, look_up: bool) -> None:
+            answered.clear()
+            if look_up and await self.store.transaction(payload.transaction_id,
+                                                        session) is not None:
                 return
             now = self.runtime.clock.now()
             blocks = [block_from_wire(b) for b in payload.blocks]
@@ -636,10 +688,20 @@ class RegistryService:
                                     recipient=ITL_CODE, correlation_id=payload.transaction_id,
                                     payload=answer, causation_id=envelope.message_id,
                                     first=True)
+            answered.append(answer)
+
+        try:
+            handled = await self.runtime.handle_once(
+                envelope, functools.partial(effect, look_up=False))
+        except DuplicateKeyError:
+            # the transaction id is known here (or another key clashed: the look-up
+            # finds nothing then, and the handling fails as it did)
+            handled = await self.runtime.handle_once(
+                envelope, functools.partial(effect, look_up=True))
+        if handled and answered:
+            (answer,) = answered
             self._log_status(payload.transaction_id, answer.status,
                              [_result_doc(r) for r in answer.evaluation_results])
-
-        await self.runtime.handle_once(envelope, effect)
 
     async def on_message_ack(self, envelope: Envelope, payload: MessageAck) -> None:
         """The ITL's answer about one of this registry's messages. A refusal of one of its
@@ -775,6 +837,20 @@ def _breaches(proposal: ProposalForwarded) -> list[Breach]:
     return account_rule_breaches(proposal.transaction_type, supplementary, proposer,
                                  transferring, _side(proposal.acquiring),
                                  [b.attributes for b in blocks])
+
+
+#: Field of an outgoing transaction's document: the ``_id`` of the block document
+#: reserving each of its blocks, in order (absent when a block spanned several).
+RESERVED_IDS_FIELD = "reserved_ids"
+
+
+def _one_document_each(blocks: list[UnitBlock], reserved: list[Document]) -> bool:
+    """Whether the reservation of ``blocks`` wrote exactly one block document per block,
+    holding exactly its serials (``UnitBlockStore.reserve``'s answer, in order)."""
+    return len(blocks) == len(reserved) and all(
+        (doc["origin"], doc["serial_start"], doc["serial_end"])
+        == (b.attributes.originating_registry, b.serials.start, b.serials.end)
+        for b, doc in zip(blocks, reserved, strict=True))
 
 
 def _ref(account: Account) -> AccountRef:

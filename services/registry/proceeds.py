@@ -117,6 +117,9 @@ class ShareOfProceeds:
     async def on_proposal(self, proposed: Proposed, session: Session) -> None:
         """Count a share-of-proceeds transfer as contributed, once, however it was
         proposed; or set aside the share a first transfer of AAUs makes owed."""
+        # what it sets aside, stored with the transaction: one that sets none aside
+        # (every one but a first transfer owing a share) is not looked up at its end
+        proposed.fields[SET_ASIDE_FIELD] = 0
         kind = _KIND_OF_SUPPLEMENTARY.get(proposed.supplementary_type)
         if kind is None:
             await self.with_first_transfer(proposed, session)
@@ -151,12 +154,13 @@ class ShareOfProceeds:
                     f"{proposed.source.account_id}: {refusal.reason}") from refusal
             await self.registry.store.units.reserve(blocks, set_aside(proposed.transaction_id),
                                                     session)
+            proposed.fields[SET_ASIDE_FIELD] = proposed.fields.get(SET_ASIDE_FIELD, 0) + owed
             await self._add(period, FIRST, "levied", owed, session)
 
     async def before_completion(self, tx: Document, session: Session) -> None:
         """A first transfer is completing: propose the share it set aside, before the
         completion goes to the ITL."""
-        for period, blocks in (await self._set_aside(tx["_id"], session)).items():
+        for period, blocks in (await self._set_aside(tx, session)).items():
             await self.registry.store.units.release(set_aside(tx["_id"]), session)
             quantity = sum(b.quantity for b in blocks)
             # the set-aside counts no more: the share transfer proposed from it does
@@ -193,19 +197,25 @@ class ShareOfProceeds:
                                      map(block_from_wire, proposal.blocks))
             for period, quantity in first.items():
                 await self._add(period, FIRST, "base", -quantity, session)
-            for period, blocks in (await self._set_aside(tx["_id"], session)).items():
+            for period, blocks in (await self._set_aside(tx, session)).items():
                 await self._add(period, FIRST, "levied", -sum(b.quantity for b in blocks),
                                 session)
-            await self.registry.store.units.release(set_aside(tx["_id"]), session)
+            if tx.get(SET_ASIDE_FIELD) != 0:
+                await self.registry.store.units.release(set_aside(tx["_id"]), session)
             return
         for period, quantity in sorted(_converted(proposal).items()):
             await self._add(period, ERU, "base", quantity, session)
             await self._levy_conversion(period, proposal, session)
 
-    async def _set_aside(self, transaction_id: str, session: Session
+    async def _set_aside(self, tx: Document, session: Session
                          ) -> dict[int, list[UnitBlock]]:
+        """The blocks ``tx`` set aside for its share, by period: none, without reading,
+        when its document says it set none aside (``share_set_aside`` 0); read otherwise
+        (also for a transaction stored before the field was kept)."""
+        if tx.get(SET_ASIDE_FIELD) == 0:
+            return {}
         by_period: dict[int, list[UnitBlock]] = defaultdict(list)
-        for doc in await self.registry.store.units.reserved_by(set_aside(transaction_id),
+        for doc in await self.registry.store.units.reserved_by(set_aside(tx["_id"]),
                                                                session):
             block = doc_to_block(doc)
             by_period[block.attributes.original_commitment_period].append(block)
@@ -300,6 +310,11 @@ class ShareOfProceeds:
                         "owed": max(0, due - row.get("levied", 0)),
                         "transactions": row.get("transactions", [])})
         return out
+
+
+#: Field of a transaction's document: the units of the share of proceeds it set aside
+#: when proposed (reserved under ``set_aside(id)``; 0: none).
+SET_ASIDE_FIELD = "share_set_aside"
 
 
 def set_aside(transaction_id: str) -> str:

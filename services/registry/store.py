@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from contextlib import aclosing
+from collections.abc import Iterator
+from contextlib import aclosing, contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
@@ -19,11 +21,43 @@ from services.registry.domain import (
 from shared.audit import AuditTrail, account_key, side_keys
 from shared.codes import FINAL_STATUSES, AccountType, TransactionStatus, UnitType
 from shared.store import Database, Document, Session, next_sequence
-from shared.store.batching import request_reads
+from shared.store.batching import recall, remember, request_reads
 from shared.store.unit_blocks import UnitBlockStore, doc_units
 
 #: Account numbers below this are the fixed government accounts made at start-up.
 FIRST_PERSON_ACCOUNT_ID = 1000
+
+
+#: True while the store work of a request is only checked, in a store transaction that is
+#: then abandoned (the rehearsal of a request awaiting approval, docs/adr/0018).
+_CHECKING_ONLY: ContextVar[bool] = ContextVar("checking_only", default=False)
+
+
+@contextmanager
+def checking_only() -> Iterator[None]:
+    """Within the block, store work runs only to be checked and nothing it writes is kept
+    (the rehearsal in ``ApprovalDesk.request``: its writes dropped unsent or its store
+    transaction abandoned), so nothing it reads needs to be read in that transaction.
+    Two reads are spared then:
+
+    - the transaction counter: a rehearsal takes no transaction id, it uses
+      ``rehearsal_transaction_id`` (``KZ0``, a number the counter never gives);
+    - an account the request has already read outside a store transaction (its
+      permission checks): answered from that read (``account``).
+
+    The checks themselves are the same code; what is proposed later is checked again in
+    the store transaction that proposes it."""
+    token = _CHECKING_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _CHECKING_ONLY.reset(token)
+
+
+def rehearsal_transaction_id(registry_code: str) -> str:
+    """The transaction id a rehearsal proposes under (``KZ0``): of the protocol's form,
+    never given by the counter (which starts at 1), never stored."""
+    return f"{registry_code}0"
 
 
 #: The audit action of an account's change of status (docs/adr/0008).
@@ -92,19 +126,35 @@ class RegistryStore:
         """How the audit trail names an account of this registry (``KZ:1001``)."""
         return account_key(self.code, account_id)
 
-    async def account(self, account_id: int, session: Session | None = None) -> Account | None:
-        """The account ``account_id``; read once per API request outside a store
-        transaction (``shared.store.batching.request_reads``: the permission checks and
-        the plan of one request read it as of one moment), always read inside one."""
-        kept = request_reads() if session is None else None
+    async def account(self, account_id: int, session: Session | None = None,
+                      share_with_request: bool = False) -> Account | None:
+        """The account ``account_id``.
+
+        - Outside a store transaction (``session`` None), read once per API request
+          (``shared.store.batching.request_reads``: the permission checks and the plan of
+          one request read it as of one moment).
+        - Inside one, read once per attempt of the transaction until the transaction
+          writes an account (``shared.store.batching.remember``: a read in a transaction
+          sees its snapshot and its own writes, so a second read with no write between
+          sees the same). ``share_with_request``: a read made before the transaction
+          writes any account, which then also answers the request's later reads outside
+          a store transaction (it is as recent as they would be).
+        - Inside a rehearsal (``checking_only``) an account the request has read outside a
+          store transaction is not read again."""
+        kept = request_reads()
         key = (self.db.accounts.full_name, "account", account_id)
-        if kept is not None and key in kept:
-            doc = kept[key]
-        else:
-            doc = await self.db.accounts.find_one({"account_id": account_id}, session=session)
-            if kept is not None:
-                kept[key] = doc
-        return doc_to_account(doc) if doc else None
+        if (session is None or _CHECKING_ONLY.get()) and kept is not None and key in kept:
+            return _account_of(kept[key])
+        if session is not None:
+            remembered = recall(session, key)
+            if remembered is not None:
+                return _account_of(remembered[0])
+        doc = await self.db.accounts.find_one({"account_id": account_id}, session=session)
+        if session is not None:
+            remember(session, key, (doc,))
+        if kept is not None and (session is None or share_with_request):
+            kept[key] = doc
+        return _account_of(doc)
 
     async def accounts(self) -> list[Account]:
         docs = await self.db.accounts.find().sort("account_id", ASCENDING).to_list()
@@ -225,6 +275,10 @@ class RegistryStore:
     # transactions
 
     async def next_transaction_id(self, session: Session) -> str:
+        """The next id of the registry's transaction counter (``KZ17``); in a rehearsal
+        (``checking_only``) ``rehearsal_transaction_id``, without reading the counter."""
+        if _CHECKING_ONLY.get():
+            return rehearsal_transaction_id(self.code)
         return f"{self.code}{await next_sequence(self.db, 'transaction', session)}"
 
     async def insert_transaction(self, doc: Document, session: Session) -> None:
@@ -320,6 +374,10 @@ def account_to_doc(account: Account) -> Document:
 def status_change_to_doc(change: StatusChange) -> Document:
     return {"status": change.status.value, "by": change.by, "at": change.at,
             "reason": change.reason}
+
+
+def _account_of(doc: Document | None) -> Account | None:
+    return doc_to_account(doc) if doc else None
 
 
 def doc_to_account(doc: Document) -> Account:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,6 +108,8 @@ class Attempt:
     #: Per collection, the state the attempt gave each document it wrote (None:
     #: deleted), for a collection whose every write records it here (``overlay``).
     overlays: dict[str, dict[Any, Document | None]] = field(default_factory=dict)
+    #: How many times queued writes were sent (``flush`` with writes).
+    sends: int = 0
 
     def forget(self, collection: str) -> None:
         """Drop the reads of ``collection`` kept so far (it is being written)."""
@@ -119,6 +121,7 @@ class Attempt:
         if not self.writes:
             return
         writes, self.writes = self.writes, []
+        self.sends += 1
         if await self.client.speaks_client_bulk_write():
             models = [w.model(w.collection.full_name) for w in writes]
             try:
@@ -208,6 +211,40 @@ def attempting(client: BatchingClient, session: AsyncClientSession) -> Iterator[
             del _ATTEMPTS[id(session)]
 
 
+@dataclass
+class Discarded:
+    """What ``discarding`` did: ``clean`` is True when nothing written within the block
+    was sent (so all of it was dropped), False when some of it was sent (then nothing was
+    dropped, and the caller must not commit the transaction)."""
+
+    clean: bool = True
+
+
+@contextlib.contextmanager
+def discarding(session: AsyncClientSession) -> Iterator[Discarded]:
+    """Within the block, the writes made in ``session``'s transaction attempt are queued
+    as always; at its end they are dropped, unsent, with the outbox rows, kept reads and
+    written states recorded since it began (work run only for its checks, e.g. the
+    rehearsal of a request awaiting approval, docs/adr/0018), so that the transaction
+    can go on to write something else. If a read within the block had to send them (a
+    read of a collection they write), they are in the transaction and cannot be dropped:
+    ``Discarded.clean`` is False and the caller abandons the transaction instead.
+    ``RuntimeError`` outside a transaction attempt."""
+    attempt = attempt_of(session)
+    if attempt is None:
+        raise RuntimeError("discarding needs a store transaction")
+    writes, outbox, sends = len(attempt.writes), len(attempt.outbox), attempt.sends
+    memo, overlays = copy.deepcopy(attempt.memo), copy.deepcopy(attempt.overlays)
+    done = Discarded()
+    yield done
+    if attempt.sends != sends:
+        done.clean = False
+        return
+    del attempt.writes[writes:]
+    del attempt.outbox[outbox:]
+    attempt.memo, attempt.overlays = memo, overlays
+
+
 def recall(session: AsyncClientSession | None, key: tuple[Any, ...]) -> Any:
     """A read kept in ``session``'s attempt under ``key`` (its first item the collection's
     full name), as a deep copy; None when there is none."""
@@ -240,18 +277,24 @@ def overlay(session: AsyncClientSession | None, collection: str
 async def read_through(collection: AsyncCollection[Document], query: Document,
                        session: AsyncClientSession | None,
                        written: dict[Any, Document | None],
-                       stored: list[Document] | None = None) -> list[Document]:
-    """The documents matching ``query`` (equalities on top-level fields only) as the
-    transaction sees them, without sending its queued writes: the store's answer with
-    the documents in ``written`` (the collection's ``overlay``) replaced by their state
-    there. ``stored``: the store's answer, already read in this transaction (by a wider
-    look-up, at any point of it: the overlay holds every write since); None reads it."""
+                       stored: list[Document] | None = None,
+                       matches: Callable[[Document], bool] | None = None) -> list[Document]:
+    """The documents matching ``query`` as the transaction sees them, without sending its
+    queued writes: the store's answer with the documents in ``written`` (the
+    collection's ``overlay``) replaced by their state there. ``stored``: the store's
+    answer, already read in this transaction (by a wider look-up, at any point of it:
+    the overlay holds every write since); None reads it. ``matches`` tells whether a
+    written state matches ``query``; by default ``query`` holds equalities on top-level
+    fields only."""
+    def equal(doc: Document) -> bool:
+        return all(doc.get(k) == v for k, v in query.items())
+
     if stored is None:
         cursor: AsyncCursor[Document] = AsyncCursor(collection, query, session=session)
         stored = [doc async for doc in cursor]
     found = [dict(doc) for doc in stored if doc["_id"] not in written]
     found += [dict(doc) for doc in written.values()
-              if doc is not None and all(doc.get(k) == v for k, v in query.items())]
+              if doc is not None and (matches or equal)(doc)]
     return found
 
 

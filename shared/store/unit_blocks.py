@@ -299,6 +299,38 @@ class _Writer:
                                    stored)
         return found[0] if found else None
 
+    async def neighbours(self, doc: Document) -> tuple[Document | None, Document | None]:
+        """The blocks of ``doc``'s origin ending right before it and starting right after
+        it (None: none), as the store transaction sees them, without sending its queued
+        writes first (``shared.store.batching.read_through``).
+
+        From the blocks read around the blocks being written (``edges``) when those hold
+        the answer; otherwise in one look-up: the block ending at ``s - 1`` contains
+        ``s - 1`` and hangs at one of its ``fork_candidates`` before ``s``, the one
+        starting at ``e + 1`` at one of ``e + 1``'s after ``e`` (``fork_node``), so one
+        equality ``$in`` on ``(origin, fork)`` finds both, an index range SecantusDB
+        serves, with at most one block per candidate node (blocks of one origin never
+        overlap). (An ``$or`` of the two equalities is a collection scan there.)"""
+        start, end = doc["serial_start"], doc["serial_end"]
+        before = {"origin": doc["origin"], "serial_end": start - 1}
+        after = {"origin": doc["origin"], "serial_start": end + 1}
+        if self.edges is not None and self.edges.answer(before) is not None \
+                and self.edges.answer(after) is not None:
+            return await self.neighbour(before), await self.neighbour(after)
+        nodes = {c for c in fork_candidates(end + 1) if c > end}
+        if start > 1:
+            nodes.update(c for c in fork_candidates(start - 1) if c < start)
+        query: Document = {"origin": doc["origin"], "fork": {"$in": sorted(nodes)}}
+        if overlay(self.session, self.collection.full_name) is None:
+            found = await self.collection.find(query, session=self.session).to_list()
+        else:
+            found = await read_through(
+                self.collection, query, self.session, self.written,
+                matches=lambda d: d["origin"] == doc["origin"] and d.get("fork") in nodes)
+        left = next((d for d in found if d["serial_end"] == start - 1), None)
+        right = next((d for d in found if d["serial_start"] == end + 1), None)
+        return left, right
+
     async def insert(self, docs: list[Document]) -> None:
         """Insert new block documents (their ``_id`` is set in place)."""
         if not docs:
@@ -610,6 +642,17 @@ class UnitBlockStore:
         remember(session, key, found)
         return found
 
+    def known_overlap(self, origin: str, serials: SerialRange, docs: list[Document],
+                      session: Session | None) -> None:
+        """Keep, for the rest of ``session``'s store transaction (until the blocks are
+        next written, as ``overlapping`` keeps its own answers), that the blocks of
+        ``origin`` overlapping ``serials`` are ``docs``, as read in that transaction: a
+        check or reservation of those serials that follows reads nothing. The caller
+        vouches for the answer: e.g. ``serials`` lie inside the one block ``docs`` holds,
+        just read (blocks of one origin never overlap). No effect outside a transaction."""
+        remember(session, (self.collection.full_name, "overlapping", origin, serials.start,
+                           serials.end), docs)
+
     async def _overlapping(
         self, origin: str, serials: SerialRange, session: Session | None
     ) -> list[Document]:
@@ -806,11 +849,14 @@ class UnitBlockStore:
         transaction_id: str,
         session: Session,
         transaction_type: int | None = None,
-    ) -> None:
-        """Mark exactly ``blocks`` reserved, splitting held blocks at their edges.
+    ) -> list[Document]:
+        """Mark exactly ``blocks`` reserved, splitting held blocks at their edges; returns
+        the reserved block documents as written, in order (one per block when each block
+        lies inside one held block).
 
         Call ``check_reservable`` first: this assumes every block is fully held.
         """
+        reserved: list[Document] = []
         async with self._writing(session) as writer:
             for block in blocks:
                 docs = await self.overlapping(
@@ -820,18 +866,19 @@ class UnitBlockStore:
                     held = SerialRange(doc["serial_start"], doc["serial_end"])
                     inner = SerialRange(max(held.start, block.serials.start),
                                         min(held.end, block.serials.end))
-                    await writer.update(doc, {
+                    reserved.append(await writer.update(doc, {
                         "serial_start": inner.start,
                         "serial_end": inner.end,
                         "reserved_by": transaction_id,
                         "reserved_for_type": transaction_type,
-                    })
+                    }))
                     rests = []
                     for rest in held.minus(inner):
                         copy = {k: v for k, v in doc.items() if k != "_id"}
                         copy.update(serial_start=rest.start, serial_end=rest.end)
                         rests.append(copy)
                     await writer.insert(rests)
+        return reserved
 
     async def insert(
         self,
@@ -917,6 +964,15 @@ class UnitBlockStore:
             await writer.delete(docs)
         return len(docs)
 
+    async def delete_known(self, docs: list[Document], session: Session) -> None:
+        """Remove the blocks ``docs`` (units leaving this holder's books) without reading
+        them: the caller knows each one's ``_id`` and current state, at least its holder,
+        units, unit type, periods, origin and reservation (what the summaries count), e.g.
+        from the transaction that reserved them (``reserve`` returns them; reserved blocks
+        are neither split nor merged while reserved). The summaries change by ``docs``."""
+        async with self._writing(session) as writer:
+            await writer.delete(docs)
+
     async def _merge_all(self, writer: _Writer, ids: list[Any], session: Session) -> None:
         """Merge each block of ``ids`` (those a change just wrote) with its neighbours."""
         changed = frozenset(ids)
@@ -930,26 +986,25 @@ class UnitBlockStore:
     async def _merge_neighbours(self, writer: _Writer, doc: Document,
                                 session: Session, changed: frozenset[Any]) -> None:
         """Fold ``doc`` into identical, adjacent, unreserved blocks of the same holder
-        (the neighbours found by equality on ``(origin, serial_end)`` and ``(origin,
-        serial_start)``). A right neighbour taken in that is itself one of the blocks
-        just ``changed`` brings its own right neighbour, which is looked at in turn: the
-        blocks beyond it were merged as far as they could be before this change."""
+        (both neighbours found in one look-up, ``_Writer.neighbours``). A right neighbour
+        taken in that is itself one of the blocks just ``changed`` brings its own right
+        neighbour, which is looked at in turn: the blocks beyond it were merged as far as
+        they could be before this change."""
         if doc.get("reserved_by") is not None:
             return
-        left = await writer.neighbour(
-            {"origin": doc["origin"], "serial_end": doc["serial_start"] - 1})
+        # one look-up for both: merging the left one changes neither the right one nor
+        # where it starts (right after ``doc``)
+        left, right = await writer.neighbours(doc)
         if left is not None and _mergeable(left, doc):
             await writer.delete([doc])
             doc = await writer.update(left, {"serial_end": doc["serial_end"]})
-        while True:
-            right = await writer.neighbour(
-                {"origin": doc["origin"], "serial_start": doc["serial_end"] + 1})
-            if right is None or not _mergeable(doc, right):
-                return
+        while right is not None and _mergeable(doc, right):
             await writer.delete([right])
             doc = await writer.update(doc, {"serial_end": right["serial_end"]})
             if right["_id"] not in changed:
                 return
+            right = await writer.neighbour(
+                {"origin": doc["origin"], "serial_start": doc["serial_end"] + 1})
 
     async def edges(self, blocks: Sequence[UnitBlock], session: Session | None
                     ) -> Edges | None:

@@ -29,7 +29,7 @@ from shared.store import (
     in_transaction,
     make_client,
 )
-from shared.store.batching import BatchingClient
+from shared.store.batching import BatchingClient, discarding, overlay, recall, remember
 from shared.testing.infra import Namespace
 
 pytestmark = pytest.mark.integration
@@ -110,6 +110,53 @@ async def test_a_read_sees_the_transactions_writes_and_sends_them_only_when_it_m
 
     assert await in_transaction(client, work) == (5, 3)
     assert commands.names == ["find", "bulkWrite", "find", "commitTransaction"]
+
+
+async def test_writes_discarded_unsent_leave_nothing_and_the_transaction_goes_on(
+    store: tuple[Client, Database, Commands],
+) -> None:
+    """``discarding``: writes queued within the block are dropped unsent, with the reads
+    kept and the states recorded since it began; the transaction then writes and commits
+    something else. Writes a read within the block had to send cannot be dropped: the
+    block says so (``clean`` False) and the caller abandons the transaction."""
+    client, db, commands = store
+    await db.b.insert_one({"_id": 1, "units": 5})
+    commands.names.clear()
+
+    async def work(session: Session) -> bool:
+        remember(session, (db.c.full_name, "kept"), 1)
+        with discarding(session) as checked:
+            await db.a.insert_one({"_id": "dropped"}, session=session)
+            await db.b.update_one({"_id": 1}, {"$inc": {"units": 100}}, session=session)
+            written = overlay(session, db.c.full_name)
+            assert written is not None
+            written["x"] = {"_id": "x"}
+            remember(session, (db.c.full_name, "kept"), 2)
+            assert await db.c.find_one({"_id": 1}, session=session) is None  # c: not sent
+        assert overlay(session, db.c.full_name) == {}
+        assert recall(session, (db.c.full_name, "kept")) == 1
+        await db.a.insert_one({"_id": "kept"}, session=session)
+        return checked.clean
+
+    assert await in_transaction(client, work) is True
+    assert commands.names == ["find", "bulkWrite", "commitTransaction"]
+    assert [d["_id"] for d in await db.a.find().to_list()] == ["kept"]
+    assert await db.b.find_one({"_id": 1}) == {"_id": 1, "units": 5}
+
+    class Abandoned(Exception):
+        pass
+
+    async def sent(session: Session) -> None:
+        with discarding(session) as checked:
+            await db.b.update_one({"_id": 1}, {"$inc": {"units": 100}}, session=session)
+            found = await db.b.find_one({"_id": 1}, session=session)  # b written: sent
+            assert found is not None and found["units"] == 105
+        assert not checked.clean
+        raise Abandoned
+
+    with pytest.raises(Abandoned):
+        await in_transaction(client, sent)
+    assert await db.b.find_one({"_id": 1}) == {"_id": 1, "units": 5}
 
 
 async def test_without_a_cross_collection_bulk_write_each_run_of_one_collection_is_one_command(
