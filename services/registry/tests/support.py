@@ -6,17 +6,24 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 
 from services.registry.config import RegistrySettings
 from services.registry.domain import RegistryProfile, fixed_accounts
 from services.registry.handlers import RegistryService
 from services.registry.store import RegistryStore
-from shared.blocks import UnitBlock
-from shared.codes import ITL_CODE
+from shared.blocks import UnitAttributes, UnitBlock
+from shared.codes import ITL_CODE, UnitType
 from shared.service import Runtime
 from shared.store import Session
 from shared.store.unit_blocks import Holder
+
+#: Simulated time the store tests' registries start at (second commitment period).
+START = datetime(2013, 3, 1, tzinfo=UTC)
+#: KZ's Party holding account.
+PARTY = 1
+#: KZ's AAUs of the second commitment period.
+AAU = UnitAttributes("KZ", UnitType.AAU, 2, 2)
 
 
 @asynccontextmanager

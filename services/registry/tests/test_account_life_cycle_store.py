@@ -7,14 +7,14 @@ after it has read and letting the other commit meanwhile."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from services.registry.domain import AccountAction, AccountStatus
 from services.registry.handlers import RegistryService, TransferUnits
-from services.registry.tests.support import registry_on_its_own_database
+from services.registry.tests.support import AAU, PARTY, START, registry_on_its_own_database
 from shared.blocks import SerialRange, UnitAttributes, UnitBlock
 from shared.codes import (
     ITL_CODE,
@@ -37,9 +37,6 @@ from shared.store.unit_blocks import Holder
 pytestmark = pytest.mark.integration
 
 S = TransactionStatus
-START = datetime(2013, 3, 1, tzinfo=UTC)
-PARTY = 1
-AAU = UnitAttributes("KZ", UnitType.AAU, 2, 2)
 
 
 @pytest.fixture

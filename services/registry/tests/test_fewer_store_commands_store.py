@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -36,7 +36,7 @@ from services.registry.handlers import (
 )
 from services.registry.permissions import Actor, Operation, Role
 from services.registry.proceeds import SET_ASIDE_FIELD, ShareOfProceeds, set_aside
-from services.registry.tests.support import registry_on_its_own_database
+from services.registry.tests.support import AAU, PARTY, START, registry_on_its_own_database
 from shared.auth import Forbidden
 from shared.blocks import SerialRange, UnitAttributes, UnitBlock
 from shared.codes import (
@@ -65,9 +65,6 @@ pytestmark = pytest.mark.integration
 
 S = TransactionStatus
 A = AccountType
-START = datetime(2013, 3, 1, tzinfo=UTC)
-PARTY = 1
-AAU = UnitAttributes("KZ", UnitType.AAU, 2, 2)
 OPERATOR_1 = Actor.of(Role.OPERATOR, subject="kz-operator-1")
 OPERATOR_2 = Actor.of(Role.OPERATOR, subject="kz-operator-2")
 

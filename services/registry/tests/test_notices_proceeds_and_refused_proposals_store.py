@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -23,7 +22,7 @@ from services.registry.decisions import Decision, DecisionKind, DecisionState, W
 from services.registry.handlers import DecisionDesk, RegistryService, TransferUnits
 from services.registry.proceeds import FIRST, ShareOfProceeds, set_aside
 from services.registry.store import RegistryStore
-from services.registry.tests.support import registry_on_its_own_database
+from services.registry.tests.support import AAU, PARTY, START, registry_on_its_own_database
 from shared.blocks import SerialRange, UnitAttributes, UnitBlock
 from shared.codes import (
     ITL_CODE,
@@ -54,9 +53,7 @@ pytestmark = pytest.mark.integration
 
 S = TransactionStatus
 A = AccountType
-START = datetime(2013, 3, 1, tzinfo=UTC)
-PARTY, NET_SOURCE, RETIREMENT_CP1, TCER_REPLACEMENT_CP1 = 1, 5, 103, 109
-AAU = UnitAttributes("KZ", UnitType.AAU, 2, 2)
+NET_SOURCE, RETIREMENT_CP1, TCER_REPLACEMENT_CP1 = 5, 103, 109
 AAU_CP1 = UnitAttributes("KZ", UnitType.AAU, 1, 1)
 TCER = UnitAttributes("CDM", UnitType.TCER, 1, 1, project_id="CDM-AR-1")
 ISSUED = SerialRange(1, 2_000_000)
