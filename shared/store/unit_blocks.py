@@ -89,6 +89,18 @@ def fork_candidates(serial: int) -> list[int]:
     return [((serial >> (k + 1)) << (k + 1)) | (1 << k) for k in range(level, SERIAL_BITS)]
 
 
+def neighbour_nodes(first: int, last: int) -> set[int]:
+    """The fork nodes at which the blocks next to serials ``first..last`` can hang: the
+    block ending at ``first - 1`` contains it and hangs at one of its ``fork_candidates``
+    before ``first``, the block starting at ``last + 1`` at one of its after ``last``
+    (``fork_node``). Blocks of one origin never overlap, so at most one block hangs at
+    each."""
+    nodes = {c for c in fork_candidates(last + 1) if c > last}
+    if first > 1:
+        nodes.update(c for c in fork_candidates(first - 1) if c < first)
+    return nodes
+
+
 @dataclass(frozen=True)
 class Holder:
     """The account that holds a block: registry code, account type and identifier."""
@@ -305,21 +317,16 @@ class _Writer:
         writes first (``shared.store.batching.read_through``).
 
         From the blocks read around the blocks being written (``edges``) when those hold
-        the answer; otherwise in one look-up: the block ending at ``s - 1`` contains
-        ``s - 1`` and hangs at one of its ``fork_candidates`` before ``s``, the one
-        starting at ``e + 1`` at one of ``e + 1``'s after ``e`` (``fork_node``), so one
-        equality ``$in`` on ``(origin, fork)`` finds both, an index range SecantusDB
-        serves, with at most one block per candidate node (blocks of one origin never
-        overlap). (An ``$or`` of the two equalities is a collection scan there.)"""
+        the answer; otherwise in one equality ``$in`` on ``(origin, fork)`` of the nodes
+        they can hang at (``neighbour_nodes``), an index range SecantusDB serves. (An
+        ``$or`` of the two equalities is a collection scan there.)"""
         start, end = doc["serial_start"], doc["serial_end"]
         before = {"origin": doc["origin"], "serial_end": start - 1}
         after = {"origin": doc["origin"], "serial_start": end + 1}
         if self.edges is not None and self.edges.answer(before) is not None \
                 and self.edges.answer(after) is not None:
             return await self.neighbour(before), await self.neighbour(after)
-        nodes = {c for c in fork_candidates(end + 1) if c > end}
-        if start > 1:
-            nodes.update(c for c in fork_candidates(start - 1) if c < start)
+        nodes = neighbour_nodes(start, end)
         query: Document = {"origin": doc["origin"], "fork": {"$in": sorted(nodes)}}
         if overlay(self.session, self.collection.full_name) is None:
             found = await self.collection.find(query, session=self.session).to_list()
@@ -1031,11 +1038,9 @@ class UnitBlockStore:
             nodes: set[int] = set()
             for block in some:
                 first, last = block.serials.start, block.serials.end
-                if first > 1:
-                    nodes.update(c for c in fork_candidates(first - 1) if c < first)
+                nodes.update(neighbour_nodes(first, last))
                 nodes.update(c for c in fork_candidates(first) if first <= c <= last)
                 nodes.update(c for c in fork_candidates(last) if first <= c <= last)
-                nodes.update(c for c in fork_candidates(last + 1) if c > last)
             cursor: AsyncCursor[Document] = AsyncCursor(
                 self.collection, {"origin": origin, "fork": {"$in": sorted(nodes)}},
                 session=session)

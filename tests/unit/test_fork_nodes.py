@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.bounds import MAX_SERIAL
-from shared.store.unit_blocks import SERIAL_BITS, fork_candidates, fork_node
+from shared.store.unit_blocks import SERIAL_BITS, fork_candidates, fork_node, neighbour_nodes
 
 
 def trailing_zeros(n: int) -> int:
@@ -46,3 +46,23 @@ def test_the_block_containing_a_serial_hangs_at_one_of_its_candidates(
         assert fork in candidates
         assert len(candidates) <= SERIAL_BITS
         assert all(c >= 1 for c in candidates)
+
+
+@given(left=st.integers(1, 10**9), gap_start=st.integers(1, 10**6),
+       length=st.integers(1, 10**6), right=st.integers(1, 10**9))
+def test_the_blocks_next_to_a_range_hang_at_its_neighbour_nodes_and_nothing_else_does(
+    left: int, gap_start: int, length: int, right: int,
+) -> None:
+    """Whatever the sizes of the blocks left and right of ``first..last``, each hangs at
+    one of ``neighbour_nodes(first, last)``; a block inside the range never does."""
+    first = gap_start + left
+    last = first + length - 1
+    nodes = neighbour_nodes(first, last)
+    assert fork_node(first - left, first - 1) in nodes
+    assert fork_node(last + 1, last + right) in nodes
+    assert fork_node(first, last) not in nodes
+
+
+def test_a_range_starting_at_the_first_serial_has_only_a_right_neighbour() -> None:
+    assert all(node > 10 for node in neighbour_nodes(1, 10))
+    assert fork_node(11, 11) in neighbour_nodes(1, 10)
