@@ -93,13 +93,14 @@ class StoreServer:
 
 def start_store(
     storage: str = ":memory:", port: int | None = None, log_dir: Path | None = None,
-    wait: bool = True,
+    wait: bool = True, own_process: bool = False,
 ) -> StoreServer:
     """Start SecantusDB on ``port`` (a free one by default) with its data in ``storage``
     (a directory, or ``:memory:``) and, unless ``wait`` is False, wait until it answers
-    (``StoreServer.wait``). With ``MONGO_URL`` set, that external server instead."""
+    (``StoreServer.wait``). With ``MONGO_URL`` set, that external server instead, unless
+    ``own_process``: a test that stops and starts its store needs a process of its own."""
     external = os.environ.get("MONGO_URL")
-    if external:
+    if external and not own_process:
         return StoreServer(url=external)
     port = port or free_port()
     log_path = (log_dir or Path(os.environ.get("TMPDIR", "/tmp"))) / f"secantusd-{port}.log"

@@ -37,10 +37,9 @@ SELECTION_MS = 200
 
 @pytest.fixture
 async def own_store() -> AsyncIterator[StoreServer]:
-    """A store process of the test's own, which the test may stop and start again."""
-    server = start_store()
-    if server.process is None:
-        pytest.skip("needs a store process of its own; MONGO_URL names an external one")
+    """A store process of the test's own (SecantusDB, also when MONGO_URL names an
+    external server), which the test may stop and start again."""
+    server = start_store(own_process=True)
     yield server
     server.stop()
 
@@ -118,7 +117,7 @@ async def test_a_store_down_for_more_attempts_than_the_delivery_limit_loses_noth
                 return True if len(attempts) > DELIVERY_LIMIT + 1 else None
 
             await eventually(failed_past_the_limit, "attempts past the delivery limit")
-            restarted = start_store(port=own_store.port)
+            restarted = start_store(port=own_store.port, own_process=True)
             own_store.process = restarted.process
 
             async def stored() -> dict[str, object] | None:
