@@ -399,19 +399,23 @@ class BatchingCollection(AsyncCollection[Document]):
         queued = self._queued_update("replace", args, kwargs)
         return queued if queued is not None else await super().replace_one(*args, **kwargs)
 
-    async def delete_one(self, *args: Any, **kwargs: Any) -> DeleteResult:
+    def _queued_delete(self, kind: str, args: tuple[Any, ...],
+                       kwargs: dict[str, Any]) -> DeleteResult | None:
+        """Queue a deletion called with (filter) and ``session`` only; None when it must
+        be sent at once."""
         session = self._queueing(args, kwargs, ONE)
         if session is None:
-            return await super().delete_one(*args, **kwargs)
-        self._queue_write(session, "delete_one", filter=args[0])
+            return None
+        self._queue_write(session, kind, filter=args[0])
         return DeleteResult({}, False)
 
+    async def delete_one(self, *args: Any, **kwargs: Any) -> DeleteResult:
+        queued = self._queued_delete("delete_one", args, kwargs)
+        return queued if queued is not None else await super().delete_one(*args, **kwargs)
+
     async def delete_many(self, *args: Any, **kwargs: Any) -> DeleteResult:
-        session = self._queueing(args, kwargs, ONE)
-        if session is None:
-            return await super().delete_many(*args, **kwargs)
-        self._queue_write(session, "delete_many", filter=args[0])
-        return DeleteResult({}, False)
+        queued = self._queued_delete("delete_many", args, kwargs)
+        return queued if queued is not None else await super().delete_many(*args, **kwargs)
 
     async def bulk_write(self, *args: Any, **kwargs: Any) -> BulkWriteResult:
         session = self._queueing(args, kwargs, ONE, frozenset({"session", "ordered"}))
