@@ -40,6 +40,8 @@ SCHEMA_VERSION = "des-1.1/3"
 
 #: Largest number of unit blocks in one transaction (V UK-LIMIT).
 MAX_BLOCKS_PER_TRANSACTION = 3000
+#: The validation error type of a unit block whose start serial is after its end (2002).
+SERIAL_START_AFTER_END_ERROR = "serial_start_after_end"
 
 
 class UnitType(Code):

@@ -38,7 +38,7 @@ from shared.auth import (
 from shared.bounds import CLOCK_MAX, ClockStepSeconds, SimulatedTime
 from shared.clock import SimulationClock
 from shared.codes import ITL_CODE, MessageType
-from shared.contracts import Envelope, MessageAck, make_envelope
+from shared.contracts import Envelope, MessageAck, UndecodableMessage, make_envelope
 from shared.contracts.validity import MessageRefusal, Receiver, canonical_form, message_refusal
 from shared.errors import NotFound, RuleViolation
 from shared.idempotency import (
@@ -393,14 +393,19 @@ class Runtime:
 
         A message this instance does not take (version 1001; recipient or sender 1002,
         see ``message_refusal``) never reaches ``handler``, so nothing about it is
-        recorded; a message id handled before with other content (1102, raised by
-        ``handle_once`` before any write) is logged as an alert. Both end in
-        ``PermanentFailure`` with the code and reason, which the consumer dead-letters,
-        after the answer to the sender when this instance answers refusals.
+        recorded; nor does one whose payload breaks its contract (2002 a unit block
+        whose start is after its end, 2005 more than 3000 blocks, else 1101:
+        ``shared.contracts.payload_code``); a message id handled before with other
+        content (1102, raised by ``handle_once`` before any write) is logged as an alert.
+        All end in ``PermanentFailure`` with the code and reason, which the consumer
+        dead-letters, after the answer to the sender when this instance answers refusals.
         """
 
         async def screened_handler(envelope: Envelope) -> None:
-            refusal = message_refusal(envelope, self.receiver)
+            try:
+                refusal = message_refusal(envelope, self.receiver)
+            except UndecodableMessage as undecodable:
+                refusal = MessageRefusal(undecodable.code, str(undecodable))
             if refusal is None:
                 try:
                     await handler(envelope)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 
-from shared.codes import SCHEMA_VERSION, MessageType
+from shared.codes import SCHEMA_VERSION, SERIAL_START_AFTER_END_ERROR, MessageType, ResponseCode
 from shared.contracts.convert import (
     block_from_wire,
     block_to_wire,
@@ -54,7 +54,16 @@ SUPPORTED_SCHEMA_VERSIONS = frozenset({SCHEMA_VERSION})
 
 
 class UndecodableMessage(Exception):
-    """A message that cannot be read as a contract; it goes to the dead-letter queue."""
+    """A message that cannot be read as a contract; it goes to the dead-letter queue.
+
+    ``code``: the response code a sender is answered with when the envelope named one
+    (``payload_code``); 1101 MALFORMED_PAYLOAD unless the contract broken is one the
+    protocol has a code of its own for."""
+
+    def __init__(self, reason: str,
+                 code: ResponseCode = ResponseCode.MALFORMED_PAYLOAD) -> None:
+        super().__init__(reason)
+        self.code = code
 
 
 def decode_envelope(body: bytes) -> Envelope:
@@ -77,8 +86,22 @@ def decode_payload(envelope: Envelope) -> BaseModel:
         return model.model_validate_json(to_json(envelope.payload), strict=True)
     except ValidationError as exc:
         raise UndecodableMessage(
-            f"invalid {envelope.message_type} payload: {_first_errors(exc)}"
+            f"invalid {envelope.message_type} payload: {_first_errors(exc)}",
+            payload_code(exc),
         ) from exc
+
+
+def payload_code(exc: ValidationError) -> ResponseCode:
+    """The response code of a payload that breaks its contract: the code of its first
+    error that the protocol names (protocol.md 3.3, family 4: 2002 a unit block whose
+    start serial is after its end, 2005 more than 3000 unit blocks in one transaction),
+    else 1101 MALFORMED_PAYLOAD (family 1)."""
+    for err in exc.errors():
+        if err["type"] == SERIAL_START_AFTER_END_ERROR:
+            return ResponseCode.SERIAL_START_AFTER_END
+        if err["type"] == "too_long" and err["loc"] and err["loc"][-1] == "blocks":
+            return ResponseCode.TOO_MANY_BLOCKS
+    return ResponseCode.MALFORMED_PAYLOAD
 
 
 def _first_errors(exc: ValidationError, limit: int = 3) -> str:

@@ -10,10 +10,12 @@ could not keep is dead-lettered with the reason before anything is recorded.
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from shared.bounds import Identifier, Serial, SimulatedDay, SimulatedTime, Units
 from shared.codes import (
     MAX_BLOCKS_PER_TRANSACTION,
+    SERIAL_START_AFTER_END_ERROR,
     AccountType,
     LulucfActivity,
     NoticeStatus,
@@ -64,7 +66,9 @@ class UnitBlockWire(_Wire):
     @model_validator(mode="after")
     def _start_not_after_end(self) -> UnitBlockWire:
         if self.serial_start > self.serial_end:
-            raise ValueError("serial_start must not be greater than serial_end")
+            # its own error type: the consumer answers it with 2002 (shared.contracts)
+            raise PydanticCustomError(SERIAL_START_AFTER_END_ERROR,
+                                      "serial_start must not be greater than serial_end")
         return self
 
     @property

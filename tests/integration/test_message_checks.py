@@ -17,7 +17,13 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
-from shared.codes import ITL_CODE, MessageType, ResponseCode, TransactionStatus
+from shared.codes import (
+    ITL_CODE,
+    MAX_BLOCKS_PER_TRANSACTION,
+    MessageType,
+    ResponseCode,
+    TransactionStatus,
+)
 from shared.contracts import Envelope, TransactionStatusNotified, make_envelope
 from shared.messaging import Broker, dead_letter_queue_name
 from shared.service import Runtime, ServiceSettings
@@ -236,3 +242,33 @@ async def test_a_refused_message_records_nothing_and_a_peer_gets_one_answer(
     # the unknown sender gets no answer: the only outgoing message is the one to KZ
     outbox = await hub.runtime.db.outbox.find({}).to_list()
     assert [(row["recipient"], row["message_type"]) for row in outbox] == [("KZ", "MessageAck")]
+
+
+async def test_a_proposal_breaking_the_contract_is_answered_with_the_protocols_code(
+    hub: Hub,
+) -> None:
+    """3001 blocks: 2005; a reversed block: 2002; the limit itself, 3000 blocks, reaches
+    the handler (protocol.md 3.3 family 4; docs/adr/0010)."""
+    from tests.contract.test_payload_codes import blocks, proposal
+
+    def raw(envelope: Envelope, message_id: str, tx: str) -> bytes:
+        document = envelope.model_dump(mode="json")
+        document["payload"]["transaction_id"] = tx
+        return json.dumps({**document, "message_id": message_id, "correlation_id": tx,
+                           "sent_at": "2013-03-01T12:30:00Z"}).encode()
+
+    too_many = proposal(blocks(MAX_BLOCKS_PER_TRANSACTION + 1))
+    reversed_block = proposal([{**blocks(1)[0], "serial_start": 5, "serial_end": 4}])
+    at_the_limit = proposal(blocks(MAX_BLOCKS_PER_TRANSACTION))
+    await hub.kz.publish_raw(raw(too_many, "m-too-many", "KZ7"), ITL_CODE)
+    await hub.kz.publish_raw(raw(reversed_block, "m-reversed", "KZ8"), ITL_CODE)
+    await hub.kz.publish_raw(raw(at_the_limit, "m-limit", "KZ9"), ITL_CODE)
+
+    dead = await hub.dead_letters(2)
+    assert [(json.loads(m.body)["message_id"], m.headers["x-dead-code"]) for m in dead] == [
+        ("m-too-many", 2005), ("m-reversed", 2002)]
+    assert "at most 3000 items" in str(dead[0].headers["x-dead-reason"])
+    acks = await hub.wait_acks(2)
+    assert [(a.correlation_id, a.payload["response_codes"], a.payload["accepted"])
+            for a in acks] == [("KZ7", [2005], False), ("KZ8", [2002], False)]
+    assert [e["message_id"] for e in await hub.wait_effects(1)] == ["m-limit"]

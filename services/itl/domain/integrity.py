@@ -51,7 +51,8 @@ def check_data_integrity(sender: str, proposal: ProposalView) -> None:
 
     The account types come from the shared table (``shared.rules.accounts``); start >
     end (2002) and more than 3000 blocks (2005) never get here: the wire contract
-    refuses them, and the message is dead-lettered.
+    refuses them, the consumer answers the sender with that code and dead-letters the
+    message (``shared.contracts.payload_code``, docs/adr/0010).
     """
     if proposal.transaction_type not in HANDLED_TRANSACTION_TYPES:
         raise ProposalRefused([Discrepancy(
