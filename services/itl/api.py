@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field, field_validator
 
 from services.itl.domain import JiProject, LedgerKey, PartyPeriod
@@ -35,6 +35,7 @@ from shared.http_types import (
     LulucfActivityField,
     UnitTypeField,
 )
+from shared.recording.diagram import hops_from_itl, html_page, mermaid
 from shared.rules.parties import (
     Mechanism,
     PartyStanding,
@@ -42,7 +43,6 @@ from shared.rules.parties import (
     reference_standing,
 )
 from shared.rules.periods import share_of_proceeds_due
-from shared.recording.diagram import hops_from_itl, html_page, mermaid
 from shared.store import Document
 from shared.store.unit_blocks import parse_after
 
@@ -362,7 +362,7 @@ async def transaction_diagram(
     format: Annotated[Literal["mermaid", "html"], Query(
         description="mermaid: the Mermaid text; html: a page that renders it (Mermaid "
                     "loaded from a CDN)")] = "mermaid",
-) -> PlainTextResponse:
+) -> Response:
     """The sequence diagram of one transaction's flow as the ITL saw it: every message it
     received and sent for the transaction, from its message journal (``GET
     /messages``), each after the message that caused it, numbered, with statuses
@@ -375,7 +375,7 @@ async def transaction_diagram(
         raise NotFound(f"messages of transaction {transaction_id}")
     text = mermaid(transaction_id, hops_from_itl(row for _, _, row in rows))
     if format == "html":
-        return HTMLResponse(html_page(transaction_id, text))
+        return HTMLResponse(html_page(transaction_id, text), media_type="text/html")
     return PlainTextResponse(text, media_type=MERMAID_MEDIA_TYPE)
 
 

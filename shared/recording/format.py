@@ -200,7 +200,7 @@ class Recording:
 def _open(path: Path, mode: Literal["rt", "wt"]) -> IO[str]:
     if path.suffix == ".gz":
         return gzip.open(path, mode, encoding="utf-8")
-    return open(path, mode, encoding="utf-8")  # noqa: SIM115 (returned to a with)
+    return open(path, mode, encoding="utf-8")
 
 
 def write_recording(path: Path, header: Header, events: Iterable[Event]) -> int:
@@ -228,7 +228,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
     number = 0
     try:
         with _open(path, "rt") as source:
-            for number, text in enumerate(source, start=1):  # noqa: B007
+            for number, text in enumerate(source, start=1):
                 yield number, text
     except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise RecordingError(number + 1, f"cannot be read: {exc}") from exc

@@ -139,6 +139,8 @@ def event_of(message: AbstractIncomingMessage, namespace: str) -> Event | None:
     anything else published to ``rec.capture``)."""
     headers = dict(message.headers or {})
     offset = headers.pop("x-stream-offset")
+    if not isinstance(offset, int):
+        raise ValueError(f"a delivery from the journal without its offset: {offset!r}")
     exchange = (message.exchange or "").removeprefix(namespace)
     kind = _kind(exchange, message.type)
     if kind is None:
@@ -152,18 +154,19 @@ def event_of(message: AbstractIncomingMessage, namespace: str) -> Event | None:
         "content_type": message.content_type, "timestamp": timestamp,
         "headers": _jsonable(headers)}
     return Event.model_validate({
-        "seq": int(offset), "kind": kind, "recorded_at": timestamp, "exchange": exchange,
+        "seq": offset, "kind": kind, "recorded_at": timestamp, "exchange": exchange,
         "routing_key": message.routing_key or "",
         "properties": {k: v for k, v in properties.items() if v is not None},
         **body_fields(message.body)})
 
 
 async def read_journal(amqp_url: str, namespace: str = "",
-                       timeout: float = READ_TIMEOUT_SECONDS,
+                       wait_seconds: float = READ_TIMEOUT_SECONDS,
                        ssl_context: ssl.SSLContext | None = None) -> list[Event]:
     """Every event the journal of ``namespace`` holds now, in its order (see the module),
     read as the administrator ``amqp_url``. Raises ``JournalMissing`` without a journal,
-    ``TimeoutError`` when the mark has not come back after ``timeout`` real seconds."""
+    ``TimeoutError`` when the mark has not come back after ``wait_seconds`` real
+    seconds."""
     journal = f"{namespace}{JOURNAL_QUEUE}"
     connection = await aio_pika.connect(amqp_url, ssl_context=ssl_context)
     try:
@@ -197,7 +200,7 @@ async def read_journal(amqp_url: str, namespace: str = "",
                                                timestamp=time.time()),
                               routing_key="export")
         try:
-            await asyncio.wait_for(done, timeout)
+            await asyncio.wait_for(done, wait_seconds)
         finally:
             await queue.cancel(tag)
         return events
