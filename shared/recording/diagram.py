@@ -21,6 +21,7 @@ from typing import Any
 
 from shared.codes import NoticeStatus, TransactionStatus
 from shared.recording.format import Event
+from shared.recording.journal import command_transactions
 
 #: The Mermaid release the HTML page loads (from a CDN: the page needs the network).
 MERMAID_SCRIPT = "https://cdn.jsdelivr.net/npm/mermaid@10/dist/mermaid.esm.min.mjs"
@@ -77,13 +78,31 @@ def _actor_name(command: Mapping[str, Any]) -> str:
     return "caller"
 
 
-def hops_from_events(events: Iterable[Event]) -> list[Hop]:
-    """The hops of a recording's events, in their order: a command is an arrow from its
-    caller to the service and the answer back; a message one from its sender to its
-    recipient; a dead letter a cross to the service that refused it, with the code and
-    reason. Clock settings and run markers are not hops."""
-    hops: list[Hop] = []
+def commands_first(events: Iterable[Event]) -> list[Event]:
+    """``events`` in journal order, except that a command naming a transaction comes
+    before the first message of that transaction: a command is captured once answered,
+    so its capture may reach the journal after the first message it caused."""
+    ordered: list[Event] = []
     for event in events:
+        body = event.json_body()
+        names = command_transactions(body) if (event.kind == "command"
+                                               and isinstance(body, dict)) else set()
+        at = next((i for i, earlier in enumerate(ordered) if earlier.kind == "message"
+                   and earlier.properties.correlation_id in names), None)
+        if at is None:
+            ordered.append(event)
+        else:
+            ordered.insert(at, event)
+    return ordered
+
+
+def hops_from_events(events: Iterable[Event]) -> list[Hop]:
+    """The hops of a recording's events, in their order (``commands_first``): a command
+    is an arrow from its caller to the service and the answer back; a message one from
+    its sender to its recipient; a dead letter a cross to the service that refused it,
+    with the code and reason. Clock settings and run markers are not hops."""
+    hops: list[Hop] = []
+    for event in commands_first(events):
         body = event.json_body()
         if event.kind == "command" and isinstance(body, dict):
             caller, service = _actor_name(body), str(body.get("service"))

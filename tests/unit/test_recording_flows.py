@@ -90,3 +90,11 @@ def test_the_itl_journal_is_drawn_with_each_message_after_its_cause() -> None:
     hops = hops_from_itl(rows)
     assert [h.label for h in hops] == ["ProposalSubmitted",
                                        "MessageAck - refused - codes 1002"]
+
+
+def test_a_command_captured_after_the_first_message_it_caused_is_drawn_before_it() -> None:
+    late = [msg(1, "ProposalSubmitted", "KZ", "ITL", "KZ2"),
+            command(2, "/approvals/A1/approve", {"transaction_id": "KZ2"}, "kz-operator-2")]
+    labels = [h.label for h in hops_from_events(late)]
+    assert labels == ["POST /approvals/A1/approve", "HTTP 202 - transaction_id KZ2",
+                      "ProposalSubmitted"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -174,3 +176,18 @@ def test_a_miscounted_end_line_is_refused(tmp_path: Path) -> None:
 def test_writing_events_out_of_order_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not increasing"):
         write_recording(tmp_path / "x.jsonl", header(), [message(5), message(3)])
+
+
+def test_the_command_line_refuses_a_damaged_recording_with_exit_status_2(
+    tmp_path: Path,
+) -> None:
+    path = written(tmp_path)
+    good = subprocess.run([sys.executable, "-m", "shared.recording.cli", "check", str(path)],
+                          capture_output=True, text=True, check=False)
+    assert good.returncode == 0, good.stderr
+    assert "3 events" in good.stdout
+    path.write_text(path.read_text()[:-5])
+    bad = subprocess.run([sys.executable, "-m", "shared.recording.cli", "check", str(path)],
+                         capture_output=True, text=True, check=False)
+    assert bad.returncode == 2
+    assert "line 5: the line is cut short" in bad.stderr
