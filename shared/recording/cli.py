@@ -32,11 +32,10 @@ from shared.recording.format import (
     RecordingError,
     Selection,
     read_recording,
-    write_recording,
 )
 from shared.recording.journal import (
     JournalMissing,
-    header_for,
+    export_recording,
     read_journal,
     select,
     set_recording,
@@ -129,14 +128,12 @@ def export(output: Path, since: datetime | None, until: datetime | None,
     selection = Selection(all_runs=all_runs, since=_utc(since), until=_utc(until),
                           transactions=list(transactions))
     try:
-        events = asyncio.run(read_journal(amqp_url, namespace,
-                                          ssl_context=_tls(amqp_url)))
+        count = asyncio.run(export_recording(amqp_url, namespace, output, selection,
+                                             _tls(amqp_url)))
     except JournalMissing as exc:
         raise click.ClickException(str(exc)) from exc
-    chosen = select(events, selection)
-    count = write_recording(output, header_for(events, chosen, selection, namespace), chosen)
     click.echo(f"{count} events written to {output}")
-    if transactions and not chosen:
+    if transactions and not count:
         raise click.ClickException(f"no event of transactions {', '.join(transactions)}")
 
 

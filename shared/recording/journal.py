@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -48,6 +49,7 @@ from shared.recording.format import (
     Source,
     body_fields,
     simulator_version,
+    write_recording,
 )
 
 #: The AMQP type of the marks a reader publishes to know where the journal ends.
@@ -334,3 +336,14 @@ def header_for(events: list[Event], selected: list[Event], selection: Selection,
         source=Source(namespace=namespace, journal=f"{namespace}{JOURNAL_QUEUE}",
                       first_seq=first, last_seq=selected[-1].seq if selected else None),
         selection=selection, configuration=configuration)
+
+
+async def export_recording(amqp_url: str, namespace: str, path: Path,
+                           selection: Selection,
+                           ssl_context: ssl.SSLContext | None = None) -> int:
+    """Read the journal of ``namespace`` and write what ``selection`` asks for to the
+    recording file ``path`` (``shared.recording.format``); returns the number of events
+    written. Raises ``JournalMissing`` when the namespace does not record."""
+    events = await read_journal(amqp_url, namespace, ssl_context=ssl_context)
+    chosen = select(events, selection)
+    return write_recording(path, header_for(events, chosen, selection, namespace), chosen)
