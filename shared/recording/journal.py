@@ -7,8 +7,8 @@ Reading a RabbitMQ stream over AMQP 0.9.1 (RabbitMQ 3.9+): a consumer must set a
 ``x-stream-offset`` (``first``, ``last``, ``next``, an offset, a timestamp); each delivery
 carries its offset in the header ``x-stream-offset``. A stream never ends and its
 ``queue.declare-ok`` counts no messages, so a reader publishes a mark (type
-``export_mark``, a fresh id) to ``rec.capture`` and reads until the mark comes back:
-everything recorded before it is then read. Marks are never exported.
+``export_mark``, a fresh id) straight into the stream and reads until the mark comes
+back: everything recorded before it is then read. Marks are never exported.
 """
 
 from __future__ import annotations
@@ -197,10 +197,11 @@ async def read_journal(amqp_url: str, namespace: str = "",
                 events.append(event)
 
         tag = await queue.consume(on_message, arguments={"x-stream-offset": "first"})
-        capture = await channel.get_exchange(f"{namespace}{CAPTURE_EXCHANGE}")
-        await capture.publish(aio_pika.Message(b"{}", type=EXPORT_MARK, message_id=mark,
-                                               timestamp=time.time()),
-                              routing_key="export")
+        # straight into the stream (the default exchange), so that a stopped recording,
+        # whose bindings are gone, is read too
+        await channel.default_exchange.publish(
+            aio_pika.Message(b"{}", type=EXPORT_MARK, message_id=mark, timestamp=time.time()),
+            routing_key=journal)
         try:
             await asyncio.wait_for(done, wait_seconds)
         finally:
