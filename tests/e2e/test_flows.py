@@ -430,3 +430,27 @@ def test_the_command_line_draws_the_recorded_flow_with_its_commands(
     html = tmp_path / "flow.html"
     kyoto_sim(stack, "diagram", str(path), "--transaction", transaction_id, "-o", str(html))
     assert html.read_text().startswith("<!doctype html>")
+
+
+def test_the_whole_run_is_exported_from_its_start_with_the_stacks_configuration(
+    stack: LocalStack, client: StackClient, recorded_transfer: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    status = kyoto_sim(stack, "record", "status").stdout
+    assert " in 1 runs" in status, status
+    path = tmp_path / "run.jsonl"
+    kyoto_sim(stack, "export", "-o", str(path))
+    recording = read_recording(path)
+    assert recording.events[0].kind == "run_started"
+    assert recording.header.configuration == json.loads(json.dumps(stack.configuration()))
+    settings = recording.header.configuration["services"]["kz"]["settings"]
+    assert settings["REGISTRY_CODE"] == "KZ"
+    assert not [name for name in settings if "URL" in name or "SECRET" in name]
+    # the commands of the run, at the ITL too, and the transfer's messages among the rest
+    assert any(e.kind == "command" and e.body["service"] == "ITL"
+               and e.body["route"] == "/parties/{code}/periods/{cp}"
+               and e.body["actor"]["subject"] == "itl-admin" for e in recording.events)
+    ids = {e.body["message_id"] for e in recording.events if e.kind == "message"}
+    itl_journal = client.ok("itl", "GET", "/messages",
+                            params={"correlation_id": recorded_transfer["transaction_id"]})
+    assert {row["message_id"] for row in itl_journal} <= ids

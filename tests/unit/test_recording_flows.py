@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.recording.diagram import hops_from_events, hops_from_itl, mermaid
@@ -98,3 +99,16 @@ def test_a_command_captured_after_the_first_message_it_caused_is_drawn_before_it
     labels = [h.label for h in hops_from_events(late)]
     assert labels == ["POST /approvals/A1/approve", "HTTP 202 - transaction_id KZ2",
                       "ProposalSubmitted"]
+
+
+def test_a_window_keeps_the_events_recorded_in_it_an_untimed_one_by_the_one_before() -> None:
+    def at(seq: int, minute: int | None) -> Event:
+        base = msg(seq, "ProposalSubmitted", "KZ", "ITL", f"KZ{seq}")
+        recorded = None if minute is None else datetime(2026, 11, 30, 10, minute, tzinfo=UTC)
+        return base.model_copy(update={"recorded_at": recorded})
+
+    events = [at(0, 1), at(1, 5), at(2, None), at(3, 9), at(4, 12)]
+    window = Selection(since=datetime(2026, 11, 30, 10, 5, tzinfo=UTC),
+                       until=datetime(2026, 11, 30, 10, 10, tzinfo=UTC))
+    assert [e.seq for e in select(events, window)] == [1, 2, 3]
+    assert select(events, Selection(since=datetime(2027, 1, 1, tzinfo=UTC))) == []
