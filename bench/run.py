@@ -527,6 +527,8 @@ def main() -> int:
         args.store_transactions, len(TRANSFER_SERVICES))
     stack = LocalStack(workdir=Path(tempfile.mkdtemp(prefix="kyoto-bench-")),
                        namespace=new_namespace())
+    # on unless RECORDING=false: run both ways to see what recording costs (docs/adr/0034)
+    result["recording"] = stack.recording
     try:
         print("end-to-end external transfers ...", flush=True)
         stack.start()

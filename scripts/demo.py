@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from deploy.local.client import StackClient, poll
-from deploy.local.stack import DEFAULT_REGISTRIES, LocalStack
+from deploy.local.stack import DEFAULT_REGISTRIES, ROOT, LocalStack
 from shared.codes import ResponseCode, TransactionStatus
-from shared.testing.infra import amqp_url, check_broker, new_namespace
+from shared.recording.format import Selection
+from shared.recording.journal import export_recording
+from shared.testing.infra import amqp_url, broker_tls, check_broker, new_namespace
 
 ASSIGNED_AMOUNT = 1_000_000
 CP1_ASSIGNED_AMOUNT = 300_000
@@ -347,6 +349,17 @@ def run_commitment_period(demo: Demo) -> None:
     demo.flow("f7. end of period 2: retired tCERs expire and are replaced", expiry)
 
 
+def save_recording(stack: LocalStack) -> None:
+    """Export the run the stack recorded (docs/recording.md) before the stack, and its
+    journal, go."""
+    path = ROOT / "var" / "demo" / "recording.jsonl.gz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = asyncio.run(export_recording(stack.broker_url, stack.namespace, path,
+                                         Selection(), broker_tls().context(stack.broker_url)))
+    print(f"\nThe run's recording: {path} ({count} events; docs/recording.md). Draw a "
+          f"flow: .venv/bin/kyoto-sim diagram {path} --transaction <id> -o flow.html")
+
+
 def main() -> int:
     asyncio.run(check_broker(amqp_url()))
     workdir = Path(tempfile.mkdtemp(prefix="kyoto-demo-"))
@@ -369,6 +382,8 @@ def main() -> int:
         run_flows(demo)
         results = demo.results
         client.close()
+        if stack.recording:
+            save_recording(stack)
     finally:
         stack.stop()
     print("\n=== summary")

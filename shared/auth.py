@@ -337,9 +337,13 @@ async def principal_of(
     request: Request,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
 ) -> Principal:
-    """FastAPI dependency: the caller of this request (401 without a valid token)."""
+    """FastAPI dependency: the caller of this request (401 without a valid token); kept
+    in the request's state (``principal``) for the recording of the command
+    (``shared.recording.capture``, docs/adr/0034)."""
     authenticator: Authenticator = request.app.state.authenticator
-    return await authenticator.principal(request)
+    principal = await authenticator.principal(request)
+    request.state.principal = principal
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(principal_of)]

@@ -36,7 +36,10 @@ any Prometheus-compatible monitoring:
   ``outbox_rows_marked_total``: outbox rows handed to the relay (committed by this
   process, or found left over by its sweep), rows it has published (or set aside), and
   rows marked so in the store; the first two are equal when the relay has nothing left to
-  publish, the last catches up when the marks are written.
+  publish, the last catches up when the marks are written;
+- ``recording_captures_total{outcome}``: commands the API took and handed to the
+  recording (docs/adr/0034): ``published`` to the broker, ``dropped`` (the queue in the
+  process was full or the broker refused them; the request was answered regardless).
 
 One process is one service, so the counters live in prometheus_client's default
 registry; the text format is Prometheus's exposition format 0.0.4.
@@ -78,6 +81,9 @@ OUTBOX_ROWS_COMMITTED = Counter("outbox_rows_committed",
                                 "Outbox rows handed to the relay to publish")
 OUTBOX_ROWS_PUBLISHED = Counter("outbox_rows_published",
                                 "Outbox rows published by the relay (or set aside)")
+RECORDING_CAPTURES = Counter("recording_captures",
+                             "Commands handed to the recording, by outcome "
+                             "(published, dropped)", ["outcome"])
 OUTBOX_ROWS_MARKED = Counter("outbox_rows_marked",
                              "Outbox rows published (or set aside) and marked so")
 

@@ -59,6 +59,7 @@ from shared.messaging import (
 from shared.messaging.broker import TRANSIENT_RETRY_SECONDS
 from shared.messaging.clock import ClockSet
 from shared.metrics import METRICS_CONTENT_TYPE, doing, exposition
+from shared.recording.capture import CommandCapture, CommandRecorder
 from shared.rules.periods import DEFAULT_TRUE_UP_PERIOD_ENDS
 from shared.settings import comma_or_json_list as comma_or_json_list  # re-exported
 from shared.store import (
@@ -137,6 +138,11 @@ class ServiceSettings(AuthSettings):
     tick_seconds: float = Field(
         default=1.0, gt=0, le=3600, description="real seconds between runs of the due-work sweeps"
     )
+    recording: bool = Field(
+        default=True, description="hand every command the API takes (operation, actor, body, "
+                                  "answer) to the stack's recording, rec.capture "
+                                  "(docs/adr/0034); the messages are recorded by the broker "
+                                  "whatever this says")
     true_up_period_ends: dict[int, date] = Field(
         default_factory=lambda: dict(DEFAULT_TRUE_UP_PERIOD_ENDS),
         description="last day of each period's additional period for fulfilling "
@@ -193,6 +199,9 @@ class Runtime:
         #: Outbox rows committed per correlation id, for the ids this process has
         #: counted or sent to lately (``send``): the next message's ``seq``.
         self._sent: OrderedDict[str, int] = OrderedDict()
+        #: Publishes the commands the API takes to the recording, once started
+        #: (``settings.recording``, docs/adr/0034).
+        self.recorder: CommandRecorder | None = None
 
     def _remember_sent(self, correlation_id: str, committed: int) -> None:
         """Keep the count of outbox rows committed for ``correlation_id`` (``send``)."""
@@ -232,6 +241,9 @@ class Runtime:
         await self.broker.connect(self.peer_codes)
         await self._catch_up_clock()
         self.relay.start()
+        if self.settings.recording:
+            self.recorder = CommandRecorder(self.broker)
+            self.recorder.start()
         await self.broker.follow_clock(self._on_clock_set)
         await self.broker.consume(self.screened(handler))
         self._ticker = asyncio.create_task(self._tick(), name="due-work")
@@ -315,6 +327,9 @@ class Runtime:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
+        if self.recorder is not None:
+            await self.recorder.stop()
+            self.recorder = None
         await self.relay.stop()
         await self.broker.close()
         await self.client.close()
@@ -546,6 +561,8 @@ def build_app(
 
     app = FastAPI(title=title, description=description, lifespan=lifespan)
     app.add_middleware(RequestScope)
+    app.add_middleware(CommandCapture, code=runtime.code, recorder=lambda: runtime.recorder,
+                       now=runtime.clock.now)
     app.state.runtime = runtime
     #: Idempotency keys of the requests that propose a transaction (shared/idempotency.py).
     app.state.idempotency = IdempotencyKeys(runtime.db, runtime.clock.now)

@@ -41,6 +41,7 @@ from shared.messaging.provisioning import (
     deprovision,
     provision,
 )
+from shared.recording.journal import mark_run, recording_from_environment, replay_settings
 from shared.testing.infra import (
     StoreServer,
     amqp_url,
@@ -102,6 +103,10 @@ class LocalStack:
     issuer: IssuerAccess | None = None
     issuer_process: ServiceProcess | None = None
     broker: Provisioned | None = None
+    #: Record every message of the stack in its journal stream and every command its
+    #: APIs take (docs/adr/0034); ``RECORDING=false`` in the environment turns it off
+    #: for ``make up`` and the demo.
+    recording: bool = field(default_factory=recording_from_environment)
 
     @property
     def log_dir(self) -> Path:
@@ -118,12 +123,13 @@ class LocalStack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         codes = [*self.registries, CDM_CODE]
         self.broker = asyncio.run(provision(self.admin, self.broker_url, self.namespace,
-                                            [ITL_CODE, *codes]))
+                                            [ITL_CODE, *codes], recording=self.recording))
         common = {
             "AMQP_NAMESPACE": self.namespace,
             "AMQP_CHECK_PUBLISHER": "true",  # never inherited off from the environment
             "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
             "PYTHONUNBUFFERED": "1",
+            "RECORDING": "true" if self.recording else "false",
         }
         if self.clock_start:
             common["CLOCK_START"] = self.clock_start
@@ -144,10 +150,28 @@ class LocalStack:
                    "MONGO_URL": self.stores[name].url}
             self.services[name] = ServiceProcess(name, module, port, env,
                                                  self.log_dir / f"{name}.log")
+        if self.recording:
+            asyncio.run(mark_run(self.broker_url, self.namespace, self.configuration(),
+                                 broker_tls().context(self.broker_url)))
         for service in self.services.values():
             self._spawn(service)
         for service in self.services.values():
             self.wait_healthy(service.name)
+
+    def configuration(self) -> dict[str, Any]:
+        """What a recording of this stack says about it (docs/recording.md): the Parties,
+        each service with its module and the settings that matter to a replay (its
+        environment less ports, URLs, logging and secrets), the clock's start, the
+        authentication mode, the namespace."""
+        return {
+            "namespace": self.namespace,
+            "registries": list(self.registries),
+            "clock_start": self.clock_start,
+            "auth_mode": self.auth_mode,
+            "services": {name: {"module": service.module,
+                                "settings": replay_settings(service.env)}
+                         for name, service in self.services.items()},
+        }
 
     def _start_stores(self, names: list[str]) -> None:
         """One store server per service, each with its own data directory

@@ -34,7 +34,7 @@ def password(code: str) -> str:
 
 def compose_definitions() -> dict[str, Any]:
     """The definitions document of the compose broker (namespace empty)."""
-    topology = Topology("", CODES)
+    topology = Topology("", CODES, recording=True)  # the journal, docs/adr/0034
     users = [administrator(ADMINISTRATOR, password("ADMIN")),
              *service_identities(topology, {code: password(code) for code in CODES})]
     return definitions(topology, users, salt=SALT)

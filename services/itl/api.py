@@ -4,9 +4,10 @@ the message journal. Thin: validate, call the service or the store, shape the an
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field, field_validator
 
 from services.itl.domain import JiProject, LedgerKey, PartyPeriod
@@ -34,6 +35,7 @@ from shared.http_types import (
     LulucfActivityField,
     UnitTypeField,
 )
+from shared.recording.diagram import hops_from_itl, html_page, mermaid
 from shared.rules.parties import (
     Mechanism,
     PartyStanding,
@@ -344,6 +346,37 @@ async def transaction(request: Request, transaction_id: str) -> TransactionView:
     if doc is None:
         raise NotFound(f"transaction {transaction_id}")
     return TransactionView.of(doc)
+
+
+#: The media type of Mermaid text (as GitHub and GitLab name it; not registered).
+MERMAID_MEDIA_TYPE = "text/vnd.mermaid"
+
+
+@router.get("/transactions/{transaction_id}/diagram", tags=["transactions"],
+            response_class=PlainTextResponse,
+            responses={200: {"description": "the sequence diagram", "content": {
+                MERMAID_MEDIA_TYPE: {"schema": {"type": "string"}},
+                "text/html": {"schema": {"type": "string"}}}}})
+async def transaction_diagram(
+    request: Request, transaction_id: str,
+    format: Annotated[Literal["mermaid", "html"], Query(
+        description="mermaid: the Mermaid text; html: a page that renders it (Mermaid "
+                    "loaded from a CDN)")] = "mermaid",
+) -> Response:
+    """The sequence diagram of one transaction's flow as the ITL saw it: every message it
+    received and sent for the transaction, from its message journal (``GET
+    /messages``), each after the message that caused it, numbered, with statuses
+    (number and name), acceptance and response codes on the arrows
+    (shared/recording/diagram.py, docs/recording.md). The commands that started the
+    flow at a registry are in a recording's diagram (``kyoto-sim diagram``). 404 when
+    the ITL has no message of the transaction."""
+    rows = await service_of(request).store.messages(transaction_id)
+    if not rows:
+        raise NotFound(f"messages of transaction {transaction_id}")
+    text = mermaid(transaction_id, hops_from_itl(row for _, _, row in rows))
+    if format == "html":
+        return HTMLResponse(html_page(transaction_id, text), media_type="text/html")
+    return PlainTextResponse(text, media_type=MERMAID_MEDIA_TYPE)
 
 
 # the register

@@ -1,7 +1,9 @@
 """Generate the JSON Schema snapshots of the wire contracts.
 
 Run ``python -m shared.contracts.snapshot`` after a deliberate change to the wire;
-``tests/contract`` fails whenever a model and its checked-in snapshot differ.
+``tests/contract`` fails whenever a model and its checked-in snapshot differ. It also
+writes the JSON Schema of a line of a recording file (``shared.recording.format``,
+docs/recording.md), snapshot-tested the same way.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from shared.contracts import PAYLOAD_MODELS, Envelope
+from shared.recording.format import SCHEMA_PATH as RECORDING_SCHEMA_PATH
+from shared.recording.format import line_schema
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 
@@ -34,6 +38,9 @@ def write_snapshots() -> list[Path]:
         path = SCHEMA_DIR / name
         path.write_text(render(schema))
         written.append(path)
+    RECORDING_SCHEMA_PATH.parent.mkdir(exist_ok=True)
+    RECORDING_SCHEMA_PATH.write_text(render(line_schema()))
+    written.append(RECORDING_SCHEMA_PATH)
     return written
 
 

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -20,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 import aio_pika
 from aio_pika.abc import (
     AbstractChannel,
+    AbstractExchange,
     AbstractIncomingMessage,
     AbstractQueue,
     AbstractRobustConnection,
@@ -183,6 +185,8 @@ class Broker:
         self._last_clock: AbstractQueue | None = None
         self._consumer_tag: str | None = None
         self._publish_lock = asyncio.Lock()
+        self._capture_channel: AbstractChannel | None = None
+        self._capture_exchange: AbstractExchange | None = None
 
     async def connect(self, peer_codes: Iterable[str] = ()) -> None:
         """Connect and open the topology: this instance's inbox and the inboxes of
@@ -269,6 +273,7 @@ class Broker:
             type=envelope.message_type.value,
             app_id=envelope.sender,
             user_id=self.user,
+            timestamp=time.time(),  # when the journal's window exports look (adr 0034)
         )
         async with self._publish_lock:
             try:
@@ -300,7 +305,7 @@ class Broker:
         async with self._publish_lock:
             await self.exchanges.main.publish(
                 aio_pika.Message(body=body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                                 user_id=self.user),
+                                 user_id=self.user, timestamp=time.time()),
                 routing_key=routing_key,
                 mandatory=True,
             )
@@ -312,9 +317,28 @@ class Broker:
                 aio_pika.Message(body=clock_set.model_dump_json().encode(),
                                  content_type="application/json",
                                  delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                                 user_id=self.user),
+                                 user_id=self.user, timestamp=time.time()),
                 routing_key="",
             )
+
+    async def publish_capture(self, body: bytes, message_type: str) -> None:
+        """Publish a capture (a command this instance's API took, docs/adr/0034) to
+        ``rec.capture`` under this instance's code, on a channel of its own with
+        confirms, so that it never waits behind the outbox relay's publishing. Not
+        mandatory: with the recording stopped nothing takes it, and that is no error."""
+        if self._connection is None:
+            raise RuntimeError("broker not connected")
+        if self._capture_channel is None or self._capture_channel.is_closed:
+            self._capture_channel = await self._connection.channel(publisher_confirms=True)
+            self._capture_exchange = await self._capture_channel.get_exchange(
+                self.exchanges.capture.name, ensure=False)
+        assert self._capture_exchange is not None
+        await self._capture_exchange.publish(
+            aio_pika.Message(body=body, content_type="application/json",
+                             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                             type=message_type, app_id=self.code, user_id=self.user,
+                             timestamp=time.time()),
+            routing_key=self.code)
 
     async def last_clock_setting(self) -> ClockSet | None:
         """The stack's latest clock setting, if any (read without taking it away)."""
@@ -484,6 +508,7 @@ class Broker:
             type=message.type,
             headers=headers,
             user_id=self.user,
+            timestamp=time.time(),
         )
         async with self._publish_lock:
             await self.exchanges.dead.publish(copy, routing_key=self.code, mandatory=True)

@@ -24,6 +24,7 @@ from shared.codes import ITL_CODE, ResponseCode
 from shared.contracts.validity import MessageRefusal
 from shared.messaging.clock import CLOCK_EXCHANGE, LAST_CLOCK_QUEUE
 from shared.messaging.topology import (
+    CAPTURE_EXCHANGE,
     DEAD_LETTER_EXCHANGE,
     MAIN_EXCHANGE,
     Topology,
@@ -77,11 +78,12 @@ def service_permissions(code: str, namespace: str, codes: Iterable[str]) -> Perm
 
     - configure: only its own exclusive clock queue ``sim.clock.<CODE>.<32 hex>``; every
       exchange and inbox is declared by the provisioning step, and opened passively;
-    - write: publish to ``des.msg``, ``des.dlx`` and ``sim.clock``; bind its clock queue;
+    - write: publish to ``des.msg``, ``des.dlx``, ``sim.clock`` and ``rec.capture`` (the
+      commands its API took, docs/adr/0034); bind its clock queue;
     - read: consume its own inbox and clock queue, read ``sim.clock.last`` and bind to
       ``sim.clock`` (a binding needs read on the exchange);
     - topic permissions: on ``des.msg`` only the routing keys of ``addressees``, on
-      ``des.dlx`` only its own code; binding to either is refused.
+      ``des.dlx`` and ``rec.capture`` only its own code; binding to any is refused.
     """
     ns = re.escape(namespace)
     own_clock_queue = f"{ns}{re.escape(CLOCK_EXCHANGE)}\\.{re.escape(code)}\\.[0-9a-f]{{32}}"
@@ -89,13 +91,15 @@ def service_permissions(code: str, namespace: str, codes: Iterable[str]) -> Perm
     return Permissions(
         configure=_one_of(own_clock_queue),
         write=_one_of(f"{ns}{re.escape(MAIN_EXCHANGE)}", f"{ns}{re.escape(DEAD_LETTER_EXCHANGE)}",
-                      clock, own_clock_queue),
+                      clock, f"{ns}{re.escape(CAPTURE_EXCHANGE)}", own_clock_queue),
         read=_one_of(re.escape(inbox_queue_name(code, namespace)), clock,
                      f"{ns}{re.escape(LAST_CLOCK_QUEUE)}", own_clock_queue),
         topics=(
             TopicPermission(f"{namespace}{MAIN_EXCHANGE}",
                             write=_one_of(*map(re.escape, addressees(code, codes))), read="^$"),
             TopicPermission(f"{namespace}{DEAD_LETTER_EXCHANGE}",
+                            write=_one_of(re.escape(code)), read="^$"),
+            TopicPermission(f"{namespace}{CAPTURE_EXCHANGE}",
                             write=_one_of(re.escape(code)), read="^$"),
         ),
     )

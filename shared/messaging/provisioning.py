@@ -182,11 +182,12 @@ class Provisioned:
 
 
 async def provision(admin: BrokerAdmin, amqp_url: str, namespace: str,
-                    codes: Iterable[str]) -> Provisioned:
-    """Create, in one batch, the topology of ``namespace`` for ``codes`` and one user per
+                    codes: Iterable[str], recording: bool = False) -> Provisioned:
+    """Create, in one batch, the topology of ``namespace`` for ``codes`` (with the
+    journal stream that records it when ``recording``, docs/adr/0034) and one user per
     code with a fresh random password and least-privilege permissions; returns their
     AMQP URLs (``amqp_url``, the administrator's, with the user's login)."""
-    topology = Topology(namespace, tuple(dict.fromkeys(codes)))
+    topology = Topology(namespace, tuple(dict.fromkeys(codes)), recording)
     passwords = {code: new_password() for code in topology.codes}
     await admin.import_definitions(definitions(
         topology, service_identities(topology, passwords), vhost_of(amqp_url)))

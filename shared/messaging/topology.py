@@ -14,6 +14,13 @@ Who declares: the provisioning step, with administrator rights, declares everyth
 (passive declares, which need no permission) and declares nothing but its own exclusive
 clock queue. A service connected with configure rights everywhere (guest, development)
 declares a missing topology itself.
+
+The recording (docs/adr/0034): ``rec.capture`` is the topic exchange on which each
+service publishes the commands its API took (routing key: its code) and the stack its
+run markers (``stack``); with ``recording`` the stream queue ``rec.journal`` is bound to
+``des.msg`` and ``des.dlx`` under every code, to ``sim.clock`` and to all of
+``rec.capture``, so that every message crossing the broker is kept in one order whatever
+the services do.
 """
 
 from __future__ import annotations
@@ -30,6 +37,14 @@ from shared.messaging.clock import CLOCK_EXCHANGE, LAST_CLOCK_QUEUE
 MAIN_EXCHANGE = "des.msg"
 DEAD_LETTER_EXCHANGE = "des.dlx"
 ROUTED_EXCHANGE_TYPE = aio_pika.ExchangeType.TOPIC
+#: Commands taken by the services' APIs and the stack's run markers (docs/adr/0034).
+CAPTURE_EXCHANGE = "rec.capture"
+#: The stream queue that records every message of the stack, in order (docs/adr/0034).
+JOURNAL_QUEUE = "rec.journal"
+#: The journal's retention: its oldest segments go once it holds more than this many
+#: bytes; a segment file holds at most ``JOURNAL_SEGMENT_BYTES``.
+JOURNAL_MAX_BYTES = 2_000_000_000
+JOURNAL_SEGMENT_BYTES = 50_000_000
 #: Names are prefixed with ``AMQP_NAMESPACE`` (empty by default) so that several stacks,
 #: such as parallel test runs, can share one broker without hearing each other.
 #: Deliveries of one message before the broker dead-letters it (handler keeps failing).
@@ -74,6 +89,9 @@ class Topology:
 
     namespace: str
     codes: tuple[str, ...]
+    #: Whether the journal stream ``rec.journal`` and its bindings belong to it (the
+    #: services themselves need only the exchanges).
+    recording: bool = False
 
     def name(self, base: str) -> str:
         return f"{self.namespace}{base}"
@@ -81,7 +99,8 @@ class Topology:
     def exchanges(self) -> list[ExchangeSpec]:
         return [ExchangeSpec(self.name(MAIN_EXCHANGE), ROUTED_EXCHANGE_TYPE),
                 ExchangeSpec(self.name(DEAD_LETTER_EXCHANGE), ROUTED_EXCHANGE_TYPE),
-                ExchangeSpec(self.name(CLOCK_EXCHANGE), aio_pika.ExchangeType.FANOUT)]
+                ExchangeSpec(self.name(CLOCK_EXCHANGE), aio_pika.ExchangeType.FANOUT),
+                ExchangeSpec(self.name(CAPTURE_EXCHANGE), ROUTED_EXCHANGE_TYPE)]
 
     def queues(self) -> list[QueueSpec]:
         found = [QueueSpec(self.name(LAST_CLOCK_QUEUE),
@@ -95,6 +114,8 @@ class Topology:
                 "x-dead-letter-routing-key": code,
                 "x-delivery-limit": DELIVERY_LIMIT,
             }))
+        if self.recording:
+            found.append(QueueSpec(self.name(JOURNAL_QUEUE), journal_arguments()))
         return found
 
     def bindings(self) -> list[BindingSpec]:
@@ -104,6 +125,20 @@ class Topology:
                                      dead_letter_queue_name(code, self.namespace), code))
             found.append(BindingSpec(self.name(MAIN_EXCHANGE),
                                      inbox_queue_name(code, self.namespace), code))
+        if self.recording:
+            found += self.journal_bindings()
+        return found
+
+    def journal_bindings(self) -> list[BindingSpec]:
+        """What the journal records: every message to a service of the namespace (the
+        same routing keys as the inboxes, so a message no inbox takes is still refused
+        as unroutable), every dead letter, every clock setting, every capture."""
+        journal = self.name(JOURNAL_QUEUE)
+        found = [BindingSpec(self.name(CLOCK_EXCHANGE), journal, ""),
+                 BindingSpec(self.name(CAPTURE_EXCHANGE), journal, "#")]
+        for code in self.codes:
+            found.append(BindingSpec(self.name(MAIN_EXCHANGE), journal, code))
+            found.append(BindingSpec(self.name(DEAD_LETTER_EXCHANGE), journal, code))
         return found
 
     def definitions(self, vhost: str = "/") -> dict[str, list[dict[str, Any]]]:
@@ -121,6 +156,12 @@ class Topology:
                           "destination_type": "queue", "routing_key": b.routing_key,
                           "arguments": {}} for b in self.bindings()],
         }
+
+
+def journal_arguments() -> dict[str, Any]:
+    """The arguments of the journal stream (RabbitMQ 3.9+: ``x-queue-type: stream``)."""
+    return {"x-queue-type": "stream", "x-max-length-bytes": JOURNAL_MAX_BYTES,
+            "x-stream-max-segment-size-bytes": JOURNAL_SEGMENT_BYTES}
 
 
 async def declare_topology(channel: AbstractChannel, topology: Topology) -> None:
@@ -148,6 +189,7 @@ class Exchanges:
     main: AbstractExchange
     dead: AbstractExchange
     clock: AbstractExchange
+    capture: AbstractExchange
     namespace: str
 
 
@@ -158,5 +200,6 @@ async def open_exchanges(channel: AbstractChannel, namespace: str = "") -> Excha
         main=await channel.get_exchange(f"{namespace}{MAIN_EXCHANGE}"),
         dead=await channel.get_exchange(f"{namespace}{DEAD_LETTER_EXCHANGE}"),
         clock=await channel.get_exchange(f"{namespace}{CLOCK_EXCHANGE}"),
+        capture=await channel.get_exchange(f"{namespace}{CAPTURE_EXCHANGE}"),
         namespace=namespace,
     )

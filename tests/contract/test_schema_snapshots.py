@@ -94,3 +94,15 @@ def test_more_than_3000_blocks_are_refused_by_the_contract() -> None:
     block = _proposal()["blocks"][0]  # type: ignore[index]
     with pytest.raises(ValidationError, match="3000"):
         ProposalSubmitted.model_validate(_proposal(blocks=[block] * 3001))
+
+
+def test_the_recording_line_schema_matches_its_snapshot() -> None:
+    """The JSON Schema of a recording's lines (docs/recording.md) is checked in like the
+    wire's: a change to the file format shows here (and bumps FORMAT_VERSION when a
+    reader of the old version could not read it)."""
+    from shared.recording.format import SCHEMA_PATH, line_schema
+
+    assert SCHEMA_PATH.exists(), "no recording schema snapshot: run 'make schemas'"
+    assert SCHEMA_PATH.read_text() == render(line_schema()), (
+        "recording.schema.json drifted from shared/recording/format.py: run 'make schemas' "
+        "if the change is deliberate")

@@ -3,14 +3,22 @@ commitment) and CDM over RabbitMQ and the store."""
 
 from __future__ import annotations
 
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 import pytest
 from pymongo import MongoClient
 
 from deploy.local.client import StackClient, poll
 from deploy.local.stack import LocalStack, StackDatabases
 from shared.codes import UnitType
+from shared.recording.format import SCHEMA_PATH, read_recording
 
 pytestmark = pytest.mark.e2e
 
@@ -283,3 +291,166 @@ def test_each_service_owns_its_database_and_reads_only_its_own_inbox(
             assert senders == [code], database
     finally:
         mongo.close()
+
+
+# the recording (docs/recording.md, docs/adr/0034): the stack records by default
+
+#: Flow c's hops as the ITL sees them: (sender, recipient, label).
+TRANSFER_HOPS = [
+    ("KZ", "ITL", "ProposalSubmitted"),
+    ("ITL", "CH", "ProposalForwarded"),
+    ("CH", "ITL", "TransactionStatusNotified - status 8 ACCEPTED"),
+    ("ITL", "KZ", "TransactionStatusNotified - status 8 ACCEPTED"),
+    ("KZ", "ITL", "TransactionStatusNotified - status 4 COMPLETED"),
+    ("ITL", "CH", "TransactionStatusNotified - status 4 COMPLETED"),
+]
+
+
+def kyoto_sim(stack: LocalStack, *args: str) -> subprocess.CompletedProcess[str]:
+    """The ``kyoto-sim`` command line against ``stack``'s broker namespace."""
+    done = subprocess.run(
+        [sys.executable, "-m", "shared.recording.cli", *args], capture_output=True,
+        text=True, check=False, timeout=120,
+        env={**os.environ, "AMQP_URL": stack.broker_url, "AMQP_NAMESPACE": stack.namespace})
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def arrows(mermaid_text: str) -> list[str]:
+    """The arrows of a Mermaid sequence diagram, as written."""
+    return [line.strip() for line in mermaid_text.splitlines()
+            if line.startswith("    P") and ": " in line]
+
+
+@pytest.fixture(scope="module")
+def recorded_transfer(stack: LocalStack, client: StackClient, kz_with_aaus: dict[str, Any],
+                      tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """An external transfer KZ -> CH (proposed by KZ's first operator, approved by the
+    second), its flow exported by ``kyoto-sim export --transaction``."""
+    response = client.transfer("kz", PARTY_HOLDING, kz_with_aaus["zora"], "AAU", 1000,
+                               target_registry="CH")
+    assert response.status_code == 202, response.text
+    transaction_id = response.json()["transaction_id"]
+    assert client.settle("kz", transaction_id)["status_name"] == "COMPLETED"
+    client.wait_final("ch", transaction_id)
+    path = tmp_path_factory.mktemp("recording") / "transfer.jsonl.gz"
+    kyoto_sim(stack, "export", "-o", str(path), "--transaction", transaction_id)
+    return {"transaction_id": transaction_id, "path": path}
+
+
+def test_the_recording_holds_a_transfers_flow_in_order_with_envelopes_intact_and_commands(
+    client: StackClient, recorded_transfer: dict[str, Any]
+) -> None:
+    transaction_id, path = recorded_transfer["transaction_id"], recorded_transfer["path"]
+    validator = jsonschema_rs.validator_for(json.loads(SCHEMA_PATH.read_text()))
+    with gzip.open(path, "rt") as lines:
+        for line in lines:
+            validator.validate(json.loads(line))
+    recording = read_recording(path)
+    assert recording.header.selection.transactions == [transaction_id]
+    assert set(recording.header.configuration["registries"]) == {"KZ", "CH", "JP"}
+
+    messages = [e for e in recording.events if e.kind == "message"]
+    # every message of the flow, each as the ITL stored it (envelope intact) ...
+    itl_journal = client.ok("itl", "GET", "/messages",
+                            params={"correlation_id": transaction_id})
+    stored = {row["message_id"]: row["envelope"] for row in itl_journal}
+    assert [m.properties.message_id for m in messages] == [m.body["message_id"]
+                                                           for m in messages]
+    assert {m.body["message_id"]: m.body for m in messages} == stored
+    # ... in the order of the flow, each after the message that caused it ...
+    assert [(m.body["sender"], m.body["recipient"], m.body["message_type"])
+            for m in messages] == [(s, r, label.split(" - ")[0])
+                                   for s, r, label in TRANSFER_HOPS]
+    assert [m.body["payload"].get("status") for m in messages] == [None, None, 8, 8, 4, 4]
+    seen: set[str] = set()
+    for m in messages:
+        assert m.body["causation_id"] is None or m.body["causation_id"] in seen
+        seen.add(m.body["message_id"])
+    # ... published under each sender's own broker user
+    assert {(m.body["sender"], m.properties.user_id.rsplit(".", 1)[-1]) for m in messages
+            if m.properties.user_id} == {("KZ", "KZ"), ("ITL", "ITL"), ("CH", "CH")}
+
+    commands = [e.body for e in recording.events if e.kind == "command"]
+    proposed, approved = commands
+    assert (proposed["service"], proposed["operation"], proposed["method"],
+            proposed["path"], proposed["status"]) == (
+        "KZ", "propose_external_transfer", "POST", "/transactions/external-transfer", 202)
+    assert proposed["actor"]["subject"] == "kz-operator-1"
+    assert "KZ:operator" in proposed["actor"]["roles"]
+    assert proposed["body"]["quantity"] == 1000
+    assert proposed["body"]["acquiring_registry"] == "CH"
+    approval_id = proposed["answer"]["approval_id"]
+    assert (approved["operation"], approved["path"], approved["status"]) == (
+        "approve", f"/approvals/{approval_id}/approve", 202)
+    assert approved["actor"]["subject"] == "kz-operator-2"
+    assert approved["answer"]["transaction_id"] == transaction_id
+    first_message = messages[0].seq
+    assert next(e.seq for e in recording.events if e.kind == "command") < first_message
+
+
+def test_the_itl_draws_a_transactions_flow_with_numbered_hops_and_statuses(
+    client: StackClient, recorded_transfer: dict[str, Any]
+) -> None:
+    transaction_id = recorded_transfer["transaction_id"]
+    answer = client.call("itl", "GET", f"/transactions/{transaction_id}/diagram")
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("text/vnd.mermaid")
+    text = answer.text
+    assert text.startswith("sequenceDiagram\n")
+    ids = {"KZ": "P1", "ITL": "P2", "CH": "P3"}
+    assert arrows(text) == [f"{ids[s]}->>{ids[r]}: {n}. {label}"
+                            for n, (s, r, label) in enumerate(TRANSFER_HOPS, start=1)]
+    page = client.call("itl", "GET", f"/transactions/{transaction_id}/diagram",
+                       params={"format": "html"})
+    assert page.headers["content-type"].startswith("text/html")
+    assert '<pre class="mermaid">' in page.text
+    assert "1. ProposalSubmitted" in page.text
+    missing = client.call("itl", "GET", "/transactions/KZ999999/diagram")
+    assert missing.status_code == 404
+
+
+def test_the_command_line_draws_the_recorded_flow_with_its_commands(
+    stack: LocalStack, recorded_transfer: dict[str, Any], tmp_path: Path
+) -> None:
+    transaction_id, path = recorded_transfer["transaction_id"], recorded_transfer["path"]
+    out = tmp_path / "flow.mmd"
+    kyoto_sim(stack, "diagram", str(path), "--transaction", transaction_id, "-o", str(out))
+    labels = [arrow.split(": ", 1)[1] for arrow in arrows(out.read_text())]
+    approval = labels[1].split("approval_id ")[1]
+    assert labels[:4] == [
+        "1. POST /transactions/external-transfer",
+        f"2. HTTP 202 - approval_id {approval}",
+        f"3. POST /approvals/{approval}/approve",
+        f"4. HTTP 202 - transaction_id {transaction_id}, approval_id {approval}, "
+        "status_name PROPOSED",
+    ]
+    assert labels[4:] == [f"{n}. {label}"
+                          for n, (_, _, label) in enumerate(TRANSFER_HOPS, start=5)]
+    html = tmp_path / "flow.html"
+    kyoto_sim(stack, "diagram", str(path), "--transaction", transaction_id, "-o", str(html))
+    assert html.read_text().startswith("<!doctype html>")
+
+
+def test_the_whole_run_is_exported_from_its_start_with_the_stacks_configuration(
+    stack: LocalStack, client: StackClient, recorded_transfer: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    status = kyoto_sim(stack, "record", "status").stdout
+    assert " in 1 runs" in status, status
+    path = tmp_path / "run.jsonl"
+    kyoto_sim(stack, "export", "-o", str(path))
+    recording = read_recording(path)
+    assert recording.events[0].kind == "run_started"
+    assert recording.header.configuration == json.loads(json.dumps(stack.configuration()))
+    settings = recording.header.configuration["services"]["kz"]["settings"]
+    assert settings["REGISTRY_CODE"] == "KZ"
+    assert not [name for name in settings if "URL" in name or "SECRET" in name]
+    # the commands of the run, at the ITL too, and the transfer's messages among the rest
+    assert any(e.kind == "command" and e.body["service"] == "ITL"
+               and e.body["route"] == "/parties/{code}/periods/{cp}"
+               and e.body["actor"]["subject"] == "itl-admin" for e in recording.events)
+    ids = {e.body["message_id"] for e in recording.events if e.kind == "message"}
+    itl_journal = client.ok("itl", "GET", "/messages",
+                            params={"correlation_id": recorded_transfer["transaction_id"]})
+    assert {row["message_id"] for row in itl_journal} <= ids

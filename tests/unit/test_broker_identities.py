@@ -63,6 +63,8 @@ def test_the_itl_addresses_every_registry_and_itself_and_a_registry_only_the_itl
     (f"{NS}des.msgX", False, False, False),
     ("des.msg", False, False, False),
     (f"{NS}sim.clock", False, True, True),
+    (f"{NS}rec.capture", False, True, False),
+    (f"{NS}rec.journal", False, False, False),
     (f"{NS}sim.clock.last", False, False, True),
     (f"{NS}sim.clock.KZ.{HEX}", True, True, True),
     (f"{NS}sim.clock.KZ.{HEX[:-1]}", False, False, False),
@@ -100,6 +102,8 @@ def test_the_namespace_is_matched_literally() -> None:
     ("ITL", "des.msg", "DE", False),
     ("ITL", "des.dlx", "ITL", True),
     ("ITL", "des.dlx", "KZ", False),
+    ("KZ", "rec.capture", "KZ", True),
+    ("KZ", "rec.capture", "ITL", False),
 ])
 def test_topic_permissions_restrict_the_recipients_a_service_may_publish_to(
     code: str, exchange: str, key: str, may: bool,
@@ -143,15 +147,33 @@ def test_a_definitions_document_has_the_users_their_permissions_and_the_topology
     assert sorted((t["user"], t["exchange"], t["write"])
                   for t in document["topic_permissions"]) == [
         (f"{NS}ITL", f"{NS}des.dlx", "^(ITL)$"), (f"{NS}ITL", f"{NS}des.msg", "^(ITL|KZ)$"),
-        (f"{NS}KZ", f"{NS}des.dlx", "^(KZ)$"), (f"{NS}KZ", f"{NS}des.msg", "^(ITL)$")]
+        (f"{NS}ITL", f"{NS}rec.capture", "^(ITL)$"),
+        (f"{NS}KZ", f"{NS}des.dlx", "^(KZ)$"), (f"{NS}KZ", f"{NS}des.msg", "^(ITL)$"),
+        (f"{NS}KZ", f"{NS}rec.capture", "^(KZ)$")]
     assert sorted(e["name"] + ":" + e["type"] for e in document["exchanges"]) == [
-        f"{NS}des.dlx:topic", f"{NS}des.msg:topic", f"{NS}sim.clock:fanout"]
+        f"{NS}des.dlx:topic", f"{NS}des.msg:topic", f"{NS}rec.capture:topic",
+        f"{NS}sim.clock:fanout"]
+    assert not any(q["name"] == f"{NS}rec.journal" for q in document["queues"])
     inbox = next(q for q in document["queues"] if q["name"] == f"{NS}des.in.KZ")
     assert inbox["arguments"]["x-dead-letter-exchange"] == f"{NS}des.dlx"
     assert {(b["source"], b["destination"], b["routing_key"]) for b in document["bindings"]} \
         >= {(f"{NS}des.msg", f"{NS}des.in.KZ", "KZ"), (f"{NS}des.dlx", f"{NS}des.dead.KZ", "KZ"),
             (f"{NS}sim.clock", f"{NS}sim.clock.last", "")}
     assert "exchanges" not in definitions(None, users)
+
+
+def test_a_recording_topology_binds_its_journal_stream_to_every_exchange() -> None:
+    """docs/adr/0034: the journal takes what the inboxes take (the same routing keys, so
+    a message to no service stays unroutable), the dead letters, the clock and the
+    captures."""
+    document = Topology(NS, ("ITL", "KZ"), recording=True).definitions()
+    journal = next(q for q in document["queues"] if q["name"] == f"{NS}rec.journal")
+    assert journal["arguments"]["x-queue-type"] == "stream"
+    assert journal["durable"] is True
+    assert {(b["source"], b["routing_key"]) for b in document["bindings"]
+            if b["destination"] == f"{NS}rec.journal"} == {
+        (f"{NS}des.msg", "ITL"), (f"{NS}des.msg", "KZ"), (f"{NS}des.dlx", "ITL"),
+        (f"{NS}des.dlx", "KZ"), (f"{NS}sim.clock", ""), (f"{NS}rec.capture", "#")}
 
 
 def test_the_compose_definitions_file_is_the_generated_one(
