@@ -330,6 +330,8 @@ class Reconciliations:
                          MessageType.AUDIT_TRAIL_REQUESTED,
                          AuditTrailRequested.model_validate({
                              "reconciliation_id": doc["_id"],
+                             "begin_at": _aware(doc["trail_from"]),
+                             "end_at": _aware(doc["snapshot_at"]),
                              "blocks": [row_to_wire(r) for d in found for r in d.rows()[:1]]}))
 
     async def _trail(self, doc: Document, payload: AuditTrailReported,
@@ -352,10 +354,11 @@ class Reconciliations:
         theirs = {e.transaction_id: int(e.status) for e in payload.transactions}
         trail: list[Document] = []
         named: list[str] = []
-        for tx_id in sorted(set(ours) | set(theirs)):
-            a, b = ours.get(tx_id), theirs.get(tx_id)
-            if a != b and (a in FINAL_STATUSES or b in FINAL_STATUSES or a is None
-                           or b is None):
+        # Both sides read one window, each by its own clock: a transaction at its edge
+        # may fall inside on one side only, so only those both trails hold are compared.
+        for tx_id in sorted(set(ours) & set(theirs)):
+            a, b = ours[tx_id], theirs[tx_id]
+            if a != b and (a in FINAL_STATUSES or b in FINAL_STATUSES):
                 trail.append({"transaction_id": tx_id, "itl_status": a,
                               "registry_status": b})
                 named.append(tx_id)

@@ -201,13 +201,14 @@ class RegistryReconciliation:
 
     async def _trail(self, doc: Document, payload: AuditTrailRequested,
                      session: Session) -> list[Document]:
-        """The transactions of this registry, created up to the snapshot, whose blocks
-        overlap the asked blocks, each with its status as it stood at the snapshot."""
+        """The transactions of this registry created in the asked window (an indexed
+        range of ``created_at``) whose blocks overlap the asked blocks, each with its
+        status as it stood at the snapshot."""
         asked = [row_from_wire(b.model_dump(mode="json")) for b in payload.blocks]
         moment = _aware(doc["snapshot_at"])
         out = []
         async for tx in self.db.transactions.find(
-                {"created_at": {"$gte": datetime(1990, 1, 1, tzinfo=UTC), "$lte": moment}},
+                {"created_at": {"$gte": payload.begin_at, "$lte": payload.end_at}},
                 session=session):
             blocks = tx["proposal"]["blocks"]
             if not any(b["originating_registry"] == r[2] and b["serial_start"] <= r[4]

@@ -130,6 +130,10 @@ class AuditTrailRequested(_Wire):
     reconciliation_id: str = Field(pattern=RECONCILIATION_ID_PATTERN)
     blocks: list[ReconciliationBlock] = Field(min_length=1,
                                               max_length=MAX_RECONCILIATION_ITEMS)
+    begin_at: SimulatedTime = Field(description="the trail's window starts here: the "
+                                                "snapshot of the registry's last closed "
+                                                "reconciliation (DES begin time)")
+    end_at: SimulatedTime = Field(description="and ends at this snapshot (DES end time)")
 
 
 class AuditTrailEntry(_Wire):

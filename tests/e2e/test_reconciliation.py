@@ -9,11 +9,9 @@ messages are refused and change nothing."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -21,14 +19,10 @@ import pytest
 from deploy.local.client import StackClient, poll
 from deploy.local.stack import LocalStack, StackDatabases
 from shared.codes import MessageType, ResponseCode
-from shared.contracts import (
-    TotalsReported,
-    UnitBlocksReported,
-    make_envelope,
-    new_message_id,
-)
+from shared.contracts import TotalsReported, TotalsRequested, UnitBlocksReported
 from shared.messaging import inbox_queue_name
-from shared.testing.infra import publish_as, purge_queue
+from shared.testing.infra import purge_queue
+from tests.e2e.test_message_checks import dead_letter, envelope, publish
 
 pytestmark = pytest.mark.e2e
 
@@ -114,3 +108,178 @@ def test_a_clean_stack_reconciles_to_completed_while_transfers_run(
     assert [client.reconcile(code)["status"] for code in ("KZ", "CH", "CDM")] == [5, 5, 5]
     kz = client.ok("kz", "GET", f"/reconciliations/{views[0]['reconciliation_id']}")
     assert kz["status"] == 5 and kz["answered_phases"] == 1 and kz["blocks"] >= 1
+
+
+# tampering behind the protocol's back: the books changed in the registry's store, the
+# maintained summaries changed to match (so the registry itself notices nothing and
+# proposes from what it now believes it holds)
+
+
+def summary_id(doc: dict[str, Any]) -> str:
+    return "|".join(["holdings", doc["registry"], str(doc["account_type"]),
+                     str(doc["account_id"]), str(doc["unit_type"]), str(doc["applicable_cp"]),
+                     doc["origin"]])
+
+
+def count_in_summary(mongo: StackDatabases, doc: dict[str, Any], sign: int) -> None:
+    units = doc["serial_end"] - doc["serial_start"] + 1
+    update: dict[str, Any] = {"$inc": {"units": sign * units, "blocks": sign}}
+    if sign > 0:
+        update["$min"] = {"first_serial": doc["serial_start"]}
+        update["$max"] = {"last_serial": doc["serial_end"]}
+        update["$setOnInsert"] = {"kind": "holdings", "registry": doc["registry"],
+                                  "account_type": doc["account_type"],
+                                  "account_id": doc["account_id"],
+                                  "unit_type": doc["unit_type"],
+                                  "applicable_cp": doc["applicable_cp"],
+                                  "origin": doc["origin"]}
+    mongo["registry_kz"].units_summary.update_one({"_id": summary_id(doc)}, update,
+                                                  upsert=True)
+
+
+def tamper(mongo: StackDatabases, doc: dict[str, Any], fields: dict[str, Any]) -> None:
+    """Change block ``doc`` in KZ's store to ``fields`` (its summaries too)."""
+    mongo["registry_kz"].units.update_one({"_id": doc["_id"]}, {"$set": fields})
+    count_in_summary(mongo, doc, -1)
+    count_in_summary(mongo, {**doc, **fields}, +1)
+
+
+def itl_flags(client: StackClient, registry: str, account: int) -> list[str | None]:
+    units = client.ok("itl", "GET", "/units", params={"registry": registry,
+                                                       "account_id": account})
+    return [u["discrepancy"] for u in units]
+
+
+def assert_found_in_blocks(view: dict[str, Any], doc: dict[str, Any],
+                           itl_account: int | None, registry_account: int | None,
+                           serials: tuple[int, int] | None = None) -> None:
+    """The reconciliation waits for an operator, found the discrepancy in phase 2 and
+    names exactly the serials of ``doc`` (or ``serials``) with each side's account."""
+    assert view["status"] == 4 and view["awaiting_operator"], view
+    assert view["phase"] == 3 and view["phase_found"] == 2, view["trail_differences"]
+    assert view["response_codes"] == [7001, 7002], view
+    assert view["trail_differences"] == [], view
+    first, last = serials or (doc["serial_start"], doc["serial_end"])
+    assert [(d["origin"], d["serial_start"], d["serial_end"]) for d in view["differences"]] \
+        == [(doc["origin"], first, last)], view["differences"]
+    diff = view["differences"][0]
+    assert (diff["itl"] or {}).get("account_id") == itl_account, diff
+    assert (diff["registry"] or {}).get("account_id") == registry_account, diff
+    assert view["flagged"] and all(f["origin"] == doc["origin"] for f in view["flagged"])
+
+
+def close_and_check(client: StackClient, view: dict[str, Any], reason: str,
+                    transaction_id: str | None = None) -> dict[str, Any]:
+    """The operator resolves the reconciliation: status 6 with who and why, the flags
+    gone at the ITL, the registry told."""
+    done = resolve(client, view, reason, transaction_id)
+    assert done["status"] == 6 and not done["awaiting_operator"], done
+    resolution = done["resolutions"][-1]
+    assert resolution["reason"] == reason and resolution["by"]["role"] == "administrator"
+    assert resolution["transaction_id"] == transaction_id
+    registry = view["registry"].lower()
+    seen = poll(lambda: client.ok(registry, "GET",
+                                  f"/reconciliations/{view['reconciliation_id']}"),
+                lambda r: r["status"] == 6, "the registry's record of status 6")
+    assert [r["status"] for r in seen["results"]] == [4, 6]
+    return done
+
+
+def test_a_deleted_block_is_found_in_phase_2_and_frozen_until_cleared(
+        client: StackClient, issued: dict[str, int], mongo: StackDatabases) -> None:
+    account, _ = funded_account(client, "Deleted Ltd", 500)
+    doc = kz_block(mongo, account)
+    mongo["registry_kz"].units.delete_one({"_id": doc["_id"]})
+    count_in_summary(mongo, doc, -1)
+    view = client.reconcile("KZ")
+    assert_found_in_blocks(view, doc, account, None)
+    assert view["differing_totals"] == [
+        {"key": f"121|{account}|1|0|2", "itl_units": 500, "registry_units": 0}]
+    assert itl_flags(client, "KZ", account) == [view["reconciliation_id"]]
+    told = client.ok("kz", "GET", f"/reconciliations/{view['reconciliation_id']}")
+    assert told["results"][-1]["status"] == 4
+    assert [(b["serial_start"], b["account_id"]) for b in told["results"][-1]["blocks"]] \
+        == [(doc["serial_start"], account)]
+    mongo["registry_kz"].units.insert_one(doc)  # restored from the registry's backup
+    count_in_summary(mongo, doc, +1)
+    close_and_check(client, view, "block restored from the registry's backup")
+    assert itl_flags(client, "KZ", account) == [None]
+    assert client.reconcile("KZ")["status"] == 5
+
+
+def test_an_altered_block_is_found_in_phase_2_and_a_proposal_touching_it_is_refused(
+        client: StackClient, issued: dict[str, int], mongo: StackDatabases) -> None:
+    account, _ = funded_account(client, "Altered Ltd", 400)
+    other = client.open_account("kz", "Receiver Ltd")["account_id"]
+    doc = kz_block(mongo, account)
+    # the AAUs now read as RMUs of forest management
+    tamper(mongo, doc, {"unit_type": 2, "lulucf_activity": 3})
+    view = client.reconcile("KZ")
+    assert_found_in_blocks(view, doc, account, account)
+    assert view["differences"][0]["itl"]["unit_type"] == 1
+    assert view["differences"][0]["registry"]["unit_type"] == 2
+    assert sorted(t["key"] for t in view["differing_totals"]) == [
+        f"121|{account}|1|0|2", f"121|{account}|2|0|2"]
+    assert proposal_code(client, "kz", account, other, "RMU", 100) == \
+        [int(ResponseCode.BLOCK_OPEN_DISCREPANCY)]
+    tamper(mongo, {**doc, "unit_type": 2, "lulucf_activity": 3},
+           {"unit_type": 1, "lulucf_activity": None})
+    close_and_check(client, view, "unit type corrected in the registry's books")
+    assert client.reconcile("KZ")["status"] == 5
+
+
+def test_a_moved_block_is_found_in_phase_2_naming_both_accounts(
+        client: StackClient, issued: dict[str, int], mongo: StackDatabases) -> None:
+    account, _ = funded_account(client, "Moved From Ltd", 300)
+    thief = client.open_account("kz", "Moved To Ltd")["account_id"]
+    doc = kz_block(mongo, account)
+    tamper(mongo, doc, {"account_id": thief})
+    view = client.reconcile("KZ")
+    assert_found_in_blocks(view, doc, account, thief)
+    assert proposal_code(client, "kz", thief, account, "AAU", 300) == \
+        [int(ResponseCode.BLOCK_OPEN_DISCREPANCY)]
+    tamper(mongo, {**doc, "account_id": thief}, {"account_id": account})
+    close_and_check(client, view, "block returned to its account")
+    assert client.reconcile("KZ")["status"] == 5
+
+
+def test_a_duplicated_block_is_found_in_phase_2_and_frozen(
+        client: StackClient, issued: dict[str, int], mongo: StackDatabases) -> None:
+    account, _ = funded_account(client, "Original Ltd", 200)
+    copier = client.open_account("kz", "Copy Ltd")["account_id"]
+    doc = kz_block(mongo, account)
+    # the copy cannot start where the original does (a unique index): all but its first unit
+    copy = {**{k: v for k, v in doc.items() if k != "_id"}, "account_id": copier,
+            "serial_start": doc["serial_start"] + 1, "fork": None}
+    inserted = mongo["registry_kz"].units.insert_one(copy).inserted_id
+    count_in_summary(mongo, copy, +1)
+    view = client.reconcile("KZ")
+    # phase 2 compares the blocks of the totals that differ: the copier's; the ITL holds
+    # those serials in the original's account, whose total agrees, and flags them there
+    assert_found_in_blocks(view, doc, None, copier,
+                           serials=(doc["serial_start"] + 1, doc["serial_end"]))
+    assert itl_flags(client, "KZ", account) == [view["reconciliation_id"]]
+    assert proposal_code(client, "kz", copier, account, "AAU", 199) == \
+        [int(ResponseCode.BLOCK_OPEN_DISCREPANCY)]
+    mongo["registry_kz"].units.delete_one({"_id": inserted})
+    count_in_summary(mongo, copy, -1)
+    close_and_check(client, view, "copy removed")
+    assert client.reconcile("KZ")["status"] == 5
+
+
+def test_a_registry_set_inconsistent_is_refused_with_1203(
+        client: StackClient, issued: dict[str, int]) -> None:
+    account = client.open_account("kz", "Blocked Registry Ltd")["account_id"]
+    state = client.ok("itl", "PUT", "/registries/KZ/state",
+                      json={"inconsistent": True, "reason": "books lost in a fire"})
+    assert state["inconsistent"] and state["by"]["role"] == "administrator"
+    try:
+        assert proposal_code(client, "kz", PARTY_HOLDING, account, "AAU", 10) == \
+            [int(ResponseCode.REGISTRY_INCONSISTENT)]
+    finally:
+        client.ok("itl", "PUT", "/registries/KZ/state",
+                  json={"inconsistent": False, "reason": "books restored"})
+    moved = client.transfer("kz", PARTY_HOLDING, account, "AAU", 10)
+    assert client.settle("kz", moved.json()["transaction_id"])["status_name"] == "COMPLETED"
+    history = client.ok("itl", "GET", "/registries/KZ/state")["history"]
+    assert [h["inconsistent"] for h in history] == [True, False]
