@@ -22,7 +22,7 @@ from shared.codes import MessageType, ResponseCode
 from shared.contracts import TotalsReported, TotalsRequested, UnitBlocksReported
 from shared.messaging import inbox_queue_name
 from shared.testing.infra import purge_queue
-from tests.e2e.test_message_checks import dead_letter, envelope, publish
+from tests.e2e.test_message_checks import dead_letter_messages, envelope, publish
 
 pytestmark = pytest.mark.e2e
 
@@ -36,7 +36,7 @@ ACCOUNT_PREFIX = "KZ:"
 @pytest.fixture(scope="module")
 def issued(client: StackClient) -> dict[str, int]:
     """KZ's period-2 AAUs issued into its Party holding account, and a CH account."""
-    client.set_assigned_amount("KZ", 2, ISSUED * 10)
+    client.set_assigned_amount("KZ", 2, ISSUED)
     client.settle("kz", client.issue("kz", "AAU", ISSUED, "MEP-2013-R01")["transaction_id"])
     zora = client.open_account("ch", "Zurich Power AG")["account_id"]
     return {"zora": zora}
@@ -102,7 +102,8 @@ def test_a_clean_stack_reconciles_to_completed_while_transfers_run(
     assert all(v["phase"] == 1 and not v["flagged"] for v in views), views
     for response in started:
         assert response.status_code == 202, response.text
-        client.settle("kz", response.json()["transaction_id"])
+        final = client.settle("kz", response.json()["transaction_id"])
+        assert final["status_name"] == "COMPLETED", final
     client.settle_share_of_proceeds("kz")
     # and once they are all final
     assert [client.reconcile(code)["status"] for code in ("KZ", "CH", "CDM")] == [5, 5, 5]
@@ -283,3 +284,127 @@ def test_a_registry_set_inconsistent_is_refused_with_1203(
     assert client.settle("kz", moved.json()["transaction_id"])["status_name"] == "COMPLETED"
     history = client.ok("itl", "GET", "/registries/KZ/state")["history"]
     assert [h["inconsistent"] for h in history] == [True, False]
+
+
+# bad reconciliation messages: refused with a code, or dead-lettered, changing nothing
+
+
+def itl_refusal(mongo: StackDatabases, acked_message_id: str) -> dict[str, Any]:
+    """The ITL's ``MessageAck`` refusing ``acked_message_id`` (from its outbox)."""
+    row = poll(lambda: mongo["itl"].outbox.find_one(
+        {"envelope.payload.acked_message_id": acked_message_id}),
+        lambda r: r is not None, f"the ITL's answer to {acked_message_id}")
+    payload: dict[str, Any] = row["envelope"]["payload"]
+    assert payload["accepted"] is False
+    return payload
+
+
+def test_bad_reconciliation_messages_are_refused_and_change_nothing(
+        client: StackClient, stack: LocalStack, issued: dict[str, int],
+        mongo: StackDatabases) -> None:
+    closed = client.reconcile("KZ")
+    assert closed["status"] == 5
+    rid = closed["reconciliation_id"]
+    before = list(mongo["itl"].reconciliations.find({}, {"updated_at": 0}))
+    totals = TotalsReported.model_validate({"reconciliation_id": "REC999999", "totals": []})
+    unknown = envelope(MessageType.TOTALS_REPORTED, totals, "KZ", "ITL", "REC999999")
+    late = envelope(MessageType.UNIT_BLOCKS_REPORTED,
+                    UnitBlocksReported(reconciliation_id=rid, blocks=[]), "KZ", "ITL", rid)
+    from_ch = envelope(MessageType.TOTALS_REPORTED, TotalsReported(
+        reconciliation_id=rid, totals=[]), "CH", "ITL", rid)
+    row = {"account_type": 121, "account_id": 1001, "unit_type": 1,
+           "applicable_commitment_period": 2, "units": 5, "blocks": 1}
+    negative = envelope(MessageType.TOTALS_REPORTED, TotalsReported.model_validate(
+        {"reconciliation_id": rid, "totals": [row]}), "KZ", "ITL", rid)
+    negative["payload"]["totals"][0]["units"] = -1
+    fraction = envelope(MessageType.TOTALS_REPORTED, TotalsReported.model_validate(
+        {"reconciliation_id": rid, "totals": [row]}), "KZ", "ITL", rid)
+    fraction["payload"]["totals"][0]["units"] = 2.5
+    publish(stack, "ITL", unknown, late, from_ch, negative, fraction)
+
+    assert itl_refusal(mongo, unknown["message_id"])["response_codes"] == [7004]
+    answer = itl_refusal(mongo, late["message_id"])
+    assert answer["response_codes"] == [1103] and "phase 2" in answer["reason"], answer
+    assert itl_refusal(mongo, from_ch["message_id"])["response_codes"] == [7004]
+    dead = dead_letter_messages(stack, "ITL", negative["message_id"], fraction["message_id"])
+    for document in (negative, fraction):
+        reason = str(dead[document["message_id"]].headers["x-dead-reason"])
+        assert "invalid TotalsReported payload" in reason and "totals.0.units" in reason, \
+            reason
+    # the registry refuses a request for a reconciliation it took no snapshot of
+    asked = envelope(MessageType.TOTALS_REQUESTED,
+                     TotalsRequested(reconciliation_id="REC888888"), "ITL", "KZ", "REC888888")
+    publish(stack, "KZ", asked)
+    row_kz = poll(lambda: mongo["registry_kz"].outbox.find_one(
+        {"envelope.payload.acked_message_id": asked["message_id"]}),
+        lambda r: r is not None, "KZ's refusal")
+    assert row_kz["envelope"]["payload"]["response_codes"] == [7004]
+    assert mongo["registry_kz"].reconciliations.find_one({"_id": "REC888888"}) is None
+    assert list(mongo["itl"].reconciliations.find({}, {"updated_at": 0})) == before
+    # the operator API refuses what it cannot do
+    assert client.call("itl", "POST", "/reconciliations",
+                       json={"registry": "FR"}).status_code == 422
+    assert client.call("itl", "GET", "/reconciliations/REC999999").status_code == 404
+    refused = client.call("itl", "POST", f"/reconciliations/{rid}/resolution",
+                          json={"reason": "nothing to clear"})
+    assert refused.status_code == 422 and refused.json()["response_code"] == 1103
+    assert client.call("itl", "POST", f"/reconciliations/{rid}/resolution",
+                       json={"reason": ""}).status_code == 422
+    assert client.call("kz", "GET", "/reconciliations",
+                       headers=client.as_holder("kz", PARTY_HOLDING)).status_code == 403
+
+
+def status_at(client: StackClient, service: str, tx: str) -> int | None:
+    """A transaction's status at ``service`` (None: not known there yet)."""
+    response = client.call(service, "GET", f"/transactions/{tx}")
+    return int(response.json()["status"]) if response.status_code == 200 else None
+
+
+def test_a_lost_completion_is_found_in_phase_3_naming_the_transaction(
+        client: StackClient, stack: LocalStack, issued: dict[str, int],
+        mongo: StackDatabases) -> None:
+    """CH accepts a transfer, then is stopped; the ITL's completion waits in its queue and
+    is lost (the queue purged) before CH starts again."""
+    target = client.open_account("ch", "Lost Completion AG")["account_id"]
+    for registry, person in (("kz", 1), ("kz", 2), ("ch", 1)):
+        client.as_operator(registry, person)
+    ch, kz = stack.services["ch"].process, stack.services["kz"].process
+    assert ch is not None and kz is not None
+    os.kill(ch.pid, signal.SIGSTOP)
+    try:
+        response = client.transfer("kz", PARTY_HOLDING, target, "AAU", 250,
+                                   target_registry="CH")
+        assert response.status_code == 202, response.text
+        tx = response.json()["transaction_id"]
+        forwarded = poll(lambda: status_at(client, "itl", tx), lambda s: s not in (None, 1),
+                         "forwarded")
+        assert forwarded == 2, client.itl_transaction(tx)
+        os.kill(kz.pid, signal.SIGSTOP)  # KZ completes only once CH is down
+        os.kill(ch.pid, signal.SIGCONT)
+        poll(lambda: status_at(client, "itl", tx), lambda s: s == 8, "accepted")
+        poll(lambda: status_at(client, "ch", tx), lambda s: s == 8, "accepted at CH")
+        stack.stop_service("ch")
+    finally:
+        os.kill(kz.pid, signal.SIGCONT)
+    poll(lambda: status_at(client, "itl", tx), lambda s: s == 4, "completed")
+    assert asyncio.run(purge_queue(inbox_queue_name("CH", stack.namespace))) == 1
+    stack.restart("ch")
+    client.settle_share_of_proceeds("kz")
+
+    view = client.reconcile("CH")
+    assert view["status"] == 4 and view["awaiting_operator"], view
+    assert view["phase_found"] == 3 and view["response_codes"] == [7001, 7002, 7003], view
+    assert view["trail_differences"] == [
+        {"transaction_id": tx, "itl_status": 4, "registry_status": 8}]
+    assert [(d["itl"]["account_id"], d["registry"], d["serial_end"] - d["serial_start"] + 1)
+            for d in view["differences"]] == [(target, None, 250)]
+    assert itl_flags(client, "CH", target) == [view["reconciliation_id"]]
+    told = poll(lambda: client.ok("ch", "GET", f"/reconciliations/{view['reconciliation_id']}"),
+                lambda r: bool(r["results"]), "CH told")
+    assert told["results"][-1]["response_codes"] == [7001, 7002, 7003]
+    unknown = client.call("itl", "POST",
+                          f"/reconciliations/{view['reconciliation_id']}/resolution",
+                          json={"reason": "credited", "transaction_id": "KZ999999"})
+    assert unknown.status_code == 422 and unknown.json()["response_code"] == 3001
+    close_and_check(client, view, "CH credited the completed transfer by hand", tx)
+    assert itl_flags(client, "CH", target) == [None]
