@@ -360,35 +360,77 @@ def status_at(client: StackClient, service: str, tx: str) -> int | None:
     return int(response.json()["status"]) if response.status_code == 200 else None
 
 
-def test_a_lost_completion_is_found_in_phase_3_naming_the_transaction(
-        client: StackClient, stack: LocalStack, issued: dict[str, int],
-        mongo: StackDatabases) -> None:
-    """CH accepts a transfer, then is stopped; the ITL's completion waits in its queue and
-    is lost (the queue purged) before CH starts again."""
-    target = client.open_account("ch", "Lost Completion AG")["account_id"]
+def accepted_while_kz_is_frozen(client: StackClient, stack: LocalStack, target: int,
+                                quantity: int) -> str:
+    """An external transfer KZ -> CH that CH has accepted while KZ is stopped (SIGSTOP):
+    the ITL's 8 waits in KZ's queue. Returns its id; KZ is left stopped."""
     for registry, person in (("kz", 1), ("kz", 2), ("ch", 1)):
         client.as_operator(registry, person)
     ch, kz = stack.services["ch"].process, stack.services["kz"].process
     assert ch is not None and kz is not None
     os.kill(ch.pid, signal.SIGSTOP)
     try:
-        response = client.transfer("kz", PARTY_HOLDING, target, "AAU", 250,
+        response = client.transfer("kz", PARTY_HOLDING, target, "AAU", quantity,
                                    target_registry="CH")
         assert response.status_code == 202, response.text
-        tx = response.json()["transaction_id"]
+        tx = str(response.json()["transaction_id"])
         forwarded = poll(lambda: status_at(client, "itl", tx), lambda s: s not in (None, 1),
                          "forwarded")
         assert forwarded == 2, client.itl_transaction(tx)
-        os.kill(kz.pid, signal.SIGSTOP)  # KZ completes only once CH is down
-        os.kill(ch.pid, signal.SIGCONT)
-        poll(lambda: status_at(client, "itl", tx), lambda s: s == 8, "accepted")
-        poll(lambda: status_at(client, "ch", tx), lambda s: s == 8, "accepted at CH")
-        stack.stop_service("ch")
+        os.kill(kz.pid, signal.SIGSTOP)
     finally:
-        os.kill(kz.pid, signal.SIGCONT)
+        os.kill(ch.pid, signal.SIGCONT)
+    poll(lambda: status_at(client, "itl", tx), lambda s: s == 8, "accepted")
+    poll(lambda: status_at(client, "ch", tx), lambda s: s == 8, "accepted at CH")
+    return tx
+
+
+def completed_while_ch_is_down(client: StackClient, stack: LocalStack, tx: str) -> None:
+    """CH stopped, KZ running again: KZ completes ``tx``, the ITL completes it and its
+    completion waits in CH's queue."""
+    stack.stop_service("ch")
+    kz = stack.services["kz"].process
+    assert kz is not None
+    os.kill(kz.pid, signal.SIGCONT)
     poll(lambda: status_at(client, "itl", tx), lambda s: s == 4, "completed")
-    assert asyncio.run(purge_queue(inbox_queue_name("CH", stack.namespace))) == 1
-    stack.restart("ch")
+
+
+def test_completions_in_flight_at_the_snapshot_are_no_discrepancy(
+        client: StackClient, stack: LocalStack, issued: dict[str, int]) -> None:
+    """At KZ's snapshot the ITL has accepted a transfer KZ has not completed yet (its 8
+    waits in KZ's queue); at CH's the ITL has completed one CH has not credited yet (its
+    4 waits in CH's queue). Both reconcile to 5: each registry's snapshot follows the
+    messages the ITL sent before it, and KZ says it completed the open transfer."""
+    target = client.open_account("ch", "In Flight AG")["account_id"]
+    tx = accepted_while_kz_is_frozen(client, stack, target, 150)
+    try:
+        kz_view = client.ok("itl", "POST", "/reconciliations", json={"registry": "KZ"})[0]
+        assert tx in kz_view["open_transactions"], kz_view
+    finally:
+        completed_while_ch_is_down(client, stack, tx)
+    try:
+        ch_view = client.ok("itl", "POST", "/reconciliations", json={"registry": "CH"})[0]
+    finally:
+        stack.restart("ch")
+    kz_done = client.wait_reconciliation(kz_view["reconciliation_id"])
+    assert kz_done["status"] == 5 and tx in kz_done["completed_open"], kz_done
+    assert client.wait_reconciliation(ch_view["reconciliation_id"])["status"] == 5
+    assert status_at(client, "ch", tx) == 4
+    client.settle_share_of_proceeds("kz")
+
+
+def test_a_lost_completion_is_found_in_phase_3_naming_the_transaction(
+        client: StackClient, stack: LocalStack, issued: dict[str, int],
+        mongo: StackDatabases) -> None:
+    """CH accepts a transfer, then is stopped; the ITL's completion waits in its queue and
+    is lost (the queue purged) before CH starts again."""
+    target = client.open_account("ch", "Lost Completion AG")["account_id"]
+    tx = accepted_while_kz_is_frozen(client, stack, target, 250)
+    try:
+        completed_while_ch_is_down(client, stack, tx)
+        assert asyncio.run(purge_queue(inbox_queue_name("CH", stack.namespace))) == 1
+    finally:
+        stack.restart("ch")
     client.settle_share_of_proceeds("kz")
 
     view = client.reconcile("CH")
