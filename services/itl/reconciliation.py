@@ -140,7 +140,14 @@ class Reconciliations:
                                                         int(R.TOTALS_INCONSISTENT)]}},
             session=session)
         if running is not None:
-            return running
+            created = _aware(running["created_at"])
+            if self.interval is None or created + self.interval > self.runtime.clock.now():
+                return running
+            # no answer for a whole interval: closed as 7, a new one starts
+            await self._advance(running, R.START_DENIED, P(running["phase"]),
+                                {"closed_at": self.runtime.clock.now()}, session,
+                                f"no answer from {registry} within "
+                                f"{self.interval.total_seconds() / 3600:g} hours")
         counter = await self.db.counters.find_one_and_update(
             {"_id": "reconciliation"}, {"$inc": {"n": 1}}, upsert=True,
             return_document=ReturnDocument.AFTER, session=session)
@@ -250,8 +257,9 @@ class Reconciliations:
         await self.runtime.handle_once(envelope, effect)
 
     async def on_ack(self, envelope: Envelope, payload: MessageAck) -> None:
-        """A registry refused one of the ITL's reconciliation messages: recorded in the
-        reconciliation's history (nothing else changes)."""
+        """A registry refused one of the ITL's reconciliation messages: a reconciliation
+        waiting for that registry's answer is closed as 7 (the answer will not come; the
+        next one starts afresh), any other records it in its history."""
 
         async def effect(session: Session) -> None:
             doc = await self.db.reconciliations.find_one({"_id": envelope.correlation_id},
@@ -260,9 +268,16 @@ class Reconciliations:
                 log_event(log, "reconciliation_ack_unknown", logging.WARNING,
                           correlation_id=envelope.correlation_id, sender=envelope.sender)
                 return
-            entry = self._entry(R(doc["status"]), P(doc["phase"]),
-                                f"{envelope.sender} refused a message: "
-                                f"{[int(c) for c in payload.response_codes]} {payload.reason}")
+            text = (f"{envelope.sender} refused a message: "
+                    f"{[int(c) for c in payload.response_codes]} {payload.reason}")
+            if doc["status"] in (int(R.INITIATED), int(R.TOTALS_INCONSISTENT)) \
+                    or (doc["status"] == R.UNIT_BLOCKS_INCONSISTENT
+                        and not doc.get("awaiting_operator")):
+                # the phase it waits for will not come: closed as 7, the next one starts
+                await self._advance(doc, R.START_DENIED, P(doc["phase"]),
+                                    {"closed_at": self.runtime.clock.now()}, session, text)
+                return
+            entry = self._entry(R(doc["status"]), P(doc["phase"]), text)
             await self.db.reconciliations.update_one(
                 {"_id": doc["_id"]}, {"$push": {"history": entry}}, session=session)
 

@@ -294,6 +294,7 @@ def itl_refusal(mongo: StackDatabases, acked_message_id: str) -> dict[str, Any]:
     row = poll(lambda: mongo["itl"].outbox.find_one(
         {"envelope.payload.acked_message_id": acked_message_id}),
         lambda r: r is not None, f"the ITL's answer to {acked_message_id}")
+    assert row is not None
     payload: dict[str, Any] = row["envelope"]["payload"]
     assert payload["accepted"] is False
     return payload
@@ -338,7 +339,7 @@ def test_bad_reconciliation_messages_are_refused_and_change_nothing(
     row_kz = poll(lambda: mongo["registry_kz"].outbox.find_one(
         {"envelope.payload.acked_message_id": asked["message_id"]}),
         lambda r: r is not None, "KZ's refusal")
-    assert row_kz["envelope"]["payload"]["response_codes"] == [7004]
+    assert row_kz is not None and row_kz["envelope"]["payload"]["response_codes"] == [7004]
     assert mongo["registry_kz"].reconciliations.find_one({"_id": "REC888888"}) is None
     assert list(mongo["itl"].reconciliations.find({}, {"updated_at": 0})) == before
     # the operator API refuses what it cannot do
