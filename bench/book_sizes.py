@@ -78,7 +78,10 @@ def set_up(blocks: int, workdir: Path, exits: ExitStack) -> SizedStack:
     """Start a stack in ``workdir`` and seed its books with ``blocks`` blocks; checks that
     the books agree before any measurement."""
     stack = exits.enter_context(running_stack(workdir, storage=str(workdir / "data")))
-    client = StackClient({n: s.url for n, s in stack.services.items()}, issuer=stack.issuer)
+    # the start of a reconciliation answers once the ITL's snapshot is stored: a minute
+    # at 10^6 blocks
+    client = StackClient({n: s.url for n, s in stack.services.items()}, issuer=stack.issuer,
+                         timeout=600)
     exits.callback(client.close)
     started = time.perf_counter()
     prepared, seeded = seed_stack(stack, client, blocks)

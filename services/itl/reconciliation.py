@@ -52,6 +52,7 @@ from shared.contracts import (
 from shared.errors import NotFound, RuleViolation
 from shared.logs import log_event
 from shared.reconciliation import (
+    READ_BATCH,
     ROW_PROJECTION,
     BlockDifference,
     Row,
@@ -161,8 +162,8 @@ class Reconciliations:
         open_set = frozenset(open_ids)
         rows: list[Row] = []
         pending: list[list[Any]] = []
-        cursor = self.store.units.collection.find({"registry": registry},
-                                                  ROW_PROJECTION, session=session)
+        cursor = self.store.units.collection.find({"registry": registry}, ROW_PROJECTION,
+                                                  session=session, batch_size=READ_BATCH)
         async for block in cursor:
             reservation = block.get("reserved_by")
             if reservation in open_set:

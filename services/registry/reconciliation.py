@@ -44,6 +44,7 @@ from shared.contracts import (
 from shared.contracts.reconciliation import RECONCILIATION_ID_PATTERN
 from shared.logs import log_event
 from shared.reconciliation import (
+    READ_BATCH,
     ROW_PROJECTION,
     Row,
     counts_at_snapshot,
@@ -102,7 +103,7 @@ class RegistryReconciliation:
             started = datetime.now(UTC)
             rows: list[Row] = []
             cursor = self.units.collection.find({"registry": self.code}, ROW_PROJECTION,
-                                                session=session)
+                                                session=session, batch_size=READ_BATCH)
             async for doc in cursor:
                 if counts_at_snapshot(doc):
                     rows.append(row_of(doc))
