@@ -494,10 +494,13 @@ class Reconciliations:
                 await self.store.units.flag_discrepancy(
                     flag["origin"], SerialRange(flag["serial_start"], flag["serial_end"]),
                     None, session)
-            resolution = {"by": _actor_doc(), "at": self.runtime.clock.now(),
+            by = _actor_doc()
+            resolution = {"by": by, "at": self.runtime.clock.now(),
                           "reason": reason, "transaction_id": transaction_id,
                           "cleared": doc["flagged"]}
-            text = f"cleared by an operator: {reason}"
+            who = "an operator" if by is None else f"{by.get('id')} ({by.get('role')})"
+            text = (f"{len(doc['flagged'])} flagged block ranges cleared by {who}: {reason}"
+                    + (f"; correcting transaction {transaction_id}" if transaction_id else ""))
             await self.db.reconciliations.update_one(
                 {"_id": doc["_id"]}, {"$push": {"resolutions": resolution}}, session=session)
             await self.store.audit.record(

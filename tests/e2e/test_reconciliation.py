@@ -183,6 +183,8 @@ def close_and_check(client: StackClient, view: dict[str, Any], reason: str,
                                   f"/reconciliations/{view['reconciliation_id']}"),
                 lambda r: r["status"] == 6, "the registry's record of status 6")
     assert [r["status"] for r in seen["results"]] == [4, 6]
+    assert reason in seen["results"][-1]["text"] and resolution["by"]["id"] in \
+        seen["results"][-1]["text"]
     return done
 
 
