@@ -14,6 +14,10 @@ every size in turn, so that a shared machine's load weighs on every size alike:
 - KZ's ``GET /holdings`` and the ITL's ``GET /totals``, wall time of the request as the
   client sees it.
 
+After the rounds, each stack in turn (the others idle) reconciles KZ with the ITL
+(docs/adr/0030): the wall time from ``POST /reconciliations`` to its status 5, and the
+seconds KZ's snapshot took to read and count its blocks (``reconciliation`` of each row).
+
 Writes the section ``latency_by_blocks`` (one row per size with p50/p99/max/mean in ms
 of each, and the ratio of each p50 and p99 to the smallest size's, all from this run) to
 ``bench/results/latency_by_blocks.json`` and draws ``latency_by_blocks.png``
@@ -61,6 +65,7 @@ class SizedStack:
         self.target = client.open_account("ch", "book-size bench")["account_id"]
         self.urls = {name: s.url for name, s in stack.services.items()}
         self.samples: dict[str, list[float]] = {name: [] for name in OPERATIONS}
+        self.reconciliation: dict[str, Any] = {}
 
     def headers(self) -> dict[str, dict[str, str]]:
         c = self.client
@@ -73,7 +78,10 @@ def set_up(blocks: int, workdir: Path, exits: ExitStack) -> SizedStack:
     """Start a stack in ``workdir`` and seed its books with ``blocks`` blocks; checks that
     the books agree before any measurement."""
     stack = exits.enter_context(running_stack(workdir, storage=str(workdir / "data")))
-    client = StackClient({n: s.url for n, s in stack.services.items()}, issuer=stack.issuer)
+    # the start of a reconciliation answers once the ITL's snapshot is stored: a minute
+    # at 10^6 blocks
+    client = StackClient({n: s.url for n, s in stack.services.items()}, issuer=stack.issuer,
+                         timeout=600)
     exits.callback(client.close)
     started = time.perf_counter()
     prepared, seeded = seed_stack(stack, client, blocks)
@@ -115,6 +123,21 @@ async def measure_rounds(stacks: list[SizedStack], rounds: int, warm_up: int) ->
                 await one_round(http, sized, timed=index >= warm_up)
 
 
+def reconcile(sized: SizedStack) -> None:
+    """Reconcile KZ on ``sized`` and keep what it took (docs/adr/0030): wall seconds from
+    the start to the ITL's result, the seconds KZ's snapshot spent reading and counting
+    its blocks, the blocks counted, the status (5 expected)."""
+    started = time.perf_counter()
+    view = sized.client.reconcile("KZ", timeout=1800)
+    seconds = round(time.perf_counter() - started, 2)
+    kz = sized.client.ok("kz", "GET", f"/reconciliations/{view['reconciliation_id']}")
+    sized.reconciliation = {"seconds": seconds, "status": view["status"],
+                            "registry_snapshot_seconds": round(kz["counted_seconds"], 2),
+                            "blocks_counted": kz["blocks"]}
+    print(f"{sized.blocks} blocks: reconciliation of KZ {view['status_name']} in {seconds} s "
+          f"(KZ counted {kz['blocks']} blocks in {kz['counted_seconds']:.2f} s)", flush=True)
+
+
 def section(stacks: list[SizedStack]) -> dict[str, Any]:
     """The ``latency_by_blocks`` section: a row per size and the ratios of each size's
     p50 and p99 to the smallest size's."""
@@ -125,7 +148,8 @@ def section(stacks: list[SizedStack]) -> dict[str, Any]:
         rows.append({"blocks": sized.blocks, "seconds_to_seed": sized.seconds_to_seed,
                      "seeded": sized.seeded,
                      "latency": {name: percentiles(samples)
-                                 for name, samples in sized.samples.items()}})
+                                 for name, samples in sized.samples.items()},
+                     "reconciliation": sized.reconciliation})
     smallest = rows[0]
     ratios = {str(row["blocks"]): {
         name: {key: round(row["latency"][name][key] / smallest["latency"][name][key], 3)
@@ -146,6 +170,8 @@ def book_sizes(sizes: list[int], rounds: int, warm_up: int = 3,
         started = datetime.now(UTC)
         load_start = round(os.getloadavg()[0], 2)
         asyncio.run(measure_rounds(stacks, rounds, warm_up))
+        for sized in stacks:
+            reconcile(sized)
         result = section(stacks)
         result["measured_at"] = started.isoformat(timespec="seconds")
         result["measuring_seconds"] = round((datetime.now(UTC) - started).total_seconds())

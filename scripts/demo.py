@@ -360,6 +360,31 @@ def save_recording(stack: LocalStack) -> None:
           f"flow: .venv/bin/kyoto-sim diagram {path} --transaction <id> -o flow.html")
 
 
+# reconciliation (protocol.md 5, docs/adr/0030)
+
+
+def run_reconciliation(demo: Demo) -> None:
+    """The demo ends with a reconciliation of every registry: the ITL compares its
+    register with each registry's books at one snapshot; each should end 5 (ITL
+    completed)."""
+    client = demo.client
+
+    def reconcile_all() -> str:
+        started = client.ok("itl", "POST", "/reconciliations", json={"registry": "all"})
+        statuses = []
+        for view in started:
+            done = client.wait_reconciliation(view["reconciliation_id"], timeout=120)
+            demo.say(f"  ITL: reconciliation {done['reconciliation_id']} of "
+                     f"{done['registry']}: status {done['status']} {done['status_name']} "
+                     f"in phase {done['phase']} ({len(done['differing_totals'])} totals "
+                     f"differ, {len(done['flagged'])} block ranges flagged)")
+            statuses.append(done["status"])
+        demo.expect(statuses == [5] * len(statuses), "every registry reconciles to 5")
+        return f"{len(statuses)} registries reconciled: statuses {statuses}"
+
+    demo.flow("g. reconciliation of every registry with the ITL", reconcile_all)
+
+
 def main() -> int:
     asyncio.run(check_broker(amqp_url()))
     workdir = Path(tempfile.mkdtemp(prefix="kyoto-demo-"))
@@ -380,6 +405,7 @@ def main() -> int:
                              issuer=stack.issuer)
         demo = Demo(client)
         run_flows(demo)
+        run_reconciliation(demo)
         results = demo.results
         client.close()
         if stack.recording:

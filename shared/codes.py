@@ -276,6 +276,9 @@ class ResponseCode(Code):
     TOTALS_MISMATCH = 7001
     UNIT_BLOCK_MISMATCH = 7002
     AUDIT_TRAIL_MISMATCH = 7003
+    # ours (O): a reconciliation message names a reconciliation id its receiver never
+    # assigned or took part in (protocol.md 2.2: the ITL assigns the id)
+    RECONCILIATION_UNKNOWN = 7004
 
 
 RESPONSE_TEXT: dict[ResponseCode, str] = {
@@ -390,6 +393,7 @@ RESPONSE_TEXT: dict[ResponseCode, str] = {
     ResponseCode.TOTALS_MISMATCH: "totals mismatch",
     ResponseCode.UNIT_BLOCK_MISMATCH: "unit block mismatch",
     ResponseCode.AUDIT_TRAIL_MISMATCH: "audit trail mismatch",
+    ResponseCode.RECONCILIATION_UNKNOWN: "reconciliation id unknown to the receiver",
 }
 
 
@@ -410,3 +414,33 @@ class MessageType(StrEnum):
     NOTICE_ISSUED = "NoticeIssued"
     # the ITL to itself, through its own inbox: a time-out has come (ours, O; ADR 0017)
     TIME_OUT_DUE = "TimeOutDue"
+    # reconciliation (protocol.md 5, 7.4): ITL -> registry and back
+    RECONCILIATION_INITIATED = "ReconciliationInitiated"
+    TOTALS_REQUESTED = "TotalsRequested"
+    TOTALS_REPORTED = "TotalsReported"
+    UNIT_BLOCKS_REQUESTED = "UnitBlocksRequested"
+    UNIT_BLOCKS_REPORTED = "UnitBlocksReported"
+    AUDIT_TRAIL_REQUESTED = "AuditTrailRequested"
+    AUDIT_TRAIL_REPORTED = "AuditTrailReported"
+    RECONCILIATION_RESULT_NOTIFIED = "ReconciliationResultNotified"
+
+
+class ReconciliationStatus(Code):
+    """Reconciliation status codes (protocol.md 5, V UK-RECON)."""
+
+    CONFIRMED = 0
+    INITIATED = 1
+    VALIDATED = 2
+    TOTALS_INCONSISTENT = 3
+    UNIT_BLOCKS_INCONSISTENT = 4
+    COMPLETED = 5
+    COMPLETED_WITH_MANUAL_INTERVENTION = 6
+    START_DENIED = 7
+
+
+class ReconciliationPhase(Code):
+    """Reconciliation phase codes (protocol.md 5, V UK-RECON)."""
+
+    TOTALS = 1
+    UNIT_BLOCKS = 2
+    AUDIT_TRAIL = 3

@@ -194,6 +194,25 @@ class StackClient:
                                              params={"registry": registry})
         return rows
 
+    def reconcile(self, registry: str, timeout: float = 60.0,
+                  until: Callable[[Any], bool] | None = None) -> Any:
+        """Start a reconciliation of ``registry`` at the ITL (``POST /reconciliations``)
+        and wait until it is closed (status 5 or 6) or waits for an operator (or until
+        ``until`` holds for it); returns the ITL's view (docs/adr/0030)."""
+        started = self.ok("itl", "POST", "/reconciliations", json={"registry": registry})
+        return self.wait_reconciliation(started[0]["reconciliation_id"], timeout, until)
+
+    def wait_reconciliation(self, reconciliation_id: str, timeout: float = 60.0,
+                            until: Callable[[Any], bool] | None = None) -> Any:
+        """Wait until a reconciliation is closed or waits for an operator."""
+        def settled(view: Any) -> bool:
+            if until is not None:
+                return until(view)
+            return bool(view["status"] in (5, 6, 7) or view["awaiting_operator"])
+
+        return poll(lambda: self.ok("itl", "GET", f"/reconciliations/{reconciliation_id}"),
+                    settled, f"reconciliation {reconciliation_id}", timeout)
+
     def send_notice(self, **fields: Any) -> tuple[Any, Any]:
         """The ITL issues a notice (``POST /notices`` with ``fields``; ``registry``
         defaults to KZ); returns the ITL's view and the registry's once it has it."""

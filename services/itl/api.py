@@ -405,6 +405,10 @@ class BlockView(BaseModel):
                                     description="the replacement that replaced this tCER/lCER")
     expiry_notice: int | None = Field(default=None,
                                       description="the notice of impending expiry naming it")
+    discrepancy: str | None = Field(
+        default=None, description="the reconciliation that flagged the block inconsistent: "
+                                  "proposals touching it are refused with 3005 until an "
+                                  "operator resolves it (docs/adr/0030)")
 
     @classmethod
     def of(cls, doc: Document) -> BlockView:
@@ -428,6 +432,7 @@ class BlockView(BaseModel):
             expiry_date=doc.get("expiry_date"),
             replaced_by=doc.get("replaced_by"),
             expiry_notice=doc.get("expiry_notice"),
+            discrepancy=doc.get("discrepancy"),
         )
 
 

@@ -46,6 +46,12 @@ class ItlSettings(ServiceSettings):
         description="and only once it has been due for this long in real seconds, so that "
                     "an answer committed before a clock jump reaches the ITL first")
 
+    # protocol.md 5: daily (V W-REGF); 0 turns the schedule off (on demand only).
+    reconciliation_interval_hours: float = Field(
+        default=24, ge=0, le=24 * 366,
+        description="simulated hours between two scheduled reconciliations of every "
+                    "registry; 0: only on demand (POST /reconciliations; docs/adr/0030)")
+
     @field_validator("registries", mode="before")
     @classmethod
     def _json_or_comma_list(cls, value: Any) -> Any:

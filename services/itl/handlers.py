@@ -59,6 +59,7 @@ from services.itl.domain import (
     rmu_issuance_by_activity,
     sender_role,
 )
+from services.itl.domain.proposal import refuse
 from services.itl.store import ItlStore
 from shared.codes import (
     CDM_CODE,
@@ -113,6 +114,10 @@ class ItlService:
         self.timeout = timeout
         #: Last day of each period's additional period for fulfilling commitments.
         self.true_up_ends = dict(true_up_ends or {})
+        #: Registries set inconsistent as a whole by an ITL administrator, with the
+        #: reason (``services.itl.reconciliation.Reconciliations.inconsistent``): their
+        #: new proposals are refused with 1203 (protocol.md 5, O).
+        self.inconsistent_registries: Mapping[str, str] = {}
 
     # ProposalSubmitted
 
@@ -203,6 +208,11 @@ class ItlService:
         Version and sender (family 1) were checked on the message, before it came here
         (``shared.contracts.validity``)."""
         check_registries_known(proposal, self.registries)
+        if proposal.proposing_registry in self.inconsistent_registries:
+            refuse(ResponseCode.REGISTRY_INCONSISTENT,
+                   f"registry {proposal.proposing_registry} is set inconsistent by "
+                   f"reconciliation: "
+                   f"{self.inconsistent_registries[proposal.proposing_registry]}")
         check_data_integrity(envelope.sender, proposal)
         parties = [proposal.proposing_registry]
         if proposal.is_external:

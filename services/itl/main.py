@@ -12,6 +12,8 @@ from services.itl.config import ItlSettings
 from services.itl.esd import EsdRouting
 from services.itl.handlers import ItlService
 from services.itl.messaging import make_dispatch
+from services.itl.reconciliation import Reconciliations
+from services.itl.reconciliation_api import router as reconciliation_router
 from services.itl.store import ItlStore
 from services.itl.timeouts import TimeOuts
 from shared.audit import AuditReader, audit_router
@@ -34,20 +36,33 @@ def create_app(settings: ItlSettings | None = None) -> FastAPI:
     timeouts = TimeOuts(service, esd,
                         timedelta(minutes=settings.transaction_timeout_grace_minutes),
                         settings.transaction_timeout_hold_seconds)
+    interval = settings.reconciliation_interval_hours
+    reconciliations = Reconciliations(
+        runtime, store, settings.registries,
+        timedelta(hours=interval) if interval > 0 else None)
+    service.inconsistent_registries = reconciliations.inconsistent
     runtime.on_due(timeouts.sweep)
     runtime.on_due(service.notify_impending_expiry)
+    runtime.on_due(reconciliations.due)
+
+    async def ensure_indexes() -> None:
+        await store.ensure_indexes()
+        await reconciliations.ensure_indexes()
     app = build_app(
         "itl",
         "International Transaction Log: checks every proposed transaction against its "
         "register of unit blocks, the commitment period reserve and issuance limits, and "
         "routes external transfers between registries.",
         runtime,
-        make_dispatch(service, esd, timeouts),
-        store.ensure_indexes,
+        make_dispatch(service, esd, timeouts, reconciliations),
+        ensure_indexes,
     )
     app.state.service = service
+    app.state.reconciliations = reconciliations
     app.state.settings = settings
     app.include_router(router, responses=AUTH_RESPONSES,
+                       dependencies=[Depends(ITL_CALLERS)])
+    app.include_router(reconciliation_router, responses=AUTH_RESPONSES,
                        dependencies=[Depends(ITL_CALLERS)])
     app.include_router(audit_router(itl_audit_reader), responses=AUTH_RESPONSES)
     return app

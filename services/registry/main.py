@@ -18,6 +18,7 @@ from services.registry.messaging import make_dispatch
 from services.registry.operations_api import PLAN_ROUTES
 from services.registry.operations_api import router as operations_router
 from services.registry.proceeds import ShareOfProceeds
+from services.registry.reconciliation import install_reconciliation
 from services.registry.store import RegistryStore
 from shared.audit import audit_router
 from shared.auth import AUTH_RESPONSES, AUTHENTICATED
@@ -70,6 +71,7 @@ def create_registry(settings: RegistrySettings, code: str, title: str,
     async def approval_conflict(_: Request, exc: ApprovalConflict) -> JSONResponse:
         return JSONResponse(status_code=409, content={"detail": exc.reason})
 
+    install_reconciliation(app, service)
     return app, service
 
 

@@ -33,6 +33,20 @@ from shared.contracts.messages import (
     TransactionStatusReported,
     UnitBlockWire,
 )
+from shared.contracts.reconciliation import (
+    AuditTrailEntry,
+    AuditTrailReported,
+    AuditTrailRequested,
+    ReconciliationBlock,
+    ReconciliationInitiated,
+    ReconciliationResultNotified,
+    TotalsKey,
+    TotalsReported,
+    TotalsRequested,
+    TotalsRow,
+    UnitBlocksReported,
+    UnitBlocksRequested,
+)
 
 #: The payload model of every message type, the single place that maps one to the other.
 PAYLOAD_MODELS: dict[MessageType, type[BaseModel]] = {
@@ -48,6 +62,14 @@ PAYLOAD_MODELS: dict[MessageType, type[BaseModel]] = {
     MessageType.ALLOWANCE_TRANSFER_NOTIFIED: AllowanceTransferNotified,
     MessageType.NOTICE_ISSUED: NoticeIssued,
     MessageType.TIME_OUT_DUE: TimeOutDue,
+    MessageType.RECONCILIATION_INITIATED: ReconciliationInitiated,
+    MessageType.TOTALS_REQUESTED: TotalsRequested,
+    MessageType.TOTALS_REPORTED: TotalsReported,
+    MessageType.UNIT_BLOCKS_REQUESTED: UnitBlocksRequested,
+    MessageType.UNIT_BLOCKS_REPORTED: UnitBlocksReported,
+    MessageType.AUDIT_TRAIL_REQUESTED: AuditTrailRequested,
+    MessageType.AUDIT_TRAIL_REPORTED: AuditTrailReported,
+    MessageType.RECONCILIATION_RESULT_NOTIFIED: ReconciliationResultNotified,
 }
 
 SUPPORTED_SCHEMA_VERSIONS = frozenset({SCHEMA_VERSION})
@@ -120,6 +142,9 @@ __all__ = [
     "AllowanceTransferForwarded",
     "AllowanceTransferNotified",
     "AllowanceTransferSubmitted",
+    "AuditTrailEntry",
+    "AuditTrailReported",
+    "AuditTrailRequested",
     "Envelope",
     "EvaluationResult",
     "MessageAck",
@@ -127,12 +152,21 @@ __all__ = [
     "Proposal",
     "ProposalForwarded",
     "ProposalSubmitted",
+    "ReconciliationBlock",
+    "ReconciliationInitiated",
+    "ReconciliationResultNotified",
     "TimeOutDue",
+    "TotalsKey",
+    "TotalsReported",
+    "TotalsRequested",
+    "TotalsRow",
     "TransactionStatusNotified",
     "TransactionStatusQueried",
     "TransactionStatusReported",
     "UndecodableMessage",
     "UnitBlockWire",
+    "UnitBlocksReported",
+    "UnitBlocksRequested",
     "block_from_wire",
     "block_to_wire",
     "decode_envelope",

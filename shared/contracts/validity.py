@@ -127,9 +127,10 @@ def message_refusal(envelope: Envelope, receiver: Receiver) -> MessageRefusal | 
 
 def correlation_of(payload: BaseModel) -> str | None:
     """The business key a message's correlation id must be (protocol.md 7.3): the
-    transaction id, the allowance transfer id, ``N<notice id>`` for a notice; None for a
+    transaction id, the allowance transfer id, the reconciliation id, ``N<notice id>`` for
+    a notice; None for a
     message that answers another (``MessageAck`` keeps the correlation it answers)."""
-    for field_name in ("transaction_id", "transfer_id"):
+    for field_name in ("transaction_id", "transfer_id", "reconciliation_id"):
         value = getattr(payload, field_name, None)
         if isinstance(value, str):
             return value

@@ -58,6 +58,11 @@ VERSION_ID = "version"
 OBSOLETE_INDEXES = frozenset({"registry_1_account_id_1_unit_type_1",
                               "registry_1_applicable_cp_1_unit_type_1"})
 
+#: Field of a block of the ITL's register flagged inconsistent by a reconciliation: the
+#: reconciliation id (protocol.md 5, ``Insert_Inconsistent_Block``); None or absent when
+#: clear. A flagged block is refused with 3005 (docs/adr/0030).
+DISCREPANCY_FIELD = "discrepancy"
+
 #: How many blocks one window of ``walk`` aims to read.
 WINDOW_BLOCKS = 256
 
@@ -822,6 +827,8 @@ class UnitBlockStore:
         for doc in docs:
             if doc.get("issuing"):
                 return ResponseCode.BLOCK_UNKNOWN
+            if doc.get(DISCREPANCY_FIELD):
+                return ResponseCode.BLOCK_OPEN_DISCREPANCY
             if doc_to_block(doc).attributes != block.attributes:
                 return ResponseCode.BLOCK_UNKNOWN
             if to_replace:
@@ -953,6 +960,21 @@ class UnitBlockStore:
         docs = await self.collection.find({"_id": {"$in": ids}}, session=session).to_list()
         async with self._writing(session) as writer:
             await writer.update_many(docs, {"expiry_notice": notice_id})
+
+    async def flag_discrepancy(self, origin: str, serials: SerialRange,
+                               reconciliation_id: str | None, session: Session
+                               ) -> list[Document]:
+        """Flag the blocks overlapping ``serials`` of ``origin`` as inconsistent under
+        ``reconciliation_id`` (None: clear them, then merge them with their neighbours
+        again); returns them as they were. A flag is a field of the block, read by the
+        look-up every proposal's check already makes (``_refusal_code``: 3005), so a
+        proposal pays nothing for it (docs/adr/0030)."""
+        docs = await self.overlapping(origin, serials, session)
+        async with self._writing(session) as writer:
+            await writer.update_many(docs, {DISCREPANCY_FIELD: reconciliation_id})
+            if reconciliation_id is None:
+                await self._merge_all(writer, [d["_id"] for d in docs], session)
+        return docs
 
     async def release(self, transaction_id: str, session: Session) -> None:
         """Undo a reservation: blocks go back as they were; blocks being issued vanish."""
@@ -1104,6 +1126,7 @@ def _mergeable(left: Document, right: Document) -> bool:
         and not left.get("issuing")
         and not right.get("issuing")
         and left.get("replaced_by") == right.get("replaced_by")
+        and left.get(DISCREPANCY_FIELD) == right.get(DISCREPANCY_FIELD)
         and doc_holder(left) == doc_holder(right)
         and doc_to_block(left).attributes == doc_to_block(right).attributes
     )

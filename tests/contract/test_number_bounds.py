@@ -37,6 +37,10 @@ RESULT = {"response_code": 1104, "serial_start": 1}
 TRANSFER = {"transfer_id": "DEESD1", "year": 2015, "quantity": 10,
             "transferring_state": "DE", "acquiring_state": "FR"}
 OUTCOME = {"transfer_id": "DEESD1", "accepted": False, "response_code": 4113}
+KEY = {"account_type": 121, "account_id": 1001, "unit_type": 1, "supp_unit_type": 0,
+       "applicable_commitment_period": 2}
+TOTAL = {**KEY, "units": 10, "blocks": 1}
+HELD = {**BLOCK, "account_type": 121, "account_id": 1001}
 #: A valid payload of each message type, with every integer field it can carry.
 EXAMPLES: dict[MessageType, dict[str, Any]] = {
     MessageType.PROPOSAL_SUBMITTED: PROPOSAL,
@@ -60,6 +64,22 @@ EXAMPLES: dict[MessageType, dict[str, Any]] = {
                                 "lulucf_activity": 1, "blocks": [BLOCK],
                                 "fulfilled_quantity": 0},
     MessageType.TIME_OUT_DUE: {"transaction_id": "KZ1", "deadline": DEADLINE},
+    MessageType.RECONCILIATION_INITIATED: {"reconciliation_id": "REC1",
+                                           "snapshot_at": DEADLINE,
+                                           "open_transactions": ["KZ1"]},
+    MessageType.TOTALS_REQUESTED: {"reconciliation_id": "REC1"},
+    MessageType.TOTALS_REPORTED: {"reconciliation_id": "REC1", "totals": [TOTAL]},
+    MessageType.UNIT_BLOCKS_REQUESTED: {"reconciliation_id": "REC1", "keys": [KEY]},
+    MessageType.UNIT_BLOCKS_REPORTED: {"reconciliation_id": "REC1", "blocks": [HELD]},
+    MessageType.AUDIT_TRAIL_REQUESTED: {"reconciliation_id": "REC1", "blocks": [HELD],
+                                        "begin_at": DEADLINE, "end_at": DEADLINE},
+    MessageType.AUDIT_TRAIL_REPORTED: {"reconciliation_id": "REC1", "transactions": [{
+        "transaction_id": "KZ1", "transaction_type": 10, "status": 4, "status_at": DEADLINE,
+        "transferring": PROPOSAL["transferring"], "acquiring": PROPOSAL["acquiring"],
+        "blocks": [BLOCK]}]},
+    MessageType.RECONCILIATION_RESULT_NOTIFIED: {"reconciliation_id": "REC1", "status": 4,
+                                                 "phase": 3, "response_codes": [7001],
+                                                 "blocks": [HELD]},
 }
 OUT_OF_RANGE = [2**63, -(2**63) - 1, 10**30]
 
@@ -84,7 +104,8 @@ def test_every_number_of_every_contract_is_bounded_within_64_bits(name: str) -> 
     schema = current_schemas()[name]
     found = list(number_nodes(schema, lambda ref: schema["$defs"][ref.rsplit("/", 1)[-1]]))
     # only these carry no number at all: anywhere else an empty walk is a broken walk
-    assert found or name in ("TimeOutDue.json", "TransactionStatusQueried.json"), name
+    assert found or name in ("TimeOutDue.json", "TransactionStatusQueried.json",
+                             "ReconciliationInitiated.json", "TotalsRequested.json"), name
     for where, node in found:
         if "enum" in node:
             assert all(INT64_MIN <= v <= INT64_MAX for v in node["enum"]), where
@@ -108,7 +129,9 @@ def test_a_number_beyond_its_bound_is_undecodable_naming_the_field(
     example = EXAMPLES[message_type]
     paths = list(number_leaves(example))
     assert paths or message_type in (MessageType.TRANSACTION_STATUS_QUERIED,
-                                     MessageType.TIME_OUT_DUE)
+                                     MessageType.TIME_OUT_DUE,
+                                     MessageType.RECONCILIATION_INITIATED,
+                                     MessageType.TOTALS_REQUESTED)
     for path in paths:
         where = ".".join(map(str, path))
         with pytest.raises(UndecodableMessage) as refused:

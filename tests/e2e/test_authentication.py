@@ -105,7 +105,8 @@ def test_every_endpoint_but_health_metrics_and_the_openapi_pages_needs_a_token(
             concrete = path
             for name in ("account_id", "transaction_id", "decision_id", "notice_id",
                          "code", "cp", "period", "kind", "operation", "project_id",
-                         "request_id", "transfer_id", "year", "username", "approval_id"):
+                         "request_id", "transfer_id", "year", "username", "approval_id",
+                         "reconciliation_id"):
                 concrete = concrete.replace("{" + name + "}", "1")
             assert "{" not in concrete, path
             for method in methods:
