@@ -77,7 +77,8 @@ def to_xml(report: Report) -> bytes:
                 cell = ET.SubElement(row_element, q("Cell"), {"column": column})
                 cell.text = str(row.cells.get(column, 0))
     ET.indent(root)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return data
 
 
 @cache
@@ -233,7 +234,7 @@ def chart_svg(report: Report) -> str:
     for i, unit in enumerate(UNITS):
         for j, (label, table) in enumerate((("S", t1), ("E", t4))):
             x = 20 + i * slot + j * 22
-            y = top + base_h
+            y = float(top + base_h)
             for name in rows:
                 units = table.row(name).cells[unit]
                 if units <= 0:
@@ -253,7 +254,7 @@ def chart_svg(report: Report) -> str:
     parts.append(f'<text x="{fx}" y="{top}">Flows of the year (additions right, '
                  f'subtractions left)</text>')
     largest = max([1] + [v for _, r in flows for v in r.cells.values()])
-    mid = fx + 200
+    mid = float(fx + 200)
     for k, (label, row) in enumerate(flows[:24]):
         y = top + 12 + k * 15
         parts.append(f'<text x="{fx}" y="{y + 9}">{_escape(label[:30])}</text>')
@@ -261,8 +262,8 @@ def chart_svg(report: Report) -> str:
             units = sum(row.cells.get(f"{side}/{u}", 0) for u in UNITS)
             if units:
                 w = max(1.0, units / largest * (fw - 220) / 2)
-                x = mid + 20 if sign > 0 else mid + 20 - w
-                parts.append(f'<rect x="{x + 100:.1f}" y="{y}" width="{w:.1f}" height="11" '
+                bar_x = mid + 20 if sign > 0 else mid + 20 - w
+                parts.append(f'<rect x="{bar_x + 100:.1f}" y="{y}" width="{w:.1f}" height="11" '
                              f'fill="{fill}"><title>{_escape(label)} {side}: {units}'
                              f'</title></rect>')
     legend_y = height - 40

@@ -549,17 +549,17 @@ def _classify(m: Movement, party: str, period: int, notice_types: Mapping[int, i
             elif b.attributes.lulucf_activity in ACTIVITY_ROW:
                 by_activity[ACTIVITY_ROW[b.attributes.lulucf_activity]][unit] += b.quantity
             # CERs, tCERs and lCERs are issued only in the CDM registry, not a Party's
-        for row, units in by_activity.items():
-            _add(flows.rows_2a[row], "Additions", units)
+        for activity_row, units in by_activity.items():
+            _add(flows.rows_2a[activity_row], "Additions", units)
         return
     if kind == T.CONVERSION and into:
         for b_before, b_after in zip(m.before, m.after, strict=True):
             if b_before.attributes.applicable_commitment_period != period:
                 continue
-            row = TRACK_ROW.get(b_after.attributes.track or 1, TRACK_ROW[1])
-            flows.rows_2a[row][f"Subtractions/{UNIT_COLUMN[b_before.attributes.unit_type]}"
-                               ] += b_before.quantity
-            flows.rows_2a[row][f"Additions/{UNIT_COLUMN[b_after.attributes.unit_type]}"
+            track_row = TRACK_ROW.get(b_after.attributes.track or 1, TRACK_ROW[1])
+            flows.rows_2a[track_row][
+                f"Subtractions/{UNIT_COLUMN[b_before.attributes.unit_type]}"] += b_before.quantity
+            flows.rows_2a[track_row][f"Additions/{UNIT_COLUMN[b_after.attributes.unit_type]}"
                                ] += b_after.quantity
         return
     if kind == T.CARRY_OVER and (out or into):
