@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from pymongo import ASCENDING
 
 from services.registry.api import REGISTRY_READERS, service_of
 from services.registry.store import RegistryStore
@@ -49,11 +50,19 @@ SEF_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 async def opened_on(store: RegistryStore) -> date | None:
-    """The day the registry existed from: when its first account (the Party holding
-    account, made at start-up) was made."""
-    doc = await store.db.accounts.find_one({"account_id": 1})
-    created = doc.get("created_at") if doc else None
-    return created.date() if isinstance(created, datetime) else None
+    """The day the registry existed from: its earliest record, the first of the moment
+    its Party holding account was made (at start-up) and its first transaction (a
+    simulation clock set back before the start-up, as the demo does, counts from
+    there). Reads one account by number and the first entry of the ``created_at``
+    index of transactions."""
+    moments = []
+    account = await store.db.accounts.find_one({"account_id": 1})
+    if account and isinstance(account.get("created_at"), datetime):
+        moments.append(account["created_at"])
+    first = await store.db.transactions.find_one({}, sort=[("created_at", ASCENDING)])
+    if first and isinstance(first.get("created_at"), datetime):
+        moments.append(first["created_at"])
+    return min(m.replace(tzinfo=m.tzinfo or UTC) for m in moments).date() if moments else None
 
 
 async def build_report(store: RegistryStore, period: int, year: int,
