@@ -217,7 +217,8 @@ def _escape(text: str) -> str:
 def chart_svg(report: Report) -> str:
     """An inline SVG: for each unit type, the holdings at the start (S) and end (E) of
     the year as bars stacked by account-type row (tables 1 and 4), and beside them the
-    year's flows (table 2a, 2b, 2c rows: additions up, subtractions down). Our own small
+    year's flows (rows of tables 2a, 2b and, in SEF 2.0, 2c: additions to the right,
+    subtractions to the left). Our own small
     drawing code, so the registry needs no plotting library at run time (docs/adr/0031)."""
     t1, t4 = report.table("1"), report.table("4")
     rows = [r.name for r in t1.rows if r.kind == "row"]
@@ -247,31 +248,40 @@ def chart_svg(report: Report) -> str:
             parts.append(f'<text x="{x + 4}" y="{top + base_h + 12}">{label}</text>')
         parts.append(f'<text x="{20 + i * slot + 8}" y="{top + base_h + 26}">{unit}</text>')
     # flows: net additions and subtractions of the year per flow row
-    flows = [(f"{t.name} {r.name}", r) for t in report.tables if t.name in ("2a", "2b", "2c")
-             for r in t.rows if r.kind == "row" and any(r.cells.values())
-             and any(c.startswith(("Additions/", "Subtractions/")) for c in r.cells)]
-    fx, fw = 380, 500
+    flow_tables = ("2a", "2b", "2c") if report.period == 2 else ("2a", "2b")  # 1.0: 2c totals
+    flows = [(f"{t.name} {r.name}", r) for t in report.tables if t.name in flow_tables
+             for r in t.rows if r.kind == "row" and any(r.cells.values())]
+    fx = 380
     parts.append(f'<text x="{fx}" y="{top}">Flows of the year (additions right, '
                  f'subtractions left)</text>')
-    largest = max([1] + [v for _, r in flows for v in r.cells.values()])
-    mid = float(fx + 200)
+    def side_total(row: Row, side: str) -> int:
+        return sum(row.cells.get(f"{side}/{u}", 0) for u in UNITS)
+
+    largest = max([1] + [side_total(r, side) for _, r in flows
+                         for side in ("Additions", "Subtractions")])
+    centre, half = 740.0, 145.0  # the bars right of the labels (x 380-585)
+    parts.append(f'<line x1="{centre}" y1="{top + 8}" x2="{centre}" '
+                 f'y2="{top + 14 + 15 * min(len(flows), 24)}" stroke="#888"/>')
     for k, (label, row) in enumerate(flows[:24]):
         y = top + 12 + k * 15
-        parts.append(f'<text x="{fx}" y="{y + 9}">{_escape(label[:30])}</text>')
+        parts.append(f'<text x="{fx}" y="{y + 9}">{_escape(label[:34])}</text>')
         for side, sign, fill in (("Additions", 1, "#2ca02c"), ("Subtractions", -1, "#d62728")):
-            units = sum(row.cells.get(f"{side}/{u}", 0) for u in UNITS)
+            units = side_total(row, side)
             if units:
-                w = max(1.0, units / largest * (fw - 220) / 2)
-                bar_x = mid + 20 if sign > 0 else mid + 20 - w
-                parts.append(f'<rect x="{bar_x + 100:.1f}" y="{y}" width="{w:.1f}" height="11" '
+                w = max(1.0, units / largest * half)
+                bar_x = centre if sign > 0 else centre - w
+                parts.append(f'<rect x="{bar_x:.1f}" y="{y}" width="{w:.1f}" height="11" '
                              f'fill="{fill}"><title>{_escape(label)} {side}: {units}'
                              f'</title></rect>')
+    if not flows:
+        parts.append(f'<text x="{fx}" y="{top + 21}">none: no units added or subtracted</text>')
+    used = [name for name in rows if any(t.row(name).cells[u] for t in (t1, t4) for u in UNITS)]
     legend_y = height - 40
-    for i, name in enumerate(rows):
-        x = 10 + (i % 6) * 148
-        y = legend_y + (i // 6) * 12
+    for i, name in enumerate(used):
+        x = 10 + (i % 4) * 222
+        y = legend_y + (i // 4) * 12
         parts.append(f'<rect x="{x}" y="{y}" width="8" height="8" fill="{colour[name]}"/>'
-                     f'<text x="{x + 11}" y="{y + 8}">{_escape(name[:24])}</text>')
+                     f'<text x="{x + 11}" y="{y + 8}">{_escape(name[:34])}</text>')
     parts.append("</svg>")
     return "\n".join(parts)
 
