@@ -51,7 +51,8 @@ async def itl_report(service: ItlService, party: str, period: int, year: int) ->
 def _check(service: ItlService, party: str, period: int, year: int,
            loc: tuple[str, ...]) -> None:
     if party not in service.registries:
-        raise invalid_input((*loc, "party"), f"{party} is not a registry the ITL knows", party)
+        name = "party" if loc[0] == "body" else "code"
+        raise invalid_input((*loc, name), f"{party} is not a registry the ITL knows", party)
     try:
         check_report_year(period, year, None, service.runtime.clock.now().date())
     except ReportYearError as exc:
@@ -60,23 +61,23 @@ def _check(service: ItlService, party: str, period: int, year: int,
                             else year) from exc
 
 
-@router.get("/sef/{party}/{period}/{year}", tags=["reports"])
+@router.get("/sef/{code}/{period}/{year}", tags=["reports"])
 async def read_itl_report(
     request: Request,
-    party: Annotated[str, Path(pattern=r"^[A-Z]{2}$", description="Party code",
-                               examples=["KZ"])],
+    code: Annotated[str, Path(pattern=r"^[A-Z]{2}$", description="Party code",
+                              examples=["KZ"])],
     period: Annotated[int, Path(ge=-(2**31), le=2**31, description="commitment period",
                                 examples=[2])],
     year: Annotated[int, Path(ge=-(2**31), le=2**31, description="reported year",
                               examples=[2016])],
 ) -> dict[str, Any]:
-    """The Party's SEF report for ``year`` of ``period`` as the ITL computes it from its
+    """The Party ``code``'s SEF report for ``year`` of ``period`` as the ITL computes it from its
     transaction log (same shape as the registry's ``GET /sef/{period}/{year}``, JSON).
     422 naming the field: an unknown Party, a period other than 1 or 2, a year outside
     the period's reporting years or not yet begun."""
     service = service_of(request)
-    _check(service, party, period, year, ("path",))
-    return report_to_json(await itl_report(service, party, period, year))
+    _check(service, code, period, year, ("path",))
+    return report_to_json(await itl_report(service, code, period, year))
 
 
 class Difference(BaseModel):
@@ -106,9 +107,11 @@ SUBMISSION_BODY: dict[str, Any] = {
             "application/xml": {"schema": {"type": "string"}},
             "application/json": {"schema": {
                 "type": "object", "required": ["party", "commitment_period", "year", "tables"],
-                "properties": {"party": {"type": "string"},
-                               "commitment_period": {"type": "integer"},
-                               "year": {"type": "integer"},
+                "properties": {"party": {"type": "string", "pattern": "^[A-Z]{2}$"},
+                               "commitment_period": {"type": "integer", "minimum": 1,
+                                                     "maximum": 2},
+                               "year": {"type": "integer", "minimum": 2008,
+                                        "maximum": 2030},
                                "tables": {"type": "array", "items": {"type": "object"}}}}},
         },
     },

@@ -335,11 +335,17 @@ class NoticeFacts:
 
 
 def notice_of(doc: Mapping[str, Any]) -> NoticeFacts:
-    """A stored notice of a registry (``received_at``) or of the ITL (``issued_at``)."""
+    """A stored notice of a registry (``received_at``) or of the ITL (``issued_at``).
+    Its commitment period: the one it names, else the one all the blocks it lists are
+    valid for (a notice 4 about lCERs names blocks, not a period)."""
+    period = doc.get("commitment_period")
+    listed = {b.get("applicable_commitment_period") for b in doc.get("blocks") or []}
+    if period is None and len(listed) == 1:
+        period = listed.pop()
     return NoticeFacts(
         notice_id=int(doc.get("notice_id", doc.get("_id"))),
         notice_type=int(doc["notice_type"]), status=int(doc["status"]),
-        target_value=doc.get("target_value"), commitment_period=doc.get("commitment_period"),
+        target_value=doc.get("target_value"), commitment_period=period,
         issued_at=_utc(doc.get("issued_at") or doc.get("received_at")),
         unit_type=doc.get("unit_type"), project_id=doc.get("project_id"))
 

@@ -23,7 +23,9 @@ pytestmark = pytest.mark.e2e
 
 CLOCK_START = "2015-12-01T00:00:00+00:00"
 REGISTRIES = ("KZ", "CH")
-PARTY, RETIREMENT_CP1 = 1, 103
+PARTY, PPSR, RETIREMENT_CP1 = 1, 4, 103
+#: previous period surplus reserve units sold to CH's reserve (within 2 % of its 50 000)
+PPSR_SOLD = 500
 KZ_AA_CP1, KZ_AA_CP2, CH_AA_CP2 = 50_000, 200_000, 100_000
 CONVERTED, TO_ALICE, SOLD, BOUGHT, CERS, CANCELLED, RETIRED, CARRIED, LCERS = (
     1_000, 10_000, 4_900, 700, 980, 500, 300, 20_000, 1_000)
@@ -104,6 +106,8 @@ def year(client: StackClient) -> dict[str, Any]:
         "unit_type": "AAU", "quantity": CANCELLED, "account_type": 280}))
     proposed(client, client.call("kz", "POST", "/transactions/carry-over", json={
         "unit_type": "AAU", "quantity": CARRIED, "commitment_period": 1}))
+    proposed(client, client.transfer("kz", PPSR, PPSR, "AAU", PPSR_SOLD, target_registry="CH",
+                                     target_type=130))
     # the first period after its end: retirement, and lCERs lost to a reversal of
     # storage replaced by lCERs of the same project
     for unit_type in ("AAU", "LCER"):
@@ -141,6 +145,22 @@ def table_4_is_the_books(report: dict[str, Any], books: list[dict[str, Any]],
         assert t4["Total"][unit] == sum(v for (_, u), v in held.items() if u == unit), unit
 
 
+def every_total_is_the_sum_of_its_rows(report: dict[str, Any]) -> None:
+    """Each subtotal or total sums the rows above it (5a, where a period's starting
+    values stand beside its years, aside)."""
+    for table in report["tables"]:
+        if table["name"] == "5a":
+            continue
+        above: list[dict[str, int]] = []
+        for row in table["rows"]:
+            if row["kind"] in ("subtotal", "total"):
+                assert row["cells"] == {c: sum(r[c] for r in above)
+                                        for c in table["columns"]}, (table["name"], row)
+                above = []
+            elif row["kind"] == "row":
+                above.append(row["cells"])
+
+
 def test_every_table_matches_the_operations_of_the_year(
     client: StackClient, year: dict[str, Any]
 ) -> None:
@@ -154,7 +174,7 @@ def test_every_table_matches_the_operations_of_the_year(
     assert t4["PartyHolding"]["ERU"] == CONVERTED - sop_eru
     assert t4["PartyHolding"]["CER"] == CERS
     assert t4["EntityHolding"]["AAU"] == TO_ALICE - SOLD - sop_aau + BOUGHT
-    assert t4["PreviousPeriodSurplusReserveAccount"]["AAU"] == CARRIED
+    assert t4["PreviousPeriodSurplusReserveAccount"]["AAU"] == CARRIED - PPSR_SOLD
     assert t4["Art31TerQuaterAmbitionIncreaseCancellationAccount"]["AAU"] == CANCELLED
 
     t2a = cells(report, "2a")
@@ -168,18 +188,28 @@ def test_every_table_matches_the_operations_of_the_year(
     assert t2b["CDM"]["Subtractions/AAU"] == sop_aau
     assert t2b["CDM"]["Subtractions/ERU"] == sop_eru
     assert t2b["CDM"]["Additions/CER"] == CERS
+    t2c = cells(report, "2c")  # transfers of the previous period surplus reserve
+    assert set(t2c) == {"CH", "Subtotal"}
+    assert (t2c["CH"]["Subtractions/AAU"], t2c["Subtotal"]["Subtractions/AAU"]) == (
+        PPSR_SOLD, PPSR_SOLD)
     t2d = cells(report, "2d")
     assert t2d["FirstInternationalTransfersOfAAU"] == {"AmountTransferred": SOLD,
                                                        "AmountContributed": sop_aau}
     assert t2d["IssuanceERUFromPartyVerifiedProjects"] == {"AmountTransferred": CONVERTED,
                                                            "AmountContributed": sop_eru}
     t2e = cells(report, "2e")
-    assert t2e["Total"]["Subtractions/AAU"] == CONVERTED + CANCELLED + SOLD + sop_aau
+    assert t2e["Total"]["Subtractions/AAU"] == (CONVERTED + CANCELLED + SOLD + sop_aau
+                                                + PPSR_SOLD)
     assert t2e["Total"]["Additions/AAU"] == BOUGHT
     t5a = cells(report, "5a")
     assert t5a["AssignedAmountUnitsIssued"]["Additions/AAU"] == KZ_AA_CP2
     assert t5a["CarryOverPPSR"]["Additions/AAU"] == CARRIED
     assert cells(report, "5b")["2016"] == t2e["Total"]
+    assert cells(report, "5c")["2016"] == t2c["Subtotal"]
+    assert cells(report, "3")["Total"] == dict.fromkeys(COLUMN.values(), 0)
+    for empty in ("5d", "5e", "6a", "6b", "6c"):  # nothing replaced, retired, corrected
+        assert set(cells(report, empty)["Total"].values()) == {0}, empty
+    every_total_is_the_sum_of_its_rows(report)
     assert [line["difference"] for line in report["balance"]] == [0] * 6
 
     # the first period, after its end: retirement, replacement, the carried units gone
@@ -206,6 +236,7 @@ def test_every_table_matches_the_operations_of_the_year(
                                           "tCER": 0, "lCER": RETIRED}
     assert cells(first, "5a")["2016"] == cells(first, "2c")["Total"]
     assert [line["difference"] for line in first["balance"]] == [0] * 6
+    every_total_is_the_sum_of_its_rows(first)
     (notice,) = [n for n in first["notices"] if n["notice_id"] == year["notice"]["notice_id"]]
     assert (notice["target_value"], notice["fulfilled_quantity"], notice["difference"]) == (
         RETIRED, RETIRED, 0)
