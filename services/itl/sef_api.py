@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from services.itl.handlers import ItlService
 from services.itl.store import ItlStore
-from shared.api_errors import invalid_input
+from shared.api_errors import Message, invalid_input
 from shared.sef import crosscheck, render
 from shared.sef.tables import (
     Report,
@@ -118,7 +118,9 @@ SUBMISSION_BODY: dict[str, Any] = {
 }
 
 
-@router.post("/sef-reports", tags=["reports"], openapi_extra=SUBMISSION_BODY)
+@router.post("/sef-reports", tags=["reports"], openapi_extra=SUBMISSION_BODY,
+             responses={415: {"model": Message, "description": "a body that is neither "
+                              "application/xml nor application/json"}})
 async def cross_check_report(request: Request) -> CrossCheck:
     """Cross-check a Party's submitted SEF report against the ITL's register and
     transaction log (protocol.md 6): the body is the SEF XML (``Content-Type:
