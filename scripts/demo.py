@@ -385,6 +385,53 @@ def run_reconciliation(demo: Demo) -> None:
     demo.flow("g. reconciliation of every registry with the ITL", reconcile_all)
 
 
+# --- the SEF annual reports (protocol.md 6) ---
+
+#: Where the demo writes KZ's SEF reports (kept after the stack stops).
+SEF_DIR = ROOT / "var" / "demo" / "sef"
+
+
+def write_sef_reports(demo: Demo) -> None:
+    """h. KZ's SEF report of every year of the demo, for each commitment period (from
+    the period's first year to the simulation clock's), as HTML and SEF XML, with an
+    index page; the ITL cross-checks each XML against its own transaction log."""
+    client = demo.client
+
+    def reports() -> str:
+        SEF_DIR.mkdir(parents=True, exist_ok=True)
+        today = client.now("kz").year
+        links, written, differences = [], 0, 0
+        for period, first in ((1, 2008), (2, 2013)):
+            for year in range(first, today + 1):
+                name = f"sef-KZ-cp{period}-{year}"
+                page = client.call("kz", "GET", f"/sef/{period}/{year}",
+                                   params={"format": "html"})
+                xml = client.call("kz", "GET", f"/sef/{period}/{year}",
+                                  params={"format": "xml"})
+                if page.status_code != 200 or xml.status_code != 200:
+                    demo.say(f"  {name}: {page.status_code} {page.text[:200]}")
+                    continue
+                (SEF_DIR / f"{name}.html").write_text(page.text)
+                (SEF_DIR / f"{name}.xml").write_bytes(xml.content)
+                checked = client.ok("itl", "POST", "/sef-reports", content=xml.content,
+                                    headers={"Content-Type": "application/xml"})
+                differences += len(checked["differences"])
+                links.append(f'<li><a href="{name}.html">commitment period {period}, {year}'
+                             f'</a> (<a href="{name}.xml">XML</a>; ITL cross-check: '
+                             f'{len(checked["differences"])} differences)</li>')
+                written += 1
+        index = SEF_DIR / "index.html"
+        index.write_text("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>SEF "
+                         "reports of KZ</title></head><body><h1>SEF reports of KZ</h1><ul>"
+                         + "".join(links) + "</ul></body></html>\n")
+        demo.expect(written > 0 and differences == 0,
+                    "SEF reports written and consistent with the ITL")
+        demo.say(f"  KZ's SEF reports ({written}, HTML and XML): {index.resolve()}")
+        return f"{written} reports in {index.resolve()}, {differences} differences at the ITL"
+
+    demo.flow("h. KZ's SEF annual reports for the demo's years", reports)
+
+
 def main() -> int:
     asyncio.run(check_broker(amqp_url()))
     workdir = Path(tempfile.mkdtemp(prefix="kyoto-demo-"))
@@ -406,6 +453,7 @@ def main() -> int:
         demo = Demo(client)
         run_flows(demo)
         run_reconciliation(demo)
+        write_sef_reports(demo)
         results = demo.results
         client.close()
         if stack.recording:
@@ -417,6 +465,8 @@ def main() -> int:
         print(f"  [{'ok' if ok else 'FAILED'}] {title.split(':')[0]}: {outcome}")
     failed = [r for r in results if not r[1]]
     print(f"\n{len(results) - len(failed)} of {len(results)} steps as expected")
+    if SEF_DIR.joinpath("index.html").exists():
+        print(f"KZ's SEF reports: {SEF_DIR.joinpath('index.html').resolve()}")
     return 1 if failed or not results else 0
 
 

@@ -14,6 +14,7 @@ from services.itl.handlers import ItlService
 from services.itl.messaging import make_dispatch
 from services.itl.reconciliation import Reconciliations
 from services.itl.reconciliation_api import router as reconciliation_router
+from services.itl.sef_api import router as sef_router
 from services.itl.store import ItlStore
 from services.itl.timeouts import TimeOuts
 from shared.audit import AuditReader, audit_router
@@ -65,6 +66,8 @@ def create_app(settings: ItlSettings | None = None) -> FastAPI:
     app.include_router(reconciliation_router, responses=AUTH_RESPONSES,
                        dependencies=[Depends(ITL_CALLERS)])
     app.include_router(audit_router(itl_audit_reader), responses=AUTH_RESPONSES)
+    app.include_router(sef_router, responses=AUTH_RESPONSES,
+                       dependencies=[Depends(ITL_CALLERS)])
     return app
 
 

@@ -96,6 +96,8 @@ class ItlStore:
         )
         await self.db.transactions.create_index([("proposer", ASCENDING), ("status", ASCENDING)])
         await self.db.transactions.create_index([("created_at", DESCENDING)])
+        # a Party's transactions that others proposed into its accounts (the SEF report)
+        await self.db.transactions.create_index([("proposal.acquiring.registry", ASCENDING)])
         await self.db.transactions.create_index([("status", ASCENDING),
                                                  ("updated_at", ASCENDING)])
         await self.db.units.create_index([("unit_type", ASCENDING), ("expiry_date", ASCENDING)])

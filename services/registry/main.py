@@ -19,6 +19,7 @@ from services.registry.operations_api import PLAN_ROUTES
 from services.registry.operations_api import router as operations_router
 from services.registry.proceeds import ShareOfProceeds
 from services.registry.reconciliation import install_reconciliation
+from services.registry.sef_api import router as sef_router
 from services.registry.store import RegistryStore
 from shared.audit import audit_router
 from shared.auth import AUTH_RESPONSES, AUTHENTICATED
@@ -62,6 +63,8 @@ def create_registry(settings: RegistrySettings, code: str, title: str,
     app.state.plan_routes = PLAN_ROUTES
     for routes in (router, operations_router, approvals_router, audit_router(audit_reader)):
         app.include_router(routes, dependencies=AUTHENTICATED, responses=AUTH_RESPONSES)
+    if not profile.is_cdm:  # the SEF report is a Party's (protocol.md 6)
+        app.include_router(sef_router, dependencies=AUTHENTICATED, responses=AUTH_RESPONSES)
 
     @app.exception_handler(StatusChangeRefused)
     async def status_change_refused(_: Request, exc: StatusChangeRefused) -> JSONResponse:

@@ -90,6 +90,8 @@ BASE_BODIES: dict[tuple[str, str], dict[str, Any]] = {
                                             "commitment_period": 2},
     ("POST", "/esd/years/{year}/surrenders"): {**HOLDING, "unit_type": 5},
     ("POST", "/esd/years/{year}/transfers"): {"acquiring_state": "FR", "quantity": 1},
+    ("POST", "/sef-reports"): {"party": "DE", "commitment_period": 2, "year": 2015,
+                               "tables": []},
     ("POST", "/projects/{project_id}/issuances"): {
         "unit_type": 5, "quantity": 1, "commitment_period": 2, "acquiring_registry": "DE",
         "acquiring_account_type": 121, "acquiring_account_id": 1},
