@@ -97,3 +97,39 @@ def test_a_dev_only_import_in_service_code_is_found(tmp_path: Path) -> None:
     assert runtime_imports_outside_dependencies(tmp_path) == {}
     (tmp_path / "services" / "handlers.py").write_text("from pytest import fixture\nimport json\n")
     assert runtime_imports_outside_dependencies(tmp_path) == {"pytest": ["services/handlers.py"]}
+
+
+def files_outside_package_data(root: Path = ROOT) -> list[str]:
+    """Files other than Python sources under the run-time packages (``shared``,
+    ``services``; test support aside) that no ``[tool.setuptools.package-data]`` pattern
+    of pyproject.toml installs: an installed service would miss them (a schema, a
+    template, a reference table)."""
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]
+    patterns = tool["setuptools"]["package-data"]
+    missing = []
+    for tree in ("shared", "services"):
+        for path in sorted((root / tree).rglob("*")):
+            if (not path.is_file() or path.suffix in (".py", ".pyc", ".pyi")
+                    or "__pycache__" in path.parts or _is_test_support(path, root)):
+                continue
+            relative = path.relative_to(root)
+            installed = any(
+                relative.is_relative_to(Path(*package.split(".")))
+                and any(relative.relative_to(Path(*package.split("."))).match(glob)
+                        for glob in globs)
+                for package, globs in patterns.items())
+            if not installed:
+                missing.append(str(relative))
+    return missing
+
+
+def test_every_data_file_of_the_packages_is_installed() -> None:
+    assert files_outside_package_data() == []
+
+
+def test_a_data_file_no_pattern_installs_is_found(tmp_path: Path) -> None:
+    (tmp_path / "shared" / "contracts" / "schemas").mkdir(parents=True)
+    (tmp_path / "shared" / "contracts" / "schemas" / "A.json").write_text("{}")
+    assert files_outside_package_data(tmp_path) == []
+    (tmp_path / "shared" / "contracts" / "extra.yaml").write_text("a: 1")
+    assert files_outside_package_data(tmp_path) == ["shared/contracts/extra.yaml"]
