@@ -150,10 +150,8 @@ class RegistryReconciliation:
 
         async def effect(session: Session) -> None:
             rid = payload.reconciliation_id
-            doc = await self.db.reconciliations.find_one({"_id": rid}, session=session)
+            doc = await self._snapshot_taken(rid, envelope, session)
             if doc is None:
-                await self._refuse(session, envelope, ResponseCode.RECONCILIATION_UNKNOWN,
-                                   f"{self.code} took no snapshot for reconciliation {rid}")
                 return
             phase = ANSWERED[envelope.message_type]
             if doc["answered"] != phase - 1:
@@ -233,10 +231,8 @@ class RegistryReconciliation:
 
         async def effect(session: Session) -> None:
             rid = payload.reconciliation_id
-            doc = await self.db.reconciliations.find_one({"_id": rid}, session=session)
+            doc = await self._snapshot_taken(rid, envelope, session)
             if doc is None:
-                await self._refuse(session, envelope, ResponseCode.RECONCILIATION_UNKNOWN,
-                                   f"{self.code} took no snapshot for reconciliation {rid}")
                 return
             result = payload.model_dump(mode="json")
             result["at"] = self.runtime.clock.now()
@@ -252,6 +248,17 @@ class RegistryReconciliation:
                       status=int(payload.status), text=payload.text)
 
         await self.runtime.handle_once(envelope, effect)
+
+    async def _snapshot_taken(self, rid: str, envelope: Envelope, session: Session
+                              ) -> Document | None:
+        """The reconciliation ``rid`` this registry took a snapshot for; None, after
+        refusing ``envelope`` with 7004, when it took none (protocol.md 5)."""
+        doc: Document | None = await self.db.reconciliations.find_one({"_id": rid},
+                                                                      session=session)
+        if doc is None:
+            await self._refuse(session, envelope, ResponseCode.RECONCILIATION_UNKNOWN,
+                               f"{self.code} took no snapshot for reconciliation {rid}")
+        return doc
 
     async def _refuse(self, session: Session, envelope: Envelope, code: ResponseCode,
                       reason: str) -> None:
