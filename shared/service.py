@@ -37,7 +37,7 @@ from shared.auth import (
 )
 from shared.bounds import CLOCK_MAX, ClockStepSeconds, SimulatedTime
 from shared.clock import SimulationClock
-from shared.codes import ITL_CODE, MessageType
+from shared.codes import ITL_CODE, MessageType, ResponseCode
 from shared.contracts import Envelope, MessageAck, UndecodableMessage, make_envelope
 from shared.contracts.validity import MessageRefusal, Receiver, canonical_form, message_refusal
 from shared.errors import NotFound, RuleViolation
@@ -455,15 +455,23 @@ class Runtime:
         answer_id = uuid.uuid5(REFUSAL_ANSWER_IDS, canonical_form(envelope)).hex
         if await self.db.outbox.find_one({"_id": answer_id}, session=session):
             return
+        await self.answer_refused(session, envelope, refusal.code, refusal.reason,
+                                  message_id=answer_id)
+
+    async def answer_refused(self, session: Session, envelope: Envelope, code: ResponseCode,
+                             reason: str, message_id: str | None = None) -> None:
+        """Put in the outbox, in ``session``, the ``MessageAck(accepted=False)`` that
+        answers ``envelope`` to its sender with ``code`` and ``reason`` (protocol.md 7.4:
+        the DES's synchronous refusal); ``message_id``: the answer's id (default: new)."""
         await self.send(
             session,
             message_type=MessageType.MESSAGE_ACK,
             recipient=envelope.sender,
             correlation_id=envelope.correlation_id,
             payload=MessageAck(acked_message_id=envelope.message_id, accepted=False,
-                               response_codes=[refusal.code], reason=refusal.reason),
+                               response_codes=[code], reason=reason),
             causation_id=envelope.message_id,
-            message_id=answer_id,
+            message_id=message_id,
         )
 
     async def send(

@@ -24,7 +24,6 @@ from shared.contracts import (
     AllowanceTransferNotified,
     AllowanceTransferSubmitted,
     Envelope,
-    MessageAck,
 )
 from shared.logs import log_event
 from shared.rules.deadlines import deadline_after
@@ -129,12 +128,7 @@ class EsdRouting:
                 log_event(log, "message_refused", logging.WARNING,
                           transfer_id=payload.transfer_id, sender=envelope.sender,
                           response_code=int(code), reason=reason)
-                await self.runtime.send(
-                    session, message_type=MessageType.MESSAGE_ACK, recipient=envelope.sender,
-                    correlation_id=envelope.correlation_id,
-                    payload=MessageAck(acked_message_id=envelope.message_id, accepted=False,
-                                       response_codes=[code], reason=reason),
-                    causation_id=envelope.message_id)
+                await self.runtime.answer_refused(session, envelope, code, reason)
                 return
             if doc["state"] != "forwarded":
                 log_event(log, "esd_transfer_answer_ignored", transfer_id=payload.transfer_id,

@@ -576,12 +576,7 @@ class Reconciliations:
                   reconciliation_id=envelope.correlation_id, sender=envelope.sender,
                   message_type=envelope.message_type.value, response_code=int(code),
                   reason=reason)
-        await self.runtime.send(
-            session, message_type=MessageType.MESSAGE_ACK, recipient=envelope.sender,
-            correlation_id=envelope.correlation_id,
-            payload=MessageAck(acked_message_id=envelope.message_id, accepted=False,
-                               response_codes=[code], reason=reason),
-            causation_id=envelope.message_id)
+        await self.runtime.answer_refused(session, envelope, code, reason)
 
 
 def _refusal(doc: Document | None, envelope: Envelope) -> tuple[ResponseCode, str] | None:

@@ -33,7 +33,6 @@ from shared.contracts import (
     AuditTrailReported,
     AuditTrailRequested,
     Envelope,
-    MessageAck,
     ReconciliationInitiated,
     ReconciliationResultNotified,
     TotalsReported,
@@ -266,12 +265,7 @@ class RegistryReconciliation:
                   reconciliation_id=envelope.correlation_id,
                   message_type=envelope.message_type.value, response_code=int(code),
                   reason=reason)
-        await self.runtime.send(
-            session, message_type=MessageType.MESSAGE_ACK, recipient=ITL_CODE,
-            correlation_id=envelope.correlation_id,
-            payload=MessageAck(acked_message_id=envelope.message_id, accepted=False,
-                               response_codes=[code], reason=reason),
-            causation_id=envelope.message_id)
+        await self.runtime.answer_refused(session, envelope, code, reason)
 
 
 def _aware(moment: datetime) -> datetime:
