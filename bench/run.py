@@ -44,7 +44,14 @@ from shared.messaging.provisioning import (
     provision,
 )
 from shared.store import in_transaction, make_client
-from shared.testing.infra import amqp_url, broker_tls, check_broker, new_namespace, start_store
+from shared.testing.infra import (
+    amqp_url,
+    broker_tls,
+    check_broker,
+    new_namespace,
+    start_store,
+    stop_stores,
+)
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -146,8 +153,7 @@ def parallel_store_baseline(count: int, servers: int) -> dict[str, Any]:
             runs = list(pool.map(_store_baseline_alone, [s.url for s in stores],
                                  [count] * servers))
     finally:
-        for store in stores:
-            store.stop()
+        stop_stores(stores)
     first = min(r["between_epoch_s"][0] for r in runs)
     last = max(r["between_epoch_s"][1] for r in runs)
     return {"servers": servers, "transactions": count * servers,

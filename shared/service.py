@@ -23,7 +23,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
+from pymongo.errors import PyMongoError
 from starlette.types import ASGIApp, Receive, Scope, Send
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_fixed,
+)
 
 from shared.api_errors import document_errors, invalid_input
 from shared.audit import AuditTrail, acting, message_actor, message_subject, service_actor
@@ -91,6 +99,10 @@ REFUSAL_ANSWER_IDS = uuid.UUID("6f1d3c2a-8b4e-4f5a-9c7d-0e1f2a3b4c5d")
 #: seconds between them.
 CLOCK_READ_ATTEMPTS = 20
 CLOCK_READ_PAUSE_SECONDS = 0.02
+#: Real seconds a starting service waits for its store to answer (each attempt itself
+#: waits up to the client's 10 s server selection) before it gives up and exits.
+STORE_START_WAIT_SECONDS = 60.0
+
 #: Correlation ids whose count of outbox rows a process keeps in memory (``send``).
 SEQ_MEMORY = 10_000
 
@@ -235,6 +247,7 @@ class Runtime:
                               error=repr(exc))
 
     async def start(self, handler: EnvelopeHandler) -> None:
+        await self._wait_for_store()
         await self._restore_clock()
         await ensure_outbox_indexes(self.db)
         await self.audit.ensure_indexes()
@@ -247,6 +260,25 @@ class Runtime:
         await self.broker.follow_clock(self._on_clock_set)
         await self.broker.consume(self.screened(handler))
         self._ticker = asyncio.create_task(self._tick(), name="due-work")
+
+    async def _wait_for_store(self) -> None:
+        """Return once the store answers a ``ping``: a service may start beside its
+        store (the local stack, Docker Compose) and find it still starting. Retried for
+        ``STORE_START_WAIT_SECONDS`` real seconds, each failure logged
+        (``store_not_answering``); then the last ``PyMongoError`` is raised and the
+        service exits."""
+
+        def waiting(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            log_event(log, "store_not_answering", logging.WARNING, error=repr(error),
+                      waited_s=round(state.seconds_since_start or 0.0, 1))
+
+        async for attempt in AsyncRetrying(
+                stop=stop_after_delay(STORE_START_WAIT_SECONDS), wait=wait_fixed(0.5),
+                retry=retry_if_exception_type(PyMongoError), before_sleep=waiting,
+                reraise=True):
+            with attempt:
+                await self.db.command("ping")
 
     async def set_clock(self, moment: datetime, broadcast: bool) -> datetime:
         """Set this service's clock (and, with ``broadcast``, the whole stack's); the

@@ -2,8 +2,9 @@
 MONGO_URL names one server for all), the built-in token issuer, the ITL, the national
 registries and the CDM registry, on the local RabbitMQ.
 
-The issuer starts first, with the stack's identities (``deploy.local.identities``), and
-every service gets the AUTH_* settings that trust it. A local stack fetches the issuer's
+The store servers, the issuer (with the stack's identities, ``deploy.local.identities``)
+and the services start together; a service waits for its store at start-up, and every
+service gets the AUTH_* settings that trust the issuer. A local stack fetches the issuer's
 keys again as soon as a token names an unknown key id (no cool-down: nothing but the
 stack reaches the issuer on the loopback).
 
@@ -51,6 +52,7 @@ from shared.testing.infra import (
     new_namespace,
     process_alive,
     start_store,
+    stop_stores,
     wait_for_port,
 )
 
@@ -120,8 +122,20 @@ class LocalStack:
         return self.stores[name].url
 
     def start(self) -> None:
+        """Start the stack and return once every service answers ``/health``. The store
+        servers, the issuer and the services start together: a service waits for its
+        store when it first reaches it (``serverSelectionTimeoutMS``), as it does under
+        Docker Compose, so the interpreters' start-up overlaps the stores'."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         codes = [*self.registries, CDM_CODE]
+        specs: list[tuple[str, str, dict[str, str]]] = [
+            (ITL_CODE, "services.itl", {"REGISTRIES": json.dumps(codes)}),
+        ]
+        specs += [(code, "services.registry",
+                   {"REGISTRY_CODE": code, **self.registry_env.get(code, {})})
+                  for code in self.registries]
+        specs.append((CDM_CODE, "services.cdm_registry", {}))
+        self._start_stores([code.lower() for code, _, _ in specs])
         self.broker = asyncio.run(provision(self.admin, self.broker_url, self.namespace,
                                             [ITL_CODE, *codes], recording=self.recording))
         common = {
@@ -134,14 +148,6 @@ class LocalStack:
         if self.clock_start:
             common["CLOCK_START"] = self.clock_start
         common.update(self._start_issuer())
-        specs: list[tuple[str, str, dict[str, str]]] = [
-            (ITL_CODE, "services.itl", {"REGISTRIES": json.dumps(codes)}),
-        ]
-        specs += [(code, "services.registry",
-                   {"REGISTRY_CODE": code, **self.registry_env.get(code, {})})
-                  for code in self.registries]
-        specs.append((CDM_CODE, "services.cdm_registry", {}))
-        self._start_stores([code.lower() for code, _, _ in specs])
         for index, (code, module, extra) in enumerate(specs):
             port = self.base_port + index if self.base_port else free_port()
             name = code.lower()
@@ -155,6 +161,10 @@ class LocalStack:
                                  broker_tls().context(self.broker_url)))
         for service in self.services.values():
             self._spawn(service)
+        for store in self.stores.values():
+            store.wait()
+        assert self.issuer_process is not None
+        self._wait_healthy(self.issuer_process)
         for service in self.services.values():
             self.wait_healthy(service.name)
 
@@ -174,10 +184,10 @@ class LocalStack:
         }
 
     def _start_stores(self, names: list[str]) -> None:
-        """One store server per service, each with its own data directory
-        (``<storage>/<name>``, or in memory), started together: the services never
-        queue behind one another's queries (docs/adr/0022). Ports: ``base_port + 80 +
-        index`` in detached mode, free ones otherwise."""
+        """Start one store server per service, each with its own data directory
+        (``<storage>/<name>``, or in memory), without waiting for them: the services
+        never queue behind one another's queries (docs/adr/0022). Ports: ``base_port +
+        80 + index`` in detached mode, free ones otherwise."""
         for index, name in enumerate(names):
             storage = self.storage
             if storage != ":memory:":
@@ -186,12 +196,10 @@ class LocalStack:
             port = self.base_port + STORE_PORT_OFFSET + index if self.base_port else None
             self.stores[name] = start_store(storage, port=port, log_dir=self.log_dir,
                                             wait=False)
-        for store in self.stores.values():
-            store.wait()
 
     def _start_issuer(self) -> dict[str, str]:
-        """Start the built-in issuer with the stack's identities; the AUTH_* settings of
-        the services that trust it."""
+        """Start the built-in issuer with the stack's identities, without waiting for it;
+        the AUTH_* settings of the services that trust it."""
         port = self.base_port + 98 if self.base_port else free_port()
         url = f"http://127.0.0.1:{port}"
         workdir = self.workdir / "issuer"
@@ -204,7 +212,6 @@ class LocalStack:
              "ISSUER_PORT": str(port), "PYTHONUNBUFFERED": "1"},
             self.log_dir / "issuer.log")
         self._spawn(self.issuer_process)
-        self._wait_healthy(self.issuer_process)
         return {"AUTH_MODE": self.auth_mode, "AUTH_ISSUER": url,
                 "AUTH_AUDIENCE": config.audience, "AUTH_JWKS_URL": self.issuer.jwks_url,
                 "AUTH_TOKEN_URL": self.issuer.token_url,
@@ -297,8 +304,7 @@ class LocalStack:
                 except subprocess.TimeoutExpired:
                     service.process.kill()
                     service.process.wait()
-        for store in self.stores.values():
-            store.stop()
+        stop_stores(list(self.stores.values()))
 
     # detached mode (make up / make down)
 

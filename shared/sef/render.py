@@ -20,11 +20,13 @@ from collections.abc import Mapping
 from datetime import datetime
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree as ET
 
 import jinja2
-import xmlschema
+
+if TYPE_CHECKING:
+    import xmlschema
 
 from shared.sef.tables import (
     NAMESPACE,
@@ -83,7 +85,11 @@ def to_xml(report: Report) -> bytes:
 
 @cache
 def schema(period: int) -> xmlschema.XMLSchema:
-    """The checked-in XSD of the SEF version of ``period``."""
+    """The checked-in XSD of the SEF version of ``period``. ``xmlschema`` is imported
+    here, not with the module: it adds a fifth to every service's start-up, and only a
+    SEF validation needs it."""
+    import xmlschema
+
     source = resources.files("shared.sef").joinpath("schema", SCHEMA_FILES[period])
     with resources.as_file(source) as path:
         return xmlschema.XMLSchema(str(path))
