@@ -144,9 +144,9 @@ class CommandCapture:
     ``recorder()`` (None: not recording) as a capture of kind ``command``: the service
     ``code``, the operation (the route's name, e.g. ``propose_external_transfer``), method,
     path, route template, path and query parameters, the actor (``actor_of``), the
-    ``Idempotency-Key``, the request's ``Content-Type``, the body, the HTTP status and the answer, the real times it was
-    received and answered (seconds since the epoch) and the simulated time it was
-    received (``now()``)."""
+    ``Idempotency-Key``, the request's ``Content-Type``, the body, the HTTP status and
+    the answer, the real times it was received and answered (seconds since the epoch)
+    and the simulated time it was received (``now()``)."""
 
     def __init__(self, app: ASGIApp, code: str,
                  recorder: Callable[[], CommandRecorder | None],
