@@ -454,7 +454,13 @@ class JournalFollower:
 # the books
 
 
+#: A store's own document id (a MongoDB ObjectId as 24 hex digits), e.g. a reservation's.
+OBJECT_ID = re.compile(r"\b[0-9a-f]{24}\b")
+
+
 def _plain(value: Any) -> Any:
+    if isinstance(value, str):
+        return OBJECT_ID.sub("<object id>", value)
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -463,9 +469,9 @@ def _plain(value: Any) -> Any:
         return "<time>"
     if isinstance(value, date):
         return value.isoformat()
-    if isinstance(value, str | int | float | bool) or value is None:
+    if isinstance(value, int | float | bool) or value is None:
         return value
-    return str(value)
+    return OBJECT_ID.sub("<object id>", str(value))
 
 
 #: What ``read_books`` reads, by database kind: the collection and the fields a
@@ -485,7 +491,7 @@ def read_books(databases: Any) -> dict[str, dict[str, list[str]]]:
     registry's unit blocks (block by block), accounts, transactions and notices; the
     ITL's register (its unit blocks), transaction log and Parties; the CDM registry's
     projects and issuance requests. Each document as compact JSON with store ids
-    (ObjectIds) left out and every time and uuid a placeholder, sorted: ``{"registry_kz":
+    (ObjectIds) left out or a placeholder and every time and uuid a placeholder, sorted: ``{"registry_kz":
     {"units": [...], ...}, "itl": {...}}``."""
     books: dict[str, dict[str, list[str]]] = {}
     for name in databases.names():
