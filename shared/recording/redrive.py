@@ -491,8 +491,8 @@ def read_books(databases: Any) -> dict[str, dict[str, list[str]]]:
     registry's unit blocks (block by block), accounts, transactions and notices; the
     ITL's register (its unit blocks), transaction log and Parties; the CDM registry's
     projects and issuance requests. Each document as compact JSON with store ids
-    (ObjectIds) left out or a placeholder and every time and uuid a placeholder, sorted: ``{"registry_kz":
-    {"units": [...], ...}, "itl": {...}}``."""
+    (ObjectIds) left out or a placeholder and every time and uuid a placeholder,
+    sorted: ``{"registry_kz": {"units": [...], ...}, "itl": {...}}``."""
     books: dict[str, dict[str, list[str]]] = {}
     for name in databases.names():
         kind = "itl" if name == "itl" else "cdm" if name == "cdm" else (
@@ -550,6 +550,8 @@ class ReplayResult:
     waits_timed_out: list[str] = field(default_factory=list)
     commands_sent: int = 0
     seconds: float = 0.0
+    #: Real seconds from the first command until the flows settled.
+    settled_seconds: float = 0.0
     replayed_events: list[Event] = field(default_factory=list)
     books: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
@@ -685,6 +687,8 @@ def run_replay(recording: Recording, workdir: Path,
                          and follower.quiet_for() >= QUIET_SECONDS, settle_seconds):
                 timed_out.append(f"settling: {follower.count()} of {target} messages after "
                                  f"{settle_seconds:.0f} s")
+            # the quiet second is not the stack's work
+            settled = max(seconds, time.monotonic() - started - QUIET_SECONDS)
         finally:
             sender.close()
             follower.stop()
@@ -706,6 +710,7 @@ def run_replay(recording: Recording, workdir: Path,
         book_differences=(compare_books(recorded_books, books)
                           if recorded_books is not None else None),
         waits_timed_out=timed_out, commands_sent=len(commands), seconds=seconds,
+        settled_seconds=settled,
         replayed_events=chosen, books=books)
 
 
