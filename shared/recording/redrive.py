@@ -548,6 +548,8 @@ class ReplayResult:
     replayed_flows: dict[str, list[Step]]
     book_differences: list[str] | None
     waits_timed_out: list[str] = field(default_factory=list)
+    #: Commands the stack gave no answer to (the connection failed or timed out).
+    send_errors: list[str] = field(default_factory=list)
     commands_sent: int = 0
     seconds: float = 0.0
     #: Real seconds from the first command until the flows settled.
@@ -557,7 +559,8 @@ class ReplayResult:
 
     @property
     def identical(self) -> bool:
-        return self.comparison.identical and not self.book_differences
+        return (self.comparison.identical and not self.book_differences
+                and not self.send_errors)
 
     @property
     def rate(self) -> float:
@@ -575,6 +578,8 @@ class ReplayResult:
             lines.append("books: identical block by block")
         for wait in self.waits_timed_out:
             lines.append(f"  causality wait timed out: {wait}")
+        for error in self.send_errors:
+            lines.append(f"  no answer: {error}")
         lines.append(f"{self.commands_sent} commands sent in {self.seconds:.1f} s "
                      f"({self.rate:.1f}/s)")
         return "\n".join(lines)
@@ -668,6 +673,7 @@ def run_replay(recording: Recording, workdir: Path,
         follower.start()
         sender = Sender(stack)
         timed_out: list[str] = []
+        send_errors: list[str] = []
         missing = 0
         started = time.monotonic()
         try:
@@ -678,7 +684,10 @@ def run_replay(recording: Recording, workdir: Path,
                     timed_out.append(f"before line {command.line} ({command.describe()}): "
                                      f"{have} of {wanted} messages after {wait_seconds:.0f} s")
                     missing += wanted - have
-                sender.send(command.capture)
+                try:
+                    sender.send(command.capture)
+                except httpx.HTTPError as exc:  # no answer: the flows will say what is missing
+                    send_errors.append(f"line {command.line} ({command.describe()}): {exc!r}")
                 if progress is not None:
                     progress(done, len(commands), command.describe())
             seconds = time.monotonic() - started
@@ -709,7 +718,8 @@ def run_replay(recording: Recording, workdir: Path,
         recorded_flows=recorded_flows, replayed_flows=replayed_flows,
         book_differences=(compare_books(recorded_books, books)
                           if recorded_books is not None else None),
-        waits_timed_out=timed_out, commands_sent=len(commands), seconds=seconds,
+        waits_timed_out=timed_out, send_errors=send_errors, commands_sent=len(commands),
+        seconds=seconds,
         settled_seconds=settled,
         replayed_events=chosen, books=books)
 
