@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,8 @@ def recorded(stack: LocalStack, client: StackClient,
              tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The recorded run: KZ's assigned amount, an AAU issuance, accounts, an internal
     and an external transfer, a proposal the ITL refuses (5902) and one KZ refuses
-    itself (3002); exported once every flow settled, with the stack's books."""
+    itself (3002), four concurrent internal transfers of account holders; exported once
+    every flow settled, with the stack's books."""
     client.set_assigned_amount("KZ", 2, 100_000)
     issued = client.issue("kz", "AAU", 100_000, "MEP-2013-001")
     client.settle("kz", issued["transaction_id"])
@@ -54,6 +56,21 @@ def recorded(stack: LocalStack, client: StackClient,
     too_much = client.transfer("kz", alice, PARTY_HOLDING, "AAU", 999_999, target_type=100)
     assert too_much.status_code == 422
     client.settle_share_of_proceeds("kz")
+    # four holders transfer at once: the ids may be given in another order than the
+    # requests were received, which the replay must reproduce
+    pairs = [(client.open_account("kz", f"Sender {i}")["account_id"],
+              client.open_account("kz", f"Receiver {i}")["account_id"]) for i in range(4)]
+    for source, _ in pairs:
+        funded = client.transfer("kz", PARTY_HOLDING, source, "AAU", 100).json()
+        client.settle("kz", funded["transaction_id"])
+        client.as_holder("kz", source)
+    with ThreadPoolExecutor(len(pairs)) as pool:
+        answers = list(pool.map(
+            lambda pair: client.transfer("kz", pair[0], pair[1], "AAU", 10 + pair[0] % 7),
+            pairs))
+    for answer in answers:
+        assert answer.status_code == 202, answer.text
+        client.settle("kz", answer.json()["transaction_id"])
     path = tmp_path_factory.mktemp("recording") / "run.jsonl.gz"
     asyncio.run(export_recording(stack.broker_url, stack.namespace, path, Selection()))
     databases = StackDatabases(stack)
