@@ -6,6 +6,8 @@
                                          flows of transactions (--transaction ID ...)
     kyoto-sim diagram FILE --transaction ID [-o flow.html]   a flow as a sequence diagram
     kyoto-sim check FILE                 validate a recording
+    kyoto-sim replay FILE --service KZ   re-feed one service: its recorded inbound into a
+                                         fresh instance alone, its answers compared
 
 The broker is ``--amqp-url`` (``AMQP_URL``; an administrator: reading the journal and
 binding it need it) and the stack's ``--namespace`` (``AMQP_NAMESPACE``; empty for
@@ -40,6 +42,7 @@ from shared.recording.journal import (
     select,
     set_recording,
 )
+from shared.recording.refeed_cli import exit_without_service, replay_service, service_options
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 #: The services of ``make up`` (deploy.local): the ITL, its registries, the CDM registry.
@@ -180,6 +183,24 @@ def check(recording: Path) -> None:
     read = read_recording_or_exit(recording)
     click.echo(f"{recording}: format version {read.header.version}, "
                f"{len(read.events)} events, simulator {read.header.simulator_version}")
+
+
+@main.command()
+@click.argument("recording", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@service_options
+@with_broker
+def replay(recording: Path, service: str | None, report: Path | None,
+           settings: dict[str, str], timeout: float, save: Path | None, amqp_url: str,
+           namespace: str) -> None:
+    """Replay a recording. With --service CODE: the recorded commands, clock settings and
+    messages of that one service played into a fresh instance of it alone, and what it
+    sends compared with the recording (exit status 0 identical, 1 divergent, 2 an
+    unreadable recording or a service it does not hold)."""
+    read = read_recording_or_exit(recording)
+    if service is None:
+        exit_without_service()
+    sys.exit(replay_service(read, recording, service, report, settings, timeout, save,
+                            amqp_url))
 
 
 if __name__ == "__main__":
