@@ -44,6 +44,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -67,7 +68,6 @@ from shared.recording.compare import Comparison, compare_flows, flows
 from shared.recording.format import Event, Recording, compact_json
 from shared.recording.journal import (
     READ_PREFETCH,
-    command_transactions,
     event_of,
     read_journal,
 )
@@ -247,15 +247,26 @@ def _set_by(event: Event) -> str | None:
     return str(body["set_by"]) if body is not None and "set_by" in body else None
 
 
+def _moment(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def feed_plan(events: list[Event], code: str) -> tuple[list[FeedItem], list[tuple[int, Event]]]:
     """What to feed party ``code``, in order, and what it is expected to send: the
     recorded outbound events with their positions (see the module).
 
-    A command's position is that of its capture, or, when earlier, just before the
-    first message the party sent without a cause (a message caused by a command has no
-    ``causation_id``) about a transaction the command names, after the previous
-    command: the journal records a capture after the command's answer, so after the
-    first messages it caused. Commands keep the order they were received in."""
+    A command's position is that of its capture or, when earlier, just before the
+    first message the party sent at or after the simulated moment it received the
+    command (the envelope's ``sent_at`` against the capture's ``simulated_at``, both
+    read from the party's own clock): the journal records a capture after the
+    command's answer, so after the first messages it caused. Commands keep the order
+    they were received in (``received_at``)."""
     items: list[FeedItem] = []
     outbound: list[tuple[int, Event]] = []
     commands: list[tuple[float, int, Event]] = []
@@ -271,23 +282,18 @@ def feed_plan(events: list[Event], code: str) -> tuple[list[FeedItem], list[tupl
             items.append(FeedItem(float(index), "message", event))
         elif event.kind == "clock" and _set_by(event) not in (code, None):
             items.append(FeedItem(float(index), "clock", event))
-    uncaused = [(index, event) for index, event in outbound
-                if event.kind == "message" and not (_envelope(event) or {}).get("causation_id")]
+    sent = [(index, _moment((_envelope(event) or {}).get("sent_at")))
+            for index, event in outbound if event.kind == "message"]
     previous = -1.0
     for _, index, event in sorted(commands, key=lambda c: (c[0], c[1])):
-        body = _envelope(event) or {}
-        named = command_transactions(body)
-        answer = body.get("answer")
-        if isinstance(answer, list):
-            for row in answer:
-                if isinstance(row, dict):
-                    named |= command_transactions({"answer": row})
+        received_at = _moment((_envelope(event) or {}).get("simulated_at"))
         position = float(index)
-        for message_index, message in uncaused:
-            if (previous < message_index < index
-                    and message.properties.correlation_id in named):
-                position = message_index - 0.5
-                break
+        if received_at is not None:
+            for message_index, sent_at in sent:
+                if (previous < message_index < index and sent_at is not None
+                        and sent_at >= received_at):
+                    position = message_index - 0.5
+                    break
         position = max(position, previous + 0.001)
         items.append(FeedItem(position, "command", event))
         previous = position

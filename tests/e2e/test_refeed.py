@@ -103,3 +103,13 @@ def test_a_party_the_recording_does_not_hold_is_refused_with_status_2(
     assert done.returncode == 2, done.stdout + done.stderr
     assert "holds no service DE" in done.stderr
     assert "CDM, CH, ITL, JP, KZ" in done.stderr
+
+
+
+def test_the_itl_refed_from_the_recording_answers_as_it_did(
+        stack: LocalStack, recorded: dict[str, Any]) -> None:
+    # the other side played by the harness is every registry, each under its own broker
+    # user: KZ's proposals and completions, CH's and CDM's acceptances and refusal
+    done = kyoto_sim(stack, "replay", str(recorded["path"]), "--service", "ITL")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "identical:" in done.stdout and "late:" not in done.stdout, done.stdout
