@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from deploy.local.client import StackClient, poll
-from deploy.local.stack import DEFAULT_REGISTRIES, ROOT, LocalStack
+from deploy.local.stack import DEFAULT_REGISTRIES, ROOT, LocalStack, StackDatabases
 from shared.codes import ResponseCode, TransactionStatus
 from shared.recording.format import Selection
 from shared.recording.journal import export_recording
+from shared.recording.redrive import read_books, save_books
 from shared.testing.infra import amqp_url, broker_tls, check_broker, new_namespace
 
 ASSIGNED_AMOUNT = 1_000_000
@@ -358,6 +359,14 @@ def save_recording(stack: LocalStack) -> None:
                                          Selection(), broker_tls().context(stack.broker_url)))
     print(f"\nThe run's recording: {path} ({count} events; docs/recording.md). Draw a "
           f"flow: .venv/bin/kyoto-sim diagram {path} --transaction <id> -o flow.html")
+    books = path.parent / "books.json"
+    databases = StackDatabases(stack)
+    try:
+        save_books(books, read_books(databases))
+    finally:
+        databases.close()
+    print(f"Its books, for a replay to compare with: {books} (kyoto-sim replay {path} "
+          f"--books {books}; make replay-demo)")
 
 
 # reconciliation (protocol.md 5, docs/adr/0030)

@@ -90,6 +90,9 @@ class LocalStack:
     clock_start: str | None = None
     #: Extra environment per registry code, e.g. {"DE": {"ESD_ENABLED": "true"}}.
     registry_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: Extra environment per service code, ITL and CDM too, applied after every other
+    #: setting of the service (a replay's recorded settings and ``--set``).
+    service_env: dict[str, dict[str, str]] = field(default_factory=dict)
     #: AUTH_MODE of every service: "token" or "development" (X-Actor, no token needed).
     auth_mode: str = "token"
     #: The broker as its administrator (each service gets it with its own login) and the
@@ -145,7 +148,8 @@ class LocalStack:
         for index, (code, module, extra) in enumerate(specs):
             port = self.base_port + index if self.base_port else free_port()
             name = code.lower()
-            env = {**common, **extra, "HTTP_PORT": str(port),
+            env = {**common, **extra, **self.service_env.get(code, {}),
+                   "HTTP_PORT": str(port),
                    "AMQP_URL": self.broker.identities[code].url,
                    "MONGO_URL": self.stores[name].url}
             self.services[name] = ServiceProcess(name, module, port, env,

@@ -144,9 +144,9 @@ class CommandCapture:
     ``recorder()`` (None: not recording) as a capture of kind ``command``: the service
     ``code``, the operation (the route's name, e.g. ``propose_external_transfer``), method,
     path, route template, path and query parameters, the actor (``actor_of``), the
-    ``Idempotency-Key``, the body, the HTTP status and the answer, the real times it was
-    received and answered (seconds since the epoch) and the simulated time it was
-    received (``now()``)."""
+    ``Idempotency-Key``, the request's ``Content-Type``, the body, the HTTP status and
+    the answer, the real times it was received and answered (seconds since the epoch)
+    and the simulated time it was received (``now()``)."""
 
     def __init__(self, app: ASGIApp, code: str,
                  recorder: Callable[[], CommandRecorder | None],
@@ -199,6 +199,8 @@ class CommandCapture:
                 "query": scope.get("query_string", b"").decode(errors="replace"),
                 "actor": actor_of(scope),
                 "idempotency_key": key.decode(errors="replace") if key else None,
+                "content_type": (headers[b"content-type"].decode(errors="replace")
+                                 if b"content-type" in headers else None),
                 "body": body_value(bytes(request_body)),
                 "status": status or 500,
                 "answer": body_value(bytes(answer)),

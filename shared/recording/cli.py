@@ -6,13 +6,17 @@
                                          flows of transactions (--transaction ID ...)
     kyoto-sim diagram FILE --transaction ID [-o flow.html]   a flow as a sequence diagram
     kyoto-sim check FILE                 validate a recording
+    kyoto-sim replay FILE [--report r.html] [--set ITL.NAME=VALUE]   re-drive a recording
+                                         into a fresh stack and compare
     kyoto-sim replay FILE --service KZ   re-feed one service: its recorded inbound into a
                                          fresh instance alone, its answers compared
+    kyoto-sim diff A B [--report r.html] compare two recordings flow by flow
 
 The broker is ``--amqp-url`` (``AMQP_URL``; an administrator: reading the journal and
 binding it need it) and the stack's ``--namespace`` (``AMQP_NAMESPACE``; empty for
 ``make up``). Exit status: 0 done, 1 failed (no journal, nothing selected), 2 a recording
-that cannot be read (the message names the line).
+that cannot be read (the message names the line). ``replay`` and ``diff``: 0 identical,
+1 divergent, 2 a recording that cannot be read or a replay refused before it started.
 """
 
 from __future__ import annotations
@@ -21,13 +25,17 @@ import asyncio
 import os
 import ssl
 import sys
+import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
 from shared.messaging.broker import TlsSettings
 from shared.messaging.topology import JOURNAL_QUEUE
+from shared.recording.compare import compare_flows, flows
 from shared.recording.diagram import hops_from_events, html_page, mermaid
 from shared.recording.format import (
     Recording,
@@ -42,7 +50,19 @@ from shared.recording.journal import (
     select,
     set_recording,
 )
-from shared.recording.refeed_cli import exit_without_service, replay_service, service_options
+from shared.recording.redrive import (
+    EXIT_DIVERGENT,
+    EXIT_IDENTICAL,
+    EXIT_REFUSED,
+    WAIT_SECONDS,
+    ReplayRefused,
+    load_books,
+    parse_overrides,
+    run_replay,
+    save_books,
+)
+from shared.recording.refeed_cli import replay_service
+from shared.recording.report import diff_text, divergence_text, html_report
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 #: The services of ``make up`` (deploy.local): the ITL, its registries, the CDM registry.
@@ -185,22 +205,145 @@ def check(recording: Path) -> None:
                f"{len(read.events)} events, simulator {read.header.simulator_version}")
 
 
+
 @main.command()
 @click.argument("recording", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@service_options
-@with_broker
-def replay(recording: Path, service: str | None, report: Path | None,
-           settings: dict[str, str], timeout: float, save: Path | None, amqp_url: str,
-           namespace: str) -> None:
-    """Replay a recording. With --service CODE: the recorded commands, clock settings and
-    messages of that one service played into a fresh instance of it alone, and what it
-    sends compared with the recording (exit status 0 identical, 1 divergent, 2 an
-    unreadable recording or a service it does not hold)."""
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="write an HTML report: the divergent flows side by side, the books")
+@click.option("--recording-out", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="write the replay's own recording (.jsonl or .jsonl.gz)")
+@click.option("--set", "settings", multiple=True, metavar="SERVICE.NAME=VALUE",
+              help="change a setting of a service of the replay stack, e.g. "
+                   "ITL.REGISTRIES=KZ,CH,CDM (repeat the option)")
+@click.option("--books", "books_of", type=click.Path(exists=True, dir_okay=False,
+                                                     path_type=Path), default=None,
+              help="the recorded run's books (JSON, as the demo or --books-out writes "
+                   "them) to compare the replay's with, block by block")
+@click.option("--books-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="write the replay's books (JSON)")
+@click.option("--wait-seconds", type=click.FloatRange(min=0.1), default=WAIT_SECONDS,
+              show_default=True,
+              help="real seconds a command waits for the messages that preceded it in "
+                   "the recording; longer is reported as a divergence")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="where the replay stack keeps its logs (a temporary folder without)")
+@click.option("--progress/--no-progress", default=None,
+              help="a progress bar (default: when standard error is a terminal)")
+@click.option("--service", default=None,
+              help="replay against this one service (KZ, CDM, ITL ...) alone: its recorded "
+                   "commands, clock settings and inbound messages into a fresh instance, "
+                   "the other side played from the recording (docs/adr/0036)")
+def replay(recording: Path, report: Path | None, recording_out: Path | None,
+           settings: tuple[str, ...], books_of: Path | None, books_out: Path | None,
+           wait_seconds: float, workdir: Path | None, progress: bool | None,
+           service: str | None) -> None:
+    """Re-drive RECORDING into a fresh local stack built from its header (registries,
+    clock start, authentication mode, each service's settings; ``--set`` changes one),
+    send its commands in order as the same actors as fast as the stack answers, then
+    compare the new run flow by flow, and the books with ``--books``. Refused before
+    anything is sent (exit 2) when the recording names a service or registry the stack
+    would lack or a module this simulator does not have. Exit status: 0 identical,
+    1 divergent, 2 refused or unreadable."""
     read = read_recording_or_exit(recording)
-    if service is None:
-        exit_without_service()
-    sys.exit(replay_service(read, recording, service, report, settings, timeout, save,
-                            amqp_url))
+    if service is not None:
+        sys.exit(replay_service(read, recording, service, report, settings, wait_seconds,
+                                recording_out, workdir))
+    try:
+        overrides = parse_overrides(settings)
+        recorded_books = load_books(books_of) if books_of else None
+        from shared.recording.redrive import plan
+        plan(read, overrides)
+    except ReplayRefused as exc:
+        click.echo(f"{recording}: replay refused, nothing sent: {exc}", err=True)
+        sys.exit(EXIT_REFUSED)
+    commands = sum(1 for e in read.events if e.kind == "command")
+    click.echo(f"replaying {recording}: {commands} commands into a fresh stack "
+               f"(registries {', '.join(read.header.configuration.get('registries', []))})")
+    show = sys.stderr.isatty() if progress is None else progress
+    with _progress_bar(show, commands) as advance:
+        if workdir is None:
+            with tempfile.TemporaryDirectory(prefix="kyoto-replay-") as temporary:
+                result = run_replay(read, Path(temporary), overrides, recorded_books,
+                                    recording_out, wait_seconds, progress=advance)
+        else:
+            workdir.mkdir(parents=True, exist_ok=True)
+            result = run_replay(read, workdir, overrides, recorded_books, recording_out,
+                                wait_seconds, progress=advance)
+    for divergence in result.comparison.divergences:
+        click.echo("\n".join(divergence_text(divergence,
+                                             result.recorded_flows[divergence.flow])))
+    click.echo(result.summary())
+    if books_out is not None:
+        save_books(books_out, result.books)
+        click.echo(f"the replay's books: {books_out}")
+    if recording_out is not None:
+        click.echo(f"the replay's recording: {recording_out}")
+    if report is not None:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(html_report(
+            result.comparison, result.recorded_flows, result.replayed_flows,
+            title=f"Replay of {recording.name}", recorded_name=str(recording),
+            replayed_name=str(recording_out or "the replay stack"),
+            summary=result.summary(), book_differences=result.book_differences))
+        click.echo(f"report: {report}")
+    sys.exit(EXIT_IDENTICAL if result.identical else EXIT_DIVERGENT)
+
+
+class _progress_bar:
+    """A rich progress bar of commands sent (nothing when ``show`` is false)."""
+
+    def __init__(self, show: bool, total: int) -> None:
+        self.show, self.total = show, total
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __enter__(self) -> Callable[[int, int, str], None]:
+        if self.show:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+            self.bar = Progress(TextColumn("replay"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.description}"), TimeRemainingColumn(),
+                                transient=False)
+            self.bar.start()
+            self.task = self.bar.add_task("", total=self.total)
+        return self.advance
+
+    def advance(self, done: int, total: int, what: str) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done, description=what[:50])
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@main.command()
+@click.argument("recorded", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("replayed", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="write an HTML report: the divergent flows side by side")
+def diff(recorded: Path, replayed: Path, report: Path | None) -> None:
+    """Compare two recordings flow by flow without running anything: for each
+    transaction, notice or reconciliation that differs, its first divergent step with
+    the steps before it, then a summary. Exit status: 0 identical, 1 divergent, 2 a
+    recording that cannot be read."""
+    first, second = read_recording_or_exit(recorded), read_recording_or_exit(replayed)
+    mine, theirs = flows(first.events), flows(second.events)
+    comparison = compare_flows(mine, theirs)
+    click.echo(diff_text(comparison, mine))
+    if report is not None:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(html_report(comparison, mine, theirs,
+                                      title=f"{recorded.name} against {replayed.name}",
+                                      recorded_name=str(recorded),
+                                      replayed_name=str(replayed)))
+        click.echo(f"report: {report}")
+    sys.exit(EXIT_IDENTICAL if comparison.identical else EXIT_DIVERGENT)
 
 
 if __name__ == "__main__":

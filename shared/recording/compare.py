@@ -32,9 +32,11 @@ COMMANDS_FLOW = "commands"
 RUN_FIELDS = {"message_id": "<message>", "causation_id": "<cause>", "sent_at": "<time>",
               "seq": "<seq>"}
 #: Command capture fields left out of a step: times of the run, the caller's token
-#: claims beyond the subject and roles, and what the ``what`` and ``path`` already say.
+#: claims beyond the subject and roles, what the ``what`` and ``path`` already say, and
+#: the request's content type (recordings made before it was captured lack it).
 COMMAND_RUN_FIELDS = frozenset({"received_at", "answered_at", "simulated_at", "kind",
-                                "route", "method", "service", "actor", "path_params"})
+                                "route", "method", "service", "actor", "path_params",
+                                "content_type"})
 #: Keys naming the business object a command belongs to besides transactions.
 OTHER_KEYS = ("notice_id", "reconciliation_id")
 UUID = re.compile(r"\b[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
@@ -203,7 +205,7 @@ def _dicts(value: Any) -> list[dict[str, Any]]:
     return []
 
 
-def _command_keys(command: Mapping[str, Any]) -> list[str]:
+def command_keys(command: Mapping[str, Any]) -> list[str]:
     """The transactions (else notices, else reconciliations) a command names."""
     keys = set(command_transactions(command))
     for answer in _dicts(command.get("answer")):
@@ -306,7 +308,7 @@ def flows(events: Iterable[Event]) -> dict[str, list[Step]]:
             continue
         body = event.json_body()
         if step.kind == "command":
-            keys = _command_keys(body) if isinstance(body, dict) else []
+            keys = command_keys(body) if isinstance(body, dict) else []
             if not keys and isinstance(body, dict):
                 keys = approvals.get(_approval(body) or "", [])
             for key in keys or [COMMANDS_FLOW]:

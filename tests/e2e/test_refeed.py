@@ -64,11 +64,11 @@ def test_kz_refed_from_the_recording_sends_what_it_sent(
     report = tmp_path / "refeed.html"
     saved = tmp_path / "replay.jsonl"
     done = kyoto_sim(stack, "replay", str(recorded["path"]), "--service", "KZ",
-                     "--report", str(report), "--save", str(saved))
+                     "--report", str(report), "--recording-out", str(saved))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "identical:" in done.stdout and "0 divergent" in done.stdout, done.stdout
     assert "late:" not in done.stdout
-    assert "identical" in report.read_text()
+    assert "identical" in report.read_text().lower()
     replay = read_recording(saved)
     sent = [(e.body["message_type"], e.body["correlation_id"])
             for e in replay.events if e.kind == "message" and e.body["sender"] == "KZ"]
@@ -83,7 +83,7 @@ def test_a_changed_kz_setting_diverges_at_the_transaction_it_changes(
     # proposed at once, the second operator's approval finds nothing to approve
     report = tmp_path / "refeed.html"
     done = kyoto_sim(stack, "replay", str(recorded["path"]), "--service", "KZ",
-                     "--set", "FOUR_EYES_OPERATIONS=", "--timeout", "3",
+                     "--set", "KZ.FOUR_EYES_OPERATIONS=", "--wait-seconds", "3",
                      "--report", str(report))
     assert done.returncode == 1, done.stdout + done.stderr
     divergent = [line.strip() for line in done.stdout.splitlines()
