@@ -264,9 +264,10 @@ def feed_plan(events: list[Event], code: str) -> tuple[list[FeedItem], list[tupl
     A command's position is that of its capture or, when earlier, just before the
     first message the party sent at or after the simulated moment it received the
     command (the envelope's ``sent_at`` against the capture's ``simulated_at``, both
-    read from the party's own clock): the journal records a capture after the
-    command's answer, so after the first messages it caused. Commands keep the order
-    they were received in (``received_at``)."""
+    read from the party's own clock, so only among the messages after the last clock
+    setting before the capture): the journal records a capture after the command's
+    answer, so after the first messages it caused. Commands keep the order they were
+    received in (``received_at``)."""
     items: list[FeedItem] = []
     outbound: list[tuple[int, Event]] = []
     commands: list[tuple[float, int, Event]] = []
@@ -284,13 +285,16 @@ def feed_plan(events: list[Event], code: str) -> tuple[list[FeedItem], list[tupl
             items.append(FeedItem(float(index), "clock", event))
     sent = [(index, _moment((_envelope(event) or {}).get("sent_at")))
             for index, event in outbound if event.kind == "message"]
+    clocks = [index for index, event in enumerate(events) if event.kind == "clock"]
     previous = -1.0
     for _, index, event in sorted(commands, key=lambda c: (c[0], c[1])):
         received_at = _moment((_envelope(event) or {}).get("simulated_at"))
         position = float(index)
+        # times compare only under one clock setting: after the last one before it
+        since = max([c for c in clocks if c < index], default=-1)
         if received_at is not None:
             for message_index, sent_at in sent:
-                if (previous < message_index < index and sent_at is not None
+                if (max(previous, since) < message_index < index and sent_at is not None
                         and sent_at >= received_at):
                     position = message_index - 0.5
                     break
