@@ -630,10 +630,14 @@ class Refeed:
             path += f"?{body['query']}"
         request: dict[str, Any] = {}
         sent = body.get("body")
+        content_type = body.get("content_type")
         if isinstance(sent, str):
             request["content"] = sent.encode()
+            headers["Content-Type"] = str(content_type or (
+                "application/xml" if sent.lstrip().startswith("<") else "text/plain"))
         elif sent is not None:
-            request["json"] = sent
+            request["content"] = compact_json(sent).encode()
+            headers["Content-Type"] = str(content_type or "application/json")
         url = f"{client.urls[self.party.name]}{path}"
         try:
             response = await asyncio.to_thread(client.http.request, str(body.get("method")),
