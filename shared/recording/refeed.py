@@ -464,6 +464,7 @@ class Refeed:
         self._abandoned: set[int] = set()
         self._fed_messages: list[str] = []
         self._handled: set[str] = set()
+        self._registered: set[str] = set()
         self.stack: OneService | None = None
 
     def _players(self) -> list[str]:
@@ -661,9 +662,12 @@ class Refeed:
         subject = str(actor.get("subject"))
         if issuer is None:
             return {}
-        if subject not in issuer.config.clients and subject not in client._passwords:
+        known = (subject in issuer.config.clients or subject in issuer.config.users
+                 or subject in self._registered)
+        if not known:
             client.register_user(subject, actor.get("roles") or [],
                                  actor.get("accounts") or [], actor.get("name") or subject)
+            self._registered.add(subject)
         headers = client.headers_for(subject)
         if actor.get("x_actor"):
             headers["X-Actor"] = str(actor["x_actor"])
