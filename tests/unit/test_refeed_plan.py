@@ -4,11 +4,21 @@ order, what it is expected to send, and how recorded ids are mapped."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner, Result
 
-from shared.recording.format import Event, Header, Recording, Selection, Source
+from shared.recording.cli import main
+from shared.recording.format import (
+    Event,
+    Header,
+    Recording,
+    Selection,
+    Source,
+    write_recording,
+)
 from shared.recording.refeed import (
     RefeedRefused,
     feed_plan,
@@ -161,3 +171,38 @@ def test_a_party_the_recording_does_not_hold_is_refused_naming_those_it_holds() 
         "KZ", "kz", ("ITL",), NS)
     itl = party_of(recording(events), "ITL")
     assert itl.counterparts == ("KZ", "CH", "CDM")
+
+
+# the command line: what is refused before anything starts (exit status 2)
+
+
+def _replay(tmp_path: Path, events: list[Event], *args: str) -> Result:
+    path = tmp_path / "run.jsonl"
+    rec = recording(events)
+    write_recording(path, rec.header, rec.events)
+    return CliRunner().invoke(main, ["replay", str(path), *args])
+
+
+def test_the_command_line_refuses_a_service_the_recording_does_not_hold(
+        tmp_path: Path) -> None:
+    done = _replay(tmp_path, [message(0, "KZ", "ITL", "KZ1")], "--service", "DE")
+    assert done.exit_code == 2
+    assert "holds no service DE: its header names ITL, KZ" in done.output
+
+
+def test_the_command_line_refuses_a_setting_of_another_service(tmp_path: Path) -> None:
+    done = _replay(tmp_path, [message(0, "KZ", "ITL", "KZ1")], "--service", "KZ",
+                   "--set", "ITL.REGISTRIES=KZ")
+    assert done.exit_code == 2
+    assert "--set names ITL; a replay against KZ runs only KZ" in done.output
+
+
+def test_the_command_line_refuses_a_truncated_recording_with_its_line(
+        tmp_path: Path) -> None:
+    path = tmp_path / "run.jsonl"
+    rec = recording([message(0, "KZ", "ITL", "KZ1"), message(1, "ITL", "KZ", "KZ1")])
+    write_recording(path, rec.header, rec.events)
+    path.write_text("".join(path.read_text().splitlines(keepends=True)[:-1]))
+    done = CliRunner().invoke(main, ["replay", str(path), "--service", "KZ"])
+    assert done.exit_code == 2
+    assert "line 4: no end line after 2 events" in done.output
