@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: setup test test-unit fuzz lint demo up down status bench chaos schemas clean
+.PHONY: setup test test-unit fuzz lint demo up down status bench chaos schemas clean replay-demo
 
 setup: $(STAMP)
 
@@ -40,6 +40,31 @@ lint: setup
 
 demo: setup
 	$(BIN)/python scripts/demo.py
+
+# The demo's recording and books (scripts/demo.py writes both), made again when any
+# Python source is newer than the books: a replay of a recording made by older code
+# would compare that code with this one.
+DEMO_SOURCES := $(shell find services shared deploy scripts -name '*.py' 2>/dev/null)
+var/demo/books.json: $(STAMP) $(DEMO_SOURCES)
+	$(BIN)/python scripts/demo.py
+
+# Replay the demo's recording into a fresh stack (identical: exit 0), then again with
+# the ITL knowing no JP (ITL.REGISTRIES): the transfer to JP is refused with 1201 where
+# the recording has 4006, so that replay must diverge (exit 1). Reports in var/replay/.
+REPLAY_DIR := var/replay
+replay-demo: setup var/demo/books.json
+	@mkdir -p $(REPLAY_DIR)
+	$(BIN)/kyoto-sim replay var/demo/recording.jsonl.gz --books var/demo/books.json \
+	  --report $(REPLAY_DIR)/identical.html --recording-out $(REPLAY_DIR)/identical.jsonl.gz
+	@status=0; $(BIN)/kyoto-sim replay var/demo/recording.jsonl.gz --books var/demo/books.json \
+	  --set ITL.REGISTRIES=KZ,CH,CDM --wait-seconds 3 --report $(REPLAY_DIR)/changed.html \
+	  --recording-out $(REPLAY_DIR)/changed.jsonl.gz || status=$$?; \
+	if [ $$status -ne 1 ]; then echo "the changed replay should diverge (exit 1), not $$status"; exit 1; fi
+	@status=0; $(BIN)/kyoto-sim diff var/demo/recording.jsonl.gz $(REPLAY_DIR)/changed.jsonl.gz \
+	  --report $(REPLAY_DIR)/diff.html > $(REPLAY_DIR)/diff.txt || status=$$?; \
+	if [ $$status -ne 1 ]; then echo "the diff should find the divergence (exit 1), not $$status"; exit 1; fi
+	@head -12 $(REPLAY_DIR)/diff.txt
+	@echo "reports: $(REPLAY_DIR)/identical.html (identical), $(REPLAY_DIR)/changed.html and $(REPLAY_DIR)/diff.html (divergent), $(REPLAY_DIR)/diff.txt"
 
 up: setup
 	$(BIN)/python -m deploy.local up

@@ -10,7 +10,10 @@ Three measurements in one run, on this machine's RabbitMQ and a SecantusDB serve
   status histories), sequentially for latency and with several in flight for throughput;
 - latency against book size (``bench.book_sizes``): the transfer, KZ's ``/holdings`` and
   the ITL's ``/totals`` with 10^3 to 10^6 unit blocks seeded in the books
-  (``--book-sizes``, ``''`` to skip).
+  (``--book-sizes``, ``''`` to skip);
+- replay (``bench.replay``): ``--replay-transfers`` external transfers recorded on a
+  stack of their own and re-driven into a fresh one, the replay's transfers/s next to
+  the live run's (docs/adr/0035; 0 to skip).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any
 import httpx
 
 from bench.charts import draw_charts
+from bench.replay import replay_rate
 from deploy.local.client import Counters, StackClient
 from deploy.local.stack import LocalStack
 from shared.codes import MessageType, TransactionStatus
@@ -505,6 +509,9 @@ def main() -> int:
                         help="comma-separated levels of transfers in flight")
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--store-transactions", type=int, default=300)
+    parser.add_argument("--replay-transfers", type=int, default=1000,
+                        help="external transfers recorded, then replayed into a fresh "
+                             "stack (bench/replay.py); 0: no replay")
     add_book_size_arguments(parser)
     args = parser.parse_args()
     levels = [int(level) for level in args.in_flight.split(",") if level.strip()]
@@ -551,6 +558,10 @@ def main() -> int:
     finally:
         stack.stop()
     result["throughput_bound"] = throughput_bound(result)
+    if args.replay_transfers:
+        print(f"replay of {args.replay_transfers} recorded transfers ...", flush=True)
+        # next to the live rates above: the same transfers recorded, then re-driven
+        result["replay"] = replay_rate(args.replay_transfers)
     latency_by_blocks(args, result)
     RESULTS.mkdir(exist_ok=True)
     stamp = result["at"].replace(":", "").replace("-", "")

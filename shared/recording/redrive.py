@@ -454,7 +454,13 @@ class JournalFollower:
 # the books
 
 
+#: A store's own document id (a MongoDB ObjectId as 24 hex digits), e.g. a reservation's.
+OBJECT_ID = re.compile(r"\b[0-9a-f]{24}\b")
+
+
 def _plain(value: Any) -> Any:
+    if isinstance(value, str):
+        return OBJECT_ID.sub("<object id>", value)
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -463,9 +469,9 @@ def _plain(value: Any) -> Any:
         return "<time>"
     if isinstance(value, date):
         return value.isoformat()
-    if isinstance(value, str | int | float | bool) or value is None:
+    if isinstance(value, int | float | bool) or value is None:
         return value
-    return str(value)
+    return OBJECT_ID.sub("<object id>", str(value))
 
 
 #: What ``read_books`` reads, by database kind: the collection and the fields a
@@ -485,8 +491,8 @@ def read_books(databases: Any) -> dict[str, dict[str, list[str]]]:
     registry's unit blocks (block by block), accounts, transactions and notices; the
     ITL's register (its unit blocks), transaction log and Parties; the CDM registry's
     projects and issuance requests. Each document as compact JSON with store ids
-    (ObjectIds) left out and every time and uuid a placeholder, sorted: ``{"registry_kz":
-    {"units": [...], ...}, "itl": {...}}``."""
+    (ObjectIds) left out or a placeholder and every time and uuid a placeholder,
+    sorted: ``{"registry_kz": {"units": [...], ...}, "itl": {...}}``."""
     books: dict[str, dict[str, list[str]]] = {}
     for name in databases.names():
         kind = "itl" if name == "itl" else "cdm" if name == "cdm" else (
@@ -542,14 +548,19 @@ class ReplayResult:
     replayed_flows: dict[str, list[Step]]
     book_differences: list[str] | None
     waits_timed_out: list[str] = field(default_factory=list)
+    #: Commands the stack gave no answer to (the connection failed or timed out).
+    send_errors: list[str] = field(default_factory=list)
     commands_sent: int = 0
     seconds: float = 0.0
+    #: Real seconds from the first command until the flows settled.
+    settled_seconds: float = 0.0
     replayed_events: list[Event] = field(default_factory=list)
     books: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
     @property
     def identical(self) -> bool:
-        return self.comparison.identical and not self.book_differences
+        return (self.comparison.identical and not self.book_differences
+                and not self.send_errors)
 
     @property
     def rate(self) -> float:
@@ -567,6 +578,8 @@ class ReplayResult:
             lines.append("books: identical block by block")
         for wait in self.waits_timed_out:
             lines.append(f"  causality wait timed out: {wait}")
+        for error in self.send_errors:
+            lines.append(f"  no answer: {error}")
         lines.append(f"{self.commands_sent} commands sent in {self.seconds:.1f} s "
                      f"({self.rate:.1f}/s)")
         return "\n".join(lines)
@@ -660,6 +673,7 @@ def run_replay(recording: Recording, workdir: Path,
         follower.start()
         sender = Sender(stack)
         timed_out: list[str] = []
+        send_errors: list[str] = []
         missing = 0
         started = time.monotonic()
         try:
@@ -670,7 +684,10 @@ def run_replay(recording: Recording, workdir: Path,
                     timed_out.append(f"before line {command.line} ({command.describe()}): "
                                      f"{have} of {wanted} messages after {wait_seconds:.0f} s")
                     missing += wanted - have
-                sender.send(command.capture)
+                try:
+                    sender.send(command.capture)
+                except httpx.HTTPError as exc:  # no answer: the flows will say what is missing
+                    send_errors.append(f"line {command.line} ({command.describe()}): {exc!r}")
                 if progress is not None:
                     progress(done, len(commands), command.describe())
             seconds = time.monotonic() - started
@@ -679,6 +696,8 @@ def run_replay(recording: Recording, workdir: Path,
                          and follower.quiet_for() >= QUIET_SECONDS, settle_seconds):
                 timed_out.append(f"settling: {follower.count()} of {target} messages after "
                                  f"{settle_seconds:.0f} s")
+            # the quiet second is not the stack's work
+            settled = max(seconds, time.monotonic() - started - QUIET_SECONDS)
         finally:
             sender.close()
             follower.stop()
@@ -699,7 +718,9 @@ def run_replay(recording: Recording, workdir: Path,
         recorded_flows=recorded_flows, replayed_flows=replayed_flows,
         book_differences=(compare_books(recorded_books, books)
                           if recorded_books is not None else None),
-        waits_timed_out=timed_out, commands_sent=len(commands), seconds=seconds,
+        waits_timed_out=timed_out, send_errors=send_errors, commands_sent=len(commands),
+        seconds=seconds,
+        settled_seconds=settled,
         replayed_events=chosen, books=books)
 
 
