@@ -71,7 +71,13 @@ from shared.recording.journal import (
     event_of,
     read_journal,
 )
-from shared.testing.infra import amqp_url, check_broker, free_port, new_namespace
+from shared.testing.infra import (
+    amqp_url,
+    check_broker,
+    free_port,
+    new_namespace,
+    start_store,
+)
 
 #: Real seconds the harness waits for a message the recording shows the party sent
 #: before the next thing it feeds; running out is a divergence.
@@ -419,14 +425,20 @@ class OneService(LocalStack):
 
     def start_party(self, party: Party, players: Iterable[str],
                     overrides: Mapping[str, str]) -> None:
-        """Provision ``party`` and ``players`` (with a journal), start the issuer, the
-        party's store and the party with its recorded settings and ``overrides``."""
+        """Start the party's own store (a fresh SecantusDB process even when
+        ``MONGO_URL`` names a server), provision ``party`` and ``players`` (with a
+        journal), start the issuer, then the party with its recorded settings and
+        ``overrides``."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        # a store of its own even with MONGO_URL set: the service starts from nothing;
+        # it boots while the broker is provisioned and the issuer starts
+        self.stores[party.name] = start_store(log_dir=self.log_dir, wait=False,
+                                              own_process=True)
         self.broker = asyncio.run(provision(self.admin, self.broker_url, self.namespace,
                                             [party.code, *players], recording=True))
         self.auth_mode = party.auth_mode
         auth = self._start_issuer()
-        self._start_stores([party.name])
+        self.stores[party.name].wait()
         port = free_port()
         env = {**auth, **party.settings, **overrides,
                "AMQP_NAMESPACE": self.namespace, "AMQP_CHECK_PUBLISHER": "true",
