@@ -22,7 +22,10 @@ registry for the ITL. It then plays, in recorded order (``feed_plan``):
   party gave the same message (the n-th message of one type, recipient and correlation
   id in the replay is the n-th of the recording).
 
-Pacing: before each recorded inbound message, clock setting or command, the harness
+Pacing: the feed starts once the service has run its first due-work sweep
+(``TICK_SECONDS`` after its start), as a recorded stack's services have before their
+first command, so that its schedules (the ITL's reconciliations) start from the same
+time. Before each recorded inbound message, clock setting or command, the harness
 waits until the party has sent every message (and dead-lettered every message) the
 recording shows it sent before that point, up to ``timeout`` real seconds; a wait that
 runs out is a divergence, noted, and the feed goes on. Before a command or a clock
@@ -89,6 +92,10 @@ HANDLED_SECONDS = 5.0
 #: Real seconds of quiet after the last expected message, for messages the recording
 #: does not have.
 SETTLE_SECONDS = 0.5
+#: The services' default real seconds between due-work sweeps (``TICK_SECONDS``), and
+#: what the harness waits beyond one before feeding, for the first sweep to have run.
+DEFAULT_TICK_SECONDS = 1.0
+FIRST_SWEEP_MARGIN_SECONDS = 0.25
 #: Real seconds an HTTP command may take.
 HTTP_TIMEOUT_SECONDS = 30.0
 POLL_SECONDS = 0.02
@@ -532,6 +539,9 @@ class Refeed:
         inbox = store[self._database()]["inbox"]
         commands = 0
         try:
+            # as in a recorded stack, which runs a while before its first command: the
+            # service's first due-work sweep (its schedules start from it) before the feed
+            await asyncio.sleep(self._tick_seconds() + FIRST_SWEEP_MARGIN_SECONDS)
             for item in self.items:
                 await self._pace(watch, item.position, item.label())
                 if item.action in ("command", "clock"):
@@ -553,6 +563,14 @@ class Refeed:
             await publishers.close()
             await watch.stop()
         return await read_journal(self.broker_url, namespace)
+
+    def _tick_seconds(self) -> float:
+        """The party's real seconds between due-work sweeps (``TICK_SECONDS``)."""
+        text = {**self.party.settings, **self.overrides}.get("TICK_SECONDS", "")
+        try:
+            return max(0.0, float(text)) if text else DEFAULT_TICK_SECONDS
+        except ValueError:
+            return DEFAULT_TICK_SECONDS
 
     def _database(self) -> str:
         if self.party.settings.get("DATABASE"):
