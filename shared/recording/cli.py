@@ -284,7 +284,8 @@ def replay(recording: Path, report: Path | None, recording_out: Path | None,
             result.comparison, result.recorded_flows, result.replayed_flows,
             title=f"Replay of {recording.name}", recorded_name=str(recording),
             replayed_name=str(recording_out or "the replay stack"),
-            summary=result.summary(), book_differences=result.book_differences))
+            summary=result.summary(books=False),
+            book_differences=result.book_differences))
         click.echo(f"report: {report}")
     sys.exit(EXIT_IDENTICAL if result.identical else EXIT_DIVERGENT)
 

@@ -511,11 +511,30 @@ def read_books(databases: Any) -> dict[str, dict[str, list[str]]]:
     return books
 
 
+def _keyed(database: str, collection: str, rows: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Documents by their key (``BOOK_COLLECTIONS``): ``_id KZ7``, ``account_id 1001,
+    origin KZ, serial_start 1``; the whole document where a key field is missing."""
+    kind = "itl" if database == "itl" else "cdm" if database == "cdm" else "registry"
+    fields = dict(BOOK_COLLECTIONS[kind]).get(collection, ())
+    keyed: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        doc = json.loads(row)
+        if fields and all(name in doc for name in fields):
+            key = ", ".join(f"{name} {doc[name]}" for name in fields)
+        else:
+            key = row
+        while key in keyed:  # the same key twice: keep both apart
+            key += " (again)"
+        keyed[key] = doc
+    return keyed
+
+
 def compare_books(recorded: Mapping[str, Mapping[str, list[str]]],
                   replayed: Mapping[str, Mapping[str, list[str]]],
                   limit: int = 20) -> list[str]:
-    """What differs between two ``read_books``: a line per document only one side holds
-    (``registry_kz.units: only recorded: {...}``), at most ``limit`` in all."""
+    """What differs between two ``read_books``, a line per document by its key
+    (``registry_kz.transactions _id KZ7: differs in evaluation_results, history``;
+    ``... only recorded``), at most ``limit`` lines and a count of the rest."""
     lines: list[str] = []
     for database in sorted(set(recorded) | set(replayed)):
         if database not in replayed or database not in recorded:
@@ -523,12 +542,18 @@ def compare_books(recorded: Mapping[str, Mapping[str, list[str]]],
             lines.append(f"{database}: only {side}")
             continue
         for collection in sorted(set(recorded[database]) | set(replayed[database])):
-            mine = set(recorded[database].get(collection, []))
-            theirs = set(replayed[database].get(collection, []))
-            for row in sorted(mine - theirs):
-                lines.append(f"{database}.{collection}: only recorded: {row}")
-            for row in sorted(theirs - mine):
-                lines.append(f"{database}.{collection}: only replayed: {row}")
+            mine = _keyed(database, collection, recorded[database].get(collection, []))
+            theirs = _keyed(database, collection, replayed[database].get(collection, []))
+            for key in sorted(set(mine) | set(theirs)):
+                where = f"{database}.{collection} {key}"
+                if key not in theirs:
+                    lines.append(f"{where}: only recorded")
+                elif key not in mine:
+                    lines.append(f"{where}: only replayed")
+                elif mine[key] != theirs[key]:
+                    fields = sorted(name for name in set(mine[key]) | set(theirs[key])
+                                    if mine[key].get(name) != theirs[key].get(name))
+                    lines.append(f"{where}: differs in {', '.join(fields)}")
     if len(lines) > limit:
         lines = [*lines[:limit], f"... and {len(lines) - limit} more"]
     return lines
@@ -562,20 +587,25 @@ class ReplayResult:
         return (self.comparison.identical and not self.book_differences
                 and not self.send_errors)
 
+    def _books_lines(self) -> list[str]:
+        if self.book_differences is None:
+            return ["books: not compared (no books of the recorded run given)"]
+        if not self.book_differences:
+            return ["books: identical block by block"]
+        return [f"books: {len(self.book_differences)} differences",
+                *(f"  {line}" for line in self.book_differences)]
+
     @property
     def rate(self) -> float:
         """Commands sent per real second."""
         return self.commands_sent / self.seconds if self.seconds else 0.0
 
-    def summary(self) -> str:
+    def summary(self, books: bool = True) -> str:
+        """The comparison's summary, the books (their differences unless not
+        ``books``), the waits that timed out, the commands without answer and the rate."""
         lines = [self.comparison.summary()]
-        if self.book_differences is None:
-            lines.append("books: not compared (no books of the recorded run given)")
-        elif self.book_differences:
-            lines.append(f"books: {len(self.book_differences)} differences")
-            lines += [f"  {line}" for line in self.book_differences]
-        else:
-            lines.append("books: identical block by block")
+        if books:
+            lines += self._books_lines()
         for wait in self.waits_timed_out:
             lines.append(f"  causality wait timed out: {wait}")
         for error in self.send_errors:

@@ -154,13 +154,19 @@ def test_messages_of_an_earlier_clock_setting_always_precede() -> None:
 
 
 def test_books_differ_document_by_document() -> None:
-    mine: dict[str, dict[str, list[str]]] = {"itl": {"units": ['{"a":1}', '{"a":2}']},
-                                             "registry_kz": {"units": []}}
-    theirs = {"itl": {"units": ['{"a":1}', '{"a":3}']}}
+    mine: dict[str, dict[str, list[str]]] = {
+        "itl": {"units": ['{"a":1}', '{"a":2}'],
+                "transactions": ['{"_id":"KZ1","status":4,"codes":[]}', '{"_id":"KZ2"}']},
+        "registry_kz": {"units": []}}
+    theirs = {"itl": {"units": ['{"a":1}', '{"a":3}'],
+                      "transactions": ['{"_id":"KZ1","status":5,"codes":[1201]}']}}
     assert compare_books(mine, mine) == []
     assert compare_books(mine, theirs) == [
-        'itl.units: only recorded: {"a":2}', 'itl.units: only replayed: {"a":3}',
+        'itl.transactions _id KZ1: differs in codes, status',
+        "itl.transactions _id KZ2: only recorded",
+        'itl.units {"a":2}: only recorded', 'itl.units {"a":3}: only replayed',
         "registry_kz: only recorded"]
+    assert compare_books(mine, theirs, limit=2)[-1] == "... and 3 more"
 
 
 def test_the_reports_show_the_divergent_step_and_the_steps_before_it() -> None:
