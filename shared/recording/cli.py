@@ -8,6 +8,8 @@
     kyoto-sim check FILE                 validate a recording
     kyoto-sim replay FILE [--report r.html] [--set ITL.NAME=VALUE]   re-drive a recording
                                          into a fresh stack and compare
+    kyoto-sim replay FILE --service KZ   re-feed one service: its recorded inbound into a
+                                         fresh instance alone, its answers compared
     kyoto-sim diff A B [--report r.html] compare two recordings flow by flow
 
 The broker is ``--amqp-url`` (``AMQP_URL``; an administrator: reading the journal and
@@ -59,6 +61,7 @@ from shared.recording.redrive import (
     run_replay,
     save_books,
 )
+from shared.recording.refeed_cli import replay_service
 from shared.recording.report import diff_text, divergence_text, html_report
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -226,9 +229,14 @@ def check(recording: Path) -> None:
               help="where the replay stack keeps its logs (a temporary folder without)")
 @click.option("--progress/--no-progress", default=None,
               help="a progress bar (default: when standard error is a terminal)")
+@click.option("--service", default=None,
+              help="replay against this one service (KZ, CDM, ITL ...) alone: its recorded "
+                   "commands, clock settings and inbound messages into a fresh instance, "
+                   "the other side played from the recording (docs/adr/0036)")
 def replay(recording: Path, report: Path | None, recording_out: Path | None,
            settings: tuple[str, ...], books_of: Path | None, books_out: Path | None,
-           wait_seconds: float, workdir: Path | None, progress: bool | None) -> None:
+           wait_seconds: float, workdir: Path | None, progress: bool | None,
+           service: str | None) -> None:
     """Re-drive RECORDING into a fresh local stack built from its header (registries,
     clock start, authentication mode, each service's settings; ``--set`` changes one),
     send its commands in order as the same actors as fast as the stack answers, then
@@ -237,6 +245,9 @@ def replay(recording: Path, report: Path | None, recording_out: Path | None,
     would lack or a module this simulator does not have. Exit status: 0 identical,
     1 divergent, 2 refused or unreadable."""
     read = read_recording_or_exit(recording)
+    if service is not None:
+        sys.exit(replay_service(read, recording, service, report, settings, wait_seconds,
+                                recording_out, workdir))
     try:
         overrides = parse_overrides(settings)
         recorded_books = load_books(books_of) if books_of else None
