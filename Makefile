@@ -16,8 +16,11 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
+# Two workers, each taking whole test modules (a module shares one stack); PYTEST_ARGS
+# adds options, e.g. PYTEST_ARGS="-n 0" for one process.
+PYTEST_ARGS ?=
 test: setup
-	$(BIN)/python -m pytest -q -rs
+	$(BIN)/python -m pytest -q -rs -n 2 --dist loadfile $(PYTEST_ARGS)
 
 test-unit: setup
 	$(BIN)/python -m pytest -q -m "not integration and not e2e"
