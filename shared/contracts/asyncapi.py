@@ -20,12 +20,14 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterable, Iterator, Mapping
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from shared import codes
 from shared.codes import ITL_CODE, RESPONSE_TEXT, SCHEMA_VERSION, MessageType, ResponseCode
 from shared.contracts import PAYLOAD_MODELS, Envelope
 from shared.messaging.clock import CLOCK_EXCHANGE, LAST_CLOCK_QUEUE, ClockSet
@@ -145,7 +147,8 @@ message it refuses from a known registry with `MessageAck(accepted=false,
 response_codes=[code], reason)`; a message that cannot be decoded (no JSON, no envelope,
 unknown type, invalid payload: 1101, 2002, 2005) is only dead-lettered to `des.dlx` with
 the headers `x-dead-reason` and `x-dead-code`. The response codes are listed in
-`x-response-codes` (number: name and text; `shared/codes.py`).
+`x-response-codes` (number: name and text), the names of every other code table's values
+in `x-code-tables` (`shared/codes.py`).
 """
 
 
@@ -563,6 +566,18 @@ def response_code_table() -> dict[str, dict[str, str]]:
             for code in ResponseCode}
 
 
+def code_tables(schemas: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """The names of the values of every code table among ``schemas`` (an enumeration of
+    ``shared.codes``, such as ``UnitType``): table -> value (as text) -> name; the JSON
+    Schemas list the values only."""
+    tables: dict[str, dict[str, str]] = {}
+    for name, schema in schemas.items():
+        table = getattr(codes, name, None)
+        if "enum" in schema and isinstance(table, type) and issubclass(table, Enum):
+            tables[name] = {str(member.value): member.name for member in table}
+    return tables
+
+
 def document() -> dict[str, Any]:
     """The AsyncAPI 3.0.0 document of the wire, as a JSON object.
 
@@ -571,7 +586,8 @@ def document() -> dict[str, Any]:
     exchange and routing key and one per queue), ``operations`` (tagged ``itl``,
     ``registry`` or ``any service``), ``components`` (``messages``: one per message type,
     the dead letter, the clock setting and the capture; ``schemas``: the contracts'
-    JSON Schemas; ``securitySchemes``) and ``x-response-codes``. Deterministic: the
+    JSON Schemas; ``securitySchemes``), ``x-response-codes`` (number -> name and text)
+    and ``x-code-tables`` (every code table's value -> name). Deterministic: the
     same models give the same document."""
     schemas = component_schemas()
     messages: dict[str, Any] = {t.value: _envelope_message(t, schemas) for t in MessageType}
@@ -588,7 +604,6 @@ def document() -> dict[str, Any]:
             "title": "Kyoto registry simulator: the DES wire",
             "version": simulator_version(),
             "description": description,
-            "license": {"name": "the simulator's licence (see its repository)"},
             "tags": [{"name": "itl", "description": "what the ITL sends and takes"},
                      {"name": "registry", "description": "a registry's side of the same "
                                                          "messages"},
@@ -631,6 +646,7 @@ def document() -> dict[str, Any]:
             },
         },
         "x-response-codes": response_code_table(),
+        "x-code-tables": code_tables(schemas),
     }
 
 
