@@ -10,11 +10,13 @@ fetched from elsewhere: the machines that run the simulator may be offline
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import jinja2
+import markupsafe
 
 SCHEMA_PREFIX = "#/components/schemas/"
 #: Constraints shown beside a field's type, in this order.
@@ -115,10 +117,20 @@ def message_fields(message: Mapping[str, Any], schemas: Mapping[str, Any]) -> li
     return field_rows(payload, schemas)
 
 
+def inline_markdown(text: str) -> markupsafe.Markup:
+    """``text`` escaped for HTML, with its Markdown code spans (`x`) as ``<code>`` and its
+    strong spans (**x**) as ``<b>``: what the document's descriptions use."""
+    escaped = str(markupsafe.escape(text))
+    escaped = re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
+    return markupsafe.Markup(re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", escaped))
+
+
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.PackageLoader("shared.contracts", "templates"),
         autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined)
+    environment.filters["md"] = inline_markdown
+    return environment
 
 
 def render_page(document: Mapping[str, Any], document_url: str) -> str:

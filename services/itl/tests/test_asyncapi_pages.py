@@ -62,3 +62,10 @@ def test_the_openapi_description_lists_the_pages_without_security(client: TestCl
     paths = client.get("/openapi.json").json()["paths"]
     for url in (DOCUMENT_URL, PAGE_URL):
         assert "security" not in paths[url]["get"], url
+
+
+def test_the_page_escapes_the_descriptions_and_marks_their_code() -> None:
+    from shared.contracts.asyncapi_page import inline_markdown
+
+    assert str(inline_markdown("a <script> `des.in.<CODE>` **user**")) == (
+        "a &lt;script&gt; <code>des.in.&lt;CODE&gt;</code> <b>user</b>")
