@@ -86,13 +86,18 @@ ITL_TO_REGISTRY: tuple[MessageType, ...] = (
 #: ... and to itself, through its own inbox (docs/adr/0017; from anyone else: 1002).
 ITL_TO_ITSELF: tuple[MessageType, ...] = (MessageType.TIME_OUT_DUE,)
 
-#: What answers a message (the reply of its sender's operation): (answers, on whose inbox).
+#: What answers a request (the ``reply`` of its sender's operation), on the sender's
+#: inbox (docs/flows.md): a ``MessageAck(accepted=false)`` where the receiver refuses the
+#: request as a whole and tells its sender (the ITL any known registry's message, a
+#: registry a reconciliation request it cannot answer; docs/adr/0005, 0030).
 REPLIES: dict[MessageType, tuple[MessageType, ...]] = {
     MessageType.PROPOSAL_SUBMITTED: (MessageType.TRANSACTION_STATUS_NOTIFIED,
                                      MessageType.MESSAGE_ACK),
     MessageType.PROPOSAL_FORWARDED: (MessageType.TRANSACTION_STATUS_NOTIFIED,),
-    MessageType.TRANSACTION_STATUS_QUERIED: (MessageType.TRANSACTION_STATUS_REPORTED,),
-    MessageType.ALLOWANCE_TRANSFER_SUBMITTED: (MessageType.ALLOWANCE_TRANSFER_NOTIFIED,),
+    MessageType.TRANSACTION_STATUS_QUERIED: (MessageType.TRANSACTION_STATUS_REPORTED,
+                                             MessageType.MESSAGE_ACK),
+    MessageType.ALLOWANCE_TRANSFER_SUBMITTED: (MessageType.ALLOWANCE_TRANSFER_NOTIFIED,
+                                               MessageType.MESSAGE_ACK),
     MessageType.ALLOWANCE_TRANSFER_FORWARDED: (MessageType.ALLOWANCE_TRANSFER_ANSWERED,),
     MessageType.TOTALS_REQUESTED: (MessageType.TOTALS_REPORTED, MessageType.MESSAGE_ACK),
     MessageType.UNIT_BLOCKS_REQUESTED: (MessageType.UNIT_BLOCKS_REPORTED,
