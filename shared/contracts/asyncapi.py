@@ -684,14 +684,19 @@ def covered_message_types(doc: Mapping[str, Any]) -> set[str]:
 def uncovered(doc: Mapping[str, Any]) -> list[str]:
     """The message types of ``MessageType`` (each with its payload model) that ``doc``
     does not carry (``covered_message_types``) or carries without the payload schema of
-    its contract; empty when it covers them all."""
+    its contract (``components/schemas/<type>``, referenced by the message's
+    ``payload``); empty when it covers them all."""
     covered = covered_message_types(doc)
-    schemas = doc.get("components", {}).get("schemas", {})
+    components = doc.get("components", {})
+    schemas = components.get("schemas", {})
+    messages = components.get("messages", {})
     missing = []
     for message_type in MessageType:
         name = message_type.value
-        if name not in covered or name not in schemas or PAYLOAD_MODELS.get(
-                message_type) is None:
+        payload = messages.get(name, {}).get("payload", {}).get("properties", {})
+        typed = payload.get("payload", {}).get("$ref") == SCHEMA_REF.format(model=name)
+        if (name not in covered or name not in schemas or not typed
+                or PAYLOAD_MODELS.get(message_type) is None):
             missing.append(name)
     return missing
 

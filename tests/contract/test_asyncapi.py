@@ -99,12 +99,13 @@ def test_every_message_type_of_the_contracts_travels_on_a_channel(doc: dict[str,
     assert set(doc["components"]["messages"]) >= {t.value for t in MessageType}
 
 
-@pytest.mark.parametrize("removal", ["message", "channel", "operation", "schema"])
+@pytest.mark.parametrize("removal", ["message", "channel", "operation", "schema",
+                                     "payload"])
 def test_a_message_type_without_its_channel_is_found_missing(doc: dict[str, Any],
                                                              removal: str) -> None:
     """The coverage check fails by construction: ``NoticeIssued`` taken out of the
-    messages, out of its channels, out of the operations that send it, or its payload
-    schema taken out."""
+    messages, out of its channels, out of the operations that send it, its payload
+    schema taken out, or its message's payload no longer the contract's schema."""
     name = MessageType.NOTICE_ISSUED.value
     broken = copy.deepcopy(doc)
     if removal == "message":
@@ -115,8 +116,11 @@ def test_a_message_type_without_its_channel_is_found_missing(doc: dict[str, Any]
     elif removal == "operation":
         broken["operations"] = {k: v for k, v in broken["operations"].items()
                                 if not (v["action"] == "send" and k.endswith(name))}
-    else:
+    elif removal == "schema":
         del broken["components"]["schemas"][name]
+    else:
+        broken["components"]["messages"][name]["payload"]["properties"]["payload"] = {
+            "type": "object"}
     assert uncovered(broken) == [name]
 
 
