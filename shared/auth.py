@@ -82,9 +82,10 @@ class AuthSettings(BaseSettings):
 
     auth_mode: AuthMode = Field(
         default=AuthMode.TOKEN,
-        description="token (default): every endpoint but /health, /metrics and the OpenAPI "
-                    "pages needs a valid bearer token; development: the X-Actor header and "
-                    "access without a token as before, with a warning in the log")
+        description="token (default): every endpoint but /health, /metrics, the OpenAPI "
+                    "pages and the ITL's AsyncAPI pages (/asyncapi.json, /asyncapi) needs a "
+                    "valid bearer token; development: the X-Actor header and access without "
+                    "a token as before, with a warning in the log")
     auth_issuer: str | None = Field(
         default=None, description="the issuer's identifier, exactly as in the tokens' iss")
     auth_jwks_url: str | None = Field(

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI
 
 from services.itl.api import router
+from services.itl.asyncapi_api import router as asyncapi_router
 from services.itl.config import ItlSettings
 from services.itl.esd import EsdRouting
 from services.itl.handlers import ItlService
@@ -68,6 +69,8 @@ def create_app(settings: ItlSettings | None = None) -> FastAPI:
     app.include_router(audit_router(itl_audit_reader), responses=AUTH_RESPONSES)
     app.include_router(sef_router, responses=AUTH_RESPONSES,
                        dependencies=[Depends(ITL_CALLERS)])
+    # the wire as AsyncAPI: open to any caller, like the OpenAPI pages (docs/adr/0037)
+    app.include_router(asyncapi_router)
     return app
 
 

@@ -3,7 +3,8 @@
 Run ``python -m shared.contracts.snapshot`` after a deliberate change to the wire;
 ``tests/contract`` fails whenever a model and its checked-in snapshot differ. It also
 writes the JSON Schema of a line of a recording file (``shared.recording.format``,
-docs/recording.md), snapshot-tested the same way.
+docs/recording.md), snapshot-tested the same way, and the AsyncAPI document of the wire
+(``shared.contracts.asyncapi``, docs/adr/0037).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.contracts import PAYLOAD_MODELS, Envelope
+from shared.contracts.asyncapi import write_document
 from shared.recording.format import SCHEMA_PATH as RECORDING_SCHEMA_PATH
 from shared.recording.format import line_schema
 
@@ -41,6 +43,7 @@ def write_snapshots() -> list[Path]:
     RECORDING_SCHEMA_PATH.parent.mkdir(exist_ok=True)
     RECORDING_SCHEMA_PATH.write_text(render(line_schema()))
     written.append(RECORDING_SCHEMA_PATH)
+    written.append(write_document())
     return written
 
 

@@ -1,5 +1,6 @@
 """Authenticated API callers through the real processes and the built-in issuer
-(docs/adr/0015): no token 401 on every endpoint but /health and the OpenAPI pages;
+(docs/adr/0015): no token 401 on every endpoint but /health, /metrics, the OpenAPI pages
+and the ITL's AsyncAPI pages (docs/adr/0037);
 expired, wrongly addressed, wrongly signed tokens and malformed claims 401 with the
 reason; the wrong role 403 with the reason; a holder's representative acts for and
 reads its own accounts only; the ITL's changes and every clock need their roles; an
@@ -89,18 +90,25 @@ def accounts(client: StackClient) -> dict[str, int]:
 
 #: What any caller may read: liveness, the process's counters, the API's description.
 OPEN_PAGES = ("/health", "/metrics", "/openapi.json", "/docs")
+#: ... and at the ITL, the wire as AsyncAPI: the document and its page (docs/adr/0037).
+ITL_OPEN_PAGES = ("/asyncapi.json", "/asyncapi")
+
+
+def open_pages(service: str) -> tuple[str, ...]:
+    return OPEN_PAGES + (ITL_OPEN_PAGES if service == "itl" else ())
 
 
 def test_every_endpoint_but_health_metrics_and_the_openapi_pages_needs_a_token(
     stack: LocalStack,
 ) -> None:
     for service in SERVICES:
-        for page in OPEN_PAGES:
+        for page in open_pages(service):
             assert raw(stack, service, "GET", page).status_code == 200, (service, page)
         operations = raw(stack, service, "GET", "/openapi.json").json()["paths"]
         assert len(operations) > 5
+        assert ("/asyncapi.json" in operations) == (service == "itl"), service
         for path, methods in operations.items():
-            if path in OPEN_PAGES:
+            if path in open_pages(service):
                 continue
             concrete = path
             for name in ("account_id", "transaction_id", "decision_id", "notice_id",
