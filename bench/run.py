@@ -47,6 +47,7 @@ from shared.messaging.provisioning import (
     deprovision,
     provision,
 )
+from shared.recording.journal import recording_from_environment
 from shared.store import in_transaction, make_client
 from shared.testing.infra import (
     amqp_url,
@@ -538,31 +539,18 @@ def main() -> int:
     print("store baseline, a server per service ...", flush=True)
     result["store_baseline_per_service"] = parallel_store_baseline(
         args.store_transactions, len(TRANSFER_SERVICES))
-    stack = LocalStack(workdir=Path(tempfile.mkdtemp(prefix="kyoto-bench-")),
-                       namespace=new_namespace())
-    # on unless RECORDING=false: run both ways to see what recording costs (docs/adr/0034)
-    result["recording"] = stack.recording
-    try:
-        print("end-to-end external transfers ...", flush=True)
-        stack.start()
-        urls = {name: s.url for name, s in stack.services.items()}
-        client = StackClient(urls, issuer=stack.issuer)
-        client.set_assigned_amount("KZ", 2, 10_000_000)
-        issued = client.issue("kz", "AAU", 10_000_000, "bench")
-        client.wait_final("kz", issued["transaction_id"])
-        target = client.open_account("ch", "bench")["account_id"]
-        headers = {name: client.as_operator(name) for name in ("kz", "ch")}
-        headers["approver"] = client.as_operator("kz", 2)
-        result["external_transfer"] = asyncio.run(
-            end_to_end(urls, headers, target, args.transfers, args.concurrent, levels,
-                       lambda: {s: client.metrics(s) for s in TRANSFER_SERVICES},
-                       lambda: {**{f"{name}_store": process_cpu_seconds(store.process.pid)
-                                   for name, store in stack.stores.items()
-                                   if store.process is not None},
-                                "bench": sum(os.times()[:2])}))
-        client.close()
-    finally:
-        stack.stop()
+    # the same measurement with recording on and off, in this run, to see what recording
+    # costs (docs/adr/0034); RECORDING=false in the environment measures only "off"
+    settings = [True, False] if recording_from_environment() else [False]
+    for recording in settings:
+        key = "external_transfer" if recording == settings[0] else "external_transfer_unrecorded"
+        print(f"end-to-end external transfers, recording {'on' if recording else 'off'} ...",
+              flush=True)
+        result[key] = live_external_transfers(args, levels, recording)
+    result["recording"] = settings[0]
+    if len(settings) == 2:
+        result["recording_cost"] = recording_cost(result["external_transfer"],
+                                                  result["external_transfer_unrecorded"])
     result["throughput_bound"] = throughput_bound(result)
     if args.replay_transfers:
         print(f"replay of {args.replay_transfers} recorded transfers ...", flush=True)
@@ -578,6 +566,47 @@ def main() -> int:
         print(f"chart {chart}")
     print(text)
     return 0
+
+
+def live_external_transfers(args: argparse.Namespace, levels: list[int],
+                            recording: bool) -> dict[str, Any]:
+    """``end_to_end`` on a fresh stack (KZ, CH, JP) that records its run or not: latency
+    of sequential transfers, cost per transfer and transfers/s at each of ``levels`` in
+    flight."""
+    stack = LocalStack(workdir=Path(tempfile.mkdtemp(prefix="kyoto-bench-")),
+                       namespace=new_namespace(), recording=recording)
+    try:
+        stack.start()
+        urls = {name: s.url for name, s in stack.services.items()}
+        client = StackClient(urls, issuer=stack.issuer)
+        client.set_assigned_amount("KZ", 2, 10_000_000)
+        issued = client.issue("kz", "AAU", 10_000_000, "bench")
+        client.wait_final("kz", issued["transaction_id"])
+        target = client.open_account("ch", "bench")["account_id"]
+        headers = {name: client.as_operator(name) for name in ("kz", "ch")}
+        headers["approver"] = client.as_operator("kz", 2)
+        measured = asyncio.run(
+            end_to_end(urls, headers, target, args.transfers, args.concurrent, levels,
+                       lambda: {s: client.metrics(s) for s in TRANSFER_SERVICES},
+                       lambda: {**{f"{name}_store": process_cpu_seconds(store.process.pid)
+                                   for name, store in stack.stores.items()
+                                   if store.process is not None},
+                                "bench": sum(os.times()[:2])}))
+        client.close()
+        return measured
+    finally:
+        stack.stop()
+
+
+def recording_cost(on: dict[str, Any], off: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per level in flight: transfers/s with recording on and off, measured in one run,
+    and their ratio (1.0: recording costs nothing)."""
+    rates_off = {row["in_flight"]: row["transfers_per_s"] for row in off["throughput"]}
+    return [{"in_flight": row["in_flight"], "on_transfers_per_s": row["transfers_per_s"],
+             "off_transfers_per_s": rates_off.get(row["in_flight"]),
+             "on_over_off": (round(row["transfers_per_s"] / rates_off[row["in_flight"]], 3)
+                             if rates_off.get(row["in_flight"]) else None)}
+            for row in on["throughput"]]
 
 
 # latency against book size (bench.book_sizes, docs/adr/0025)
