@@ -113,6 +113,13 @@ class LocalStack:
     #: for ``make up`` and the demo.
     recording: bool = field(default_factory=recording_from_environment)
 
+    def __post_init__(self) -> None:
+        # the issuer and the services run from the project root (their cwd): a relative
+        # workdir or storage would name another place for them than for this process
+        self.workdir = Path(self.workdir).absolute()
+        if self.storage != ":memory:":
+            self.storage = str(Path(self.storage).absolute())
+
     @property
     def log_dir(self) -> Path:
         return self.workdir / "logs"
