@@ -194,7 +194,7 @@ def test_the_command_line_refuses_a_damaged_recording_with_exit_status_2(
 
 
 
-def _deflate_start(data: bytes) -> int:
+def _deflate_start(data: bytes | bytearray) -> int:
     """Where the compressed data of a gzip file begins (after its header and the
     file name ``gzip.open`` writes)."""
     start = 10
