@@ -23,8 +23,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,13 +36,16 @@ from pymongo.database import Database
 
 from deploy.local.identities import IssuerAccess, default_config
 from shared.codes import CDM_CODE, ITL_CODE
+from shared.messaging.identities import service_user
 from shared.messaging.provisioning import (
     BrokerAdmin,
+    Identity,
     Provisioned,
     admin_from_environment,
     deprovision,
     provision,
 )
+from shared.messaging.topology import Topology
 from shared.recording.journal import mark_run, recording_from_environment, replay_settings
 from shared.testing.infra import (
     StoreServer,
@@ -112,6 +116,9 @@ class LocalStack:
     #: APIs take (docs/adr/0034); ``RECORDING=false`` in the environment turns it off
     #: for ``make up`` and the demo.
     recording: bool = field(default_factory=recording_from_environment)
+    #: What ``provision_broker`` is creating, known before it is created, so that
+    #: ``stop`` deletes it even when the provisioning was interrupted (Ctrl-C, SIGTERM).
+    provisioning: Provisioned | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         # the issuer and the services run from the project root (their cwd): a relative
@@ -146,8 +153,7 @@ class LocalStack:
                   for code in self.registries]
         specs.append((CDM_CODE, "services.cdm_registry", {}))
         self._start_stores([code.lower() for code, _, _ in specs])
-        self.broker = asyncio.run(provision(self.admin, self.broker_url, self.namespace,
-                                            [ITL_CODE, *codes], recording=self.recording))
+        broker = self.provision_broker([ITL_CODE, *codes], self.recording)
         common = {
             "AMQP_NAMESPACE": self.namespace,
             "AMQP_CHECK_PUBLISHER": "true",  # never inherited off from the environment
@@ -163,7 +169,7 @@ class LocalStack:
             name = code.lower()
             env = {**common, **extra, **self.service_env.get(code, {}),
                    "HTTP_PORT": str(port),
-                   "AMQP_URL": self.broker.identities[code].url,
+                   "AMQP_URL": broker.identities[code].url,
                    "MONGO_URL": self.stores[name].url}
             self.services[name] = ServiceProcess(name, module, port, env,
                                                  self.log_dir / f"{name}.log")
@@ -178,6 +184,20 @@ class LocalStack:
         self._wait_healthy(self.issuer_process)
         for service in self.services.values():
             self.wait_healthy(service.name)
+
+    def provision_broker(self, codes: Iterable[str], recording: bool) -> Provisioned:
+        """Provision the stack's namespace on the broker for service ``codes`` (its
+        topology, with a journal when ``recording``, and one user per code) into
+        ``broker``. The users and the topology are noted first (``provisioning``): a
+        provisioning cut short by an interrupt leaves nothing behind after ``stop``."""
+        codes = list(dict.fromkeys(codes))
+        self.provisioning = Provisioned(
+            Topology(self.namespace, tuple(codes), recording),
+            {code: Identity(code, service_user(code, self.namespace), "", "")
+             for code in codes})
+        self.broker = asyncio.run(provision(self.admin, self.broker_url, self.namespace,
+                                            codes, recording=recording))
+        return self.broker
 
     def configuration(self) -> dict[str, Any]:
         """What a recording of this stack says about it (docs/recording.md): the Parties,
@@ -292,15 +312,17 @@ class LocalStack:
         """Stop every service, the issuer and the store, then delete the stack's broker
         users and, unless the stack keeps its data (``make up``), its queues and
         exchanges."""
-        try:
-            self._stop_processes()
-        finally:
-            if self.broker is not None:
-                keep = self.storage != ":memory:"
-                asyncio.run(deprovision(self.admin, self.broker.users, self.broker_url,
-                                        None if keep else self.broker.topology,
-                                        broker_tls().context(self.broker_url)))
-                self.broker = None
+        with _signals_deferred():
+            try:
+                self._stop_processes()
+            finally:
+                provisioned = self.broker or self.provisioning
+                if provisioned is not None:
+                    keep = self.storage != ":memory:"
+                    asyncio.run(deprovision(self.admin, provisioned.users, self.broker_url,
+                                            None if keep else provisioned.topology,
+                                            broker_tls().context(self.broker_url)))
+                    self.broker = self.provisioning = None
 
     def _stop_processes(self) -> None:
         processes = [*self.services.values(),
@@ -335,6 +357,27 @@ class LocalStack:
             "broker": {"users": self.broker.users if self.broker else []},
         }
         self.state_path().write_text(json.dumps(state, indent=2))
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """While the block runs (in the main thread), SIGINT and SIGTERM are held back and
+    delivered once it ends: a second Ctrl-C does not cut the stopping of a stack short
+    and leave its processes or broker users behind."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    kinds = (signal.SIGINT, signal.SIGTERM)
+    previous = {kind: signal.signal(kind, lambda number, _: held.append(number))
+                for kind in kinds}
+    try:
+        yield
+    finally:
+        for kind, handler in previous.items():
+            signal.signal(kind, handler)
+        for number in dict.fromkeys(held):
+            signal.raise_signal(number)
 
 
 @contextlib.contextmanager

@@ -22,11 +22,13 @@ that cannot be read (the message names the line). ``replay`` and ``diff``: 0 ide
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import ssl
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -67,6 +69,8 @@ from shared.recording.report import diff_text, divergence_text, html_report
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 #: The services of ``make up`` (deploy.local): the ITL, its registries, the CDM registry.
 DEFAULT_CODES = "ITL,KZ,CH,JP,CDM"
+#: The exit status of a replay interrupted by Ctrl-C, SIGTERM or SIGHUP (128 + SIGINT).
+EXIT_INTERRUPTED = 130
 
 
 def _tls(url: str) -> ssl.SSLContext | None:
@@ -243,8 +247,41 @@ def replay(recording: Path, report: Path | None, recording_out: Path | None,
     compare the new run flow by flow, and the books with ``--books``. Refused before
     anything is sent (exit 2) when the recording names a service or registry the stack
     would lack or a module this simulator does not have. Exit status: 0 identical,
-    1 divergent, 2 refused or unreadable."""
+    1 divergent, 2 refused or unreadable; 130 interrupted (Ctrl-C, SIGTERM, SIGHUP:
+    the replay's stack is stopped and its broker users deleted first)."""
     read = read_recording_or_exit(recording)
+    try:
+        with _terminate_as_interrupt():
+            _replay(read, recording, report, recording_out, settings, books_of, books_out,
+                    wait_seconds, workdir, progress, service)
+    except KeyboardInterrupt as exc:
+        what = str(exc) or "SIGINT"
+        click.echo(f"{recording}: replay interrupted ({what}): its stack is stopped, "
+                   "nothing compared", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP (a ``timeout``, a cancelled CI job, a closed terminal) stop
+    the block as Ctrl-C does, with a ``KeyboardInterrupt`` naming the signal: the
+    replay's stack stops its processes and deletes its broker users on the way out."""
+    def interrupt(number: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(number).name)
+
+    kinds = (signal.SIGTERM, signal.SIGHUP)
+    previous = {kind: signal.signal(kind, interrupt) for kind in kinds}
+    try:
+        yield
+    finally:
+        for kind, handler in previous.items():
+            signal.signal(kind, handler)
+
+
+def _replay(read: Recording, recording: Path, report: Path | None,
+            recording_out: Path | None, settings: tuple[str, ...], books_of: Path | None,
+            books_out: Path | None, wait_seconds: float, workdir: Path | None,
+            progress: bool | None, service: str | None) -> None:
     if service is not None:
         sys.exit(replay_service(read, recording, service, report, settings, wait_seconds,
                                 recording_out, workdir))
