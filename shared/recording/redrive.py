@@ -30,12 +30,14 @@ docs/recording.md "Replay and diff").
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import json
+import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -44,6 +46,8 @@ from typing import Any
 import aio_pika
 import httpx
 from aio_pika.abc import AbstractIncomingMessage
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
 
 from shared.codes import CDM_CODE, ITL_CODE
 from shared.messaging.topology import JOURNAL_QUEUE
@@ -151,16 +155,64 @@ def parse_overrides(values: Iterable[str]) -> dict[str, dict[str, str]]:
     return overrides
 
 
-def _settings_fields(module: str) -> set[str]:
-    """The environment names the settings of ``module`` read (upper case)."""
+def _settings_class(module: str) -> type[BaseSettings]:
+    """The settings class of service ``module``."""
     if module == MODULES[ITL_CODE]:
         from services.itl.config import ItlSettings
-        return {name.upper() for name in ItlSettings.model_fields}
+        return ItlSettings
     if module == MODULES[CDM_CODE]:
         from services.cdm_registry.config import CdmSettings
-        return {name.upper() for name in CdmSettings.model_fields}
+        return CdmSettings
     from services.registry.config import RegistrySettings
-    return {name.upper() for name in RegistrySettings.model_fields}
+    return RegistrySettings
+
+
+def _settings_fields(module: str) -> set[str]:
+    """The environment names the settings of ``module`` read (upper case)."""
+    return {name.upper() for name in _settings_class(module).model_fields}
+
+
+def check_settings(code: str, module: str, settings: Mapping[str, str],
+                   recorded: Mapping[str, str] | None = None) -> None:
+    """Refuse (``ReplayRefused``, naming the option) a ``--set`` of service ``code``
+    (run as ``module``) that names a setting the service does not read, or gives a value
+    it would refuse at its start (``TICK_SECONDS=abc``, a negative time-out): each value
+    is read as the service reads its environment, next to its ``recorded`` settings."""
+    known = _settings_fields(module)
+    for name in settings:
+        if name not in known:
+            raise ReplayRefused(0, f"--set {code}.{name}: {module} has no setting {name}")
+    environment = {**(recorded or {}), **settings}
+    with _environment(environment):
+        try:
+            _settings_class(module)()
+        except ValidationError as exc:
+            for error in exc.errors():
+                field_name = str(error["loc"][0]).upper() if error["loc"] else ""
+                if field_name in settings:
+                    raise ReplayRefused(0, f"--set {code}.{field_name}="
+                                           f"{settings[field_name]!r}: {error['msg']}"
+                                        ) from exc
+        except ValueError as exc:  # a value the environment source cannot decode
+            named = [name for name in settings if name.lower() in str(exc).lower()]
+            if named:
+                raise ReplayRefused(0, f"--set {code}.{named[0]}={settings[named[0]]!r}: "
+                                       f"{exc}") from exc
+
+
+@contextlib.contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``values`` while the block runs (settings read it)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _module_of(code: str) -> str:
@@ -207,11 +259,8 @@ def plan(recording: Recording,
         if code not in stack_plan.codes:
             raise ReplayRefused(0, f"--set {code}.…: the replay stack has no service "
                                    f"{code} (it runs ITL, CDM, {', '.join(registries)})")
-        known = _settings_fields(_module_of(code))
+        check_settings(code, _module_of(code), settings, stack_plan.service_env.get(code))
         for name, value in settings.items():
-            if name not in known:
-                raise ReplayRefused(0, f"--set {code}.{name}: {_module_of(code)} has no "
-                                       f"setting {name}")
             stack_plan.service_env.setdefault(code, {})[name] = value
     for line, event in enumerate(recording.events, start=2):
         for code, what in _codes_named(event):

@@ -18,7 +18,7 @@ import click
 
 from shared.recording.compare import flows
 from shared.recording.format import Recording, write_recording
-from shared.recording.redrive import ReplayRefused, parse_overrides
+from shared.recording.redrive import ReplayRefused, check_settings, parse_overrides
 from shared.recording.refeed import Refeed, RefeedRefused
 from shared.recording.report import divergence_text, html_report
 
@@ -32,8 +32,9 @@ def replay_service(recording: Recording, path: Path, service: str, report: Path 
     service's and the issuer's logs go to ``workdir`` (a temporary folder without). ``settings``
     are ``--set`` options, ``SERVICE.NAME=VALUE`` naming this service; ``timeout``: real
     seconds to wait for each message the service sent in the recording. Returns the
-    exit status: 0 identical, 1 divergent, 2 a party the recording does not hold or a
-    setting of another service."""
+    exit status: 0 identical, 1 divergent, 2 a party the recording does not hold, a
+    setting of another service, one the service does not read or a value it would
+    refuse (``redrive.check_settings``)."""
     try:
         overrides = parse_overrides(settings)
     except ReplayRefused as exc:
@@ -49,7 +50,9 @@ def replay_service(recording: Recording, path: Path, service: str, report: Path 
         try:
             refeed = Refeed(recording, code, workdir or Path(temporary), overrides.get(code),
                             timeout)
-        except RefeedRefused as exc:
+            check_settings(code, refeed.party.module, overrides.get(code, {}),
+                           refeed.party.settings)
+        except (RefeedRefused, ReplayRefused) as exc:
             click.echo(f"{path}: replay refused, nothing sent: {exc}", err=True)
             return 2
         click.echo(f"re-feeding {refeed.party.code} ({refeed.party.module}) alone: "

@@ -85,6 +85,13 @@ def test_the_stack_is_the_headers_with_recorded_settings_and_overrides() -> None
     ("ITL.registries=KZ", "expected SERVICE.NAME=VALUE"),
     ("DE.REGISTRY_CODE=DE", "the replay stack has no service DE"),
     ("KZ.NO_SUCH_SETTING=1", "services.registry has no setting NO_SUCH_SETTING"),
+    # a value the service would refuse at its start: refused before any stack starts
+    ("ITL.TICK_SECONDS=abc", r"--set ITL.TICK_SECONDS='abc': Input should be a valid "
+                             "number"),
+    ("ITL.TRANSACTION_TIMEOUT_HOURS=0", "TRANSACTION_TIMEOUT_HOURS='0': Input should be "
+                                        "greater than 0"),
+    ("ITL.REGISTRIES=[KZ", r"--set ITL.REGISTRIES='\[KZ'"),
+    ("KZ.APPROVAL_EXPIRY_HOURS=ten", "APPROVAL_EXPIRY_HOURS='ten'"),
 ])
 def test_a_bad_override_is_refused(option: str, reason: str) -> None:
     with pytest.raises(ReplayRefused, match=reason):
@@ -184,3 +191,21 @@ def test_the_reports_show_the_divergent_step_and_the_steps_before_it() -> None:
                        replayed_name="b", book_differences=["itl.units: only recorded: {}"])
     assert page.count('class="diverges"') == 1 and "t &lt;x&gt;" in page
     assert "KZ -&gt; JP: ProposalSubmitted" in page and "itl.units: only recorded" in page
+
+
+@pytest.mark.parametrize("option", [
+    "ITL.TRANSACTION_TIMEOUT_HOURS=0.001",  # the boundaries a service takes
+    "ITL.TRANSACTION_TIMEOUT_HOURS=8784",
+    "ITL.REGISTRIES=KZ,CH,CDM", 'ITL.REGISTRIES=["KZ","CDM"]',
+    "KZ.FOUR_EYES_OPERATIONS=",
+])
+def test_a_value_the_service_takes_is_kept(option: str) -> None:
+    stack = plan(recording([]), parse_overrides([option]))
+    code, _, rest = option.partition(".")
+    name, _, value = rest.partition("=")
+    assert stack.service_env[code][name] == value
+
+
+def test_a_value_just_outside_a_bound_is_refused() -> None:
+    with pytest.raises(ReplayRefused, match="less than or equal to 8784"):
+        plan(recording([]), parse_overrides(["ITL.TRANSACTION_TIMEOUT_HOURS=8784.01"]))

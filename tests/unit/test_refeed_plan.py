@@ -206,3 +206,19 @@ def test_the_command_line_refuses_a_truncated_recording_with_its_line(
     done = CliRunner().invoke(main, ["replay", str(path), "--service", "KZ"])
     assert done.exit_code == 2
     assert "line 4: no end line after 2 events" in done.output
+
+
+@pytest.mark.parametrize(("option", "reason"), [
+    ("KZ.NO_SUCH_SETTING=1", "services.registry has no setting NO_SUCH_SETTING"),
+    ("kz.NO_SUCH_SETTING=1", "services.registry has no setting NO_SUCH_SETTING"),
+    ("KZ.TICK_SECONDS=abc", "--set KZ.TICK_SECONDS='abc': Input should be a valid number"),
+])
+def test_the_command_line_refuses_a_setting_the_service_does_not_take(
+        tmp_path: Path, option: str, reason: str) -> None:
+    """As the whole-stack replay does: an unknown setting or a malformed value is
+    refused before the service starts, not passed to it unread or left to crash it."""
+    done = _replay(tmp_path, [message(0, "KZ", "ITL", "KZ1")], "--service", "kz",
+                   "--set", option)
+    assert done.exit_code == 2, done.output
+    assert "replay refused, nothing sent" in done.output and reason in done.output
+
