@@ -283,6 +283,13 @@ def _replay(read: Recording, recording: Path, report: Path | None,
             books_out: Path | None, wait_seconds: float, workdir: Path | None,
             progress: bool | None, service: str | None) -> None:
     if service is not None:
+        if books_of is not None or books_out is not None:
+            option = "--books" if books_of is not None else "--books-out"
+            click.echo(f"{recording}: replay refused, nothing sent: {option} compares a "
+                       f"whole stack's books; a replay against one service ({service}) "
+                       "compares the messages it sends: leave out --service or "
+                       f"{option}", err=True)
+            sys.exit(EXIT_REFUSED)
         sys.exit(replay_service(read, recording, service, report, settings, wait_seconds,
                                 recording_out, workdir))
     try:

@@ -222,3 +222,14 @@ def test_the_command_line_refuses_a_setting_the_service_does_not_take(
     assert done.exit_code == 2, done.output
     assert "replay refused, nothing sent" in done.output and reason in done.output
 
+
+@pytest.mark.parametrize("option", ["--books", "--books-out"])
+def test_the_command_line_refuses_books_with_a_replay_against_one_service(
+        tmp_path: Path, option: str) -> None:
+    """The books are a whole stack's: with --service they would be silently left out."""
+    books = tmp_path / "books.json"
+    books.write_text("{}")
+    done = _replay(tmp_path, [message(0, "KZ", "ITL", "KZ1")], "--service", "KZ",
+                   option, str(books))
+    assert done.exit_code == 2, done.output
+    assert f"{option} compares a whole stack's books" in done.output
