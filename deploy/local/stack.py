@@ -25,7 +25,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,36 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_REGISTRIES = ("KZ", "CH", "JP")
 #: Detached mode: the store servers listen on ``base_port + STORE_PORT_OFFSET + index``.
 STORE_PORT_OFFSET = 80
+
+
+class StackNotStarted(RuntimeError):
+    """A stack that could not start: the broker does not answer, a store, the issuer or
+    a service exited or did not become healthy. The message says which and, for a
+    process, ends with the last lines of its log. Whatever had started is stopped."""
+
+
+#: Lines of a process's log a ``StackNotStarted`` quotes.
+LOG_TAIL_LINES = 12
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last ``lines`` lines of the log at ``path`` ('' when there is none)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def start_or_refuse(start: Callable[[], None]) -> None:
+    """Run ``start`` (a stack's start); what makes it fail (the broker, a process that
+    exits, a port that never answers) is raised as ``StackNotStarted``."""
+    try:
+        start()
+    except StackNotStarted:
+        raise
+    except (RuntimeError, OSError, TimeoutError) as exc:
+        raise StackNotStarted(str(exc)) from exc
 
 
 @dataclass
@@ -262,8 +292,18 @@ class LocalStack:
         self._wait_healthy(self.services[name], timeout)
 
     def _wait_healthy(self, service: ServiceProcess, timeout: float = 60.0) -> None:
+        """Return once ``service`` answers ``/health``; ``StackNotStarted`` naming it,
+        with the end of its log, when it exits or does not answer within ``timeout``
+        real seconds."""
         name = service.name
-        wait_for_port(service.port, timeout, service.process)
+        try:
+            wait_for_port(service.port, timeout, service.process)
+        except RuntimeError as exc:
+            tail = log_tail(service.log_path)
+            raise StackNotStarted(
+                f"{name} ({service.module}) did not start: {exc}; the end of its log "
+                f"{service.log_path}:\n{tail}" if tail else
+                f"{name} ({service.module}) did not start: {exc}") from exc
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -272,7 +312,8 @@ class LocalStack:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        raise RuntimeError(f"{name} is not healthy after {timeout}s; see {service.log_path}")
+        raise StackNotStarted(f"{name} is not healthy after {timeout}s; the end of its log "
+                              f"{service.log_path}:\n{log_tail(service.log_path)}")
 
     def kill(self, name: str) -> None:
         """SIGKILL one service: nothing it had not committed survives."""
@@ -383,11 +424,12 @@ def _signals_deferred() -> Iterator[None]:
 @contextlib.contextmanager
 def running_stack(workdir: Path, **settings: Any) -> Iterator[LocalStack]:
     """A ``LocalStack`` in ``workdir`` with ``settings`` (its fields), started after the
-    broker answers and stopped, its broker users deleted, when the block ends."""
-    asyncio.run(check_broker(amqp_url()))
+    broker answers and stopped, its broker users deleted, when the block ends.
+    ``StackNotStarted`` when the broker does not answer or the stack does not start."""
+    start_or_refuse(lambda: asyncio.run(check_broker(amqp_url())))
     stack = LocalStack(workdir=workdir, namespace=new_namespace(), **settings)
     try:
-        stack.start()
+        start_or_refuse(stack.start)
         yield stack
     finally:
         stack.stop()

@@ -35,6 +35,7 @@ from typing import Any
 
 import click
 
+from deploy.local.stack import StackNotStarted
 from shared.messaging.broker import TlsSettings
 from shared.messaging.topology import JOURNAL_QUEUE
 from shared.recording.compare import compare_flows, flows
@@ -247,8 +248,10 @@ def replay(recording: Path, report: Path | None, recording_out: Path | None,
     compare the new run flow by flow, and the books with ``--books``. Refused before
     anything is sent (exit 2) when the recording names a service or registry the stack
     would lack or a module this simulator does not have. Exit status: 0 identical,
-    1 divergent, 2 refused or unreadable; 130 interrupted (Ctrl-C, SIGTERM, SIGHUP:
-    the replay's stack is stopped and its broker users deleted first)."""
+    1 divergent, 2 refused, unreadable or a stack that did not start (the broker does
+    not answer, a service exits: its log's last lines are printed); 130 interrupted
+    (Ctrl-C, SIGTERM, SIGHUP: the replay's stack is stopped and its broker users deleted
+    first)."""
     read = read_recording_or_exit(recording)
     try:
         with _terminate_as_interrupt():
@@ -304,15 +307,19 @@ def _replay(read: Recording, recording: Path, report: Path | None,
     click.echo(f"replaying {recording}: {commands} commands into a fresh stack "
                f"(registries {', '.join(read.header.configuration.get('registries', []))})")
     show = sys.stderr.isatty() if progress is None else progress
-    with _progress_bar(show, commands) as advance:
-        if workdir is None:
-            with tempfile.TemporaryDirectory(prefix="kyoto-replay-") as temporary:
-                result = run_replay(read, Path(temporary), overrides, recorded_books,
+    try:
+        with _progress_bar(show, commands) as advance:
+            if workdir is None:
+                with tempfile.TemporaryDirectory(prefix="kyoto-replay-") as temporary:
+                    result = run_replay(read, Path(temporary), overrides, recorded_books,
+                                        recording_out, wait_seconds, progress=advance)
+            else:
+                workdir.mkdir(parents=True, exist_ok=True)
+                result = run_replay(read, workdir, overrides, recorded_books,
                                     recording_out, wait_seconds, progress=advance)
-        else:
-            workdir.mkdir(parents=True, exist_ok=True)
-            result = run_replay(read, workdir, overrides, recorded_books, recording_out,
-                                wait_seconds, progress=advance)
+    except StackNotStarted as exc:
+        click.echo(f"{recording}: replay not started: {exc}", err=True)
+        sys.exit(EXIT_REFUSED)
     for divergence in result.comparison.divergences:
         click.echo("\n".join(divergence_text(divergence,
                                              result.recorded_flows[divergence.flow])))

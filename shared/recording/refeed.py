@@ -62,7 +62,7 @@ from aio_pika.abc import (
 from pymongo import MongoClient
 
 from deploy.local.client import StackClient
-from deploy.local.stack import LocalStack, ServiceProcess
+from deploy.local.stack import LocalStack, ServiceProcess, start_or_refuse
 from shared.codes import CDM_CODE, ITL_CODE
 from shared.messaging.clock import CLOCK_EXCHANGE
 from shared.messaging.provisioning import Identity
@@ -509,12 +509,16 @@ class Refeed:
         return sender_of(event) or ITL_CODE
 
     def run(self) -> RefeedResult:
-        """Start the service, feed it, compare; stops everything it started."""
-        asyncio.run(check_broker(self.broker_url))
-        self.stack = OneService(workdir=self.workdir, registries=self.party.registries,
-                                namespace=new_namespace(), broker_url=self.broker_url)
+        """Start the service, feed it, compare; stops everything it started.
+        ``StackNotStarted`` when the broker does not answer or the service does not
+        start (its log's end in the message)."""
+        start_or_refuse(lambda: asyncio.run(check_broker(self.broker_url)))
+        stack = self.stack = OneService(workdir=self.workdir,
+                                        registries=self.party.registries,
+                                        namespace=new_namespace(), broker_url=self.broker_url)
         try:
-            self.stack.start_party(self.party, self.players, self.overrides)
+            start_or_refuse(lambda: stack.start_party(self.party, self.players,
+                                                      self.overrides))
             replayed = asyncio.run(self._drive())
         finally:
             self.stack.stop()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from deploy.local.stack import StackNotStarted
 from shared.recording.compare import flows
 from shared.recording.format import Recording, write_recording
 from shared.recording.redrive import ReplayRefused, check_settings, parse_overrides
@@ -34,7 +35,8 @@ def replay_service(recording: Recording, path: Path, service: str, report: Path 
     seconds to wait for each message the service sent in the recording. Returns the
     exit status: 0 identical, 1 divergent, 2 a party the recording does not hold, a
     setting of another service, one the service does not read or a value it would
-    refuse (``redrive.check_settings``)."""
+    refuse (``redrive.check_settings``), or a service that did not start (the broker
+    does not answer, the service exits: the message ends with its log's last lines)."""
     try:
         overrides = parse_overrides(settings)
     except ReplayRefused as exc:
@@ -58,7 +60,11 @@ def replay_service(recording: Recording, path: Path, service: str, report: Path 
         click.echo(f"re-feeding {refeed.party.code} ({refeed.party.module}) alone: "
                    f"{len(refeed.items)} commands, messages and clock settings to feed, "
                    f"{len(refeed.outbound)} messages expected back")
-        result = refeed.run()
+        try:
+            result = refeed.run()
+        except StackNotStarted as exc:
+            click.echo(f"{path}: replay not started: {exc}", err=True)
+            return 2
     recorded, replayed = flows(result.recorded), flows(result.replayed)
     for divergence in result.comparison.divergences:
         click.echo("\n".join(divergence_text(divergence, recorded[divergence.flow])))

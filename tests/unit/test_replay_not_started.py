@@ -1,0 +1,71 @@
+"""A replay whose stack cannot start (``kyoto-sim replay``; docs/recording.md): the
+broker does not answer, a service exits at its start. Exit status 2 with what did not
+start and why (a service's last log lines), never a traceback."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from deploy.local.stack import LocalStack, ServiceProcess, StackNotStarted
+from shared.recording.cli import main
+from shared.recording.format import Event, Header, Selection, Source, write_recording
+from shared.testing.infra import free_port
+
+
+def closed_port() -> int:
+    """A local port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def run_file(path: Path) -> Path:
+    header = Header(format="kyoto-sim-recording", version=1, simulator_version="0",
+                    exported_at="2026-11-30T12:00:00Z",
+                    source=Source(namespace="t1.", journal="t1.rec.journal"),
+                    selection=Selection(),
+                    configuration={"namespace": "t1.", "registries": ["KZ"],
+                                   "auth_mode": "token", "clock_start": None,
+                                   "services": {"kz": {"module": "services.registry",
+                                                       "settings": {}}}})
+    body = ('{"message_id":"m1","correlation_id":"KZ1","causation_id":null,'
+            '"message_type":"ProposalSubmitted","sender":"KZ","recipient":"ITL",'
+            '"sent_at":"2013-01-01T00:00:00Z","seq":1,"payload":{}}')
+    event = Event.model_validate({"seq": 1, "kind": "message", "recorded_at": None,
+                                  "exchange": "des.msg", "routing_key": "ITL",
+                                  "properties": {"user_id": "t1.KZ"}, "body_text": body})
+    write_recording(path, header, [event])
+    return path
+
+
+@pytest.mark.parametrize("service", [[], ["--service", "KZ"]])
+def test_a_broker_that_does_not_answer_is_reported_with_exit_status_2(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, service: list[str]) -> None:
+    monkeypatch.setenv("AMQP_URL", f"amqp://guest:guest@127.0.0.1:{closed_port()}/")
+    done = CliRunner().invoke(main, ["replay", str(run_file(tmp_path / "run.jsonl")),
+                                     "--no-progress", *service])
+    assert done.exit_code == 2, done.output
+    assert "replay not started: RabbitMQ at" in done.output
+    assert "does not answer" in done.output
+    assert done.exception is None or isinstance(done.exception, SystemExit)
+
+
+def test_a_service_that_exits_at_its_start_is_named_with_the_end_of_its_log(
+        tmp_path: Path) -> None:
+    stack = LocalStack(workdir=tmp_path, broker_url="amqp://guest:guest@127.0.0.1:1/")
+    stack.log_dir.mkdir(parents=True)
+    service = ServiceProcess("kz", "services.no_such_module", free_port(), {},
+                             stack.log_dir / "kz.log")
+    stack.services["kz"] = service
+    stack._spawn(service)
+    with pytest.raises(StackNotStarted) as caught:
+        stack.wait_healthy("kz", timeout=30)
+    message = str(caught.value)
+    assert message.startswith("kz (services.no_such_module) did not start: process "
+                              "exited with 1")
+    assert str(stack.log_dir / "kz.log") in message
+    assert "No module named services.no_such_module" in message
