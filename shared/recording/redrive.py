@@ -437,6 +437,10 @@ class JournalFollower:
         self.amqp_url = amqp_url
         self.namespace = namespace
         self._count = 0
+        #: (recipient code, message id) of every message so far, in journal order
+        self._sent: list[tuple[str, str]] = []
+        #: ids of the messages dead-lettered so far
+        self._dead: set[str] = set()
         self._last_at = time.monotonic()
         self._lock = threading.Lock()
         self._ready = threading.Event()
@@ -457,6 +461,12 @@ class JournalFollower:
     def count(self) -> int:
         with self._lock:
             return self._count
+
+    def messages(self) -> tuple[list[tuple[str, str]], set[str]]:
+        """The messages so far as (recipient code, message id), in journal order, and
+        the ids of those dead-lettered."""
+        with self._lock:
+            return list(self._sent), set(self._dead)
 
     def quiet_for(self) -> float:
         """Real seconds since the last message was appended."""
@@ -489,15 +499,68 @@ class JournalFollower:
                 await message.ack()
                 event = event_of(message, self.namespace)
                 if event is not None and event.kind in ("message", "dead_letter"):
+                    message_id = event.properties.message_id
                     with self._lock:
                         self._count += 1
                         self._last_at = time.monotonic()
+                        if message_id and event.kind == "message":
+                            self._sent.append((event.routing_key, message_id))
+                        elif message_id:
+                            self._dead.add(message_id)
 
             await queue.consume(on_message, arguments={"x-stream-offset": "first"})
             self._ready.set()
             await self._stop.wait()
         finally:
             await connection.close()
+
+
+# messages handled
+
+
+class HandledMessages:
+    """Which of the replay stack's messages their recipients have handled: a message is
+    handled once its id is in the recipient's ``inbox`` collection (a handler stores its
+    effect and its inbox row in one transaction, ``shared.store.inbox``) or it was
+    dead-lettered. ``lookup(code, ids)`` returns those of ``ids`` in the inbox of
+    service ``code``; codes it is not given (``codes``) are not waited for."""
+
+    def __init__(self, lookup: Callable[[str, list[str]], set[str]],
+                 codes: Iterable[str]) -> None:
+        self.lookup = lookup
+        self.codes = set(codes)
+        self.handled: set[str] = set()
+
+    def unhandled(self, sent: Sequence[tuple[str, str]], dead: set[str]) -> list[str]:
+        """The ids among ``sent`` ((recipient code, message id)) neither handled nor in
+        ``dead``, after asking each recipient's inbox about those not yet seen handled."""
+        waiting: dict[str, list[str]] = {}
+        for code, message_id in sent:
+            if (code in self.codes and message_id not in self.handled
+                    and message_id not in dead):
+                waiting.setdefault(code, []).append(message_id)
+        for code, ids in waiting.items():
+            self.handled |= self.lookup(code, ids)
+        return [m for ids in waiting.values() for m in ids if m not in self.handled]
+
+
+def inbox_lookup(databases: Any, database_of: Mapping[str, str]
+                 ) -> Callable[[str, list[str]], set[str]]:
+    """A ``HandledMessages`` lookup over a stack's stores (``StackDatabases``):
+    ``database_of`` maps a service code to its database name."""
+    def lookup(code: str, ids: list[str]) -> set[str]:
+        inbox = databases[database_of[code]]["inbox"]
+        return {str(row["_id"]) for row in inbox.find({"_id": {"$in": ids}}, {"_id": 1})}
+    return lookup
+
+
+def _databases_of(stack_plan: StackPlan) -> dict[str, str]:
+    """Each service code's database name (its ``DATABASE`` setting, else the default)."""
+    names = {}
+    for code in stack_plan.codes:
+        default = code.lower() if code in (ITL_CODE, CDM_CODE) else f"registry_{code.lower()}"
+        names[code] = stack_plan.service_env.get(code, {}).get("DATABASE") or default
+    return names
 
 
 # the books
@@ -750,6 +813,9 @@ def run_replay(recording: Recording, workdir: Path,
             on_stack(stack)
         follower = JournalFollower(stack.broker_url, stack.namespace)
         follower.start()
+        databases = StackDatabases(stack)
+        handled = HandledMessages(inbox_lookup(databases, _databases_of(stack_plan)),
+                                  stack_plan.codes)
         sender = Sender(stack)
         timed_out: list[str] = []
         send_errors: list[str] = []
@@ -763,6 +829,16 @@ def run_replay(recording: Recording, workdir: Path,
                     timed_out.append(f"before line {command.line} ({command.describe()}): "
                                      f"{have} of {wanted} messages after {wait_seconds:.0f} s")
                     missing += wanted - have
+                # produced is not handled: a command (a clock setting above all) must
+                # find the state the messages before it made, as in the recorded run
+                if not _wait(lambda: not handled.unhandled(*follower.messages()),
+                             wait_seconds, interval=0.02):
+                    left = handled.unhandled(*follower.messages())
+                    if left:
+                        timed_out.append(f"before line {command.line} "
+                                         f"({command.describe()}): {len(left)} messages not "
+                                         f"handled after {wait_seconds:.0f} s "
+                                         f"({', '.join(left[:3])})")
                 try:
                     sender.send(command.capture)
                 except httpx.HTTPError as exc:  # no answer: the flows will say what is missing
@@ -785,7 +861,6 @@ def run_replay(recording: Recording, workdir: Path,
         if recording_out is not None:
             write_recording(recording_out, header_for(events, chosen, Selection(),
                                                       stack.namespace), chosen)
-        databases = StackDatabases(stack)
         try:
             books = read_books(databases)
         finally:

@@ -13,6 +13,7 @@ import pytest
 from shared.recording.compare import compare_flows, flows
 from shared.recording.format import Event, Header, Recording, Selection, Source, body_fields
 from shared.recording.redrive import (
+    HandledMessages,
     ReplayRefused,
     commands_of,
     compare_books,
@@ -209,3 +210,28 @@ def test_a_value_the_service_takes_is_kept(option: str) -> None:
 def test_a_value_just_outside_a_bound_is_refused() -> None:
     with pytest.raises(ReplayRefused, match="less than or equal to 8784"):
         plan(recording([]), parse_overrides(["ITL.TRANSACTION_TIMEOUT_HOURS=8784.01"]))
+
+
+def test_a_message_is_handled_once_in_its_recipients_inbox_or_dead_lettered() -> None:
+    """Before a command the replay waits for what was produced to be handled: a message
+    in the recipient's inbox, or dead-lettered; a recipient outside the stack is not
+    waited for; an inbox is asked only about what it had not yet shown handled."""
+    inboxes: dict[str, set[str]] = {"ITL": set(), "KZ": set()}
+    asked: list[tuple[str, list[str]]] = []
+
+    def lookup(code: str, ids: list[str]) -> set[str]:
+        asked.append((code, list(ids)))
+        return inboxes[code] & set(ids)
+
+    handled = HandledMessages(lookup, ["ITL", "KZ"])
+    sent = [("ITL", "m1"), ("KZ", "m2"), ("ITL", "m3"), ("XX", "m4")]
+    assert handled.unhandled(sent, set()) == ["m1", "m3", "m2"]
+    inboxes["ITL"].add("m1")
+    assert handled.unhandled(sent, {"m3"}) == ["m2"]  # m3 dead-lettered
+    inboxes["KZ"].add("m2")
+    asked.clear()
+    assert handled.unhandled(sent, {"m3"}) == []
+    assert asked == [("KZ", ["m2"])]  # m1 is known handled: not asked again
+    asked.clear()
+    assert handled.unhandled(sent, {"m3"}) == [] and asked == []
+    assert handled.unhandled([], set()) == []
