@@ -103,12 +103,15 @@ class Step:
     def changes(self, other: Step, limit: int = CHANGES_SHOWN) -> list[str]:
         """What differs, field by field down to the values (``detail.payload.blocks[0].
         serial_end: recorded 50000, replayed 49999``; ``(absent)`` where one side has no
-        such field), at most ``limit`` lines and a count of the rest."""
+        such field; the details only of two steps of one kind and type), at most
+        ``limit`` lines and a count of the rest."""
         lines = [f"{name}: recorded {_shown(getattr(self, name))}, replayed "
                  f"{_shown(getattr(other, name))}"
                  for name in ("kind", "sender", "recipient", "what", "status", "codes")
                  if getattr(self, name) != getattr(other, name)]
-        if self.detail != other.detail:
+        # two different kinds of step: their details are not the same thing changed
+        same_thing = self.kind == other.kind and self.what == other.what
+        if self.detail != other.detail and same_thing:
             lines += [f"{path}: recorded {mine}, replayed {theirs}" for path, mine, theirs
                       in _leaf_changes("detail", json.loads(self.detail),
                                        json.loads(other.detail))]

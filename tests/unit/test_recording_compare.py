@@ -251,6 +251,15 @@ def test_a_divergence_names_each_changed_field_down_to_its_values() -> None:
     ]
     assert mine.changes(theirs, limit=2)[-1] == "... and 4 more"
     assert mine.changes(mine) == []
+    # another kind of step altogether: what it is, not a comparison of unlike details
+    other = Step("command", "kz-operator-1", "KZ", "POST /accounts", 201, (), json.dumps(
+        {"body": {"holder": "Alice"}}))
+    assert mine.changes(other) == [
+        'kind: recorded "message", replayed "command"',
+        'sender: recorded "KZ", replayed "kz-operator-1"',
+        'recipient: recorded "ITL", replayed "KZ"',
+        'what: recorded "ProposalSubmitted", replayed "POST /accounts"',
+        "status: recorded 1, replayed 201"]
 
 
 def test_the_text_and_the_page_show_the_changed_values_the_page_escaped() -> None:
