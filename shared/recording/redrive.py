@@ -75,6 +75,8 @@ REGISTRY_MODULE = "services.registry"
 STACK_SETTINGS = frozenset({"AMQP_CHECK_PUBLISHER", "AUTH_MODE", "AUTH_AUDIENCE",
                             "AUTH_JWKS_REFETCH_COOLDOWN_SECONDS", "RECORDING",
                             "CLOCK_START", "REGISTRY_CODE"})
+#: Commands answered otherwise than recorded that a summary lists.
+ANSWERS_SHOWN = 10
 #: Real seconds a command waits for the messages that preceded it in the recording.
 WAIT_SECONDS = 15.0
 #: Real seconds without a new message after which a settled replay is read.
@@ -687,6 +689,9 @@ class ReplayResult:
     waits_timed_out: list[str] = field(default_factory=list)
     #: Commands the stack gave no answer to (the connection failed or timed out).
     send_errors: list[str] = field(default_factory=list)
+    #: Commands the stack answered with another HTTP status than the recorded one
+    #: (``line 9 (POST KZ /accounts): answered 422, recorded 201``).
+    answered_otherwise: list[str] = field(default_factory=list)
     commands_sent: int = 0
     seconds: float = 0.0
     #: Real seconds from the first command until the flows settled.
@@ -714,7 +719,8 @@ class ReplayResult:
 
     def summary(self, books: bool = True) -> str:
         """The comparison's summary, the books (their differences unless not
-        ``books``), the waits that timed out, the commands without answer and the rate."""
+        ``books``), the waits that timed out, the commands without answer or answered
+        with another HTTP status than recorded, and the rate."""
         lines = [self.comparison.summary()]
         if books:
             lines += self._books_lines()
@@ -722,6 +728,11 @@ class ReplayResult:
             lines.append(f"  causality wait timed out: {wait}")
         for error in self.send_errors:
             lines.append(f"  no answer: {error}")
+        for answer in self.answered_otherwise[:ANSWERS_SHOWN]:
+            lines.append(f"  answered otherwise: {answer}")
+        if len(self.answered_otherwise) > ANSWERS_SHOWN:
+            lines.append(f"  ... and {len(self.answered_otherwise) - ANSWERS_SHOWN} more "
+                         "commands answered otherwise")
         lines.append(f"{self.commands_sent} commands sent in {self.seconds:.1f} s "
                      f"({self.rate:.1f}/s)")
         return "\n".join(lines)
@@ -819,6 +830,7 @@ def run_replay(recording: Recording, workdir: Path,
         sender = Sender(stack)
         timed_out: list[str] = []
         send_errors: list[str] = []
+        answered: list[str] = []
         missing = 0
         started = time.monotonic()
         try:
@@ -840,9 +852,14 @@ def run_replay(recording: Recording, workdir: Path,
                                          f"handled after {wait_seconds:.0f} s "
                                          f"({', '.join(left[:3])})")
                 try:
-                    sender.send(command.capture)
+                    response = sender.send(command.capture)
                 except httpx.HTTPError as exc:  # no answer: the flows will say what is missing
                     send_errors.append(f"line {command.line} ({command.describe()}): {exc!r}")
+                else:
+                    if response.status_code != command.capture.get("status"):
+                        answered.append(f"line {command.line} ({command.describe()}): "
+                                        f"answered {response.status_code}, recorded "
+                                        f"{command.capture.get('status')}")
                 if progress is not None:
                     progress(done, len(commands), command.describe())
             seconds = time.monotonic() - started
@@ -872,7 +889,8 @@ def run_replay(recording: Recording, workdir: Path,
         recorded_flows=recorded_flows, replayed_flows=replayed_flows,
         book_differences=(compare_books(recorded_books, books)
                           if recorded_books is not None else None),
-        waits_timed_out=timed_out, send_errors=send_errors, commands_sent=len(commands),
+        waits_timed_out=timed_out, send_errors=send_errors, answered_otherwise=answered,
+        commands_sent=len(commands),
         seconds=seconds,
         settled_seconds=settled,
         replayed_events=chosen, books=books)

@@ -6,13 +6,23 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from deploy.local.stack import LocalStack, ServiceProcess, StackNotStarted
 from shared.recording.cli import main
-from shared.recording.format import Event, Header, Selection, Source, write_recording
+from shared.recording.compare import Comparison
+from shared.recording.format import (
+    Event,
+    Header,
+    Selection,
+    Source,
+    read_recording,
+    write_recording,
+)
+from shared.recording.redrive import ReplayResult
 from shared.testing.infra import free_port
 
 
@@ -69,3 +79,17 @@ def test_a_service_that_exits_at_its_start_is_named_with_the_end_of_its_log(
                               "exited with 1")
     assert str(stack.log_dir / "kz.log") in message
     assert "No module named services.no_such_module" in message
+
+
+def test_commands_answered_otherwise_are_listed_in_the_summary() -> None:
+    result = ReplayResult(comparison=Comparison(), recorded_flows={}, replayed_flows={},
+                          book_differences=None,
+                          answered_otherwise=[f"line {n} (POST KZ /accounts): answered "
+                                              "422, recorded 201" for n in range(2, 14)])
+    lines = result.summary().splitlines()
+    assert "  answered otherwise: line 2 (POST KZ /accounts): answered 422, recorded 201" \
+        in lines
+    assert "  answered otherwise: line 11 (POST KZ /accounts): answered 422, recorded 201" \
+        in lines
+    assert not any("line 12 " in line for line in lines)
+    assert "  ... and 2 more commands answered otherwise" in lines
