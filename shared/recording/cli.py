@@ -285,6 +285,17 @@ def _replay(read: Recording, recording: Path, report: Path | None,
             recording_out: Path | None, settings: tuple[str, ...], books_of: Path | None,
             books_out: Path | None, wait_seconds: float, workdir: Path | None,
             progress: bool | None, service: str | None) -> None:
+    selection = read.header.selection
+    if selection.transactions or selection.since or selection.until:
+        what = ", ".join([*(f"--transaction {t}" for t in selection.transactions),
+                          *([f"--since {selection.since.isoformat()}"]
+                            if selection.since else []),
+                          *([f"--until {selection.until.isoformat()}"]
+                            if selection.until else [])])
+        click.echo(f"{recording}: warning: a selection of a run ({what}): it lacks the "
+                   "commands and messages that built the state its flows started from, "
+                   "and a replay diverges where they are missing; replay the export of "
+                   "a whole run", err=True)
     if service is not None:
         if books_of is not None or books_out is not None:
             option = "--books" if books_of is not None else "--books-out"

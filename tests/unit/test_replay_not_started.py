@@ -81,6 +81,34 @@ def test_a_service_that_exits_at_its_start_is_named_with_the_end_of_its_log(
     assert "No module named services.no_such_module" in message
 
 
+@pytest.mark.parametrize(("selection", "named"), [
+    ({"transactions": ["KZ4"]}, "--transaction KZ4"),
+    ({"since": "2026-11-30T10:00:00Z"}, "--since 2026-11-30T10:00:00+00:00"),
+    ({"until": "2026-11-30T11:00:00Z"}, "--until 2026-11-30T11:00:00+00:00"),
+])
+def test_a_selection_of_a_run_is_replayed_with_a_warning_of_what_it_lacks(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, selection: dict[str, Any],
+        named: str) -> None:
+    path = run_file(tmp_path / "run.jsonl")
+    read = read_recording(path)
+    header = read.header.model_copy(update={"selection": Selection(**selection)})
+    write_recording(path, header, read.events)
+    monkeypatch.setenv("AMQP_URL", f"amqp://guest:guest@127.0.0.1:{closed_port()}/")
+    for service in ([], ["--service", "KZ"]):
+        done = CliRunner().invoke(main, ["replay", str(path), "--no-progress", *service])
+        assert f"warning: a selection of a run ({named}): it lacks the commands" in \
+            done.output
+        assert done.exit_code == 2  # and then the broker does not answer
+
+
+def test_a_whole_run_is_replayed_without_the_warning(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AMQP_URL", f"amqp://guest:guest@127.0.0.1:{closed_port()}/")
+    done = CliRunner().invoke(main, ["replay", str(run_file(tmp_path / "run.jsonl")),
+                                     "--no-progress"])
+    assert "warning" not in done.output
+
+
 def test_commands_answered_otherwise_are_listed_in_the_summary() -> None:
     result = ReplayResult(comparison=Comparison(), recorded_flows={}, replayed_flows={},
                           book_differences=None,
