@@ -22,7 +22,9 @@ docs/recording.md "Replay and diff").
    (``message_requirements``); a wait longer than ``wait_seconds`` is reported and
    lowers the later requirements by what was missing, never hangs.
 5. **Settle, export, compare**: wait until the new journal holds as many messages as the
-   recording (then ``QUIET_SECONDS`` without a new one), read it (``journal``), compare
+   recording (then ``QUIET_SECONDS`` without a new one) or, short of that, until none
+   has come for ``wait_seconds`` (a replay that produces fewer messages does not wait
+   the whole ``settle_seconds``), read it (``journal``), compare
    flow by flow (``compare``) and compare the books (``read_books``) with those of the
    recorded run when they are given.
 """
@@ -864,12 +866,22 @@ def run_replay(recording: Recording, workdir: Path,
                     progress(done, len(commands), command.describe())
             seconds = time.monotonic() - started
             target = recorded_messages - missing
-            if not _wait(lambda: follower.count() >= target
-                         and follower.quiet_for() >= QUIET_SECONDS, settle_seconds):
+            # settled: every message the recording had and a quiet second; or, short of
+            # them, nothing new for a causality wait (the rest will not come)
+            given_up = max(wait_seconds, QUIET_SECONDS)
+            settle_started = time.monotonic()
+            if not _wait(lambda: settled_enough(
+                    follower.count(), target,
+                    min(follower.quiet_for(), time.monotonic() - settle_started), given_up),
+                    settle_seconds):
                 timed_out.append(f"settling: {follower.count()} of {target} messages after "
                                  f"{settle_seconds:.0f} s")
-            # the quiet second is not the stack's work
-            settled = max(seconds, time.monotonic() - started - QUIET_SECONDS)
+            elif follower.count() < target:
+                timed_out.append(f"settling: {follower.count()} of {target} messages, none "
+                                 f"new for {given_up:.0f} s")
+            quiet = min(follower.quiet_for(), time.monotonic() - settle_started)
+            # the quiet wait is not the stack's work
+            settled = max(seconds, time.monotonic() - started - quiet)
         finally:
             sender.close()
             follower.stop()
@@ -894,6 +906,13 @@ def run_replay(recording: Recording, workdir: Path,
         seconds=seconds,
         settled_seconds=settled,
         replayed_events=chosen, books=books)
+
+
+def settled_enough(count: int, target: int, quiet: float, given_up: float) -> bool:
+    """Whether a replay has settled: ``count`` messages of the ``target`` the recording
+    had and a quiet second (``QUIET_SECONDS``), or fewer but none for ``given_up`` real
+    seconds (``quiet``: since the last message, or since the settling began when later)."""
+    return (count >= target and quiet >= QUIET_SECONDS) or quiet >= given_up
 
 
 def _reached(follower: JournalFollower, wanted: int) -> Callable[[], bool]:

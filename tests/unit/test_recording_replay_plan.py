@@ -21,6 +21,7 @@ from shared.recording.redrive import (
     parse_overrides,
     plan,
     replay_order,
+    settled_enough,
 )
 from shared.recording.report import diff_text, html_report
 
@@ -235,3 +236,16 @@ def test_a_message_is_handled_once_in_its_recipients_inbox_or_dead_lettered() ->
     asked.clear()
     assert handled.unhandled(sent, {"m3"}) == [] and asked == []
     assert handled.unhandled([], set()) == []
+
+
+@pytest.mark.parametrize(("count", "quiet", "settled"), [
+    (10, 1.0, True),     # every recorded message and a quiet second
+    (10, 0.99, False),   # not yet quiet
+    (12, 1.0, True),     # more than recorded: the comparison will say
+    (9, 14.99, False),   # short of them, still within a causality wait
+    (9, 15.0, True),     # short of them and nothing new for a wait: the rest won't come
+    (0, 15.0, True),
+])
+def test_a_replay_short_of_messages_settles_after_a_wait_without_new_ones(
+        count: int, quiet: float, settled: bool) -> None:
+    assert settled_enough(count, 10, quiet, given_up=15.0) is settled
