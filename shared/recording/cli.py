@@ -281,10 +281,37 @@ def _terminate_as_interrupt() -> Iterator[None]:
             signal.signal(kind, handler)
 
 
+def outputs_writable(recording: Path, outputs: dict[str, Path | None]) -> None:
+    """Make the folders of the files a command will write (``{"--report": path}``) and
+    check that they can be written there, before anything runs: exit status 2 naming
+    the option and why, rather than a traceback after a whole replay."""
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        existed = path.exists()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "ab"):  # appends nothing: an existing file is unchanged
+                pass
+        except FileExistsError:  # a folder on the way is a file
+            reason = f"{path.parent} is not a folder"
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+        else:
+            if not existed:
+                path.unlink()
+            continue
+        click.echo(f"{recording}: {option} {path} cannot be written ({reason}): nothing "
+                   "done", err=True)
+        sys.exit(EXIT_REFUSED)
+
+
 def _replay(read: Recording, recording: Path, report: Path | None,
             recording_out: Path | None, settings: tuple[str, ...], books_of: Path | None,
             books_out: Path | None, wait_seconds: float, workdir: Path | None,
             progress: bool | None, service: str | None) -> None:
+    outputs_writable(recording, {"--report": report, "--recording-out": recording_out,
+                                 "--books-out": books_out})
     selection = read.header.selection
     if selection.transactions or selection.since or selection.until:
         what = ", ".join([*(f"--transaction {t}" for t in selection.transactions),
@@ -396,6 +423,7 @@ def diff(recorded: Path, replayed: Path, report: Path | None) -> None:
     the steps before it, then a summary. Exit status: 0 identical, 1 divergent, 2 a
     recording that cannot be read."""
     first, second = read_recording_or_exit(recorded), read_recording_or_exit(replayed)
+    outputs_writable(recorded, {"--report": report})
     mine, theirs = flows(first.events), flows(second.events)
     comparison = compare_flows(mine, theirs)
     click.echo(diff_text(comparison, mine))

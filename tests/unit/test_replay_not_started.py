@@ -121,3 +121,33 @@ def test_commands_answered_otherwise_are_listed_in_the_summary() -> None:
         in lines
     assert not any("line 12 " in line for line in lines)
     assert "  ... and 2 more commands answered otherwise" in lines
+
+
+@pytest.mark.parametrize(("command", "option"), [
+    ("replay", "--recording-out"), ("replay", "--report"), ("replay", "--books-out"),
+    ("diff", "--report"),
+])
+def test_an_output_that_cannot_be_written_is_refused_before_anything_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, option: str) -> None:
+    """Not a traceback after a whole replay: the option, the path and why, exit 2."""
+    monkeypatch.setenv("AMQP_URL", f"amqp://guest:guest@127.0.0.1:{closed_port()}/")
+    path = run_file(tmp_path / "run.jsonl")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    target = blocker / "out.jsonl"  # its folder is a file
+    args = [str(path), str(path)] if command == "diff" else [str(path), "--no-progress"]
+    done = CliRunner().invoke(main, [command, *args, option, str(target)])
+    assert done.exit_code == 2, done.output
+    assert (f"{option} {target} cannot be written ({blocker} is not a folder): nothing "
+            "done") in done.output
+    assert "replay not started" not in done.output  # refused before the broker is tried
+
+
+def test_an_output_folder_is_made_and_no_empty_file_is_left(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AMQP_URL", f"amqp://guest:guest@127.0.0.1:{closed_port()}/")
+    out = tmp_path / "new" / "folder" / "replayed.jsonl.gz"
+    done = CliRunner().invoke(main, ["replay", str(run_file(tmp_path / "run.jsonl")),
+                                     "--no-progress", "--recording-out", str(out)])
+    assert "replay not started" in done.output  # it got as far as the broker
+    assert out.parent.is_dir() and not out.exists()
