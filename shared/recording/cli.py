@@ -64,6 +64,7 @@ from shared.recording.redrive import (
     run_replay,
     save_books,
 )
+from shared.recording.refeed import party_events
 from shared.recording.refeed_cli import replay_service
 from shared.recording.report import diff_text, divergence_text, html_report
 
@@ -420,11 +421,29 @@ class _progress_bar:
 def diff(recorded: Path, replayed: Path, report: Path | None) -> None:
     """Compare two recordings flow by flow without running anything: for each
     transaction, notice or reconciliation that differs, its first divergent step with
-    the steps before it, then a summary. Exit status: 0 identical, 1 divergent, 2 a
-    recording that cannot be read."""
+    the steps before it, then a summary. Against the recording of a replay against one
+    service (``replay --service KZ --recording-out``), the events of that service
+    alone are compared. Exit status: 0 identical, 1 divergent, 2 a recording that
+    cannot be read, or two replays against different services."""
     first, second = read_recording_or_exit(recorded), read_recording_or_exit(replayed)
     outputs_writable(recorded, {"--report": report})
-    mine, theirs = flows(first.events), flows(second.events)
+    mine_events, theirs_events = first.events, second.events
+    against = {path: str(read.header.configuration.get("replayed_service") or "")
+               for path, read in ((recorded, first), (replayed, second))}
+    parties = sorted(set(against.values()) - {""})
+    if len(parties) > 1:
+        click.echo(f"{replayed}: not compared: {recorded} holds the events of "
+                   f"{against[recorded]} alone and {replayed} those of {against[replayed]} "
+                   "alone (replays against one service)", err=True)
+        sys.exit(EXIT_REFUSED)
+    if parties:
+        party = parties[0]
+        mine_events = party_events(first.events, party, _namespace(first))
+        theirs_events = party_events(second.events, party, _namespace(second))
+        alone = recorded if against[recorded] else replayed
+        click.echo(f"comparing the events of {party} only: {alone} is a replay against "
+                   f"{party} (--service {party}), which holds no others")
+    mine, theirs = flows(mine_events), flows(theirs_events)
     comparison = compare_flows(mine, theirs)
     click.echo(diff_text(comparison, mine))
     if report is not None:
@@ -435,6 +454,12 @@ def diff(recorded: Path, replayed: Path, report: Path | None) -> None:
                                       replayed_name=str(replayed)))
         click.echo(f"report: {report}")
     sys.exit(EXIT_IDENTICAL if comparison.identical else EXIT_DIVERGENT)
+
+
+def _namespace(read: Recording) -> str:
+    """The broker namespace a recording was made in (its configuration's, else its
+    source's)."""
+    return str(read.header.configuration.get("namespace") or read.header.source.namespace)
 
 
 if __name__ == "__main__":

@@ -233,3 +233,41 @@ def test_the_command_line_refuses_books_with_a_replay_against_one_service(
                    option, str(books))
     assert done.exit_code == 2, done.output
     assert f"{option} compares a whole stack's books" in done.output
+
+
+def _written(path: Path, rec: Recording, replayed_service: str | None = None) -> Path:
+    header = rec.header
+    if replayed_service:
+        header = header.model_copy(update={"configuration": {
+            **header.configuration, "replayed_service": replayed_service}})
+    write_recording(path, header, rec.events)
+    return path
+
+
+def test_diff_against_a_replay_against_one_service_compares_that_service_alone(
+        tmp_path: Path) -> None:
+    """``replay --service KZ --recording-out`` keeps KZ's events only: diffed against
+    the whole run it came from, the other services' flows are not missing from it."""
+    whole = [message(0, "KZ", "ITL", "KZ1"), message(1, "ITL", "KZ", "KZ1"),
+             message(2, "CH", "ITL", "CH1"), message(3, "ITL", "CH", "CH1")]
+    run = _written(tmp_path / "run.jsonl", recording(whole))
+    kz_alone = _written(tmp_path / "kz.jsonl", recording(whole[:2]), "KZ")
+    for args in ([run, kz_alone], [kz_alone, run]):
+        done = CliRunner().invoke(main, ["diff", *map(str, args)])
+        assert done.exit_code == 0, done.output
+        assert "comparing the events of KZ only: " in done.output
+        assert "identical: 1 of 1 flows identical" in done.output
+    changed = _written(tmp_path / "kz2.jsonl", recording(
+        [whole[0], message(1, "ITL", "KZ", "KZ1", status=3)]), "KZ")
+    done = CliRunner().invoke(main, ["diff", str(run), str(changed)])
+    assert done.exit_code == 1, done.output
+    assert "flow KZ1: first divergence at step" in done.output
+
+
+def test_diff_of_replays_against_two_different_services_is_refused(tmp_path: Path) -> None:
+    events = [message(0, "KZ", "ITL", "KZ1")]
+    kz = _written(tmp_path / "kz.jsonl", recording(events), "KZ")
+    itl = _written(tmp_path / "itl.jsonl", recording(events), "ITL")
+    done = CliRunner().invoke(main, ["diff", str(kz), str(itl)])
+    assert done.exit_code == 2
+    assert "holds the events of KZ alone" in done.output
