@@ -257,6 +257,9 @@ def read_recording(path: Path) -> Recording:
         if not text.endswith("\n"):
             raise RecordingError(number, "the line is cut short (no end of line): the "
                                          "file is truncated")
+        if not text.strip():
+            raise RecordingError(number, "an empty line: a recording has one JSON object "
+                                         "on every line")
         try:
             value = json.loads(text)
         except ValueError as exc:

@@ -241,3 +241,16 @@ def test_gzip_damaged_anywhere_is_refused_not_a_traceback(tmp_path: Path,
     with pytest.raises(RecordingError) as caught:
         read_recording(path)
     assert caught.value.line >= 1
+
+
+@pytest.mark.parametrize("blank", ["\n", "   \n", "\r\n"])
+def test_an_empty_line_is_named_as_such(tmp_path: Path, blank: str) -> None:
+    """Not ``not JSON (Expecting value: line 2 column 1 ...)``, which names a line of
+    the line: an empty line, with its number in the file."""
+    path = written(tmp_path)
+    text = lines(path)
+    path.write_text("".join([*text[:2], blank, *text[2:]]))
+    with pytest.raises(RecordingError) as caught:
+        read_recording(path)
+    assert str(caught.value) == ("line 3: an empty line: a recording has one JSON object "
+                                 "on every line")
