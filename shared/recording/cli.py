@@ -102,7 +102,8 @@ def with_broker(command: click.decorators.FC) -> click.decorators.FC:
 
 @click.group()
 def main() -> None:
-    """Record, export and draw the message flows of a Kyoto registry simulator stack."""
+    """Record, export, draw, replay and compare the message flows of a Kyoto registry
+    simulator stack (docs/recording.md)."""
 
 
 @main.command()
@@ -238,15 +239,16 @@ def check(recording: Path) -> None:
 @click.option("--service", default=None,
               help="replay against this one service (KZ, CDM, ITL ...) alone: its recorded "
                    "commands, clock settings and inbound messages into a fresh instance, "
-                   "the other side played from the recording (docs/adr/0036)")
+                   "the other side played from the recording (docs/adr/0036); not "
+                   "with --books or --books-out")
 def replay(recording: Path, report: Path | None, recording_out: Path | None,
            settings: tuple[str, ...], books_of: Path | None, books_out: Path | None,
            wait_seconds: float, workdir: Path | None, progress: bool | None,
            service: str | None) -> None:
     """Re-drive RECORDING into a fresh local stack built from its header (registries,
-    clock start, authentication mode, each service's settings; ``--set`` changes one),
+    clock start, authentication mode, each service's settings; --set changes one),
     send its commands in order as the same actors as fast as the stack answers, then
-    compare the new run flow by flow, and the books with ``--books``. Refused before
+    compare the new run flow by flow, and the books with --books. Refused before
     anything is sent (exit 2) when the recording names a service or registry the stack
     would lack or a module this simulator does not have. Exit status: 0 identical,
     1 divergent, 2 refused, unreadable or a stack that did not start (the broker does
@@ -422,7 +424,7 @@ def diff(recorded: Path, replayed: Path, report: Path | None) -> None:
     """Compare two recordings flow by flow without running anything: for each
     transaction, notice or reconciliation that differs, its first divergent step with
     the steps before it, then a summary. Against the recording of a replay against one
-    service (``replay --service KZ --recording-out``), the events of that service
+    service (replay --service KZ --recording-out), the events of that service
     alone are compared. Exit status: 0 identical, 1 divergent, 2 a recording that
     cannot be read, or two replays against different services."""
     first, second = read_recording_or_exit(recorded), read_recording_or_exit(replayed)

@@ -151,3 +151,12 @@ def test_an_output_folder_is_made_and_no_empty_file_is_left(
                                      "--no-progress", "--recording-out", str(out)])
     assert "replay not started" in done.output  # it got as far as the broker
     assert out.parent.is_dir() and not out.exists()
+
+
+@pytest.mark.parametrize("command", [[], ["replay"], ["diff"], ["check"]])
+def test_the_help_reads_as_plain_text_and_names_replay_and_diff(command: list[str]) -> None:
+    done = CliRunner().invoke(main, [*command, "--help"])
+    assert done.exit_code == 0
+    assert "``" not in done.output
+    if not command:
+        assert "replay and compare" in done.output
