@@ -79,6 +79,13 @@ STACK_SETTINGS = frozenset({"AMQP_CHECK_PUBLISHER", "AUTH_MODE", "AUTH_AUDIENCE"
                             "CLOCK_START", "REGISTRY_CODE"})
 #: Commands answered otherwise than recorded that a summary lists.
 ANSWERS_SHOWN = 10
+#: Settings a replay sets itself for every service it starts (the broker and the
+#: namespace, the store, the port, the issuer, recording, the Party's code, the clock's
+#: start): a ``--set`` of one is refused, it would take the service out of the replay.
+HARNESS_SETTINGS = STACK_SETTINGS | frozenset({
+    "AMQP_URL", "AMQP_NAMESPACE", "AMQP_CA_FILE", "AMQP_CERT_FILE", "AMQP_KEY_FILE",
+    "MONGO_URL", "HTTP_HOST", "HTTP_PORT", "AUTH_ISSUER", "AUTH_JWKS_URL",
+    "AUTH_TOKEN_URL"})
 #: Real seconds a command waits for the messages that preceded it in the recording.
 WAIT_SECONDS = 15.0
 #: Real seconds without a new message after which a settled replay is read.
@@ -179,13 +186,18 @@ def _settings_fields(module: str) -> set[str]:
 def check_settings(code: str, module: str, settings: Mapping[str, str],
                    recorded: Mapping[str, str] | None = None) -> None:
     """Refuse (``ReplayRefused``, naming the option) a ``--set`` of service ``code``
-    (run as ``module``) that names a setting the service does not read, or gives a value
+    (run as ``module``) that names a setting the service does not read or one the
+    replay sets itself (``HARNESS_SETTINGS``), or gives a value
     it would refuse at its start (``TICK_SECONDS=abc``, a negative time-out): each value
     is read as the service reads its environment, next to its ``recorded`` settings."""
     known = _settings_fields(module)
     for name in settings:
         if name not in known:
             raise ReplayRefused(0, f"--set {code}.{name}: {module} has no setting {name}")
+        if name in HARNESS_SETTINGS:
+            raise ReplayRefused(0, f"--set {code}.{name}: the replay sets {name} itself "
+                                   "(the broker, the store, the port, the issuer, "
+                                   "recording, the Party's code, the clock's start)")
     environment = {**(recorded or {}), **settings}
     with _environment(environment):
         try:

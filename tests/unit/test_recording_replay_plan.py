@@ -94,6 +94,12 @@ def test_the_stack_is_the_headers_with_recorded_settings_and_overrides() -> None
                                         "greater than 0"),
     ("ITL.REGISTRIES=[KZ", r"--set ITL.REGISTRIES='\[KZ'"),
     ("KZ.APPROVAL_EXPIRY_HOURS=ten", "APPROVAL_EXPIRY_HOURS='ten'"),
+    # what the replay sets itself: the service would leave the replay
+    ("KZ.REGISTRY_CODE=CH", "the replay sets REGISTRY_CODE itself"),
+    ("KZ.RECORDING=false", "the replay sets RECORDING itself"),
+    ("ITL.AMQP_NAMESPACE=x.", "the replay sets AMQP_NAMESPACE itself"),
+    ("CDM.AUTH_MODE=development", "the replay sets AUTH_MODE itself"),
+    ("ITL.MONGO_URL=mongodb://elsewhere", "the replay sets MONGO_URL itself"),
 ])
 def test_a_bad_override_is_refused(option: str, reason: str) -> None:
     with pytest.raises(ReplayRefused, match=reason):
