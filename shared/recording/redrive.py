@@ -235,10 +235,11 @@ def _module_of(code: str) -> str:
     return MODULES.get(code, REGISTRY_MODULE)
 
 
-def plan(recording: Recording,
-         overrides: Mapping[str, Mapping[str, str]] | None = None) -> StackPlan:
-    """The replay stack of ``recording`` with ``overrides`` (``parse_overrides``);
-    raises ``ReplayRefused`` when the recording needs what such a stack would lack."""
+def check_configuration(recording: Recording) -> None:
+    """Refuse (``ReplayRefused``, line 1) a header whose configuration a replay cannot
+    read: no configuration; ``registries`` not a list of two-letter codes; ``services``
+    not an object of services, each an object with a ``module`` name and ``settings``
+    an object of names and plain values."""
     configuration = recording.header.configuration
     if not configuration:
         raise ReplayRefused(1, "the header carries no stack configuration (no run "
@@ -248,6 +249,34 @@ def plan(recording: Recording,
             isinstance(r, str) and re.fullmatch(r"[A-Z]{2}", r) for r in registries):
         raise ReplayRefused(1, f"configuration.registries {registries!r}: expected a list "
                                "of two-letter registry codes")
+    services = configuration.get("services")
+    if services is None:
+        services = {}
+    if not isinstance(services, dict):
+        raise ReplayRefused(1, "configuration.services is not an object")
+    for name, service in services.items():
+        where = f"configuration.services.{name}"
+        if not isinstance(service, dict):
+            raise ReplayRefused(1, f"{where} {service!r}: expected an object with its "
+                                   "module and settings")
+        if not isinstance(service.get("module"), str):
+            raise ReplayRefused(1, f"{where}.module {service.get('module')!r}: expected "
+                                   "the name of a module")
+        settings = service.get("settings") or {}
+        if not isinstance(settings, dict) or not all(
+                isinstance(v, str | int | float | bool) or v is None
+                for v in settings.values()):
+            raise ReplayRefused(1, f"{where}.settings: expected an object of setting "
+                                   "names and plain values")
+
+
+def plan(recording: Recording,
+         overrides: Mapping[str, Mapping[str, str]] | None = None) -> StackPlan:
+    """The replay stack of ``recording`` with ``overrides`` (``parse_overrides``);
+    raises ``ReplayRefused`` when the recording needs what such a stack would lack."""
+    check_configuration(recording)
+    configuration = recording.header.configuration
+    registries = configuration["registries"]
     auth_mode = configuration.get("auth_mode") or "token"
     if auth_mode not in ("token", "development"):
         raise ReplayRefused(1, f"configuration.auth_mode {auth_mode!r}: this simulator "

@@ -19,7 +19,12 @@ import click
 from deploy.local.stack import StackNotStarted
 from shared.recording.compare import flows
 from shared.recording.format import Recording, write_recording
-from shared.recording.redrive import ReplayRefused, check_settings, parse_overrides
+from shared.recording.redrive import (
+    ReplayRefused,
+    check_configuration,
+    check_settings,
+    parse_overrides,
+)
 from shared.recording.refeed import Refeed, RefeedRefused
 from shared.recording.report import divergence_text, html_report
 
@@ -39,6 +44,11 @@ def replay_service(recording: Recording, path: Path, service: str, report: Path 
     does not answer, the service exits: the message ends with its log's last lines)."""
     try:
         overrides = parse_overrides(settings)
+    except ReplayRefused as exc:
+        click.echo(f"{path}: replay refused, nothing sent: {exc}", err=True)
+        return 2
+    try:
+        check_configuration(recording)
     except ReplayRefused as exc:
         click.echo(f"{path}: replay refused, nothing sent: {exc}", err=True)
         return 2

@@ -3,6 +3,7 @@ order, what it is expected to send, and how recorded ids are mapped."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -271,3 +272,32 @@ def test_diff_of_replays_against_two_different_services_is_refused(tmp_path: Pat
     done = CliRunner().invoke(main, ["diff", str(kz), str(itl)])
     assert done.exit_code == 2
     assert "holds the events of KZ alone" in done.output
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    (lambda c: c["services"]["kz"].update(settings=["x"]),
+     "configuration.services.kz.settings: expected an object of setting names"),
+    (lambda c: c["services"]["kz"].update(settings={"A": {"nested": 1}}),
+     "configuration.services.kz.settings: expected an object of setting names"),
+    (lambda c: c["services"].update(kz="services.registry"),
+     "configuration.services.kz 'services.registry': expected an object"),
+    (lambda c: c["services"]["kz"].update(module=7),
+     "configuration.services.kz.module 7: expected the name of a module"),
+    (lambda c: c.update(registries="KZ"),
+     "configuration.registries 'KZ': expected a list of two-letter registry codes"),
+    (lambda c: c.update(services=[]), "configuration.services is not an object"),
+])
+@pytest.mark.parametrize("service", [[], ["--service", "KZ"]])
+def test_a_header_configuration_a_replay_cannot_read_is_refused_on_line_1(
+        tmp_path: Path, change: Any, reason: str, service: list[str]) -> None:
+    """Both replays, whole stack and one service, read the header's configuration the
+    same way: a damaged one is refused with line 1 and the field, not a traceback."""
+    rec = recording([message(0, "KZ", "ITL", "KZ1")])
+    configuration = json.loads(json.dumps(rec.header.configuration))
+    change(configuration)
+    header = rec.header.model_copy(update={"configuration": configuration})
+    path = tmp_path / "run.jsonl"
+    write_recording(path, header, rec.events)
+    done = CliRunner().invoke(main, ["replay", str(path), "--no-progress", *service])
+    assert done.exit_code == 2, done.output
+    assert f"replay refused, nothing sent: line 1: {reason}" in done.output
