@@ -23,8 +23,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,13 +36,16 @@ from pymongo.database import Database
 
 from deploy.local.identities import IssuerAccess, default_config
 from shared.codes import CDM_CODE, ITL_CODE
+from shared.messaging.identities import service_user
 from shared.messaging.provisioning import (
     BrokerAdmin,
+    Identity,
     Provisioned,
     admin_from_environment,
     deprovision,
     provision,
 )
+from shared.messaging.topology import Topology
 from shared.recording.journal import mark_run, recording_from_environment, replay_settings
 from shared.testing.infra import (
     StoreServer,
@@ -62,6 +66,36 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_REGISTRIES = ("KZ", "CH", "JP")
 #: Detached mode: the store servers listen on ``base_port + STORE_PORT_OFFSET + index``.
 STORE_PORT_OFFSET = 80
+
+
+class StackNotStarted(RuntimeError):
+    """A stack that could not start: the broker does not answer, a store, the issuer or
+    a service exited or did not become healthy. The message says which and, for a
+    process, ends with the last lines of its log. Whatever had started is stopped."""
+
+
+#: Lines of a process's log a ``StackNotStarted`` quotes.
+LOG_TAIL_LINES = 12
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last ``lines`` lines of the log at ``path`` ('' when there is none)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def start_or_refuse(start: Callable[[], None]) -> None:
+    """Run ``start`` (a stack's start); what makes it fail (the broker, a process that
+    exits, a port that never answers) is raised as ``StackNotStarted``."""
+    try:
+        start()
+    except StackNotStarted:
+        raise
+    except (RuntimeError, OSError, TimeoutError) as exc:
+        raise StackNotStarted(str(exc)) from exc
 
 
 @dataclass
@@ -112,6 +146,16 @@ class LocalStack:
     #: APIs take (docs/adr/0034); ``RECORDING=false`` in the environment turns it off
     #: for ``make up`` and the demo.
     recording: bool = field(default_factory=recording_from_environment)
+    #: What ``provision_broker`` is creating, known before it is created, so that
+    #: ``stop`` deletes it even when the provisioning was interrupted (Ctrl-C, SIGTERM).
+    provisioning: Provisioned | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        # the issuer and the services run from the project root (their cwd): a relative
+        # workdir or storage would name another place for them than for this process
+        self.workdir = Path(self.workdir).absolute()
+        if self.storage != ":memory:":
+            self.storage = str(Path(self.storage).absolute())
 
     @property
     def log_dir(self) -> Path:
@@ -139,8 +183,7 @@ class LocalStack:
                   for code in self.registries]
         specs.append((CDM_CODE, "services.cdm_registry", {}))
         self._start_stores([code.lower() for code, _, _ in specs])
-        self.broker = asyncio.run(provision(self.admin, self.broker_url, self.namespace,
-                                            [ITL_CODE, *codes], recording=self.recording))
+        broker = self.provision_broker([ITL_CODE, *codes], self.recording)
         common = {
             "AMQP_NAMESPACE": self.namespace,
             "AMQP_CHECK_PUBLISHER": "true",  # never inherited off from the environment
@@ -156,7 +199,7 @@ class LocalStack:
             name = code.lower()
             env = {**common, **extra, **self.service_env.get(code, {}),
                    "HTTP_PORT": str(port),
-                   "AMQP_URL": self.broker.identities[code].url,
+                   "AMQP_URL": broker.identities[code].url,
                    "MONGO_URL": self.stores[name].url}
             self.services[name] = ServiceProcess(name, module, port, env,
                                                  self.log_dir / f"{name}.log")
@@ -171,6 +214,20 @@ class LocalStack:
         self._wait_healthy(self.issuer_process)
         for service in self.services.values():
             self.wait_healthy(service.name)
+
+    def provision_broker(self, codes: Iterable[str], recording: bool) -> Provisioned:
+        """Provision the stack's namespace on the broker for service ``codes`` (its
+        topology, with a journal when ``recording``, and one user per code) into
+        ``broker``. The users and the topology are noted first (``provisioning``): a
+        provisioning cut short by an interrupt leaves nothing behind after ``stop``."""
+        codes = list(dict.fromkeys(codes))
+        self.provisioning = Provisioned(
+            Topology(self.namespace, tuple(codes), recording),
+            {code: Identity(code, service_user(code, self.namespace), "", "")
+             for code in codes})
+        self.broker = asyncio.run(provision(self.admin, self.broker_url, self.namespace,
+                                            codes, recording=recording))
+        return self.broker
 
     def configuration(self) -> dict[str, Any]:
         """What a recording of this stack says about it (docs/recording.md): the Parties,
@@ -235,8 +292,18 @@ class LocalStack:
         self._wait_healthy(self.services[name], timeout)
 
     def _wait_healthy(self, service: ServiceProcess, timeout: float = 60.0) -> None:
+        """Return once ``service`` answers ``/health``; ``StackNotStarted`` naming it,
+        with the end of its log, when it exits or does not answer within ``timeout``
+        real seconds."""
         name = service.name
-        wait_for_port(service.port, timeout, service.process)
+        try:
+            wait_for_port(service.port, timeout, service.process)
+        except RuntimeError as exc:
+            tail = log_tail(service.log_path)
+            raise StackNotStarted(
+                f"{name} ({service.module}) did not start: {exc}; the end of its log "
+                f"{service.log_path}:\n{tail}" if tail else
+                f"{name} ({service.module}) did not start: {exc}") from exc
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -245,7 +312,8 @@ class LocalStack:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        raise RuntimeError(f"{name} is not healthy after {timeout}s; see {service.log_path}")
+        raise StackNotStarted(f"{name} is not healthy after {timeout}s; the end of its log "
+                              f"{service.log_path}:\n{log_tail(service.log_path)}")
 
     def kill(self, name: str) -> None:
         """SIGKILL one service: nothing it had not committed survives."""
@@ -285,15 +353,17 @@ class LocalStack:
         """Stop every service, the issuer and the store, then delete the stack's broker
         users and, unless the stack keeps its data (``make up``), its queues and
         exchanges."""
-        try:
-            self._stop_processes()
-        finally:
-            if self.broker is not None:
-                keep = self.storage != ":memory:"
-                asyncio.run(deprovision(self.admin, self.broker.users, self.broker_url,
-                                        None if keep else self.broker.topology,
-                                        broker_tls().context(self.broker_url)))
-                self.broker = None
+        with _signals_deferred():
+            try:
+                self._stop_processes()
+            finally:
+                provisioned = self.broker or self.provisioning
+                if provisioned is not None:
+                    keep = self.storage != ":memory:"
+                    asyncio.run(deprovision(self.admin, provisioned.users, self.broker_url,
+                                            None if keep else provisioned.topology,
+                                            broker_tls().context(self.broker_url)))
+                    self.broker = self.provisioning = None
 
     def _stop_processes(self) -> None:
         processes = [*self.services.values(),
@@ -331,13 +401,35 @@ class LocalStack:
 
 
 @contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """While the block runs (in the main thread), SIGINT and SIGTERM are held back and
+    delivered once it ends: a second Ctrl-C does not cut the stopping of a stack short
+    and leave its processes or broker users behind."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    kinds = (signal.SIGINT, signal.SIGTERM)
+    previous = {kind: signal.signal(kind, lambda number, _: held.append(number))
+                for kind in kinds}
+    try:
+        yield
+    finally:
+        for kind, handler in previous.items():
+            signal.signal(kind, handler)
+        for number in dict.fromkeys(held):
+            signal.raise_signal(number)
+
+
+@contextlib.contextmanager
 def running_stack(workdir: Path, **settings: Any) -> Iterator[LocalStack]:
     """A ``LocalStack`` in ``workdir`` with ``settings`` (its fields), started after the
-    broker answers and stopped, its broker users deleted, when the block ends."""
-    asyncio.run(check_broker(amqp_url()))
+    broker answers and stopped, its broker users deleted, when the block ends.
+    ``StackNotStarted`` when the broker does not answer or the stack does not start."""
+    start_or_refuse(lambda: asyncio.run(check_broker(amqp_url())))
     stack = LocalStack(workdir=workdir, namespace=new_namespace(), **settings)
     try:
-        stack.start()
+        start_or_refuse(stack.start)
         yield stack
     finally:
         stack.stop()

@@ -74,8 +74,15 @@ class RabbitmqCtl:
         pipe = asyncio.subprocess.PIPE
         process = await asyncio.create_subprocess_exec(
             *argv, stdin=pipe if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=pipe, stderr=asyncio.subprocess.STDOUT, env={**os.environ, **self.env})
-        output, _ = await process.communicate(stdin)
+            stdout=pipe, stderr=asyncio.subprocess.STDOUT, env={**os.environ, **self.env},
+            # out of the terminal's process group: a Ctrl-C does not cut a command short
+            # whose work the broker finishes anyway (users created after their deletion)
+            start_new_session=True)
+        try:
+            output, _ = await process.communicate(stdin)
+        except BaseException:  # cancelled (Ctrl-C): let the command end, then go on
+            await process.wait()
+            raise
         text = output.decode(errors="replace")
         if process.returncode != 0:
             raise BrokerAdminError(

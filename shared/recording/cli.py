@@ -22,17 +22,20 @@ that cannot be read (the message names the line). ``replay`` and ``diff``: 0 ide
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import ssl
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
+from deploy.local.stack import StackNotStarted
 from shared.messaging.broker import TlsSettings
 from shared.messaging.topology import JOURNAL_QUEUE
 from shared.recording.compare import compare_flows, flows
@@ -61,12 +64,15 @@ from shared.recording.redrive import (
     run_replay,
     save_books,
 )
+from shared.recording.refeed import party_events
 from shared.recording.refeed_cli import replay_service
 from shared.recording.report import diff_text, divergence_text, html_report
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 #: The services of ``make up`` (deploy.local): the ITL, its registries, the CDM registry.
 DEFAULT_CODES = "ITL,KZ,CH,JP,CDM"
+#: The exit status of a replay interrupted by Ctrl-C, SIGTERM or SIGHUP (128 + SIGINT).
+EXIT_INTERRUPTED = 130
 
 
 def _tls(url: str) -> ssl.SSLContext | None:
@@ -96,7 +102,8 @@ def with_broker(command: click.decorators.FC) -> click.decorators.FC:
 
 @click.group()
 def main() -> None:
-    """Record, export and draw the message flows of a Kyoto registry simulator stack."""
+    """Record, export, draw, replay and compare the message flows of a Kyoto registry
+    simulator stack (docs/recording.md)."""
 
 
 @main.command()
@@ -232,20 +239,101 @@ def check(recording: Path) -> None:
 @click.option("--service", default=None,
               help="replay against this one service (KZ, CDM, ITL ...) alone: its recorded "
                    "commands, clock settings and inbound messages into a fresh instance, "
-                   "the other side played from the recording (docs/adr/0036)")
+                   "the other side played from the recording (docs/adr/0036); not "
+                   "with --books or --books-out")
 def replay(recording: Path, report: Path | None, recording_out: Path | None,
            settings: tuple[str, ...], books_of: Path | None, books_out: Path | None,
            wait_seconds: float, workdir: Path | None, progress: bool | None,
            service: str | None) -> None:
     """Re-drive RECORDING into a fresh local stack built from its header (registries,
-    clock start, authentication mode, each service's settings; ``--set`` changes one),
+    clock start, authentication mode, each service's settings; --set changes one),
     send its commands in order as the same actors as fast as the stack answers, then
-    compare the new run flow by flow, and the books with ``--books``. Refused before
+    compare the new run flow by flow, and the books with --books. Refused before
     anything is sent (exit 2) when the recording names a service or registry the stack
     would lack or a module this simulator does not have. Exit status: 0 identical,
-    1 divergent, 2 refused or unreadable."""
+    1 divergent, 2 refused, unreadable or a stack that did not start (the broker does
+    not answer, a service exits: its log's last lines are printed); 130 interrupted
+    (Ctrl-C, SIGTERM, SIGHUP: the replay's stack is stopped and its broker users deleted
+    first)."""
     read = read_recording_or_exit(recording)
+    try:
+        with _terminate_as_interrupt():
+            _replay(read, recording, report, recording_out, settings, books_of, books_out,
+                    wait_seconds, workdir, progress, service)
+    except KeyboardInterrupt as exc:
+        what = str(exc) or "SIGINT"
+        click.echo(f"{recording}: replay interrupted ({what}): its stack is stopped, "
+                   "nothing compared", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP (a ``timeout``, a cancelled CI job, a closed terminal) stop
+    the block as Ctrl-C does, with a ``KeyboardInterrupt`` naming the signal: the
+    replay's stack stops its processes and deletes its broker users on the way out."""
+    def interrupt(number: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(number).name)
+
+    kinds = (signal.SIGTERM, signal.SIGHUP)
+    previous = {kind: signal.signal(kind, interrupt) for kind in kinds}
+    try:
+        yield
+    finally:
+        for kind, handler in previous.items():
+            signal.signal(kind, handler)
+
+
+def outputs_writable(recording: Path, outputs: dict[str, Path | None]) -> None:
+    """Make the folders of the files a command will write (``{"--report": path}``) and
+    check that they can be written there, before anything runs: exit status 2 naming
+    the option and why, rather than a traceback after a whole replay."""
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        existed = path.exists()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "ab"):  # appends nothing: an existing file is unchanged
+                pass
+        except FileExistsError:  # a folder on the way is a file
+            reason = f"{path.parent} is not a folder"
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+        else:
+            if not existed:
+                path.unlink()
+            continue
+        click.echo(f"{recording}: {option} {path} cannot be written ({reason}): nothing "
+                   "done", err=True)
+        sys.exit(EXIT_REFUSED)
+
+
+def _replay(read: Recording, recording: Path, report: Path | None,
+            recording_out: Path | None, settings: tuple[str, ...], books_of: Path | None,
+            books_out: Path | None, wait_seconds: float, workdir: Path | None,
+            progress: bool | None, service: str | None) -> None:
+    outputs_writable(recording, {"--report": report, "--recording-out": recording_out,
+                                 "--books-out": books_out})
+    selection = read.header.selection
+    if selection.transactions or selection.since or selection.until:
+        what = ", ".join([*(f"--transaction {t}" for t in selection.transactions),
+                          *([f"--since {selection.since.isoformat()}"]
+                            if selection.since else []),
+                          *([f"--until {selection.until.isoformat()}"]
+                            if selection.until else [])])
+        click.echo(f"{recording}: warning: a selection of a run ({what}): it lacks the "
+                   "commands and messages that built the state its flows started from, "
+                   "and a replay diverges where they are missing; replay the export of "
+                   "a whole run", err=True)
     if service is not None:
+        if books_of is not None or books_out is not None:
+            option = "--books" if books_of is not None else "--books-out"
+            click.echo(f"{recording}: replay refused, nothing sent: {option} compares a "
+                       f"whole stack's books; a replay against one service ({service}) "
+                       "compares the messages it sends: leave out --service or "
+                       f"{option}", err=True)
+            sys.exit(EXIT_REFUSED)
         sys.exit(replay_service(read, recording, service, report, settings, wait_seconds,
                                 recording_out, workdir))
     try:
@@ -260,15 +348,19 @@ def replay(recording: Path, report: Path | None, recording_out: Path | None,
     click.echo(f"replaying {recording}: {commands} commands into a fresh stack "
                f"(registries {', '.join(read.header.configuration.get('registries', []))})")
     show = sys.stderr.isatty() if progress is None else progress
-    with _progress_bar(show, commands) as advance:
-        if workdir is None:
-            with tempfile.TemporaryDirectory(prefix="kyoto-replay-") as temporary:
-                result = run_replay(read, Path(temporary), overrides, recorded_books,
+    try:
+        with _progress_bar(show, commands) as advance:
+            if workdir is None:
+                with tempfile.TemporaryDirectory(prefix="kyoto-replay-") as temporary:
+                    result = run_replay(read, Path(temporary), overrides, recorded_books,
+                                        recording_out, wait_seconds, progress=advance)
+            else:
+                workdir.mkdir(parents=True, exist_ok=True)
+                result = run_replay(read, workdir, overrides, recorded_books,
                                     recording_out, wait_seconds, progress=advance)
-        else:
-            workdir.mkdir(parents=True, exist_ok=True)
-            result = run_replay(read, workdir, overrides, recorded_books, recording_out,
-                                wait_seconds, progress=advance)
+    except StackNotStarted as exc:
+        click.echo(f"{recording}: replay not started: {exc}", err=True)
+        sys.exit(EXIT_REFUSED)
     for divergence in result.comparison.divergences:
         click.echo("\n".join(divergence_text(divergence,
                                              result.recorded_flows[divergence.flow])))
@@ -331,10 +423,29 @@ class _progress_bar:
 def diff(recorded: Path, replayed: Path, report: Path | None) -> None:
     """Compare two recordings flow by flow without running anything: for each
     transaction, notice or reconciliation that differs, its first divergent step with
-    the steps before it, then a summary. Exit status: 0 identical, 1 divergent, 2 a
-    recording that cannot be read."""
+    the steps before it, then a summary. Against the recording of a replay against one
+    service (replay --service KZ --recording-out), the events of that service
+    alone are compared. Exit status: 0 identical, 1 divergent, 2 a recording that
+    cannot be read, or two replays against different services."""
     first, second = read_recording_or_exit(recorded), read_recording_or_exit(replayed)
-    mine, theirs = flows(first.events), flows(second.events)
+    outputs_writable(recorded, {"--report": report})
+    mine_events, theirs_events = first.events, second.events
+    against = {path: str(read.header.configuration.get("replayed_service") or "")
+               for path, read in ((recorded, first), (replayed, second))}
+    parties = sorted(set(against.values()) - {""})
+    if len(parties) > 1:
+        click.echo(f"{replayed}: not compared: {recorded} holds the events of "
+                   f"{against[recorded]} alone and {replayed} those of {against[replayed]} "
+                   "alone (replays against one service)", err=True)
+        sys.exit(EXIT_REFUSED)
+    if parties:
+        party = parties[0]
+        mine_events = party_events(first.events, party, _namespace(first))
+        theirs_events = party_events(second.events, party, _namespace(second))
+        alone = recorded if against[recorded] else replayed
+        click.echo(f"comparing the events of {party} only: {alone} is a replay against "
+                   f"{party} (--service {party}), which holds no others")
+    mine, theirs = flows(mine_events), flows(theirs_events)
     comparison = compare_flows(mine, theirs)
     click.echo(diff_text(comparison, mine))
     if report is not None:
@@ -345,6 +456,12 @@ def diff(recorded: Path, replayed: Path, report: Path | None) -> None:
                                       replayed_name=str(replayed)))
         click.echo(f"report: {report}")
     sys.exit(EXIT_IDENTICAL if comparison.identical else EXIT_DIVERGENT)
+
+
+def _namespace(read: Recording) -> str:
+    """The broker namespace a recording was made in (its configuration's, else its
+    source's)."""
+    return str(read.header.configuration.get("namespace") or read.header.source.namespace)
 
 
 if __name__ == "__main__":

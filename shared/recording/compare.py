@@ -45,6 +45,12 @@ ISO_TIME = re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?"
                       r"(Z|[+-]\d{2}:?\d{2})?\b")
 KIND_ORDER = {"command": 0, "message": 1, "dead_letter": 2}
 
+#: Lines of field changes a divergence shows.
+CHANGES_SHOWN = 6
+#: Characters of a value a change shows.
+VALUE_SHOWN = 80
+_ABSENT = object()
+
 
 @dataclass(frozen=True)
 class Step:
@@ -92,6 +98,53 @@ class Step:
             else:
                 names.append("detail")
         return names
+
+
+    def changes(self, other: Step, limit: int = CHANGES_SHOWN) -> list[str]:
+        """What differs, field by field down to the values (``detail.payload.blocks[0].
+        serial_end: recorded 50000, replayed 49999``; ``(absent)`` where one side has no
+        such field; the details only of two steps of one kind and type), at most
+        ``limit`` lines and a count of the rest."""
+        lines = [f"{name}: recorded {_shown(getattr(self, name))}, replayed "
+                 f"{_shown(getattr(other, name))}"
+                 for name in ("kind", "sender", "recipient", "what", "status", "codes")
+                 if getattr(self, name) != getattr(other, name)]
+        # two different kinds of step: their details are not the same thing changed
+        same_thing = self.kind == other.kind and self.what == other.what
+        if self.detail != other.detail and same_thing:
+            lines += [f"{path}: recorded {mine}, replayed {theirs}" for path, mine, theirs
+                      in _leaf_changes("detail", json.loads(self.detail),
+                                       json.loads(other.detail))]
+        if len(lines) > limit:
+            lines = [*lines[:limit], f"... and {len(lines) - limit} more"]
+        return lines
+
+
+def _shown(value: Any) -> str:
+    if value is _ABSENT:
+        return "(absent)"
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return text if len(text) <= VALUE_SHOWN else text[:VALUE_SHOWN - 3] + "..."
+
+
+def _leaf_changes(path: str, mine: Any, theirs: Any) -> list[tuple[str, str, str]]:
+    """The paths at which two JSON values differ, with both values shown, depth first."""
+    if mine == theirs:
+        return []
+    if isinstance(mine, dict) and isinstance(theirs, dict):
+        found: list[tuple[str, str, str]] = []
+        for key in sorted(set(mine) | set(theirs)):
+            found += _leaf_changes(f"{path}.{key}", mine.get(key, _ABSENT),
+                                   theirs.get(key, _ABSENT))
+        return found
+    if isinstance(mine, list) and isinstance(theirs, list):
+        found = []
+        for index in range(max(len(mine), len(theirs))):
+            found += _leaf_changes(f"{path}[{index}]",
+                                   mine[index] if index < len(mine) else _ABSENT,
+                                   theirs[index] if index < len(theirs) else _ABSENT)
+        return found
+    return [(path, _shown(mine), _shown(theirs))]
 
 
 def normalise(value: Any) -> Any:

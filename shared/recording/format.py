@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -230,6 +231,9 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
         with _open(path, "rt") as source:
             for number, text in enumerate(source, start=1):
                 yield number, text
+    except zlib.error as exc:  # gzip data damaged inside (not an OSError)
+        raise RecordingError(number + 1, f"cannot be read: the gzip data is damaged "
+                                         f"({exc})") from exc
     except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise RecordingError(number + 1, f"cannot be read: {exc}") from exc
 
@@ -253,6 +257,9 @@ def read_recording(path: Path) -> Recording:
         if not text.endswith("\n"):
             raise RecordingError(number, "the line is cut short (no end of line): the "
                                          "file is truncated")
+        if not text.strip():
+            raise RecordingError(number, "an empty line: a recording has one JSON object "
+                                         "on every line")
         try:
             value = json.loads(text)
         except ValueError as exc:

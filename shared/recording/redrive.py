@@ -22,7 +22,9 @@ docs/recording.md "Replay and diff").
    (``message_requirements``); a wait longer than ``wait_seconds`` is reported and
    lowers the later requirements by what was missing, never hangs.
 5. **Settle, export, compare**: wait until the new journal holds as many messages as the
-   recording (then ``QUIET_SECONDS`` without a new one), read it (``journal``), compare
+   recording (then ``QUIET_SECONDS`` without a new one) or, short of that, until none
+   has come for ``wait_seconds`` (a replay that produces fewer messages does not wait
+   the whole ``settle_seconds``), read it (``journal``), compare
    flow by flow (``compare``) and compare the books (``read_books``) with those of the
    recorded run when they are given.
 """
@@ -30,12 +32,14 @@ docs/recording.md "Replay and diff").
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import json
+import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -44,6 +48,8 @@ from typing import Any
 import aio_pika
 import httpx
 from aio_pika.abc import AbstractIncomingMessage
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
 
 from shared.codes import CDM_CODE, ITL_CODE
 from shared.messaging.topology import JOURNAL_QUEUE
@@ -71,6 +77,15 @@ REGISTRY_MODULE = "services.registry"
 STACK_SETTINGS = frozenset({"AMQP_CHECK_PUBLISHER", "AUTH_MODE", "AUTH_AUDIENCE",
                             "AUTH_JWKS_REFETCH_COOLDOWN_SECONDS", "RECORDING",
                             "CLOCK_START", "REGISTRY_CODE"})
+#: Commands answered otherwise than recorded that a summary lists.
+ANSWERS_SHOWN = 10
+#: Settings a replay sets itself for every service it starts (the broker and the
+#: namespace, the store, the port, the issuer, recording, the Party's code, the clock's
+#: start): a ``--set`` of one is refused, it would take the service out of the replay.
+HARNESS_SETTINGS = STACK_SETTINGS | frozenset({
+    "AMQP_URL", "AMQP_NAMESPACE", "AMQP_CA_FILE", "AMQP_CERT_FILE", "AMQP_KEY_FILE",
+    "MONGO_URL", "HTTP_HOST", "HTTP_PORT", "AUTH_ISSUER", "AUTH_JWKS_URL",
+    "AUTH_TOKEN_URL"})
 #: Real seconds a command waits for the messages that preceded it in the recording.
 WAIT_SECONDS = 15.0
 #: Real seconds without a new message after which a settled replay is read.
@@ -151,26 +166,80 @@ def parse_overrides(values: Iterable[str]) -> dict[str, dict[str, str]]:
     return overrides
 
 
-def _settings_fields(module: str) -> set[str]:
-    """The environment names the settings of ``module`` read (upper case)."""
+def _settings_class(module: str) -> type[BaseSettings]:
+    """The settings class of service ``module``."""
     if module == MODULES[ITL_CODE]:
         from services.itl.config import ItlSettings
-        return {name.upper() for name in ItlSettings.model_fields}
+        return ItlSettings
     if module == MODULES[CDM_CODE]:
         from services.cdm_registry.config import CdmSettings
-        return {name.upper() for name in CdmSettings.model_fields}
+        return CdmSettings
     from services.registry.config import RegistrySettings
-    return {name.upper() for name in RegistrySettings.model_fields}
+    return RegistrySettings
+
+
+def _settings_fields(module: str) -> set[str]:
+    """The environment names the settings of ``module`` read (upper case)."""
+    return {name.upper() for name in _settings_class(module).model_fields}
+
+
+def check_settings(code: str, module: str, settings: Mapping[str, str],
+                   recorded: Mapping[str, str] | None = None) -> None:
+    """Refuse (``ReplayRefused``, naming the option) a ``--set`` of service ``code``
+    (run as ``module``) that names a setting the service does not read or one the
+    replay sets itself (``HARNESS_SETTINGS``), or gives a value
+    it would refuse at its start (``TICK_SECONDS=abc``, a negative time-out): each value
+    is read as the service reads its environment, next to its ``recorded`` settings."""
+    known = _settings_fields(module)
+    for name in settings:
+        if name not in known:
+            raise ReplayRefused(0, f"--set {code}.{name}: {module} has no setting {name}")
+        if name in HARNESS_SETTINGS:
+            raise ReplayRefused(0, f"--set {code}.{name}: the replay sets {name} itself "
+                                   "(the broker, the store, the port, the issuer, "
+                                   "recording, the Party's code, the clock's start)")
+    environment = {**(recorded or {}), **settings}
+    with _environment(environment):
+        try:
+            _settings_class(module)()
+        except ValidationError as exc:
+            for error in exc.errors():
+                field_name = str(error["loc"][0]).upper() if error["loc"] else ""
+                if field_name in settings:
+                    raise ReplayRefused(0, f"--set {code}.{field_name}="
+                                           f"{settings[field_name]!r}: {error['msg']}"
+                                        ) from exc
+        except ValueError as exc:  # a value the environment source cannot decode
+            named = [name for name in settings if name.lower() in str(exc).lower()]
+            if named:
+                raise ReplayRefused(0, f"--set {code}.{named[0]}={settings[named[0]]!r}: "
+                                       f"{exc}") from exc
+
+
+@contextlib.contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``values`` while the block runs (settings read it)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _module_of(code: str) -> str:
     return MODULES.get(code, REGISTRY_MODULE)
 
 
-def plan(recording: Recording,
-         overrides: Mapping[str, Mapping[str, str]] | None = None) -> StackPlan:
-    """The replay stack of ``recording`` with ``overrides`` (``parse_overrides``);
-    raises ``ReplayRefused`` when the recording needs what such a stack would lack."""
+def check_configuration(recording: Recording) -> None:
+    """Refuse (``ReplayRefused``, line 1) a header whose configuration a replay cannot
+    read: no configuration; ``registries`` not a list of two-letter codes; ``services``
+    not an object of services, each an object with a ``module`` name and ``settings``
+    an object of names and plain values."""
     configuration = recording.header.configuration
     if not configuration:
         raise ReplayRefused(1, "the header carries no stack configuration (no run "
@@ -180,6 +249,34 @@ def plan(recording: Recording,
             isinstance(r, str) and re.fullmatch(r"[A-Z]{2}", r) for r in registries):
         raise ReplayRefused(1, f"configuration.registries {registries!r}: expected a list "
                                "of two-letter registry codes")
+    services = configuration.get("services")
+    if services is None:
+        services = {}
+    if not isinstance(services, dict):
+        raise ReplayRefused(1, "configuration.services is not an object")
+    for name, service in services.items():
+        where = f"configuration.services.{name}"
+        if not isinstance(service, dict):
+            raise ReplayRefused(1, f"{where} {service!r}: expected an object with its "
+                                   "module and settings")
+        if not isinstance(service.get("module"), str):
+            raise ReplayRefused(1, f"{where}.module {service.get('module')!r}: expected "
+                                   "the name of a module")
+        settings = service.get("settings") or {}
+        if not isinstance(settings, dict) or not all(
+                isinstance(v, str | int | float | bool) or v is None
+                for v in settings.values()):
+            raise ReplayRefused(1, f"{where}.settings: expected an object of setting "
+                                   "names and plain values")
+
+
+def plan(recording: Recording,
+         overrides: Mapping[str, Mapping[str, str]] | None = None) -> StackPlan:
+    """The replay stack of ``recording`` with ``overrides`` (``parse_overrides``);
+    raises ``ReplayRefused`` when the recording needs what such a stack would lack."""
+    check_configuration(recording)
+    configuration = recording.header.configuration
+    registries = configuration["registries"]
     auth_mode = configuration.get("auth_mode") or "token"
     if auth_mode not in ("token", "development"):
         raise ReplayRefused(1, f"configuration.auth_mode {auth_mode!r}: this simulator "
@@ -207,11 +304,8 @@ def plan(recording: Recording,
         if code not in stack_plan.codes:
             raise ReplayRefused(0, f"--set {code}.…: the replay stack has no service "
                                    f"{code} (it runs ITL, CDM, {', '.join(registries)})")
-        known = _settings_fields(_module_of(code))
+        check_settings(code, _module_of(code), settings, stack_plan.service_env.get(code))
         for name, value in settings.items():
-            if name not in known:
-                raise ReplayRefused(0, f"--set {code}.{name}: {_module_of(code)} has no "
-                                       f"setting {name}")
             stack_plan.service_env.setdefault(code, {})[name] = value
     for line, event in enumerate(recording.events, start=2):
         for code, what in _codes_named(event):
@@ -388,6 +482,10 @@ class JournalFollower:
         self.amqp_url = amqp_url
         self.namespace = namespace
         self._count = 0
+        #: (recipient code, message id) of every message so far, in journal order
+        self._sent: list[tuple[str, str]] = []
+        #: ids of the messages dead-lettered so far
+        self._dead: set[str] = set()
         self._last_at = time.monotonic()
         self._lock = threading.Lock()
         self._ready = threading.Event()
@@ -408,6 +506,12 @@ class JournalFollower:
     def count(self) -> int:
         with self._lock:
             return self._count
+
+    def messages(self) -> tuple[list[tuple[str, str]], set[str]]:
+        """The messages so far as (recipient code, message id), in journal order, and
+        the ids of those dead-lettered."""
+        with self._lock:
+            return list(self._sent), set(self._dead)
 
     def quiet_for(self) -> float:
         """Real seconds since the last message was appended."""
@@ -440,15 +544,68 @@ class JournalFollower:
                 await message.ack()
                 event = event_of(message, self.namespace)
                 if event is not None and event.kind in ("message", "dead_letter"):
+                    message_id = event.properties.message_id
                     with self._lock:
                         self._count += 1
                         self._last_at = time.monotonic()
+                        if message_id and event.kind == "message":
+                            self._sent.append((event.routing_key, message_id))
+                        elif message_id:
+                            self._dead.add(message_id)
 
             await queue.consume(on_message, arguments={"x-stream-offset": "first"})
             self._ready.set()
             await self._stop.wait()
         finally:
             await connection.close()
+
+
+# messages handled
+
+
+class HandledMessages:
+    """Which of the replay stack's messages their recipients have handled: a message is
+    handled once its id is in the recipient's ``inbox`` collection (a handler stores its
+    effect and its inbox row in one transaction, ``shared.store.inbox``) or it was
+    dead-lettered. ``lookup(code, ids)`` returns those of ``ids`` in the inbox of
+    service ``code``; codes it is not given (``codes``) are not waited for."""
+
+    def __init__(self, lookup: Callable[[str, list[str]], set[str]],
+                 codes: Iterable[str]) -> None:
+        self.lookup = lookup
+        self.codes = set(codes)
+        self.handled: set[str] = set()
+
+    def unhandled(self, sent: Sequence[tuple[str, str]], dead: set[str]) -> list[str]:
+        """The ids among ``sent`` ((recipient code, message id)) neither handled nor in
+        ``dead``, after asking each recipient's inbox about those not yet seen handled."""
+        waiting: dict[str, list[str]] = {}
+        for code, message_id in sent:
+            if (code in self.codes and message_id not in self.handled
+                    and message_id not in dead):
+                waiting.setdefault(code, []).append(message_id)
+        for code, ids in waiting.items():
+            self.handled |= self.lookup(code, ids)
+        return [m for ids in waiting.values() for m in ids if m not in self.handled]
+
+
+def inbox_lookup(databases: Any, database_of: Mapping[str, str]
+                 ) -> Callable[[str, list[str]], set[str]]:
+    """A ``HandledMessages`` lookup over a stack's stores (``StackDatabases``):
+    ``database_of`` maps a service code to its database name."""
+    def lookup(code: str, ids: list[str]) -> set[str]:
+        inbox = databases[database_of[code]]["inbox"]
+        return {str(row["_id"]) for row in inbox.find({"_id": {"$in": ids}}, {"_id": 1})}
+    return lookup
+
+
+def _databases_of(stack_plan: StackPlan) -> dict[str, str]:
+    """Each service code's database name (its ``DATABASE`` setting, else the default)."""
+    names = {}
+    for code in stack_plan.codes:
+        default = code.lower() if code in (ITL_CODE, CDM_CODE) else f"registry_{code.lower()}"
+        names[code] = stack_plan.service_env.get(code, {}).get("DATABASE") or default
+    return names
 
 
 # the books
@@ -575,6 +732,9 @@ class ReplayResult:
     waits_timed_out: list[str] = field(default_factory=list)
     #: Commands the stack gave no answer to (the connection failed or timed out).
     send_errors: list[str] = field(default_factory=list)
+    #: Commands the stack answered with another HTTP status than the recorded one
+    #: (``line 9 (POST KZ /accounts): answered 422, recorded 201``).
+    answered_otherwise: list[str] = field(default_factory=list)
     commands_sent: int = 0
     seconds: float = 0.0
     #: Real seconds from the first command until the flows settled.
@@ -602,7 +762,8 @@ class ReplayResult:
 
     def summary(self, books: bool = True) -> str:
         """The comparison's summary, the books (their differences unless not
-        ``books``), the waits that timed out, the commands without answer and the rate."""
+        ``books``), the waits that timed out, the commands without answer or answered
+        with another HTTP status than recorded, and the rate."""
         lines = [self.comparison.summary()]
         if books:
             lines += self._books_lines()
@@ -610,6 +771,11 @@ class ReplayResult:
             lines.append(f"  causality wait timed out: {wait}")
         for error in self.send_errors:
             lines.append(f"  no answer: {error}")
+        for answer in self.answered_otherwise[:ANSWERS_SHOWN]:
+            lines.append(f"  answered otherwise: {answer}")
+        if len(self.answered_otherwise) > ANSWERS_SHOWN:
+            lines.append(f"  ... and {len(self.answered_otherwise) - ANSWERS_SHOWN} more "
+                         "commands answered otherwise")
         lines.append(f"{self.commands_sent} commands sent in {self.seconds:.1f} s "
                      f"({self.rate:.1f}/s)")
         return "\n".join(lines)
@@ -701,9 +867,13 @@ def run_replay(recording: Recording, workdir: Path,
             on_stack(stack)
         follower = JournalFollower(stack.broker_url, stack.namespace)
         follower.start()
+        databases = StackDatabases(stack)
+        handled = HandledMessages(inbox_lookup(databases, _databases_of(stack_plan)),
+                                  stack_plan.codes)
         sender = Sender(stack)
         timed_out: list[str] = []
         send_errors: list[str] = []
+        answered: list[str] = []
         missing = 0
         started = time.monotonic()
         try:
@@ -714,20 +884,45 @@ def run_replay(recording: Recording, workdir: Path,
                     timed_out.append(f"before line {command.line} ({command.describe()}): "
                                      f"{have} of {wanted} messages after {wait_seconds:.0f} s")
                     missing += wanted - have
+                # produced is not handled: a command (a clock setting above all) must
+                # find the state the messages before it made, as in the recorded run
+                if not _wait(lambda: not handled.unhandled(*follower.messages()),
+                             wait_seconds, interval=0.02):
+                    left = handled.unhandled(*follower.messages())
+                    if left:
+                        timed_out.append(f"before line {command.line} "
+                                         f"({command.describe()}): {len(left)} messages not "
+                                         f"handled after {wait_seconds:.0f} s "
+                                         f"({', '.join(left[:3])})")
                 try:
-                    sender.send(command.capture)
+                    response = sender.send(command.capture)
                 except httpx.HTTPError as exc:  # no answer: the flows will say what is missing
                     send_errors.append(f"line {command.line} ({command.describe()}): {exc!r}")
+                else:
+                    if response.status_code != command.capture.get("status"):
+                        answered.append(f"line {command.line} ({command.describe()}): "
+                                        f"answered {response.status_code}, recorded "
+                                        f"{command.capture.get('status')}")
                 if progress is not None:
                     progress(done, len(commands), command.describe())
             seconds = time.monotonic() - started
             target = recorded_messages - missing
-            if not _wait(lambda: follower.count() >= target
-                         and follower.quiet_for() >= QUIET_SECONDS, settle_seconds):
+            # settled: every message the recording had and a quiet second; or, short of
+            # them, nothing new for a causality wait (the rest will not come)
+            given_up = max(wait_seconds, QUIET_SECONDS)
+            settle_started = time.monotonic()
+            if not _wait(lambda: settled_enough(
+                    follower.count(), target,
+                    min(follower.quiet_for(), time.monotonic() - settle_started), given_up),
+                    settle_seconds):
                 timed_out.append(f"settling: {follower.count()} of {target} messages after "
                                  f"{settle_seconds:.0f} s")
-            # the quiet second is not the stack's work
-            settled = max(seconds, time.monotonic() - started - QUIET_SECONDS)
+            elif follower.count() < target:
+                timed_out.append(f"settling: {follower.count()} of {target} messages, none "
+                                 f"new for {given_up:.0f} s")
+            quiet = min(follower.quiet_for(), time.monotonic() - settle_started)
+            # the quiet wait is not the stack's work
+            settled = max(seconds, time.monotonic() - started - quiet)
         finally:
             sender.close()
             follower.stop()
@@ -736,7 +931,6 @@ def run_replay(recording: Recording, workdir: Path,
         if recording_out is not None:
             write_recording(recording_out, header_for(events, chosen, Selection(),
                                                       stack.namespace), chosen)
-        databases = StackDatabases(stack)
         try:
             books = read_books(databases)
         finally:
@@ -748,10 +942,18 @@ def run_replay(recording: Recording, workdir: Path,
         recorded_flows=recorded_flows, replayed_flows=replayed_flows,
         book_differences=(compare_books(recorded_books, books)
                           if recorded_books is not None else None),
-        waits_timed_out=timed_out, send_errors=send_errors, commands_sent=len(commands),
+        waits_timed_out=timed_out, send_errors=send_errors, answered_otherwise=answered,
+        commands_sent=len(commands),
         seconds=seconds,
         settled_seconds=settled,
         replayed_events=chosen, books=books)
+
+
+def settled_enough(count: int, target: int, quiet: float, given_up: float) -> bool:
+    """Whether a replay has settled: ``count`` messages of the ``target`` the recording
+    had and a quiet second (``QUIET_SECONDS``), or fewer but none for ``given_up`` real
+    seconds (``quiet``: since the last message, or since the settling began when later)."""
+    return (count >= target and quiet >= QUIET_SECONDS) or quiet >= given_up
 
 
 def _reached(follower: JournalFollower, wanted: int) -> Callable[[], bool]:

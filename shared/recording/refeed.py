@@ -62,10 +62,10 @@ from aio_pika.abc import (
 from pymongo import MongoClient
 
 from deploy.local.client import StackClient
-from deploy.local.stack import LocalStack, ServiceProcess
+from deploy.local.stack import LocalStack, ServiceProcess, start_or_refuse
 from shared.codes import CDM_CODE, ITL_CODE
 from shared.messaging.clock import CLOCK_EXCHANGE
-from shared.messaging.provisioning import Identity, provision
+from shared.messaging.provisioning import Identity
 from shared.messaging.topology import JOURNAL_QUEUE, MAIN_EXCHANGE
 from shared.recording.compare import Comparison, compare_flows, flows
 from shared.recording.format import Event, Recording, compact_json
@@ -441,8 +441,7 @@ class OneService(LocalStack):
         # it boots while the broker is provisioned and the issuer starts
         self.stores[party.name] = start_store(log_dir=self.log_dir, wait=False,
                                               own_process=True)
-        self.broker = asyncio.run(provision(self.admin, self.broker_url, self.namespace,
-                                            [party.code, *players], recording=True))
+        broker = self.provision_broker([party.code, *players], recording=True)
         self.auth_mode = party.auth_mode
         auth = self._start_issuer()
         self.stores[party.name].wait()
@@ -450,7 +449,7 @@ class OneService(LocalStack):
         env = {**auth, **party.settings, **overrides,
                "AMQP_NAMESPACE": self.namespace, "AMQP_CHECK_PUBLISHER": "true",
                "RECORDING": "true", "LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1",
-               "HTTP_PORT": str(port), "AMQP_URL": self.broker.identities[party.code].url,
+               "HTTP_PORT": str(port), "AMQP_URL": broker.identities[party.code].url,
                "MONGO_URL": self.stores[party.name].url}
         service = ServiceProcess(party.name, party.module, port, env,
                                  self.log_dir / f"{party.name}.log")
@@ -510,12 +509,16 @@ class Refeed:
         return sender_of(event) or ITL_CODE
 
     def run(self) -> RefeedResult:
-        """Start the service, feed it, compare; stops everything it started."""
-        asyncio.run(check_broker(self.broker_url))
-        self.stack = OneService(workdir=self.workdir, registries=self.party.registries,
-                                namespace=new_namespace(), broker_url=self.broker_url)
+        """Start the service, feed it, compare; stops everything it started.
+        ``StackNotStarted`` when the broker does not answer or the service does not
+        start (its log's end in the message)."""
+        start_or_refuse(lambda: asyncio.run(check_broker(self.broker_url)))
+        stack = self.stack = OneService(workdir=self.workdir,
+                                        registries=self.party.registries,
+                                        namespace=new_namespace(), broker_url=self.broker_url)
         try:
-            self.stack.start_party(self.party, self.players, self.overrides)
+            start_or_refuse(lambda: stack.start_party(self.party, self.players,
+                                                      self.overrides))
             replayed = asyncio.run(self._drive())
         finally:
             self.stack.stop()

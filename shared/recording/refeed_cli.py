@@ -16,9 +16,15 @@ from pathlib import Path
 
 import click
 
+from deploy.local.stack import StackNotStarted
 from shared.recording.compare import flows
 from shared.recording.format import Recording, write_recording
-from shared.recording.redrive import ReplayRefused, parse_overrides
+from shared.recording.redrive import (
+    ReplayRefused,
+    check_configuration,
+    check_settings,
+    parse_overrides,
+)
 from shared.recording.refeed import Refeed, RefeedRefused
 from shared.recording.report import divergence_text, html_report
 
@@ -32,10 +38,17 @@ def replay_service(recording: Recording, path: Path, service: str, report: Path 
     service's and the issuer's logs go to ``workdir`` (a temporary folder without). ``settings``
     are ``--set`` options, ``SERVICE.NAME=VALUE`` naming this service; ``timeout``: real
     seconds to wait for each message the service sent in the recording. Returns the
-    exit status: 0 identical, 1 divergent, 2 a party the recording does not hold or a
-    setting of another service."""
+    exit status: 0 identical, 1 divergent, 2 a party the recording does not hold, a
+    setting of another service, one the service does not read or a value it would
+    refuse (``redrive.check_settings``), or a service that did not start (the broker
+    does not answer, the service exits: the message ends with its log's last lines)."""
     try:
         overrides = parse_overrides(settings)
+    except ReplayRefused as exc:
+        click.echo(f"{path}: replay refused, nothing sent: {exc}", err=True)
+        return 2
+    try:
+        check_configuration(recording)
     except ReplayRefused as exc:
         click.echo(f"{path}: replay refused, nothing sent: {exc}", err=True)
         return 2
@@ -49,13 +62,19 @@ def replay_service(recording: Recording, path: Path, service: str, report: Path 
         try:
             refeed = Refeed(recording, code, workdir or Path(temporary), overrides.get(code),
                             timeout)
-        except RefeedRefused as exc:
+            check_settings(code, refeed.party.module, overrides.get(code, {}),
+                           refeed.party.settings)
+        except (RefeedRefused, ReplayRefused) as exc:
             click.echo(f"{path}: replay refused, nothing sent: {exc}", err=True)
             return 2
         click.echo(f"re-feeding {refeed.party.code} ({refeed.party.module}) alone: "
                    f"{len(refeed.items)} commands, messages and clock settings to feed, "
                    f"{len(refeed.outbound)} messages expected back")
-        result = refeed.run()
+        try:
+            result = refeed.run()
+        except StackNotStarted as exc:
+            click.echo(f"{path}: replay not started: {exc}", err=True)
+            return 2
     recorded, replayed = flows(result.recorded), flows(result.replayed)
     for divergence in result.comparison.divergences:
         click.echo("\n".join(divergence_text(divergence, recorded[divergence.flow])))

@@ -6,7 +6,7 @@ summary and the differences in the books when a replay produced them."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import zip_longest
 from pathlib import Path
 
@@ -32,6 +32,8 @@ class DivergentFlow:
     index: int
     fields: str
     rows: list[Row]
+    #: field by field, with both values (``Step.changes``)
+    changes: list[str] = field(default_factory=list)
 
 
 def _divergent(comparison: Comparison, recorded: Mapping[str, list[Step]],
@@ -40,10 +42,12 @@ def _divergent(comparison: Comparison, recorded: Mapping[str, list[Step]],
     for divergence in comparison.divergences:
         mine, theirs = recorded[divergence.flow], replayed[divergence.flow]
         rows = [Row(n, a, b) for n, (a, b) in enumerate(zip_longest(mine, theirs))]
-        fields = ""
+        fields, changes = "", []
         if divergence.recorded is not None and divergence.replayed is not None:
             fields = ", ".join(divergence.recorded.differences(divergence.replayed))
-        result.append(DivergentFlow(divergence.flow, divergence.index, fields, rows))
+            changes = divergence.recorded.changes(divergence.replayed)
+        result.append(DivergentFlow(divergence.flow, divergence.index, fields, rows,
+                                    changes))
     return result
 
 
@@ -62,6 +66,8 @@ def divergence_text(divergence: Divergence, recorded: list[Step],
     if divergence.recorded is not None and divergence.replayed is not None:
         lines.append("         differs in: "
                      + ", ".join(divergence.recorded.differences(divergence.replayed)))
+        lines += [f"           {change}"
+                  for change in divergence.recorded.changes(divergence.replayed)]
     return lines
 
 

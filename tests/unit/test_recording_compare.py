@@ -15,6 +15,7 @@ from shared.recording.compare import (
     step_of,
 )
 from shared.recording.format import Event, body_fields
+from shared.recording.report import diff_text, html_report
 
 
 def event(seq: int, kind: str, body: Any, headers: dict[str, Any] | None = None,
@@ -228,3 +229,49 @@ def test_a_step_label_names_type_status_and_codes() -> None:
     step = Step("message", "ITL", "KZ", "TransactionStatusNotified", 5, (3002, 3010))
     assert step.label() == ("ITL -> KZ: TransactionStatusNotified - status 5 - "
                             "codes 3002, 3010")
+
+
+def test_a_divergence_names_each_changed_field_down_to_its_values() -> None:
+    """Not just ``detail.payload``: the path inside it and both values, a field one side
+    lacks as ``(absent)``, list items by index, at most a few lines and the rest
+    counted, long values cut."""
+    mine = Step("message", "KZ", "ITL", "ProposalSubmitted", 1, (), json.dumps(
+        {"payload": {"blocks": [{"serial_end": 50000}], "note": "x" * 200,
+                     "gone": 1}}))
+    theirs = Step("message", "KZ", "ITL", "ProposalSubmitted", 2, (4006,), json.dumps(
+        {"payload": {"blocks": [{"serial_end": 49999}, {"serial_end": 7}],
+                     "note": "y" * 200}}))
+    assert mine.changes(theirs, limit=10) == [
+        "status: recorded 1, replayed 2",
+        "codes: recorded [], replayed [4006]",
+        "detail.payload.blocks[0].serial_end: recorded 50000, replayed 49999",
+        'detail.payload.blocks[1]: recorded (absent), replayed {"serial_end":7}',
+        "detail.payload.gone: recorded 1, replayed (absent)",
+        f'detail.payload.note: recorded "{"x" * 76}..., replayed "{"y" * 76}...',
+    ]
+    assert mine.changes(theirs, limit=2)[-1] == "... and 4 more"
+    assert mine.changes(mine) == []
+    # another kind of step altogether: what it is, not a comparison of unlike details
+    other = Step("command", "kz-operator-1", "KZ", "POST /accounts", 201, (), json.dumps(
+        {"body": {"holder": "Alice"}}))
+    assert mine.changes(other) == [
+        'kind: recorded "message", replayed "command"',
+        'sender: recorded "KZ", replayed "kz-operator-1"',
+        'recipient: recorded "ITL", replayed "KZ"',
+        'what: recorded "ProposalSubmitted", replayed "POST /accounts"',
+        "status: recorded 1, replayed 201"]
+
+
+def test_the_text_and_the_page_show_the_changed_values_the_page_escaped() -> None:
+    recorded = {"KZ2": [Step("command", "kz-operator-1", "KZ", "POST /accounts", 201, (),
+                             json.dumps({"body": {"holder": "Alice"}}))]}
+    replayed = {"KZ2": [Step("command", "kz-operator-1", "KZ", "POST /accounts", 201, (),
+                             json.dumps({"body": {"holder": "<script>alert(1)</script>"}}))]}
+    comparison = compare_flows(recorded, replayed)
+    text = diff_text(comparison, recorded)
+    assert ('detail.body.holder: recorded "Alice", replayed "<script>alert(1)</script>"'
+            in text)
+    page = html_report(comparison, recorded, replayed, title="<b>t</b>",
+                       recorded_name="a<script>", replayed_name="b")
+    assert "<script>" not in page
+    assert "detail.body.holder: recorded &#34;Alice&#34;, replayed &#34;&lt;script&gt;" in page

@@ -191,3 +191,66 @@ def test_the_command_line_refuses_a_damaged_recording_with_exit_status_2(
                          capture_output=True, text=True, check=False)
     assert bad.returncode == 2
     assert "line 5: the line is cut short" in bad.stderr
+
+
+
+def _deflate_start(data: bytes | bytearray) -> int:
+    """Where the compressed data of a gzip file begins (after its header and the
+    file name ``gzip.open`` writes)."""
+    start = 10
+    if data[3] & 0x08:  # FNAME
+        start = data.index(0, start) + 1
+    return start
+
+
+def test_gzip_data_damaged_inside_is_refused_with_the_line_it_stopped_at(
+    tmp_path: Path,
+) -> None:
+    """Compressed data that zlib cannot decode (here a reserved block type) fails
+    mid-stream with ``zlib.error``, not an OSError: still a ``RecordingError`` naming
+    the line, and exit status 2 without a traceback."""
+    path = tmp_path / "run.jsonl.gz"
+    write_recording(path, header(), [message(seq) for seq in range(1, 50)])
+    data = bytearray(path.read_bytes())
+    data[_deflate_start(data)] = 0xFF  # BFINAL 1, BTYPE 11: reserved
+    path.write_bytes(bytes(data))
+    with pytest.raises(RecordingError) as caught:
+        read_recording(path)
+    assert caught.value.line == 1
+    assert "cannot be read: the gzip data is damaged" in caught.value.reason
+    bad = subprocess.run([sys.executable, "-m", "shared.recording.cli", "check", str(path)],
+                         capture_output=True, text=True, check=False)
+    assert bad.returncode == 2, bad.stderr
+    assert "Traceback" not in bad.stderr
+    assert "line 1: cannot be read: the gzip data is damaged" in bad.stderr
+
+
+@pytest.mark.parametrize("where", ["middle", "crc", "size"])
+def test_gzip_damaged_anywhere_is_refused_not_a_traceback(tmp_path: Path,
+                                                          where: str) -> None:
+    """Damage in the middle of the compressed data (whatever zlib makes of it) and in
+    the trailer (its CRC, its size): a ``RecordingError`` with a line number."""
+    path = tmp_path / "run.jsonl.gz"
+    write_recording(path, header(), [message(seq) for seq in range(1, 400)])
+    data = bytearray(path.read_bytes())
+    start = _deflate_start(data)
+    index = {"middle": (start + len(data) - 8) // 2, "crc": -8, "size": -2}[where]
+    for offset in range(4 if where == "middle" else 1):
+        data[index + offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(RecordingError) as caught:
+        read_recording(path)
+    assert caught.value.line >= 1
+
+
+@pytest.mark.parametrize("blank", ["\n", "   \n", "\r\n"])
+def test_an_empty_line_is_named_as_such(tmp_path: Path, blank: str) -> None:
+    """Not ``not JSON (Expecting value: line 2 column 1 ...)``, which names a line of
+    the line: an empty line, with its number in the file."""
+    path = written(tmp_path)
+    text = lines(path)
+    path.write_text("".join([*text[:2], blank, *text[2:]]))
+    with pytest.raises(RecordingError) as caught:
+        read_recording(path)
+    assert str(caught.value) == ("line 3: an empty line: a recording has one JSON object "
+                                 "on every line")

@@ -13,6 +13,7 @@ import pytest
 from shared.recording.compare import compare_flows, flows
 from shared.recording.format import Event, Header, Recording, Selection, Source, body_fields
 from shared.recording.redrive import (
+    HandledMessages,
     ReplayRefused,
     commands_of,
     compare_books,
@@ -20,6 +21,7 @@ from shared.recording.redrive import (
     parse_overrides,
     plan,
     replay_order,
+    settled_enough,
 )
 from shared.recording.report import diff_text, html_report
 
@@ -85,6 +87,19 @@ def test_the_stack_is_the_headers_with_recorded_settings_and_overrides() -> None
     ("ITL.registries=KZ", "expected SERVICE.NAME=VALUE"),
     ("DE.REGISTRY_CODE=DE", "the replay stack has no service DE"),
     ("KZ.NO_SUCH_SETTING=1", "services.registry has no setting NO_SUCH_SETTING"),
+    # a value the service would refuse at its start: refused before any stack starts
+    ("ITL.TICK_SECONDS=abc", r"--set ITL.TICK_SECONDS='abc': Input should be a valid "
+                             "number"),
+    ("ITL.TRANSACTION_TIMEOUT_HOURS=0", "TRANSACTION_TIMEOUT_HOURS='0': Input should be "
+                                        "greater than 0"),
+    ("ITL.REGISTRIES=[KZ", r"--set ITL.REGISTRIES='\[KZ'"),
+    ("KZ.APPROVAL_EXPIRY_HOURS=ten", "APPROVAL_EXPIRY_HOURS='ten'"),
+    # what the replay sets itself: the service would leave the replay
+    ("KZ.REGISTRY_CODE=CH", "the replay sets REGISTRY_CODE itself"),
+    ("KZ.RECORDING=false", "the replay sets RECORDING itself"),
+    ("ITL.AMQP_NAMESPACE=x.", "the replay sets AMQP_NAMESPACE itself"),
+    ("CDM.AUTH_MODE=development", "the replay sets AUTH_MODE itself"),
+    ("ITL.MONGO_URL=mongodb://elsewhere", "the replay sets MONGO_URL itself"),
 ])
 def test_a_bad_override_is_refused(option: str, reason: str) -> None:
     with pytest.raises(ReplayRefused, match=reason):
@@ -184,3 +199,59 @@ def test_the_reports_show_the_divergent_step_and_the_steps_before_it() -> None:
                        replayed_name="b", book_differences=["itl.units: only recorded: {}"])
     assert page.count('class="diverges"') == 1 and "t &lt;x&gt;" in page
     assert "KZ -&gt; JP: ProposalSubmitted" in page and "itl.units: only recorded" in page
+
+
+@pytest.mark.parametrize("option", [
+    "ITL.TRANSACTION_TIMEOUT_HOURS=0.001",  # the boundaries a service takes
+    "ITL.TRANSACTION_TIMEOUT_HOURS=8784",
+    "ITL.REGISTRIES=KZ,CH,CDM", 'ITL.REGISTRIES=["KZ","CDM"]',
+    "KZ.FOUR_EYES_OPERATIONS=",
+])
+def test_a_value_the_service_takes_is_kept(option: str) -> None:
+    stack = plan(recording([]), parse_overrides([option]))
+    code, _, rest = option.partition(".")
+    name, _, value = rest.partition("=")
+    assert stack.service_env[code][name] == value
+
+
+def test_a_value_just_outside_a_bound_is_refused() -> None:
+    with pytest.raises(ReplayRefused, match="less than or equal to 8784"):
+        plan(recording([]), parse_overrides(["ITL.TRANSACTION_TIMEOUT_HOURS=8784.01"]))
+
+
+def test_a_message_is_handled_once_in_its_recipients_inbox_or_dead_lettered() -> None:
+    """Before a command the replay waits for what was produced to be handled: a message
+    in the recipient's inbox, or dead-lettered; a recipient outside the stack is not
+    waited for; an inbox is asked only about what it had not yet shown handled."""
+    inboxes: dict[str, set[str]] = {"ITL": set(), "KZ": set()}
+    asked: list[tuple[str, list[str]]] = []
+
+    def lookup(code: str, ids: list[str]) -> set[str]:
+        asked.append((code, list(ids)))
+        return inboxes[code] & set(ids)
+
+    handled = HandledMessages(lookup, ["ITL", "KZ"])
+    sent = [("ITL", "m1"), ("KZ", "m2"), ("ITL", "m3"), ("XX", "m4")]
+    assert handled.unhandled(sent, set()) == ["m1", "m3", "m2"]
+    inboxes["ITL"].add("m1")
+    assert handled.unhandled(sent, {"m3"}) == ["m2"]  # m3 dead-lettered
+    inboxes["KZ"].add("m2")
+    asked.clear()
+    assert handled.unhandled(sent, {"m3"}) == []
+    assert asked == [("KZ", ["m2"])]  # m1 is known handled: not asked again
+    asked.clear()
+    assert handled.unhandled(sent, {"m3"}) == [] and asked == []
+    assert handled.unhandled([], set()) == []
+
+
+@pytest.mark.parametrize(("count", "quiet", "settled"), [
+    (10, 1.0, True),     # every recorded message and a quiet second
+    (10, 0.99, False),   # not yet quiet
+    (12, 1.0, True),     # more than recorded: the comparison will say
+    (9, 14.99, False),   # short of them, still within a causality wait
+    (9, 15.0, True),     # short of them and nothing new for a wait: the rest won't come
+    (0, 15.0, True),
+])
+def test_a_replay_short_of_messages_settles_after_a_wait_without_new_ones(
+        count: int, quiet: float, settled: bool) -> None:
+    assert settled_enough(count, 10, quiet, given_up=15.0) is settled

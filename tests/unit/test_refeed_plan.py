@@ -3,6 +3,7 @@ order, what it is expected to send, and how recorded ids are mapped."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -206,3 +207,97 @@ def test_the_command_line_refuses_a_truncated_recording_with_its_line(
     done = CliRunner().invoke(main, ["replay", str(path), "--service", "KZ"])
     assert done.exit_code == 2
     assert "line 4: no end line after 2 events" in done.output
+
+
+@pytest.mark.parametrize(("option", "reason"), [
+    ("KZ.NO_SUCH_SETTING=1", "services.registry has no setting NO_SUCH_SETTING"),
+    ("kz.NO_SUCH_SETTING=1", "services.registry has no setting NO_SUCH_SETTING"),
+    ("KZ.TICK_SECONDS=abc", "--set KZ.TICK_SECONDS='abc': Input should be a valid number"),
+])
+def test_the_command_line_refuses_a_setting_the_service_does_not_take(
+        tmp_path: Path, option: str, reason: str) -> None:
+    """As the whole-stack replay does: an unknown setting or a malformed value is
+    refused before the service starts, not passed to it unread or left to crash it."""
+    done = _replay(tmp_path, [message(0, "KZ", "ITL", "KZ1")], "--service", "kz",
+                   "--set", option)
+    assert done.exit_code == 2, done.output
+    assert "replay refused, nothing sent" in done.output and reason in done.output
+
+
+@pytest.mark.parametrize("option", ["--books", "--books-out"])
+def test_the_command_line_refuses_books_with_a_replay_against_one_service(
+        tmp_path: Path, option: str) -> None:
+    """The books are a whole stack's: with --service they would be silently left out."""
+    books = tmp_path / "books.json"
+    books.write_text("{}")
+    done = _replay(tmp_path, [message(0, "KZ", "ITL", "KZ1")], "--service", "KZ",
+                   option, str(books))
+    assert done.exit_code == 2, done.output
+    assert f"{option} compares a whole stack's books" in done.output
+
+
+def _written(path: Path, rec: Recording, replayed_service: str | None = None) -> Path:
+    header = rec.header
+    if replayed_service:
+        header = header.model_copy(update={"configuration": {
+            **header.configuration, "replayed_service": replayed_service}})
+    write_recording(path, header, rec.events)
+    return path
+
+
+def test_diff_against_a_replay_against_one_service_compares_that_service_alone(
+        tmp_path: Path) -> None:
+    """``replay --service KZ --recording-out`` keeps KZ's events only: diffed against
+    the whole run it came from, the other services' flows are not missing from it."""
+    whole = [message(0, "KZ", "ITL", "KZ1"), message(1, "ITL", "KZ", "KZ1"),
+             message(2, "CH", "ITL", "CH1"), message(3, "ITL", "CH", "CH1")]
+    run = _written(tmp_path / "run.jsonl", recording(whole))
+    kz_alone = _written(tmp_path / "kz.jsonl", recording(whole[:2]), "KZ")
+    for args in ([run, kz_alone], [kz_alone, run]):
+        done = CliRunner().invoke(main, ["diff", *map(str, args)])
+        assert done.exit_code == 0, done.output
+        assert "comparing the events of KZ only: " in done.output
+        assert "identical: 1 of 1 flows identical" in done.output
+    changed = _written(tmp_path / "kz2.jsonl", recording(
+        [whole[0], message(1, "ITL", "KZ", "KZ1", status=3)]), "KZ")
+    done = CliRunner().invoke(main, ["diff", str(run), str(changed)])
+    assert done.exit_code == 1, done.output
+    assert "flow KZ1: first divergence at step" in done.output
+
+
+def test_diff_of_replays_against_two_different_services_is_refused(tmp_path: Path) -> None:
+    events = [message(0, "KZ", "ITL", "KZ1")]
+    kz = _written(tmp_path / "kz.jsonl", recording(events), "KZ")
+    itl = _written(tmp_path / "itl.jsonl", recording(events), "ITL")
+    done = CliRunner().invoke(main, ["diff", str(kz), str(itl)])
+    assert done.exit_code == 2
+    assert "holds the events of KZ alone" in done.output
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    (lambda c: c["services"]["kz"].update(settings=["x"]),
+     "configuration.services.kz.settings: expected an object of setting names"),
+    (lambda c: c["services"]["kz"].update(settings={"A": {"nested": 1}}),
+     "configuration.services.kz.settings: expected an object of setting names"),
+    (lambda c: c["services"].update(kz="services.registry"),
+     "configuration.services.kz 'services.registry': expected an object"),
+    (lambda c: c["services"]["kz"].update(module=7),
+     "configuration.services.kz.module 7: expected the name of a module"),
+    (lambda c: c.update(registries="KZ"),
+     "configuration.registries 'KZ': expected a list of two-letter registry codes"),
+    (lambda c: c.update(services=[]), "configuration.services is not an object"),
+])
+@pytest.mark.parametrize("service", [[], ["--service", "KZ"]])
+def test_a_header_configuration_a_replay_cannot_read_is_refused_on_line_1(
+        tmp_path: Path, change: Any, reason: str, service: list[str]) -> None:
+    """Both replays, whole stack and one service, read the header's configuration the
+    same way: a damaged one is refused with line 1 and the field, not a traceback."""
+    rec = recording([message(0, "KZ", "ITL", "KZ1")])
+    configuration = json.loads(json.dumps(rec.header.configuration))
+    change(configuration)
+    header = rec.header.model_copy(update={"configuration": configuration})
+    path = tmp_path / "run.jsonl"
+    write_recording(path, header, rec.events)
+    done = CliRunner().invoke(main, ["replay", str(path), "--no-progress", *service])
+    assert done.exit_code == 2, done.output
+    assert f"replay refused, nothing sent: line 1: {reason}" in done.output
