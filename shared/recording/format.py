@@ -21,7 +21,7 @@ import json
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -165,6 +165,19 @@ def line_schema() -> dict[str, Any]:
 
 def compact_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def recorded_moment(value: Any) -> datetime | None:
+    """A time as a recording writes it (an envelope's ``sent_at``, a command's
+    ``simulated_at``: ISO 8601), timezone-aware UTC when it names no zone; None for
+    anything else, so that a damaged or missing field orders nothing."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def body_fields(raw: bytes) -> dict[str, Any]:

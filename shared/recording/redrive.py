@@ -41,7 +41,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,13 @@ from shared.recording.compare import (
     flows,
     normalise,
 )
-from shared.recording.format import Event, Recording, Selection, write_recording
+from shared.recording.format import (
+    Event,
+    Recording,
+    Selection,
+    recorded_moment,
+    write_recording,
+)
 from shared.recording.journal import (
     READ_PREFETCH,
     event_of,
@@ -409,7 +415,7 @@ def message_requirements(events: Sequence[Event], ordered: Sequence[Command]) ->
         if event.kind not in ("message", "dead_letter"):
             continue
         body = event.json_body()
-        sent = _moment(body.get("sent_at")) if isinstance(body, dict) else None
+        sent = recorded_moment(body.get("sent_at")) if isinstance(body, dict) else None
         messages.append((event.seq, event.properties.correlation_id or _correlation(event),
                          sum(1 for seq, _ in settings if seq < event.seq), sent))
     wanted = 0
@@ -417,7 +423,7 @@ def message_requirements(events: Sequence[Event], ordered: Sequence[Command]) ->
         received = command.received_at
         epoch = sum(1 for seq, at in settings
                     if (at <= received if at is not None else seq < command.event.seq))
-        simulated = _moment(command.capture.get("simulated_at"))
+        simulated = recorded_moment(command.capture.get("simulated_at"))
         count = 0
         for seq, key, message_epoch, sent in messages:
             if seq >= command.event.seq or first_named.get(key or "", -1) >= position:
@@ -435,15 +441,6 @@ def message_requirements(events: Sequence[Event], ordered: Sequence[Command]) ->
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
-
-def _moment(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _named(value: Any, keys: set[str]) -> set[str]:

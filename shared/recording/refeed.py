@@ -47,7 +47,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -68,7 +67,7 @@ from shared.messaging.clock import CLOCK_EXCHANGE
 from shared.messaging.provisioning import Identity
 from shared.messaging.topology import JOURNAL_QUEUE, MAIN_EXCHANGE
 from shared.recording.compare import Comparison, compare_flows, flows
-from shared.recording.format import Event, Recording, compact_json
+from shared.recording.format import Event, Recording, compact_json, recorded_moment
 from shared.recording.journal import (
     READ_PREFETCH,
     event_of,
@@ -260,15 +259,6 @@ def _set_by(event: Event) -> str | None:
     return str(body["set_by"]) if body is not None and "set_by" in body else None
 
 
-def _moment(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
 
 def feed_plan(events: list[Event], code: str) -> tuple[list[FeedItem], list[tuple[int, Event]]]:
     """What to feed party ``code``, in order, and what it is expected to send: the
@@ -296,12 +286,12 @@ def feed_plan(events: list[Event], code: str) -> tuple[list[FeedItem], list[tupl
             items.append(FeedItem(float(index), "message", event))
         elif event.kind == "clock" and _set_by(event) not in (code, None):
             items.append(FeedItem(float(index), "clock", event))
-    sent = [(index, _moment((_envelope(event) or {}).get("sent_at")))
+    sent = [(index, recorded_moment((_envelope(event) or {}).get("sent_at")))
             for index, event in outbound if event.kind == "message"]
     clocks = [index for index, event in enumerate(events) if event.kind == "clock"]
     previous = -1.0
     for _, index, event in sorted(commands, key=lambda c: (c[0], c[1])):
-        received_at = _moment((_envelope(event) or {}).get("simulated_at"))
+        received_at = recorded_moment((_envelope(event) or {}).get("simulated_at"))
         position = float(index)
         # times compare only under one clock setting: after the last one before it
         since = max([c for c in clocks if c < index], default=-1)

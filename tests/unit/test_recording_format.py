@@ -24,6 +24,7 @@ from shared.recording.format import (
     Source,
     body_fields,
     read_recording,
+    recorded_moment,
     write_recording,
 )
 
@@ -254,3 +255,18 @@ def test_an_empty_line_is_named_as_such(tmp_path: Path, blank: str) -> None:
         read_recording(path)
     assert str(caught.value) == ("line 3: an empty line: a recording has one JSON object "
                                  "on every line")
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("2008-01-01T00:00:00Z", datetime(2008, 1, 1, tzinfo=UTC)),
+    ("2008-01-01T00:00:00", datetime(2008, 1, 1, tzinfo=UTC)),  # no zone: UTC
+    ("2008-01-01T06:00:00+06:00", datetime(2008, 1, 1, tzinfo=UTC)),
+    ("2008-13-01T00:00:00Z", None),  # no thirteenth month
+    ("yesterday", None),
+    ("", None),
+    (None, None),
+    (1199145600, None),  # seconds since the epoch are not a recorded time
+])
+def test_a_recorded_time_is_read_as_utc_and_anything_else_orders_nothing(
+        value: object, expected: datetime | None) -> None:
+    assert recorded_moment(value) == expected
