@@ -1,0 +1,54 @@
+Feature: 06 External transfer (H-260 to H-289)
+  Units leave one registry for another through the ITL, which checks them and
+  forwards the proposal to the acquiring registry; both directions.
+
+  Background:
+    Given KZ holds at least 50 000 AAU of period 2 in its Party holding account
+
+  @H-261
+  Scenario: An external transfer from KZ to CH is accepted and completed in all three books
+    Given a person holding account "Zora" in CH
+    When "KZ Party holding account" transfers 3 000 AAU of period 2 to "Zora"
+    Then the transaction is COMPLETED
+    And the transaction is of type 3
+    And the transaction's history in KZ is PROPOSED, ACCEPTED, COMPLETED
+    And CH records the inbound transaction as COMPLETED
+    And the ITL records the transaction as COMPLETED
+    And "Zora" holds the blocks:
+      | unit type | quantity | originating registry |
+      | AAU       | 3000     | KZ                   |
+    And the ITL's register agrees with the books of KZ
+    And the ITL's register agrees with the books of CH
+
+  @H-262
+  Scenario: An external transfer from CH to KZ is completed in the other direction
+    Given CH holds at least 5 000 AAU of period 2 in its Party holding account
+    And a person holding account "Aigerim" in KZ
+    When "CH Party holding account" transfers 1 000 AAU of period 2 to "Aigerim"
+    Then the transaction is COMPLETED
+    And KZ records the inbound transaction as COMPLETED
+    And "Aigerim" holds 1 000 AAU of period 2
+    And the ITL's register agrees with the books of CH
+
+  @H-263
+  Scenario: A transfer of period-2 units to a Party without a period-2 commitment is terminated with 4006
+    Given a person holding account "Taro" in JP
+    When "KZ Party holding account" transfers 100 AAU of period 2 to "Taro"
+    Then the transaction is TERMINATED with response code 4006
+    And the books of KZ are unchanged
+    And "Taro" holds nothing
+
+  @H-264
+  Scenario: A transfer to an account the acquiring registry does not have is terminated with 5902
+    When "KZ Party holding account" transfers 10 AAU of period 2 to CH account 424242
+    Then the transaction is TERMINATED with response code 5902
+    And the books of KZ are unchanged
+
+  @H-265
+  Scenario: A transfer that would take the Party below its commitment period reserve is terminated with 5001
+    Given CH holds at least 1 000 AAU of period 2 in its Party holding account
+    And Party CH has an assigned amount of 100 000 000 for period 2
+    And a person holding account "Amir" in KZ
+    When "CH Party holding account" transfers 100 AAU of period 2 to "Amir"
+    Then the transaction is TERMINATED with response code 5001
+    And the books of CH are unchanged

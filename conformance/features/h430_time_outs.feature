@@ -1,0 +1,17 @@
+Feature: 10 Time-outs (H-430 to H-459)
+  A transaction left unanswered past the ITL's time-out (24 simulated hours) is
+  terminated in every book.
+
+  @H-431
+  Scenario: The ITL terminates an external transfer the acquiring registry leaves unanswered
+    Given KZ holds at least 1 000 AAU of period 2 in its Party holding account
+    And a person holding account "Zora" in CH
+    When the CH service is killed
+    And "KZ Party holding account" transfers 50 AAU of period 2 to "Zora"
+    And the ITL has forwarded the transaction to the acquiring registry
+    And the simulation clock moves on 25 hours
+    Then the transaction is TERMINATED with response code 1104
+    And the books of KZ are unchanged
+    When the CH service is restarted
+    Then CH records the inbound transaction as TERMINATED
+    And "Zora" holds nothing

@@ -1,0 +1,24 @@
+Feature: 12 Faults and recovery (H-490 to H-499)
+  A service killed or paused in the middle of a flow loses nothing committed:
+  the flow completes once it is back, exactly once.
+
+  @H-491
+  Scenario: A transfer proposed while the ITL is paused completes once it resumes
+    Given KZ holds at least 1 000 AAU of period 2 in its Party holding account
+    And a person holding account "Alice" in KZ
+    When the ITL service is paused
+    And "KZ Party holding account" transfers 20 AAU of period 2 to "Alice"
+    And the ITL service is resumed
+    Then the transaction is COMPLETED
+    And "Alice" holds 20 AAU of period 2
+
+  @H-492
+  Scenario: A registry killed right after proposing completes the transfer once after its restart
+    Given KZ holds at least 1 000 AAU of period 2 in its Party holding account
+    And a person holding account "Alice" in KZ
+    When "KZ Party holding account" transfers 30 AAU of period 2 to "Alice"
+    And the KZ service is killed
+    And the KZ service is restarted
+    Then the transaction is COMPLETED
+    And "Alice" holds 30 AAU of period 2
+    And the ITL's register agrees with the books of KZ
