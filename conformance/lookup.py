@@ -53,7 +53,7 @@ def nearest(keyword: str, text: str, count: int = 3) -> tuple[str, ...]:
     """The library's steps nearest to ``text`` (difflib over the patterns with their
     placeholders and the text with its values both reduced to ``_``), those of the same
     keyword first."""
-    shapes = {f"{s.keyword} {s.pattern}": _shape(s.pattern, True) for s in LIBRARY}
+    shapes = {s.display: _shape(s.pattern, True) for s in LIBRARY}
     ranked = sorted(shapes, key=lambda k: -difflib.SequenceMatcher(
         None, _shape(text, False).lower(), shapes[k].lower()).ratio()
         - (0.1 if k.startswith(keyword) else 0.0))

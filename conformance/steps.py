@@ -22,6 +22,8 @@ the nearest-step suggestions for an unknown step are made from it.
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -67,6 +69,9 @@ TYPES: dict[str, Callable[[str], Any]] = {
     "Moment": _moment}
 
 
+_PLACEHOLDER = re.compile(r"{(\w+)(?::\w+)?}")
+
+
 @dataclass(frozen=True)
 class LibraryStep:
     """One step of the library: its keyword, pattern, family and docstring."""
@@ -75,6 +80,11 @@ class LibraryStep:
     pattern: str
     family: str
     doc: str
+
+    @property
+    def display(self) -> str:
+        """The step as a tester reads it: ``When <registry> issues <quantity> AAU ...``."""
+        return self.keyword + " " + _PLACEHOLDER.sub(r"<\1>", self.pattern)
 
 
 LIBRARY: list[LibraryStep] = []
