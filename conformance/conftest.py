@@ -113,8 +113,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
                 unknown.append(str(problem))
         item.user_properties.append(("conformance_number", _number(item)))
     if unknown:
-        pytest.exit("the plan has steps the step library does not know:\n"
-                    + "\n".join(unknown), returncode=2)
+        message = "the plan has steps the step library does not know:\n" + "\n".join(unknown)
+        if config.pluginmanager.get_plugin("terminalreporter") is None:
+            config.stash[STATE].console.print(message, markup=False, highlight=False,
+                                             soft_wrap=True)
+        pytest.exit(message, returncode=2)
 
 
 def _template(item: pytest.Item) -> ScenarioTemplate | None:
@@ -265,6 +268,19 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     session.config.stash[STATE].started = time.monotonic()
 
 
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    """With ``--plan-progress`` (pytest's own reporter off), a feature file that does not
+    parse is shown here: the Gherkin parser's message names the file and line."""
+    config = _CONFIG.get("config")
+    if report.failed and config is not None and config.getoption("--plan-progress"):
+        crash = getattr(report.longrepr, "reprcrash", None)
+        text = str(report.longrepr)
+        Console(stderr=True).print(f"{report.nodeid}: cannot be collected\n"
+                                   + text[text.find("GherkinParseError"):][:2000]
+                                   if crash is not None and "Gherkin" in text else text,
+                                   markup=False)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash[STATE]
     seconds = time.monotonic() - state.started
@@ -279,6 +295,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def _print_summary(state: PlanState, seconds: float, report_dir: str | None) -> None:
+    if not state.results:
+        return
     console = Console()
     table = Table(title="conformance plan")
     for column in ("test", "scenario", "verdict", "s"):
