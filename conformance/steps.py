@@ -23,7 +23,6 @@ the nearest-step suggestions for an unknown step are made from it.
 from __future__ import annotations
 
 import re
-
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -378,8 +377,8 @@ def transfer_to_number(world: World, source: str, quantity: int, unit: str, peri
     world.answered(giver.registry, response)
 
 
-@_when('"{source}" transfers {quantity:Quantity} {unit:Unit} of period {period:d} to '
-       '"{target}" on decision "{reference}"')
+@_when('on decision "{reference}", "{source}" transfers {quantity:Quantity} {unit:Unit} of '
+       'period {period:d} to "{target}"')
 def transfer_on_decision(world: World, source: str, quantity: int, unit: str,
                          period: int, target: str, reference: str) -> None:
     """An external transfer that needs a decision of the authorised body (ERUs leave the
@@ -845,6 +844,17 @@ def forwarded(world: World) -> None:
     poll(lambda: world.client.call("itl", "GET", f"/transactions/{transaction_id}"),
          lambda r: r.status_code == 200 and r.json()["status"] == 2,
          f"{transaction_id} forwarded by the ITL", timeout=30)
+
+
+@_then("the share of proceeds of {registry:Registry} is settled")
+def share_settled(world: World, registry: str) -> None:
+    """Every share-of-proceeds transfer the registry has proposed (2 % of a first
+    international transfer of period-2 AAUs, of the ERUs a conversion issues; 1/CMP.8
+    para 21) is final in the registry, the ITL and the CDM registry: they move units
+    on their own, after the transaction that caused them."""
+    views = world.client.settle_share_of_proceeds(registry.lower())
+    world.note(f"{registry} share of proceeds: " + ", ".join(
+        f"{v['transaction_id']} {v['status_name']}" for v in views))
 
 
 @_then("the ITL records the transaction as {status:Status}")

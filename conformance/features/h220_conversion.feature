@@ -11,6 +11,7 @@ Feature: 04 Conversion (H-220 to H-239)
     Then the transaction is COMPLETED
     And the transaction is of type 2
     And "KZ Party holding account" lost 1 000 AAU
+    And the share of proceeds of KZ is settled
     And the ITL's register agrees with the books of KZ
 
   @H-222
@@ -25,3 +26,4 @@ Feature: 04 Conversion (H-220 to H-239)
     When KZ converts 500 AAU of period 2 into ERUs for project "KZ-JI-C3" under track 2
     Then the transaction is COMPLETED
     And "KZ Party holding account" lost 500 AAU
+    And the share of proceeds of KZ is settled

@@ -17,6 +17,7 @@ Feature: 06 External transfer (H-260 to H-289)
     And "Zora" holds the blocks:
       | unit type | quantity | originating registry |
       | AAU       | 3000     | KZ                   |
+    And the share of proceeds of KZ is settled
     And the ITL's register agrees with the books of KZ
     And the ITL's register agrees with the books of CH
 
@@ -28,6 +29,7 @@ Feature: 06 External transfer (H-260 to H-289)
     Then the transaction is COMPLETED
     And KZ records the inbound transaction as COMPLETED
     And "Aigerim" holds 1 000 AAU of period 2
+    And the share of proceeds of CH is settled
     And the ITL's register agrees with the books of CH
 
   @H-263
@@ -52,3 +54,18 @@ Feature: 06 External transfer (H-260 to H-289)
     When "CH Party holding account" transfers 100 AAU of period 2 to "Amir"
     Then the transaction is TERMINATED with response code 5001
     And the books of CH are unchanged
+
+  @H-266
+  Scenario: ERUs leave the registry only on a decision of the authorised body
+    Given a person holding account "Zeno" in CH
+    When KZ converts 1 000 AAU of period 2 into ERUs for project "KZ-JI-E6" under track 1
+    Then the transaction is COMPLETED
+    And the share of proceeds of KZ is settled
+    When "KZ Party holding account" transfers 100 ERU_FROM_AAU of period 2 to "Zeno"
+    Then the request is refused with HTTP 422 and response code 2001
+    And the books of KZ are unchanged
+    When the authorised body of KZ decides the external transfer of 100 ERU_FROM_AAU of period 2 as "MEP-ERU-1"
+    And on decision "MEP-ERU-1", "KZ Party holding account" transfers 100 ERU_FROM_AAU of period 2 to "Zeno"
+    Then the transaction is COMPLETED
+    And "Zeno" holds 100 ERU_FROM_AAU of period 2
+    And the share of proceeds of KZ is settled
