@@ -33,7 +33,7 @@ from pytest_bdd import given, parsers, then, when
 
 from conformance.world import Account, ScenarioError, World
 from deploy.local.client import holder, poll
-from shared.codes import TransactionStatus
+from shared.codes import TransactionStatus, UnitType
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -580,8 +580,6 @@ def issue_notice_listing(world: World, name: str, registry: str, unit: str, acco
     account holds now (serials as the registry shows them): the blocks to replace,
     cancel or change the expiry date of."""
     found = world.account(account)
-    from shared.codes import UnitType
-
     blocks = [{"serial_start": b["serial_start"], "serial_end": b["serial_end"],
                "originating_registry": b["originating_registry"],
                "unit_type": int(UnitType[unit]),
@@ -982,8 +980,6 @@ def register_agrees(world: World, registry: str) -> None:
             out[key] = out.get(key, 0) + int(row["units"])
         return {k: v for k, v in out.items() if v}
 
-    from shared.codes import UnitType
-
     itl = total(world.client.itl_totals(registry),
                 lambda c: UnitType(int(c)).name if str(c).isdigit() else str(c))
     own = total(world.client.registry_totals(registry.lower()), str)
@@ -995,8 +991,6 @@ def register_shows(world: World, quantity: int, unit: str, account: str) -> None
     """The ITL's register (``GET /units``) has ``quantity`` units of the type in the
     account."""
     found = world.account(account)
-    from shared.codes import UnitType
-
     rows = world.client.ok("itl", "GET", "/units", params={
         "registry": found.registry.upper(), "unit_type": int(UnitType[unit])})
     held = sum(int(b["quantity"]) for b in rows if int(b["account_id"]) == found.account_id)
