@@ -160,10 +160,14 @@ def conformance_stack(request: pytest.FixtureRequest) -> Iterator[StackHandle]:
             client.close()
 
 
+WORLD = pytest.StashKey[World]()
+
+
 @pytest.fixture
-def world(conformance_stack: StackHandle) -> Iterator[World]:
+def world(conformance_stack: StackHandle, request: pytest.FixtureRequest) -> Iterator[World]:
     """One scenario's state over the run's stack; what it broke is put right after it."""
     state = World(conformance_stack)
+    request.node.stash[WORLD] = state
     yield state
     state.restore()
 
@@ -201,7 +205,7 @@ def pytest_runtest_makereport(item: pytest.Item,
         return report
     if report.when == "teardown":
         return report
-    world: World | None = getattr(item, "funcargs", {}).get("world")
+    world = item.stash.get(WORLD, None)
     diagrams: dict[str, str] = {}
     if world is not None:
         report.sections.append(("evidence", "\n".join(world.evidence)))

@@ -499,11 +499,14 @@ def change_expiry(world: World, registry: str, notice: str, account: str,
        '{quantity:Quantity} {unit:Unit} of period {period:d} to "{target}"')
 def transfer_unapproved(world: World, registry: str, source: str, quantity: int,
                         unit: str, period: int, target: str) -> None:
-    """A transfer the first representative starts and nobody approves yet: the answer is
-    the pending approval (202), no transaction is proposed."""
+    """A transfer (internal or external) the first representative starts and nobody
+    approves yet: where the registry requires a second person's approval for it (KZ: an
+    external transfer), the answer is the pending approval (202) and no transaction is
+    proposed."""
     giver, taker = world.account(source), world.account(target)
     world.answered(registry, world.client.transfer(
         giver.registry, giver.account_id, taker.account_id, unit, quantity,
+        target_registry=None if taker.registry == giver.registry else taker.registry.upper(),
         target_type=taker.account_type, period=period, approve=False))
 
 
@@ -792,8 +795,10 @@ def _final(world: World) -> dict[str, Any]:
         raise AssertionError(f"the operation was refused before any transaction: "
                              f"{response.status_code} {response.text}")
     view: dict[str, Any] = world.client.settle(registry, transaction_id)
-    world.note(f"{transaction_id} in {registry.upper()}: {view['status_name']} "
-               f"{view.get('response_codes') or ''}".rstrip())
+    line = (f"{transaction_id} in {registry.upper()}: {view['status_name']} "
+            f"{view.get('response_codes') or ''}").rstrip()
+    if line not in world.evidence:
+        world.note(line)
     return view
 
 
@@ -956,6 +961,23 @@ def holds_blocks(world: World, account: str, datatable: list[list[str]]) -> None
     assert seen == wanted, f"{found} holds blocks {seen}, expected {wanted}"
 
 
+@_then('every block "{account}" holds is one of:')
+def blocks_are(world: World, account: str, datatable: list[list[str]]) -> None:
+    """Each of the account's unit blocks matches a row of the table (columns as for
+    ``holds the blocks``, without quantity): the units' kind, origin, periods, project
+    and expiry, however the registry split them into blocks."""
+    rows = _table(datatable, BLOCK_COLUMNS - {"quantity"},
+                  f'every block "{account}" holds is one of')
+    found = world.account(account)
+    blocks = world.client.holdings(found.registry, found.account_id)["blocks"]
+    allowed = {tuple(r[c] for c in rows[0]) for r in rows}
+    seen = [tuple(str(b.get(BLOCK_FIELDS[c]) or "") for c in rows[0]) for b in blocks]
+    world.note(f"{found} blocks: {seen}")
+    assert blocks, f"{found} holds no block"
+    odd = [s for s in seen if s not in allowed]
+    assert not odd, f"{found} holds blocks {odd} matching no row of {sorted(allowed)}"
+
+
 @_then("the books of {registry:Registry} are unchanged")
 def books_unchanged(world: World, registry: str) -> None:
     """The registry's books (units per account, unit type and period) are as they were
@@ -963,6 +985,9 @@ def books_unchanged(world: World, registry: str) -> None:
     code = registry.lower()
     if world.transactions and world.last_response().status_code < 300:
         _final(world)
+    if code not in world.books_before:
+        raise ScenarioError(f"the books of {registry} were not read before the last "
+                            "actions (the registry did not answer)")
     assert world.client.registry_totals(code) == world.books_before[code]
 
 

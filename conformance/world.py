@@ -172,9 +172,16 @@ class World:
         return self.response
 
     def snapshot_books(self) -> None:
-        """Remember every registry's books (called before each block of actions)."""
-        self.books_before = {r: self.client.registry_totals(r)
-                             for r in [*[c.lower() for c in self.stack.registries], "cdm"]}
+        """Remember every registry's books (called before each block of actions); a
+        registry that does not answer (killed or paused by the scenario) is left out."""
+        self.books_before = {}
+        for registry in [*[c.lower() for c in self.stack.registries], "cdm"]:
+            if registry in self.killed or registry in self.paused:
+                continue
+            try:
+                self.books_before[registry] = self.client.registry_totals(registry)
+            except httpx.HTTPError:
+                continue
 
     def diagram(self, transaction_id: str) -> str | None:
         """The Mermaid sequence diagram of a transaction's flow as the ITL saw it, or None

@@ -3,7 +3,7 @@ Feature: 03 Issuance (H-200 to H-219)
   account, within the assigned amount the ITL knows.
 
   Background:
-    Given Party KZ has an assigned amount of 10 000 000 for period 2
+    Given Party KZ has an assigned amount of 10 000 000 for period 2 and a reviewed inventory of 1 000
 
   @H-201
   Scenario: An AAU issuance on a decision is completed after the ITL's check

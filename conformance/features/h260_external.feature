@@ -3,7 +3,9 @@ Feature: 06 External transfer (H-260 to H-289)
   forwards the proposal to the acquiring registry; both directions.
 
   Background:
-    Given KZ holds at least 50 000 AAU of period 2 in its Party holding account
+    Given Party KZ has an assigned amount of 10 000 000 for period 2 and a reviewed inventory of 1 000
+    And Party CH has an assigned amount of 1 000 000 for period 2 and a reviewed inventory of 100
+    And KZ holds at least 50 000 AAU of period 2 in its Party holding account
 
   @H-261
   Scenario: An external transfer from KZ to CH is accepted and completed in all three books
@@ -14,9 +16,10 @@ Feature: 06 External transfer (H-260 to H-289)
     And the transaction's history in KZ is PROPOSED, ACCEPTED, COMPLETED
     And CH records the inbound transaction as COMPLETED
     And the ITL records the transaction as COMPLETED
-    And "Zora" holds the blocks:
-      | unit type | quantity | originating registry |
-      | AAU       | 3000     | KZ                   |
+    And "Zora" holds 3 000 AAU of period 2
+    And every block "Zora" holds is one of:
+      | unit type | originating registry | original period | applicable period |
+      | AAU       | KZ                   | 2               | 2                 |
     And the share of proceeds of KZ is settled
     And the ITL's register agrees with the books of KZ
     And the ITL's register agrees with the books of CH
@@ -49,7 +52,7 @@ Feature: 06 External transfer (H-260 to H-289)
   @H-265
   Scenario: A transfer that would take the Party below its commitment period reserve is terminated with 5001
     Given CH holds at least 1 000 AAU of period 2 in its Party holding account
-    And Party CH has an assigned amount of 100 000 000 for period 2
+    And Party CH has an assigned amount of 100 000 000 for period 2 and a reviewed inventory of 10 000 000
     And a person holding account "Amir" in KZ
     When "CH Party holding account" transfers 100 AAU of period 2 to "Amir"
     Then the transaction is TERMINATED with response code 5001
@@ -69,3 +72,12 @@ Feature: 06 External transfer (H-260 to H-289)
     Then the transaction is COMPLETED
     And "Zeno" holds 100 ERU_FROM_AAU of period 2
     And the share of proceeds of KZ is settled
+
+  @H-267
+  Scenario: An external transfer awaits the second representative's approval and proposes nothing before it
+    Given a person holding account "Alice" in KZ holding 100 AAU of period 2
+    And a person holding account "Zora" in CH
+    When KZ proposes an operation awaiting approval: "Alice" transfers 10 AAU of period 2 to "Zora"
+    Then the operation awaits approval
+    And the books of KZ are unchanged
+    And "Zora" holds nothing
