@@ -13,6 +13,7 @@ own lines; ``--plan-report DIR`` writes the HTML report there (docs/adr/0038).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from collections.abc import Generator, Iterator
@@ -40,6 +41,8 @@ from conformance.world import World
 from deploy.local.stack import ROOT, running_stack
 
 DEFAULT_REPORT_DIR = ROOT / "var" / "conformance"
+FEATURES = Path(__file__).parent / "features"
+TAG = re.compile(r"@(H-\d{3})\b")
 
 
 class PlanState:
@@ -71,6 +74,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "conformance(number): the test's number in the plan")
+    for feature in sorted(FEATURES.glob("*.feature")):
+        for number in sorted(set(TAG.findall(feature.read_text(encoding="utf-8")))):
+            config.addinivalue_line("markers", f"{number}: conformance test {number}")
     config.pluginmanager.import_plugin("conformance.steps")
     state = PlanState()
     config.stash[STATE] = state
@@ -84,11 +90,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_bdd_apply_tag(tag: str, function: Any) -> bool | None:
-    """``@H-101`` becomes the ``conformance("H-101")`` mark (and stays the test's number
-    in the reports); other tags are pytest-bdd's usual marks."""
+    """``@H-101`` also becomes the ``conformance("H-101")`` mark: the test's number in
+    the reports; every tag stays pytest-bdd's usual mark (``-k H-101`` selects it)."""
     if NUMBER.fullmatch(tag):
         pytest.mark.conformance(tag)(function)
-        return True
     return None
 
 
@@ -301,7 +306,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def _print_summary(state: PlanState, seconds: float, report_dir: str | None) -> None:
     if not state.results:
         return
-    console = Console()
+    console = Console(soft_wrap=True)
     table = Table(title="conformance plan")
     for column in ("test", "scenario", "verdict", "s"):
         table.add_column(column)
