@@ -74,6 +74,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "conformance(number): the test's number in the plan")
+    config.addinivalue_line("markers", "restarts-services: the scenario kills and restarts "
+                                       "a service (skipped on an attached stack)")
     for feature in sorted(FEATURES.glob("*.feature")):
         for number in sorted(set(TAG.findall(feature.read_text(encoding="utf-8")))):
             config.addinivalue_line("markers", f"{number}: conformance test {number}")
@@ -104,7 +106,12 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     as a JUnit property."""
     unknown: list[str] = []
     seen: set[tuple[str, int]] = set()
+    attached = config.stash[STATE].attached
     for item in items:
+        if attached is not None and item.get_closest_marker("restarts-services"):
+            item.add_marker(pytest.mark.skip(
+                reason=f"restarts a service, which only a stack the runner starts allows "
+                       f"(attached: {attached.origin})"))
         template = _template(item)
         if template is None:
             continue
@@ -148,11 +155,14 @@ def pytest_bdd_step_func_lookup_error(request: pytest.FixtureRequest, feature: F
 
 @pytest.fixture(scope="session")
 def conformance_stack(request: pytest.FixtureRequest) -> Iterator[StackHandle]:
-    """The run's stack: the attached one, or one started now in var/conformance/stack
+    """The run's stack: the attached one (its clock set back to CLOCK_START: the plan's
+    dates count from there), or one started now in var/conformance/stack
     (its logs stay there) with KZ, CH and JP and the clock at CLOCK_START, stopped when
     the run ends."""
     state = request.config.stash[STATE]
     if state.attached is not None:
+        # the plan's dates count from CLOCK_START, whatever the running stack's clock says
+        state.attached.client.set_clock(CLOCK_START)
         yield state.attached
         return
     workdir = DEFAULT_REPORT_DIR / "stack"
@@ -220,11 +230,14 @@ def pytest_runtest_makereport(item: pytest.Item,
                 diagrams[transaction_id] = text
                 if report.failed:
                     report.sections.append((f"message flow of {transaction_id}", text))
-    verdict = "passed" if report.passed else ("error" if report.when == "setup" else "failed")
+    verdict = ("passed" if report.passed else "skipped" if report.skipped
+               else "error" if report.when == "setup" else "failed")
     template = _template(item)
     feature = (f"{os.path.relpath(template.feature.filename)}:{template.line_number}"
                if template else str(item.path))
     message = ""
+    if report.skipped and isinstance(report.longrepr, tuple):
+        message = str(report.longrepr[2])
     if report.failed:
         crash = getattr(report.longrepr, "reprcrash", None)
         message = str(crash.message if crash is not None else report.longrepr)[-3000:]
@@ -311,12 +324,12 @@ def _print_summary(state: PlanState, seconds: float, report_dir: str | None) -> 
     for column in ("test", "scenario", "verdict", "s"):
         table.add_column(column)
     for result in sorted(state.results, key=lambda r: r.sort_key):
-        colour = "green" if result.verdict == "passed" else "red"
+        colour = {"passed": "green", "skipped": "yellow"}.get(result.verdict, "red")
         table.add_row(result.number, result.name, f"[{colour}]{result.verdict}[/]",
                       f"{result.seconds:.1f}")
     console.print(table)
     for result in sorted(state.results, key=lambda r: r.sort_key):
-        if result.verdict == "passed":
+        if result.verdict in ("passed", "skipped"):
             continue
         console.rule(f"[red]{result.number} {result.name}")
         console.print(f"{result.feature}; failed at: {result.failed_step or '(setup)'}",
@@ -326,5 +339,7 @@ def _print_summary(state: PlanState, seconds: float, report_dir: str | None) -> 
         for transaction_id, text in result.diagrams.items():
             console.print(f"message flow of {transaction_id}:\n{text}", markup=False)
     passed = sum(r.verdict == "passed" for r in state.results)
-    console.print(f"{passed}/{len(state.results)} passed in {seconds:.1f} s"
+    skipped = sum(r.verdict == "skipped" for r in state.results)
+    console.print(f"{passed}/{len(state.results)} passed"
+                  + (f", {skipped} skipped" if skipped else "") + f" in {seconds:.1f} s"
                   + (f"; report {report_dir}/report.html" if report_dir else ""))

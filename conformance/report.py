@@ -67,8 +67,9 @@ def write_html(results: list[ScenarioResult], path: Path, seconds: float,
     ordered = sorted(results, key=lambda r: r.sort_key)
     summary: dict[str, dict[str, int]] = {}
     for result in ordered:
-        row = summary.setdefault(category(result.number), {"passed": 0, "failed": 0})
-        row["passed" if result.verdict == "passed" else "failed"] += 1
+        row = summary.setdefault(category(result.number),
+                                 {"passed": 0, "failed": 0, "skipped": 0})
+        row[result.verdict if result.verdict in row else "failed"] += 1
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(environment.get_template("report.html.j2").render(
         results=ordered, summary=summary, seconds=seconds, stack=stack,

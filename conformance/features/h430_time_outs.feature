@@ -2,7 +2,7 @@ Feature: 10 Time-outs (H-430 to H-459)
   A transaction left unanswered past the ITL's time-out (24 simulated hours) is
   terminated in every book.
 
-  @H-431
+  @H-431 @restarts-services
   Scenario: The ITL terminates an external transfer the acquiring registry leaves unanswered
     Given KZ holds at least 1 000 AAU of period 2 in its Party holding account
     And a person holding account "Zora" in CH

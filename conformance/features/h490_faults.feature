@@ -12,7 +12,7 @@ Feature: 12 Faults and recovery (H-490 to H-499)
     Then the transaction is COMPLETED
     And "Alice" holds 20 AAU of period 2
 
-  @H-492
+  @H-492 @restarts-services
   Scenario: A registry killed right after proposing completes the transfer once after its restart
     Given KZ holds at least 1 000 AAU of period 2 in its Party holding account
     And a person holding account "Alice" in KZ
