@@ -37,6 +37,7 @@ from conformance.stack import (
     attach,
     client_of,
 )
+from conformance.steps import MODULES
 from conformance.world import World
 from deploy.local.stack import ROOT, running_stack
 
@@ -79,7 +80,8 @@ def pytest_configure(config: pytest.Config) -> None:
     for feature in sorted(FEATURES.glob("*.feature")):
         for number in sorted(set(TAG.findall(feature.read_text(encoding="utf-8")))):
             config.addinivalue_line("markers", f"{number}: conformance test {number}")
-    config.pluginmanager.import_plugin("conformance.steps")
+    for module in MODULES:
+        config.pluginmanager.import_plugin(module)
     state = PlanState()
     config.stash[STATE] = state
     stack_file = config.getoption("--stack")

@@ -18,7 +18,8 @@ from conformance import lookup
 from conformance.library_doc import markdown
 from conformance.report import category
 from conformance.stack import StackFileError, attach
-from conformance.steps import LIBRARY, _table
+from conformance.steps import LIBRARY
+from conformance.steps.library import table
 from conformance.world import ScenarioError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,9 +76,9 @@ def test_an_unknown_step_in_a_feature_stops_the_run_with_status_2(tmp_path: Path
 
 def test_a_table_with_an_unknown_column_is_refused_naming_the_columns() -> None:
     with pytest.raises(ScenarioError, match=r"unknown column\(s\) colour; the columns are"):
-        _table([["unit type", "colour"], ["AAU", "red"]], {"unit type", "quantity"}, "step")
+        table([["unit type", "colour"], ["AAU", "red"]], {"unit type", "quantity"}, "step")
     with pytest.raises(ScenarioError, match="a header row and at least one row"):
-        _table([["unit type"]], {"unit type"}, "step")
+        table([["unit type"]], {"unit type"}, "step")
 
 
 def test_a_missing_stack_file_is_refused(tmp_path: Path) -> None:
