@@ -34,3 +34,9 @@ Feature: 02 Information retrieval (H-120 to H-149)
   Scenario: An unknown transaction is answered with 404
     When the operator asks KZ for /transactions/KZ999999999
     Then the request is refused with HTTP 404
+
+  @H-126
+  Scenario: The ITL publishes the wire's AsyncAPI document to anyone
+    When the anonymous caller asks ITL for /asyncapi.json
+    Then the answer has HTTP status 200
+    And the answer lists "ProposalSubmitted"

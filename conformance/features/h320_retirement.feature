@@ -18,3 +18,11 @@ Feature: 08 Retirement (H-320 to H-339)
     When KZ retires 1 000 000 000 AAU of period 1
     Then the request is refused with HTTP 422 and response code 3002
     And the books of KZ are unchanged
+
+  @H-323
+  Scenario: A retirement is not decided before the end of the units' commitment period
+    Given KZ holds at least 1 000 AAU of period 2 in its Party holding account
+    When KZ retires 100 AAU of period 2
+    Then the request is refused with HTTP 422
+    And the refusal says "after the end of the commitment period"
+    And the books of KZ are unchanged

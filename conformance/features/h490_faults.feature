@@ -22,3 +22,16 @@ Feature: 12 Faults and recovery (H-490 to H-499)
     Then the transaction is COMPLETED
     And "Alice" holds 30 AAU of period 2
     And the ITL's register agrees with the books of KZ
+
+  @H-493
+  Scenario: An external transfer whose acquiring registry is paused completes once it resumes
+    Given Party KZ has an assigned amount of 10 000 000 for period 2 and a reviewed inventory of 100
+    And KZ holds at least 1 000 AAU of period 2 in its Party holding account
+    And a person holding account "Zora" in CH
+    When the CH service is paused
+    And "KZ Party holding account" transfers 60 AAU of period 2 to "Zora"
+    And the CH service is resumed
+    Then the transaction is COMPLETED
+    And CH records the inbound transaction as COMPLETED
+    And "Zora" holds 60 AAU of period 2
+    And the share of proceeds of KZ is settled
