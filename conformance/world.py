@@ -198,6 +198,14 @@ def _json(response: httpx.Response) -> Any:
         return response.text
 
 
+#: What an answer's evidence line shows of a JSON object body.
+_SUMMARY_KEYS = ("transaction_id", "status_name", "approval_id", "status", "decision_id",
+                 "notice_id", "response_code", "detail")
+
+
 def _short(body: Any, limit: int = 300) -> str:
+    if isinstance(body, dict):
+        shown = {k: body[k] for k in _SUMMARY_KEYS if k in body}
+        body = shown or body
     text = str(body)
     return text if len(text) <= limit else text[:limit] + "..."
