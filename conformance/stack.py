@@ -9,19 +9,24 @@ simulation clock only moves forward.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import httpx
 
 from deploy.issuer.config import IssuerConfig
 from deploy.local.client import StackClient
 from deploy.local.identities import IssuerAccess
 from deploy.local.stack import LocalStack
+from shared.messaging.topology import inbox_queue_name
+from shared.testing.infra import amqp_url, purge_queue
 
 #: Where the stack a run starts begins its simulation clock: the first commitment period
 #: has just ended, the second has begun (as tests/e2e/test_operations.py).
@@ -86,6 +91,23 @@ class StackHandle:
                 "again by the runner; run the plan on a stack it starts (no --stack)")
         self.local.restart(name)
 
+    def drop_waiting(self, name: str, timeout: float = 30.0) -> int:
+        """Wait (up to ``timeout`` real seconds) until at least one message waits in
+        service ``name``'s inbox queue, then drop every message waiting there (a lost
+        message); returns how many. Only on a stack the runner started, whose queue
+        names it knows; the service should be down, or its consumer holds the messages."""
+        if self.local is None:
+            raise FaultNotPossible(
+                f"messages to {name!r} of the attached stack ({self.origin}) cannot be "
+                "dropped: the runner does not know its queue names")
+        queue = inbox_queue_name(name.upper(), self.local.namespace)
+        deadline = time.monotonic() + timeout
+        while asyncio.run(_waiting(queue)) == 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no message waits in {queue} after {timeout} s")
+            time.sleep(0.05)
+        return asyncio.run(purge_queue(queue))
+
     def pause(self, name: str) -> None:
         """SIGSTOP service ``name``: it reads no message until resumed, so every message
         to it is delayed (and one it was handling stays unanswered)."""
@@ -94,6 +116,17 @@ class StackHandle:
     def resume(self, name: str) -> None:
         """SIGCONT a paused service: the delayed messages are delivered."""
         os.kill(self._pid(name), signal.SIGCONT)
+
+
+async def _waiting(queue: str) -> int:
+    """How many messages wait (ready) in ``queue``."""
+    connection = await aio_pika.connect(amqp_url())
+    try:
+        channel = await connection.channel()
+        declared = await channel.declare_queue(queue, passive=True)
+        return int(declared.declaration_result.message_count or 0)
+    finally:
+        await connection.close()
 
 
 def client_of(local: LocalStack) -> StackClient:

@@ -35,3 +35,17 @@ Feature: 12 Faults and recovery (H-490 to H-499)
     And CH records the inbound transaction as COMPLETED
     And "Zora" holds 60 AAU of period 2
     And the share of proceeds of KZ is settled
+
+  @H-494 @restarts-services
+  Scenario: A proposal lost on its way to the ITL is asked about and submitted again with one effect
+    Given KZ holds at least 1 000 AAU of period 2 in its Party holding account
+    And a person holding account "Alice" in KZ
+    When the ITL service is killed
+    And "KZ Party holding account" transfers 55 AAU of period 2 to "Alice"
+    And the messages waiting for the ITL service are dropped
+    And the ITL service is restarted
+    And the simulation clock moves on 2 hours
+    Then the transaction is COMPLETED
+    And the transaction's history in KZ is 1, 2, 4
+    And "Alice" holds 55 AAU of period 2
+    And the ITL's register agrees with the books of KZ

@@ -71,3 +71,12 @@ def resume(world: World, service: str) -> None:
     world.stack.resume(service.lower())
     world.paused.discard(service.lower())
     world.note(f"{service} resumed")
+
+
+@FAMILY.when("the messages waiting for the {service} service are dropped")
+def drop(world: World, service: str) -> None:
+    """Drop every message waiting in a (killed) service's inbox queue once one waits
+    there: a message lost on the way. The senders recover by their own means (a
+    proposal submitted again after a status query, once its deadline passes)."""
+    dropped = world.stack.drop_waiting(service.lower())
+    world.note(f"{dropped} message(s) to {service} dropped")
