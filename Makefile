@@ -5,7 +5,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: setup test test-unit fuzz lint demo up down status bench chaos schemas clean replay-demo
+.PHONY: setup test test-unit fuzz lint demo up down status bench chaos schemas clean replay-demo \
+        conformance conformance-steps
 
 setup: $(STAMP)
 
@@ -68,6 +69,27 @@ replay-demo: setup var/demo/books.json
 	if [ $$status -ne 1 ]; then echo "the diff should find the divergence (exit 1), not $$status"; exit 1; fi
 	@head -12 $(REPLAY_DIR)/diff.txt
 	@echo "reports: $(REPLAY_DIR)/identical.html (identical), $(REPLAY_DIR)/changed.html and $(REPLAY_DIR)/diff.html (divergent), $(REPLAY_DIR)/diff.txt"
+
+# The conformance plan (conformance/features, README "The conformance plan"): every
+# numbered scenario against a stack it starts, or against a running one with
+# CONFORMANCE_STACK=var/stack/stack.json (make up); a progress bar, the verdicts and the
+# time; JUnit XML and the HTML report in var/conformance/. CONFORMANCE_ARGS adds pytest
+# options, e.g. CONFORMANCE_ARGS="-k H-26" for the external transfers.
+CONFORMANCE_DIR   ?= var/conformance
+CONFORMANCE_STACK ?=
+CONFORMANCE_ARGS  ?=
+conformance: setup
+	@mkdir -p $(CONFORMANCE_DIR)
+	@start=$$(date +%s); status=0; \
+	$(BIN)/python -m pytest conformance -p no:terminal -p no:cacheprovider --plan-progress \
+	  --plan-report $(CONFORMANCE_DIR) --junitxml $(CONFORMANCE_DIR)/junit.xml \
+	  $(if $(CONFORMANCE_STACK),--stack $(CONFORMANCE_STACK)) $(CONFORMANCE_ARGS) || status=$$?; \
+	echo "make conformance took $$(( $$(date +%s) - start )) s; JUnit XML $(CONFORMANCE_DIR)/junit.xml, report $(CONFORMANCE_DIR)/report.html"; \
+	exit $$status
+
+# The step library's steps as Markdown, for the README's list
+conformance-steps: setup
+	$(BIN)/python -m conformance.library_doc
 
 up: setup
 	$(BIN)/python -m deploy.local up

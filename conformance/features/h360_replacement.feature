@@ -1,0 +1,30 @@
+Feature: 15 Replacement (H-360 to H-379)
+  tCERs used towards a commitment are replaced before they expire, on the ITL's
+  impending expiry notice. (Runs last: it moves the clock to December 2020.)
+
+  @H-361
+  Scenario: Retired tCERs get an impending expiry notice and are replaced with AAUs
+    Given Party KZ has base-year emissions of 1 000 000 for period 1
+    And KZ holds at least 20 000 AAU of period 1 in its Party holding account
+    And the CDM registry has issued 1 000 TCER of period 1 for project "CDM-AR-T1" to "KZ Party holding account"
+    When KZ retires 600 TCER of period 1
+    Then the transaction is COMPLETED
+    When the simulation clock moves to 2020-12-05
+    Then KZ has a notice of type 3 with target value 600
+    And KZ has received notice "type 3" requiring "replace"
+    When KZ replaces the units of notice "type 3" with LCER of period 1
+    Then the request is refused with HTTP 422 and response code 3002
+    And the books of KZ are unchanged
+    When KZ replaces the units of notice "type 3" with AAU of period 1
+    Then the transaction is COMPLETED
+    And the transaction is of type 6
+    And "KZ tcer replacement expiry account of period 1" gained 600 AAU
+    And notice "type 3" is COMPLETED at the ITL
+
+  @H-362
+  Scenario: tCERs past their expiry date can no longer be transferred (3007)
+    Given a person holding account "Alice" in KZ
+    When the simulation clock moves to 2021-01-02
+    And "KZ Party holding account" transfers 10 TCER of period 1 to "Alice"
+    Then the request is refused with HTTP 422 and response code 3007
+    And the refusal says "have expired"

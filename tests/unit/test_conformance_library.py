@@ -1,0 +1,141 @@
+"""The conformance plan's bad-input answers, without a stack: an unknown step is named
+with its file, line and the nearest known steps; every step of the plan is known; a
+table with unknown columns and a stack file that does not answer are refused naming what
+is wrong; the plan's tests are numbered, each once, in its category's range."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conformance import lookup
+from conformance.library_doc import markdown
+from conformance.report import category
+from conformance.stack import StackFileError, attach
+from conformance.steps import LIBRARY
+from conformance.steps.library import table
+from conformance.world import ScenarioError
+
+ROOT = Path(__file__).resolve().parents[2]
+FEATURES = ROOT / "conformance" / "features"
+
+
+def test_an_unknown_step_names_its_file_line_and_the_nearest_known_steps() -> None:
+    problem = lookup.check("plan.feature", 12, "when", "KZ isues 5 000 AAU of period 2")
+    assert problem is not None
+    text = str(problem)
+    assert text.startswith("plan.feature:12: unknown step 'When KZ isues 5 000 AAU of period 2'")
+    assert problem.nearest[0] == "When <registry> issues <quantity> AAU of period <period>"
+
+
+def test_a_known_step_of_another_keyword_is_unknown_with_that_step_nearest() -> None:
+    problem = lookup.check("plan.feature", 3, "given", "the transaction is COMPLETED")
+    assert problem is not None
+    assert "Then the transaction is <status>" in problem.nearest
+
+
+def test_known_steps_match_with_grouped_quantities() -> None:
+    assert lookup.check("f", 1, "when", "KZ issues 600 000 AAU of period 2") is None
+    assert lookup.check("f", 1, "then", '"Alice" holds 1,000 AAU of period 2') is None
+    assert lookup.check("f", 1, "then", '"Alice" holds 1 000 XYZ of period 2') is not None
+
+
+def test_every_step_of_the_plan_is_in_the_library() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "conformance", "--collect-only", "-q",
+         "-p", "no:cacheprovider"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "unknown step" not in result.stdout + result.stderr
+
+
+def test_an_unknown_step_in_a_feature_stops_the_run_with_status_2(tmp_path: Path) -> None:
+    plan = tmp_path / "plan"
+    (plan / "features").mkdir(parents=True)
+    (plan / "features" / "bad.feature").write_text(
+        "Feature: bad\n\n  @H-999\n  Scenario: a typo\n    When KZ isues 5 AAU of period 2\n")
+    (plan / "test_bad.py").write_text("from pytest_bdd import scenarios\n\n"
+                                      "scenarios('features')\n")
+    (plan / "conftest.py").write_text("from conformance.conftest import *  # noqa: F403\n"
+                                      "from conformance.conftest import pytest_addoption, "
+                                      "pytest_configure, pytest_collection_modifyitems  "
+                                      "# noqa: F401\n")
+    result = subprocess.run([sys.executable, "-m", "pytest", str(plan), "-q",
+                             "-p", "no:cacheprovider", f"--rootdir={ROOT}"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert re.search(r"bad\.feature:5: unknown step 'When KZ isues 5 AAU of period 2'", output)
+    assert "When <registry> issues <quantity> AAU of period <period>" in output
+
+
+def test_a_table_with_an_unknown_column_is_refused_naming_the_columns() -> None:
+    with pytest.raises(ScenarioError, match=r"unknown column\(s\) colour; the columns are"):
+        table([["unit type", "colour"], ["AAU", "red"]], {"unit type", "quantity"}, "step")
+    with pytest.raises(ScenarioError, match="a header row and at least one row"):
+        table([["unit type"]], {"unit type"}, "step")
+
+
+def test_a_missing_stack_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StackFileError, match="does not exist"):
+        attach(tmp_path / "stack.json")
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(StackFileError, match="not readable JSON"):
+        attach(tmp_path / "bad.json")
+
+
+def test_a_stack_file_whose_services_do_not_answer_is_refused(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    path = tmp_path / "stack.json"
+    path.write_text(json.dumps({"services": {"itl": {"url": f"http://127.0.0.1:{port}",
+                                                     "pid": None}}}))
+    with pytest.raises(StackFileError, match=rf"does not answer: itl at http://127.0.0.1:{port}"):
+        attach(path)
+
+
+def test_the_runner_refuses_a_silent_stack_before_any_scenario(tmp_path: Path) -> None:
+    path = tmp_path / "stack.json"
+    path.write_text(json.dumps({"services": {"itl": {"url": "http://127.0.0.1:9"}}}))
+    result = subprocess.run([sys.executable, "-m", "pytest", "conformance", "-q",
+                             "-p", "no:cacheprovider", "--stack", str(path)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    output = result.stdout + result.stderr
+    assert result.returncode == 4, output
+    assert "--stack: the stack of" in output and "does not answer" in output
+    assert "passed" not in output and "failed" not in output
+
+
+def test_every_scenario_is_numbered_once_in_a_category_range() -> None:
+    numbers: list[str] = []
+    for feature in sorted(FEATURES.glob("*.feature")):
+        lines = feature.read_text().splitlines()
+        scenarios = [i for i, line in enumerate(lines) if line.strip().startswith("Scenario")]
+        for index in scenarios:
+            tags = re.findall(r"@(H-\d{3})", lines[index - 1])
+            assert len(tags) == 1, f"{feature.name}:{index + 1} has no single H-number"
+            numbers += tags
+    assert len(numbers) == len(set(numbers)) >= 40
+    assert all(category(n) != "Unnumbered" for n in numbers)
+
+
+def test_the_step_list_names_every_step_once() -> None:
+    text = markdown()
+    assert len(LIBRARY) == len({(s.keyword, s.pattern) for s in LIBRARY})
+    for step in LIBRARY:
+        assert f"`{step.display}`" in text
+        assert step.doc, f"{step.display} has no docstring"
+
+
+def test_the_readme_step_list_is_the_generated_one() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index("<!-- conformance-steps: generated by make conformance-steps -->\n")
+    end = readme.index("<!-- /conformance-steps -->")
+    listed = readme[start:end].split("\n", 1)[1]
+    assert listed == markdown(), "run make conformance-steps and paste its output"
