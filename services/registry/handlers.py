@@ -309,11 +309,14 @@ class RegistryService:
         return await self.runtime.commit(work)
 
     async def propose_transfer(self, command: TransferUnits, session: Session,
-                               blocks: list[UnitBlock] | None = None) -> Document:
+                               blocks: list[UnitBlock] | None = None,
+                               transaction_id: str | None = None) -> Document:
         """Reserve the units and propose an internal or external transfer to the ITL.
 
         ``blocks`` names the exact units to move; by default the lowest serials of the
-        requested type and period are taken.
+        requested type and period are taken. ``transaction_id``: an id taken from the
+        registry's counter earlier (a share of proceeds takes its id with the transfer
+        that levies it); by default the counter's next.
         """
         source = await self.require_account(command.transferring_account_id, session)
         await self._admit(source, Side.TRANSFERRING, session)
@@ -347,7 +350,7 @@ class RegistryService:
                             [b.attributes for b in blocks])
         if transaction_type == TransactionType.CARRY_OVER:
             self._check_true_up_ended(blocks)
-        transaction_id = await self.store.next_transaction_id(session)
+        transaction_id = transaction_id or await self.store.next_transaction_id(session)
         reserved = await self.store.units.reserve(blocks, transaction_id, session,
                                                   int(transaction_type))
         if command.replaced_blocks:

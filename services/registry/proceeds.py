@@ -155,11 +155,18 @@ class ShareOfProceeds:
             await self.registry.store.units.reserve(blocks, set_aside(proposed.transaction_id),
                                                     session)
             proposed.fields[SET_ASIDE_FIELD] = proposed.fields.get(SET_ASIDE_FIELD, 0) + owed
+            # the share transfer's id, taken now from the counter the proposal took its
+            # own from: the ids follow the commands, not the moment a completion arrives,
+            # so a replay of the same commands gives them again (docs/adr/0035)
+            proposed.fields.setdefault(SHARE_IDS_FIELD, {})[str(period)] = \
+                await self.registry.store.next_transaction_id(session)
             await self._add(period, FIRST, "levied", owed, session)
 
     async def before_completion(self, tx: Document, session: Session) -> None:
         """A first transfer is completing: propose the share it set aside, before the
-        completion goes to the ITL."""
+        completion goes to the ITL, under the id taken when the transfer was proposed
+        (``SHARE_IDS_FIELD``; the counter's next for a transfer stored without one)."""
+        share_ids = tx.get(SHARE_IDS_FIELD) or {}
         for period, blocks in (await self._set_aside(tx, session)).items():
             await self.registry.store.units.release(set_aside(tx["_id"]), session)
             quantity = sum(b.quantity for b in blocks)
@@ -168,7 +175,8 @@ class ShareOfProceeds:
             command = self.transfer(tx["transferring"]["account_id"], UnitType.AAU, period,
                                     quantity, FIRST)
             try:
-                await self.pay_with(command, blocks, session)
+                await self.pay_with(command, blocks, session,
+                                    transaction_id=share_ids.get(str(period)))
             except RuleViolation as refusal:  # e.g. the account was blocked meanwhile
                 log_event(log, "share_of_proceeds_owed", logging.WARNING,
                           transaction_id=tx["_id"], kind=FIRST.value, commitment_period=period,
@@ -253,10 +261,12 @@ class ShareOfProceeds:
             transaction_type=T.EXTERNAL_TRANSFER, supplementary_type=kind.supplementary_type)
 
     async def pay_with(self, command: TransferUnits, blocks: list[UnitBlock] | None,
-                       session: Session) -> Document:
+                       session: Session, transaction_id: str | None = None) -> Document:
         """Propose a share-of-proceeds transfer (``blocks``: exactly these units; by
-        default the lowest serials); ``on_proposal`` counts it as contributed."""
-        return await self.registry.propose_transfer(command, session, blocks=blocks)
+        default the lowest serials; ``transaction_id``: one taken before, by default the
+        counter's next); ``on_proposal`` counts it as contributed."""
+        return await self.registry.propose_transfer(command, session, blocks=blocks,
+                                                    transaction_id=transaction_id)
 
     async def pay(self, period: int, kind: ShareOfProceedsKind, account_id: int,
                   unit_type: UnitType) -> Document:
@@ -315,6 +325,9 @@ class ShareOfProceeds:
 #: Field of a transaction's document: the units of the share of proceeds it set aside
 #: when proposed (reserved under ``set_aside(id)``; 0: none).
 SET_ASIDE_FIELD = "share_set_aside"
+#: Field of a first transfer's document: the id its share transfer will take, by
+#: commitment period ("2": "KZ18"), taken from the counter when the transfer was proposed.
+SHARE_IDS_FIELD = "share_transaction_ids"
 
 
 def set_aside(transaction_id: str) -> str:

@@ -345,6 +345,28 @@ async def test_a_refused_first_transfer_releases_its_share_and_is_levied_on_no_m
     assert await ledger(kz) == {"transferred": 0, "due": 0, "contributed": 0, "owed": 0}
 
 
+async def test_a_share_transfer_takes_the_id_after_its_first_transfer_whatever_came_between(
+    kz: Registry,
+) -> None:
+    """The share's id is taken when the first transfer is proposed, not when it
+    completes: transfers proposed in between, and the order completions arrive in, do
+    not move it (so a replay of the same commands gives the same ids)."""
+    first = await kz.service.transfer(external(600))
+    share_id = f"KZ{int(first['_id'][2:]) + 1}"
+    assert first["share_transaction_ids"] == {"2": share_id}
+    between = await kz.service.transfer(cancellation(10, None))
+    assert between["_id"] == f"KZ{int(first['_id'][2:]) + 2}"
+    await itl_says(kz, between["_id"], S.CHECKED_NO_DISCREPANCY)
+    await itl_says(kz, first["_id"], S.ACCEPTED)
+    assert await reserved(kz) == {share_id: 12}
+    share = await transaction(kz, share_id)
+    assert share["proposal"]["supp_transaction_type"] == \
+        SupplementaryType.SHARE_OF_PROCEEDS_FIRST_TRANSFER_OF_AAU
+    # the next command takes the next id: none was taken twice
+    after = await kz.service.transfer(cancellation(5, None))
+    assert after["_id"] == f"KZ{int(first['_id'][2:]) + 3}"
+
+
 # the share of proceeds: every share transfer counted once
 
 
