@@ -19,7 +19,7 @@ import base64
 import gzip
 import json
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -178,6 +178,42 @@ def recorded_moment(value: Any) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """A recorded command as an HTTP request to send again: the path with its query,
+    the body's bytes (None: no body) and the headers the request itself carried
+    (``Idempotency-Key``, ``Content-Type``); who sends it is for the caller to add."""
+
+    method: str
+    path: str
+    content: bytes | None
+    headers: dict[str, str]
+
+
+def recorded_request(command: Mapping[str, Any]) -> RecordedRequest:
+    """The request a command capture (docs/recording.md, "What is recorded") was, as the
+    service received it: a text body with its recorded content type (a capture made
+    before content types were recorded: ``application/xml`` for a body starting with
+    ``<``, else ``text/plain``), a JSON body written compactly as the services do."""
+    headers: dict[str, str] = {}
+    if command.get("idempotency_key"):
+        headers["Idempotency-Key"] = str(command["idempotency_key"])
+    path = str(command.get("path") or "/")
+    if command.get("query"):
+        path += f"?{command['query']}"
+    body = command.get("body")
+    content_type = command.get("content_type")
+    content: bytes | None = None
+    if isinstance(body, str):
+        content = body.encode()
+        headers["Content-Type"] = str(content_type or (
+            "application/xml" if body.lstrip().startswith("<") else "text/plain"))
+    elif body is not None:
+        content = compact_json(body).encode()
+        headers["Content-Type"] = str(content_type or "application/json")
+    return RecordedRequest(str(command.get("method")), path, content, headers)
 
 
 def body_fields(raw: bytes) -> dict[str, Any]:

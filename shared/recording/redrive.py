@@ -65,6 +65,7 @@ from shared.recording.format import (
     Recording,
     Selection,
     recorded_moment,
+    recorded_request,
     write_recording,
 )
 from shared.recording.journal import (
@@ -793,8 +794,6 @@ class Sender:
 
     def headers(self, capture: Mapping[str, Any]) -> dict[str, str]:
         headers: dict[str, str] = {}
-        if capture.get("idempotency_key"):
-            headers["Idempotency-Key"] = str(capture["idempotency_key"])
         actor = capture.get("actor")
         if not isinstance(actor, dict):
             return headers
@@ -819,24 +818,10 @@ class Sender:
 
     def send(self, capture: Mapping[str, Any]) -> httpx.Response:
         service = str(capture.get("service", "")).lower()
-        path = str(capture.get("path"))
-        if capture.get("query"):
-            path = f"{path}?{capture['query']}"
-        body = capture.get("body")
-        headers = self.headers(capture)
-        kwargs: dict[str, Any] = {}
-        content_type = capture.get("content_type")
-        if isinstance(body, str):
-            kwargs["content"] = body.encode()
-            headers["Content-Type"] = str(content_type or (
-                "application/xml" if body.lstrip().startswith("<") else "text/plain"))
-        elif body is not None:
-            kwargs["content"] = json.dumps(body, separators=(",", ":"),
-                                           ensure_ascii=False).encode()
-            headers["Content-Type"] = str(content_type or "application/json")
+        request = recorded_request(capture)
         return self.client.http.request(
-            str(capture.get("method")), f"{self.client.urls[service]}{path}",
-            headers=headers, **kwargs)
+            request.method, f"{self.client.urls[service]}{request.path}",
+            headers={**request.headers, **self.headers(capture)}, content=request.content)
 
 
 def run_replay(recording: Recording, workdir: Path,

@@ -67,7 +67,13 @@ from shared.messaging.clock import CLOCK_EXCHANGE
 from shared.messaging.provisioning import Identity
 from shared.messaging.topology import JOURNAL_QUEUE, MAIN_EXCHANGE
 from shared.recording.compare import Comparison, compare_flows, flows
-from shared.recording.format import Event, Recording, compact_json, recorded_moment
+from shared.recording.format import (
+    Event,
+    Recording,
+    compact_json,
+    recorded_moment,
+    recorded_request,
+)
 from shared.recording.journal import (
     READ_PREFETCH,
     event_of,
@@ -647,25 +653,13 @@ class Refeed:
     async def _feed_command(self, event: Event, client: StackClient) -> None:
         body = _envelope(event) or {}
         headers = await asyncio.to_thread(self._headers_for, client, body.get("actor"))
-        if body.get("idempotency_key"):
-            headers["Idempotency-Key"] = str(body["idempotency_key"])
-        path = str(body.get("path") or "/")
-        if body.get("query"):
-            path += f"?{body['query']}"
-        request: dict[str, Any] = {}
-        sent = body.get("body")
-        content_type = body.get("content_type")
-        if isinstance(sent, str):
-            request["content"] = sent.encode()
-            headers["Content-Type"] = str(content_type or (
-                "application/xml" if sent.lstrip().startswith("<") else "text/plain"))
-        elif sent is not None:
-            request["content"] = compact_json(sent).encode()
-            headers["Content-Type"] = str(content_type or "application/json")
+        request = recorded_request(body)
+        headers.update(request.headers)
+        path = request.path
         url = f"{client.urls[self.party.name]}{path}"
         try:
-            response = await asyncio.to_thread(client.http.request, str(body.get("method")),
-                                               url, headers=headers, **request)
+            response = await asyncio.to_thread(client.http.request, request.method, url,
+                                               headers=headers, content=request.content)
         except httpx.HTTPError as exc:
             self.notes.append(f"command {body.get('method')} {path} failed: {exc!r}")
             return

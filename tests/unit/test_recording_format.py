@@ -25,6 +25,7 @@ from shared.recording.format import (
     body_fields,
     read_recording,
     recorded_moment,
+    recorded_request,
     write_recording,
 )
 
@@ -270,3 +271,30 @@ def test_an_empty_line_is_named_as_such(tmp_path: Path, blank: str) -> None:
 def test_a_recorded_time_is_read_as_utc_and_anything_else_orders_nothing(
         value: object, expected: datetime | None) -> None:
     assert recorded_moment(value) == expected
+
+
+@pytest.mark.parametrize(("command", "content", "content_type"), [
+    ({"body": {"quantity": 10, "holder": "É"}}, '{"quantity":10,"holder":"É"}'.encode(),
+     "application/json"),
+    ({"body": "<SEF/>", "content_type": "application/xml; charset=utf-8"}, b"<SEF/>",
+     "application/xml; charset=utf-8"),
+    ({"body": "  <SEF/>"}, b"  <SEF/>", "application/xml"),  # recorded without its type
+    ({"body": "plain"}, b"plain", "text/plain"),
+    ({"body": ""}, b"", "text/plain"),
+    ({"body": None}, None, None),
+    ({}, None, None),
+])
+def test_a_recorded_command_is_sent_again_with_its_body_and_content_type(
+        command: dict[str, object], content: bytes | None, content_type: str | None) -> None:
+    request = recorded_request({"method": "POST", "path": "/sef-reports", **command})
+    assert (request.method, request.path, request.content) == ("POST", "/sef-reports",
+                                                                content)
+    assert request.headers.get("Content-Type") == content_type
+
+
+def test_a_recorded_command_keeps_its_query_and_idempotency_key() -> None:
+    request = recorded_request({"method": "GET", "path": "/transactions", "query": "page=2",
+                                "idempotency_key": "k-1"})
+    assert request.path == "/transactions?page=2"
+    assert request.headers == {"Idempotency-Key": "k-1"}
+    assert recorded_request({"method": "GET"}).path == "/"
