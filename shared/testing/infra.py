@@ -73,8 +73,8 @@ class StoreServer:
     in_memory: bool = False
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL after 10 real seconds; returns once the process is
-        gone (at once for an external server)."""
+        """Stop this server as ``stop_stores`` does; returns once the process is gone
+        (at once for an external server)."""
         stop_stores([self])
 
     def kill(self) -> None:
