@@ -30,6 +30,7 @@ from conformance.steps import (
     operations,
     parties,
     reconciliation,
+    registry_under_test,
 )
 from conformance.steps.library import LIBRARY, TYPES, LibraryStep
 
@@ -37,6 +38,6 @@ from conformance.steps.library import LIBRARY, TYPES, LibraryStep
 #: runner's conftest), in the order of the README's step list.
 MODULES = tuple(module.__name__ for module in (
     parties, operations, notices, clock_and_faults, information, expectations,
-    reconciliation))
+    reconciliation, registry_under_test))
 
 __all__ = ["LIBRARY", "MODULES", "TYPES", "LibraryStep"]
