@@ -296,17 +296,25 @@ def registry_under_test(request: pytest.FixtureRequest,
         asyncio.run(_unwatch(rut.watch_queue))
 
 
+#: Real seconds at least that a registry the runner started has to connect (its start
+#: on a loaded machine), whatever the attended time-out.
+CONNECT_SECONDS = 60.0
+
+
 def _await_consumer(rut: RegistryUnderTest) -> None:
+    """Wait until the registry under test consumes its inbox: ``--attended-timeout``
+    for a tester's, at least ``CONNECT_SECONDS`` for one the runner started."""
     inbox = f"{rut.namespace}des.in.{rut.code}"
-    deadline = time.monotonic() + rut.settings.attended_timeout
+    seconds = rut.settings.attended_timeout if rut.process is None else \
+        max(rut.settings.attended_timeout, CONNECT_SECONDS)
+    deadline = time.monotonic() + seconds
     while asyncio.run(_consumers(inbox)) == 0:
         if rut.process is not None and rut.process.poll() is not None:
             raise AssertionError(f"the registry under test exited ({rut.process.returncode})"
                                  f" before reading {inbox}; its log: {rut.log_file}")
         if time.monotonic() > deadline:
             raise AssertionError(f"time-out: the registry under test {rut.code} did not "
-                                 f"read its inbox {inbox} within "
-                                 f"{rut.settings.attended_timeout:.0f} s")
+                                 f"read its inbox {inbox} within {seconds:.0f} s")
         time.sleep(0.2)
 
 
