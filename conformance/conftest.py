@@ -85,6 +85,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.import_plugin(module)
     state = PlanState()
     config.stash[STATE] = state
+    registry_under_test.use_console(config, state.console)
     stack_file = config.getoption("--stack")
     if stack_file:
         try:

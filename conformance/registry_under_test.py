@@ -91,23 +91,34 @@ def pytest_configure(config: pytest.Config) -> None:
     code = config.getoption("--registry-under-test")
     if code is None:
         return
+    config.stash[SETTINGS] = settings_from(
+        code, config.getoption("--stack"), config.getoption("--registry-account"),
+        config.getoption("--registry-command"), config.getoption("--attended-timeout"),
+        config.getoption("--tester-hook"))
+
+
+def settings_from(code: str, stack: str | None, accounts: list[str], command: str | None,
+                  attended_timeout: float, tester_hook: str | None) -> Settings:
+    """The registry under test's settings from the options; ``pytest.UsageError`` (exit
+    status 4) naming the option that is wrong."""
     if not code.isalpha() or not code.isupper() or len(code) != 2:
         raise pytest.UsageError(f"--registry-under-test: {code!r} is not a Party's code "
                                 "(two capital letters, ISO 3166)")
-    if config.getoption("--stack"):
+    if stack:
         raise pytest.UsageError("--registry-under-test needs a stack the runner starts "
                                 "(its ITL must know the registry and its broker have a "
                                 "login for it): leave out --stack")
-    accounts = dict(DEFAULT_ACCOUNTS)
-    for text in config.getoption("--registry-account"):
+    numbers = dict(DEFAULT_ACCOUNTS)
+    for text in accounts:
         role, _, number = text.partition("=")
         if role not in DEFAULT_ACCOUNTS or not number.isdigit():
             raise pytest.UsageError(f"--registry-account {text!r}: ROLE=NUMBER with a "
                                     f"role of {', '.join(DEFAULT_ACCOUNTS)}")
-        accounts[role] = int(number)
-    config.stash[SETTINGS] = Settings(code, accounts, config.getoption("--registry-command"),
-                                      config.getoption("--attended-timeout"),
-                                      config.getoption("--tester-hook"))
+        numbers[role] = int(number)
+    if attended_timeout <= 0:
+        raise pytest.UsageError(f"--attended-timeout {attended_timeout}: a number of "
+                                "seconds above 0")
+    return Settings(code, numbers, command, attended_timeout, tester_hook)
 
 
 @dataclass(frozen=True)
@@ -120,6 +131,13 @@ class Settings:
 
 
 SETTINGS = pytest.StashKey[Settings]()
+CONSOLE = pytest.StashKey[Console]()
+
+
+def use_console(config: pytest.Config, console: Console) -> None:
+    """Print the instructions on ``console`` (the runner's, which draws the progress bar,
+    so that they appear above it)."""
+    config.stash[CONSOLE] = console
 
 
 def settings_of(config: pytest.Config) -> Settings | None:
@@ -257,7 +275,8 @@ def registry_under_test(request: pytest.FixtureRequest,
     local = conformance_stack.local
     assert local.broker is not None
     identity = local.broker.identities[settings.code]
-    rut = RegistryUnderTest(settings, conformance_stack, local.namespace, identity.url)
+    rut = RegistryUnderTest(settings, conformance_stack, local.namespace, identity.url,
+                            console=request.config.stash.get(CONSOLE, Console(stderr=True)))
     directory = Path(request.config.getoption("--plan-report") or DEFAULT_DIR)
     directory.mkdir(parents=True, exist_ok=True)
     connection, rut.log_file = directory / CONNECTION_FILE, directory / LOG_FILE
