@@ -24,6 +24,7 @@ skipped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shlex
@@ -204,6 +205,8 @@ class RegistryUnderTest:
     process: subprocess.Popen[bytes] | None = None
     watch_queue: str = ""
     log_file: Path | None = None
+    #: pytest's capture manager: the tester's instructions pass it.
+    capture: Any = None
     console: Console = field(default_factory=lambda: Console(stderr=True))
 
     @property
@@ -220,15 +223,21 @@ class RegistryUnderTest:
                                  f"(roles: {', '.join(self.settings.accounts)})")
         return self.settings.accounts[role]
 
+    def show(self, panel: Panel) -> None:
+        """Print to the tester now, past pytest's capture of the running test's output."""
+        capture = self.capture
+        with capture.global_and_fixture_disabled() if capture is not None \
+                else contextlib.nullcontext():
+            self.console.print(panel, markup=False)
+
     # attended tests
 
     def instruct(self, number: str, text: str, instruction: dict[str, Any]) -> None:
         """Tell the tester what to do in their registry (printed; given to the tester
         hook as JSON in ``CONFORMANCE_INSTRUCTION``)."""
-        self.console.print(Panel(
+        self.show(Panel(
             f"{text}\nWaiting up to {self.settings.attended_timeout:.0f} s for it to reach "
-            "the ITL.", title=f"{number}: tester, in registry {self.code}"),
-            markup=False)
+            "the ITL.", title=f"{number}: tester, in registry {self.code}"))
         if self.settings.tester_hook:
             completed = subprocess.run(
                 shlex.split(self.settings.tester_hook), cwd=ROOT, capture_output=True,
@@ -276,7 +285,8 @@ def registry_under_test(request: pytest.FixtureRequest,
     assert local.broker is not None
     identity = local.broker.identities[settings.code]
     rut = RegistryUnderTest(settings, conformance_stack, local.namespace, identity.url,
-                            console=request.config.stash.get(CONSOLE, Console(stderr=True)))
+                            console=request.config.stash.get(CONSOLE, Console(stderr=True)),
+                            capture=request.config.pluginmanager.getplugin("capturemanager"))
     directory = Path(request.config.getoption("--plan-report") or DEFAULT_DIR)
     directory.mkdir(parents=True, exist_ok=True)
     connection, rut.log_file = directory / CONNECTION_FILE, directory / LOG_FILE
@@ -297,11 +307,11 @@ def registry_under_test(request: pytest.FixtureRequest,
                                                env=env, stdout=log, stderr=subprocess.STDOUT,
                                                start_new_session=True)
         else:
-            rut.console.print(Panel(
+            rut.show(Panel(
                 f"Connect registry {settings.code} to the ITL: its broker login and queue "
                 f"names are in {connection} (the wire: {local.url('itl')}/asyncapi)."
                 f"\nWaiting up to {settings.attended_timeout:.0f} s for it to read "
-                f"its inbox.", title="registry under test"), markup=False)
+                f"its inbox.", title="registry under test"))
         _await_consumer(rut)
         yield rut
     finally:
