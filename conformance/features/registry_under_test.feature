@@ -3,7 +3,8 @@ Feature: 16 The registry under test (numbers in the ranges of their categories)
   Another Party's registry, built elsewhere, put through the plan over the wire alone:
   make conformance CONFORMANCE_REGISTRY=<code>. The ITL forwards it transfers and
   reconciles it (unattended); what it must start itself, the tester does in it when the
-  runner says so, and the runner waits for the message at the ITL (attended). It has an
+  runner says so, and the runner waits for the message at the ITL (attended): an
+  external transfer, a cancellation on a notice, a status query. It has an
   open person holding account (holding), a closed one (closed), and does not have the
   number of the unknown one (README: Put another registry through it).
 
@@ -40,6 +41,19 @@ Feature: 16 The registry under test (numbers in the ranges of their categories)
     When the tester has the registry under test transfer 10 AAU of period 2 from its holding account to "Bob"
     Then the ITL records the transaction of the registry under test as COMPLETED
     And "Bob" holds 10 AAU of period 2
+
+  @H-425
+  Scenario: The registry under test cancels units on a non-compliance notice (attended)
+    Given the registry under test has received 20 AAU of period 2 into its holding account
+    And the ITL has issued notice "N2" to the registry under test:
+      | notice type       | 2          |
+      | target value      | 5          |
+      | commitment period | 2          |
+      | unit type         | AAU        |
+      | action due date   | 2030-12-31 |
+    When the tester has the registry under test cancel 5 AAU of period 2 from its holding account into account type 220 on notice "N2"
+    Then the ITL records the transaction of the registry under test as COMPLETED
+    And notice "N2" is COMPLETED at the ITL
 
   @H-149
   Scenario: The registry under test asks the ITL for a transaction's status (attended)

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from conformance.registry_under_test import RegistryUnderTest
-from conformance.steps.library import Family, final_view
+from conformance.steps.library import Family, final_view, notice_id
+from conformance.steps.notices import NOTICE_FIELDS
 from conformance.steps.parties import funded_person_account
 from conformance.world import ScenarioError, World
 from shared.codes import UnitType
@@ -110,6 +111,64 @@ def rut_transaction_status(world: World, status: str) -> None:
     acquiring = str(view["proposal"]["acquiring"]["registry"]).lower()
     if view["status"] == 4 and acquiring in world.client.urls:
         world.client.wait_final(acquiring, transaction_id)
+
+
+@FAMILY.given('the ITL has issued notice "{name}" to the registry under test:')
+def rut_notice(world: World, registry_under_test: RegistryUnderTest, name: str,
+               datatable: list[list[str]]) -> None:
+    """The ITL issues a notice (``POST /notices``) to the registry under test, with the
+    fields of a two-column table as ``the ITL issues notice``; the ITL sends it
+    (``NoticeIssued``) without waiting for anything of the registry."""
+    fields: dict[str, Any] = {}
+    for row in datatable:
+        if len(row) != 2 or row[0].strip() not in NOTICE_FIELDS:
+            raise ScenarioError(f"notice {name!r}: each row is 'field | value', the fields "
+                                f"are {', '.join(NOTICE_FIELDS)}; got {row}")
+        key = row[0].strip()
+        wire = "project_id" if key == "project" else key.replace(" ", "_")
+        fields[wire] = NOTICE_FIELDS[key](row[1].strip())
+    response = world.client.call("itl", "POST", "/notices",
+                                 json={"registry": registry_under_test.code, **fields})
+    world.answered("itl", response)
+    if response.status_code >= 300:
+        raise ScenarioError(f"the ITL refused notice {name!r}: {response.text}")
+    world.notices[name] = int(response.json()["notice_id"])
+
+
+@FAMILY.when("the tester has the registry under test cancel {quantity:Quantity} {unit:Unit} "
+             "of period {period:d} from its {role} account into account type "
+             '{account_type:d} on notice "{name}"')
+def rut_cancels(world: World, registry_under_test: RegistryUnderTest,
+                request: pytest.FixtureRequest, quantity: int, unit: str, period: int,
+                role: str, account_type: int, name: str) -> None:
+    """Attended: the tester has their registry cancel units (type 4) into its
+    cancellation account of the type, quoting the notice; the step waits until the ITL
+    has the proposal, which becomes the scenario's transaction."""
+    rut = registry_under_test
+    notice = notice_id(world, name)
+    source = rut.account(role)
+    known = _proposals(world, rut.code)
+    rut.instruct(_number(request),
+                 f"Cancel {quantity} {unit} of period {period} from your account "
+                 f"{rut.code} {source} into your cancellation account of type "
+                 f"{account_type}, on the ITL's notice {notice}.",
+                 {"action": "cancellation", "quantity": quantity, "unit_type": unit,
+                  "unit_type_code": int(UnitType[unit]), "period": period,
+                  "from_account": source, "account_type": account_type,
+                  "notice_id": notice})
+
+    def arrived() -> str | None:
+        for view in _proposals(world, rut.code).values():
+            if view["transaction_id"] not in known and view["transaction_type"] == 4 \
+                    and view["proposal"].get("notification_id") == notice:
+                return str(view["transaction_id"])
+        return None
+
+    transaction_id = rut.await_itl(
+        f"a cancellation (ProposalSubmitted, type 4) on notice {notice} from {rut.code}",
+        arrived)
+    world.note(f"{rut.code} proposed {transaction_id}")
+    world.transactions.append(("itl", transaction_id))
 
 
 @FAMILY.when("the tester has the registry under test ask the ITL for the status of the "

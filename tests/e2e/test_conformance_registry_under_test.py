@@ -29,7 +29,7 @@ from deploy.local.stack import ROOT
 pytestmark = pytest.mark.e2e
 
 #: The part's tests and what each planted fault must fail, and nothing else.
-PART = {"H-149", "H-285", "H-286", "H-287", "H-288", "H-489"}
+PART = {"H-149", "H-285", "H-286", "H-287", "H-288", "H-425", "H-489"}
 FAULTS = {"unknown-account": {"H-286"}, "malformed": {"H-489"}}
 
 

@@ -7,8 +7,9 @@ It consumes its inbox ``<namespace>des.in.<CODE>`` one message at a time and pub
 to ``<namespace>des.msg`` with the routing key ``ITL``, as the AsyncAPI document says:
 persistent JSON, publisher confirms, ``mandatory``, ``user_id`` its own login. It answers
 forwarded proposals (8, or 6 with 5902, 5903, 5906), credits on the ITL's completion,
-finalises its own proposals on 8, keeps notices and status reports, and answers the
-three phases of a reconciliation from a snapshot taken at the ITL's marker.
+finalises its own proposals on 8 (a cancellation on 2), keeps notices and status
+reports, and answers the three phases of a reconciliation from a snapshot taken at the
+ITL's marker.
 
 Faults (``--fault``, repeatable, or ``FOREIGN_FAULTS`` comma-separated):
 
@@ -19,6 +20,7 @@ Faults (``--fault``, repeatable, or ``FOREIGN_FAULTS`` comma-separated):
 
 The tester's instructions arrive as JSON files in ``--control DIR`` (written by
 ``tests.foreign_registry.tester``): ``external_transfer`` (propose one) and
+``cancellation`` (cancel units into one of its cancellation accounts, on a notice) and
 ``status_query`` (ask the ITL for a transaction's status).
 """
 
@@ -174,7 +176,7 @@ class Registry:
             log.info("tester: %s", instruction)
             try:
                 await self.carry_out(instruction)
-            except (KeyError, ValueError) as exc:
+            except (KeyError, ValueError, StopIteration) as exc:
                 log.error("cannot carry out %s: %s", instruction, exc)
             self.save()
 
@@ -186,6 +188,17 @@ class Registry:
                 {"registry": instruction["to_registry"],
                  "account_type": int(instruction["to_account_type"]),
                  "account_id": int(instruction["to_account"])})
+            await self.publish("ProposalSubmitted", payload["transaction_id"], payload)
+        elif instruction["action"] == "cancellation":
+            account_type = int(instruction["account_type"])
+            target = next(a for a in self.books.accounts.values()
+                          if a.account_type == account_type)
+            payload = self.books.propose_transfer(
+                int(instruction["from_account"]), int(instruction["quantity"]),
+                int(instruction["unit_type_code"]), int(instruction["period"]),
+                {"registry": self.books.code, "account_type": account_type,
+                 "account_id": target.account_id}, transaction_type=4,
+                notification_id=instruction.get("notice_id"))
             await self.publish("ProposalSubmitted", payload["transaction_id"], payload)
         elif instruction["action"] == "status_query":
             transaction_id = instruction["transaction_id"]

@@ -38,8 +38,10 @@ class Account:
 
 
 #: The accounts the registry opens at start: a person holding account that takes units
-#: (1001), a closed one (1002) and its Party holding account (100).
-DEFAULT_ACCOUNTS = (Account(100, 100), Account(1001), Account(1002, closed=True))
+#: (1001), a closed one (1002), its Party holding account (100) and its non-compliance
+#: cancellation account (220).
+DEFAULT_ACCOUNTS = (Account(100, 100), Account(1001), Account(1002, closed=True),
+                    Account(220, 220))
 
 
 @dataclass
@@ -105,9 +107,12 @@ class Books:
     # a transfer this registry proposes (transferring side)
 
     def propose_transfer(self, account_id: int, quantity: int, unit_type: int, period: int,
-                         acquiring: dict[str, Any]) -> dict[str, Any]:
+                         acquiring: dict[str, Any], transaction_type: int = 3,
+                         notification_id: int | None = None) -> dict[str, Any]:
         """Reserve ``quantity`` units of the account and make the ``ProposalSubmitted``
-        payload of an external transfer (type 3). ``ValueError`` when it holds too few."""
+        payload of an external transfer (type 3), or of a cancellation (type 4) into an
+        account of this registry, quoting a notice when it fulfils one. ``ValueError``
+        when it holds too few."""
         account = self.accounts[account_id]
         free = [b for b in self.blocks if b["account_id"] == account_id
                 and b["reserved_by"] is None and b["unit_type"] == unit_type
@@ -130,24 +135,36 @@ class Books:
             block["reserved_by"] = transaction_id
             taken.append(block)
             wanted -= size
-        payload = {
-            "transaction_id": transaction_id, "transaction_type": 3,
+        payload: dict[str, Any] = {
+            "transaction_id": transaction_id, "transaction_type": transaction_type,
             "transferring": {"registry": self.code, "account_type": account.account_type,
                              "account_id": account_id},
             "acquiring": acquiring,
             "blocks": [{f: b.get(f) for f in WIRE_FIELDS} for b in taken],
         }
+        if notification_id is not None:
+            payload["notification_id"] = notification_id
         self.outbound[transaction_id] = {"proposal": payload, "status": 1}
         return payload
 
     def outbound_status(self, transaction_id: str, status: int) -> bool:
         """The ITL's answer to a proposal of this registry; True when the registry must
-        report completion (4): on 8 (accepted) or 2 it debits the reserved units."""
+        report completion (4): an external transfer accepted (8) debits the reserved
+        units, a transaction within the registry checked (2) moves them to its acquiring
+        account."""
         record = self.outbound.get(transaction_id)
         if record is None or record["status"] in FINAL:
             return False
-        if status in (ACCEPTED, 2):
-            self.blocks = [b for b in self.blocks if b["reserved_by"] != transaction_id]
+        external = record["proposal"]["transaction_type"] == 3
+        if status == (ACCEPTED if external else 2):
+            acquiring = record["proposal"]["acquiring"]
+            for block in [b for b in self.blocks if b["reserved_by"] == transaction_id]:
+                if external:
+                    self.blocks.remove(block)
+                else:
+                    block.update(account_id=int(acquiring["account_id"]),
+                                 account_type=int(acquiring["account_type"]),
+                                 reserved_by=None)
             record["status"] = COMPLETED
             return True
         if status in (3, 5, 6, 7):

@@ -1,27 +1,15 @@
 """The registry-under-test part of the conformance plan without a stack: its options
-refused with a reason, the part selected alone, and the small registry's books: its
+refused with a reason, and the small registry's books: its
 answers to forwarded proposals and its reconciliation totals equal to the ITL's count
 of the same blocks (docs/adr/0039)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from conformance.registry_under_test import settings_from
-from deploy.local.stack import ROOT
 from shared.reconciliation import row_of, totals_of
 from tests.foreign_registry.books import Books
-
-PART = ["H-149", "H-285", "H-286", "H-287", "H-288", "H-489"]
-
-
-def plan(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pytest", "conformance", "-p",
-                           "no:cacheprovider", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120, check=False)
 
 
 @pytest.mark.parametrize(("code", "stack", "accounts", "timeout", "reason"), [
@@ -45,14 +33,6 @@ def test_a_wrong_option_stops_the_run_naming_it(code: str, stack: str | None,
 def test_accounts_are_renumbered_by_role() -> None:
     settings = settings_from("NO", None, ["holding=7", "unknown=8"], None, 5, None)
     assert settings.accounts == {"holding": 7, "closed": 1002, "unknown": 8}
-
-
-def test_a_registry_under_test_runs_its_part_alone() -> None:
-    result = plan("--registry-under-test", "NO", "--collect-only", "-q")
-    assert result.returncode == 0, result.stdout + result.stderr
-    collected = [line for line in result.stdout.splitlines() if "::" in line]
-    assert len(collected) == len(PART), collected
-    assert "deselected" in result.stdout
 
 
 def forwarded(transaction_id: str, account_id: int, start: int, end: int) -> dict[str, object]:
