@@ -68,14 +68,14 @@ def rut_transfers(world: World, registry_under_test: RegistryUnderTest,
     taker = world.account(target)
     source = rut.account(role)
     known = _proposals(world, rut.code)
-    rut.instruct(_number(request),
-                 f"Propose an external transfer of {quantity} {unit} of period {period} "
-                 f"from your account {rut.code} {source} to {taker.registry.upper()} "
-                 f"{taker.account_id} (account type {taker.account_type}).",
-                 {"action": "external_transfer", "quantity": quantity, "unit_type": unit,
-                  "unit_type_code": int(UnitType[unit]), "period": period,
-                  "from_account": source, "to_registry": taker.registry.upper(),
-                  "to_account": taker.account_id, "to_account_type": taker.account_type})
+    _instruct(world, rut, request,
+              f"Propose an external transfer of {quantity} {unit} of period {period} "
+              f"from your account {rut.code} {source} to {taker.registry.upper()} "
+              f"{taker.account_id} (account type {taker.account_type}).",
+              {"action": "external_transfer", "quantity": quantity, "unit_type": unit,
+               "unit_type_code": int(UnitType[unit]), "period": period,
+               "from_account": source, "to_registry": taker.registry.upper(),
+               "to_account": taker.account_id, "to_account_type": taker.account_type})
 
     def arrived() -> str | None:
         for view in _proposals(world, rut.code).values():
@@ -90,6 +90,14 @@ def rut_transfers(world: World, registry_under_test: RegistryUnderTest,
         f"{taker.registry.upper()} {taker.account_id}", arrived)
     world.note(f"{rut.code} proposed {transaction_id}")
     world.transactions.append(("itl", transaction_id))
+
+
+def _instruct(world: World, rut: RegistryUnderTest, request: pytest.FixtureRequest,
+              text: str, instruction: dict[str, Any]) -> None:
+    """Instruct the tester (printed, and to the tester hook) and keep the instruction in
+    the scenario's evidence."""
+    world.note(f"tester told: {text}")
+    rut.instruct(_number(request), text, instruction)
 
 
 def _proposals(world: World, code: str) -> dict[str, Any]:
@@ -148,14 +156,14 @@ def rut_cancels(world: World, registry_under_test: RegistryUnderTest,
     notice = notice_id(world, name)
     source = rut.account(role)
     known = _proposals(world, rut.code)
-    rut.instruct(_number(request),
-                 f"Cancel {quantity} {unit} of period {period} from your account "
-                 f"{rut.code} {source} into your cancellation account of type "
-                 f"{account_type}, on the ITL's notice {notice}.",
-                 {"action": "cancellation", "quantity": quantity, "unit_type": unit,
-                  "unit_type_code": int(UnitType[unit]), "period": period,
-                  "from_account": source, "account_type": account_type,
-                  "notice_id": notice})
+    _instruct(world, rut, request,
+              f"Cancel {quantity} {unit} of period {period} from your account "
+              f"{rut.code} {source} into your cancellation account of type "
+              f"{account_type}, on the ITL's notice {notice}.",
+              {"action": "cancellation", "quantity": quantity, "unit_type": unit,
+               "unit_type_code": int(UnitType[unit]), "period": period,
+               "from_account": source, "account_type": account_type,
+               "notice_id": notice})
 
     def arrived() -> str | None:
         for view in _proposals(world, rut.code).values():
@@ -180,9 +188,9 @@ def rut_asks_status(world: World, registry_under_test: RegistryUnderTest,
     has received the query."""
     rut = registry_under_test
     _, transaction_id = world.current()
-    rut.instruct(_number(request),
-                 f"Ask the ITL for the status of transaction {transaction_id}.",
-                 {"action": "status_query", "transaction_id": transaction_id})
+    _instruct(world, rut, request,
+              f"Ask the ITL for the status of transaction {transaction_id}.",
+              {"action": "status_query", "transaction_id": transaction_id})
     rut.await_itl(f"a status query (TransactionStatusQueried) for {transaction_id} from "
                   f"{rut.code}", lambda: _query_answer(world, rut.code, transaction_id))
 
