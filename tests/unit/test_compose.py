@@ -333,7 +333,13 @@ def test_each_profile_changes_the_services_as_its_env_file_says() -> None:
     identity = env_file(IDENTITY_ENV)
     keycloak = services["keycloak"]
     assert profiles_of(keycloak) == {"identity"}
-    realm = json.loads((ROOT / "deploy/keycloak/kyoto-realm.json").read_text())["realm"]
+    realm_file = json.loads((ROOT / "deploy/keycloak/kyoto-realm.json").read_text())
+    realm = realm_file["realm"]
+    roles = {role["name"] for role in realm_file["roles"]["realm"]}
+    for _, service, module in app_services(document):
+        code = service_code(environment(service, {}), module)
+        if module == "services.registry":
+            assert {f"{code}:operator", f"{code}:authorised-body"} <= roles, code
     hostname = keycloak["environment"]["KC_HOSTNAME"]
     for name, service, _ in app_services(document):
         env = environment(interpolate(service, identity), identity)
