@@ -17,6 +17,7 @@ from shared.testing.containers import (
     BrokerContainer,
     ContainersUnavailable,
     containers_requested,
+    pull_images,
     require_docker,
     start_broker,
 )
@@ -39,6 +40,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     try:
         require_docker()
+        pull_images()
         broker = start_broker()
     except ContainersUnavailable as exc:
         raise pytest.UsageError(str(exc)) from exc

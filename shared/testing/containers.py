@@ -85,10 +85,45 @@ def require_docker() -> None:
         ) from exc
 
 
+def pull_images(images: tuple[str, ...] = (MONGO_IMAGE, RABBITMQ_IMAGE)) -> None:
+    """Pull the images that are not here yet, once, before any test: a store container
+    started by a stack must answer within the services' wait for their store
+    (``STORE_START_WAIT_SECONDS``), which a first pull could outlast."""
+    from testcontainers.core.docker_client import DockerClient
+
+    client = DockerClient().client
+    try:
+        for image in images:
+            if not client.images.list(name=image):
+                try:
+                    client.images.pull(image)
+                except Exception as exc:
+                    raise ContainersUnavailable(
+                        f"{STACK_VARIABLE}=containers: the image {image} is not here "
+                        f"and could not be pulled ({type(exc).__name__}: {exc})") from exc
+    finally:
+        client.close()
+
+
 def _container(image: str) -> Any:
     from testcontainers.core.container import DockerContainer
 
     return DockerContainer(image)
+
+
+_REAPER_LOCK = threading.Lock()
+
+
+def _start_reaper() -> None:
+    """Start testcontainers' reaper (which removes this process's containers when it
+    dies) once, here: ``DockerContainer.start`` would otherwise create it from each of
+    the threads that start a stack's stores at once."""
+    from testcontainers.core.config import testcontainers_config
+    from testcontainers.core.container import Reaper
+
+    with _REAPER_LOCK:
+        if not testcontainers_config.ryuk_disabled:
+            Reaper.get_instance()
 
 
 def _deadline_passed(started: float, what: str, error: BaseException | None) -> None:
@@ -157,6 +192,7 @@ class MongoContainer:
         return f"mongodb://{self.host}:{self.port}/?directConnection=true"
 
     def start(self) -> None:
+        _start_reaper()
         self.container = (_container(MONGO_IMAGE)
                           .with_command(["mongod", "--replSet", REPLICA_SET, "--bind_ip_all"])
                           .with_bind_ports(27017, self.port))
