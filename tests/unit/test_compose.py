@@ -47,6 +47,9 @@ SETTINGS: dict[str, tuple[type[BaseSettings], ...]] = {
     "services.registry": (RegistrySettings, EsdSettings),
     "services.cdm_registry": (CdmSettings,),
 }
+#: Modules of the project's image that read no settings model: what they read is checked
+#: on its own below.
+OTHER_MODULES = {"deploy.issuer": "command-line arguments"}
 #: Read by the OpenTelemetry SDK by their standard names, not by the services' settings.
 OTEL_VARIABLES = frozenset({"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME"})
 #: The HTTP metrics of the request middleware (http_requests_total by route and status,
@@ -202,6 +205,11 @@ def problems(document: dict[str, Any], variables: Mapping[str, str]) -> list[str
         if "image" in service and (":" not in service["image"]
                                    or service["image"].endswith(":latest")):
             found.append(f"{name}: image {service['image']} has no pinned tag")
+        build = service.get("build") or {}
+        module = module_of(service)
+        if build and module not in SETTINGS and module not in OTHER_MODULES:
+            found.append(f"{name}: runs {module} of the project's image, whose settings "
+                         "this test does not know: add its model to SETTINGS")
         for host in container_ports(service).values():
             if host in host_ports:
                 found.append(f"{name}: host port {host} is also {host_ports[host]}'s")
@@ -432,6 +440,8 @@ def _set(path: list[str], value: Any) -> Any:
     (_set(["registry-kz", "environment", "OTEL_SERVICE_NAME"], "kz"), "OTEL_SERVICE_NAME"),
     (_set(["mongo-kz", "environment"], {"REPLICA_HOST": "mongo:27017"}), "REPLICA_HOST"),
     (_set(["mongo-kz", "image"], "mongo"), "no pinned tag"),
+    (_set(["itl", "command"], ["python", "-m", "services.console"]),
+     "whose settings this test does not know"),
 ])
 def test_a_broken_compose_file_is_caught_by_name(change: Any, named: str) -> None:
     found = broken(change)
