@@ -232,6 +232,10 @@ def problems(document: dict[str, Any], variables: Mapping[str, str]) -> list[str
             except ValidationError as exc:
                 found.append(f"{name}: {model.__name__} refuses its environment: {exc}")
                 continue
+            if (isinstance(settings, EsdSettings) and settings.enabled
+                    and settings.emissions_2005 is None):
+                found.append(f"{name}: a Member State without ESD_2005_EMISSIONS refuses "
+                             "every limited use (4112; README, Effort sharing)")
             if isinstance(settings, ServiceSettings) and settings.auth_mode == AuthMode.TOKEN:
                 try:
                     TokenVerifier(settings)
@@ -435,6 +439,8 @@ def _set(path: list[str], value: Any) -> Any:
      "which may not run with it"),
     (_set(["registry-jp", "ports"], ["8101:8000"]), "host port 8101"),
     (_set(["registry-de", "profiles"], None), "outside the member-states profile"),
+    (_set(["registry-fr", "environment", "ESD_2005_EMISSIONS"], None),
+     "a Member State without ESD_2005_EMISSIONS"),
     (_set(["itl", "environment", "REGISTRIES"], '["KZ", "CH", "JP", "CDM"]'),
      "are not the compose file's registries"),
     (_set(["registry-kz", "environment", "OTEL_SERVICE_NAME"], "kz"), "OTEL_SERVICE_NAME"),
