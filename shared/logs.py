@@ -7,10 +7,11 @@ structlog's ``ProcessorFormatter``; the processors, in order (``PROCESSORS``):
 
 - ``at`` (UTC, ISO 8601), ``level``, ``logger`` and ``event`` (the event name);
 - the event's own fields (``log_event``'s keyword arguments, ``record_fields``);
-- the ids bound for the work under way (``structlog.contextvars``): ``transaction_id``
-  and ``message_id`` while a message is handled (``handling_message``, bound by the
-  consumer, ``shared.messaging.broker``), ``http_method`` and ``http_path`` while a
-  request is answered (``handling_request``); a field the event names itself wins;
+- the ids bound for the work under way (``structlog.contextvars``): ``message_id``
+  and ``transaction_id`` (``correlation_id`` for a message of no transaction) while a
+  message is handled (``handling_message``, bound by the consumer,
+  ``shared.messaging.broker``), ``http_method`` and ``http_path`` while a request is
+  answered (``handling_request``); a field the event names itself wins;
 - ``trace_id`` and ``span_id`` of the current OpenTelemetry span, when there is a valid
   one (``add_trace_ids``; read only: the tracer is set up elsewhere);
 - the exception's traceback as ``exception``, then the JSON line.
@@ -33,6 +34,8 @@ import structlog
 from opentelemetry import trace
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from shared.codes import MessageType
+
 #: True while a request is only checked (four-eyes approval, docs/adr/0018): what is
 #: logged then did not happen, and says so (``"rehearsal": true``).
 _REHEARSAL: ContextVar[bool] = ContextVar("rehearsal", default=False)
@@ -52,13 +55,26 @@ def rehearsing() -> Iterator[None]:
         _REHEARSAL.reset(token)
 
 
+#: The message types whose correlation id is a transaction id (protocol.md 1.4-1.6).
+TRANSACTION_MESSAGE_TYPES = frozenset({
+    MessageType.PROPOSAL_SUBMITTED, MessageType.PROPOSAL_FORWARDED,
+    MessageType.TRANSACTION_STATUS_NOTIFIED, MessageType.TRANSACTION_STATUS_QUERIED,
+    MessageType.TRANSACTION_STATUS_REPORTED})
+
+
 @contextlib.contextmanager
-def handling_message(message_id: str | None, transaction_id: str | None) -> Iterator[None]:
+def handling_message(message_id: str | None, correlation_id: str | None,
+                     message_type: str | None = None) -> Iterator[None]:
     """Every line logged within the block (in this task and the tasks it starts) names
-    the message being handled and its transaction (the envelope's ``correlation_id``),
-    as the AMQP properties carry them (an id the message lacks is left out)."""
+    the message being handled (``message_id``) and its correlation id, as the AMQP
+    properties carry them: as ``transaction_id`` for a message of a transaction's flow
+    (``TRANSACTION_MESSAGE_TYPES``), else as ``correlation_id`` (a reconciliation id, an
+    allowance transfer id, ``N<notice id>``, what a ``MessageAck`` answers). An id the
+    message lacks is left out."""
+    correlation_key = ("transaction_id" if message_type in TRANSACTION_MESSAGE_TYPES
+                       else "correlation_id")
     ids = {key: value for key, value in (("message_id", message_id),
-                                         ("transaction_id", transaction_id)) if value}
+                                         (correlation_key, correlation_id)) if value}
     with structlog.contextvars.bound_contextvars(**ids):
         yield
 

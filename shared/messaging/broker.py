@@ -399,7 +399,7 @@ class Broker:
     ) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
         async def on_message(message: AbstractIncomingMessage) -> None:
             with doing("message"), handling_message(message.message_id,
-                                                    message.correlation_id):
+                                                    message.correlation_id, message.type):
                 await handle(message)
 
         async def handle(message: AbstractIncomingMessage) -> None:

@@ -76,7 +76,7 @@ def test_a_line_is_one_json_object_with_the_event_first_then_its_fields(
 def test_the_ids_of_the_message_being_handled_are_on_every_line_in_the_block(
         lines: tuple[logging.Logger, io.StringIO]) -> None:
     logger, stream = lines
-    with handling_message("m-1", "KZ7"):
+    with handling_message("m-1", "KZ7", "ProposalSubmitted"):
         log_event(logger, "first")
         logger.info("a library's line")
         log_event(logger, "names_another", transaction_id="CH9")
@@ -96,10 +96,21 @@ def test_the_ids_of_the_message_being_handled_are_on_every_line_in_the_block(
 def test_an_id_the_message_lacks_is_left_out(
         lines: tuple[logging.Logger, io.StringIO]) -> None:
     logger, stream = lines
-    with handling_message("m-2", None):
+    with handling_message("m-2", None, "ProposalForwarded"):
         log_event(logger, "no_correlation")
     [line] = logged(stream)
     assert line["message_id"] == "m-2" and "transaction_id" not in line
+
+
+def test_a_message_of_no_transaction_names_its_correlation_id(
+        lines: tuple[logging.Logger, io.StringIO]) -> None:
+    logger, stream = lines
+    for message_type in ("ReconciliationInitiated", "NoticeIssued", "MessageAck", None):
+        with handling_message("m-4", "R-KZ-1", message_type):
+            log_event(logger, "handled")
+    for line in logged(stream):
+        assert (line["message_id"], line["correlation_id"]) == ("m-4", "R-KZ-1")
+        assert "transaction_id" not in line
 
 
 def test_a_request_names_its_method_and_path(
@@ -167,7 +178,8 @@ def test_structlogs_own_loggers_write_the_same_lines(
     handlers, level = root.handlers[:], root.level
     try:
         configure_logging("tests", "INFO")
-        with handling_message("m-3", "JP1"), trace.use_span(a_span()):
+        with handling_message("m-3", "JP1", "TransactionStatusNotified"), \
+                trace.use_span(a_span()):
             structlog.stdlib.get_logger("tests.structlog").info("native", quantity=5)
         [line] = [json.loads(text) for text in capsys.readouterr().err.splitlines()]
     finally:
