@@ -98,11 +98,11 @@ class Console:
         return self.page.inner_text(selector)
 
     def shot(self, name: str) -> None:
-        self.page.screenshot(path=str(self.shots / name))
+        self.page.screenshot(path=str(self.shots / name), full_page=True)
         extra = os.environ.get("CONSOLE_SCREENSHOTS")
         if extra:
             Path(extra).mkdir(parents=True, exist_ok=True)
-            self.page.screenshot(path=str(Path(extra) / name))
+            self.page.screenshot(path=str(Path(extra) / name), full_page=True)
 
 
 @pytest.fixture(scope="module")
