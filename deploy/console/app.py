@@ -17,6 +17,7 @@ accounts and holdings by unit type and period, ``/accounts/{id}``, ``/transactio
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -30,12 +31,21 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from deploy.console.backend import Answer, Backend, Session, SignInRefused, SignInRequired
+from deploy.console.backend import (
+    SIGN_IN_REASONS,
+    Answer,
+    Backend,
+    Session,
+    SignInRefused,
+    SignInRequired,
+)
 from deploy.console.config import ConsoleSettings
 from deploy.console.forms import BY_OPERATION, OPERATIONS, parse_form, request_body
 from shared.codes import ITL_CODE, AccountType, UnitType
+from shared.logs import log_event
 
 HERE = Path(__file__).parent
+LOG = logging.getLogger("console")
 COOKIE = "kyoto_console_session"
 #: Transactions a list page shows (the APIs' newest first).
 LIST_LIMIT = 200
@@ -132,6 +142,8 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         if request.method != "GET":  # back to the page whose form was sent
             target = urlsplit(request.headers.get("referer", "/")).path or "/"
+        if exc.detail:
+            log_event(LOG, "console_token_refused", detail=exc.detail)
         query = urlencode({"next": safe_next(target), "reason": exc.reason})
         response = RedirectResponse(f"/signin?{query}", status_code=303)
         response.delete_cookie(COOKIE)
@@ -168,7 +180,8 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
 
     @app.get("/signin", response_class=HTMLResponse)
     async def sign_in_page(request: Request, next: str = "/", reason: str = "") -> Response:
-        return await render(request, "signin.j2", None, next=safe_next(next), reason=reason,
+        return await render(request, "signin.j2", None, next=safe_next(next),
+                            reason=SIGN_IN_REASONS.get(reason, ""),
                             values={"kind": "person"}, errors={})
 
     @app.post("/signin", response_class=HTMLResponse)
@@ -361,8 +374,10 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
     async def start_operation(request: Request, code: str, operation: str) -> Response:
         """Propose the operation at the registry as the signed-in principal (``POST
         /transactions/<operation>``, the form's ``Idempotency-Key``: a form sent twice
-        proposes once). 202 with a transaction: its page; 202 awaiting approval: the
-        approval's page; a refusal: the form again, each error next to its field."""
+        proposes once), or record a decision (``POST /decisions``). 202 with a
+        transaction: its page; 202 awaiting approval: the approval's page; 201 with a
+        decision: the decisions; a refusal: the form again, each error next to its
+        field."""
         session = session_of(request)
         code = code.upper()
         values = parse_form(await request.body())
@@ -371,10 +386,14 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
             return await form_page(request, session, code, operation, values,
                                    None if form is None else unknown_registry(code))
         key = values.get("idempotency_key", "")
-        answer = await backend.call(session, code, "POST", f"/transactions/{operation}",
+        answer = await backend.call(session, code, "POST", form.endpoint,
                                     json_body=request_body(form, values),
-                                    headers={"Idempotency-Key": key} if key else None)
+                                    headers={"Idempotency-Key": key}
+                                    if key and not form.path else None)
         if answer.ok and isinstance(answer.body, dict):
+            if answer.body.get("decision_id") and form.path == "/decisions":
+                return RedirectResponse(f"/registries/{code}/decisions#decision-"
+                                        f"{segment(answer.body['decision_id'])}", 303)
             if answer.body.get("approval_id") and answer.body.get("status") == "pending":
                 return RedirectResponse(f"/registries/{code}/approvals/"
                                         f"{segment(answer.body['approval_id'])}", 303)
@@ -408,11 +427,27 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
         return await render(request, "itl_notices.j2", session,
                             notices=await get(session, ITL_CODE, "/notices"))
 
+    async def reconciliations_page(request: Request, session: Session,
+                                   answer: Answer | None = None) -> Response:
+        return await render(request, "reconciliations.j2", session,
+                            200 if answer is None or answer.ok else answer.status,
+                            answer=answer,
+                            errors=answer.field_errors() if answer is not None else {},
+                            reconciliations=await get(session, ITL_CODE, "/reconciliations"))
+
     @app.get("/itl/reconciliations", response_class=HTMLResponse)
     async def reconciliations(request: Request) -> Response:
+        return await reconciliations_page(request, session_of(request))
+
+    @app.post("/itl/reconciliations", response_class=HTMLResponse)
+    async def reconcile(request: Request) -> Response:
+        """Start a reconciliation of a registry (or ``all``) at the ITL (``POST
+        /reconciliations``; the ITL administrator)."""
         session = session_of(request)
-        return await render(request, "reconciliations.j2", session,
-                            reconciliations=await get(session, ITL_CODE, "/reconciliations"))
+        registry = parse_form(await request.body()).get("registry", "")
+        answer = await backend.call(session, ITL_CODE, "POST", "/reconciliations",
+                                    json_body={"registry": registry})
+        return await reconciliations_page(request, session, answer)
 
     @app.get("/itl/effort-sharing", response_class=HTMLResponse)
     async def itl_effort_sharing(request: Request) -> Response:

@@ -22,13 +22,25 @@ TOKEN_MARGIN_SECONDS = 30.0
 MAX_SESSIONS = 1000
 
 
+#: Why the browser is sent to sign in, by the key the sign-in page is given (a fixed text:
+#: the page never shows text from its address).
+SIGN_IN_REASONS = {
+    "required": "Sign in to continue.",
+    "expired": "Your token has expired: sign in again.",
+    "refused": "A service refused your token (expired, revoked or from another issuer): "
+               "sign in again.",
+}
+
+
 class SignInRequired(Exception):
     """No session, an expired one, or a token the service refused with 401: the page
-    sends the browser to sign in again with ``reason``."""
+    sends the browser to sign in again, saying why (``reason``, a key of
+    ``SIGN_IN_REASONS``; ``detail`` for the log)."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(detail or reason)
         self.reason = reason
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -172,10 +184,10 @@ class Backend:
         """The live session of ``session_id``; ``SignInRequired`` otherwise."""
         session = self.sessions.get(session_id or "")
         if session is None:
-            raise SignInRequired("sign in to continue")
+            raise SignInRequired("required")
         if session.expired:
             self.sessions.pop(session_id or "", None)
-            raise SignInRequired("your token has expired: sign in again")
+            raise SignInRequired("expired")
         return session
 
     def sign_out(self, session_id: str | None) -> None:
@@ -206,8 +218,8 @@ class Backend:
             return Answer(503, {"detail": f"{service} at {base} does not answer: "
                                           f"{exc.__class__.__name__} {exc}"}, "")
         if response.status_code == 401:
-            raise SignInRequired(f"{service} refused the token: "
-                                 f"{_json(response) or response.text}")
+            raise SignInRequired("refused", f"{service} refused the token: "
+                                            f"{_json(response) or response.text}")
         return Answer(response.status_code, _json(response), response.text)
 
 

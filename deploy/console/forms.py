@@ -1,6 +1,7 @@
 """The operations the console starts, as forms: each field is a field of the registry's
-request body (``POST /transactions/{operation}``, services/registry/operations_api.py),
-so that the API's errors, which name the body's fields, land next to the form's."""
+request body (``POST /transactions/{operation}`` or ``POST /decisions``,
+services/registry/operations_api.py), so that the API's errors, which name the body's
+fields, land next to the form's."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+from services.registry.decisions import DecisionKind, WithdrawalGround
 from shared.codes import UnitType
 
 UNIT_TYPES = tuple(unit.name for unit in UnitType)
@@ -30,13 +32,19 @@ class FormField:
 
 @dataclass(frozen=True)
 class OperationForm:
-    """An operation: ``operation`` is its path (``POST /transactions/<operation>``),
+    """An operation: ``operation`` names it in the console's URLs, ``path`` is the
+    registry's endpoint it posts to (``/transactions/<operation>`` unless given),
     ``rule`` where the Rules and the Decree set it."""
 
     operation: str
     title: str
     rule: str
     fields: tuple[FormField, ...]
+    path: str = ""
+
+    @property
+    def endpoint(self) -> str:
+        return self.path or f"/transactions/{self.operation}"
 
 
 TRANSFERRING = FormField("transferring_account_id", "Transferring account", default="1",
@@ -52,6 +60,33 @@ ACQUIRING_TYPE = FormField("acquiring_account_type", "Acquiring account type", d
 REFERENCE = FormField("reference", "Reference", "text", hint="optional, up to 200 characters")
 
 OPERATIONS: tuple[OperationForm, ...] = (
+    OperationForm("decision", "Decision of the authorised body",
+                  "Decree 684 cl. 10-29 (the authorised body records it)",
+                  (FormField("kind", "Kind", "select", "issuance",
+                             tuple(kind.value for kind in DecisionKind)),
+                   FormField("reference", "Reference", "text",
+                             hint="the authorised body's own number, e.g. MEP order 2013-117"),
+                   UNIT_TYPE,
+                   FormField("quantity", "Quantity", hint="units"),
+                   FormField("account_id", "Account", default="1",
+                             hint="the account the units come from (issuance: into)"),
+                   PERIOD,
+                   FormField("ground", "Withdrawal ground", "select", "",
+                             ("", *(ground.value for ground in WithdrawalGround)),
+                             "withdrawal only (cl. 22)"),
+                   FormField("notice_id", "ITL notice",
+                             hint="withdrawal: notice 1, 2; replacement: 3, 4, 5"),
+                   FormField("cancellation_account_type", "Cancellation account type",
+                             hint="cancellation: optional")),
+                  path="/decisions"),
+    OperationForm("issuance", "Issuance",
+                  "Decree 684 cl. 3(1), 10, 14; protocol.md 2.6 type 1",
+                  (FormField("decision_id", "Issuance decision", "text",
+                             hint="the authorised body's decision (D1)"),
+                   FormField("quantity", "Quantity",
+                             hint="optional: by default what the decision leaves"),
+                   FormField("acquiring_account_id", "Account", default="1",
+                             hint="Party holding account"))),
     OperationForm("internal-transfer", "Internal transfer",
                   "Decree 684 cl. 3(4), 21; protocol.md 2.6 type 10",
                   (TRANSFERRING, ACQUIRING, ACQUIRING_TYPE, UNIT_TYPE, QUANTITY, PERIOD,

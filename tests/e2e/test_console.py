@@ -24,7 +24,12 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from deploy.local.client import StackClient
-from deploy.local.identities import CLOCK_CLIENT, operator
+from deploy.local.identities import (
+    CLOCK_CLIENT,
+    ITL_ADMINISTRATOR,
+    authorised_body,
+    operator,
+)
 from deploy.local.stack import LocalStack
 
 pytestmark = pytest.mark.e2e
@@ -116,12 +121,16 @@ def console(browser: Browser, stack: LocalStack, books: dict[str, Any],
 def test_signing_in_names_the_wrong_field_and_pages_need_a_session(console: Console) -> None:
     page = console.go("/registries/KZ")
     assert "/signin" in page.url and "next=%2Fregistries%2FKZ" in page.url
+    assert console.text("p.error") == "Sign in to continue."
     console.sign_in(operator("kz"), secret="not-the-password", here=True)
     assert "password" in console.text("[data-error-for=password]")
     assert "invalid_grant" in console.text("[data-error-for=password]")
     console.sign_in(operator("kz"), here=True)
     assert page.url.endswith("/registries/KZ")
     assert "kz-operator-1" in console.text("#principal")
+    # the sign-in page says only its own words, whatever its address carries
+    console.go("/signin?reason=Call+us+now")
+    assert page.locator("p.error").count() == 0
 
 
 def test_the_pages_show_what_the_apis_say(console: Console, books: dict[str, Any]) -> None:
@@ -159,6 +168,8 @@ def test_the_pages_show_what_the_apis_say(console: Console, books: dict[str, Any
     assert "COMPLETED" in console.text("#itl-notices")
     console.go("/itl/reconciliations")
     assert "Reconciliations" in console.text("h1")
+    page.click("#reconcile button")  # only the ITL administrator starts one
+    assert "403" in console.text("#refusal")
     console.go("/itl/effort-sharing")
     assert "Effort-sharing" in console.text("h1")
     console.go("/registries/KZ/effort-sharing")
@@ -222,6 +233,31 @@ def test_an_external_transfer_started_in_the_console_completes_in_both_registrie
     assert f"{buyer}\t121 PERSON_HOLDING\tAAU\t2\t{SOLD}\t1" in console.text("#holdings")
     console.go(f"/itl/transactions/{transaction_id}")
     assert console.text("#status") == "4 COMPLETED"
+
+
+def test_the_authorised_body_records_a_decision_and_the_itl_reconciles(
+    console: Console, stack: LocalStack,
+) -> None:
+    console.sign_in(authorised_body("kz"))
+    page = console.go("/registries/KZ/decisions")
+    page.click("text=Record a decision")
+    page.select_option("#f-kind", "issuance")
+    page.fill("#f-reference", "MEP-CONSOLE-2")
+    page.fill("#f-quantity", "0")
+    page.click("#operation button[type=submit]")
+    assert "quantity" in console.text("[data-error-for=quantity]")
+    page.fill("#f-quantity", "500")
+    page.click("#operation button[type=submit]")
+    assert page.url.split("#")[0].endswith("/registries/KZ/decisions")
+    row = page.inner_text("tr:has-text('MEP-CONSOLE-2')")
+    assert "2013-03" in row and "issuance" in row and "500 AAU" in row
+
+    console.sign_in(ITL_ADMINISTRATOR)
+    page = console.go("/itl/reconciliations")
+    page.select_option("#f-registry", "KZ")
+    page.click("#reconcile button")
+    assert "(KZ)" in console.text("#started")
+    assert "KZ" in console.text("#reconciliations")
 
 
 def test_the_clock_is_moved_by_the_clock_client_only(console: Console,
