@@ -27,9 +27,11 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deploy.console.backend import (
     SIGN_IN_REASONS,
@@ -38,6 +40,7 @@ from deploy.console.backend import (
     Session,
     SignInRefused,
     SignInRequired,
+    field_error_text,
 )
 from deploy.console.config import ConsoleSettings
 from deploy.console.forms import BY_OPERATION, OPERATIONS, parse_form, request_body
@@ -151,6 +154,24 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
 
     def session_of(request: Request) -> Session:
         return backend.session(request.cookies.get(COOKIE))
+
+    async def error_page(request: Request, status_code: int, message: str) -> Response:
+        try:
+            session: Session | None = session_of(request)
+        except SignInRequired:
+            session = None
+        return await render(request, "error.j2", session, status_code, message=message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """The console's own 404 and 405 as a page."""
+        return await error_page(request, exc.status_code, f"{exc.status_code}: {exc.detail}")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        """A page address the console cannot take (``?year=soon``), naming the part."""
+        return await error_page(request, 422, "422: " + "; ".join(
+            field_error_text(error) for error in exc.errors()))
 
     async def render(request: Request, template: str, session: Session | None,
                      status_code: int = 200, **context: Any) -> HTMLResponse:

@@ -41,20 +41,27 @@ PARTY = 1
 SOLD = 1_000
 
 
-@pytest.fixture(scope="module")
-def browser(stack: LocalStack) -> Iterator[Browser]:
-    """Headless Chromium: Debian's, never one Playwright downloads. Started after the
-    stack (and so stopped before it): Playwright's synchronous API runs an event loop in
-    this thread, in which the stack's start and stop could not run theirs."""
+@pytest.fixture(scope="module", autouse=True)
+def chromium() -> Path:
+    """Debian's Chromium, looked for before the stack starts: missing, the module is
+    skipped, or fails under CI=true."""
     if not CHROMIUM.exists():
         reason = f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run does)"
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
         pytest.skip(reason)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: Path, stack: LocalStack) -> Iterator[Browser]:
+    """Headless Chromium: Debian's, never one Playwright downloads. Started after the
+    stack (and so stopped before it): Playwright's synchronous API runs an event loop in
+    this thread, in which the stack's start and stop could not run theirs."""
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        yield chromium
-        chromium.close()
+        launched = playwright.chromium.launch(executable_path=str(chromium), headless=True)
+        yield launched
+        launched.close()
 
 
 @pytest.fixture(scope="module")
@@ -174,6 +181,10 @@ def test_the_pages_show_what_the_apis_say(console: Console, books: dict[str, Any
     assert "Effort-sharing" in console.text("h1")
     console.go("/registries/KZ/effort-sharing")
     assert "not run as an EU Member State" in console.text("main")
+    console.go("/registries/KZ/effort-sharing?year=soon")
+    assert "year" in console.text("#console-error")
+    console.go("/no-such-page")
+    assert "404" in console.text("#console-error")
 
     # the operator of KZ has no role at CH: the console shows CH's refusal, not CH's books
     console.go("/registries/CH")
