@@ -1,7 +1,7 @@
 """The conformance plan puts another registry through it: the small registry of
 ``tests/foreign_registry`` (raw aio-pika and JSON, nothing of our services), Party NO,
-runs the plan's registry-under-test part (``--registry-under-test``) twice, each on a
-stack the runner starts, with a tester hook that instructs it through a control
+runs the plan's registry-under-test part (``--registry-under-test``) twice, at the same
+time, each on a stack its runner starts, with a tester hook that instructs it through a control
 directory (README "Put another registry through it", docs/adr/0039).
 
 Without a fault every test of the part passes, the attended ones included. With the
@@ -20,6 +20,8 @@ import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -33,54 +35,89 @@ PART = {"H-149", "H-285", "H-286", "H-287", "H-288", "H-425", "H-489"}
 FAULTS = {"unknown-account": {"H-286"}, "malformed": {"H-489"}}
 
 
-def run_part(tmp_path: Path, faults: list[str], ignored: tuple[str, ...] = (),
-             attended_timeout: float = 60) -> dict[str, tuple[str, str]]:
-    """Run the plan's registry-under-test part against the small registry with
-    ``faults``, its tester ignoring instructions of the ``ignored`` actions; each test's
-    number -> (verdict, failure message)."""
-    control = tmp_path / "control"
-    registry = [sys.executable, "-m", "tests.foreign_registry", "--control", str(control),
-                *[arg for fault in faults for arg in ("--fault", fault)]]
-    report = tmp_path / "report"
-    junit = tmp_path / "junit.xml"
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "conformance", "-q", "-p", "no:cacheprovider",
-         "--registry-under-test", "NO", "--registry-command", " ".join(registry),
-         "--tester-hook", " ".join([sys.executable, "-m", "tests.foreign_registry.tester",
-                                    str(control), *[f"--ignore={a}" for a in ignored]]),
-         "--attended-timeout", str(attended_timeout), "--plan-report", str(report),
-         "--junitxml", str(junit)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
-    assert junit.exists(), result.stdout[-3000:] + result.stderr[-3000:]
-    verdicts: dict[str, tuple[str, str]] = {}
-    for case in ElementTree.parse(junit).getroot().iter("testcase"):
-        number = next(p.get("value") for p in case.iter("property")
-                      if p.get("name") == "conformance_number")
-        failure = case.find("failure")
-        if failure is None:
-            failure = case.find("error")
-        verdict = "skipped" if case.find("skipped") is not None else \
-            "passed" if failure is None else "failed"
-        verdicts[str(number)] = (verdict, "" if failure is None else
-                                 (failure.get("message") or "") + (failure.text or ""))
-    assert set(verdicts) == PART, (set(verdicts), result.stdout[-2000:])
-    expected_status = 1 if any(v == "failed" for v, _ in verdicts.values()) else 0
-    assert result.returncode == expected_status, result.stdout[-3000:]
-    return verdicts
+@dataclass
+class PartRun:
+    """One run of the plan's registry-under-test part as its own process: the small
+    registry with ``faults``, its tester ignoring instructions of the ``ignored``
+    actions."""
+
+    directory: Path
+    faults: list[str]
+    ignored: tuple[str, ...] = ()
+    attended_timeout: float = 60
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        control = self.directory / "control"
+        registry = [sys.executable, "-m", "tests.foreign_registry", "--control",
+                    str(control), *[arg for f in self.faults for arg in ("--fault", f)]]
+        tester = [sys.executable, "-m", "tests.foreign_registry.tester", str(control),
+                  *[f"--ignore={a}" for a in self.ignored]]
+        with open(self.directory / "output.txt", "wb") as output:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "pytest", "conformance", "-q", "-p",
+                 "no:cacheprovider", "--registry-under-test", "NO",
+                 "--registry-command", " ".join(registry), "--tester-hook", " ".join(tester),
+                 "--attended-timeout", str(self.attended_timeout),
+                 "--plan-report", str(self.directory / "report"),
+                 "--junitxml", str(self.directory / "junit.xml")],
+                cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
+
+    def verdicts(self) -> dict[str, tuple[str, str]]:
+        """Wait for the run; each test's number -> (verdict, failure message), from the
+        JUnit XML."""
+        assert self.process is not None
+        status = self.process.wait(timeout=300)
+        output = (self.directory / "output.txt").read_text(errors="replace")[-3000:]
+        junit = self.directory / "junit.xml"
+        assert junit.exists(), output
+        found: dict[str, tuple[str, str]] = {}
+        for case in ElementTree.parse(junit).getroot().iter("testcase"):
+            number = next(p.get("value") for p in case.iter("property")
+                          if p.get("name") == "conformance_number")
+            failure = case.find("failure")
+            if failure is None:
+                failure = case.find("error")
+            verdict = "skipped" if case.find("skipped") is not None else \
+                "passed" if failure is None else "failed"
+            found[str(number)] = (verdict, "" if failure is None else
+                                  (failure.get("message") or "") + (failure.text or ""))
+        assert set(found) == PART, (set(found), output)
+        assert status == (1 if any(v == "failed" for v, _ in found.values()) else 0), output
+        return found
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, PartRun]]:
+    """Both runs, started together (each its own stack and namespace): without a fault,
+    and with every planted fault and a tester who ignores the status query."""
+    started = {"clean": PartRun(tmp_path_factory.mktemp("clean"), []),
+               "faulty": PartRun(tmp_path_factory.mktemp("faulty"), list(FAULTS),
+                                 ignored=("status_query",), attended_timeout=8)}
+    for run in started.values():
+        run.start()
+    try:
+        yield started
+    finally:
+        for run in started.values():
+            if run.process is not None and run.process.poll() is None:
+                run.process.terminate()
+                run.process.wait(timeout=60)
 
 
 def failed(verdicts: dict[str, tuple[str, str]]) -> set[str]:
     return {number for number, (verdict, _) in verdicts.items() if verdict == "failed"}
 
 
-def test_the_small_registry_passes_the_part_attended_tests_included(tmp_path: Path) -> None:
-    verdicts = run_part(tmp_path, [])
+def test_the_small_registry_passes_the_part_attended_tests_included(
+        runs: dict[str, PartRun]) -> None:
+    verdicts = runs["clean"].verdicts()
     assert {n for n, (v, _) in verdicts.items() if v == "passed"} == PART, verdicts
 
 
-def test_each_planted_fault_fails_exactly_the_tests_that_check_it(tmp_path: Path) -> None:
-    verdicts = run_part(tmp_path, list(FAULTS), ignored=("status_query",),
-                        attended_timeout=8)
+def test_each_planted_fault_fails_exactly_the_tests_that_check_it(
+        runs: dict[str, PartRun]) -> None:
+    verdicts = runs["faulty"].verdicts()
     assert failed(verdicts) == set().union(*FAULTS.values(), {"H-149"}), verdicts
     # the transfer to an account the registry does not have was accepted and completed
     assert "COMPLETED" in verdicts["H-286"][1] and "5902" in verdicts["H-286"][1]
