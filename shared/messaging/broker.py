@@ -14,7 +14,7 @@ import contextlib
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -56,6 +56,7 @@ from shared.metrics import (
     MESSAGES_PUBLISHED,
     doing,
 )
+from shared.tracing import consuming, dead_lettered, handling_failed
 
 log = logging.getLogger("shared.messaging")
 
@@ -256,9 +257,11 @@ class Broker:
             raise RuntimeError("broker not connected")
         return self._exchanges
 
-    async def publish(self, envelope: Envelope) -> None:
+    async def publish(self, envelope: Envelope,
+                      headers: Mapping[str, str] | None = None) -> None:
         """Publish persistently, under this instance's ``user_id``, and wait for the
-        broker's confirm.
+        broker's confirm. ``headers``: AMQP headers to send with it (the trace context,
+        ``shared.tracing.publishing``); none by default.
 
         Mandatory: a message that no queue would take raises ``DeliveryError`` instead of
         vanishing; one to a recipient this user may not address raises
@@ -274,6 +277,7 @@ class Broker:
             app_id=envelope.sender,
             user_id=self.user,
             timestamp=time.time(),  # when the journal's window exports look (adr 0034)
+            headers=dict(headers) if headers else None,
         )
         async with self._publish_lock:
             try:
@@ -395,7 +399,7 @@ class Broker:
         self, handler: EnvelopeHandler
     ) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
         async def on_message(message: AbstractIncomingMessage) -> None:
-            with doing("message"):
+            with doing("message"), consuming(message.headers, message.body, self.code):
                 await handle(message)
 
         async def handle(message: AbstractIncomingMessage) -> None:
@@ -451,6 +455,7 @@ class Broker:
         longer than ``transient_retry_seconds``): at its last delivery
         (``delivery_count``), dead-letter it with the reason, so that no message leaves
         the queue without one; before, return it to the broker for a later delivery."""
+        handling_failed(exc)
         count = delivery_count(message)
         if count is not None and count >= DELIVERY_LIMIT:
             MESSAGE_HANDLING_FAILURES.labels(outcome="dead_lettered").inc()
@@ -484,6 +489,7 @@ class Broker:
 
     async def _dead_letter(self, message: AbstractIncomingMessage, reason: str,
                            code: int | None = None) -> None:
+        dead_lettered(reason, code)
         log_event(
             log,
             "message_dead_lettered",
