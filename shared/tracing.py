@@ -31,7 +31,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
@@ -41,6 +41,7 @@ from shared.codes import CDM_CODE, ITL_CODE
 from shared.logs import log_event
 
 if TYPE_CHECKING:
+    from aio_pika.abc import AbstractIncomingMessage
     from fastapi import FastAPI
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
@@ -324,6 +325,21 @@ def consuming(headers: Mapping[str, Any] | None, body: bytes, queue: str) -> Ite
     with _tracer().start_as_current_span(name, context=propagate.extract(_carrier(headers)),
                                          kind=SpanKind.CONSUMER, attributes=attributes):
         yield
+
+
+def traced(callback: Callable[[AbstractIncomingMessage], Awaitable[None]], queue: str
+           ) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
+    """``callback``, a consumer of ``queue`` (the consumer's code), handling each message
+    in its span (``consuming``); ``callback`` itself when this process does not
+    trace."""
+    if _provider is None:
+        return callback
+
+    async def in_span(message: AbstractIncomingMessage) -> None:
+        with consuming(message.headers, message.body, queue):
+            await callback(message)
+
+    return in_span
 
 
 def dead_lettered(reason: str, code: int | None) -> None:

@@ -56,7 +56,7 @@ from shared.metrics import (
     MESSAGES_PUBLISHED,
     doing,
 )
-from shared.tracing import consuming, dead_lettered, handling_failed
+from shared.tracing import dead_lettered, handling_failed, traced
 
 log = logging.getLogger("shared.messaging")
 
@@ -393,13 +393,14 @@ class Broker:
         """Start consuming this instance's inbox with ``handler``."""
         if self._inbox is None:
             raise RuntimeError("broker not connected")
-        self._consumer_tag = await self._inbox.consume(self._make_callback(handler))
+        self._consumer_tag = await self._inbox.consume(
+            traced(self._make_callback(handler), self.code))
 
     def _make_callback(
         self, handler: EnvelopeHandler
     ) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
         async def on_message(message: AbstractIncomingMessage) -> None:
-            with doing("message"), consuming(message.headers, message.body, self.code):
+            with doing("message"):
                 await handle(message)
 
         async def handle(message: AbstractIncomingMessage) -> None:
@@ -455,8 +456,8 @@ class Broker:
         longer than ``transient_retry_seconds``): at its last delivery
         (``delivery_count``), dead-letter it with the reason, so that no message leaves
         the queue without one; before, return it to the broker for a later delivery."""
-        handling_failed(exc)
         count = delivery_count(message)
+        handling_failed(exc)
         if count is not None and count >= DELIVERY_LIMIT:
             MESSAGE_HANDLING_FAILURES.labels(outcome="dead_lettered").inc()
             await self._dead_letter(

@@ -83,6 +83,10 @@ def test_untraced_nothing_is_stored_sent_or_taken_from_a_message() -> None:
     with tracing.publishing({"message_type": "ProposalSubmitted", "envelope": ENVELOPE,
                              "trace": {"traceparent": REMOTE}}) as headers:
         assert headers is None
+    async def callback(_: Any) -> None:
+        pass
+
+    assert tracing.traced(callback, "KZ") is callback  # the consumer as it was
     with tracing.consuming({"traceparent": REMOTE}, json.dumps(ENVELOPE).encode(), "KZ"):
         assert not trace.get_current_span().get_span_context().is_valid
         assert tracing.outbox_context() is None
