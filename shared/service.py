@@ -608,8 +608,8 @@ def build_app(
 
     tracing.start_tracing(runtime.code, runtime.settings.tracing,
                           namespace=runtime.settings.amqp_namespace)
-    app = FastAPI(title=title, description=description, lifespan=lifespan)
-    tracing.instrument_app(app)
+    app = FastAPI(title=title, description=description, lifespan=lifespan,
+                  telemetry=tracing.fastapi_telemetry())
     app.add_middleware(RequestScope)
     app.add_middleware(CommandCapture, code=runtime.code, recorder=lambda: runtime.recorder,
                        now=runtime.clock.now)

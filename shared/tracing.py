@@ -15,7 +15,7 @@ headers (``opentelemetry.propagate``), across the transactional outbox:
   and the response codes the message carries (``consuming``); a dead letter adds the
   refusal's code and reason (``dead_lettered``).
 
-HTTP requests are spans of the FastAPI instrumentation (``instrument_app``).
+HTTP requests are spans of FastAPI's own telemetry (``fastapi_telemetry``).
 
 Off by default, at no cost: unless tracing is configured (``wanted``), no SDK tracer
 provider is installed, nothing is imported beyond the API, nothing is stored with an
@@ -42,7 +42,7 @@ from shared.logs import log_event
 
 if TYPE_CHECKING:
     from aio_pika.abc import AbstractIncomingMessage
-    from fastapi import FastAPI
+    from fastapi.telemetry import TelemetryConfig
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
 
@@ -54,9 +54,9 @@ TRACE_FIELD = "trace"
 TRACE_HEADERS = frozenset({"traceparent", "tracestate", "baggage"})
 #: Exporters named by ``OTEL_TRACES_EXPORTER`` that this simulator has.
 EXPORTERS = frozenset({"otlp", "console", "none"})
-#: Paths whose requests are not traced unless ``OTEL_PYTHON_FASTAPI_EXCLUDED_URLS`` says
-#: otherwise: health probes and metric scrapes come every few seconds and say nothing.
-EXCLUDED_URLS = "/health,/metrics"
+#: Paths whose requests are not traced: health probes and metric scrapes come every few
+#: seconds and say nothing.
+EXCLUDED_PATHS = frozenset({"/health", "/metrics"})
 #: Real milliseconds the spans of a stopping service may take to be exported.
 FLUSH_MILLIS = 5_000
 #: Name of the tracer of the messaging spans.
@@ -195,17 +195,19 @@ def enabled() -> bool:
     return _provider is not None
 
 
-def instrument_app(app: FastAPI) -> None:
-    """Trace ``app``'s HTTP requests (server spans, the caller's ``traceparent`` taken
-    as parent) when this process traces; nothing otherwise. Health probes and metric
-    scrapes are left out (``EXCLUDED_URLS``)."""
+def fastapi_telemetry() -> TelemetryConfig:
+    """The ``telemetry`` of a service's ``FastAPI`` app (FastAPI's own OpenTelemetry
+    support): when this process traces, a server span per HTTP request (the caller's
+    ``traceparent`` its parent) with spans of its dependencies, endpoint and
+    serialisation, on this process's provider, health probes and metric scrapes left
+    out (``EXCLUDED_PATHS``); otherwise none. Never metrics or log records (the
+    service's own ``/metrics`` and logs count and say those), never FastAPI's own
+    exporter set-up."""
     if _provider is None:
-        return
-    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-
-    FastAPIInstrumentor.instrument_app(
-        app, tracer_provider=_provider, exclude_spans=["receive", "send"],
-        excluded_urls=os.environ.get("OTEL_PYTHON_FASTAPI_EXCLUDED_URLS", EXCLUDED_URLS))
+        return {"tracing": False, "metrics": False, "logs": False, "auto_configure": False}
+    return {"tracer_provider": _provider, "tracing": True, "operation_spans": True,
+            "metrics": False, "logs": False, "auto_configure": False,
+            "exclude": lambda scope: scope.get("path") in EXCLUDED_PATHS}
 
 
 def _tracer() -> trace.Tracer:

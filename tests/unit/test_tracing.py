@@ -51,6 +51,8 @@ def test_a_process_traces_only_when_configured(setting: bool | None,
 def test_unconfigured_installs_nothing() -> None:
     assert tracing.start_tracing("KZ", None, environ={}, install_global=False) is None
     assert not tracing.enabled()
+    assert tracing.fastapi_telemetry() == {"tracing": False, "metrics": False,
+                                           "logs": False, "auto_configure": False}
 
 
 def test_the_exporters_are_those_named_and_others_are_refused() -> None:
@@ -142,6 +144,12 @@ def test_the_context_goes_from_the_row_through_the_relay_to_the_handler(
         "messaging.destination.name": "KZ"}
     assert handled.status.status_code == StatusCode.ERROR
     assert handled.resource.attributes["service.name"] == "itl"
+    telemetry = tracing.fastapi_telemetry()
+    assert telemetry["tracer_provider"] is provider and telemetry["tracing"]
+    assert not telemetry["metrics"] and not telemetry["logs"]
+    exclude = telemetry["exclude"]
+    assert exclude is not None
+    assert exclude({"path": "/health"}) and not exclude({"path": "/transfers"})
 
 
 def test_a_row_without_context_and_an_undecodable_message_start_traces(
