@@ -12,6 +12,8 @@ though the messages the ITL sends it have one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -187,6 +189,24 @@ def test_an_external_transfer_is_one_trace_across_kz_the_itl_and_ch(
              if s.kind == SpanKind.CONSUMER and s.attributes is not None
              and "des.response_codes" in s.attributes]
     assert all(isinstance(c, tuple) and all(isinstance(i, int) for i in c) for c in codes)
+
+
+def test_the_log_lines_of_the_flow_name_its_trace(stack: LocalStack, receiver: OtlpReceiver,
+                                                  transfer: str) -> None:
+    """The lines CH logged while it handled the transfer's messages (those naming a
+    message id) name the trace."""
+    trace = trace_of(receiver.spans(), transfer)
+    assert trace
+    trace_id = hex_id(trace[0].context.trace_id, 32)
+    lines = []
+    for text in (stack.log_dir / "ch.log").read_text().splitlines():
+        with contextlib.suppress(ValueError):
+            line = json.loads(text)
+            if (isinstance(line, dict) and line.get("transaction_id") == transfer
+                    and line.get("message_id")):
+                lines.append(line)
+    assert lines
+    assert {line.get("trace_id") for line in lines} == {trace_id}
 
 
 def test_a_service_without_tracing_carries_no_trace_context(
