@@ -596,6 +596,7 @@ def build_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         authenticator.log_mode()
+        tracing.log_mode()
         with doing("start"):
             if on_start is not None:
                 await on_start()

@@ -63,6 +63,8 @@ FLUSH_MILLIS = 5_000
 TRACER_NAME = "kyoto.messaging"
 
 _provider: TracerProvider | None = None
+#: What ``OTEL_TRACES_EXPORTER`` named when the provider was started (``log_mode``).
+_exporting = ""
 
 
 class TracingMisconfigured(ValueError):
@@ -168,11 +170,19 @@ def start_tracing(code: str, setting: bool | None, *, namespace: str = "",
     if install_global:
         trace.set_tracer_provider(provider)
     _provider = provider
-    log_event(log, "tracing_started",
-              service_name=provider.resource.attributes.get(SERVICE_NAME),
-              exporters=(env.get("OTEL_TRACES_EXPORTER", "otlp") if exporter is None
-                         else type(exporter).__name__))
+    global _exporting
+    _exporting = (env.get("OTEL_TRACES_EXPORTER", "otlp") if exporter is None
+                  else type(exporter).__name__)
     return provider
+
+
+def log_mode() -> None:
+    """Log, when this process traces, ``tracing_on`` with its ``service.name`` and
+    exporters (a service starting; the logs are configured after the app is built)."""
+    if _provider is not None:
+        log_event(log, "tracing_on",
+                  service_name=_provider.resource.attributes.get("service.name"),
+                  exporters=_exporting)
 
 
 def stop_tracing() -> None:
