@@ -19,7 +19,8 @@ def main() -> int:
                              f"{','.join(DEFAULT_REGISTRIES)})")
     parser.add_argument("--base-port", type=int, default=8100,
                         help="ITL on this port, registries next, then CDM; their stores "
-                             "from +80 in the same order; the issuer on +98")
+                             "from +80 in the same order; the console on +90, the issuer "
+                             "on +98")
     args = parser.parse_args()
     state_file = WORKDIR / "stack.json"
     if args.command == "down":
@@ -37,6 +38,7 @@ def main() -> int:
         storage=str(WORKDIR / "data"),
         base_port=args.base_port,
         detached=True,
+        console=True,
     )
     try:
         stack.start()
@@ -51,6 +53,8 @@ def main() -> int:
               f"and secrets in {WORKDIR / 'issuer' / 'config.json'})")
     for service in stack.services.values():
         print(f"{service.name:<9} {service.url}  (docs {service.url}/docs, log {service.log_path})")
+    if stack.console_process is not None:
+        print(f"console   {stack.console_process.url}  (sign in with an identity of the issuer)")
     print(json.dumps({"state": str(state_file)}))
     return 0
 

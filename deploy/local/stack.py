@@ -34,7 +34,7 @@ import httpx
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from deploy.local.identities import IssuerAccess, default_config
+from deploy.local.identities import LOGIN_CLIENT, IssuerAccess, default_config
 from shared.codes import CDM_CODE, ITL_CODE
 from shared.messaging.identities import service_user
 from shared.messaging.provisioning import (
@@ -66,6 +66,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_REGISTRIES = ("KZ", "CH", "JP")
 #: Detached mode: the store servers listen on ``base_port + STORE_PORT_OFFSET + index``.
 STORE_PORT_OFFSET = 80
+#: Detached mode: the web console (deploy/console) listens on ``base_port + CONSOLE_PORT_OFFSET``.
+CONSOLE_PORT_OFFSET = 90
 
 
 class StackNotStarted(RuntimeError):
@@ -149,6 +151,10 @@ class LocalStack:
     #: What ``provision_broker`` is creating, known before it is created, so that
     #: ``stop`` deletes it even when the provisioning was interrupted (Ctrl-C, SIGTERM).
     provisioning: Provisioned | None = field(default=None, repr=False)
+    #: Start the web console (deploy/console, docs/adr/0041) beside the services:
+    #: ``make up`` and the console's tests do.
+    console: bool = False
+    console_process: ServiceProcess | None = None
 
     def __post_init__(self) -> None:
         # the issuer and the services run from the project root (their cwd): a relative
@@ -208,12 +214,16 @@ class LocalStack:
                                  broker_tls().context(self.broker_url)))
         for service in self.services.values():
             self._spawn(service)
+        if self.console:
+            self._start_console()
         for store in self.stores.values():
             store.wait()
         assert self.issuer_process is not None
         self._wait_healthy(self.issuer_process)
         for service in self.services.values():
             self.wait_healthy(service.name)
+        if self.console_process is not None:
+            self._wait_healthy(self.console_process)
 
     def provision_broker(self, codes: Iterable[str], recording: bool) -> Provisioned:
         """Provision the stack's namespace on the broker for service ``codes`` (its
@@ -277,6 +287,22 @@ class LocalStack:
                 "AUTH_AUDIENCE": config.audience, "AUTH_JWKS_URL": self.issuer.jwks_url,
                 "AUTH_TOKEN_URL": self.issuer.token_url,
                 "AUTH_JWKS_REFETCH_COOLDOWN_SECONDS": "0"}
+
+    def _start_console(self) -> None:
+        """Start the web console without waiting for it, pointed at the services'
+        APIs and the issuer, people signing in through the issuer's login client."""
+        assert self.issuer is not None
+        port = self.base_port + CONSOLE_PORT_OFFSET if self.base_port else free_port()
+        services = {name.upper(): service.url for name, service in self.services.items()}
+        self.console_process = ServiceProcess(
+            "console", "deploy.console", port,
+            {"CONSOLE_PORT": str(port), "CONSOLE_SERVICES": json.dumps(services),
+             "CONSOLE_TOKEN_URL": self.issuer.token_url,
+             "CONSOLE_LOGIN_CLIENT": LOGIN_CLIENT,
+             "CONSOLE_ISSUER_CONFIG": str(self.workdir / "issuer" / "config.json"),
+             "PYTHONUNBUFFERED": "1"},
+            self.log_dir / "console.log")
+        self._spawn(self.console_process)
 
     def _spawn(self, service: ServiceProcess) -> None:
         env = {**os.environ, **service.env}
@@ -367,7 +393,8 @@ class LocalStack:
 
     def _stop_processes(self) -> None:
         processes = [*self.services.values(),
-                     *([self.issuer_process] if self.issuer_process else [])]
+                     *([self.issuer_process] if self.issuer_process else []),
+                     *([self.console_process] if self.console_process else [])]
         for service in reversed(processes):
             if service.process is not None and service.process.poll() is None:
                 service.process.terminate()
@@ -397,6 +424,10 @@ class LocalStack:
                        "config": str(self.workdir / "issuer" / "config.json")},
             "broker": {"users": self.broker.users if self.broker else []},
         }
+        if self.console_process is not None:
+            state["console"] = {"pid": self.console_process.pid,
+                                "url": self.console_process.url,
+                                "log": str(self.console_process.log_path)}
         self.state_path().write_text(json.dumps(state, indent=2))
 
 
@@ -487,6 +518,8 @@ def stop_detached(workdir: Path) -> bool:
     pids = [s["pid"] for s in state["services"].values() if s.get("pid")]
     if state.get("issuer", {}).get("pid"):
         pids.append(state["issuer"]["pid"])
+    if state.get("console", {}).get("pid"):
+        pids.append(state["console"]["pid"])
     pids += [store["pid"] for store in state.get("stores", {}).values() if store.get("pid")]
     for pid in pids:
         _signal(pid, signal.SIGTERM)

@@ -23,6 +23,7 @@ from prometheus_client import REGISTRY
 from pydantic import AliasChoices, ValidationError
 from pydantic_settings import BaseSettings
 
+from deploy.console.config import ConsoleSettings
 from deploy.rabbitmq import password
 from services.cdm_registry.config import CdmSettings
 from services.itl.config import ItlSettings
@@ -49,7 +50,8 @@ SETTINGS: dict[str, tuple[type[BaseSettings], ...]] = {
 }
 #: Modules of the project's image that read no settings model: what they read is checked
 #: on its own below.
-OTHER_MODULES = {"deploy.issuer": "command-line arguments"}
+OTHER_MODULES = {"deploy.issuer": "command-line arguments",
+                 "deploy.console": "ConsoleSettings, checked by console_problems"}
 #: Read by the OpenTelemetry SDK by their standard names, not by the services' settings.
 OTEL_VARIABLES = frozenset({"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME"})
 #: The HTTP metrics of the request middleware (http_requests_total by route and status,
@@ -314,6 +316,48 @@ def problems(document: dict[str, Any], variables: Mapping[str, str]) -> list[str
         if initial != registries:
             found.append(f"issuer: --init {sorted(initial)} is not the registries "
                          f"{sorted(registries)}")
+    found.extend(console_problems(services, variables))
+    return found
+
+
+def console_problems(services: Mapping[str, dict[str, Any]], variables: Mapping[str, str]
+                     ) -> list[str]:
+    """What is wrong with the web console's container (deploy/console): every variable a
+    ``ConsoleSettings`` field, every service URL a container's HTTP_PORT, the token URL
+    a container, the health check on its port."""
+    service = services.get("console")
+    if service is None:
+        return []
+    found = []
+    env = environment(service, variables)
+    for key in sorted(set(env) - set(env_names(ConsoleSettings)) - {"LOG_LEVEL"}):
+        found.append(f"console: {key} is no setting the console reads")
+    values: dict[str, Any] = dict(env)
+    if "CONSOLE_SERVICES" in env:  # pydantic-settings decodes JSON from the environment
+        values["CONSOLE_SERVICES"] = json.loads(env["CONSOLE_SERVICES"])
+    try:
+        settings = settings_of(ConsoleSettings, values)
+    except ValidationError as refused:
+        return [*found, f"console: refuses its environment: {refused}"]
+    assert isinstance(settings, ConsoleSettings)
+    for code, url in settings.services.items():
+        target = services.get(urlsplit(url).hostname or "")
+        if target is None:
+            found.append(f"console: CONSOLE_SERVICES {code} names no service ({url})")
+            continue
+        port = environment(target, variables).get("HTTP_PORT")
+        if port is None or url_port(url) != int(port):
+            found.append(f"console: CONSOLE_SERVICES {code} asks port {url_port(url)}, "
+                         f"not the service's HTTP_PORT {port}")
+    if urlsplit(settings.token_url).hostname not in services:
+        found.append(f"console: CONSOLE_TOKEN_URL {settings.token_url} names no service")
+    probe = health_url(service)
+    if probe is None or url_port(probe) != settings.port \
+            or settings.port not in container_ports(service):
+        found.append(f"console: its health check asks {probe}, not /health on "
+                     f"CONSOLE_PORT {settings.port}")
+    if env.get("CONSOLE_HOST") != "0.0.0.0":
+        found.append("console: CONSOLE_HOST is not 0.0.0.0: unreachable from the network")
     return found
 
 
@@ -448,6 +492,15 @@ def _set(path: list[str], value: Any) -> Any:
     (_set(["mongo-kz", "image"], "mongo"), "no pinned tag"),
     (_set(["itl", "command"], ["python", "-m", "services.console"]),
      "whose settings this test does not know"),
+    (_set(["console", "environment", "CONSOLE_SERVICE"], "{}"),
+     "CONSOLE_SERVICE is no setting"),
+    (_set(["console", "environment", "CONSOLE_SERVICES"], '{"ITL": "http://itl:8000", "KZ": "http://registry-kz:8001"}'),
+     "not the service's HTTP_PORT"),
+    (_set(["console", "environment", "CONSOLE_SERVICES"], '{"ITL": "http://itl:8000", "KZ": "http://kz:8000"}'),
+     "names no service"),
+    (_set(["console", "environment", "CONSOLE_TOKEN_URL"], "http://idp:8080/token"),
+     "CONSOLE_TOKEN_URL"),
+    (_set(["console", "environment", "CONSOLE_PORT"], "8191"), "CONSOLE_PORT 8191"),
 ])
 def test_a_broken_compose_file_is_caught_by_name(change: Any, named: str) -> None:
     found = broken(change)
