@@ -258,8 +258,9 @@ TRANSFER_OPTIONS = {"transferring_account_id": "--from", "acquiring_account_id":
 
 @click.group()
 def transfers() -> None:
-    """Transfers of units: propose, list, show. Propose an internal or external
-    transfer and wait until it is final; show one with its status history."""
+    """Transfers of units: propose, approve, list, show. Propose an internal or
+    external transfer and wait until it is final; approve or reject one awaiting a
+    second person; show one with its status history."""
 
 
 def registry_of_transaction(session: Session, transaction_id: str,
@@ -361,16 +362,20 @@ def propose_transfer(session: Session, registry: str, source: int, target: int,
                                      f"(as {holder(source)})", TRANSFER_OPTIONS)
     view = response.json()
     if is_pending(response):
-        session.note(f"approval {view['approval_id']} is {view['status']}: a second "
-                     "person approves it (POST /approvals/{id}/approve)")
-        session.emit(view, lambda out: out.print(fields(
-            f"approval {view['approval_id']}", [
-                ("operation", view["operation"]), ("status", view["status"]),
-                ("initiated by", view["initiated_by"]),
-                ("expires", _at(view["expires_at"]))])))
+        session.note(f"approval {view['approval_id']} is {view['status']}: kyoto-sim "
+                     f"transfers approve {view['approval_id']} -r {name.upper()} (or "
+                     "reject) as a second person")
+        session.emit(view, lambda out: render_approval(out, view))
         return
+    finish(session, name, view, wait, timeout, progress)
+
+
+def finish(session: Session, registry: str, view: dict[str, Any], wait: bool,
+           timeout: float, progress: bool | None) -> None:
+    """Print a proposed transaction, once final when ``wait``; ``Failed`` with its
+    response codes when it ended other than completed."""
     if wait:
-        view = settle(session, name, view["transaction_id"], timeout, progress)
+        view = settle(session, registry, view["transaction_id"], timeout, progress)
     session.emit(view, lambda out: render_transaction(out, view))
     if view["status"] in FINAL and view["status"] != COMPLETED:
         codes = [r["response_code"] for r in view["evaluation_results"]]
@@ -378,6 +383,74 @@ def propose_transfer(session: Session, registry: str, source: int, target: int,
                      response_code=codes[0] if codes else None,
                      details={"transaction_id": view["transaction_id"],
                               "status": view["status"], "response_codes": codes})
+
+
+def render_approval(out: Console, view: dict[str, Any]) -> None:
+    out.print(fields(f"approval {view['approval_id']}", [
+        ("operation", view["operation"]), ("status", view["status"]),
+        ("accounts", ", ".join(map(str, view["accounts"]))),
+        ("initiated by", view["initiated_by"]), ("expires", _at(view["expires_at"])),
+        ("rejected by", view.get("rejected_by")), ("reason", view.get("reason"))]))
+
+
+def _second_person(session: Session, registry: str, approval_id: str
+                   ) -> tuple[str, int]:
+    """The actor kind of a pending approval's initiator (``holder:1001``, ``operator``,
+    ``authorised-body``) and the other person of that kind (1 or 2)."""
+    view = session.get(registry, f"/approvals/{approval_id}",
+                       what=f"approval {approval_id} in {registry.upper()}")
+    role, _, subject = view["initiated_by"].partition(" ")
+    return role, 1 if subject.endswith("-2") else 2
+
+
+APPROVAL_ARGUMENT = click.argument("approval_id")
+
+
+@transfers.command("approve")
+@APPROVAL_ARGUMENT
+@registry_option
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="wait until the transfer is final, as propose does")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=120.0,
+              show_default=True, help="real seconds to wait")
+@progress_option
+@operator_command
+def approve_transfer(session: Session, approval_id: str, registry: str, wait: bool,
+                     timeout: float, progress: bool | None) -> None:
+    """Approve a pending transfer (propose --no-approve) as the second person of its
+    initiator's kind (POST /approvals/{id}/approve): it is proposed to the ITL. Exit
+    status 1 when a check fails now (the response code; it stays pending) or it is not
+    pending. --json: as propose."""
+    name = session.registry(registry)
+    actor, person = _second_person(session, name, approval_id)
+    try:
+        response = session.client.approve(name, approval_id, actor, person)
+    except (RuntimeError, ValueError) as exc:
+        raise Failed(f"approving {approval_id}: {exc}") from None
+    if response.status_code not in (200, 202):
+        raise answer_error(response, f"approving {approval_id} in {name.upper()}", {})
+    finish(session, name, response.json(), wait, timeout, progress)
+
+
+@transfers.command("reject")
+@APPROVAL_ARGUMENT
+@registry_option
+@click.option("--reason", required=True, help="why (kept with the approval)")
+@operator_command
+def reject_transfer(session: Session, approval_id: str, registry: str, reason: str) -> None:
+    """Reject a pending transfer with a reason (POST /approvals/{id}/reject): nothing is
+    proposed. --json: the ApprovalView."""
+    name = session.registry(registry)
+    actor, person = _second_person(session, name, approval_id)
+    try:
+        response = session.client.reject(name, approval_id, reason, actor, person)
+    except (RuntimeError, ValueError) as exc:
+        raise Failed(f"rejecting {approval_id}: {exc}") from None
+    if response.status_code != 200:
+        raise answer_error(response, f"rejecting {approval_id} in {name.upper()}",
+                           {"reason": "--reason"})
+    view = response.json()
+    session.emit(view, lambda out: render_approval(out, view))
 
 
 def settle(session: Session, registry: str, transaction_id: str, timeout: float,

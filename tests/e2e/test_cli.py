@@ -187,6 +187,33 @@ def test_an_external_transfer_completes_in_the_acquiring_registry(
     assert done["transaction_id"] in cli("transfers", "list", "--limit", "5").stdout
 
 
+def test_a_transfer_left_pending_is_approved_or_rejected_by_a_second_person(
+        cli: Cli, funded: dict[str, Any]) -> None:
+    """External transfers await a second person (FOUR_EYES_OPERATIONS by default)."""
+    alice, zora = funded["alice"]["account_id"], funded["zora"]["account_id"]
+    held = cli.json("holdings", "-r", "CH", "-a", str(zora))["available"]
+    propose = ["transfers", "propose", "--from", str(alice), "--to", str(zora),
+               "--to-registry", "CH", "--unit-type", "AAU", "--quantity", "50",
+               "--no-approve"]
+    pending = cli.json(*propose)
+    assert pending["status"] == "pending"
+    assert pending["operation_name"] == "EXTERNAL_TRANSFER"
+    assert pending["initiated_by"] == f"holder:{alice} kz-holder-{alice}"
+    done = cli.json("transfers", "approve", pending["approval_id"])
+    assert done["status_name"] == "COMPLETED"
+    assert f"kz-holder-{alice}-2" in done["approved_by"]
+    assert cli.json("holdings", "-r", "CH", "-a", str(zora))["available"] == held + 50
+    again = cli("transfers", "approve", pending["approval_id"], code=1)
+    assert pending["approval_id"] in again.stderr
+    withdrawn = cli.json(*propose)
+    rejected = cli("transfers", "reject", withdrawn["approval_id"], "--reason",
+                   "wrong account")
+    assert "rejected" in rejected.stdout and "wrong account" in rejected.stdout
+    view = cli.json("accounts", "show", str(alice))
+    assert view["status"] == "open"
+    assert cli.json("holdings", "-r", "CH", "-a", str(zora))["available"] == held + 50
+
+
 def test_a_refused_transfer_exits_1_with_the_response_code(
         cli: Cli, funded: dict[str, Any]) -> None:
     alice, bob = funded["alice"]["account_id"], funded["bob"]["account_id"]
