@@ -22,6 +22,9 @@ prints the same once the stack is up; ``down --json`` ``{"stack_file": ...,
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +69,17 @@ def json_option(command: Any) -> Any:
                              "CLI')")(command)
 
 
+@contextmanager
+def spinner(what: str) -> Iterator[None]:
+    """A Rich spinner with ``what`` on standard error while the block runs, when that
+    is a terminal (starting takes some ten seconds, stopping a few)."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    with Console(stderr=True).status(what):
+        yield
+
+
 def workdir_of(stack_file: Path) -> Path:
     """The folder of a stack started here: the stack file is its ``stack.json``."""
     if stack_file.name != STATE_NAME:
@@ -105,7 +119,8 @@ def up(registries: str, base_port: int, namespace: str, stack_file: Path,
         raise bad_option("--registries", f"Party codes are two letters, e.g. KZ,CH,JP: "
                                          f"{', '.join(wrong) or 'none given'}")
     try:
-        local = start_detached(workdir, codes, base_port or None, namespace)
+        with spinner(f"starting the stack ({', '.join(codes)}) in {workdir}"):
+            local = start_detached(workdir, codes, base_port or None, namespace)
     except StackRunning as exc:
         raise Failed(f"{exc} (kyoto-sim stack down --stack {stack_file})") from None
     except StackNotStarted as exc:
@@ -133,7 +148,9 @@ def up(registries: str, base_port: int, namespace: str, stack_file: Path,
 def down(discard: bool, stack_file: Path, as_json: bool) -> None:
     """Stop the stack (SIGTERM, SIGKILL after 15 s) and delete its broker users."""
     click.get_current_context().meta[JSON_META] = as_json
-    stopped = stop_detached(workdir_of(stack_file), discard)
+    workdir = workdir_of(stack_file)
+    with spinner(f"stopping the stack in {workdir}"):
+        stopped = stop_detached(workdir, discard)
     if as_json:
         click.echo(json.dumps({"stack_file": str(stack_file), "stopped": stopped}))
     else:
