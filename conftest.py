@@ -1,13 +1,58 @@
-"""Fixtures shared by every test: a real MongoDB-wire server and the real RabbitMQ."""
+"""Fixtures shared by every test: a real MongoDB-wire server and the real RabbitMQ.
+
+``STACK=containers`` (shared/testing/containers.py): MongoDB and RabbitMQ containers
+instead of SecantusDB and the local broker; the broker container is started here, before
+any test, and its URLs put in the environment every stack, tool and xdist worker reads.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from shared.messaging.provisioning import admin_from_environment
+from shared.testing.containers import (
+    BrokerContainer,
+    ContainersUnavailable,
+    containers_requested,
+    pull_images,
+    require_docker,
+    start_broker,
+)
 from shared.testing.infra import IdentityPool, Namespace, amqp_url, check_broker, start_store
+
+#: The run's broker container under STACK=containers (in the process that started it).
+BROKER_CONTAINER = pytest.StashKey[BrokerContainer]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under ``STACK=containers``, start the run's RabbitMQ container and point
+    ``AMQP_URL`` and ``RABBITMQ_MANAGEMENT_URL`` at it (an xdist worker inherits them
+    from the controller). No Docker engine, or an unknown ``STACK``: the run stops with
+    a usage error saying so, never a skip."""
+    try:
+        wanted = containers_requested()
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    if not wanted or hasattr(config, "workerinput"):
+        return
+    try:
+        require_docker()
+        pull_images()
+        broker = start_broker()
+    except ContainersUnavailable as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    config.stash[BROKER_CONTAINER] = broker
+    os.environ["AMQP_URL"] = broker.amqp_url
+    os.environ["RABBITMQ_MANAGEMENT_URL"] = broker.management_url
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    broker = config.stash.get(BROKER_CONTAINER, None)
+    if broker is not None:
+        broker.stop()
 
 
 @pytest.fixture(scope="session")

@@ -39,20 +39,54 @@ any Prometheus-compatible monitoring:
   publish, the last catches up when the marks are written;
 - ``recording_captures_total{outcome}``: commands the API took and handed to the
   recording (docs/adr/0034): ``published`` to the broker, ``dropped`` (the queue in the
-  process was full or the broker refused them; the request was answered regardless).
+  process was full or the broker refused them; the request was answered regardless);
+- ``http_requests_total{handler, method, status}`` and the histogram
+  ``http_request_duration_seconds{handler, method}``: every HTTP request the API
+  answered, by its route's template (``/transactions/{transaction_id}``; ``none`` for a
+  path no route matches), method and status code, and its real seconds from the first
+  middleware to the answer, by prometheus-fastapi-instrumentator (``instrument``);
+- ``message_handling_seconds{message_type, outcome}`` (histogram): real seconds from
+  taking an envelope off the inbox until its handling ended (in-process retries
+  included), by the envelope's type (``undecodable`` for a body that is none) and how it
+  ended: ``handled`` (acknowledged), ``refused`` (dead-lettered at once: undecodable, a
+  message-level refusal), ``failed`` (returned to the broker, or dead-lettered at its
+  last delivery);
+- ``messages_dead_lettered_total{message_type, reason, response_code}``: envelopes this
+  process dead-lettered, by type and the class of the reason: ``undecodable``,
+  ``refused`` (a message-level refusal, with its response code: 1001, 1002, 1101, 1102,
+  2002, 2005, ...) or ``failed`` (its handling failed on every delivery; no code);
+- ``outbox_backlog`` (gauge): outbox rows in the relay's hands and not yet published;
+  moved where the relay takes and publishes rows, never counted in the store;
+- ``transaction_statuses_total{status}``: transactions of this service's register
+  (a registry's own and inbound ones, the ITL's) that entered each status (protocol.md
+  1.4: ``PROPOSED``, ``CHECKED_NO_DISCREPANCY``, ... by name), counted once the store
+  transaction recording the status has committed (``shared.store.after_commit``): a
+  rehearsal (docs/adr/0018) or a retried attempt counts nothing; how many are in a
+  status now is not kept (that would need a count of the books at start);
+- ``itl_proposals_checked_total{result}`` and
+  ``itl_check_discrepancies_total{response_code}`` (the ITL only): proposals the ITL's
+  check families (``services.itl.domain``) passed (``no_discrepancy``) or refused
+  (``discrepancy``), and each discrepancy found, by its response code (3xxx-5xxx), once
+  the check's outcome has committed.
 
 One process is one service, so the counters live in prometheus_client's default
-registry; the text format is Prometheus's exposition format 0.0.4.
+registry; the text format is Prometheus's exposition format 0.0.4. Nothing here reads
+the store when ``/metrics`` is scraped: every counter and gauge moves where its event
+happens (docs/adr/0043).
 """
 
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from fastapi import FastAPI
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_fastapi_instrumentator import Instrumentator
+from prometheus_fastapi_instrumentator import metrics as http_metrics
 from pymongo import monitoring
 
 STORE_COMMANDS = Counter("store_commands", "Commands sent to the service's store",
@@ -86,6 +120,99 @@ RECORDING_CAPTURES = Counter("recording_captures",
                              "(published, dropped)", ["outcome"])
 OUTBOX_ROWS_MARKED = Counter("outbox_rows_marked",
                              "Outbox rows published (or set aside) and marked so")
+OUTBOX_BACKLOG = Gauge("outbox_backlog",
+                       "Outbox rows in the relay's hands and not yet published")
+
+#: Upper bounds (real seconds) of the latency histograms: a store transaction takes
+#: milliseconds, a handling retried in the process after a transient failure minutes.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                   5.0, 10.0, 30.0, 60.0, 300.0)
+MESSAGE_HANDLING_SECONDS = Histogram(
+    "message_handling_seconds",
+    "Real seconds from taking an envelope off the inbox until its handling ended, by type "
+    "and outcome (handled, refused, failed)", ["message_type", "outcome"],
+    buckets=LATENCY_BUCKETS)
+MESSAGES_DEAD_LETTERED = Counter(
+    "messages_dead_lettered",
+    "Envelopes dead-lettered, by type, reason class (undecodable, refused, failed) and "
+    "response code", ["message_type", "reason", "response_code"])
+#: ``message_type`` of a body that is no envelope.
+UNDECODABLE = "undecodable"
+
+TRANSACTION_STATUSES = Counter(
+    "transaction_statuses",
+    "Transactions of this register that entered each status (protocol.md 1.4), counted "
+    "when the store transaction recording it committed", ["status"])
+ITL_PROPOSALS_CHECKED = Counter(
+    "itl_proposals_checked",
+    "Proposals the ITL's check families passed (no_discrepancy) or refused (discrepancy)",
+    ["result"])
+ITL_CHECK_DISCREPANCIES = Counter(
+    "itl_check_discrepancies",
+    "Discrepancies the ITL's check families found, by response code", ["response_code"])
+
+def statuses_entered(statuses: Iterable[str]) -> Callable[[], None]:
+    """What counts transactions entering ``statuses`` (names, one per entry) in
+    ``transaction_statuses_total``: for ``shared.store.after_commit``."""
+    names = list(statuses)
+
+    def count() -> None:
+        for name in names:
+            TRANSACTION_STATUSES.labels(status=name).inc()
+
+    return count
+
+
+def proposal_checked(response_codes: Iterable[int]) -> Callable[[], None]:
+    """What counts one proposal the ITL's check families passed (no ``response_codes``)
+    or refused with ``response_codes`` (``itl_proposals_checked_total``,
+    ``itl_check_discrepancies_total``): for ``shared.store.after_commit``."""
+    codes = [str(int(code)) for code in response_codes]
+
+    def count() -> None:
+        ITL_PROPOSALS_CHECKED.labels(result="discrepancy" if codes else "no_discrepancy").inc()
+        for code in codes:
+            ITL_CHECK_DISCREPANCIES.labels(response_code=code).inc()
+
+    return count
+
+
+#: The HTTP instrumentations every app shares (``instrument``): made once per process,
+#: since prometheus_client refuses a second metric of the same name in its registry.
+_HTTP_INSTRUMENTATIONS = (
+    http_metrics.requests(),
+    http_metrics.latency(should_include_status=False, buckets=LATENCY_BUCKETS),
+)
+
+
+def instrument(app: FastAPI) -> None:
+    """Count every HTTP request ``app`` answers (``http_requests_total``) and observe its
+    latency (``http_request_duration_seconds``), by route template, method and status
+    code (not grouped: 201, 404 and 422 each count apart), with
+    prometheus-fastapi-instrumentator's middleware. Call it after the app's other
+    middleware is added, so that it is the outermost and times all of it."""
+    instrumentator = Instrumentator(should_group_status_codes=False)
+    for instrumentation in _HTTP_INSTRUMENTATIONS:
+        if instrumentation is not None:
+            instrumentator.add(instrumentation)
+    instrumentator.instrument(app)
+
+
+def dead_lettered(message_type: str, reason: str, response_code: int | None) -> None:
+    """Count a dead letter (``messages_dead_lettered_total``); ``reason``: ``undecodable``,
+    ``refused`` or ``failed``."""
+    MESSAGES_DEAD_LETTERED.labels(
+        message_type=message_type, reason=reason,
+        response_code="" if response_code is None else str(response_code)).inc()
+
+
+def handling_ended(message_type: str, outcome: str, started: float) -> None:
+    """Observe in ``message_handling_seconds`` the real seconds since ``started`` (a
+    ``time.perf_counter()`` reading) under ``message_type`` and ``outcome`` (``handled``,
+    ``refused``, ``failed``)."""
+    MESSAGE_HANDLING_SECONDS.labels(message_type=message_type, outcome=outcome).observe(
+        time.perf_counter() - started)
+
 
 #: What a store command is spent on: ``message`` (handling an incoming message),
 #: ``request`` (an API request), ``relay`` (publishing the outbox and marking it),

@@ -56,7 +56,7 @@ from shared.idempotency import (
     key_reused_response,
     replay_response,
 )
-from shared.logs import configure_logging, log_event
+from shared.logs import configure_logging, handling_request, log_event
 from shared.messaging import (
     Broker,
     EnvelopeHandler,
@@ -66,7 +66,7 @@ from shared.messaging import (
 )
 from shared.messaging.broker import TRANSIENT_RETRY_SECONDS
 from shared.messaging.clock import ClockSet
-from shared.metrics import METRICS_CONTENT_TYPE, doing, exposition
+from shared.metrics import METRICS_CONTENT_TYPE, doing, exposition, instrument
 from shared.recording.capture import CommandCapture, CommandRecorder
 from shared.rules.periods import DEFAULT_TRUE_UP_PERIOD_ENDS
 from shared.settings import comma_or_json_list as comma_or_json_list  # re-exported
@@ -641,8 +641,10 @@ def build_app(
     async def metrics() -> PlainTextResponse:
         """This process's counters in Prometheus's text format (``shared.metrics``): store
         commands by name, store transactions by outcome, messages published and handled
-        by type, since the process started. Open like ``/health``: counts only, no
-        business data (docs/adr/0015)."""
+        by type, handling latency and dead letters, HTTP requests by route and status and
+        their latency, the outbox backlog, transactions by status entered, the ITL's
+        check outcomes by response code, since the process started. Open like
+        ``/health``: counts only, no business data (docs/adr/0015, 0043)."""
         return PlainTextResponse(exposition(), media_type=METRICS_CONTENT_TYPE)
 
     @app.get("/admin/clock", tags=["admin"], responses=AUTH_RESPONSES)
@@ -669,12 +671,14 @@ def build_app(
                 setting.advance_seconds)
         return ClockReading(now=await runtime.set_clock(moment, setting.broadcast))
 
+    instrument(app)  # the outermost middleware: times all the others
     return app
 
 
 class RequestScope:
     """ASGI middleware: each HTTP request is one ``request_scope`` (reads outside a
-    store transaction that may be kept for the request are made once)."""
+    store transaction that may be kept for the request are made once), and its log
+    lines name its method and path (``shared.logs.handling_request``)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -683,7 +687,7 @@ class RequestScope:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        with request_scope():
+        with request_scope(), handling_request(scope["method"], scope["path"]):
             await self.app(scope, receive, send)
 
 
@@ -701,9 +705,7 @@ def _json_safe(value: Any) -> Any:
 def serve(app: FastAPI, settings: ServiceSettings, service: str) -> None:
     """Run the service process until SIGINT or SIGTERM."""
     configure_logging(service, settings.log_level)
-    logging.getLogger(service).info(
-        "service_starting", extra={"fields": {"port": settings.http_port}}
-    )
+    log_event(logging.getLogger(service), "service_starting", port=settings.http_port)
     config = uvicorn.Config(
         app,
         host=settings.http_host,

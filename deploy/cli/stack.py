@@ -12,8 +12,11 @@ group).
      "stores": [{"name": "itl", "url": "mongodb://127.0.0.1:8180", "pid": 4240,
                  "alive": true}, ...],
      "issuer": {"url": "http://127.0.0.1:8198", "pid": 4241, "alive": true,
-                "healthy": true, "config": "var/stack/issuer/config.json"}}
+                "healthy": true, "config": "var/stack/issuer/config.json"},
+     "console": {"url": "http://127.0.0.1:8190", "pid": 4250, "alive": true,
+                 "healthy": true, "log": "var/stack/logs/console.log"}}
 
+``console`` is null for a stack started without it (``--no-console``);
 ``{"stack_file": ..., "running": false}`` when no stack runs there. ``up --json``
 prints the same once the stack is up; ``down --json`` ``{"stack_file": ...,
 "stopped": true|false}``.
@@ -101,12 +104,15 @@ def stack() -> None:
 @click.option("--base-port", type=click.IntRange(min=0, max=65535 - 98), default=8100,
               show_default=True,
               help="the ITL on this port, the registries next, then CDM; their stores from "
-                   "+80 in the same order; the issuer on +98; 0: free ports")
+                   "+80 in the same order; the web console on +90, the issuer on +98; 0: "
+                   "free ports")
 @click.option("--namespace", envvar="AMQP_NAMESPACE", default="",
               help="prefix of the stack's broker names (AMQP_NAMESPACE; empty for make up)")
+@click.option("--console/--no-console", default=True, show_default=True,
+              help="the web console (deploy/console) beside the services")
 @stack_file_option
 @json_option
-def up(registries: str, base_port: int, namespace: str, stack_file: Path,
+def up(registries: str, base_port: int, namespace: str, console: bool, stack_file: Path,
        as_json: bool) -> None:
     """Start the stack and return once every service answers. Exit status 1 when a
     stack already runs there or the stack did not start (the broker does not answer, a
@@ -120,7 +126,7 @@ def up(registries: str, base_port: int, namespace: str, stack_file: Path,
                                          f"{', '.join(wrong) or 'none given'}")
     try:
         with spinner(f"starting the stack ({', '.join(codes)}) in {workdir}"):
-            local = start_detached(workdir, codes, base_port or None, namespace)
+            local = start_detached(workdir, codes, base_port or None, namespace, console)
     except StackRunning as exc:
         raise Failed(f"{exc} (kyoto-sim stack down --stack {stack_file})") from None
     except StackNotStarted as exc:
@@ -136,6 +142,9 @@ def up(registries: str, base_port: int, namespace: str, stack_file: Path,
     for service in local.services.values():
         click.echo(f"{service.name:<9} {service.url}  (docs {service.url}/docs, "
                    f"log {service.log_path})")
+    if local.console_process is not None:
+        click.echo(f"console   {local.console_process.url}  (sign in with an identity of "
+                   "the issuer)")
     click.echo(f"stack file {stack_file}")
 
 
@@ -205,14 +214,20 @@ def stack_status(stack_file: Path) -> dict[str, Any]:
               "alive": alive(issuer_state.get("pid")),
               "healthy": _answers(issuer_state.get("url"), "/jwks.json"),
               "config": issuer_state.get("config")}
+    console_state = state.get("console")
+    console = None if not console_state else {
+        "url": console_state.get("url"), "pid": console_state.get("pid"),
+        "alive": alive(console_state.get("pid")), "healthy": _answers(console_state.get("url")),
+        "log": console_state.get("log")}
     healthy = (all(s["alive"] and s["healthy"] for s in services)
                and all(s["alive"] for s in stores)
-               and (issuer["url"] is None or bool(issuer["healthy"])))
+               and (issuer["url"] is None or bool(issuer["healthy"]))
+               and (console is None or bool(console["alive"] and console["healthy"])))
     return {"stack_file": str(stack_file), "running": True, "healthy": healthy,
             "namespace": state.get("broker", {}).get("namespace", ""),
             "registries": state.get("registries", [s["name"].upper() for s in services
                                                    if s["name"] not in ("itl", "cdm")]),
-            "services": services, "stores": stores, "issuer": issuer}
+            "services": services, "stores": stores, "issuer": issuer, "console": console}
 
 
 def _mark(ok: bool) -> Text:
@@ -230,6 +245,10 @@ def render_status(out: Console, state: dict[str, Any]) -> None:
     if issuer["url"]:
         rows.append(["issuer", issuer["url"], issuer["pid"], _mark(issuer["alive"]),
                      _mark(issuer["healthy"]), issuer["config"]])
+    console = state.get("console")
+    if console:
+        rows.append(["console", console["url"], console["pid"], _mark(console["alive"]),
+                     _mark(console["healthy"]), console["log"]])
     verdict = "runs and answers" if state["healthy"] else "does not fully answer"
     out.print(table(f"stack {state['stack_file']}: {verdict}",
                     ["service", "url", "pid", "alive", "healthy", "log / config"], rows))

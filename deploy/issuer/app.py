@@ -1,6 +1,6 @@
 """The built-in issuer's HTTP API: a small OAuth2 authorization server for the local
 stack, the demo and the tests (docs/adr/0015). Not for production: use an identity
-provider such as Keycloak (docker-compose.yml's ``keycloak`` profile).
+provider such as Keycloak (docker-compose.yml's ``identity`` profile).
 
 - ``POST /token``: RFC 6749 form posts (``application/x-www-form-urlencoded``) with the
   client-credentials grant (4.4) and the resource owner password grant (4.3); the

@@ -35,7 +35,7 @@ import httpx
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from deploy.local.identities import IssuerAccess, default_config
+from deploy.local.identities import LOGIN_CLIENT, IssuerAccess, default_config
 from shared.codes import CDM_CODE, ITL_CODE
 from shared.messaging.identities import service_user
 from shared.messaging.provisioning import (
@@ -67,6 +67,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_REGISTRIES = ("KZ", "CH", "JP")
 #: Detached mode: the store servers listen on ``base_port + STORE_PORT_OFFSET + index``.
 STORE_PORT_OFFSET = 80
+#: Detached mode: the web console (deploy/console) listens on ``base_port + CONSOLE_PORT_OFFSET``.
+CONSOLE_PORT_OFFSET = 90
 
 
 class StackNotStarted(RuntimeError):
@@ -150,6 +152,10 @@ class LocalStack:
     #: What ``provision_broker`` is creating, known before it is created, so that
     #: ``stop`` deletes it even when the provisioning was interrupted (Ctrl-C, SIGTERM).
     provisioning: Provisioned | None = field(default=None, repr=False)
+    #: Start the web console (deploy/console, docs/adr/0041) beside the services:
+    #: ``make up`` and the console's tests do.
+    console: bool = False
+    console_process: ServiceProcess | None = None
 
     def __post_init__(self) -> None:
         # the issuer and the services run from the project root (their cwd): a relative
@@ -209,12 +215,16 @@ class LocalStack:
                                  broker_tls().context(self.broker_url)))
         for service in self.services.values():
             self._spawn(service)
+        if self.console:
+            self._start_console()
         for store in self.stores.values():
             store.wait()
         assert self.issuer_process is not None
         self._wait_healthy(self.issuer_process)
         for service in self.services.values():
             self.wait_healthy(service.name)
+        if self.console_process is not None:
+            self._wait_healthy(self.console_process)
 
     def provision_broker(self, codes: Iterable[str], recording: bool) -> Provisioned:
         """Provision the stack's namespace on the broker for service ``codes`` (its
@@ -278,6 +288,22 @@ class LocalStack:
                 "AUTH_AUDIENCE": config.audience, "AUTH_JWKS_URL": self.issuer.jwks_url,
                 "AUTH_TOKEN_URL": self.issuer.token_url,
                 "AUTH_JWKS_REFETCH_COOLDOWN_SECONDS": "0"}
+
+    def _start_console(self) -> None:
+        """Start the web console without waiting for it, pointed at the services'
+        APIs and the issuer, people signing in through the issuer's login client."""
+        assert self.issuer is not None
+        port = self.base_port + CONSOLE_PORT_OFFSET if self.base_port else free_port()
+        services = {name.upper(): service.url for name, service in self.services.items()}
+        self.console_process = ServiceProcess(
+            "console", "deploy.console", port,
+            {"CONSOLE_PORT": str(port), "CONSOLE_SERVICES": json.dumps(services),
+             "CONSOLE_TOKEN_URL": self.issuer.token_url,
+             "CONSOLE_LOGIN_CLIENT": LOGIN_CLIENT,
+             "CONSOLE_ISSUER_CONFIG": str(self.workdir / "issuer" / "config.json"),
+             "PYTHONUNBUFFERED": "1"},
+            self.log_dir / "console.log")
+        self._spawn(self.console_process)
 
     def _spawn(self, service: ServiceProcess) -> None:
         env = {**os.environ, **service.env}
@@ -368,7 +394,8 @@ class LocalStack:
 
     def _stop_processes(self) -> None:
         processes = [*self.services.values(),
-                     *([self.issuer_process] if self.issuer_process else [])]
+                     *([self.issuer_process] if self.issuer_process else []),
+                     *([self.console_process] if self.console_process else [])]
         for service in reversed(processes):
             if service.process is not None and service.process.poll() is None:
                 service.process.terminate()
@@ -402,6 +429,10 @@ class LocalStack:
             "registries": list(self.registries),
             "storage": self.storage,
         }
+        if self.console_process is not None:
+            state["console"] = {"pid": self.console_process.pid,
+                                "url": self.console_process.url,
+                                "log": str(self.console_process.log_path)}
         self.state_path().write_text(json.dumps(state, indent=2))
 
 
@@ -488,21 +519,23 @@ class StackRunning(RuntimeError):
 
 
 def start_detached(workdir: Path, registries: Iterable[str] = DEFAULT_REGISTRIES,
-                   base_port: int | None = 8100, namespace: str = "") -> LocalStack:
+                   base_port: int | None = 8100, namespace: str = "",
+                   console: bool = True) -> LocalStack:
     """Start the stack of ``make up`` (``kyoto-sim stack up``) as background processes
     that outlive this one: data in ``workdir/data``, logs in ``workdir/logs``, the stack
     file ``workdir/stack.json`` (what ``stop_detached`` and the operator CLI read).
     ``base_port``: the ITL on it, the registries next, then CDM, their stores from +80,
-    the issuer on +98; None: free ports. ``namespace``: the broker names' prefix (empty
-    for ``make up``). ``StackRunning`` when the stack file exists; ``StackNotStarted``
-    (whatever had started is stopped) when the stack does not start."""
+    the web console on +90 (unless not ``console``), the issuer on +98; None: free
+    ports. ``namespace``: the broker names' prefix (empty for ``make up``).
+    ``StackRunning`` when the stack file exists; ``StackNotStarted`` (whatever had
+    started is stopped) when the stack does not start."""
     state_file = workdir / "stack.json"
     if state_file.exists():
         raise StackRunning(f"a stack is already running (see {state_file}); stop it first")
     start_or_refuse(lambda: asyncio.run(check_broker(amqp_url())))
     stack = LocalStack(workdir=workdir, registries=tuple(registries),
                        storage=str(workdir / "data"), base_port=base_port, detached=True,
-                       namespace=namespace)
+                       namespace=namespace, console=console)
     try:
         start_or_refuse(stack.start)
     except BaseException:
@@ -536,8 +569,10 @@ def stop_detached(workdir: Path, discard: bool = False) -> bool:
     pids = [s["pid"] for s in state["services"].values() if s.get("pid")]
     if state.get("issuer", {}).get("pid"):
         pids.append(state["issuer"]["pid"])
-    # the services first, then their stores: a registry stopping while its store is
-    # gone waits for the store until its server selection times out
+    if state.get("console", {}).get("pid"):
+        pids.append(state["console"]["pid"])
+    # the services (and the console) first, then their stores: a registry stopping
+    # while its store is gone waits for the store until its server selection times out
     _terminate(pids)
     _terminate([store["pid"] for store in state.get("stores", {}).values()
                 if store.get("pid")])

@@ -20,8 +20,8 @@ from shared.messaging.identities import administrator, definitions, service_iden
 from shared.messaging.topology import Topology
 
 HERE = Path(__file__).resolve().parent
-#: The services of docker-compose.yml.
-CODES = (ITL_CODE, "KZ", "CH", "JP", CDM_CODE)
+#: The services of docker-compose.yml (DE and FR: its Member States, profile member-states).
+CODES = (ITL_CODE, "KZ", "CH", "JP", CDM_CODE, "DE", "FR")
 ADMINISTRATOR = "kyoto-admin"
 #: A fixed salt keeps the file the same from one generation to the next (the hashes
 #: change only with the passwords).

@@ -90,10 +90,11 @@ from shared.contracts import (
 )
 from shared.errors import RuleViolation
 from shared.logs import HeldLogs, holding_logs, log_event
+from shared.metrics import proposal_checked
 from shared.rules.deadlines import deadline_after
 from shared.rules.parties import PartyStanding
 from shared.service import Runtime
-from shared.store import Document, MessageIdReused, Session
+from shared.store import Document, MessageIdReused, Session, after_commit
 from shared.store.unit_blocks import Holder, doc_to_block
 
 log = logging.getLogger("itl")
@@ -308,6 +309,7 @@ class ItlService:
     async def _refuse(self, envelope: Envelope, payload: ProposalSubmitted,
                       refusal: ProposalRefused, session: Session, first: bool) -> None:
         results = [evaluation_result(d) for d in refusal.discrepancies]
+        after_commit(session, proposal_checked(d.code for d in refusal.discrepancies))
         # The id is the sender's own: the message-level checks refused any other.
         statuses = [S.PROPOSED, S.CHECKED_DISCREPANCY, S.TERMINATED]
         await self.store.insert_transaction(
@@ -329,6 +331,7 @@ class ItlService:
                       proposal: ProposalView, session: Session, first: bool) -> None:
         tx_id = proposal.transaction_id
         blocks = list(proposal.blocks)
+        after_commit(session, proposal_checked(()))
         if proposal.transaction_type == TransactionType.ISSUANCE:
             await self.store.units.insert(blocks, holder(proposal.acquiring), session,
                                           reserved_by=tx_id, issuing=True)

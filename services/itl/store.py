@@ -24,8 +24,9 @@ from shared.codes import (
     UnitType,
 )
 from shared.logs import log_event
+from shared.metrics import statuses_entered
 from shared.rules.parties import Mechanism, PartyStanding, reference_standing
-from shared.store import Database, Document, Session, next_sequence
+from shared.store import Database, Document, Session, after_commit, next_sequence
 from shared.store.unit_blocks import HOLDINGS, Tally, UnitBlockStore
 
 log = logging.getLogger("itl.store")
@@ -155,6 +156,7 @@ class ItlStore:
             },
             session=session,
         )
+        after_commit(session, statuses_entered(s.name for s in statuses))
         await self.audit.record(
             session, "proposal_checked", transaction_id=transaction_id,
             accounts=side_keys(proposal.get("transferring"), proposal.get("acquiring")),
@@ -187,6 +189,7 @@ class ItlStore:
             {"$set": fields, "$push": {"history": {"status": int(status), "at": at}}},
             session=session,
         )
+        after_commit(session, statuses_entered([status.name]))
         if tx is None:
             tx = await self.db.transactions.find_one(
                 {"_id": transaction_id}, {"proposal.transferring": 1, "proposal.acquiring": 1},

@@ -20,7 +20,8 @@ from services.registry.domain import (
 )
 from shared.audit import AuditTrail, account_key, side_keys
 from shared.codes import FINAL_STATUSES, AccountType, TransactionStatus, UnitType
-from shared.store import Database, Document, Session, next_sequence
+from shared.metrics import statuses_entered
+from shared.store import Database, Document, Session, after_commit, next_sequence
 from shared.store.batching import recall, remember, request_reads
 from shared.store.unit_blocks import UnitBlockStore, doc_units
 
@@ -284,6 +285,7 @@ class RegistryStore:
     async def insert_transaction(self, doc: Document, session: Session) -> None:
         """A transaction proposed here (outgoing) or forwarded by the ITL (inbound)."""
         await self.db.transactions.insert_one(doc, session=session)
+        after_commit(session, statuses_entered([TransactionStatus(doc["status"]).name]))
         proposal = doc.get("proposal") or {}
         await self.audit.record(
             session, "transaction_proposed" if doc["direction"] == "outgoing"
@@ -340,6 +342,7 @@ class RegistryStore:
         if evaluation_results:
             update["$push"]["evaluation_results"] = {"$each": evaluation_results}
         await self.db.transactions.update_one({"_id": transaction_id}, update, session=session)
+        after_commit(session, statuses_entered(s.name for s in statuses))
         await self.record_transaction(
             transaction_id, "transaction_status_changed", session,
             {"statuses": [s.name for s in statuses], "status": int(statuses[-1]),

@@ -37,7 +37,7 @@ from tenacity import (
 )
 
 from shared.contracts import Envelope, UndecodableMessage, decode_envelope
-from shared.logs import log_event
+from shared.logs import handling_message, log_event
 from shared.messaging.clock import LAST_CLOCK_QUEUE, ClockSet
 from shared.messaging.identities import publisher_refusal, service_user
 from shared.messaging.topology import (
@@ -54,7 +54,10 @@ from shared.metrics import (
     MESSAGE_HANDLING_FAILURES,
     MESSAGES_HANDLED,
     MESSAGES_PUBLISHED,
+    UNDECODABLE,
+    dead_lettered,
     doing,
+    handling_ended,
 )
 
 log = logging.getLogger("shared.messaging")
@@ -395,24 +398,34 @@ class Broker:
         self, handler: EnvelopeHandler
     ) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
         async def on_message(message: AbstractIncomingMessage) -> None:
-            with doing("message"):
+            with doing("message"), handling_message(message.message_id,
+                                                    message.correlation_id, message.type):
                 await handle(message)
 
         async def handle(message: AbstractIncomingMessage) -> None:
+            started = time.perf_counter()  # message_handling_seconds (shared.metrics)
+            message_type = UNDECODABLE
             try:
                 envelope = decode_envelope(message.body)
+                message_type = envelope.message_type.value
                 self._check_publisher(envelope, message)
                 # Whether this instance takes the message at all (version, recipient,
                 # sender) is the handler's first step: see shared.service.Runtime.
                 await self._handle_retrying(handler, envelope, message)
             except (UndecodableMessage, PermanentFailure) as exc:
+                handling_ended(message_type, "refused", started)
                 code = exc.code if isinstance(exc, PermanentFailure) else None
                 await self._dead_letter(message, str(exc), code)
+                dead_lettered(message_type, "refused" if isinstance(exc, PermanentFailure)
+                              else UNDECODABLE, code)
                 await message.ack()
                 return
             except Exception as exc:
-                await self._failed(message, exc)
+                handling_ended(message_type, "failed", started)
+                if await self._failed(message, exc):
+                    dead_lettered(message_type, "failed", None)
                 return
+            handling_ended(message_type, "handled", started)
             await message.ack()
             MESSAGES_HANDLED.labels(message_type=envelope.message_type.value).inc()
 
@@ -446,11 +459,12 @@ class Broker:
             with attempt:
                 await handler(envelope)
 
-    async def _failed(self, message: AbstractIncomingMessage, exc: Exception) -> None:
+    async def _failed(self, message: AbstractIncomingMessage, exc: Exception) -> bool:
         """After ``message``'s handling failed with ``exc`` (not transiently, or for
         longer than ``transient_retry_seconds``): at its last delivery
         (``delivery_count``), dead-letter it with the reason, so that no message leaves
-        the queue without one; before, return it to the broker for a later delivery."""
+        the queue without one (True); before, return it to the broker for a later
+        delivery (False)."""
         count = delivery_count(message)
         if count is not None and count >= DELIVERY_LIMIT:
             MESSAGE_HANDLING_FAILURES.labels(outcome="dead_lettered").inc()
@@ -458,13 +472,14 @@ class Broker:
                 message, f"handling failed on each of {count + 1} deliveries; "
                          f"the last time with {exc!r}")
             await message.ack()
-            return
+            return True
         MESSAGE_HANDLING_FAILURES.labels(outcome="returned").inc()
         log_event(log, "message_handling_failed", logging.ERROR,
                   message_id=message.message_id, correlation_id=message.correlation_id,
                   delivery_count=count, error=repr(exc))
         await asyncio.sleep(RETURN_PAUSE_SECONDS)
         await message.nack(requeue=True)
+        return False
 
     def _check_publisher(self, envelope: Envelope, message: AbstractIncomingMessage) -> None:
         """Raise ``PermanentFailure`` (1002) when ``envelope``'s sender is not the service

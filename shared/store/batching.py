@@ -110,6 +110,10 @@ class Attempt:
     overlays: dict[str, dict[Any, Document | None]] = field(default_factory=dict)
     #: How many times queued writes were sent (``flush`` with writes).
     sends: int = 0
+    #: What to do once the transaction has committed, in order (``after_commit``): the
+    #: counters of what it recorded (``shared.metrics``), so that an attempt the store
+    #: retried, or one abandoned, counts nothing.
+    on_commit: list[Callable[[], None]] = field(default_factory=list)
 
     def forget(self, collection: str) -> None:
         """Drop the reads of ``collection`` kept so far (it is being written)."""

@@ -18,7 +18,7 @@ from pymongo.errors import PyMongoError
 from pymongo.uri_parser import parse_uri
 
 from shared.metrics import STORE_TURNS, StoreCommandListener, abandoned, abandoning
-from shared.store.batching import BatchingClient, attempting
+from shared.store.batching import BatchingClient, attempt_of, attempting
 
 Document = dict[str, Any]
 Client = AsyncMongoClient[Document]
@@ -146,9 +146,23 @@ async def in_transaction(
         STORE_TURNS.labels(phase="held").inc(time.perf_counter() - got)
 
 
+def after_commit(session: Session, action: Callable[[], None]) -> None:
+    """Run ``action`` once the store transaction running in ``session`` has committed
+    (an attempt the store retries, or work that raises, runs none of its actions); at
+    once when ``session`` runs no batched transaction attempt (``shared.store.batching``).
+    For counters of what a transaction recorded (``shared.metrics``): counted where it
+    happens, once, and only if it happened."""
+    attempt = attempt_of(session)
+    if attempt is None:
+        action()
+    else:
+        attempt.on_commit.append(action)
+
+
 async def _run(client: Client, work: Callable[[Session], Awaitable[T]],
                committed: Callable[[list[Document]], None] | None) -> T:
     added: list[Document] = []
+    actions: list[Callable[[], None]] = []
 
     async def batched(session: Session) -> T:
         if not isinstance(client, BatchingClient):
@@ -157,6 +171,7 @@ async def _run(client: Client, work: Callable[[Session], Awaitable[T]],
             result = await work(session)
             await this.flush(session)
         added[:] = this.outbox
+        actions[:] = this.on_commit
         return result
 
     async def attempt(session: Session) -> T:
@@ -178,6 +193,8 @@ async def _run(client: Client, work: Callable[[Session], Awaitable[T]],
             result = await session.with_transaction(attempt)
         finally:
             abandoned()
+    for action in actions:
+        action()
     if committed is not None:
         committed(list(added))
     return result

@@ -32,6 +32,7 @@ from shared.contracts import Envelope
 from shared.logs import log_event
 from shared.messaging import Broker, RecipientNotPermitted
 from shared.metrics import (
+    OUTBOX_BACKLOG,
     OUTBOX_ROWS_COMMITTED,
     OUTBOX_ROWS_MARKED,
     OUTBOX_ROWS_PUBLISHED,
@@ -106,6 +107,7 @@ class OutboxRelay:
                 self._held.add(row["_id"])
                 self._queue.append(row)
                 OUTBOX_ROWS_COMMITTED.inc()
+                OUTBOX_BACKLOG.inc()
         self._wake.set()
 
     def start(self) -> None:
@@ -169,6 +171,7 @@ class OutboxRelay:
                     else:
                         done.append(row["_id"])
                     OUTBOX_ROWS_PUBLISHED.inc()
+                    OUTBOX_BACKLOG.dec()
                     self._queue.popleft()
             finally:
                 if done and defer_marks:

@@ -1,8 +1,9 @@
 """Start a real MongoDB-wire server and reach the real RabbitMQ for tests and tools.
 
 ``MONGO_URL`` in the environment selects an existing server (a real mongod or replica
-set); otherwise a SecantusDB server is started as its own process. A missing broker or
-store is an error, never a skip.
+set); otherwise a SecantusDB server is started as its own process, or, with
+``STACK=containers``, a MongoDB container (``shared.testing.containers``). A missing
+broker or store is an error, never a skip.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -41,6 +43,7 @@ from shared.messaging.topology import (
     dead_letter_queue_name,
     declare_topology,
 )
+from shared.testing.containers import MongoContainer, containers_requested
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -63,7 +66,8 @@ def secantusd_command() -> str:
 
 @dataclass
 class StoreServer:
-    """A SecantusDB server process (or an external server named by MONGO_URL)."""
+    """A SecantusDB server process (or an external server named by MONGO_URL, or a
+    MongoDB container under ``STACK=containers``)."""
 
     url: str
     process: subprocess.Popen[bytes] | None = None
@@ -71,6 +75,8 @@ class StoreServer:
     port: int | None = None
     #: Its data in memory only (``--storage-path :memory:``): nothing to save at a stop.
     in_memory: bool = False
+    #: The MongoDB container that is this store (``STACK=containers``).
+    container: MongoContainer | None = None
 
     def stop(self) -> None:
         """Stop this server as ``stop_stores`` does; returns once the process is gone
@@ -78,6 +84,8 @@ class StoreServer:
         stop_stores([self])
 
     def kill(self) -> None:
+        if self.container is not None:
+            self.container.stop()
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
@@ -94,7 +102,12 @@ def stop_stores(stores: Sequence[StoreServer], timeout: float = 10.0) -> None:
     SIGKILL for one still running after ``timeout`` real seconds. A SecantusDB server
     takes about 2 s to close its storage, so a stack's five servers stopped one after
     the other would take five times as long. A server keeping its data in memory has
-    nothing to write to disk and is killed at once."""
+    nothing to write to disk and is killed at once. Store containers are removed
+    together, each in its own thread."""
+    removals = [threading.Thread(target=s.container.stop) for s in stores
+                if s.container is not None]
+    for removal in removals:
+        removal.start()
     running = [s for s in stores if s.process is not None and s.process.poll() is None]
     for store in running:
         assert store.process is not None
@@ -109,6 +122,8 @@ def stop_stores(stores: Sequence[StoreServer], timeout: float = 10.0) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+    for removal in removals:
+        removal.join()
 
 
 def start_store(
@@ -117,11 +132,20 @@ def start_store(
 ) -> StoreServer:
     """Start SecantusDB on ``port`` (a free one by default) with its data in ``storage``
     (a directory, or ``:memory:``) and, unless ``wait`` is False, wait until it answers
-    (``StoreServer.wait``). With ``MONGO_URL`` set, that external server instead, unless
-    ``own_process``: a test that stops and starts its store needs a process of its own."""
+    (``StoreServer.wait``). With ``MONGO_URL`` set, that external server instead, and
+    with ``STACK=containers`` a MongoDB container of its own (``storage``, ``port`` and
+    ``log_dir`` do not apply), unless ``own_process``: a test that stops and starts its
+    store needs a process of its own."""
     external = os.environ.get("MONGO_URL")
     if external and not own_process:
         return StoreServer(url=external)
+    if containers_requested() and not own_process:
+        container = MongoContainer(free_port())
+        container.start()
+        server = StoreServer(url=container.url, container=container)
+        if wait:
+            server.wait()
+        return server
     port = port or free_port()
     log_path = (log_dir or Path(os.environ.get("TMPDIR", "/tmp"))) / f"secantusd-{port}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)

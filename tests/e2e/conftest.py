@@ -17,13 +17,15 @@ def stack(request: pytest.FixtureRequest,
     """A fresh stack (store, ITL, the registries, CDM) for one test module. A module may
     set ``REGISTRIES`` (default KZ, CH and JP), ``REGISTRY_ENV`` (extra environment per
     registry), ``CLOCK_START`` (the simulation clock's start) and ``AUTH_MODE``
-    (``development`` for the X-Actor header; ``token`` by default). The stack provisions
+    (``development`` for the X-Actor header; ``token`` by default) and ``CONSOLE``
+    (True: the web console too, docs/adr/0041). The stack provisions
     its broker users, exchanges and queues and deletes them when it stops."""
     with running_stack(tmp_path_factory.mktemp("stack"),
                        registries=getattr(request.module, "REGISTRIES", DEFAULT_REGISTRIES),
                        registry_env=getattr(request.module, "REGISTRY_ENV", {}),
                        clock_start=getattr(request.module, "CLOCK_START", None),
-                       auth_mode=getattr(request.module, "AUTH_MODE", "token")) as local:
+                       auth_mode=getattr(request.module, "AUTH_MODE", "token"),
+                       console=getattr(request.module, "CONSOLE", False)) as local:
         yield local
 
 

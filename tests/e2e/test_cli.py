@@ -51,10 +51,12 @@ class Cli:
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
     """The module's stack, started by ``kyoto-sim stack up`` on free ports in a fresh
-    broker namespace, stopped (queues, exchanges, users and data gone) at the end."""
+    broker namespace, without the web console (its own tests start it), stopped
+    (queues, exchanges, users and data gone) at the end."""
     stack_file = tmp_path_factory.mktemp("cli-stack") / "stack.json"
     run = Cli(stack_file)
-    up = run.json("stack", "up", "--base-port", "0", "--namespace", new_namespace())
+    up = run.json("stack", "up", "--base-port", "0", "--namespace", new_namespace(),
+                  "--no-console")
     try:
         assert up["running"] and up["healthy"], up
         yield run
@@ -108,6 +110,7 @@ def test_stack_status_shows_every_service_running_and_answering(cli: Cli) -> Non
     assert [s["name"] for s in status["stores"]] == ["itl", "kz", "ch", "jp", "cdm"]
     assert status["registries"] == ["KZ", "CH", "JP"]
     assert status["issuer"]["healthy"]
+    assert status["console"] is None  # started --no-console
     text = cli("stack", "status").stdout
     assert "runs and answers" in text
     kz = next(s for s in status["services"] if s["name"] == "kz")

@@ -39,6 +39,7 @@ from shared.messaging import (
     dead_letter_queue_name,
     inbox_queue_name,
 )
+from shared.messaging.broker import url_user
 from shared.messaging.clock import CLOCK_EXCHANGE
 from shared.messaging.identities import (
     UserDefinition,
@@ -469,7 +470,7 @@ def test_the_broker_login_alone_no_longer_moves_kz_units_to_jp(
                           TransactionStatusNotified(transaction_id="KZ900020", status=4),
                           "KZ", "ITL", "KZ900020")
     asyncio.run(_publish(stack.namespace, amqp_url(), None, "ITL", first, completion))
-    asyncio.run(_publish(stack.namespace, amqp_url(), "guest", "ITL",
+    asyncio.run(_publish(stack.namespace, amqp_url(), url_user(amqp_url()), "ITL",
                          {**first, "message_id": new_message_id()}))
 
     dead = dead_letter_messages(stack, "ITL", first["message_id"], completion["message_id"])

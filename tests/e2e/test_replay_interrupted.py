@@ -10,7 +10,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
 
+import httpx
 import pytest
 
 from shared.recording.format import Header, Selection, Source, write_recording
@@ -51,9 +53,22 @@ def namespace_of(pids: list[int]) -> str | None:
 
 
 def broker_users(prefix: str) -> list[str]:
-    out = subprocess.run(["rabbitmqctl", "list_users", "-q"], capture_output=True,
-                         text=True, check=True).stdout
-    return [line.split("\t")[0] for line in out.splitlines() if line.startswith(prefix)]
+    """The broker's users whose names start with ``prefix``: through the management API
+    when ``RABBITMQ_MANAGEMENT_URL`` names one (``STACK=containers``), else rabbitmqctl."""
+    management = os.environ.get("RABBITMQ_MANAGEMENT_URL")
+    if management:
+        parts = urlsplit(management)
+        base = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], "", "", ""))
+        answer = httpx.get(f"{base}/api/users", timeout=30,
+                           auth=(unquote(parts.username or "guest"),
+                                 unquote(parts.password or "guest")))
+        answer.raise_for_status()
+        names = [str(user["name"]) for user in answer.json()]
+    else:
+        out = subprocess.run(["rabbitmqctl", "list_users", "-q"], capture_output=True,
+                             text=True, check=True).stdout
+        names = [line.split("\t")[0] for line in out.splitlines()]
+    return [name for name in names if name.startswith(prefix)]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

@@ -15,6 +15,7 @@ import pytest
 from shared.codes import ITL_CODE, ResponseCode
 from shared.contracts import Envelope
 from shared.messaging import Broker, BrokerNotProvisioned, dead_letter_queue_name
+from shared.messaging.broker import url_user
 from shared.messaging.clock import CLOCK_EXCHANGE, ClockSet
 from shared.messaging.provisioning import delete_topology
 from shared.testing.infra import Namespace, eventually, new_namespace
@@ -124,7 +125,8 @@ async def test_a_service_started_with_the_guest_login_is_refused_by_every_checki
         assert dead.message_id == refused.message_id
         assert dead.headers["x-dead-code"] == ResponseCode.SENDER_MISMATCH
         assert dead.headers["x-dead-reason"] == (
-            f"sender ITL is not the publisher: the message was published by user guest, "
+            f"sender ITL is not the publisher: the message was published by user "
+            f"{url_user(broker_url)}, "
             f"ITL publishes as {prefix}ITL")
         assert received == []
     finally:

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 
 import aio_pika
 import pytest
+from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
 
 from shared.contracts import Envelope
@@ -33,6 +34,18 @@ pytestmark = pytest.mark.integration
 
 #: Real milliseconds the test's store client waits for an unreachable store per command.
 SELECTION_MS = 200
+
+
+def handling_counts(message_type: str) -> dict[str, float]:
+    """This process's ``message_handling_seconds`` observations of ``message_type`` that
+    ``failed`` and were ``handled``, and its dead letters whose handling ``failed``."""
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, {"message_type": message_type, **labels}) or 0.0
+
+    return {"failed": sample("message_handling_seconds_count", outcome="failed"),
+            "handled": sample("message_handling_seconds_count", outcome="handled"),
+            "dead_lettered": sample("messages_dead_lettered_total", reason="failed",
+                                    response_code="")}
 
 
 @pytest.fixture
@@ -146,6 +159,7 @@ async def test_a_handler_failing_on_every_delivery_is_dead_lettered_with_its_rea
     reason itself, never leaving it to the queue's limit, which gives none."""
     attempts: list[str] = []
     handled: list[str] = []
+    counted = handling_counts(status_message("KZ").message_type.value)
 
     async def handler(envelope: Envelope) -> None:
         attempts.append(envelope.message_id)
@@ -166,6 +180,12 @@ async def test_a_handler_failing_on_every_delivery_is_dead_lettered_with_its_rea
         await asyncio.sleep(0.5)  # a dead letter published just before the ack
     letters = await dead_letters(broker_url, namespace, "KZ")
     assert len(attempts) == min(failures + 1, DELIVERY_LIMIT + 1)
+    # GET /metrics (shared/metrics.py): each failed attempt's handling time, the dead
+    # letter by its type and reason class
+    grown = {key: value - counted[key] for key, value in handling_counts(
+        message.message_type.value).items()}
+    assert grown == {"failed": min(failures, DELIVERY_LIMIT + 1),
+                     "handled": 0 if dead else 1, "dead_lettered": 1 if dead else 0}
     if dead:
         assert handled == []
         assert len(letters) == 1

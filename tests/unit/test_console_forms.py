@@ -1,0 +1,67 @@
+"""The console's own rules (deploy/console, docs/adr/0041): a form's values become the
+registry's request body as typed, a 422 lands on the fields it names, registry totals
+are summed per unit type and period, and sign-in never sends the browser to another
+site."""
+
+from __future__ import annotations
+
+from deploy.console.app import holdings_by_type, safe_next
+from deploy.console.backend import Answer
+from deploy.console.forms import BY_OPERATION, parse_form, request_body
+
+
+def test_a_form_becomes_the_request_body_numbers_as_numbers_blanks_left_out() -> None:
+    values = parse_form(b"transferring_account_id=1&acquiring_registry=CH"
+                        b"&acquiring_account_id=1001&acquiring_account_type=121"
+                        b"&unit_type=AAU&quantity=+500+&commitment_period=2&decision_id="
+                        b"&reference=sale%20%C3%A0%20Zurich")
+    body = request_body(BY_OPERATION["external-transfer"], values)
+    assert body == {"transferring_account_id": 1, "acquiring_registry": "CH",
+                    "acquiring_account_id": 1001, "acquiring_account_type": 121,
+                    "unit_type": "AAU", "quantity": 500, "commitment_period": 2,
+                    "reference": "sale à Zurich"}
+
+
+def test_what_is_no_integer_goes_as_typed_for_the_api_to_name() -> None:
+    body = request_body(BY_OPERATION["internal-transfer"],
+                        {"transferring_account_id": "one", "quantity": "1.5"})
+    assert body["transferring_account_id"] == "one" and body["quantity"] == "1.5"
+    assert "acquiring_account_id" not in body  # blank: the API says it is required
+
+
+def test_a_422_lands_on_the_fields_it_names() -> None:
+    answer = Answer(422, {"detail": [
+        {"loc": ["body", "quantity"], "msg": "Input should be greater than or equal to 1"},
+        {"loc": ["body", "transferring_account_id"], "msg": "Field required"},
+        {"loc": ["header", "Idempotency-Key"], "msg": "too long"}]}, "")
+    assert answer.field_errors() == {
+        "quantity": "Input should be greater than or equal to 1",
+        "transferring_account_id": "Field required", "Idempotency-Key": "too long"}
+    assert "quantity: Input should be" in answer.error
+
+
+def test_a_refusal_shows_its_reason_and_response_code() -> None:
+    answer = Answer(422, {"detail": "acquiring account does not exist: CH-121-9",
+                          "response_code": 5902}, "")
+    assert answer.field_errors() == {}
+    assert answer.error == ("422: acquiring account does not exist: CH-121-9 "
+                            "(response code 5902)")
+    assert Answer(200, {}, "").error == ""
+
+
+def test_holdings_are_summed_per_unit_type_and_period() -> None:
+    rows = [{"account_id": 1, "account_type": 100, "unit_type": "AAU",
+             "applicable_commitment_period": 2, "units": 900, "blocks": 2},
+            {"account_id": 1001, "account_type": 121, "unit_type": "AAU",
+             "applicable_commitment_period": 2, "units": 100, "blocks": 1},
+            {"account_id": 1001, "account_type": 121, "unit_type": "CER",
+             "applicable_commitment_period": 1, "units": 7, "blocks": 1}]
+    assert holdings_by_type(rows) == [
+        {"unit_type": "AAU", "period": 2, "units": 1000, "blocks": 3, "accounts": 2},
+        {"unit_type": "CER", "period": 1, "units": 7, "blocks": 1, "accounts": 1}]
+
+
+def test_after_signing_in_the_browser_stays_on_this_site() -> None:
+    assert safe_next("/registries/KZ?x=1") == "/registries/KZ?x=1"
+    for elsewhere in ("https://example.org/", "//example.org/", "", None, "registries"):
+        assert safe_next(elsewhere) == "/"
