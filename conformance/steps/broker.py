@@ -1,14 +1,21 @@
 """Faults of the broker (stopped and started again, on a stack with a private RabbitMQ
-node: ``@restarts-broker``) and waits for a transaction to reach a status at the ITL,
-which let a scenario hold a message back past its deadline."""
+node: ``@restarts-broker``), and waits for a message to reach a killed service's queue
+and for a transaction to reach a status at the ITL, which let a scenario hold a message
+back (a paused service) past its deadline."""
 
 from __future__ import annotations
 
+import asyncio
+
+import aio_pika
+
 from conformance.private_broker import start_broker, stop_broker
+from conformance.stack import FaultNotPossible
 from conformance.steps.library import Family
 from conformance.world import World
 from deploy.local.client import poll
 from shared.codes import TransactionStatus
+from shared.messaging.topology import inbox_queue_name
 
 FAMILY = Family("Faults")
 
@@ -46,3 +53,29 @@ def reached_at_itl(world: World, status: str) -> None:
          lambda r: r.status_code == 200 and r.json()["status"] == wanted,
          f"{transaction_id} at status {status} at the ITL", timeout=30)
     world.note(f"{transaction_id} at the ITL: {status}")
+
+
+@FAMILY.when("a message waits for the {service} service")
+def message_waits(world: World, service: str) -> None:
+    """Wait (up to 30 real seconds) until at least one message waits in a killed
+    service's inbox queue: what was sent to it (a proposal from a registry's outbox) has
+    reached the broker. Only on a stack the runner started, whose queue names it knows."""
+    local = world.stack.local
+    if local is None:
+        raise FaultNotPossible(f"the queues of the attached stack ({world.stack.origin}) "
+                               "are unknown to the runner")
+    queue = inbox_queue_name(service.upper(), local.namespace)
+    poll(lambda: asyncio.run(_ready(local.broker_url, queue)), bool,
+         f"a message waiting in {queue}", timeout=30)
+    world.note(f"a message waits for {service}")
+
+
+async def _ready(url: str, queue: str) -> int:
+    """How many messages wait (ready, not delivered) in ``queue`` of the broker at
+    ``url``."""
+    connection = await aio_pika.connect(url)
+    try:
+        declared = await (await connection.channel()).declare_queue(queue, passive=True)
+        return int(declared.declaration_result.message_count or 0)
+    finally:
+        await connection.close()
