@@ -310,12 +310,14 @@ def pytest_collectreport(report: pytest.CollectReport) -> None:
     parse is shown here: the Gherkin parser's message names the file and line."""
     config = _CONFIG.get("config")
     if report.failed and config is not None and config.getoption("--plan-progress"):
-        crash = getattr(report.longrepr, "reprcrash", None)
         text = str(report.longrepr)
+        # the parser's message: the last exception's lines of the traceback ("E   ")
+        error = [line[4:] for line in text.splitlines() if line.startswith("E   ")]
+        starts = [i for i, line in enumerate(error) if "GherkinParseError" in line]
+        error = error[starts[-1]:] if starts else error
         Console(stderr=True).print(f"{report.nodeid}: cannot be collected\n"
-                                   + text[text.find("GherkinParseError"):][:2000]
-                                   if crash is not None and "Gherkin" in text else text,
-                                   markup=False)
+                                   + ("\n".join(error) if "GherkinParseError" in text
+                                      and error else text), markup=False, soft_wrap=True)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

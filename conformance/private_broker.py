@@ -4,7 +4,7 @@ machine and is never stopped (docs/adr/0038).
 
 The node (``shared.testing.rabbit_node.RabbitNode``) has its own name, ports, data
 directory and configuration file, under ``var/conformance/private-broker/``; its stack
-has the Parties of the run's stack and its clock starts at ``CLOCK_START``. Both start
+has KZ and CH (the Parties such scenarios name) and its clock starts at ``CLOCK_START``. Both start
 when the first such scenario needs them and stop when the run ends. A stopped broker
 keeps its data (durable queues, persistent messages), so what waited on it is delivered
 once it is started again.
@@ -18,13 +18,15 @@ from dataclasses import dataclass
 
 import pytest
 
-from conformance.stack import CLOCK_START, REGISTRIES, FaultNotPossible, StackHandle, client_of
+from conformance.stack import CLOCK_START, FaultNotPossible, StackHandle, client_of
 from deploy.local.stack import ROOT, LocalStack, start_or_refuse
 from shared.testing.infra import new_namespace
 from shared.testing.rabbit_node import RabbitNode
 
 #: Where the private node and its stack keep their data and logs during a run.
 WORKDIR = ROOT / "var" / "conformance" / "private-broker"
+#: The Parties of the private broker's stack.
+PARTIES = ("KZ", "CH")
 #: The mark of a scenario that stops the broker (the Gherkin tag ``@restarts-broker``).
 MARK = "restarts-broker"
 
@@ -72,7 +74,7 @@ def _private(stack: StackHandle) -> PrivateBrokerStack:
 
 @pytest.fixture(scope="session")
 def private_broker_stack() -> Iterator[PrivateBrokerStack]:
-    """A stack (KZ, CH, JP, the clock at CLOCK_START) on a private RabbitMQ node, for
+    """A stack (KZ, CH, the clock at CLOCK_START) on a private RabbitMQ node, for
     the ``@restarts-broker`` scenarios; its logs stay in
     ``var/conformance/private-broker/stack/logs``. ``StackNotStarted`` when the node
     or the stack does not start."""
@@ -81,7 +83,7 @@ def private_broker_stack() -> Iterator[PrivateBrokerStack]:
     node = RabbitNode(WORKDIR / "rabbitmq")
     try:
         start_or_refuse(node.start)
-        local = LocalStack(workdir=WORKDIR / "stack", registries=REGISTRIES,
+        local = LocalStack(workdir=WORKDIR / "stack", registries=PARTIES,
                            namespace=new_namespace(), clock_start=CLOCK_START,
                            broker_url=node.url, broker_admin=node.admin)
         try:

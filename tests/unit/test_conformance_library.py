@@ -54,24 +54,52 @@ def test_every_step_of_the_plan_is_in_the_library() -> None:
     assert "unknown step" not in result.stdout + result.stderr
 
 
-def test_an_unknown_step_in_a_feature_stops_the_run_with_status_2(tmp_path: Path) -> None:
+#: How make conformance runs pytest: its terminal reporter off, the plan's own output on.
+MAKE_CONFORMANCE = ("-p", "no:terminal", "--plan-progress")
+
+
+def run_plan(tmp_path: Path, feature: str, *options: str) -> subprocess.CompletedProcess[str]:
+    """Run pytest on a plan of one feature file (``features/bad.feature``) with the
+    runner's hooks, as ``make conformance`` does when ``options`` are MAKE_CONFORMANCE."""
     plan = tmp_path / "plan"
     (plan / "features").mkdir(parents=True)
-    (plan / "features" / "bad.feature").write_text(
-        "Feature: bad\n\n  @H-999\n  Scenario: a typo\n    When KZ isues 5 AAU of period 2\n")
+    (plan / "features" / "bad.feature").write_text(feature)
     (plan / "test_bad.py").write_text("from pytest_bdd import scenarios\n\n"
                                       "scenarios('features')\n")
     (plan / "conftest.py").write_text("from conformance.conftest import *  # noqa: F403\n"
                                       "from conformance.conftest import pytest_addoption, "
-                                      "pytest_configure, pytest_collection_modifyitems  "
+                                      "pytest_configure, pytest_collection_modifyitems, "
+                                      "pytest_collectreport, pytest_sessionstart  "
                                       "# noqa: F401\n")
-    result = subprocess.run([sys.executable, "-m", "pytest", str(plan), "-q",
-                             "-p", "no:cacheprovider", f"--rootdir={ROOT}"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "pytest", str(plan), *options,
+                           "-p", "no:cacheprovider", f"--rootdir={ROOT}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("options", [("-q",), MAKE_CONFORMANCE],
+                         ids=["pytest", "make-conformance"])
+def test_an_unknown_step_in_a_feature_stops_the_run_with_status_2(
+    tmp_path: Path, options: tuple[str, ...],
+) -> None:
+    result = run_plan(tmp_path, "Feature: bad\n\n  @H-999\n  Scenario: a typo\n"
+                                "    When KZ isues 5 AAU of period 2\n", *options)
     output = result.stdout + result.stderr
     assert result.returncode == 2, output
     assert re.search(r"bad\.feature:5: unknown step 'When KZ isues 5 AAU of period 2'", output)
     assert "When <registry> issues <quantity> AAU of period <period>" in output
+    assert "passed" not in output
+
+
+def test_a_malformed_table_stops_the_run_naming_its_file_and_line(tmp_path: Path) -> None:
+    result = run_plan(tmp_path, "Feature: bad\n\n  @H-999\n  Scenario: a ragged table\n"
+                                '    Given the ITL has issued notice "N" to KZ:\n'
+                                "      | notice type  | 9  |\n"
+                                "      | target value | 49 | 3 |\n", *MAKE_CONFORMANCE)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "(7:7): inconsistent cell count within the table" in output
+    assert re.search(r"File: \S*plan/features/bad\.feature", output)
+    assert "Traceback" not in output and "passed" not in output
 
 
 def test_a_table_with_an_unknown_column_is_refused_naming_the_columns() -> None:
@@ -103,7 +131,7 @@ def test_a_stack_file_whose_services_do_not_answer_is_refused(tmp_path: Path) ->
 def test_the_runner_refuses_a_silent_stack_before_any_scenario(tmp_path: Path) -> None:
     path = tmp_path / "stack.json"
     path.write_text(json.dumps({"services": {"itl": {"url": "http://127.0.0.1:9"}}}))
-    result = subprocess.run([sys.executable, "-m", "pytest", "conformance", "-q",
+    result = subprocess.run([sys.executable, "-m", "pytest", "conformance", *MAKE_CONFORMANCE,
                              "-p", "no:cacheprovider", "--stack", str(path)],
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     output = result.stdout + result.stderr
