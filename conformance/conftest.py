@@ -347,7 +347,8 @@ def _print_summary(state: PlanState, seconds: float, report_dir: str | None) -> 
     console.print(table)
     for result in sorted(state.results, key=lambda r: r.sort_key):
         if result.verdict == "skipped":
-            console.print(f"{result.number} skipped: {result.message}", markup=False)
+            console.print(f"{result.number} skipped: "
+                          f"{result.message.removeprefix('Skipped: ')}", markup=False)
         if result.verdict in ("passed", "skipped"):
             continue
         console.rule(f"[red]{result.number} {result.name}")

@@ -1,7 +1,9 @@
 """The conformance plan's bad-input answers, without a stack: an unknown step is named
 with its file, line and the nearest known steps; every step of the plan is known; a
-table with unknown columns and a stack file that does not answer are refused naming what
-is wrong; the plan's tests are numbered, each once, in its category's range."""
+table with unknown columns, a ragged table and a stack file that does not answer are
+refused naming what is wrong, also as make conformance prints them; the plan's tests are
+numbered, each once, in its category's range; the broker is stopped only on a private
+node."""
 
 from __future__ import annotations
 
@@ -16,11 +18,13 @@ import pytest
 
 from conformance import lookup
 from conformance.library_doc import markdown
+from conformance.private_broker import MARK, stop_broker
 from conformance.report import category
-from conformance.stack import StackFileError, attach
+from conformance.stack import FaultNotPossible, StackFileError, StackHandle, attach
 from conformance.steps import LIBRARY
 from conformance.steps.library import table
 from conformance.world import ScenarioError
+from deploy.local.client import StackClient
 
 ROOT = Path(__file__).resolve().parents[2]
 FEATURES = ROOT / "conformance" / "features"
@@ -167,3 +171,24 @@ def test_the_readme_step_list_is_the_generated_one() -> None:
     end = readme.index("<!-- /conformance-steps -->")
     listed = readme[start:end].split("\n", 1)[1]
     assert listed == markdown(), "run make conformance-steps and paste its output"
+
+
+def test_the_broker_is_stopped_only_on_a_stack_with_a_private_node() -> None:
+    client = StackClient({"itl": "http://127.0.0.1:9"})
+    try:
+        with pytest.raises(FaultNotPossible, match="shared and is never stopped; tag the "
+                                                   "scenario @restarts-broker"):
+            stop_broker(StackHandle(client, origin="var/stack/stack.json"))
+    finally:
+        client.close()
+
+
+def test_every_scenario_that_stops_the_broker_is_tagged_to_run_on_a_private_node() -> None:
+    stopping = 0
+    for feature in sorted(FEATURES.glob("*.feature")):
+        for block in re.split(r"\n(?=\s*@H-)", feature.read_text()):
+            if "the broker is stopped" in block:
+                stopping += 1
+                tags = block.strip().splitlines()[0]
+                assert f"@{MARK}" in tags, f"{feature.name}: {tags} stops the broker"
+    assert stopping >= 2
