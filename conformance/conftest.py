@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from conformance import lookup, registry_under_test
+from conformance import lookup, private_broker, registry_under_test
 from conformance.report import NUMBER, ScenarioResult, write_html
 from conformance.stack import (
     CLOCK_START,
@@ -78,6 +78,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "conformance(number): the test's number in the plan")
     config.addinivalue_line("markers", "restarts-services: the scenario kills and restarts "
                                        "a service (skipped on an attached stack)")
+    config.addinivalue_line("markers", f"{private_broker.MARK}: the scenario stops and "
+                                       "starts the broker (runs on a stack with a private "
+                                       "RabbitMQ node; skipped on an attached stack)")
+    config.pluginmanager.register(private_broker, private_broker.__name__)
     for feature in sorted(FEATURES.glob("*.feature")):
         for number in sorted(set(TAG.findall(feature.read_text(encoding="utf-8")))):
             config.addinivalue_line("markers", f"{number}: conformance test {number}")
@@ -116,6 +120,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             item.add_marker(pytest.mark.skip(
                 reason=f"restarts a service, which only a stack the runner starts allows "
                        f"(attached: {attached.origin})"))
+        if attached is not None and item.get_closest_marker(private_broker.MARK):
+            item.add_marker(pytest.mark.skip(
+                reason=f"stops the broker, which only a stack the runner starts on a private "
+                       f"RabbitMQ node allows (attached: {attached.origin}, on the shared "
+                       f"broker)"))
         template = _template(item)
         if template is None:
             continue
@@ -191,9 +200,13 @@ WORLD = pytest.StashKey[World]()
 
 
 @pytest.fixture
-def world(conformance_stack: StackHandle, request: pytest.FixtureRequest) -> Iterator[World]:
-    """One scenario's state over the run's stack; what it broke is put right after it."""
-    state = World(conformance_stack)
+def world(request: pytest.FixtureRequest) -> Iterator[World]:
+    """One scenario's state over the run's stack (a scenario that stops the broker: the
+    stack on a private RabbitMQ node); what it broke is put right after it."""
+    stack: StackHandle = request.getfixturevalue(
+        "private_broker_stack" if request.node.get_closest_marker(private_broker.MARK)
+        else "conformance_stack")
+    state = World(stack)
     request.node.stash[WORLD] = state
     yield state
     state.restore()
@@ -307,12 +320,14 @@ def pytest_collectreport(report: pytest.CollectReport) -> None:
     parse is shown here: the Gherkin parser's message names the file and line."""
     config = _CONFIG.get("config")
     if report.failed and config is not None and config.getoption("--plan-progress"):
-        crash = getattr(report.longrepr, "reprcrash", None)
         text = str(report.longrepr)
+        # the parser's message: the last exception's lines of the traceback ("E   ")
+        error = [line[4:] for line in text.splitlines() if line.startswith("E   ")]
+        starts = [i for i, line in enumerate(error) if "GherkinParseError" in line]
+        error = error[starts[-1]:] if starts else error
         Console(stderr=True).print(f"{report.nodeid}: cannot be collected\n"
-                                   + text[text.find("GherkinParseError"):][:2000]
-                                   if crash is not None and "Gherkin" in text else text,
-                                   markup=False)
+                                   + ("\n".join(error) if "GherkinParseError" in text
+                                      and error else text), markup=False, soft_wrap=True)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -341,6 +356,9 @@ def _print_summary(state: PlanState, seconds: float, report_dir: str | None) -> 
                       f"{result.seconds:.1f}")
     console.print(table)
     for result in sorted(state.results, key=lambda r: r.sort_key):
+        if result.verdict == "skipped":
+            console.print(f"{result.number} skipped: "
+                          f"{result.message.removeprefix('Skipped: ')}", markup=False)
         if result.verdict in ("passed", "skipped"):
             continue
         console.rule(f"[red]{result.number} {result.name}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,12 +61,18 @@ class World:
     killed: set[str] = field(default_factory=set)
     paused: set[str] = field(default_factory=set)
     inconsistent: set[str] = field(default_factory=set)
+    #: What else the scenario broke, put right first when it ends (a stopped broker
+    #: started again), in order.
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
     #: A suffix that makes the scenario's holder names its own on a shared stack.
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
 
     def restore(self) -> None:
         """Resume paused services, restart killed ones and set inconsistent registries
         consistent again, so that a failed scenario leaves the shared stack usable."""
+        for cleanup in self.cleanups:
+            cleanup()
+        self.cleanups.clear()
         for name in sorted(self.paused):
             self.stack.resume(name)
         for name in sorted(self.killed):

@@ -33,6 +33,7 @@ from tenacity import (
     wait_fixed,
 )
 
+from shared import tracing
 from shared.api_errors import document_errors, invalid_input
 from shared.audit import AuditTrail, acting, message_actor, message_subject, service_actor
 from shared.auth import (
@@ -155,6 +156,11 @@ class ServiceSettings(AuthSettings):
                                   "answer) to the stack's recording, rec.capture "
                                   "(docs/adr/0034); the messages are recorded by the broker "
                                   "whatever this says")
+    tracing: bool | None = Field(
+        default=None, description="export traces (OpenTelemetry, docs/adr/0044): true or "
+                                  "false; when unset, on only when the standard OTEL_* "
+                                  "variables name an exporter or an OTLP endpoint "
+                                  "(shared.tracing.wanted)")
     true_up_period_ends: dict[int, date] = Field(
         default_factory=lambda: dict(DEFAULT_TRUE_UP_PERIOD_ENDS),
         description="last day of each period's additional period for fulfilling "
@@ -590,6 +596,7 @@ def build_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         authenticator.log_mode()
+        tracing.log_mode()
         with doing("start"):
             if on_start is not None:
                 await on_start()
@@ -598,8 +605,12 @@ def build_app(
             yield
         finally:
             await runtime.stop()
+            tracing.flush()
 
-    app = FastAPI(title=title, description=description, lifespan=lifespan)
+    tracing.start_tracing(runtime.code, runtime.settings.tracing,
+                          namespace=runtime.settings.amqp_namespace)
+    app = FastAPI(title=title, description=description, lifespan=lifespan,
+                  telemetry=tracing.fastapi_telemetry())
     app.add_middleware(RequestScope)
     app.add_middleware(CommandCapture, code=runtime.code, recorder=lambda: runtime.recorder,
                        now=runtime.clock.now)

@@ -32,3 +32,27 @@ Feature: 14 Expiry date change (H-380 to H-399)
     When KZ changes the expiry date of the units of notice "N10" in "Grove" to 2000-01-01
     Then the transaction is TERMINATED with response code 4012
     And the books of KZ are unchanged
+
+  @H-383
+  Scenario: An expiry date change of units that are neither tCERs nor lCERs is refused with 2004
+    Given a person holding account "Field" in KZ
+    And the CDM registry has issued 50 CER of period 1 for project "CDM-X3" to "Field"
+    And the ITL has issued notice "N11" to KZ listing the CER blocks of "Field":
+      | notice type  | 9  |
+      | target value | 49 |
+    When KZ changes the expiry date of the units of notice "N11" in "Field" to 2037-06-30
+    Then the request is refused with HTTP 422 and response code 2004
+    And the refusal says "cannot take CER units"
+    And the books of KZ are unchanged
+
+  @H-384
+  Scenario: An expiry date change of more lCERs than the notice asks for is terminated with 4014
+    Given a person holding account "Copse" in KZ
+    And the CDM registry has issued 50 LCER of period 1 for project "CDM-AR-X4" to "Copse"
+    And the ITL has issued notice "N12" to KZ listing the LCER blocks of "Copse":
+      | notice type  | 9  |
+      | target value | 20 |
+    When KZ changes the expiry date of the units of notice "N12" in "Copse" to 2037-06-30
+    Then the transaction is TERMINATED with response code 4014
+    And the books of KZ are unchanged
+    And notice "N12" is OPEN at the ITL

@@ -23,6 +23,7 @@ the runner registers (``MODULES``).
 """
 
 from conformance.steps import (
+    broker,
     clock_and_faults,
     expectations,
     information,
@@ -37,7 +38,7 @@ from conformance.steps.library import LIBRARY, TYPES, LibraryStep
 #: The library's modules, each a pytest plugin of its family's steps (registered by the
 #: runner's conftest), in the order of the README's step list.
 MODULES = tuple(module.__name__ for module in (
-    parties, operations, notices, clock_and_faults, information, expectations,
+    parties, operations, notices, clock_and_faults, broker, information, expectations,
     reconciliation, registry_under_test))
 
 __all__ = ["LIBRARY", "MODULES", "TYPES", "LibraryStep"]

@@ -16,16 +16,26 @@ FAMILY = Family("The simulation clock")
 @FAMILY.when("the simulation clock moves to {moment:Moment}")
 def clock_to(world: World, moment: str) -> None:
     """Move every service's simulation clock to ``moment`` (a day or an ISO time, UTC);
-    the step returns once KZ has carried out what fell due (notices, decisions)."""
+    the step returns once KZ (CH when KZ is paused) has carried out what fell due
+    (notices, decisions)."""
     when_ = moment if "T" in moment else f"{moment}T00:00:00+00:00"
-    world.note(f"clock -> {world.client.set_clock(when_).isoformat()}")
+    world.note(f"clock -> {world.client.set_clock(when_, _awake(world)).isoformat()}")
 
 
 @FAMILY.when("the simulation clock moves on {hours:d} hours")
 def clock_on(world: World, hours: int) -> None:
     """Move the simulation clock forward by ``hours`` simulated hours."""
-    world.note(f"clock -> "
-               f"{world.client.set_clock(world.client.now() + timedelta(hours=hours))}")
+    awake = _awake(world)
+    moment = world.client.now(awake) + timedelta(hours=hours)
+    world.note(f"clock -> {world.client.set_clock(moment, awake)}")
+
+
+def _awake(world: World) -> str:
+    """The registry the clock steps set directly and wait for: KZ, or the first one the
+    scenario has not paused or killed (a paused one reads the new time once resumed)."""
+    down = world.paused | world.killed
+    return next(r for r in ["kz", *(c.lower() for c in world.stack.registries), "cdm"]
+                if r not in down)
 
 
 @FAMILY.given("the simulation clock stands at or after {moment:Moment}")

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -426,7 +427,11 @@ class LocalStack:
             "issuer": {"pid": self.issuer_process.pid if self.issuer_process else None,
                        "url": self.issuer.url if self.issuer else None,
                        "config": str(self.workdir / "issuer" / "config.json")},
-            "broker": {"users": self.broker.users if self.broker else []},
+            "broker": {"users": self.broker.users if self.broker else [],
+                       "namespace": self.namespace, "recording": self.recording,
+                       "codes": list(self.broker.topology.codes) if self.broker else []},
+            "registries": list(self.registries),
+            "storage": self.storage,
         }
         if self.console_process is not None:
             state["console"] = {"pid": self.console_process.pid,
@@ -513,8 +518,54 @@ def _signal(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
 
 
-def stop_detached(workdir: Path) -> bool:
-    """Stop a stack started by ``up``; False when none was running."""
+class StackRunning(RuntimeError):
+    """``start_detached`` where a stack file says a stack already runs."""
+
+
+def start_detached(workdir: Path, registries: Iterable[str] = DEFAULT_REGISTRIES,
+                   base_port: int | None = 8100, namespace: str = "",
+                   console: bool = True) -> LocalStack:
+    """Start the stack of ``make up`` (``kyoto-sim stack up``) as background processes
+    that outlive this one: data in ``workdir/data``, logs in ``workdir/logs``, the stack
+    file ``workdir/stack.json`` (what ``stop_detached`` and the operator CLI read).
+    ``base_port``: the ITL on it, the registries next, then CDM, their stores from +80,
+    the web console on +90 (unless not ``console``), the issuer on +98; None: free
+    ports. ``namespace``: the broker names' prefix (empty for ``make up``).
+    ``StackRunning`` when the stack file exists; ``StackNotStarted`` (whatever had
+    started is stopped) when the stack does not start."""
+    state_file = workdir / "stack.json"
+    if state_file.exists():
+        raise StackRunning(f"a stack is already running (see {state_file}); stop it first")
+    start_or_refuse(lambda: asyncio.run(check_broker(amqp_url())))
+    stack = LocalStack(workdir=workdir, registries=tuple(registries),
+                       storage=str(workdir / "data"), base_port=base_port, detached=True,
+                       namespace=namespace, console=console)
+    try:
+        start_or_refuse(stack.start)
+    except BaseException:
+        stack.stop()
+        raise
+    stack.save_state()
+    return stack
+
+
+def _terminate(pids: list[int], timeout: float = 15.0) -> None:
+    """SIGTERM the process groups of ``pids``; SIGKILL those still running after
+    ``timeout`` real seconds."""
+    for pid in pids:
+        _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        while time.monotonic() < deadline and process_alive(pid):
+            time.sleep(0.05)
+        if process_alive(pid):
+            _signal(pid, signal.SIGKILL)
+
+
+def stop_detached(workdir: Path, discard: bool = False) -> bool:
+    """Stop a stack started by ``up``; False when none was running. With ``discard``,
+    its queues and exchanges on the broker and its data directory go too (a stack
+    that is not to be started again on this data)."""
     path = workdir / "stack.json"
     if not path.exists():
         return False
@@ -524,17 +575,22 @@ def stop_detached(workdir: Path) -> bool:
         pids.append(state["issuer"]["pid"])
     if state.get("console", {}).get("pid"):
         pids.append(state["console"]["pid"])
-    pids += [store["pid"] for store in state.get("stores", {}).values() if store.get("pid")]
-    for pid in pids:
-        _signal(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    for pid in pids:
-        while time.monotonic() < deadline and process_alive(pid):
-            time.sleep(0.1)
-        if process_alive(pid):
-            _signal(pid, signal.SIGKILL)
-    users = state.get("broker", {}).get("users", [])
-    # the queues stay with the stack's data; the users go (docs/adr/0016)
-    asyncio.run(deprovision(admin_from_environment(), users, amqp_url(), None))
+    # the services (and the console) first, then their stores: a registry stopping
+    # while its store is gone waits for the store until its server selection times out
+    _terminate(pids)
+    _terminate([store["pid"] for store in state.get("stores", {}).values()
+                if store.get("pid")])
+    broker = state.get("broker", {})
+    topology = None
+    if discard and broker.get("codes"):
+        topology = Topology(broker.get("namespace", ""), tuple(broker["codes"]),
+                            bool(broker.get("recording")))
+    # the queues stay with the stack's data unless it is discarded; the users go
+    # (docs/adr/0016)
+    asyncio.run(deprovision(admin_from_environment(), broker.get("users", []), amqp_url(),
+                            topology))
     path.unlink()
+    storage = state.get("storage")
+    if discard and storage and storage != ":memory:":
+        shutil.rmtree(storage, ignore_errors=True)
     return True

@@ -227,6 +227,22 @@ def _amqp_properties(type_value: str, publisher: str) -> dict[str, str]:
     }
 
 
+#: The optional AMQP headers of an envelope: the W3C Trace Context of the flow
+#: (shared/tracing.py, docs/adr/0044), carried only by a sender that traces; a receiver
+#: may ignore them, and nothing in the protocol depends on them.
+TRACE_HEADERS: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "traceparent": {
+            "type": "string", "pattern": "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+            "description": "W3C Trace Context: the span that published the message, so that "
+                           "the receiver's handling joins the flow's trace (optional)"},
+        "tracestate": {"type": "string",
+                       "description": "W3C Trace Context vendor state (optional)"},
+    },
+}
+
+
 def _envelope_message(message_type: MessageType, schemas: Mapping[str, Any]) -> dict[str, Any]:
     model = PAYLOAD_MODELS[message_type]
     name = message_type.value
@@ -257,6 +273,7 @@ def _envelope_message(message_type: MessageType, schemas: Mapping[str, Any]) -> 
             },
             "description": f"the envelope of a {name}: its payload is `{name}`",
         },
+        "headers": TRACE_HEADERS,
         "bindings": {"amqp": {"messageType": name, "bindingVersion": AMQP_BINDING_VERSION}},
         "x-amqp-properties": _amqp_properties(name, "`<namespace><sender>`"),
     }

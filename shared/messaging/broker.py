@@ -14,7 +14,7 @@ import contextlib
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -36,6 +36,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from shared import tracing
 from shared.contracts import Envelope, UndecodableMessage, decode_envelope
 from shared.logs import handling_message, log_event
 from shared.messaging.clock import LAST_CLOCK_QUEUE, ClockSet
@@ -259,9 +260,11 @@ class Broker:
             raise RuntimeError("broker not connected")
         return self._exchanges
 
-    async def publish(self, envelope: Envelope) -> None:
+    async def publish(self, envelope: Envelope,
+                      headers: Mapping[str, str] | None = None) -> None:
         """Publish persistently, under this instance's ``user_id``, and wait for the
-        broker's confirm.
+        broker's confirm. ``headers``: AMQP headers to send with it (the trace context,
+        ``shared.tracing.publishing``); none by default.
 
         Mandatory: a message that no queue would take raises ``DeliveryError`` instead of
         vanishing; one to a recipient this user may not address raises
@@ -277,6 +280,7 @@ class Broker:
             app_id=envelope.sender,
             user_id=self.user,
             timestamp=time.time(),  # when the journal's window exports look (adr 0034)
+            headers=dict(headers) if headers else None,
         )
         async with self._publish_lock:
             try:
@@ -392,7 +396,8 @@ class Broker:
         """Start consuming this instance's inbox with ``handler``."""
         if self._inbox is None:
             raise RuntimeError("broker not connected")
-        self._consumer_tag = await self._inbox.consume(self._make_callback(handler))
+        self._consumer_tag = await self._inbox.consume(
+            tracing.traced(self._make_callback(handler), self.code))
 
     def _make_callback(
         self, handler: EnvelopeHandler
@@ -466,6 +471,7 @@ class Broker:
         the queue without one (True); before, return it to the broker for a later
         delivery (False)."""
         count = delivery_count(message)
+        tracing.handling_failed(exc)
         if count is not None and count >= DELIVERY_LIMIT:
             MESSAGE_HANDLING_FAILURES.labels(outcome="dead_lettered").inc()
             await self._dead_letter(
@@ -499,6 +505,7 @@ class Broker:
 
     async def _dead_letter(self, message: AbstractIncomingMessage, reason: str,
                            code: int | None = None) -> None:
+        tracing.dead_lettered(reason, code)
         log_event(
             log,
             "message_dead_lettered",

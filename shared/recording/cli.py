@@ -1,4 +1,6 @@
-"""``kyoto-sim``: the command line of the recording (docs/recording.md, docs/adr/0034).
+"""The recording's commands of ``kyoto-sim`` (docs/recording.md, docs/adr/0034), attached
+to its top-level group in ``deploy.cli`` (docs/adr/0042); ``main`` here is their own
+group, which the tests invoke.
 
     kyoto-sim record status|start|stop   the journal of a stack: what it holds; bind or
                                          unbind it (the services are untouched)

@@ -63,6 +63,10 @@ READ_TIMEOUT_SECONDS = 120.0
 MACHINE_SETTINGS = frozenset({"AMQP_URL", "MONGO_URL", "HTTP_PORT", "HTTP_HOST",
                               "AUTH_ISSUER", "AUTH_JWKS_URL", "AUTH_TOKEN_URL",
                               "LOG_LEVEL", "PYTHONUNBUFFERED", "AMQP_NAMESPACE"})
+#: Settings of how a run is observed (traces: OTEL_* and TRACING, docs/adr/0044): the
+#: collector's address and credentials are the recording machine's, and a replay is
+#: traced as the replaying environment says.
+OBSERVATION_PREFIX = ("OTEL_", "TRACING")
 SECRET = re.compile(r"PASSWORD|SECRET|TOKEN|KEY", re.IGNORECASE)
 
 
@@ -78,9 +82,11 @@ def recording_from_environment() -> bool:
 
 def replay_settings(env: Mapping[str, str]) -> dict[str, str]:
     """A service's environment less what is machine-specific or secret
-    (``MACHINE_SETTINGS``, names with PASSWORD, SECRET, TOKEN or KEY)."""
+    (``MACHINE_SETTINGS``, names with PASSWORD, SECRET, TOKEN or KEY) and how the run is
+    observed (``OBSERVATION_PREFIX``)."""
     return {name: value for name, value in sorted(env.items())
-            if name not in MACHINE_SETTINGS and not SECRET.search(name)}
+            if name not in MACHINE_SETTINGS and not SECRET.search(name)
+            and not name.startswith(OBSERVATION_PREFIX)}
 
 
 async def mark_run(amqp_url: str, namespace: str, configuration: dict[str, Any],

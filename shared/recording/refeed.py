@@ -86,6 +86,7 @@ from shared.testing.infra import (
     new_namespace,
     start_store,
 )
+from shared.tracing import without_trace_context
 
 #: Real seconds the harness waits for a message the recording shows the party sent
 #: before the next thing it feeds; running out is a divergence.
@@ -639,7 +640,7 @@ class Refeed:
                                  raw, message_id=props.message_id,
                                  correlation_id=props.correlation_id, type=props.type,
                                  app_id=props.app_id, content_type=props.content_type,
-                                 headers=dict(props.headers))
+                                 headers=without_trace_context(props.headers))
         if props.message_id:
             self._fed_messages.append(props.message_id)
 

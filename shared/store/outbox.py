@@ -14,6 +14,10 @@ the collection when it starts and then every ``sweep_seconds`` (rows not already
 hands), and publishes them again: the receiver's inbox drops a copy it has handled
 (docs/adr/0024). One task publishes, sweeps and marks, so a row is never in its hands
 twice.
+
+When the process traces (``shared.tracing``), a row keeps the trace context of the
+span that wrote it, and the relay publishes it in a span of that trace whose context
+rides in the message's headers (docs/adr/0044).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from shared.metrics import (
 )
 from shared.store.batching import attempt_of
 from shared.store.client import Database, Document, Session
+from shared.tracing import TRACE_FIELD, outbox_context, publishing
 
 log = logging.getLogger("shared.outbox")
 #: Real seconds between the relay's sweeps of the collection for rows left unpublished.
@@ -63,6 +68,9 @@ async def enqueue(db: Database, envelope: Envelope, session: Session) -> None:
         "recipient": envelope.recipient,
         "envelope": envelope.model_dump(mode="json"),
     }
+    trace_context = outbox_context()
+    if trace_context is not None:
+        row[TRACE_FIELD] = trace_context  # the span that wrote it is the publish's parent
     await db.outbox.insert_one(row, session=session)
     attempt = attempt_of(session)
     if attempt is not None:
@@ -153,7 +161,9 @@ class OutboxRelay:
                 while self._queue and len(done) < MARK_BATCH:
                     row = self._queue[0]
                     try:
-                        await self.broker.publish(Envelope.model_validate(row["envelope"]))
+                        with publishing(row) as headers:
+                            await self.broker.publish(
+                                Envelope.model_validate(row["envelope"]), headers)
                         published += 1
                     except (DeliveryError, RecipientNotPermitted) as exc:
                         # No queue takes it (recipient unknown to the broker), or this

@@ -1,7 +1,9 @@
 """The conformance plan's bad-input answers, without a stack: an unknown step is named
 with its file, line and the nearest known steps; every step of the plan is known; a
-table with unknown columns and a stack file that does not answer are refused naming what
-is wrong; the plan's tests are numbered, each once, in its category's range."""
+table with unknown columns, a ragged table and a stack file that does not answer are
+refused naming what is wrong, also as make conformance prints them; the plan's tests are
+numbered, each once, in its category's range; the broker is stopped only on a private
+node."""
 
 from __future__ import annotations
 
@@ -16,11 +18,13 @@ import pytest
 
 from conformance import lookup
 from conformance.library_doc import markdown
+from conformance.private_broker import MARK, stop_broker
 from conformance.report import category
-from conformance.stack import StackFileError, attach
+from conformance.stack import FaultNotPossible, StackFileError, StackHandle, attach
 from conformance.steps import LIBRARY
 from conformance.steps.library import table
 from conformance.world import ScenarioError
+from deploy.local.client import StackClient
 
 ROOT = Path(__file__).resolve().parents[2]
 FEATURES = ROOT / "conformance" / "features"
@@ -54,24 +58,52 @@ def test_every_step_of_the_plan_is_in_the_library() -> None:
     assert "unknown step" not in result.stdout + result.stderr
 
 
-def test_an_unknown_step_in_a_feature_stops_the_run_with_status_2(tmp_path: Path) -> None:
+#: How make conformance runs pytest: its terminal reporter off, the plan's own output on.
+MAKE_CONFORMANCE = ("-p", "no:terminal", "--plan-progress")
+
+
+def run_plan(tmp_path: Path, feature: str, *options: str) -> subprocess.CompletedProcess[str]:
+    """Run pytest on a plan of one feature file (``features/bad.feature``) with the
+    runner's hooks, as ``make conformance`` does when ``options`` are MAKE_CONFORMANCE."""
     plan = tmp_path / "plan"
     (plan / "features").mkdir(parents=True)
-    (plan / "features" / "bad.feature").write_text(
-        "Feature: bad\n\n  @H-999\n  Scenario: a typo\n    When KZ isues 5 AAU of period 2\n")
+    (plan / "features" / "bad.feature").write_text(feature)
     (plan / "test_bad.py").write_text("from pytest_bdd import scenarios\n\n"
                                       "scenarios('features')\n")
     (plan / "conftest.py").write_text("from conformance.conftest import *  # noqa: F403\n"
                                       "from conformance.conftest import pytest_addoption, "
-                                      "pytest_configure, pytest_collection_modifyitems  "
+                                      "pytest_configure, pytest_collection_modifyitems, "
+                                      "pytest_collectreport, pytest_sessionstart  "
                                       "# noqa: F401\n")
-    result = subprocess.run([sys.executable, "-m", "pytest", str(plan), "-q",
-                             "-p", "no:cacheprovider", f"--rootdir={ROOT}"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "pytest", str(plan), *options,
+                           "-p", "no:cacheprovider", f"--rootdir={ROOT}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("options", [("-q",), MAKE_CONFORMANCE],
+                         ids=["pytest", "make-conformance"])
+def test_an_unknown_step_in_a_feature_stops_the_run_with_status_2(
+    tmp_path: Path, options: tuple[str, ...],
+) -> None:
+    result = run_plan(tmp_path, "Feature: bad\n\n  @H-999\n  Scenario: a typo\n"
+                                "    When KZ isues 5 AAU of period 2\n", *options)
     output = result.stdout + result.stderr
     assert result.returncode == 2, output
     assert re.search(r"bad\.feature:5: unknown step 'When KZ isues 5 AAU of period 2'", output)
     assert "When <registry> issues <quantity> AAU of period <period>" in output
+    assert "passed" not in output
+
+
+def test_a_malformed_table_stops_the_run_naming_its_file_and_line(tmp_path: Path) -> None:
+    result = run_plan(tmp_path, "Feature: bad\n\n  @H-999\n  Scenario: a ragged table\n"
+                                '    Given the ITL has issued notice "N" to KZ:\n'
+                                "      | notice type  | 9  |\n"
+                                "      | target value | 49 | 3 |\n", *MAKE_CONFORMANCE)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "(7:7): inconsistent cell count within the table" in output
+    assert re.search(r"File: \S*plan/features/bad\.feature", output)
+    assert "Traceback" not in output and "passed" not in output
 
 
 def test_a_table_with_an_unknown_column_is_refused_naming_the_columns() -> None:
@@ -103,7 +135,7 @@ def test_a_stack_file_whose_services_do_not_answer_is_refused(tmp_path: Path) ->
 def test_the_runner_refuses_a_silent_stack_before_any_scenario(tmp_path: Path) -> None:
     path = tmp_path / "stack.json"
     path.write_text(json.dumps({"services": {"itl": {"url": "http://127.0.0.1:9"}}}))
-    result = subprocess.run([sys.executable, "-m", "pytest", "conformance", "-q",
+    result = subprocess.run([sys.executable, "-m", "pytest", "conformance", *MAKE_CONFORMANCE,
                              "-p", "no:cacheprovider", "--stack", str(path)],
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     output = result.stdout + result.stderr
@@ -139,3 +171,24 @@ def test_the_readme_step_list_is_the_generated_one() -> None:
     end = readme.index("<!-- /conformance-steps -->")
     listed = readme[start:end].split("\n", 1)[1]
     assert listed == markdown(), "run make conformance-steps and paste its output"
+
+
+def test_the_broker_is_stopped_only_on_a_stack_with_a_private_node() -> None:
+    client = StackClient({"itl": "http://127.0.0.1:9"})
+    try:
+        with pytest.raises(FaultNotPossible, match="shared and is never stopped; tag the "
+                                                   "scenario @restarts-broker"):
+            stop_broker(StackHandle(client, origin="var/stack/stack.json"))
+    finally:
+        client.close()
+
+
+def test_every_scenario_that_stops_the_broker_is_tagged_to_run_on_a_private_node() -> None:
+    stopping = 0
+    for feature in sorted(FEATURES.glob("*.feature")):
+        for block in re.split(r"\n(?=\s*@H-)", feature.read_text()):
+            if "the broker is stopped" in block:
+                stopping += 1
+                tags = block.strip().splitlines()[0]
+                assert f"@{MARK}" in tags, f"{feature.name}: {tags} stops the broker"
+    assert stopping >= 2

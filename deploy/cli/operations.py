@@ -1,0 +1,709 @@
+"""The operator commands of ``kyoto-sim`` against a running stack: ``accounts``,
+``holdings``, ``transfers``, ``decisions``, ``notices`` and ``clock``.
+
+Each calls the registries' and the ITL's operator APIs (README, "The operator APIs")
+through ``deploy.local.client.StackClient`` with the stack's own identities: the
+registry's first operator by default, the holder's representative for a transfer from a
+person holding account, and, where four-eyes approval applies, the second person of the
+same kind to approve (``StackClient.propose``). ``--json`` prints the APIs' own views
+(their OpenAPI schemas: ``AccountView``, ``TransactionView``, ...), unchanged, so a
+script reads what the API documents; the README lists which command prints which.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from deploy.cli.session import (
+    Failed,
+    Session,
+    answer_error,
+    bad_option,
+    fields,
+    operator_command,
+    table,
+)
+from deploy.local.client import FINAL, holder, is_pending
+from shared.codes import TransactionStatus, TransactionType
+
+#: Transaction types that are transfers (``transfers list`` without ``--all``).
+TRANSFER_TYPES = {int(TransactionType.EXTERNAL_TRANSFER),
+                  int(TransactionType.INTERNAL_TRANSFER)}
+COMPLETED = int(TransactionStatus.COMPLETED)
+#: Real seconds between two reads of a transaction that is not final yet.
+POLL_SECONDS = 0.1
+
+
+def registry_option(command: Any) -> Any:
+    return click.option("-r", "--registry", envvar="KYOTO_SIM_REGISTRY", default="KZ",
+                        show_default=True,
+                        help="the registry: a Party code of the stack (KZ, CH, JP) or CDM "
+                             "(or KYOTO_SIM_REGISTRY)")(command)
+
+
+def progress_option(command: Any) -> Any:
+    return click.option("--progress/--no-progress", default=None,
+                        help="a progress bar on standard error (default: when it is a "
+                             "terminal)")(command)
+
+
+@contextmanager
+def progress_bar(show: bool | None, what: str, total: float | None
+                 ) -> Iterator[Callable[..., None]]:
+    """A Rich progress bar on standard error (none unless ``show``, or, when ``show`` is
+    None, standard error is a terminal); yields ``update(completed=..., total=...,
+    description=...)``."""
+    visible = sys.stderr.isatty() if show is None else show
+    if not visible:
+        yield lambda **_: None
+        return
+    bar = Progress(SpinnerColumn(), TextColumn(what), BarColumn(), MofNCompleteColumn(),
+                   TaskProgressColumn(), TextColumn("{task.description}"),
+                   TimeElapsedColumn(), console=Console(stderr=True), transient=False)
+    task = bar.add_task("", total=total)
+    with bar:
+        yield lambda **changes: bar.update(task, **changes)
+
+
+def _at(moment: str | None) -> str | None:
+    """An API time (ISO 8601) as ``2013-01-15 00:00:00`` (UTC) for a table."""
+    if not moment:
+        return None
+    try:
+        return datetime.fromisoformat(moment).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return moment
+
+
+def _side(ref: dict[str, Any] | None) -> str | None:
+    if ref is None:
+        return None
+    return f"{ref['registry']}-{ref['account_type']}-{ref['account_id']}"
+
+
+# accounts
+
+
+@click.group()
+def accounts() -> None:
+    """A registry's accounts: list, open, show. An account is shown with the history
+    of its status changes."""
+
+
+ACCOUNT_OPTIONS = {"holder_name": "--holder", "account_type": "--type",
+                   "commitment_period": "--period"}
+
+
+def _account_rows(views: list[dict[str, Any]]) -> list[list[Any]]:
+    return [[a["account_id"], a["full_identifier"], a["account_type_name"], a["holder_name"],
+             a["commitment_period"], a["status"]] for a in views]
+
+
+ACCOUNT_COLUMNS = ["id", "identifier", "type", "holder", "period", "status"]
+
+
+@accounts.command("list")
+@registry_option
+@operator_command
+def list_accounts(session: Session, registry: str) -> None:
+    """Every account of the registry (GET /accounts). --json: a list of AccountView."""
+    name = session.registry(registry)
+    views: list[dict[str, Any]] = session.get(name, "/accounts")
+    session.emit(views, lambda out: out.print(table(
+        f"accounts of {name.upper()} ({len(views)})", ACCOUNT_COLUMNS, _account_rows(views))))
+
+
+@accounts.command("open")
+@registry_option
+@click.option("--holder", "holder_name", required=True, help="the holder's name")
+@click.option("--type", "account_type", type=click.Choice(["121", "120", "100"]),
+              default="121", show_default=True,
+              help="121 person holding, 120 former operator holding, 100 Party holding "
+                   "(the CDM registry: 121 only)")
+@click.option("--period", type=click.IntRange(1, 2), default=None,
+              help="commitment period (default: the registry's current one)")
+@operator_command
+def open_account(session: Session, registry: str, holder_name: str, account_type: str,
+                 period: int | None) -> None:
+    """Open a holding account as the registry's operator (POST /accounts). --json: the
+    AccountView."""
+    name = session.registry(registry)
+    body: dict[str, Any] = {"holder_name": holder_name, "account_type": int(account_type)}
+    if period is not None:
+        body["commitment_period"] = period
+    view = session.request(name, "POST", "/accounts", json=body, options=ACCOUNT_OPTIONS,
+                           what=f"opening an account in {name.upper()}").json()
+    session.emit(view, lambda out: out.print(table(
+        f"account opened in {name.upper()}", ACCOUNT_COLUMNS, _account_rows([view]))))
+
+
+@accounts.command("show")
+@click.argument("account_id", type=click.IntRange(min=1))
+@registry_option
+@operator_command
+def show_account(session: Session, account_id: int, registry: str) -> None:
+    """One account with the history of its status changes (GET /accounts/{id}).
+    --json: the AccountDetail."""
+    name = session.registry(registry)
+    view = session.get(name, f"/accounts/{account_id}",
+                       what=f"account {account_id} of {name.upper()}")
+
+    def render(out: Console) -> None:
+        out.print(fields(f"account {view['full_identifier']}", [
+            ("id", view["account_id"]), ("type", view["account_type_name"]),
+            ("holder", view["holder_name"]), ("period", view["commitment_period"]),
+            ("status", view["status"]), ("fixed", view["fixed"])]))
+        if view["status_history"]:
+            out.print(table("status history", ["status", "at", "by", "reason"],
+                            [[c["status"], _at(c["at"]), c["by"], c["reason"]]
+                             for c in view["status_history"]]))
+
+    session.emit(view, render)
+
+
+# holdings
+
+
+@click.command()
+@registry_option
+@click.option("-a", "--account", "account_id", type=click.IntRange(min=1), default=None,
+              help="one account: its totals, available and reserved units")
+@click.option("--blocks", is_flag=True,
+              help="with --account: every unit block too (read page by page)")
+@progress_option
+@operator_command
+def holdings(session: Session, registry: str, account_id: int | None, blocks: bool,
+             progress: bool | None) -> None:
+    """Units held per account, unit type and period. GET /holdings, or one account's
+    (GET /accounts/{id}/holdings). --json: a list of HoldingTotal; with --account an
+    AccountHoldings whose blocks are every block with --blocks, else empty, and no
+    next_after."""
+    name = session.registry(registry)
+    if account_id is None:
+        if blocks:
+            raise bad_option("--blocks", "lists the blocks of one account: give --account")
+        rows: list[dict[str, Any]] = session.get(name, "/holdings")
+        session.emit(rows, lambda out: out.print(table(
+            f"holdings of {name.upper()}", ["account", "unit type", "period", "units",
+                                            "blocks"],
+            [[r["account_id"], r["unit_type"], r["applicable_commitment_period"],
+              r["units"], r["blocks"]] for r in rows])))
+        return
+    path = f"/accounts/{account_id}/holdings"
+    what = f"the holdings of account {account_id} of {name.upper()}"
+    view = session.get(name, path, params={"limit": 1000 if blocks else 1}, what=what)
+    if blocks:
+        total_units = sum(t["units"] for t in view["totals"])
+        with progress_bar(progress, "blocks", total_units) as update:
+            listed = list(view["blocks"])
+            update(completed=sum(b["quantity"] for b in listed), description="units read")
+            while view["next_after"]:
+                view = session.get(name, path, params={"limit": 1000,
+                                                       "after": view["next_after"]},
+                                   what=what)
+                listed += view["blocks"]
+                update(completed=sum(b["quantity"] for b in listed))
+        view["blocks"] = listed
+    else:
+        view["blocks"] = []
+    view.pop("next_after", None)
+
+    def render(out: Console) -> None:
+        account = view["account"]
+        out.print(f"account {escape(account['full_identifier'])} "
+                  f"({escape(account['holder_name'])}): {view['available']} units "
+                  f"available, {view['reserved']} reserved")
+        out.print(table(
+            "totals", ["unit type", "period", "units", "blocks"],
+            [[t["unit_type"], t["applicable_commitment_period"], t["units"], t["blocks"]]
+             for t in view["totals"]]))
+        if view["blocks"]:
+            out.print(table("unit blocks", ["origin", "serial start", "serial end",
+                                            "quantity", "unit type", "period", "reserved by"],
+                            [[b["originating_registry"], b["serial_start"], b["serial_end"],
+                              b["quantity"], b["unit_type"],
+                              b["applicable_commitment_period"], b["reserved_by"]]
+                             for b in view["blocks"]]))
+
+    session.emit(view, render)
+
+
+# transfers
+
+
+TRANSFER_OPTIONS = {"transferring_account_id": "--from", "acquiring_account_id": "--to",
+                    "acquiring_account_type": "--to-type", "unit_type": "--unit-type",
+                    "quantity": "--quantity", "commitment_period": "--period",
+                    "acquiring_registry": "--to-registry"}
+
+
+@click.group()
+def transfers() -> None:
+    """Transfers of units: propose, approve, list, show. Propose an internal or
+    external transfer and wait until it is final; approve or reject one awaiting a
+    second person; show one with its status history."""
+
+
+def registry_of_transaction(session: Session, transaction_id: str,
+                            registry: str | None) -> str:
+    """The registry (service name) that holds ``transaction_id``: ``registry`` when
+    given, else the code its id starts with (``KZ17``: KZ)."""
+    if registry is not None:
+        return session.registry(registry)
+    code = re.match(r"^[A-Za-z]+", transaction_id)
+    if code is None or code.group(0).lower() not in session.client.urls:
+        raise click.BadParameter(f"{transaction_id!r} does not start with the code of a "
+                                 f"registry of this stack ({', '.join(session.registries)}); "
+                                 "give --registry", param_hint="'TRANSACTION_ID'")
+    return session.registry(code.group(0))
+
+
+def _statuses(view: dict[str, Any]) -> str:
+    return " > ".join(h["status_name"] for h in view["history"])
+
+
+def _codes(view: dict[str, Any]) -> str:
+    return ", ".join(f"{r['response_code']} {r['message']}" for r in
+                     view["evaluation_results"]) or "none"
+
+
+def render_transaction(out: Console, view: dict[str, Any]) -> None:
+    """A transaction: its fields, its status history and the ITL's response codes."""
+    out.print(fields(f"transaction {view['transaction_id']}", [
+        ("type", view["transaction_type_name"]), ("direction", view["direction"]),
+        ("status", view["status_name"]), ("from", _side(view["transferring"])),
+        ("to", _side(view["acquiring"])), ("unit type", view["unit_type"]),
+        ("quantity", view["quantity"]), ("period", _blocks_period(view)),
+        ("initiated by", view["initiated_by"]), ("approved by", view["approved_by"]),
+        ("reference", view["reference"]), ("created", _at(view["created_at"])),
+        ("updated", _at(view["updated_at"]))]))
+    out.print(table("status history", ["status", "at (simulation clock)", "note"],
+                    [[h["status_name"], _at(h["at"]), h["note"]] for h in view["history"]]))
+    if view["evaluation_results"]:
+        out.print(table("response codes", ["code", "message"],
+                        [[r["response_code"], r["message"]]
+                         for r in view["evaluation_results"]]))
+
+
+def _blocks_period(view: dict[str, Any]) -> str | None:
+    periods = sorted({b["applicable_commitment_period"] for b in view["blocks"]})
+    return ", ".join(map(str, periods)) or None
+
+
+@transfers.command("propose")
+@registry_option
+@click.option("--from", "source", type=click.IntRange(min=1), required=True,
+              help="the transferring account (its holder instructs the transfer; the "
+                   "operator for a government account)")
+@click.option("--to", "target", type=click.IntRange(min=1), required=True,
+              help="the acquiring account")
+@click.option("--to-registry", default=None,
+              help="the acquiring registry (a Party code or CDM): an external transfer; "
+                   "without, an internal one")
+@click.option("--to-type", "target_type", type=click.IntRange(min=1), default=121,
+              show_default=True, help="the acquiring account's type")
+@click.option("--unit-type", required=True, help="AAU, RMU, ERU_FROM_AAU, CER, ...")
+@click.option("--quantity", type=click.IntRange(min=1), required=True, help="units")
+@click.option("--period", type=click.IntRange(1, 2), default=2, show_default=True,
+              help="the units' commitment period")
+@click.option("--approve/--no-approve", default=True, show_default=True,
+              help="when four-eyes approval applies, the second person approves at once; "
+                   "--no-approve leaves it pending and prints the approval")
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="wait until the transfer is final at the registry, the ITL and, "
+                   "completed externally, the acquiring registry")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=120.0,
+              show_default=True, help="real seconds to wait")
+@progress_option
+@operator_command
+def propose_transfer(session: Session, registry: str, source: int, target: int,
+                     to_registry: str | None, target_type: int, unit_type: str,
+                     quantity: int, period: int, approve: bool, wait: bool,
+                     timeout: float, progress: bool | None) -> None:
+    """Propose a transfer (POST /transactions/internal-transfer or external-transfer)
+    and, by default, wait until it is final. Exit status 1 when the registry refuses it
+    or the ITL or the acquiring registry rejects it (the response codes are printed).
+    --json: the TransactionView when final (or as proposed, --no-wait), or the
+    ApprovalView of a pending approval (--no-approve)."""
+    name = session.registry(registry)
+    acquiring = None
+    if to_registry is not None:
+        acquiring = to_registry.strip().upper()
+        if not re.fullmatch(r"[A-Z]{2}|CDM", acquiring):
+            raise bad_option("--to-registry", f"{to_registry!r} is not a Party code (two "
+                                              "letters) or CDM")
+    kind = "an external transfer" if acquiring else "an internal transfer"
+    try:
+        response = session.client.transfer(name, source, target, unit_type.strip().upper(),
+                                           quantity, acquiring, target_type, period, approve)
+    except RuntimeError as exc:  # the holder's representative not registered
+        raise Failed(f"{kind} from account {source}: {exc}") from None
+    if response.status_code not in (200, 201, 202):
+        raise answer_error(response, f"{kind} from {name.upper()} account {source} "
+                                     f"(as {holder(source)})", TRANSFER_OPTIONS)
+    view = response.json()
+    if is_pending(response):
+        session.note(f"approval {view['approval_id']} is {view['status']}: kyoto-sim "
+                     f"transfers approve {view['approval_id']} -r {name.upper()} (or "
+                     "reject) as a second person")
+        session.emit(view, lambda out: render_approval(out, view))
+        return
+    finish(session, name, view, wait, timeout, progress)
+
+
+def finish(session: Session, registry: str, view: dict[str, Any], wait: bool,
+           timeout: float, progress: bool | None) -> None:
+    """Print a proposed transaction, once final when ``wait``; ``Failed`` with its
+    response codes when it ended other than completed."""
+    if wait:
+        view = settle(session, registry, view["transaction_id"], timeout, progress)
+    session.emit(view, lambda out: render_transaction(out, view))
+    if view["status"] in FINAL and view["status"] != COMPLETED:
+        codes = [r["response_code"] for r in view["evaluation_results"]]
+        raise Failed(f"{view['transaction_id']} is {view['status_name']}: {_codes(view)}",
+                     response_code=codes[0] if codes else None,
+                     details={"transaction_id": view["transaction_id"],
+                              "status": view["status"], "response_codes": codes})
+
+
+def render_approval(out: Console, view: dict[str, Any]) -> None:
+    out.print(fields(f"approval {view['approval_id']}", [
+        ("operation", view["operation"]), ("status", view["status"]),
+        ("accounts", ", ".join(map(str, view["accounts"]))),
+        ("initiated by", view["initiated_by"]), ("expires", _at(view["expires_at"])),
+        ("rejected by", view.get("rejected_by")), ("reason", view.get("reason"))]))
+
+
+def _second_person(session: Session, registry: str, approval_id: str
+                   ) -> tuple[str, int]:
+    """The actor kind of a pending approval's initiator (``holder:1001``, ``operator``,
+    ``authorised-body``) and the other person of that kind (1 or 2)."""
+    view = session.get(registry, f"/approvals/{approval_id}",
+                       what=f"approval {approval_id} in {registry.upper()}")
+    role, _, subject = view["initiated_by"].partition(" ")
+    return role, 1 if subject.endswith("-2") else 2
+
+
+APPROVAL_ARGUMENT = click.argument("approval_id")
+
+
+@transfers.command("approve")
+@APPROVAL_ARGUMENT
+@registry_option
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="wait until the transfer is final, as propose does")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=120.0,
+              show_default=True, help="real seconds to wait")
+@progress_option
+@operator_command
+def approve_transfer(session: Session, approval_id: str, registry: str, wait: bool,
+                     timeout: float, progress: bool | None) -> None:
+    """Approve a pending transfer (propose --no-approve) as the second person of its
+    initiator's kind (POST /approvals/{id}/approve): it is proposed to the ITL. Exit
+    status 1 when a check fails now (the response code; it stays pending) or it is not
+    pending. --json: as propose."""
+    name = session.registry(registry)
+    actor, person = _second_person(session, name, approval_id)
+    try:
+        response = session.client.approve(name, approval_id, actor, person)
+    except (RuntimeError, ValueError) as exc:
+        raise Failed(f"approving {approval_id}: {exc}") from None
+    if response.status_code not in (200, 202):
+        raise answer_error(response, f"approving {approval_id} in {name.upper()}", {})
+    finish(session, name, response.json(), wait, timeout, progress)
+
+
+@transfers.command("reject")
+@APPROVAL_ARGUMENT
+@registry_option
+@click.option("--reason", required=True, help="why (kept with the approval)")
+@operator_command
+def reject_transfer(session: Session, approval_id: str, registry: str, reason: str) -> None:
+    """Reject a pending transfer with a reason (POST /approvals/{id}/reject): nothing is
+    proposed. --json: the ApprovalView."""
+    name = session.registry(registry)
+    actor, person = _second_person(session, name, approval_id)
+    try:
+        response = session.client.reject(name, approval_id, reason, actor, person)
+    except (RuntimeError, ValueError) as exc:
+        raise Failed(f"rejecting {approval_id}: {exc}") from None
+    if response.status_code != 200:
+        raise answer_error(response, f"rejecting {approval_id} in {name.upper()}",
+                           {"reason": "--reason"})
+    view = response.json()
+    session.emit(view, lambda out: render_approval(out, view))
+
+
+def settle(session: Session, registry: str, transaction_id: str, timeout: float,
+           progress: bool | None) -> dict[str, Any]:
+    """Wait until ``transaction_id`` is final at ``registry``, at the ITL and, for a
+    completed external transfer, at the acquiring registry (as ``StackClient.settle``),
+    with a progress bar of those steps; returns the registry's view. ``Failed`` naming
+    the status reached when ``timeout`` real seconds pass first."""
+    deadline = time.monotonic() + timeout
+    view: dict[str, Any] = session.get(registry, f"/transactions/{transaction_id}")
+    external = view["transaction_type"] == int(TransactionType.EXTERNAL_TRANSFER)
+    steps = 4 if external else 3
+    label = f"{transaction_id} ({view['quantity']} {view['unit_type']})"
+    with progress_bar(progress, label, steps) as update:
+        update(completed=1, description=f"{registry.upper()}: {view['status_name']}")
+
+        def final_at(service: str, step: int) -> dict[str, Any]:
+            while True:
+                answer = session.request(service, "GET", f"/transactions/{transaction_id}",
+                                         ok=(200, 404))
+                seen: dict[str, Any] = answer.json() if answer.status_code == 200 else {}
+                status_name = seen.get("status_name") or (
+                    TransactionStatus(seen["status"]).name if "status" in seen else
+                    "not yet there")
+                update(description=f"{service.upper()}: {status_name}")
+                if seen.get("status") in FINAL:
+                    update(completed=step)
+                    return seen
+                if time.monotonic() > deadline:
+                    raise Failed(f"{transaction_id} is not final at {service.upper()} after "
+                                 f"{timeout} s (status {status_name}); kyoto-sim transfers "
+                                 f"show {transaction_id} tells where it is",
+                                 details={"transaction_id": transaction_id})
+                time.sleep(POLL_SECONDS)
+
+        view = final_at(registry, 2)
+        final_at("itl", 3)
+        if external and view["status"] == COMPLETED:
+            final_at(view["acquiring"]["registry"].lower(), 4)
+    return view
+
+
+@transfers.command("list")
+@registry_option
+@click.option("--status", type=click.IntRange(1, 8), default=None,
+              help="only this status (4 completed, 6 rejected, ...)")
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True,
+              help="the newest this many transactions")
+@click.option("--all", "every_type", is_flag=True,
+              help="every transaction type, not only internal and external transfers")
+@operator_command
+def list_transfers(session: Session, registry: str, status: int | None, limit: int,
+                   every_type: bool) -> None:
+    """The registry's transfers, newest first (GET /transactions; of its newest --limit
+    transactions, the transfers). --json: a list of TransactionView."""
+    name = session.registry(registry)
+    params: dict[str, Any] = {"limit": limit}
+    if status is not None:
+        params["status"] = status
+    views: list[dict[str, Any]] = session.get(name, "/transactions", params=params)
+    views = [v for v in views if every_type or v["transaction_type"] in TRANSFER_TYPES]
+    session.emit(views, lambda out: out.print(table(
+        f"{'transactions' if every_type else 'transfers'} of {name.upper()} ({len(views)})",
+        ["id", "type", "status", "from", "to", "unit type", "quantity", "updated"],
+        [[v["transaction_id"], v["transaction_type_name"], v["status_name"],
+          _side(v["transferring"]), _side(v["acquiring"]), v["unit_type"], v["quantity"],
+          _at(v["updated_at"])] for v in views])))
+
+
+@transfers.command("show")
+@click.argument("transaction_id")
+@click.option("-r", "--registry", default=None,
+              help="the registry holding it (default: the code its id starts with)")
+@operator_command
+def show_transfer(session: Session, transaction_id: str, registry: str | None) -> None:
+    """One transaction with its status history and response codes
+    (GET /transactions/{id}). --json: the TransactionView."""
+    name = registry_of_transaction(session, transaction_id, registry)
+    view = session.get(name, f"/transactions/{transaction_id}",
+                       what=f"transaction {transaction_id} in {name.upper()}")
+    session.emit(view, lambda out: render_transaction(out, view))
+
+
+# decisions
+
+
+FOLLOW_UPS = ["due", "overdue", "suspended", "in_progress", "done", "done_late", "dropped",
+              "open"]
+
+
+@click.group()
+def decisions() -> None:
+    """The authorised body's decisions: list, show. Each with what is due."""
+
+
+def _decision_rows(views: list[dict[str, Any]]) -> list[list[Any]]:
+    return [[d["decision_id"], d["kind"], d["reference"], d["unit_type"], d["quantity"],
+             d["used_quantity"], d["account_id"], d["commitment_period"], _at(d["due_at"]),
+             d["state"], d["follow_up"], ", ".join(d["transaction_ids"])] for d in views]
+
+
+DECISION_COLUMNS = ["id", "kind", "reference", "unit type", "quantity", "used", "account",
+                    "period", "due", "state", "follow-up", "transactions"]
+
+
+@decisions.command("list")
+@registry_option
+@click.option("--follow-up", type=click.Choice(FOLLOW_UPS), default=None,
+              help="only decisions that stand so")
+@operator_command
+def list_decisions(session: Session, registry: str, follow_up: str | None) -> None:
+    """The registry's decisions, newest first (GET /decisions). --json: a list of
+    DecisionView."""
+    name = session.registry(registry)
+    params = {"follow_up": follow_up} if follow_up else {}
+    views: list[dict[str, Any]] = session.get(name, "/decisions", params=params)
+    session.emit(views, lambda out: out.print(table(
+        f"decisions of {name.upper()} ({len(views)})", DECISION_COLUMNS,
+        _decision_rows(views))))
+
+
+@decisions.command("show")
+@click.argument("decision_id")
+@registry_option
+@operator_command
+def show_decision(session: Session, decision_id: str, registry: str) -> None:
+    """One decision (GET /decisions/{id}). --json: the DecisionView."""
+    name = session.registry(registry)
+    view = session.get(name, f"/decisions/{decision_id}",
+                       what=f"decision {decision_id} of {name.upper()}")
+    session.emit(view, lambda out: out.print(fields(
+        f"decision {decision_id}", zip(DECISION_COLUMNS, _decision_rows([view])[0],
+                                       strict=True))))
+
+
+# notices
+
+
+@click.group()
+def notices() -> None:
+    """ITL notices a registry received: list, show."""
+
+
+NOTICE_COLUMNS = ["id", "type", "status", "required action", "ITL deadline", "target",
+                  "fulfilled", "received", "due", "follow-up"]
+
+
+def _notice_rows(views: list[dict[str, Any]]) -> list[list[Any]]:
+    return [[n["notice_id"], n["notice_type"], n["status"], n["required_action"],
+             n["action_due_date"], n["target_value"], n["fulfilled_quantity"],
+             _at(n["received_at"]), _at(n["due_at"]), n["follow_up"]] for n in views]
+
+
+@notices.command("list")
+@registry_option
+@click.option("--follow-up", type=click.Choice(["due", "overdue", "done", "done_late",
+                                                "open"]), default=None,
+              help="only notices that stand so")
+@operator_command
+def list_notices(session: Session, registry: str, follow_up: str | None) -> None:
+    """The ITL notices the registry received, newest first (GET /notices). --json: a
+    list of NoticeView."""
+    name = session.registry(registry)
+    params = {"follow_up": follow_up} if follow_up else {}
+    views: list[dict[str, Any]] = session.get(name, "/notices", params=params)
+    session.emit(views, lambda out: out.print(table(
+        f"notices in {name.upper()} ({len(views)})", NOTICE_COLUMNS, _notice_rows(views))))
+
+
+@notices.command("show")
+@click.argument("notice_id", type=click.IntRange(min=1))
+@registry_option
+@operator_command
+def show_notice(session: Session, notice_id: int, registry: str) -> None:
+    """One notice with its text (GET /notices/{id}). --json: the NoticeView."""
+    name = session.registry(registry)
+    view = session.get(name, f"/notices/{notice_id}",
+                       what=f"notice {notice_id} in {name.upper()}")
+    session.emit(view, lambda out: out.print(fields(
+        f"notice {notice_id}", [*zip(NOTICE_COLUMNS, _notice_rows([view])[0], strict=True),
+                                ("text", view["text"])])))
+
+
+# the clock
+
+
+@click.group()
+def clock() -> None:
+    """The stack's simulation clock: show, move. Every service's."""
+
+
+def _clocks(session: Session) -> dict[str, str]:
+    return {name: session.get(name, "/admin/clock")["now"] for name in session.client.urls}
+
+
+def _render_clocks(out: Console, clocks: dict[str, str]) -> None:
+    out.print(table("simulation clock (UTC)", ["service", "now"],
+                    [[name, _at(now)] for name, now in clocks.items()]))
+
+
+@clock.command("show")
+@operator_command
+def show_clock(session: Session) -> None:
+    """Each service's simulation clock (GET /admin/clock). --json: {"itl": "2013-01-15T
+    00:00:00+00:00", "kz": ..., "cdm": ...}, ISO 8601 times by service name."""
+    clocks = _clocks(session)
+    session.emit(clocks, lambda out: _render_clocks(out, clocks))
+
+
+DURATION = re.compile(r"(\d+)\s*([dhms])")
+UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def parse_duration(text: str) -> int:
+    """``30d``, ``12h``, ``1d12h``, ``90m``, ``45s`` or a number of seconds, as seconds;
+    ``click.BadParameter`` naming ``--by`` otherwise."""
+    compact = text.strip().lower()
+    if compact.isdigit():
+        return int(compact)
+    parts = DURATION.findall(compact)
+    if not parts or DURATION.sub("", compact).strip():
+        raise bad_option("--by", f"{text!r} is not a duration such as 30d, 12h, 1d12h, "
+                                 "90m, 45s or a number of seconds")
+    return sum(int(count) * UNIT_SECONDS[unit] for count, unit in parts)
+
+
+@clock.command("move")
+@click.option("--to", "moment", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S",
+                                                     "%Y-%m-%d %H:%M:%S"]),
+              default=None, metavar="TIME",
+              help="to this UTC time (2013-12-31 or 2013-12-31T12:00:00)")
+@click.option("--by", "step", default=None, help="forward by 30d, 12h, 1d12h, 90m, 45s ...")
+@click.option("--direct", default="KZ", show_default=True,
+              help="the registry also set directly, which answers only once its due work "
+                   "(decisions to carry out, notices) has run")
+@operator_command
+def move_clock(session: Session, moment: datetime | None, step: str | None,
+               direct: str) -> None:
+    """Move the whole stack's clock (PUT /admin/clock at the ITL, which tells every
+    service, and directly at --direct), as the stack's clock client. --json: as
+    clock show, afterwards."""
+    if (moment is None) == (step is None):
+        raise click.UsageError("give exactly one of --to and --by")
+    name = session.registry(direct, "--direct")
+    if moment is None:
+        now = datetime.fromisoformat(session.get("itl", "/admin/clock")["now"])
+        target = now + timedelta(seconds=parse_duration(step or ""))
+    else:
+        target = moment.replace(tzinfo=UTC)
+    options = {"now": "--to" if moment is not None else "--by"}
+    for service, broadcast in (("itl", True), (name, False)):
+        session.request(service, "PUT", "/admin/clock", options=options,
+                        json={"now": target.isoformat(), "broadcast": broadcast},
+                        what=f"setting the clock of {service.upper()}")
+    clocks = _clocks(session)
+    session.emit(clocks, lambda out: _render_clocks(out, clocks))

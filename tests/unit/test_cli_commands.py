@@ -1,0 +1,75 @@
+"""``kyoto-sim`` without a stack (deploy/cli, docs/adr/0042): the README shows its help
+as it is, the recording's commands are attached, and the stack commands refuse bad
+input naming the option before anything starts."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from deploy.cli import main
+from deploy.cli.operations import parse_duration
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_the_readme_shows_the_help_as_it_is() -> None:
+    shown = CliRunner().invoke(main, ["--help"], prog_name="kyoto-sim")
+    assert shown.exit_code == 0
+    block = re.search(r"```text\n(\$ kyoto-sim --help\n.*?)```", README.read_text(),
+                      re.DOTALL)
+    assert block is not None, "README: the operator CLI's help block"
+    assert block.group(1) == f"$ kyoto-sim --help\n{shown.stdout}", (
+        "README's kyoto-sim --help is out of date; paste the output of "
+        ".venv/bin/kyoto-sim --help")
+
+
+def test_the_recording_commands_are_attached() -> None:
+    for command in ("record", "export", "diagram", "check", "replay", "diff"):
+        shown = CliRunner().invoke(main, [command, "--help"])
+        assert shown.exit_code == 0, (command, shown.output)
+
+
+def test_stack_status_without_a_stack_says_none_runs(tmp_path: Path) -> None:
+    stack_file = tmp_path / "stack.json"
+    shown = CliRunner().invoke(main, ["stack", "status", "--stack", str(stack_file),
+                                      "--json"])
+    assert shown.exit_code == 0
+    assert json.loads(shown.stdout) == {"stack_file": str(stack_file), "running": False}
+    text = CliRunner().invoke(main, ["stack", "status", "--stack", str(stack_file)])
+    assert "no stack is running" in text.stdout
+    down = CliRunner().invoke(main, ["stack", "down", "--stack", str(stack_file)])
+    assert down.exit_code == 0 and "no stack was running" in down.stdout
+
+
+def test_stack_up_refuses_bad_input_naming_the_option(tmp_path: Path) -> None:
+    cases = [
+        (["--stack", str(tmp_path / "other.json")], "'--stack'"),
+        (["--stack", str(tmp_path / "stack.json"), "--registries", "KZ,K1"],
+         "'--registries'"),
+        (["--stack", str(tmp_path / "stack.json"), "--base-port", "-1"], "'--base-port'"),
+    ]
+    for args, option in cases:
+        shown = CliRunner().invoke(main, ["stack", "up", *args])
+        assert shown.exit_code == 2, (args, shown.output)
+        assert f"Invalid value for {option}" in shown.stderr
+    assert not (tmp_path / "stack.json").exists()
+
+
+def test_an_unreadable_stack_file_is_bad_input_naming_stack(tmp_path: Path) -> None:
+    stack_file = tmp_path / "stack.json"
+    stack_file.write_text("{not json")
+    for args in (["stack", "status"], ["accounts", "list"]):
+        shown = CliRunner().invoke(main, [*args, "--stack", str(stack_file)])
+        assert shown.exit_code == 2, shown.output
+        assert "Invalid value for '--stack'" in shown.stderr
+
+
+def test_durations_of_clock_move() -> None:
+    assert parse_duration("30d") == 30 * 86400
+    assert parse_duration("1d12h") == 36 * 3600
+    assert parse_duration("90m") == 5400
+    assert parse_duration("45") == 45
