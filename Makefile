@@ -75,15 +75,20 @@ replay-demo: setup var/demo/books.json
 # CONFORMANCE_STACK=var/stack/stack.json (make up); a progress bar, the verdicts and the
 # time; JUnit XML and the HTML report in var/conformance/. CONFORMANCE_ARGS adds pytest
 # options, e.g. CONFORMANCE_ARGS="-k H-26" for the external transfers.
-CONFORMANCE_DIR   ?= var/conformance
-CONFORMANCE_STACK ?=
-CONFORMANCE_ARGS  ?=
+# CONFORMANCE_REGISTRY=<code> puts another Party's registry, built elsewhere, through the
+# plan's registry-under-test part instead (README "Put another registry through it").
+CONFORMANCE_DIR      ?= var/conformance
+CONFORMANCE_STACK    ?=
+CONFORMANCE_ARGS     ?=
+CONFORMANCE_REGISTRY ?=
 conformance: setup
 	@mkdir -p $(CONFORMANCE_DIR)
 	@start=$$(date +%s); status=0; \
 	$(BIN)/python -m pytest conformance -p no:terminal -p no:cacheprovider --plan-progress \
 	  --plan-report $(CONFORMANCE_DIR) --junitxml $(CONFORMANCE_DIR)/junit.xml \
-	  $(if $(CONFORMANCE_STACK),--stack $(CONFORMANCE_STACK)) $(CONFORMANCE_ARGS) || status=$$?; \
+	  $(if $(CONFORMANCE_STACK),--stack $(CONFORMANCE_STACK)) \
+	  $(if $(CONFORMANCE_REGISTRY),--registry-under-test $(CONFORMANCE_REGISTRY)) \
+	  $(CONFORMANCE_ARGS) || status=$$?; \
 	echo "make conformance took $$(( $$(date +%s) - start )) s; JUnit XML $(CONFORMANCE_DIR)/junit.xml, report $(CONFORMANCE_DIR)/report.html"; \
 	exit $$status
 

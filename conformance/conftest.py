@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from conformance import lookup, private_broker
+from conformance import lookup, private_broker, registry_under_test
 from conformance.report import NUMBER, ScenarioResult, write_html
 from conformance.stack import (
     CLOCK_START,
@@ -71,6 +71,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="a progress bar and a verdict table (make conformance)")
     group.addoption("--plan-report", metavar="DIR", default=None,
                     help="write the HTML report (report.html) into DIR")
+    registry_under_test.add_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -84,10 +85,11 @@ def pytest_configure(config: pytest.Config) -> None:
     for feature in sorted(FEATURES.glob("*.feature")):
         for number in sorted(set(TAG.findall(feature.read_text(encoding="utf-8")))):
             config.addinivalue_line("markers", f"{number}: conformance test {number}")
-    for module in MODULES:
+    for module in (*MODULES, registry_under_test.__name__):
         config.pluginmanager.import_plugin(module)
     state = PlanState()
     config.stash[STATE] = state
+    registry_under_test.use_console(config, state.console)
     stack_file = config.getoption("--stack")
     if stack_file:
         try:
@@ -167,23 +169,31 @@ def pytest_bdd_step_func_lookup_error(request: pytest.FixtureRequest, feature: F
 @pytest.fixture(scope="session")
 def conformance_stack(request: pytest.FixtureRequest) -> Iterator[StackHandle]:
     """The run's stack: the attached one (its clock set back to CLOCK_START: the plan's
-    dates count from there), or one started now in var/conformance/stack
-    (its logs stay there) with KZ, CH and JP and the clock at CLOCK_START, stopped when
-    the run ends."""
+    dates count from there), or one started now in ``stack`` of the run's directory
+    (``--plan-report``, var/conformance; its logs stay there) with KZ, CH and JP (KZ
+    alone and the registry under test when there is one) and the clock at
+    CLOCK_START, stopped when the run ends."""
     state = request.config.stash[STATE]
     if state.attached is not None:
         # the plan's dates count from CLOCK_START, whatever the running stack's clock says
         state.attached.client.set_clock(CLOCK_START)
         yield state.attached
         return
-    workdir = DEFAULT_REPORT_DIR / "stack"
+    workdir = report_dir(request.config) / "stack"
     shutil.rmtree(workdir, ignore_errors=True)
-    with running_stack(workdir, registries=REGISTRIES, clock_start=CLOCK_START) as local:
+    settings = {"registries": REGISTRIES,
+                **registry_under_test.stack_settings(request.config)}
+    with running_stack(workdir, clock_start=CLOCK_START, **settings) as local:
         client = client_of(local)
         try:
             yield StackHandle(client, local)
         finally:
             client.close()
+
+
+def report_dir(config: pytest.Config) -> Path:
+    """Where the run writes: ``--plan-report DIR``, or var/conformance."""
+    return Path(config.getoption("--plan-report") or DEFAULT_REPORT_DIR)
 
 
 WORLD = pytest.StashKey[World]()

@@ -31,6 +31,7 @@ from conformance.steps import (
     operations,
     parties,
     reconciliation,
+    registry_under_test,
 )
 from conformance.steps.library import LIBRARY, TYPES, LibraryStep
 
@@ -38,6 +39,6 @@ from conformance.steps.library import LIBRARY, TYPES, LibraryStep
 #: runner's conftest), in the order of the README's step list.
 MODULES = tuple(module.__name__ for module in (
     parties, operations, notices, clock_and_faults, broker, information, expectations,
-    reconciliation))
+    reconciliation, registry_under_test))
 
 __all__ = ["LIBRARY", "MODULES", "TYPES", "LibraryStep"]

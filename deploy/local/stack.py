@@ -127,6 +127,10 @@ class LocalStack:
     base_port: int | None = None
     detached: bool = False
     clock_start: str | None = None
+    #: Registries the ITL knows and the broker has a user and an inbox for, which the
+    #: stack does not start: a registry built elsewhere connects with the identity
+    #: ``broker.identities[code]`` (the conformance plan's registry under test).
+    external_registries: tuple[str, ...] = ()
     #: Extra environment per registry code, e.g. {"DE": {"ESD_ENABLED": "true"}}.
     registry_env: dict[str, dict[str, str]] = field(default_factory=dict)
     #: Extra environment per service code, ITL and CDM too, applied after every other
@@ -181,16 +185,16 @@ class LocalStack:
         store when it first reaches it (``serverSelectionTimeoutMS``), as it does under
         Docker Compose, so the interpreters' start-up overlaps the stores'."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        codes = [*self.registries, CDM_CODE]
+        known = [*self.registries, *self.external_registries, CDM_CODE]
         specs: list[tuple[str, str, dict[str, str]]] = [
-            (ITL_CODE, "services.itl", {"REGISTRIES": json.dumps(codes)}),
+            (ITL_CODE, "services.itl", {"REGISTRIES": json.dumps(known)}),
         ]
         specs += [(code, "services.registry",
                    {"REGISTRY_CODE": code, **self.registry_env.get(code, {})})
                   for code in self.registries]
         specs.append((CDM_CODE, "services.cdm_registry", {}))
         self._start_stores([code.lower() for code, _, _ in specs])
-        broker = self.provision_broker([ITL_CODE, *codes], self.recording)
+        broker = self.provision_broker([ITL_CODE, *known], self.recording)
         common = {
             "AMQP_NAMESPACE": self.namespace,
             "AMQP_CHECK_PUBLISHER": "true",  # never inherited off from the environment
