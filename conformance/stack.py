@@ -10,21 +10,19 @@ simulation clock only moves forward.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import aio_pika
 import httpx
 
-from deploy.issuer.config import IssuerConfig
 from deploy.local.client import StackClient
-from deploy.local.identities import IssuerAccess
 from deploy.local.stack import LocalStack
+from deploy.local.stack_file import StackFileError as UnreadableStackFile
+from deploy.local.stack_file import read_stack_file
 from shared.messaging.topology import inbox_queue_name
 from shared.testing.infra import amqp_url, purge_queue
 
@@ -141,38 +139,16 @@ def attach(path: Path) -> StackHandle:
     Raises ``StackFileError`` naming the file and what is wrong when the file cannot be
     read or a service does not answer ``GET /health`` within 5 real seconds."""
     try:
-        state: dict[str, Any] = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise StackFileError(f"stack file {path} does not exist (make up writes "
-                             "var/stack/stack.json)") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise StackFileError(f"stack file {path} is not readable JSON: {exc}") from None
-    services = state.get("services")
-    if not isinstance(services, dict) or "itl" not in services:
-        raise StackFileError(f"stack file {path} names no services with an 'itl' "
-                             "(expected the stack.json of make up)")
-    urls: dict[str, str] = {}
-    pids: dict[str, int] = {}
-    for name, service in services.items():
-        if not isinstance(service, dict) or "url" not in service:
-            raise StackFileError(f"stack file {path}: service {name!r} has no url")
-        urls[name] = str(service["url"])
-        if service.get("pid"):
-            pids[name] = int(service["pid"])
+        stack = read_stack_file(path)
+    except UnreadableStackFile as exc:
+        raise StackFileError(str(exc)) from None
+    urls, pids, access = stack.urls, stack.pids, stack.issuer
     silent = [f"{name} at {url}" for name, url in urls.items() if not _answers(url)]
     if silent:
         raise StackFileError(f"the stack of {path} does not answer: {', '.join(silent)} "
                              "(GET /health); start it with make up")
-    issuer = state.get("issuer") or {}
-    access = None
-    if issuer.get("url") and issuer.get("config"):
-        try:
-            access = IssuerAccess(issuer["url"], IssuerConfig.load(Path(issuer["config"])))
-        except OSError as exc:
-            raise StackFileError(f"stack file {path}: the issuer's configuration "
-                                 f"{issuer['config']} is not readable: {exc}") from None
-        if not _answers(access.url, "/jwks.json"):
-            raise StackFileError(f"the issuer of {path} at {access.url} does not answer")
+    if access is not None and not _answers(access.url, "/jwks.json"):
+        raise StackFileError(f"the issuer of {path} at {access.url} does not answer")
     return StackHandle(StackClient(urls, issuer=access, timeout=30.0), pids=pids,
                        origin=str(path))
 

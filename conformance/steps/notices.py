@@ -20,11 +20,9 @@ NOTICE_FIELDS = {"notice type": int, "target value": int, "commitment period": i
                  "unit type": str, "action due date": str, "project": str, "text": str}
 
 
-@FAMILY.when('the ITL issues notice "{name}" to {registry:Registry}:')
-def issue_notice(world: World, name: str, registry: str, datatable: list[list[str]]) -> None:
-    """The ITL issues a notice (``POST /notices``) with the fields of a two-column table
-    (field | value): notice type, target value, commitment period, unit type, action due
-    date, project, text. The step returns once the registry has received it."""
+def notice_fields(name: str, datatable: list[list[str]]) -> dict[str, Any]:
+    """The body of ``POST /notices`` (ITL) from a two-column table (field | value) of
+    ``NOTICE_FIELDS``; a row that is not so is a ``ScenarioError`` naming the notice."""
     fields: dict[str, Any] = {}
     for row in datatable:
         if len(row) != 2 or row[0].strip() not in NOTICE_FIELDS:
@@ -33,6 +31,15 @@ def issue_notice(world: World, name: str, registry: str, datatable: list[list[st
         key = row[0].strip()
         wire = "project_id" if key == "project" else key.replace(" ", "_")
         fields[wire] = NOTICE_FIELDS[key](row[1].strip())
+    return fields
+
+
+@FAMILY.when('the ITL issues notice "{name}" to {registry:Registry}:')
+def issue_notice(world: World, name: str, registry: str, datatable: list[list[str]]) -> None:
+    """The ITL issues a notice (``POST /notices``) with the fields of a two-column table
+    (field | value): notice type, target value, commitment period, unit type, action due
+    date, project, text. The step returns once the registry has received it."""
+    fields = notice_fields(name, datatable)
     if world.pending_blocks:
         fields["blocks"] = world.pending_blocks
     response = world.client.call("itl", "POST", "/notices",

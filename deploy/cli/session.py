@@ -27,9 +27,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from deploy.issuer.config import IssuerConfig
+from deploy.local import stack_file
 from deploy.local.client import StackClient
-from deploy.local.identities import IssuerAccess
 from deploy.local.stack import ROOT
 from shared.codes import RESPONSE_TEXT, ResponseCode
 
@@ -110,30 +109,10 @@ def read_stack_file(path: Path, timeout: float = HTTP_TIMEOUT) -> StackClient:
     the stack's identities and secrets. ``click.BadParameter`` naming ``--stack`` when
     the file does not exist or is not a stack file."""
     try:
-        state: dict[str, Any] = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise bad_option("--stack", f"stack file {path} does not exist: no stack runs "
-                                    "there (start one with kyoto-sim stack up or make up)"
-                         ) from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise bad_option("--stack", f"stack file {path} is not readable JSON: {exc}"
-                         ) from None
-    services = state.get("services")
-    if not isinstance(services, dict) or "itl" not in services:
-        raise bad_option("--stack", f"{path} names no services with an 'itl' (expected "
-                                    "the stack file of kyoto-sim stack up)")
-    urls = {name: str(service["url"]) for name, service in services.items()
-            if isinstance(service, dict) and "url" in service}
-    issuer = state.get("issuer") or {}
-    access = None
-    if issuer.get("url") and issuer.get("config"):
-        try:
-            access = IssuerAccess(issuer["url"], IssuerConfig.load(Path(issuer["config"])))
-        except OSError as exc:
-            raise bad_option("--stack", f"{path}: the issuer's configuration "
-                                        f"{issuer['config']} is not readable: {exc}"
-                             ) from None
-    return StackClient(urls, timeout=timeout, issuer=access)
+        stack = stack_file.read_stack_file(path)
+    except stack_file.StackFileError as exc:
+        raise bad_option("--stack", str(exc)) from None
+    return StackClient(stack.urls, timeout=timeout, issuer=stack.issuer)
 
 
 # output
