@@ -212,3 +212,21 @@ def test_the_log_lines_of_a_handled_message_carry_its_transaction_and_message_id
     for line in changes:
         # bound by the consumer while it handled the message, not named by the event
         assert line["message_id"] in handled, line
+
+
+def test_a_transfer_awaiting_approval_enters_no_status(
+        client: StackClient, accounts: dict[str, int], transfer: dict[str, Any]) -> None:
+    """A transfer awaiting a second person (four-eyes approval, docs/adr/0018) is only
+    rehearsed: no transaction of the register enters PROPOSED until it is approved; a
+    rejected one never does."""
+    before = Samples.scrape(client, "kz")
+    for _ in range(2):  # the first of a kind may be abandoned rather than discarded
+        pending = client.transfer("kz", PARTY_HOLDING, accounts["zora"], "AAU", 5,
+                                  target_registry="CH", approve=False)
+        assert pending.status_code == 202, pending.text
+        approval_id = pending.json()["approval_id"]
+        rejected = client.reject("kz", approval_id, "the buyer withdrew")
+        assert rejected.status_code == 200, rejected.text
+    grown = Samples.scrape(client, "kz").minus(before)
+    assert grown.get_sum("transaction_statuses_total") == 0
+    assert grown.get_sum("messages_published_total") == 0
