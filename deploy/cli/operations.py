@@ -35,6 +35,8 @@ from rich.progress import (
 
 from deploy.cli.session import (
     Failed,
+    Integer,
+    Number,
     Session,
     answer_error,
     bad_option,
@@ -139,7 +141,7 @@ def list_accounts(session: Session, registry: str) -> None:
               default="121", show_default=True,
               help="121 person holding, 120 former operator holding, 100 Party holding "
                    "(the CDM registry: 121 only)")
-@click.option("--period", type=click.IntRange(1, 2), default=None,
+@click.option("--period", type=Integer(1, 2), default=None,
               help="commitment period (default: the registry's current one)")
 @operator_command
 def open_account(session: Session, registry: str, holder_name: str, account_type: str,
@@ -157,7 +159,7 @@ def open_account(session: Session, registry: str, holder_name: str, account_type
 
 
 @accounts.command("show")
-@click.argument("account_id", type=click.IntRange(min=1))
+@click.argument("account_id", type=Integer(min=1))
 @registry_option
 @operator_command
 def show_account(session: Session, account_id: int, registry: str) -> None:
@@ -185,7 +187,7 @@ def show_account(session: Session, account_id: int, registry: str) -> None:
 
 @click.command()
 @registry_option
-@click.option("-a", "--account", "account_id", type=click.IntRange(min=1), default=None,
+@click.option("-a", "--account", "account_id", type=Integer(min=1), default=None,
               help="one account: its totals, available and reserved units")
 @click.option("--blocks", is_flag=True,
               help="with --account: every unit block too (read page by page)")
@@ -311,19 +313,19 @@ def _blocks_period(view: dict[str, Any]) -> str | None:
 
 @transfers.command("propose")
 @registry_option
-@click.option("--from", "source", type=click.IntRange(min=1), required=True,
+@click.option("--from", "source", type=Integer(min=1), required=True,
               help="the transferring account (its holder instructs the transfer; the "
                    "operator for a government account)")
-@click.option("--to", "target", type=click.IntRange(min=1), required=True,
+@click.option("--to", "target", type=Integer(min=1), required=True,
               help="the acquiring account")
 @click.option("--to-registry", default=None,
               help="the acquiring registry (a Party code or CDM): an external transfer; "
                    "without, an internal one")
-@click.option("--to-type", "target_type", type=click.IntRange(min=1), default=121,
+@click.option("--to-type", "target_type", type=Integer(min=1), default=121,
               show_default=True, help="the acquiring account's type")
 @click.option("--unit-type", required=True, help="AAU, RMU, ERU_FROM_AAU, CER, ...")
-@click.option("--quantity", type=click.IntRange(min=1), required=True, help="units")
-@click.option("--period", type=click.IntRange(1, 2), default=2, show_default=True,
+@click.option("--quantity", type=Integer(min=1), required=True, help="units")
+@click.option("--period", type=Integer(1, 2), default=2, show_default=True,
               help="the units' commitment period")
 @click.option("--approve/--no-approve", default=True, show_default=True,
               help="when four-eyes approval applies, the second person approves at once; "
@@ -331,7 +333,7 @@ def _blocks_period(view: dict[str, Any]) -> str | None:
 @click.option("--wait/--no-wait", default=True, show_default=True,
               help="wait until the transfer is final at the registry, the ITL and, "
                    "completed externally, the acquiring registry")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=120.0,
+@click.option("--timeout", type=Number(min=0.1), default=120.0,
               show_default=True, help="real seconds to wait")
 @progress_option
 @operator_command
@@ -411,7 +413,7 @@ APPROVAL_ARGUMENT = click.argument("approval_id")
 @registry_option
 @click.option("--wait/--no-wait", default=True, show_default=True,
               help="wait until the transfer is final, as propose does")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=120.0,
+@click.option("--timeout", type=Number(min=0.1), default=120.0,
               show_default=True, help="real seconds to wait")
 @progress_option
 @operator_command
@@ -495,9 +497,9 @@ def settle(session: Session, registry: str, transaction_id: str, timeout: float,
 
 @transfers.command("list")
 @registry_option
-@click.option("--status", type=click.IntRange(1, 8), default=None,
+@click.option("--status", type=Integer(1, 8), default=None,
               help="only this status (4 completed, 6 rejected, ...)")
-@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True,
+@click.option("--limit", type=Integer(1, 1000), default=100, show_default=True,
               help="the newest this many transactions")
 @click.option("--all", "every_type", is_flag=True,
               help="every transaction type, not only internal and external transfers")
@@ -621,7 +623,7 @@ def list_notices(session: Session, registry: str, follow_up: str | None) -> None
 
 
 @notices.command("show")
-@click.argument("notice_id", type=click.IntRange(min=1))
+@click.argument("notice_id", type=Integer(min=1))
 @registry_option
 @operator_command
 def show_notice(session: Session, notice_id: int, registry: str) -> None:
