@@ -91,6 +91,12 @@ class Console:
         assert response is not None and response.status < 500, path
         return self.page
 
+    def status(self, path: str) -> int:
+        """The HTTP status of the page at ``path``."""
+        response = self.page.goto(self.url + path)
+        assert response is not None, path
+        return response.status
+
     def sign_in(self, principal: str, secret: str | None = None, here: bool = False) -> None:
         """Sign in as a user of the issuer, or as a client when ``principal`` is one: on
         the sign-in page the browser is on (``here``), else on a new one."""
@@ -187,9 +193,23 @@ def test_the_pages_show_what_the_apis_say(console: Console, books: dict[str, Any
     assert "404" in console.text("#console-error")
 
     # the operator of KZ has no role at CH: the console shows CH's refusal, not CH's books
-    console.go("/registries/CH")
+    assert console.status("/registries/CH") == 403
     assert "403" in console.text("p.error") and "no role at this registry" in console.text(
         "p.error")
+
+    # a page answers with the API's status about what it is of, not 200
+    for path, status in [("/registries/KZ/accounts/999999", 404),
+                         ("/registries/KZ/transactions/KZ999999", 404),
+                         ("/itl/transactions/KZ999999", 404),
+                         ("/registries/KZ/approvals/A999999", 404),
+                         ("/registries/CH/transactions", 403),
+                         ("/registries/XX/operations", 404),
+                         ("/registries/XX/operations/internal-transfer", 404),
+                         (f"/registries/KZ/transactions/{books['issuance']}", 200),
+                         ("/registries/KZ/accounts/1", 200)]:
+        assert console.status(path) == status, path
+        if status != 200:
+            assert str(status) in console.page.locator("main .error").first.inner_text(), path
 
 
 def test_an_external_transfer_started_in_the_console_completes_in_both_registries(
