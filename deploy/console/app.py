@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -393,7 +394,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
                                 error=f"no operation {operation}: "
                                       f"{', '.join(BY_OPERATION)}" if form is None
                                 else unknown_registry(code).error)
-        errors = answer.field_errors() if answer is not None else {}
+        errors = answer.field_errors(values) if answer is not None else {}
         return await render(request, "operation.j2", session,
                             200 if answer is None else answer.status, code=code, form=form,
                             values=values, errors=errors, answer=answer,
@@ -530,8 +531,9 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
 
 
 def _number(text: str) -> bool:
+    """Whether ``text`` is a finite number, which a JSON body can carry (``nan``,
+    ``inf`` and ``1e400`` go as typed, for the API to name the field)."""
     try:
-        float(text)
+        return math.isfinite(float(text))
     except ValueError:
         return False
-    return True
