@@ -107,11 +107,13 @@ def _day_within_clock_range(day: date) -> date:
 
 
 def _within_clock_range(moment: datetime) -> datetime:
+    """``moment`` within the clock's range, a naive one read as UTC and given back so
+    (aware): compared with the clock's own aware times, a naive one would fail."""
     aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
     if not CLOCK_MIN <= aware <= CLOCK_MAX:
         raise ValueError(f"must lie between {CLOCK_MIN.isoformat()} and "
                          f"{CLOCK_MAX.isoformat()} (the simulation clock's range)")
-    return moment
+    return aware
 
 
 #: Any integer the store keeps, without a tighter domain bound.
