@@ -20,6 +20,10 @@ pytestmark = pytest.mark.e2e
     ("path", "body", "fragment"),
     [
         ("/accounts", {"holder_name": ""}, "holder_name"),
+        # blanks alone are no name: refused, never recorded as one
+        ("/accounts", {"holder_name": " \t "}, "holder_name"),
+        ("/decisions", {"kind": "issuance", "reference": "   ", "unit_type": "AAU",
+                        "quantity": 5, "account_id": 1}, "reference"),
         ("/accounts", {"holder_name": "X", "account_type": 999}, "unknown AccountType"),
         ("/transactions/cancellation", {"unit_type": "XYZ", "quantity": 5},
          "unknown UnitType"),
