@@ -59,6 +59,10 @@ def test_unknown_transaction_and_account_are_404_with_a_reason(client: StackClie
     assert missing.status_code == 404
     assert "KZ999999" in missing.json()["detail"]
     assert client.call("kz", "GET", "/accounts/424242/holdings").status_code == 404
+    # a Party the ITL knows neither as a registry nor from the reference data
+    unknown = client.call("itl", "GET", "/parties/XQ")
+    assert unknown.status_code == 404 and "Party XQ" in unknown.json()["detail"]
+    assert client.call("itl", "GET", "/parties/JP").status_code == 200
     transfer = client.transfer("kz", 424242, 1, "AAU", 1)
     assert transfer.status_code == 404
 

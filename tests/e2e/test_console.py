@@ -204,6 +204,7 @@ def test_the_pages_show_what_the_apis_say(console: Console, books: dict[str, Any
                          ("/registries/KZ/approvals/A999999", 404),
                          ("/registries/CH/transactions", 403),
                          ("/registries/XX/operations", 404),
+                         ("/parties/XQ", 404),
                          ("/registries/XX/operations/internal-transfer", 404),
                          (f"/registries/KZ/transactions/{books['issuance']}", 200),
                          ("/registries/KZ/accounts/1", 200)]:
