@@ -298,6 +298,8 @@ class Runtime:
                                     details={"now": now, "broadcast": broadcast})
 
         await self.commit(work)
+        log_event(log, "clock_set", now=now.isoformat(), set_by=self.code,
+                  broadcast=broadcast)
         if broadcast:
             await self.broker.broadcast_clock(
                 ClockSet(now=now, set_by=self.code, set_at_epoch=time.time()))

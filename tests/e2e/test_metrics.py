@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -200,10 +201,20 @@ def test_dead_letters_are_counted_by_type_and_reason(
 
 
 def test_the_log_lines_of_a_handled_message_carry_its_transaction_and_message_ids(
-        stack: LocalStack, mongo: StackDatabases, transfer: dict[str, Any]) -> None:
+        stack: LocalStack, client: StackClient, mongo: StackDatabases,
+        transfer: dict[str, Any]) -> None:
     transaction_id = transfer["transaction_id"]
+    # the clock set over HTTP (not moved: by 0 s, this service only) is a line too
+    moved = client.call("itl", "PUT", "/admin/clock",
+                        json={"advance_seconds": 0, "broadcast": False})
+    assert moved.status_code == 200, moved.text
     lines = [json.loads(line) for line in (stack.log_dir / "itl.log").read_text()
-             .splitlines() if line.startswith("{")]
+             .splitlines()]  # one JSON object per line, every line
+    (clock_set,) = [line for line in lines if line["event"] == "clock_set"]
+    assert clock_set["set_by"] == "ITL" and clock_set["broadcast"] is False
+    assert clock_set["http_path"] == "/admin/clock"
+    assert datetime.fromisoformat(clock_set["now"]) == \
+        datetime.fromisoformat(moved.json()["now"])
     changes = [line for line in lines if line["event"] == "transaction_status_changed"
                and line.get("transaction_id") == transaction_id]
     assert changes, "the ITL logged no status change of the transfer"
