@@ -159,6 +159,8 @@ class Backend:
         login client) or a client (``client``: its client-credentials grant, the password
         being its secret); returns the new session's id and the session.
         ``SignInRefused`` naming the field when the issuer says no."""
+        if kind not in ("person", "client"):
+            raise SignInRefused("kind", f"sign in as a person or a client, not {kind!r}")
         if not username:
             raise SignInRefused("username", "a user or client name is required")
         if not password:

@@ -5,8 +5,12 @@ site."""
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
 from deploy.console.app import holdings_by_type, safe_next
-from deploy.console.backend import Answer
+from deploy.console.backend import Answer, Backend, SignInRefused
 from deploy.console.forms import BY_OPERATION, parse_form, request_body
 
 
@@ -84,3 +88,25 @@ def test_after_signing_in_the_browser_stays_on_this_site() -> None:
     assert safe_next("/registries/KZ?x=1") == "/registries/KZ?x=1"
     for elsewhere in ("https://example.org/", "//example.org/", "", None, "registries"):
         assert safe_next(elsewhere) == "/"
+
+
+@pytest.mark.parametrize(("kind", "username", "password", "blamed"), [
+    ("robot", "kz-operator-1", "secret", "kind"),
+    ("", "kz-operator-1", "secret", "kind"),
+    ("person", "", "secret", "username"),
+    ("client", "stack-clock", "", "password"),
+])
+def test_signing_in_with_what_is_missing_or_unknown_names_the_field(
+        kind: str, username: str, password: str, blamed: str) -> None:
+    """Refused before the issuer is asked (nothing listens at its address here)."""
+    backend = Backend({}, "http://127.0.0.1:9/token", "stack", lambda: "s", 1.0)
+
+    async def sign_in() -> None:
+        try:
+            await backend.sign_in(username, password, kind)
+        finally:
+            await backend.close()
+
+    with pytest.raises(SignInRefused) as refused:
+        asyncio.run(sign_in())
+    assert refused.value.field == blamed
