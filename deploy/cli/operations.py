@@ -679,11 +679,31 @@ def parse_duration(text: str) -> int:
     return sum(int(count) * UNIT_SECONDS[unit] for count, unit in parts)
 
 
+class Moment(click.ParamType[datetime]):
+    """An ISO 8601 time, as ``clock show --json`` prints it or shorter: ``2013-12-31``,
+    ``2013-12-31T12:00:00``, ``2013-12-31 12:00``, with ``Z`` or an offset; without
+    one, UTC. The value is an aware ``datetime`` in UTC."""
+
+    name = "time"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            moment = datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO 8601 time such as 2013-12-31, "
+                      "2013-12-31T12:00:00 or 2013-12-31T12:00:00Z", param, ctx)
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+
+
 @clock.command("move")
-@click.option("--to", "moment", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S",
-                                                     "%Y-%m-%d %H:%M:%S"]),
-              default=None, metavar="TIME",
-              help="to this UTC time (2013-12-31 or 2013-12-31T12:00:00)")
+@click.option("--to", "moment", type=Moment(), default=None, metavar="TIME",
+              help="to this time, UTC unless it says (2013-12-31, 2013-12-31T12:00:00, "
+                   "2013-12-31T12:00:00Z as clock show --json prints)")
 @click.option("--by", "step", default=None, help="forward by 30d, 12h, 1d12h, 90m, 45s ...")
 @click.option("--direct", default="KZ", show_default=True,
               help="the registry also set directly, which answers only once its due work "
@@ -701,7 +721,7 @@ def move_clock(session: Session, moment: datetime | None, step: str | None,
         now = datetime.fromisoformat(session.get("itl", "/admin/clock")["now"])
         target = now + timedelta(seconds=parse_duration(step or ""))
     else:
-        target = moment.replace(tzinfo=UTC)
+        target = moment
     options = {"now": "--to" if moment is not None else "--by"}
     for service, broadcast in (("itl", True), (name, False)):
         session.request(service, "PUT", "/admin/clock", options=options,

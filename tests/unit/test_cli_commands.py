@@ -91,6 +91,23 @@ def test_a_number_that_is_none_is_called_so_naming_the_option(tmp_path: Path) ->
         assert "range." not in shown.stderr.replace("not in the range", ""), args
 
 
+def test_clock_move_takes_the_times_clock_show_prints(tmp_path: Path) -> None:
+    """``--to`` takes a day, a time, a time with Z or an offset (what ``clock show
+    --json`` prints): accepted, the command goes on to read the stack file (absent
+    here); anything else is bad input naming --to."""
+    stack = ["--stack", str(tmp_path / "none.json")]
+    for moment in ("2013-12-31", "2013-12-31T12:00:00", "2013-12-31 12:00",
+                   "2013-01-15T00:00:00Z", "2013-01-15T00:00:00.312761+00:00",
+                   "2013-01-15T06:00:00+06:00"):
+        shown = CliRunner().invoke(main, ["clock", "move", "--to", moment, *stack])
+        assert shown.exit_code == 2 and "Invalid value for '--stack'" in shown.stderr, (
+            moment, shown.stderr)
+    for moment in ("31.12.2013", "2013-13-01", "soon", ""):
+        shown = CliRunner().invoke(main, ["clock", "move", "--to", moment, *stack])
+        assert shown.exit_code == 2, (moment, shown.output)
+        assert "Invalid value for '--to'" in shown.stderr, (moment, shown.stderr)
+
+
 def test_durations_of_clock_move() -> None:
     assert parse_duration("30d") == 30 * 86400
     assert parse_duration("1d12h") == 36 * 3600
