@@ -278,11 +278,12 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
         session = session_of(request)
         code = code.upper()
         base = f"/accounts/{segment(account_id)}"
-        subject = await get(session, code, base)
+        account = await get(session, code, base)
+        holdings = await get(session, code, f"{base}/holdings", limit=200, after=after)
+        # the account, then the page of its blocks the address asks for (?after=)
         return await render(request, "account.j2", session, code=code, account_id=account_id,
-                            subject=subject, account=subject,
-                            holdings=await get(session, code, f"{base}/holdings", limit=200,
-                                               after=after))
+                            subject=holdings if account.ok else account, account=account,
+                            holdings=holdings)
 
     @app.get("/registries/{code}/transactions", response_class=HTMLResponse)
     async def transactions(request: Request, code: str) -> Response:

@@ -199,6 +199,7 @@ def test_the_pages_show_what_the_apis_say(console: Console, books: dict[str, Any
 
     # a page answers with the API's status about what it is of, not 200
     for path, status in [("/registries/KZ/accounts/999999", 404),
+                         ("/registries/KZ/accounts/1?after=soon", 422),
                          ("/registries/KZ/transactions/KZ999999", 404),
                          ("/itl/transactions/KZ999999", 404),
                          ("/registries/KZ/approvals/A999999", 404),
