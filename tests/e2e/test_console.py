@@ -312,7 +312,7 @@ def test_the_clock_is_moved_by_the_clock_client_only(console: Console,
     page = console.go("/clock")
     # what is no finite number (JSON carries none of nan, inf) goes as typed: the API
     # names the field
-    for typed in ("soon", "nan", "-inf", "1e400"):
+    for typed in ("soon", "nan", "1e400"):
         page.fill("#f-advance_seconds", typed)
         page.click("#move-clock button[type=submit]")
         assert "advance_seconds" in console.text("[data-error-for=advance_seconds]"), typed
