@@ -36,7 +36,13 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field, GetCoreSchemaHandler
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    GetCoreSchemaHandler,
+    StringConstraints,
+)
 from pydantic_core import core_schema
 
 #: The signed 64-bit range BSON keeps (int64).
@@ -107,11 +113,13 @@ def _day_within_clock_range(day: date) -> date:
 
 
 def _within_clock_range(moment: datetime) -> datetime:
+    """``moment`` within the clock's range, a naive one read as UTC and given back so
+    (aware): compared with the clock's own aware times, a naive one would fail."""
     aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
     if not CLOCK_MIN <= aware <= CLOCK_MAX:
         raise ValueError(f"must lie between {CLOCK_MIN.isoformat()} and "
                          f"{CLOCK_MAX.isoformat()} (the simulation clock's range)")
-    return moment
+    return aware
 
 
 #: Any integer the store keeps, without a tighter domain bound.
@@ -139,3 +147,13 @@ SimulatedTime = Annotated[datetime, AfterValidator(_within_clock_range), ISO_TEX
 #: A day of simulated time (an expiry, a target or due date, a registration), as ISO
 #: 8601 text (``2016-06-30``), within the clock's range.
 SimulatedDay = Annotated[date, AfterValidator(_day_within_clock_range), ISO_TEXT]
+
+#: Free text a person must give: a name or title (a holder's name, a project's title, a
+#: decision's reference), blanks around it dropped, then 1 to 200 characters; blanks
+#: alone are refused (422 naming the field) instead of recorded as a name.
+RequiredName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                                max_length=200)]
+#: Free text a person must give at more length (grounds of an appeal, why a
+#: reconciliation is resolved), the same way: 1 to 2000 characters.
+RequiredText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                                max_length=2000)]

@@ -8,6 +8,7 @@ import contextlib
 import functools
 import logging
 import math
+import os
 import time
 import uuid
 from collections import OrderedDict
@@ -297,6 +298,8 @@ class Runtime:
                                     details={"now": now, "broadcast": broadcast})
 
         await self.commit(work)
+        log_event(log, "clock_set", now=now.isoformat(), set_by=self.code,
+                  broadcast=broadcast)
         if broadcast:
             await self.broker.broadcast_clock(
                 ClockSet(now=now, set_by=self.code, set_at_epoch=time.time()))
@@ -711,6 +714,29 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_json_safe(item) for item in value]
     return value
+
+
+S = TypeVar("S", bound="ServiceSettings")
+
+
+def run_service(service: str, settings_class: type[S],
+                create_app: Callable[[S], FastAPI]) -> None:
+    """Run a service process: its log lines first (JSON on stderr, ``LOG_LEVEL``), then
+    its settings (``settings_class()``, from the environment) and its app, then
+    ``serve``. What stops it before it serves (a setting it refuses, tracing asked of
+    gRPC) is one JSON log line, ``service_not_started`` with the ``reason`` and the
+    exception, and exit status 1, like every other line of its log."""
+    level = os.environ.get("LOG_LEVEL", "INFO").upper()
+    configure_logging(service, level if level in logging.getLevelNamesMapping() else "INFO")
+    try:
+        settings = settings_class()
+        app = create_app(settings)
+    except Exception as exc:  # any: logged as one line, then the exit
+        logging.getLogger(service).error(
+            "service_not_started", exc_info=True,
+            extra={"fields": {"reason": f"{exc.__class__.__name__}: {exc}"}})
+        raise SystemExit(1) from None
+    serve(app, settings, service)
 
 
 def serve(app: FastAPI, settings: ServiceSettings, service: str) -> None:

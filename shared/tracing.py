@@ -43,7 +43,7 @@ from shared.logs import log_event
 if TYPE_CHECKING:
     from aio_pika.abc import AbstractIncomingMessage
     from fastapi.telemetry import TelemetryConfig
-    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
 
 log = logging.getLogger("shared.tracing")
@@ -108,7 +108,9 @@ def exporters(environ: Mapping[str, str] | None = None) -> list[SpanExporter]:
     """The span exporters ``OTEL_TRACES_EXPORTER`` names (comma-separated; ``otlp`` when
     unset): ``otlp`` by HTTP/protobuf to ``OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT`` (default
     ``http://localhost:4318``; the exporter reads its own variables: headers, timeout,
-    compression, certificates), ``console`` to stdout, ``none`` nothing. Raises
+    compression, certificates), ``console`` to stdout, one span a line as a JSON object
+    (``one_line``: the service's log stays one JSON object per line), ``none`` nothing.
+    Raises
     ``TracingMisconfigured`` for another name or an OTLP protocol other than
     ``http/protobuf``."""
     env = os.environ if environ is None else environ
@@ -131,8 +133,15 @@ def exporters(environ: Mapping[str, str] | None = None) -> list[SpanExporter]:
         found.append(OTLPSpanExporter())
     if "console" in names:
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
-        found.append(ConsoleSpanExporter())
+        found.append(ConsoleSpanExporter(formatter=one_line))
     return found
+
+
+def one_line(span: ReadableSpan) -> str:
+    """A finished span as one line of JSON (the SDK's own fields: ``name``,
+    ``context.trace_id``, ``parent_id``, ``attributes``...), for the console exporter,
+    whose default is an indented object over many lines."""
+    return str(span.to_json(indent=None)) + os.linesep
 
 
 def start_tracing(code: str, setting: bool | None, *, namespace: str = "",

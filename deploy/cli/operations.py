@@ -35,6 +35,8 @@ from rich.progress import (
 
 from deploy.cli.session import (
     Failed,
+    Integer,
+    Number,
     Session,
     answer_error,
     bad_option,
@@ -139,7 +141,7 @@ def list_accounts(session: Session, registry: str) -> None:
               default="121", show_default=True,
               help="121 person holding, 120 former operator holding, 100 Party holding "
                    "(the CDM registry: 121 only)")
-@click.option("--period", type=click.IntRange(1, 2), default=None,
+@click.option("--period", type=Integer(1, 2), default=None,
               help="commitment period (default: the registry's current one)")
 @operator_command
 def open_account(session: Session, registry: str, holder_name: str, account_type: str,
@@ -157,7 +159,7 @@ def open_account(session: Session, registry: str, holder_name: str, account_type
 
 
 @accounts.command("show")
-@click.argument("account_id", type=click.IntRange(min=1))
+@click.argument("account_id", type=Integer(min=1))
 @registry_option
 @operator_command
 def show_account(session: Session, account_id: int, registry: str) -> None:
@@ -185,7 +187,7 @@ def show_account(session: Session, account_id: int, registry: str) -> None:
 
 @click.command()
 @registry_option
-@click.option("-a", "--account", "account_id", type=click.IntRange(min=1), default=None,
+@click.option("-a", "--account", "account_id", type=Integer(min=1), default=None,
               help="one account: its totals, available and reserved units")
 @click.option("--blocks", is_flag=True,
               help="with --account: every unit block too (read page by page)")
@@ -311,19 +313,19 @@ def _blocks_period(view: dict[str, Any]) -> str | None:
 
 @transfers.command("propose")
 @registry_option
-@click.option("--from", "source", type=click.IntRange(min=1), required=True,
+@click.option("--from", "source", type=Integer(min=1), required=True,
               help="the transferring account (its holder instructs the transfer; the "
                    "operator for a government account)")
-@click.option("--to", "target", type=click.IntRange(min=1), required=True,
+@click.option("--to", "target", type=Integer(min=1), required=True,
               help="the acquiring account")
 @click.option("--to-registry", default=None,
               help="the acquiring registry (a Party code or CDM): an external transfer; "
                    "without, an internal one")
-@click.option("--to-type", "target_type", type=click.IntRange(min=1), default=121,
+@click.option("--to-type", "target_type", type=Integer(min=1), default=121,
               show_default=True, help="the acquiring account's type")
 @click.option("--unit-type", required=True, help="AAU, RMU, ERU_FROM_AAU, CER, ...")
-@click.option("--quantity", type=click.IntRange(min=1), required=True, help="units")
-@click.option("--period", type=click.IntRange(1, 2), default=2, show_default=True,
+@click.option("--quantity", type=Integer(min=1), required=True, help="units")
+@click.option("--period", type=Integer(1, 2), default=2, show_default=True,
               help="the units' commitment period")
 @click.option("--approve/--no-approve", default=True, show_default=True,
               help="when four-eyes approval applies, the second person approves at once; "
@@ -331,7 +333,7 @@ def _blocks_period(view: dict[str, Any]) -> str | None:
 @click.option("--wait/--no-wait", default=True, show_default=True,
               help="wait until the transfer is final at the registry, the ITL and, "
                    "completed externally, the acquiring registry")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=120.0,
+@click.option("--timeout", type=Number(min=0.1), default=120.0,
               show_default=True, help="real seconds to wait")
 @progress_option
 @operator_command
@@ -411,7 +413,7 @@ APPROVAL_ARGUMENT = click.argument("approval_id")
 @registry_option
 @click.option("--wait/--no-wait", default=True, show_default=True,
               help="wait until the transfer is final, as propose does")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=120.0,
+@click.option("--timeout", type=Number(min=0.1), default=120.0,
               show_default=True, help="real seconds to wait")
 @progress_option
 @operator_command
@@ -495,9 +497,9 @@ def settle(session: Session, registry: str, transaction_id: str, timeout: float,
 
 @transfers.command("list")
 @registry_option
-@click.option("--status", type=click.IntRange(1, 8), default=None,
+@click.option("--status", type=Integer(1, 8), default=None,
               help="only this status (4 completed, 6 rejected, ...)")
-@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True,
+@click.option("--limit", type=Integer(1, 1000), default=100, show_default=True,
               help="the newest this many transactions")
 @click.option("--all", "every_type", is_flag=True,
               help="every transaction type, not only internal and external transfers")
@@ -621,7 +623,7 @@ def list_notices(session: Session, registry: str, follow_up: str | None) -> None
 
 
 @notices.command("show")
-@click.argument("notice_id", type=click.IntRange(min=1))
+@click.argument("notice_id", type=Integer(min=1))
 @registry_option
 @operator_command
 def show_notice(session: Session, notice_id: int, registry: str) -> None:
@@ -677,11 +679,31 @@ def parse_duration(text: str) -> int:
     return sum(int(count) * UNIT_SECONDS[unit] for count, unit in parts)
 
 
+class Moment(click.ParamType[datetime]):
+    """An ISO 8601 time, as ``clock show --json`` prints it or shorter: ``2013-12-31``,
+    ``2013-12-31T12:00:00``, ``2013-12-31 12:00``, with ``Z`` or an offset; without
+    one, UTC. The value is an aware ``datetime`` in UTC."""
+
+    name = "time"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            moment = datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO 8601 time such as 2013-12-31, "
+                      "2013-12-31T12:00:00 or 2013-12-31T12:00:00Z", param, ctx)
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+
+
 @clock.command("move")
-@click.option("--to", "moment", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S",
-                                                     "%Y-%m-%d %H:%M:%S"]),
-              default=None, metavar="TIME",
-              help="to this UTC time (2013-12-31 or 2013-12-31T12:00:00)")
+@click.option("--to", "moment", type=Moment(), default=None, metavar="TIME",
+              help="to this time, UTC unless it says (2013-12-31, 2013-12-31T12:00:00, "
+                   "2013-12-31T12:00:00Z as clock show --json prints)")
 @click.option("--by", "step", default=None, help="forward by 30d, 12h, 1d12h, 90m, 45s ...")
 @click.option("--direct", default="KZ", show_default=True,
               help="the registry also set directly, which answers only once its due work "
@@ -699,7 +721,7 @@ def move_clock(session: Session, moment: datetime | None, step: str | None,
         now = datetime.fromisoformat(session.get("itl", "/admin/clock")["now"])
         target = now + timedelta(seconds=parse_duration(step or ""))
     else:
-        target = moment.replace(tzinfo=UTC)
+        target = moment
     options = {"now": "--to" if moment is not None else "--by"}
     for service, broadcast in (("itl", True), (name, False)):
         session.request(service, "PUT", "/admin/clock", options=options,

@@ -95,6 +95,20 @@ def refusal_message(what: str, code: int, detail: str) -> str:
         f" ({meaning})" if meaning and meaning not in detail else "") + f": {detail}"
 
 
+class Integer(click.IntRange):
+    """A whole number within bounds (``click.IntRange``), which calls what is not one
+    ``'abc' is not a valid integer.``, not '... a valid integer range.'"""
+
+    name = "integer"
+
+
+class Number(click.FloatRange):
+    """A number within bounds (``click.FloatRange``), which calls what is not one
+    ``'soon' is not a valid number.``"""
+
+    name = "number"
+
+
 def bad_option(option: str, message: str) -> click.BadParameter:
     """Bad input naming ``option`` (exit status 2)."""
     return click.BadParameter(message, param_hint=f"'{option}'")

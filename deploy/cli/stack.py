@@ -42,6 +42,7 @@ from deploy.cli.session import (
     JSON_META,
     STACK_ENV,
     Failed,
+    Integer,
     bad_option,
     console,
     table,
@@ -101,7 +102,7 @@ def stack() -> None:
 @stack.command()
 @click.option("--registries", default=",".join(DEFAULT_REGISTRIES), show_default=True,
               help="comma-separated Party codes of the national registries")
-@click.option("--base-port", type=click.IntRange(min=0, max=65535 - 98), default=8100,
+@click.option("--base-port", type=Integer(min=0, max=65535 - 98), default=8100,
               show_default=True,
               help="the ITL on this port, the registries next, then CDM; their stores from "
                    "+80 in the same order; the web console on +90, the issuer on +98; 0: "

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -174,7 +175,15 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
             field_error_text(error) for error in exc.errors()))
 
     async def render(request: Request, template: str, session: Session | None,
-                     status_code: int = 200, **context: Any) -> HTMLResponse:
+                     status_code: int = 200, subject: Answer | None = None,
+                     **context: Any) -> HTMLResponse:
+        """``template`` with ``context``, answered with ``status_code``; a page whose
+        ``subject`` (the API's answer about what the page is of: the account, the
+        transaction, the list) is a refusal answers with that answer's status (404 for an
+        account that does not exist, 403 for another registry's books), so that a page
+        does not say 200 about what the API did not give."""
+        if status_code == 200 and subject is not None and not subject.ok:
+            status_code = subject.status
         clock = ""
         if session is not None:
             answer = await backend.call(session, ITL_CODE, "GET", "/admin/clock")
@@ -243,9 +252,9 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
         code = code.upper()
         periods = {cp: await get(session, ITL_CODE, f"/parties/{segment(code)}/periods/{cp}")
                    for cp in (1, 2)}
-        return await render(request, "party.j2", session, code=code,
-                            standing=await get(session, ITL_CODE, f"/parties/{segment(code)}"),
-                            periods=periods)
+        standing = await get(session, ITL_CODE, f"/parties/{segment(code)}")
+        return await render(request, "party.j2", session, code=code, subject=standing,
+                            standing=standing, periods=periods)
 
     # a registry
 
@@ -259,9 +268,9 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
                                 by_type=[])
         holdings = await get(session, code, "/holdings")
         by_type = holdings_by_type(holdings.body) if holdings.ok else []
-        return await render(request, "registry.j2", session, code=code,
-                            accounts=await get(session, code, "/accounts"),
-                            holdings=holdings, by_type=by_type)
+        accounts = await get(session, code, "/accounts")
+        return await render(request, "registry.j2", session, code=code, subject=accounts,
+                            accounts=accounts, holdings=holdings, by_type=by_type)
 
     @app.get("/registries/{code}/accounts/{account_id}", response_class=HTMLResponse)
     async def account(request: Request, code: str, account_id: str,
@@ -269,26 +278,29 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
         session = session_of(request)
         code = code.upper()
         base = f"/accounts/{segment(account_id)}"
+        account = await get(session, code, base)
+        holdings = await get(session, code, f"{base}/holdings", limit=200, after=after)
+        # the account, then the page of its blocks the address asks for (?after=)
         return await render(request, "account.j2", session, code=code, account_id=account_id,
-                            account=await get(session, code, base),
-                            holdings=await get(session, code, f"{base}/holdings", limit=200,
-                                               after=after))
+                            subject=holdings if account.ok else account, account=account,
+                            holdings=holdings)
 
     @app.get("/registries/{code}/transactions", response_class=HTMLResponse)
     async def transactions(request: Request, code: str) -> Response:
         session = session_of(request)
         code = code.upper()
+        listed = await get(session, code, "/transactions", limit=LIST_LIMIT)
         return await render(request, "transactions.j2", session, code=code, service=code,
-                            transactions=await get(session, code, "/transactions",
-                                                   limit=LIST_LIMIT))
+                            subject=listed, transactions=listed)
 
     async def transaction_page(request: Request, service: str, transaction_id: str) -> Response:
         session = session_of(request)
         path = f"/transactions/{segment(transaction_id)}"
         diagram = await get(session, ITL_CODE, f"{path}/diagram")
+        subject = await get(session, service, path)
         return await render(request, "transaction.j2", session, code=service, service=service,
-                            transaction_id=transaction_id,
-                            transaction=await get(session, service, path), diagram=diagram)
+                            transaction_id=transaction_id, subject=subject,
+                            transaction=subject, diagram=diagram)
 
     @app.get("/registries/{code}/transactions/{transaction_id}", response_class=HTMLResponse)
     async def transaction(request: Request, code: str, transaction_id: str) -> Response:
@@ -298,16 +310,17 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
     async def decisions(request: Request, code: str, follow_up: str | None = None) -> Response:
         session = session_of(request)
         code = code.upper()
+        listed = await get(session, code, "/decisions", follow_up=follow_up or None)
         return await render(request, "decisions.j2", session, code=code, follow_up=follow_up,
-                            decisions=await get(session, code, "/decisions",
-                                                follow_up=follow_up or None))
+                            subject=listed, decisions=listed)
 
     @app.get("/registries/{code}/notices", response_class=HTMLResponse)
     async def notices(request: Request, code: str) -> Response:
         session = session_of(request)
         code = code.upper()
-        return await render(request, "notices.j2", session, code=code,
-                            notices=await get(session, code, "/notices"))
+        listed = await get(session, code, "/notices")
+        return await render(request, "notices.j2", session, code=code, subject=listed,
+                            notices=listed)
 
     @app.get("/registries/{code}/effort-sharing", response_class=HTMLResponse)
     async def effort_sharing(request: Request, code: str, year: int = 2013) -> Response:
@@ -323,17 +336,17 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
     async def approvals(request: Request, code: str, status: str | None = None) -> Response:
         session = session_of(request)
         code = code.upper()
+        listed = await get(session, code, "/approvals", status=status or None)
         return await render(request, "approvals.j2", session, code=code, status=status,
-                            approvals=await get(session, code, "/approvals",
-                                                status=status or None))
+                            subject=listed, approvals=listed)
 
     async def approval_page(request: Request, session: Session, code: str, approval_id: str,
                             outcome: Answer | None = None) -> Response:
+        subject = await get(session, code, f"/approvals/{segment(approval_id)}")
         return await render(request, "approval.j2", session,
                             200 if outcome is None else outcome.status,
                             code=code, approval_id=approval_id, outcome=outcome,
-                            approval=await get(session, code,
-                                               f"/approvals/{segment(approval_id)}"))
+                            subject=subject, approval=subject)
 
     @app.get("/registries/{code}/approvals/{approval_id}", response_class=HTMLResponse)
     async def approval(request: Request, code: str, approval_id: str) -> Response:
@@ -366,18 +379,23 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
     @app.get("/registries/{code}/operations", response_class=HTMLResponse)
     async def operations(request: Request, code: str) -> Response:
         session = session_of(request)
-        return await render(request, "operations.j2", session, code=code.upper(),
-                            forms=OPERATIONS)
+        code = code.upper()
+        if code not in registries:
+            return await render(request, "operations.j2", session, 404, code=code,
+                                forms=(), error=unknown_registry(code).error)
+        return await render(request, "operations.j2", session, code=code, forms=OPERATIONS)
 
     async def form_page(request: Request, session: Session, code: str, operation: str,
                         values: dict[str, str], answer: Answer | None = None) -> Response:
         form = BY_OPERATION.get(operation)
-        if form is None:
+        if form is None or code not in registries:
+            known = code in registries
             return await render(request, "operations.j2", session, 404, code=code,
-                                forms=OPERATIONS,
+                                forms=OPERATIONS if known else (),
                                 error=f"no operation {operation}: "
-                                      f"{', '.join(BY_OPERATION)}")
-        errors = answer.field_errors() if answer is not None else {}
+                                      f"{', '.join(BY_OPERATION)}" if form is None
+                                else unknown_registry(code).error)
+        errors = answer.field_errors(values) if answer is not None else {}
         return await render(request, "operation.j2", session,
                             200 if answer is None else answer.status, code=code, form=form,
                             values=values, errors=errors, answer=answer,
@@ -404,8 +422,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
         values = parse_form(await request.body())
         form = BY_OPERATION.get(operation)
         if form is None or code not in registries:
-            return await form_page(request, session, code, operation, values,
-                                   None if form is None else unknown_registry(code))
+            return await form_page(request, session, code, operation, values)
         key = values.get("idempotency_key", "")
         answer = await backend.call(session, code, "POST", form.endpoint,
                                     json_body=request_body(form, values),
@@ -429,14 +446,16 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
     async def register(request: Request, registry: str | None = None) -> Response:
         session = session_of(request)
         totals = await get(session, ITL_CODE, "/totals", registry=registry or None)
-        return await render(request, "itl.j2", session, registry=registry, totals=totals)
+        return await render(request, "itl.j2", session, registry=registry, subject=totals,
+                            totals=totals)
 
     @app.get("/itl/transactions", response_class=HTMLResponse)
     async def itl_transactions(request: Request, proposer: str | None = None) -> Response:
         session = session_of(request)
+        listed = await get(session, ITL_CODE, "/transactions", limit=LIST_LIMIT,
+                           proposer=proposer or None)
         return await render(request, "transactions.j2", session, code=None, service=ITL_CODE,
-                            transactions=await get(session, ITL_CODE, "/transactions",
-                                                   limit=LIST_LIMIT, proposer=proposer or None))
+                            subject=listed, transactions=listed)
 
     @app.get("/itl/transactions/{transaction_id}", response_class=HTMLResponse)
     async def itl_transaction(request: Request, transaction_id: str) -> Response:
@@ -445,16 +464,18 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
     @app.get("/itl/notices", response_class=HTMLResponse)
     async def itl_notices(request: Request) -> Response:
         session = session_of(request)
-        return await render(request, "itl_notices.j2", session,
-                            notices=await get(session, ITL_CODE, "/notices"))
+        listed = await get(session, ITL_CODE, "/notices")
+        return await render(request, "itl_notices.j2", session, subject=listed,
+                            notices=listed)
 
     async def reconciliations_page(request: Request, session: Session,
                                    answer: Answer | None = None) -> Response:
+        listed = await get(session, ITL_CODE, "/reconciliations")
         return await render(request, "reconciliations.j2", session,
                             200 if answer is None or answer.ok else answer.status,
-                            answer=answer,
+                            answer=answer, subject=listed,
                             errors=answer.field_errors() if answer is not None else {},
-                            reconciliations=await get(session, ITL_CODE, "/reconciliations"))
+                            reconciliations=listed)
 
     @app.get("/itl/reconciliations", response_class=HTMLResponse)
     async def reconciliations(request: Request) -> Response:
@@ -473,8 +494,9 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
     @app.get("/itl/effort-sharing", response_class=HTMLResponse)
     async def itl_effort_sharing(request: Request) -> Response:
         session = session_of(request)
-        return await render(request, "itl_effort_sharing.j2", session,
-                            transfers=await get(session, ITL_CODE, "/esd-transfers"))
+        listed = await get(session, ITL_CODE, "/esd-transfers")
+        return await render(request, "itl_effort_sharing.j2", session, subject=listed,
+                            transfers=listed)
 
     # the simulation clock
 
@@ -510,8 +532,9 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
 
 
 def _number(text: str) -> bool:
+    """Whether ``text`` is a finite number, which a JSON body can carry (``nan``,
+    ``inf`` and ``1e400`` go as typed, for the API to name the field)."""
     try:
-        float(text)
+        return math.isfinite(float(text))
     except ValueError:
         return False
-    return True

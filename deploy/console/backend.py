@@ -8,8 +8,10 @@ see and a form does only what that person may do (docs/adr/0041)."""
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,10 +72,23 @@ class Answer:
             return f"{self.status}: {detail}" + (f" (response code {code})" if code else "")
         return f"{self.status}: {self.text[:500]}"
 
-    def field_errors(self) -> dict[str, str]:
+    def field_errors(self, values: Mapping[str, str] | None = None) -> dict[str, str]:
         """A 422's errors by the request field they name (``{"quantity": "Input should
-        be greater than or equal to 1"}``, from FastAPI's ``loc``); empty otherwise."""
+        be greater than or equal to 1"}``, from FastAPI's ``loc``); for a 404 naming
+        what it did not find by its id (``decision D9 not found``, ``account 5000 in
+        registry KZ not found``), the field of ``values`` (a form's, as typed) that gave
+        that id: one whose name ends in ``<thing>_id`` (``decision_id``,
+        ``transferring_account_id``); empty otherwise."""
         errors: dict[str, str] = {}
+        if (self.status == 404 and values and isinstance(self.body, dict)
+                and isinstance(self.body.get("detail"), str)):
+            detail = self.body["detail"]
+            for name, value in values.items():
+                thing = name.removesuffix("_id").rsplit("_", 1)[-1]
+                if (name.endswith("_id") and value.strip() and re.search(
+                        rf"\b{re.escape(thing)} {re.escape(value.strip())}(\s|$)", detail)):
+                    errors[name] = detail
+            return errors
         if not isinstance(self.body, dict) or not isinstance(self.body.get("detail"), list):
             return errors
         for item in self.body["detail"]:
@@ -144,6 +159,8 @@ class Backend:
         login client) or a client (``client``: its client-credentials grant, the password
         being its secret); returns the new session's id and the session.
         ``SignInRefused`` naming the field when the issuer says no."""
+        if kind not in ("person", "client"):
+            raise SignInRefused("kind", f"sign in as a person or a client, not {kind!r}")
         if not username:
             raise SignInRefused("username", "a user or client name is required")
         if not password:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from services.cdm_registry.domain import Project
 from services.cdm_registry.handlers import CdmService, ProjectExists, RequestIssuance
 from shared.auth import PrincipalDep
-from shared.bounds import NOT_BOOLEAN, Identifier, Quantity, SimulatedDay
+from shared.bounds import NOT_BOOLEAN, Identifier, Quantity, RequiredName, SimulatedDay
 from shared.codes import AccountType, UnitType
 from shared.errors import NotFound
 from shared.http_types import AccountTypeField, UnitTypeField
@@ -34,7 +34,7 @@ def cdm_of(request: Request) -> CdmService:
 
 class ProjectBody(BaseModel):
     project_id: str = Field(pattern=r"^[A-Za-z0-9-]{1,32}$", examples=["CDM-1001"])
-    title: str = Field(min_length=1, max_length=200, examples=["Shardara wind farm"])
+    title: RequiredName = Field(examples=["Shardara wind farm"])
     host_party: str = Field(pattern=r"^[A-Z]{2}$", examples=["UZ"])
     least_developed_country: bool = Field(
         default=False, description="LDC projects pay no share of proceeds")

@@ -10,7 +10,7 @@ from services.cdm_registry.handlers import CdmService
 from services.cdm_registry.store import CdmStore
 from services.registry.main import create_registry
 from shared.auth import AUTH_RESPONSES, require_roles_by_method
-from shared.service import serve
+from shared.service import run_service
 
 #: Projects and issuance requests (docs/adr/0015): registered and issued by the CDM
 #: registry's operator (CDM:operator); read by any authenticated caller, as the UNFCCC
@@ -34,5 +34,5 @@ def create_app(settings: CdmSettings | None = None) -> FastAPI:
 
 
 def run() -> None:
-    settings = CdmSettings()
-    serve(create_app(settings), settings, "cdm_registry")
+    """Run the service until SIGINT or SIGTERM (``shared.service.run_service``)."""
+    run_service("cdm_registry", CdmSettings, create_app)

@@ -126,8 +126,13 @@ def known_party(service: ItlService, code: str) -> None:
 
 @router.get("/parties/{code}", tags=["parties"])
 async def party(request: Request, code: PartyCode) -> StandingView:
-    """A Party's standing (reference data unless changed)."""
-    return StandingView.of((await service_of(request).store.party_books(code)).standing)
+    """A Party's standing (reference data unless changed); 404 for a code that is
+    neither a registry the ITL knows nor a Party of the reference data (as ``PUT``
+    refuses it)."""
+    service = service_of(request)
+    if code not in service.registries and not reference_standing(code).name:
+        raise NotFound(f"Party {code}")
+    return StandingView.of((await service.store.party_books(code)).standing)
 
 
 @router.put("/parties/{code}", tags=["parties"])

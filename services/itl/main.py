@@ -21,7 +21,7 @@ from services.itl.timeouts import TimeOuts
 from shared.audit import AuditReader, audit_router
 from shared.auth import AUTH_RESPONSES, Principal, require_role, require_roles_by_method
 from shared.codes import ITL_CODE
-from shared.service import Runtime, build_app, serve
+from shared.service import Runtime, build_app, run_service
 
 
 def create_app(settings: ItlSettings | None = None) -> FastAPI:
@@ -92,6 +92,5 @@ async def itl_audit_reader(
 
 
 def run() -> None:
-    """Run the ITL until SIGINT or SIGTERM."""
-    settings = ItlSettings()
-    serve(create_app(settings), settings, "itl")
+    """Run the service until SIGINT or SIGTERM (``shared.service.run_service``)."""
+    run_service("itl", ItlSettings, create_app)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from services.itl.reconciliation import Reconciliations
 from shared.api_errors import invalid_input
+from shared.bounds import RequiredText
 from shared.contracts.messages import TRANSACTION_ID_PATTERN
 from shared.contracts.reconciliation import RECONCILIATION_ID_PATTERN
 
@@ -36,8 +37,7 @@ class Resolution(BaseModel):
     """How an operator ends an inconsistent reconciliation: why (required), and the
     correcting transaction if one was made (completed at the ITL)."""
 
-    reason: str = Field(min_length=1, max_length=2000,
-                        examples=["registry restored the deleted block from its backup"])
+    reason: RequiredText = Field(examples=["registry restored the deleted block from its backup"])
     transaction_id: str | None = Field(default=None, pattern=TRANSACTION_ID_PATTERN)
 
 
@@ -45,7 +45,7 @@ class RegistryState(BaseModel):
     """A registry set inconsistent as a whole (its proposals refused with 1203) or not."""
 
     inconsistent: bool
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: RequiredText
 
 
 class ReconciliationView(BaseModel):

@@ -27,7 +27,7 @@ from services.registry.permissions import (
 from services.registry.proceeds import ShareOfProceeds, ShareOfProceedsKind
 from shared.audit import AuditReader, account_key
 from shared.auth import PrincipalDep
-from shared.bounds import Identifier
+from shared.bounds import Identifier, RequiredName
 from shared.codes import (
     RESPONSE_TEXT,
     AccountType,
@@ -106,7 +106,7 @@ class AccountCreate(BaseModel):
         default=AccountType.PERSON_HOLDING,
         description="121 person holding (default), 120 former operator holding or 100 "
                     "Party holding; the CDM registry: 121 only")
-    holder_name: str = Field(min_length=1, max_length=200, examples=["Astana Energy LLP"])
+    holder_name: RequiredName = Field(examples=["Astana Energy LLP"])
     commitment_period: int | None = Field(default=None, ge=1, le=2)
 
 

@@ -24,7 +24,7 @@ from services.registry.store import RegistryStore
 from shared.audit import audit_router
 from shared.auth import AUTH_RESPONSES, AUTHENTICATED
 from shared.codes import CDM_CODE, ITL_CODE, MessageType
-from shared.service import Runtime, build_app, serve
+from shared.service import Runtime, build_app, run_service
 
 
 def create_registry(settings: RegistrySettings, code: str, title: str,
@@ -91,5 +91,5 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
 
 
 def run() -> None:
-    settings = RegistrySettings()
-    serve(create_app(settings), settings, "registry")
+    """Run the service until SIGINT or SIGTERM (``shared.service.run_service``)."""
+    run_service("registry", RegistrySettings, create_app)

@@ -46,7 +46,7 @@ from services.registry.permissions import (
     authorise_read,
     readable_accounts,
 )
-from shared.bounds import Identifier, Quantity, SimulatedDay
+from shared.bounds import Identifier, Quantity, RequiredName, RequiredText, SimulatedDay
 from shared.codes import (
     AccountType,
     LulucfActivity,
@@ -90,7 +90,7 @@ def operations_of(request: Request) -> Operations:
 class DecisionCreate(BaseModel):
     kind: DecisionKind = Field(description="issuance, conversion, external_transfer, "
                                "withdrawal, replacement, cancellation or retirement")
-    reference: str = Field(min_length=1, max_length=200, examples=["MEP order 2013-117"],
+    reference: RequiredName = Field(examples=["MEP order 2013-117"],
                            description="the authorised body's own number for the decision")
     unit_type: UnitTypeField = Field(examples=["AAU"])
     quantity: Quantity = Field(description="units; cancellation and "
@@ -162,7 +162,7 @@ class DecisionView(BaseModel):
 
 
 class AppealBody(BaseModel):
-    grounds: str = Field(min_length=1, max_length=2000)
+    grounds: RequiredText
 
 
 class RevisionBody(BaseModel):

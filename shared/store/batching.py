@@ -227,8 +227,9 @@ class Discarded:
 @contextlib.contextmanager
 def discarding(session: AsyncClientSession) -> Iterator[Discarded]:
     """Within the block, the writes made in ``session``'s transaction attempt are queued
-    as always; at its end they are dropped, unsent, with the outbox rows, kept reads and
-    written states recorded since it began (work run only for its checks, e.g. the
+    as always; at its end they are dropped, unsent, with the outbox rows, kept reads,
+    written states and actions to run at commit (``after_commit``: the counters of
+    ``shared.metrics``) recorded since it began (work run only for its checks, e.g. the
     rehearsal of a request awaiting approval, docs/adr/0018), so that the transaction
     can go on to write something else. If a read within the block had to send them (a
     read of a collection they write), they are in the transaction and cannot be dropped:
@@ -238,6 +239,7 @@ def discarding(session: AsyncClientSession) -> Iterator[Discarded]:
     if attempt is None:
         raise RuntimeError("discarding needs a store transaction")
     writes, outbox, sends = len(attempt.writes), len(attempt.outbox), attempt.sends
+    actions = len(attempt.on_commit)
     memo, overlays = copy.deepcopy(attempt.memo), copy.deepcopy(attempt.overlays)
     done = Discarded()
     yield done
@@ -246,6 +248,7 @@ def discarding(session: AsyncClientSession) -> Iterator[Discarded]:
         return
     del attempt.writes[writes:]
     del attempt.outbox[outbox:]
+    del attempt.on_commit[actions:]
     attempt.memo, attempt.overlays = memo, overlays
 
 

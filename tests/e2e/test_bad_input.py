@@ -20,6 +20,10 @@ pytestmark = pytest.mark.e2e
     ("path", "body", "fragment"),
     [
         ("/accounts", {"holder_name": ""}, "holder_name"),
+        # blanks alone are no name: refused, never recorded as one
+        ("/accounts", {"holder_name": " \t "}, "holder_name"),
+        ("/decisions", {"kind": "issuance", "reference": "   ", "unit_type": "AAU",
+                        "quantity": 5, "account_id": 1}, "reference"),
         ("/accounts", {"holder_name": "X", "account_type": 999}, "unknown AccountType"),
         ("/transactions/cancellation", {"unit_type": "XYZ", "quantity": 5},
          "unknown UnitType"),
@@ -55,6 +59,10 @@ def test_unknown_transaction_and_account_are_404_with_a_reason(client: StackClie
     assert missing.status_code == 404
     assert "KZ999999" in missing.json()["detail"]
     assert client.call("kz", "GET", "/accounts/424242/holdings").status_code == 404
+    # a Party the ITL knows neither as a registry nor from the reference data
+    unknown = client.call("itl", "GET", "/parties/XQ")
+    assert unknown.status_code == 404 and "Party XQ" in unknown.json()["detail"]
+    assert client.call("itl", "GET", "/parties/JP").status_code == 200
     transfer = client.transfer("kz", 424242, 1, "AAU", 1)
     assert transfer.status_code == 404
 

@@ -257,6 +257,7 @@ def test_bad_input_exits_2_naming_the_option(cli: Cli, funded: dict[str, Any]) -
           "--quantity", "1", "--to-registry", "Kazakhstan"], "'--to-registry'"),
         (["accounts", "list", "--registry", "XX"], "'--registry'"),
         (["accounts", "open", "--holder", "X", "--type", "300"], "'--type'"),
+        (["accounts", "open", "--holder", "   "], "'--holder'"),
         (["accounts", "list", "--stack", "/nonexistent/stack.json"], "'--stack'"),
         (["holdings", "--blocks"], "'--blocks'"),
         (["clock", "move", "--by", "3 fortnights"], "'--by'"),

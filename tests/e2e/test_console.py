@@ -91,6 +91,12 @@ class Console:
         assert response is not None and response.status < 500, path
         return self.page
 
+    def status(self, path: str) -> int:
+        """The HTTP status of the page at ``path``."""
+        response = self.page.goto(self.url + path)
+        assert response is not None, path
+        return response.status
+
     def sign_in(self, principal: str, secret: str | None = None, here: bool = False) -> None:
         """Sign in as a user of the issuer, or as a client when ``principal`` is one: on
         the sign-in page the browser is on (``here``), else on a new one."""
@@ -187,9 +193,25 @@ def test_the_pages_show_what_the_apis_say(console: Console, books: dict[str, Any
     assert "404" in console.text("#console-error")
 
     # the operator of KZ has no role at CH: the console shows CH's refusal, not CH's books
-    console.go("/registries/CH")
+    assert console.status("/registries/CH") == 403
     assert "403" in console.text("p.error") and "no role at this registry" in console.text(
         "p.error")
+
+    # a page answers with the API's status about what it is of, not 200
+    for path, status in [("/registries/KZ/accounts/999999", 404),
+                         ("/registries/KZ/accounts/1?after=soon", 422),
+                         ("/registries/KZ/transactions/KZ999999", 404),
+                         ("/itl/transactions/KZ999999", 404),
+                         ("/registries/KZ/approvals/A999999", 404),
+                         ("/registries/CH/transactions", 403),
+                         ("/registries/XX/operations", 404),
+                         ("/parties/XQ", 404),
+                         ("/registries/XX/operations/internal-transfer", 404),
+                         (f"/registries/KZ/transactions/{books['issuance']}", 200),
+                         ("/registries/KZ/accounts/1", 200)]:
+        assert console.status(path) == status, path
+        if status != 200:
+            assert str(status) in console.page.locator("main .error").first.inner_text(), path
 
 
 def test_an_external_transfer_started_in_the_console_completes_in_both_registries(
@@ -197,6 +219,12 @@ def test_an_external_transfer_started_in_the_console_completes_in_both_registrie
 ) -> None:
     buyer = books["buyer"]
     console.sign_in(operator("kz"))
+    # a decision that does not exist: the registry's 404 lands on the field that named it
+    page = console.go("/registries/KZ/operations/issuance")
+    page.fill("#f-decision_id", "D999999")
+    page.click("#operation button[type=submit]")
+    assert "D999999 not found" in console.text("[data-error-for=decision_id]")
+
     page = console.go("/registries/KZ/operations/external-transfer")
     page.fill("#f-acquiring_registry", "CH")
     page.fill("#f-acquiring_account_id", str(buyer))
@@ -282,9 +310,12 @@ def test_the_clock_is_moved_by_the_clock_client_only(console: Console,
     console.sign_out()
     console.sign_in(CLOCK_CLIENT)
     page = console.go("/clock")
-    page.fill("#f-advance_seconds", "soon")
-    page.click("#move-clock button[type=submit]")
-    assert "advance_seconds" in console.text("[data-error-for=advance_seconds]")
+    # what is no finite number (JSON carries none of nan, inf) goes as typed: the API
+    # names the field
+    for typed in ("soon", "nan", "1e400"):
+        page.fill("#f-advance_seconds", typed)
+        page.click("#move-clock button[type=submit]")
+        assert "advance_seconds" in console.text("[data-error-for=advance_seconds]"), typed
 
     before = client.now("itl")
     page.fill("#f-advance_seconds", "3600")

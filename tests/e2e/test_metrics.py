@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -200,10 +201,20 @@ def test_dead_letters_are_counted_by_type_and_reason(
 
 
 def test_the_log_lines_of_a_handled_message_carry_its_transaction_and_message_ids(
-        stack: LocalStack, mongo: StackDatabases, transfer: dict[str, Any]) -> None:
+        stack: LocalStack, client: StackClient, mongo: StackDatabases,
+        transfer: dict[str, Any]) -> None:
     transaction_id = transfer["transaction_id"]
+    # the clock set over HTTP (not moved: by 0 s, this service only) is a line too
+    moved = client.call("itl", "PUT", "/admin/clock",
+                        json={"advance_seconds": 0, "broadcast": False})
+    assert moved.status_code == 200, moved.text
     lines = [json.loads(line) for line in (stack.log_dir / "itl.log").read_text()
-             .splitlines() if line.startswith("{")]
+             .splitlines()]  # one JSON object per line, every line
+    (clock_set,) = [line for line in lines if line["event"] == "clock_set"]
+    assert clock_set["set_by"] == "ITL" and clock_set["broadcast"] is False
+    assert clock_set["http_path"] == "/admin/clock"
+    assert datetime.fromisoformat(clock_set["now"]) == \
+        datetime.fromisoformat(moved.json()["now"])
     changes = [line for line in lines if line["event"] == "transaction_status_changed"
                and line.get("transaction_id") == transaction_id]
     assert changes, "the ITL logged no status change of the transfer"
@@ -212,3 +223,21 @@ def test_the_log_lines_of_a_handled_message_carry_its_transaction_and_message_id
     for line in changes:
         # bound by the consumer while it handled the message, not named by the event
         assert line["message_id"] in handled, line
+
+
+def test_a_transfer_awaiting_approval_enters_no_status(
+        client: StackClient, accounts: dict[str, int], transfer: dict[str, Any]) -> None:
+    """A transfer awaiting a second person (four-eyes approval, docs/adr/0018) is only
+    rehearsed: no transaction of the register enters PROPOSED until it is approved; a
+    rejected one never does."""
+    before = Samples.scrape(client, "kz")
+    for _ in range(2):  # the first of a kind may be abandoned rather than discarded
+        pending = client.transfer("kz", PARTY_HOLDING, accounts["zora"], "AAU", 5,
+                                  target_registry="CH", approve=False)
+        assert pending.status_code == 202, pending.text
+        approval_id = pending.json()["approval_id"]
+        rejected = client.reject("kz", approval_id, "the buyer withdrew")
+        assert rejected.status_code == 200, rejected.text
+    grown = Samples.scrape(client, "kz").minus(before)
+    assert grown.get_sum("transaction_statuses_total") == 0
+    assert grown.get_sum("messages_published_total") == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -274,6 +275,12 @@ def test_a_clock_step_past_the_end_of_the_clocks_range_is_refused(
     far = client.call("de", "PUT", "/admin/clock", json={"now": "9999-12-31T00:00:00Z"})
     assert far.status_code == 422
     assert any(e["loc"] == ["body", "now"] for e in far.json()["detail"])
+    # a time without a zone is UTC (it failed the range check with 500)
+    now = client.now("de").astimezone(UTC).replace(tzinfo=None, microsecond=0)
+    naive = client.call("de", "PUT", "/admin/clock",
+                        json={"now": now.isoformat(), "broadcast": False})
+    assert naive.status_code == 200, naive.text
+    assert datetime.fromisoformat(naive.json()["now"]) >= now.replace(tzinfo=UTC)
 
 
 def envelope(message_type: str, sender: str, recipient: str, correlation_id: str,

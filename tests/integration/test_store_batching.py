@@ -24,6 +24,7 @@ from shared.store import (
     MessageIdReused,
     OutboxRelay,
     Session,
+    after_commit,
     enqueue,
     handle_once,
     in_transaction,
@@ -116,16 +117,22 @@ async def test_writes_discarded_unsent_leave_nothing_and_the_transaction_goes_on
     store: tuple[Client, Database, Commands],
 ) -> None:
     """``discarding``: writes queued within the block are dropped unsent, with the reads
-    kept and the states recorded since it began; the transaction then writes and commits
-    something else. Writes a read within the block had to send cannot be dropped: the
-    block says so (``clean`` False) and the caller abandons the transaction."""
+    kept, the states and the actions to run at commit (``after_commit``, the counters)
+    recorded since it began; the transaction then writes and commits something else, and
+    only the actions recorded outside the block run. Writes a read within the block had
+    to send cannot be dropped: the block says so (``clean`` False) and the caller
+    abandons the transaction."""
     client, db, commands = store
     await db.b.insert_one({"_id": 1, "units": 5})
     commands.names.clear()
 
+    counted: list[str] = []
+
     async def work(session: Session) -> bool:
         remember(session, (db.c.full_name, "kept"), 1)
+        after_commit(session, lambda: counted.append("before"))
         with discarding(session) as checked:
+            after_commit(session, lambda: counted.append("rehearsed"))
             await db.a.insert_one({"_id": "dropped"}, session=session)
             await db.b.update_one({"_id": 1}, {"$inc": {"units": 100}}, session=session)
             written = overlay(session, db.c.full_name)
@@ -136,9 +143,11 @@ async def test_writes_discarded_unsent_leave_nothing_and_the_transaction_goes_on
         assert overlay(session, db.c.full_name) == {}
         assert recall(session, (db.c.full_name, "kept")) == 1
         await db.a.insert_one({"_id": "kept"}, session=session)
+        after_commit(session, lambda: counted.append("after"))
         return checked.clean
 
     assert await in_transaction(client, work) is True
+    assert counted == ["before", "after"]
     assert commands.names == ["find", "bulkWrite", "commitTransaction"]
     assert [d["_id"] for d in await db.a.find().to_list()] == ["kept"]
     assert await db.b.find_one({"_id": 1}) == {"_id": 1, "units": 5}

@@ -68,6 +68,46 @@ def test_an_unreadable_stack_file_is_bad_input_naming_stack(tmp_path: Path) -> N
         assert "Invalid value for '--stack'" in shown.stderr
 
 
+def test_a_number_that_is_none_is_called_so_naming_the_option(tmp_path: Path) -> None:
+    """What is not a whole number (or a number) is bad input naming the option or
+    argument, in plain words ('not a valid integer', never '... integer range'), before
+    the stack file is read; out of bounds, the bounds."""
+    stack = ["--stack", str(tmp_path / "none.json")]
+    propose = ["transfers", "propose", "--from", "1", "--to", "2", "--unit-type", "AAU"]
+    cases = [
+        (["accounts", "show", "abc"], "'ACCOUNT_ID': 'abc' is not a valid integer."),
+        (["notices", "show", "1.5"], "'NOTICE_ID': '1.5' is not a valid integer."),
+        ([*propose, "--quantity", "many"], "'--quantity': 'many' is not a valid integer."),
+        ([*propose, "--quantity", "0"], "'--quantity': 0 is not in the range x>=1."),
+        ([*propose, "--quantity", "5", "--timeout", "soon"],
+         "'--timeout': 'soon' is not a valid number."),
+        (["transfers", "list", "--limit", "all"], "'--limit': 'all' is not a valid integer."),
+        (["stack", "up", "--base-port", "x"], "'--base-port': 'x' is not a valid integer."),
+    ]
+    for args, message in cases:
+        shown = CliRunner().invoke(main, [*args, *stack])
+        assert shown.exit_code == 2, (args, shown.output)
+        assert f"Invalid value for {message}" in shown.stderr, (args, shown.stderr)
+        assert "range." not in shown.stderr.replace("not in the range", ""), args
+
+
+def test_clock_move_takes_the_times_clock_show_prints(tmp_path: Path) -> None:
+    """``--to`` takes a day, a time, a time with Z or an offset (what ``clock show
+    --json`` prints): accepted, the command goes on to read the stack file (absent
+    here); anything else is bad input naming --to."""
+    stack = ["--stack", str(tmp_path / "none.json")]
+    for moment in ("2013-12-31", "2013-12-31T12:00:00", "2013-12-31 12:00",
+                   "2013-01-15T00:00:00Z", "2013-01-15T00:00:00.312761+00:00",
+                   "2013-01-15T06:00:00+06:00"):
+        shown = CliRunner().invoke(main, ["clock", "move", "--to", moment, *stack])
+        assert shown.exit_code == 2 and "Invalid value for '--stack'" in shown.stderr, (
+            moment, shown.stderr)
+    for moment in ("31.12.2013", "2013-13-01", "soon", ""):
+        shown = CliRunner().invoke(main, ["clock", "move", "--to", moment, *stack])
+        assert shown.exit_code == 2, (moment, shown.output)
+        assert "Invalid value for '--to'" in shown.stderr, (moment, shown.stderr)
+
+
 def test_durations_of_clock_move() -> None:
     assert parse_duration("30d") == 30 * 86400
     assert parse_duration("1d12h") == 36 * 3600

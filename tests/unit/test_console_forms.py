@@ -5,8 +5,12 @@ site."""
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
 from deploy.console.app import holdings_by_type, safe_next
-from deploy.console.backend import Answer
+from deploy.console.backend import Answer, Backend, SignInRefused
 from deploy.console.forms import BY_OPERATION, parse_form, request_body
 
 
@@ -49,6 +53,25 @@ def test_a_refusal_shows_its_reason_and_response_code() -> None:
     assert Answer(200, {}, "").error == ""
 
 
+def test_a_404_lands_on_the_field_that_gave_the_id_not_found() -> None:
+    """A form naming a decision, notice or account that does not exist: the registry's
+    404 names it by its id, and the error goes next to the field that gave that id."""
+    issuance = {"decision_id": " D999 ", "quantity": "", "acquiring_account_id": "1"}
+    answer = Answer(404, {"detail": "decision D999 not found"}, "")
+    assert answer.field_errors(issuance) == {"decision_id": "decision D999 not found"}
+    transfer = {"transferring_account_id": "5000", "acquiring_account_id": "1003",
+                "quantity": "5000", "decision_id": ""}
+    missing = Answer(404, {"detail": "account 5000 in registry KZ not found"}, "")
+    assert missing.field_errors(transfer) == {
+        "transferring_account_id": "account 5000 in registry KZ not found"}
+    # an id that only begins like the one given, another thing, or no form: nothing
+    assert Answer(404, {"detail": "account 50001 in registry KZ not found"}, "") \
+        .field_errors(transfer) == {}
+    assert Answer(404, {"detail": "notice 5000 not found"}, "").field_errors(transfer) == {}
+    assert answer.field_errors() == {}
+    assert Answer(422, {"detail": "decision D999 not found"}, "").field_errors(issuance) == {}
+
+
 def test_holdings_are_summed_per_unit_type_and_period() -> None:
     rows = [{"account_id": 1, "account_type": 100, "unit_type": "AAU",
              "applicable_commitment_period": 2, "units": 900, "blocks": 2},
@@ -65,3 +88,25 @@ def test_after_signing_in_the_browser_stays_on_this_site() -> None:
     assert safe_next("/registries/KZ?x=1") == "/registries/KZ?x=1"
     for elsewhere in ("https://example.org/", "//example.org/", "", None, "registries"):
         assert safe_next(elsewhere) == "/"
+
+
+@pytest.mark.parametrize(("kind", "username", "password", "blamed"), [
+    ("robot", "kz-operator-1", "secret", "kind"),
+    ("", "kz-operator-1", "secret", "kind"),
+    ("person", "", "secret", "username"),
+    ("client", "stack-clock", "", "password"),
+])
+def test_signing_in_with_what_is_missing_or_unknown_names_the_field(
+        kind: str, username: str, password: str, blamed: str) -> None:
+    """Refused before the issuer is asked (nothing listens at its address here)."""
+    backend = Backend({}, "http://127.0.0.1:9/token", "stack", lambda: "s", 1.0)
+
+    async def sign_in() -> None:
+        try:
+            await backend.sign_in(username, password, kind)
+        finally:
+            await backend.close()
+
+    with pytest.raises(SignInRefused) as refused:
+        asyncio.run(sign_in())
+    assert refused.value.field == blamed

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import hypothesis
@@ -219,6 +220,16 @@ def test_the_dates_at_the_ends_of_the_clocks_range_are_taken() -> None:
     assert Days.model_validate({"day": "2099-12-31"}).day.year == 2099
     assert Days.model_json_schema()["properties"]["day"] == {
         "format": "date", "title": "Day", "type": "string"}
+
+
+def test_a_moment_without_a_time_zone_is_read_as_utc() -> None:
+    """``2013-01-01T00:00:00`` is UTC and comes out aware, comparable with the clock's
+    times (a naive one failed the clock's own checks with 500); an offset is kept."""
+    naive = Days.model_validate({"day": "2013-01-01", "now": "2013-01-01T00:00:00"}).now
+    assert naive == datetime(2013, 1, 1, tzinfo=UTC)
+    assert naive is not None and naive.tzinfo is not None
+    offset = Days.model_validate({"day": "2013-01-01", "now": "2013-01-01T05:00:00+05:00"})
+    assert offset.now == naive and offset.now is not None and offset.now.hour == 5
 
 
 def test_a_block_of_a_notice_takes_no_number_for_its_expiry_date() -> None:

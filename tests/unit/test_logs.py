@@ -7,7 +7,11 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -190,3 +194,24 @@ def test_structlogs_own_loggers_write_the_same_lines(
     assert (line["event"], line["logger"], line["quantity"]) == ("native", "tests.structlog", 5)
     assert (line["message_id"], line["transaction_id"]) == ("m-3", "JP1")
     assert line["trace_id"] == f"{TRACE_ID:032x}"
+
+
+@pytest.mark.parametrize(("module", "environ", "reason"), [
+    # tracing asked of gRPC, which the services do not export (docs/adr/0044)
+    ("services.itl", {"AUTH_MODE": "development", "TRACING": "true",
+                      "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "http/protobuf only"),
+    # a setting refused: token mode without its issuer
+    ("services.registry", {"AUTH_MODE": "token"}, "AUTH_ISSUER"),
+])
+def test_a_service_that_cannot_start_says_why_in_one_json_line(
+        module: str, environ: dict[str, str], reason: str) -> None:
+    """What stops a service before it serves is a line of its log like the others (one
+    JSON object: ``service_not_started``, the reason, the traceback), exit status 1."""
+    env = {"PATH": os.environ.get("PATH", ""), "LOG_LEVEL": "INFO", **environ}
+    ended = subprocess.run([sys.executable, "-m", module], env=env, capture_output=True,
+                           text=True, timeout=60, cwd=Path(__file__).resolve().parents[2])
+    assert ended.returncode == 1, ended.stderr
+    lines = [json.loads(line) for line in ended.stderr.splitlines()]
+    (failed,) = [line for line in lines if line["event"] == "service_not_started"]
+    assert failed["level"] == "error" and reason in failed["reason"], failed
+    assert "Traceback" in failed["exception"]

@@ -4,6 +4,7 @@ to the span that handles the message; nothing of it when the process does not tr
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -65,6 +66,32 @@ def test_the_exporters_are_those_named_and_others_are_refused() -> None:
         tracing.exporters({"OTEL_TRACES_EXPORTER": "zipkin"})
     with pytest.raises(tracing.TracingMisconfigured, match="http/protobuf only"):
         tracing.exporters({"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"})
+
+
+def test_the_console_exporter_writes_one_span_a_line_of_json() -> None:
+    """``OTEL_TRACES_EXPORTER=console`` writes where the service logs (the local
+    stack's ``var/stack/logs/<service>.log``), which stays one JSON object per line."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    (console,) = tracing.exporters({"OTEL_TRACES_EXPORTER": "console"})
+    written = io.StringIO()
+    console.out = written  # type: ignore[attr-defined]
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(console))
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("process ProposalSubmitted") as parent:
+        parent.set_attribute("des.transaction_id", "KZ17")
+        with tracer.start_as_current_span("publish ProposalForwarded"):
+            pass
+    provider.shutdown()
+    lines = written.getvalue().splitlines()
+    assert len(lines) == 2
+    spans = [json.loads(line) for line in lines]
+    assert [s["name"] for s in spans] == ["publish ProposalForwarded",
+                                          "process ProposalSubmitted"]
+    assert spans[0]["context"]["trace_id"] == spans[1]["context"]["trace_id"]
+    assert spans[1]["attributes"] == {"des.transaction_id": "KZ17"}
 
 
 def test_service_names_are_those_of_the_compose_file() -> None:
