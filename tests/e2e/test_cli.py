@@ -1,7 +1,9 @@
 """The operator CLI (``kyoto-sim``, deploy/cli, docs/adr/0042) against a real stack that
 ``kyoto-sim stack up`` starts for this module and ``stack down --discard`` stops: each
 command once at least, its table and its ``--json`` checked for the stack's real values
-(a transfer the CLI proposes completes and the holdings move), refusals with their
+(the stack is funded by the CLI alone: a Party's period at the ITL, a decision, an
+issuance, a transfer of the issued units; a transfer the CLI proposes completes and the
+holdings move), refusals with their
 response codes (exit status 1) and bad input naming the option (exit status 2)."""
 
 from __future__ import annotations

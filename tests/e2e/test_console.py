@@ -5,7 +5,8 @@ The console acts with the signed-in person's token: a KZ operator reads KZ and t
 not CH; an operation it starts is the registry's to check, and the API's errors come back
 next to the field they name. An external transfer KZ -> CH started in the console and
 approved there by the second operator (four-eyes approval) shows up completed in both
-registries' pages. The clock is moved by the stack's clock client.
+registries' pages. The ITL administrator records a Party's period on its page (no one
+else gets the form). The clock is moved by the stack's clock client.
 
 Chromium is /usr/bin/chromium (``CHROMIUM`` names another): never a browser Playwright
 downloads. Without it the module is skipped, except under CI=true, where that is a
