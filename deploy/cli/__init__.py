@@ -1,8 +1,9 @@
 """``kyoto-sim``, the simulator's command line (the console script of pyproject.toml).
 
 One click group: the local stack (``stack up|down|status``, ``deploy.cli.stack``), the
-operator commands against a running stack (``accounts``, ``holdings``, ``transfers``,
-``decisions``, ``notices``, ``clock``; ``deploy.cli.operations``, through the stack's
+operator commands against a running stack (``parties``, ``deploy.cli.parties``;
+``accounts``, ``holdings``, ``decisions``, ``issuance``, ``transfers``, ``notices``,
+``clock``; ``deploy.cli.operations``, through the stack's
 HTTP APIs with its own identities) and the recording's commands (``record``,
 ``export``, ``diagram``, ``check``, ``replay``, ``diff``; ``shared.recording.cli``,
 attached as they are). docs/adr/0042.
@@ -12,7 +13,16 @@ from __future__ import annotations
 
 import click
 
-from deploy.cli.operations import accounts, clock, decisions, holdings, notices, transfers
+from deploy.cli.operations import (
+    accounts,
+    clock,
+    decisions,
+    holdings,
+    issuance,
+    notices,
+    transfers,
+)
+from deploy.cli.parties import parties
 from deploy.cli.stack import stack
 from shared.recording.cli import main as recording
 
@@ -22,8 +32,8 @@ __all__ = ["main"]
 #: The sections of ``kyoto-sim --help``, in order.
 SECTIONS = {
     "The local stack": ["stack"],
-    "Operating a running stack": ["accounts", "holdings", "transfers", "decisions",
-                                  "notices", "clock"],
+    "Operating a running stack": ["parties", "accounts", "holdings", "decisions",
+                                  "issuance", "transfers", "notices", "clock"],
     "Recording, replay and comparison": ["record", "export", "diagram", "check", "replay",
                                          "diff"],
 }
@@ -54,14 +64,16 @@ class SectionedGroup(click.Group):
 @click.version_option(package_name="kyoto-registry-sim", prog_name="kyoto-sim")
 def main() -> None:
     """The Kyoto registry simulator's command line: start and stop the local stack,
-    operate a running one through its APIs (accounts, holdings, transfers, decisions,
-    notices, the clock; --json for scripts), and record, replay and compare its message
-    flows. Operator commands read the stack file (--stack, default var/stack/stack.json
-    of make up). Exit status: 0 done; 1 refused or failed (the response code is
-    printed); 2 bad input (the option is named)."""
+    operate a running one through its APIs (Parties' periods, accounts, holdings,
+    decisions, issuance, transfers, notices, the clock; --json for scripts), and
+    record, replay and compare its message flows. Operator commands read the stack
+    file (--stack, default var/stack/stack.json of make up). Exit status: 0 done; 1
+    refused or failed (the response code is printed); 2 bad input (the option is
+    named)."""
 
 
-for group in (stack, accounts, holdings, transfers, decisions, notices, clock):
+for group in (stack, parties, accounts, holdings, decisions, issuance, transfers, notices,
+              clock):
     main.add_command(group)
 for name, command in recording.commands.items():
     main.add_command(command, name)

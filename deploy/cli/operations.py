@@ -1,5 +1,6 @@
 """The operator commands of ``kyoto-sim`` against a running stack: ``accounts``,
-``holdings``, ``transfers``, ``decisions``, ``notices`` and ``clock``.
+``holdings``, ``transfers``, ``issuance``, ``decisions``, ``notices`` and ``clock``
+(``parties``: deploy/cli/parties.py).
 
 Each calls the registries' and the ITL's operator APIs (README, "The operator APIs")
 through ``deploy.local.client.StackClient`` with the stack's own identities: the
@@ -44,8 +45,10 @@ from deploy.cli.session import (
     operator_command,
     table,
 )
-from deploy.local.client import FINAL, holder, is_pending
-from shared.codes import TransactionStatus, TransactionType
+from deploy.console.forms import BY_OPERATION, request_body
+from deploy.local.client import FINAL, OPERATOR, holder, is_pending
+from services.registry.decisions import DecisionKind, WithdrawalGround
+from shared.codes import LulucfActivity, TransactionStatus, TransactionType
 
 #: Transaction types that are transfers (``transfers list`` without ``--all``).
 TRANSFER_TYPES = {int(TransactionType.EXTERNAL_TRANSFER),
@@ -536,6 +539,67 @@ def show_transfer(session: Session, transaction_id: str, registry: str | None) -
     session.emit(view, lambda out: render_transaction(out, view))
 
 
+# issuance
+
+
+ISSUANCE_OPTIONS = {"decision_id": "--decision", "quantity": "--quantity",
+                    "acquiring_account_id": "--account"}
+
+
+@click.group()
+def issuance() -> None:
+    """Issuance on a decision: propose. Units issued into the Party holding account on
+    a decision of the authorised body, waited for until final."""
+
+
+@issuance.command("propose")
+@registry_option
+@click.option("--decision", "decision_id", required=True,
+              help="the issuance decision (decisions record --kind issuance: D1, ...)")
+@click.option("--quantity", type=Integer(min=1), default=None,
+              help="units (default: what the decision leaves)")
+@click.option("--account", "acquiring_account_id", type=Integer(min=1), default=1,
+              show_default=True, help="the Party holding account the units go into")
+@click.option("--approve/--no-approve", default=True, show_default=True,
+              help="when four-eyes approval applies, the second operator approves at "
+                   "once; --no-approve leaves it pending and prints the approval")
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="wait until the issuance is final at the registry and the ITL")
+@click.option("--timeout", type=Number(min=0.1), default=120.0,
+              show_default=True, help="real seconds to wait")
+@progress_option
+@operator_command
+def propose_issuance(session: Session, registry: str, decision_id: str,
+                     quantity: int | None, acquiring_account_id: int, approve: bool,
+                     wait: bool, timeout: float, progress: bool | None) -> None:
+    """Propose an issuance as the registry's operator (POST /transactions/issuance,
+    Decree 684 cl. 3(1), 10, 14) and, by default, wait until it is final. The ITL
+    checks it against the Party's assigned amount (kyoto-sim parties set-period) and
+    the commitment period reserve. Exit status 1 when the registry refuses it or the
+    ITL rejects it (the response codes are printed). --json: as transfers propose."""
+    name = session.registry(registry)
+    values = {"decision_id": decision_id.strip(),
+              "quantity": "" if quantity is None else str(quantity),
+              "acquiring_account_id": str(acquiring_account_id)}
+    body = request_body(BY_OPERATION["issuance"], values)
+    what = f"an issuance on decision {decision_id} in {name.upper()}"
+    try:
+        response = session.client.propose(name, "/transactions/issuance", body,
+                                          OPERATOR, approve)
+    except RuntimeError as exc:  # no token for an operator
+        raise Failed(f"{what}: {exc}") from None
+    if response.status_code not in (200, 201, 202):
+        raise answer_error(response, what, ISSUANCE_OPTIONS)
+    view = response.json()
+    if is_pending(response):
+        session.note(f"approval {view['approval_id']} is {view['status']}: kyoto-sim "
+                     f"transfers approve {view['approval_id']} -r {name.upper()} (or "
+                     "reject) as the second operator")
+        session.emit(view, lambda out: render_approval(out, view))
+        return
+    finish(session, name, view, wait, timeout, progress)
+
+
 # decisions
 
 
@@ -545,7 +609,7 @@ FOLLOW_UPS = ["due", "overdue", "suspended", "in_progress", "done", "done_late",
 
 @click.group()
 def decisions() -> None:
-    """The authorised body's decisions: list, show. Each with what is due."""
+    """The authorised body's decisions: record, list, show. Each with what is due."""
 
 
 def _decision_rows(views: list[dict[str, Any]]) -> list[list[Any]]:
@@ -556,6 +620,62 @@ def _decision_rows(views: list[dict[str, Any]]) -> list[list[Any]]:
 
 DECISION_COLUMNS = ["id", "kind", "reference", "unit type", "quantity", "used", "account",
                     "period", "due", "state", "follow-up", "transactions"]
+
+
+#: The registry's decision fields by the option that sets them (errors name the option).
+DECISION_OPTIONS = {"kind": "--kind", "reference": "--reference", "unit_type": "--unit-type",
+                    "quantity": "--quantity", "account_id": "--account",
+                    "commitment_period": "--period", "ground": "--ground",
+                    "notice_id": "--notice", "project_id": "--project",
+                    "lulucf_activity": "--lulucf-activity",
+                    "cancellation_account_type": "--cancellation-account-type"}
+
+
+@decisions.command("record")
+@registry_option
+@click.option("--kind", type=click.Choice([k.value for k in DecisionKind]), required=True,
+              help="what the authorised body decided")
+@click.option("--reference", required=True,
+              help="the authorised body's own number (MEP order 2013-117)")
+@click.option("--unit-type", required=True, help="AAU, RMU, ERU_FROM_AAU, CER, ...")
+@click.option("--quantity", type=Integer(min=1), required=True,
+              help="units (cancellation, retirement: what the commitment sets)")
+@click.option("--account", "account_id", type=Integer(min=1), default=1, show_default=True,
+              help="the account the units come from (issuance: go into; 1 is the Party "
+                   "holding account)")
+@click.option("--period", type=Integer(1, 2), default=2, show_default=True,
+              help="the units' commitment period")
+@click.option("--ground", type=click.Choice([g.value for g in WithdrawalGround]),
+              default=None, help="withdrawal: its ground (cl. 22)")
+@click.option("--notice", "notice_id", type=Integer(min=1), default=None,
+              help="the ITL notice it answers (withdrawal: 1, 2; replacement: 3, 4, 5)")
+@click.option("--project", "project_id", default=None, help="conversion: the JI project")
+@click.option("--lulucf-activity", type=click.Choice([a.name for a in LulucfActivity]),
+              default=None, help="RMU issuance: the activity")
+@click.option("--cancellation-account-type", type=Integer(min=1), default=None,
+              help="cancellation: the cancellation account's type (230, 270, ...)")
+@operator_command
+def record_decision(session: Session, registry: str, **given: Any) -> None:
+    """Record a decision of the registry's authorised body, as its first member (POST
+    /decisions, Decree 684 cl. 10-29): an issuance decision is what issuance propose
+    carries out. The request is the console's decision form's. --json: the
+    DecisionView."""
+    name = session.registry(registry)
+    values = {field: "" if value is None else str(value) for field, value in given.items()}
+    body = request_body(BY_OPERATION["decision"], values)
+    try:
+        headers = session.client.as_authorised_body(name)
+    except RuntimeError as exc:  # no token for the authorised body
+        raise Failed(f"recording a decision in {name.upper()}: {exc}") from None
+    view = session.request(name, "POST", "/decisions", json=body, headers=headers,
+                           options=DECISION_OPTIONS,
+                           what=f"recording a decision in {name.upper()}").json()
+    session.note(f"decision {view['decision_id']} recorded"
+                 + (f": kyoto-sim issuance propose --decision {view['decision_id']} -r "
+                    f"{name.upper()}" if view["kind"] == "issuance" else ""))
+    session.emit(view, lambda out: out.print(fields(
+        f"decision {view['decision_id']}", zip(DECISION_COLUMNS, _decision_rows([view])[0],
+                                               strict=True))))
 
 
 @decisions.command("list")

@@ -262,9 +262,11 @@ def answer_error(response: httpx.Response, what: str,
         reasons = []
         for error in detail:
             loc = [str(part) for part in error.get("loc", [])]
-            field_name = loc[-1] if loc else ""
             message = str(error.get("msg", "invalid"))
-            option = options.get(field_name)
+            # the innermost part of the location that is a field of an option (a key of
+            # an object field, rmu_net_removals.FOO, names the object's option)
+            option = next((options[part] for part in reversed(loc) if part in options),
+                          None)
             if option is not None:
                 return bad_option(option, message)
             reasons.append(f"{'.'.join(loc[1:]) or 'request'}: {message}")

@@ -6,7 +6,9 @@ is shown on the page with the service's reason. The forms start operations with
 ``POST /transactions/<operation>`` at the registry, approve or reject pending ones and
 move the simulation clock (``PUT /admin/clock`` at the ITL, which broadcasts it).
 
-Pages: ``/`` the Parties and their registries; ``/parties/{code}``; ``/registries/{code}``
+Pages: ``/`` the Parties and their registries; ``/parties/{code}`` (with the form that
+records a period at the ITL, ``PUT /parties/{code}/periods/{cp}``, for the ITL
+administrator); ``/registries/{code}``
 accounts and holdings by unit type and period, ``/accounts/{id}``, ``/transactions``,
 ``/transactions/{id}`` (status history and the ITL's sequence diagram), ``/decisions``,
 ``/notices``, ``/approvals``, ``/operations``, ``/effort-sharing``; ``/itl`` the register,
@@ -44,7 +46,16 @@ from deploy.console.backend import (
     field_error_text,
 )
 from deploy.console.config import ConsoleSettings
-from deploy.console.forms import BY_OPERATION, OPERATIONS, parse_form, request_body
+from deploy.console.forms import (
+    BY_OPERATION,
+    OPERATIONS,
+    PARTY_PERIOD,
+    RECORD_PERIOD,
+    FieldError,
+    pairs_text,
+    parse_form,
+    request_body,
+)
 from shared.codes import ITL_CODE, AccountType, UnitType
 from shared.logs import log_event
 
@@ -53,6 +64,18 @@ LOG = logging.getLogger("console")
 COOKIE = "kyoto_console_session"
 #: Transactions a list page shows (the APIs' newest first).
 LIST_LIMIT = 200
+#: The role whose holders the ITL lets record a Party's period (services/itl/main.py).
+ITL_ADMINISTRATOR_ROLE = f"{ITL_CODE}:administrator"
+
+
+def period_values(view: dict[str, Any]) -> dict[str, str]:
+    """A Party's recorded period (the ITL's view) as the period form's values: what is
+    known stays in the form, since the ITL replaces the whole record."""
+    values = {f.name: "" if view.get(f.name) is None else str(view[f.name])
+              for f in PARTY_PERIOD.fields}
+    values["rmu_net_removals"] = pairs_text(view.get("rmu_net_removals"))
+    values["commitment_period"] = str(view.get("commitment_period", 2))
+    return values
 
 
 def unit_name(value: Any) -> str:
@@ -246,15 +269,55 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
                             parties=await get(session, ITL_CODE, "/parties"),
                             itl_registries=await get(session, ITL_CODE, "/registries"))
 
-    @app.get("/parties/{code}", response_class=HTMLResponse)
-    async def party(request: Request, code: str) -> Response:
-        session = session_of(request)
-        code = code.upper()
+    async def party_page(request: Request, session: Session, code: str,
+                         values: dict[str, str] | None = None, answer: Answer | None = None,
+                         errors: dict[str, str] | None = None) -> Response:
+        """The Party's page; with the period form's ``values`` and the ITL's refusal
+        (``answer``) or the console's own ``errors`` when the form was refused."""
         periods = {cp: await get(session, ITL_CODE, f"/parties/{segment(code)}/periods/{cp}")
                    for cp in (1, 2)}
         standing = await get(session, ITL_CODE, f"/parties/{segment(code)}")
-        return await render(request, "party.j2", session, code=code, subject=standing,
-                            standing=standing, periods=periods)
+        if values is None:  # the form starts from the latest recorded period's figures
+            recorded = [a.body for a in periods.values() if a.ok]
+            values = period_values(recorded[-1] if recorded else {})
+        errors = {**(answer.field_errors() if answer is not None else {}), **(errors or {})}
+        if answer is not None and "cp" in errors:
+            errors["commitment_period"] = errors.pop("cp")
+        status = answer.status if answer is not None else 422 if errors else 200
+        return await render(request, "party.j2", session, status, code=code,
+                            subject=standing, standing=standing, periods=periods,
+                            form=PARTY_PERIOD, period_field=RECORD_PERIOD, values=values,
+                            errors=errors, answer=answer,
+                            may_record=ITL_ADMINISTRATOR_ROLE in session.roles)
+
+    @app.get("/parties/{code}", response_class=HTMLResponse)
+    async def party(request: Request, code: str) -> Response:
+        session = session_of(request)
+        return await party_page(request, session, code.upper())
+
+    @app.post("/parties/{code}/periods", response_class=HTMLResponse)
+    async def record_party_period(request: Request, code: str) -> Response:
+        """Record the Party's period at the ITL (``PUT /parties/{code}/periods/{cp}``,
+        the form's ``commitment_period``; the ITL administrator's): done, the Party's
+        page; refused, the form again with each error next to its field."""
+        session = session_of(request)
+        code = code.upper()
+        values = parse_form(await request.body())
+        period = values.get("commitment_period", "").strip()
+        if period not in ("1", "2"):
+            return await party_page(request, session, code, values, errors={
+                "commitment_period": f"{period!r} is no commitment period: 1 or 2"})
+        try:
+            body = request_body(PARTY_PERIOD, values)
+        except FieldError as exc:
+            return await party_page(request, session, code, values,
+                                    errors={exc.field: exc.message})
+        answer = await backend.call(session, ITL_CODE, "PUT",
+                                    f"/parties/{segment(code)}/periods/{period}",
+                                    json_body=body)
+        if answer.ok:
+            return RedirectResponse(f"/parties/{segment(code)}#period-{period}", 303)
+        return await party_page(request, session, code, values, answer)
 
     # a registry
 
@@ -341,12 +404,15 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
                             subject=listed, approvals=listed)
 
     async def approval_page(request: Request, session: Session, code: str, approval_id: str,
-                            outcome: Answer | None = None) -> Response:
+                            outcome: Answer | None = None,
+                            values: dict[str, str] | None = None) -> Response:
         subject = await get(session, code, f"/approvals/{segment(approval_id)}")
+        # a refused rejection's 422 names the reason: shown next to its field
         return await render(request, "approval.j2", session,
                             200 if outcome is None else outcome.status,
                             code=code, approval_id=approval_id, outcome=outcome,
-                            subject=subject, approval=subject)
+                            errors=outcome.field_errors() if outcome is not None else {},
+                            values=values or {}, subject=subject, approval=subject)
 
     @app.get("/registries/{code}/approvals/{approval_id}", response_class=HTMLResponse)
     async def approval(request: Request, code: str, approval_id: str) -> Response:
@@ -372,7 +438,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
         if answer.ok:
             return RedirectResponse(f"/registries/{code}/approvals/{segment(approval_id)}",
                                     303)
-        return await approval_page(request, session, code, approval_id, answer)
+        return await approval_page(request, session, code, approval_id, answer, values)
 
     # operations
 
@@ -445,7 +511,9 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
     @app.get("/itl", response_class=HTMLResponse)
     async def register(request: Request, registry: str | None = None) -> Response:
         session = session_of(request)
-        totals = await get(session, ITL_CODE, "/totals", registry=registry or None)
+        registry = (registry or "").strip().upper() or None
+        # a registry the ITL does not know is its 404 naming it, not an empty register
+        totals = await get(session, ITL_CODE, "/totals", registry=registry)
         return await render(request, "itl.j2", session, registry=registry, subject=totals,
                             totals=totals)
 

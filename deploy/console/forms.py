@@ -1,7 +1,9 @@
 """The operations the console starts, as forms: each field is a field of the registry's
 request body (``POST /transactions/{operation}`` or ``POST /decisions``,
-services/registry/operations_api.py), so that the API's errors, which name the body's
-fields, land next to the form's."""
+services/registry/operations_api.py) or of the ITL's (``PUT /parties/{code}/periods/{cp}``,
+services/itl/api.py), so that the API's errors, which name the body's fields, land next
+to the form's. The operator CLI (deploy/cli/operations.py) builds the same bodies from
+the same fields."""
 
 from __future__ import annotations
 
@@ -11,16 +13,26 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from services.registry.decisions import DecisionKind, WithdrawalGround
-from shared.codes import UnitType
+from shared.codes import LulucfActivity, UnitType
 
 UNIT_TYPES = tuple(unit.name for unit in UnitType)
 INTEGER = re.compile(r"^-?\d{1,30}$")
 
 
+class FieldError(ValueError):
+    """A form value that cannot go into the request body: ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
 @dataclass(frozen=True)
 class FormField:
     """One input: ``name`` (the request field), ``label``, ``kind`` (``int``, ``text``,
-    ``select`` of ``options``), ``default`` and a ``hint``."""
+    ``select`` of ``options``, ``pairs`` of ``NAME=VALUE``), ``default`` and a
+    ``hint``."""
 
     name: str
     label: str
@@ -76,6 +88,11 @@ OPERATIONS: tuple[OperationForm, ...] = (
                              "withdrawal only (cl. 22)"),
                    FormField("notice_id", "ITL notice",
                              hint="withdrawal: notice 1, 2; replacement: 3, 4, 5"),
+                   FormField("project_id", "JI project", "text",
+                             hint="conversion only: the project"),
+                   FormField("lulucf_activity", "LULUCF activity", "select", "",
+                             ("", *(activity.name for activity in LulucfActivity)),
+                             "RMU issuance only"),
                    FormField("cancellation_account_type", "Cancellation account type",
                              hint="cancellation: optional")),
                   path="/decisions"),
@@ -118,6 +135,29 @@ OPERATIONS: tuple[OperationForm, ...] = (
 )
 BY_OPERATION = {form.operation: form for form in OPERATIONS}
 
+#: The period a Party's record is for: a part of the ITL's path, chosen in the form.
+RECORD_PERIOD = FormField("commitment_period", "Commitment period", "select", "2", ("1", "2"),
+                          "the period the record is for")
+#: A Party's record for a commitment period at the ITL (``PUT /parties/{code}/periods/{cp}``,
+#: the ITL administrator's): the request replaces the whole record, so a field left blank
+#: is recorded as unknown. ``rmu_net_removals`` is typed as ``ACTIVITY=UNITS, ...``.
+PARTY_PERIOD = OperationForm(
+    "party-period", "Record the Party's period",
+    "1/CMP.8 paras 2-6, 13-15, 23-24; Decision 11/CMP.1 (the reserve)",
+    (FormField("assigned_amount", "Assigned amount", hint="units, required"),
+     FormField("reviewed_inventory", "Reviewed inventory",
+               hint="t CO2 eq per year; the reserve is 5 (CP1) or 8 (CP2) times it"),
+     FormField("average_emissions_2008_2010", "Average emissions 2008-2010",
+               hint="second period: t CO2 eq per year (Art. 3.7ter)"),
+     FormField("base_year_emissions", "Base-year emissions", hint="t CO2 eq per year"),
+     FormField("period_emissions", "Period emissions",
+               hint="reviewed total over the period, t CO2 eq"),
+     FormField("rmu_net_removals", "RMU net removals", "pairs",
+               hint="ACTIVITY=UNITS, ... e.g. FOREST_MANAGEMENT=20000"),
+     FormField("forest_management_cap", "Forest management cap",
+               hint="units; the second period's is computed when blank")),
+    path="/parties/{code}/periods/{cp}")
+
 
 def parse_form(body: bytes) -> dict[str, str]:
     """An ``application/x-www-form-urlencoded`` body as its fields (the last value of a
@@ -125,16 +165,49 @@ def parse_form(body: bytes) -> dict[str, str]:
     return dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
 
 
+def parse_pairs(text: str) -> dict[str, Any]:
+    """``FOREST_MANAGEMENT=20000, 3=500`` as ``{"FOREST_MANAGEMENT": 20000, "3": 500}``
+    (names or codes as typed, for the API to check; whole numbers as numbers); ''
+    is ``{}``. ``ValueError`` for a part that is not ``NAME=VALUE``."""
+    pairs: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in re.split(r"[,;\n]", text))):
+        name, sign, value = part.partition("=")
+        if not sign or not name.strip() or not value.strip():
+            raise ValueError(f"{part!r} is not ACTIVITY=UNITS (e.g. FOREST_MANAGEMENT=20000)")
+        value = value.strip()
+        pairs[name.strip().upper()] = int(value) if INTEGER.match(value) else value
+    return pairs
+
+
+def pairs_text(pairs: dict[str, Any] | None) -> str:
+    """The ITL's ``rmu_net_removals`` (``{"3": 20000}``, by activity code) as
+    ``FOREST_MANAGEMENT=20000`` (``parse_pairs``'s input; a code that is no LULUCF
+    activity as it is)."""
+    def name(key: str) -> str:
+        try:
+            return LulucfActivity(int(key)).name
+        except ValueError:
+            return key
+    return ", ".join(f"{name(key)}={value}" for key, value in (pairs or {}).items())
+
+
 def request_body(form: OperationForm, values: dict[str, str]) -> dict[str, Any]:
     """The JSON body of ``form`` filled with ``values``: blank fields left out (the API
     then uses its default or names the field as required), integers of ``int`` fields as
-    numbers, anything else as the text typed (the API names the field it cannot take)."""
+    numbers, ``pairs`` fields as an object (``parse_pairs``: ``ValueError`` naming the
+    field when one is malformed), anything else as the text typed (the API names the
+    field it cannot take)."""
     body: dict[str, Any] = {}
     for item in form.fields:
         value = values.get(item.name, "").strip()
         if not value:
             continue
-        if item.kind == "int" or (item.kind == "select" and INTEGER.match(value)):
+        if item.kind == "pairs":
+            try:
+                body[item.name] = parse_pairs(value)
+            except ValueError as exc:
+                raise FieldError(item.name, str(exc)) from None
+        elif item.kind == "int" or (item.kind == "select" and INTEGER.match(value)):
             body[item.name] = int(value) if INTEGER.match(value) else value
         else:
             body[item.name] = value

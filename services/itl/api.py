@@ -441,6 +441,14 @@ class BlockView(BaseModel):
         )
 
 
+def known_registry(service: ItlService, code: str) -> None:
+    """``NotFound`` (404) naming ``code`` and the registries the ITL knows, unless it is
+    one of them."""
+    if code not in service.registries:
+        raise NotFound(f"registry {code} (the ITL knows "
+                       f"{', '.join(sorted(service.registries))})")
+
+
 @router.get("/units", tags=["register"])
 async def units(
     request: Request,
@@ -455,9 +463,11 @@ async def units(
     default 1000) in (origin, serial) order, after the cursor ``after`` (``ORIGIN:SERIAL``
     of the last block of the previous page); a page shorter than ``limit`` is the last.
     Read in bounded serial windows of the holding registry's blocks (of one account when
-    ``account_id`` comes with ``registry``)."""
+    ``account_id`` comes with ``registry``). 404 naming ``registry`` when the ITL knows
+    no such registry."""
     prefix: Document = {}
     if registry is not None:
+        known_registry(service_of(request), registry)
         prefix["registry"] = registry
         if account_id is not None:
             prefix["account_id"] = account_id
@@ -489,8 +499,13 @@ async def totals(
     request: Request, registry: Annotated[str | None, Query(pattern=REGISTRY_CODE)] = None
 ) -> list[TotalRow]:
     """Units per account, unit type and period in the register (for reconciliation),
-    read from the maintained holdings summaries (docs/adr/0023)."""
-    rows = await service_of(request).store.units.totals(registry)
+    read from the maintained holdings summaries (docs/adr/0023); of one registry with
+    ``registry``: 404 naming it when the ITL knows no such registry (rather than an
+    empty register, which a registry holding nothing also has)."""
+    service = service_of(request)
+    if registry is not None:
+        known_registry(service, registry)
+    rows = await service.store.units.totals(registry)
     return [TotalRow(**row) for row in rows]
 
 

@@ -1,7 +1,9 @@
 """The operator CLI (``kyoto-sim``, deploy/cli, docs/adr/0042) against a real stack that
 ``kyoto-sim stack up`` starts for this module and ``stack down --discard`` stops: each
 command once at least, its table and its ``--json`` checked for the stack's real values
-(a transfer the CLI proposes completes and the holdings move), refusals with their
+(the stack is funded by the CLI alone: a Party's period at the ITL, a decision, an
+issuance, a transfer of the issued units; a transfer the CLI proposes completes and the
+holdings move), refusals with their
 response codes (exit status 1) and bad input naming the option (exit status 2)."""
 
 from __future__ import annotations
@@ -77,19 +79,28 @@ def client(cli: Cli) -> Iterator[StackClient]:
 
 
 @pytest.fixture(scope="module")
-def funded(cli: Cli, client: StackClient) -> dict[str, Any]:
-    """KZ's assigned amount issued as AAUs into the Party holding account (decision
-    MEP-CLI-1); two person holding accounts in KZ and one in CH opened by the CLI,
-    ``FUNDS`` AAUs moved into the first."""
-    client.set_assigned_amount("KZ", 2, ASSIGNED_AMOUNT)
-    issued = client.issue("kz", "AAU", ISSUED, "MEP-CLI-1")
-    client.settle("kz", issued["transaction_id"])
+def funded(cli: Cli) -> dict[str, Any]:
+    """A fresh stack funded by the CLI alone: KZ's period-2 assigned amount recorded at
+    the ITL, an issuance decision of KZ's authorised body (MEP-CLI-1), the AAUs issued
+    into the Party holding account and waited for (with the progress bar); two person
+    holding accounts in KZ and one in CH opened, ``FUNDS`` of the issued AAUs moved
+    into the first."""
+    period = cli.json("parties", "set-period", "KZ", "--period", "2",
+                      "--assigned-amount", str(ASSIGNED_AMOUNT))
+    decision = cli.json("decisions", "record", "--kind", "issuance", "--reference",
+                        "MEP-CLI-1", "--unit-type", "AAU", "--quantity", str(ISSUED))
+    proposed = cli("issuance", "propose", "--decision", decision["decision_id"],
+                   "--json", "--progress")
+    issued = json.loads(proposed.stdout)
     alice = cli.json("accounts", "open", "--holder", "Alice Energy [KZ] LLP")
     bob = cli.json("accounts", "open", "--holder", "Bob Cement JSC", "--registry", "KZ")
     zora = cli.json("accounts", "open", "--holder", "Zurich Power AG", "-r", "CH")
-    moved = client.transfer("kz", PARTY_HOLDING, alice["account_id"], "AAU", FUNDS)
-    client.settle("kz", moved.json()["transaction_id"])
-    return {"alice": alice, "bob": bob, "zora": zora, "issuance": issued}
+    moved = cli.json("transfers", "propose", "--from", str(PARTY_HOLDING), "--to",
+                     str(alice["account_id"]), "--unit-type", "AAU", "--quantity",
+                     str(FUNDS))
+    return {"alice": alice, "bob": bob, "zora": zora, "issuance": issued,
+            "period": period, "decision": decision, "progress": proposed.stderr,
+            "funding": moved}
 
 
 def test_help_lists_every_command_by_section(cli: Cli) -> None:
@@ -97,8 +108,9 @@ def test_help_lists_every_command_by_section(cli: Cli) -> None:
     for section in ("The local stack:", "Operating a running stack:",
                     "Recording, replay and comparison:"):
         assert section in shown
-    for command in ("stack", "accounts", "holdings", "transfers", "decisions", "notices",
-                    "clock", "record", "export", "diagram", "check", "replay", "diff"):
+    for command in ("stack", "parties", "accounts", "holdings", "decisions", "issuance",
+                    "transfers", "notices", "clock", "record", "export", "diagram", "check",
+                    "replay", "diff"):
         assert f"\n  {command} " in shown, command
 
 
@@ -120,6 +132,46 @@ def test_stack_status_shows_every_service_running_and_answering(cli: Cli) -> Non
 def test_a_second_stack_up_on_the_same_stack_file_is_refused(cli: Cli) -> None:
     refused = cli("stack", "up", "--base-port", "0", code=1)
     assert "already running" in refused.stderr
+
+
+def test_a_fresh_stack_is_funded_by_the_cli_alone(cli: Cli, funded: dict[str, Any]) -> None:
+    """The ITL's record of KZ's period, the authorised body's decision, the issuance it
+    carries out and a transfer of the issued AAUs, each by a kyoto-sim command."""
+    period = funded["period"]
+    assert period["party"] == "KZ" and period["commitment_period"] == 2
+    assert period["assigned_amount"] == ASSIGNED_AMOUNT
+    assert period["commitment_period_reserve"] == ASSIGNED_AMOUNT * 9 // 10
+    decision = funded["decision"]
+    assert decision["kind"] == "issuance" and decision["unit_type"] == "AAU"
+    assert decision["quantity"] == ISSUED and decision["account_id"] == PARTY_HOLDING
+    assert decision["decided_by"].startswith("authorised-body ")
+    issued = funded["issuance"]
+    assert issued["status_name"] == "COMPLETED"
+    assert issued["transaction_type_name"] == "ISSUANCE" and issued["quantity"] == ISSUED
+    assert issued["acquiring"]["account_id"] == PARTY_HOLDING
+    assert "ITL: COMPLETED" in funded["progress"]
+    assert funded["funding"]["status_name"] == "COMPLETED"
+    assert funded["funding"]["transferring"]["account_id"] == PARTY_HOLDING
+    assert cli.json("holdings", "-a", str(funded["alice"]["account_id"]))["totals"][0][
+        "units"] == FUNDS
+    shown = cli.json("parties", "show", "KZ")
+    assert shown["standing"]["commitment_periods"] == [2]
+    assert shown["periods"]["1"] is None
+    assert shown["periods"]["2"]["aaus_issued"] == ISSUED
+    assert shown["periods"]["2"]["assigned_amount"] == ASSIGNED_AMOUNT
+    table = cli("parties", "show", "KZ").stdout
+    assert "Kazakhstan" in table and "commitment period 1: no record" in table
+    assert str(ASSIGNED_AMOUNT * 9 // 10) in table
+    # Japan has no commitment for the second period: the ITL refuses its record
+    refused = cli("parties", "set-period", "JP", "--period", "2", "--assigned-amount",
+                  "5", "--json", code=1)
+    assert json.loads(refused.stderr)["error"]["response_code"] == 4006
+    # an issuance beyond what the decision leaves is the registry's to refuse
+    spent = cli("issuance", "propose", "--decision", decision["decision_id"], code=1)
+    assert f"an issuance on decision {decision['decision_id']} in KZ" in spent.stderr
+    assert "not found" in cli("issuance", "propose", "--decision", "D999999",
+                              code=1).stderr
+    assert "Party ZZ" in cli("parties", "show", "ZZ", code=1).stderr
 
 
 def test_accounts_opened_by_the_cli_are_listed_and_shown(
@@ -263,6 +315,20 @@ def test_bad_input_exits_2_naming_the_option(cli: Cli, funded: dict[str, Any]) -
         (["clock", "move", "--by", "3 fortnights"], "'--by'"),
         (["clock", "move", "--to", "2150-01-01"], "'--to'"),
         (["transfers", "show", "Q1"], "'TRANSACTION_ID'"),
+        (["parties", "show", "K1"], "'CODE'"),
+        (["parties", "set-period", "KZ", "--period", "3", "--assigned-amount", "1"],
+         "'--period'"),
+        (["parties", "set-period", "KZ", "--period", "2", "--assigned-amount", "1",
+          "--rmu-net-removals", "FOREST_MANAGEMENT"], "'--rmu-net-removals'"),
+        (["parties", "set-period", "KZ", "--period", "2", "--assigned-amount", "1",
+          "--rmu-net-removals", "GARDENING=5"], "'--rmu-net-removals'"),
+        (["decisions", "record", "--kind", "issuance", "--reference", "X",
+          "--unit-type", "XYZ", "--quantity", "1"], "'--unit-type'"),
+        (["decisions", "record", "--kind", "issuance", "--reference", "   ",
+          "--unit-type", "AAU", "--quantity", "1"], "'--reference'"),
+        (["decisions", "record", "--kind", "gift", "--reference", "X",
+          "--unit-type", "AAU", "--quantity", "1"], "'--kind'"),
+        (["issuance", "propose", "--decision", "D1", "--quantity", "0"], "'--quantity'"),
     ]
     for args, option in cases:
         result = cli(*args, code=2)

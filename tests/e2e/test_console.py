@@ -5,7 +5,8 @@ The console acts with the signed-in person's token: a KZ operator reads KZ and t
 not CH; an operation it starts is the registry's to check, and the API's errors come back
 next to the field they name. An external transfer KZ -> CH started in the console and
 approved there by the second operator (four-eyes approval) shows up completed in both
-registries' pages. The clock is moved by the stack's clock client.
+registries' pages. The ITL administrator records a Party's period on its page (no one
+else gets the form). The clock is moved by the stack's clock client.
 
 Chromium is /usr/bin/chromium (``CHROMIUM`` names another): never a browser Playwright
 downloads. Without it the module is skipped, except under CI=true, where that is a
@@ -206,6 +207,7 @@ def test_the_pages_show_what_the_apis_say(console: Console, books: dict[str, Any
                          ("/registries/CH/transactions", 403),
                          ("/registries/XX/operations", 404),
                          ("/parties/XQ", 404),
+                         ("/itl?registry=ZZ", 404),
                          ("/registries/XX/operations/internal-transfer", 404),
                          (f"/registries/KZ/transactions/{books['issuance']}", 200),
                          ("/registries/KZ/accounts/1", 200)]:
@@ -246,6 +248,12 @@ def test_an_external_transfer_started_in_the_console_completes_in_both_registrie
     console.sign_out()
     console.sign_in(operator("kz", 2))
     page.goto(approval)
+    # a rejection needs a reason of 1 to 500 characters: the 422 lands next to it
+    for typed in ("   ", "x" * 501):
+        page.fill("#f-reason", typed)
+        page.click("#reject button")
+        assert "reason" in console.text("[data-error-for=reason]"), typed
+        assert console.text("#approval-status") == "pending"
     page.click("#approve button")
     found = re.search(r"/registries/KZ/transactions/(KZ\d+)$", page.url)
     assert found, page.url
@@ -272,6 +280,44 @@ def test_an_external_transfer_started_in_the_console_completes_in_both_registrie
     assert f"{buyer}\t121 PERSON_HOLDING\tAAU\t2\t{SOLD}\t1" in console.text("#holdings")
     console.go(f"/itl/transactions/{transaction_id}")
     assert console.text("#status") == "4 COMPLETED"
+
+
+def test_the_itl_administrator_records_a_partys_period_on_its_page(
+        console: Console, client: StackClient) -> None:
+    """Only the ITL administrator gets the form; each error is shown next to its
+    field; Japan has no second-period commitment (4006); a recorded period shows."""
+    console.sign_in(operator("kz"))
+    console.go("/parties/KZ")
+    assert console.page.locator("#party-period").count() == 0
+    assert console.status("/itl?registry=ZZ") == 404
+    assert "registry ZZ" in console.text("p.error")
+
+    console.sign_in(ITL_ADMINISTRATOR)
+    page = console.go("/parties/KZ")  # the form holds the recorded figures
+    assert page.input_value("#f-assigned_amount") == "200000"
+    assert page.input_value("#f-reviewed_inventory") == "5000"
+    page = console.go("/parties/JP")
+    page.select_option("#f-commitment_period", "1")
+    page.fill("#f-assigned_amount", "-5")
+    page.fill("#f-rmu_net_removals", "FOREST_MANAGEMENT=1000")
+    page.click("#party-period button[type=submit]")
+    assert "assigned_amount" in console.text("[data-error-for=assigned_amount]")
+    page.fill("#f-assigned_amount", "300000")
+    page.fill("#f-rmu_net_removals", "FOREST_MANAGEMENT")
+    page.click("#party-period button[type=submit]")
+    assert "ACTIVITY=UNITS" in console.text("[data-error-for=rmu_net_removals]")
+    page.fill("#f-rmu_net_removals", "FOREST_MANAGEMENT=1000")
+    page.select_option("#f-commitment_period", "2")
+    page.click("#party-period button[type=submit]")
+    assert "4006" in console.text("#refusal")
+    page.select_option("#f-commitment_period", "1")
+    page.click("#party-period button[type=submit]")
+    assert page.url.endswith("/parties/JP#period-1"), page.url
+    recorded = client.ok("itl", "GET", "/parties/JP/periods/1")
+    assert recorded["assigned_amount"] == 300_000
+    assert recorded["rmu_net_removals"] == {"3": 1000}  # FOREST_MANAGEMENT's code
+    assert "300000" in console.text("#period-1 + table")
+    assert page.input_value("#f-rmu_net_removals") == "FOREST_MANAGEMENT=1000"
 
 
 def test_the_authorised_body_records_a_decision_and_the_itl_reconciles(

@@ -11,7 +11,15 @@ import pytest
 
 from deploy.console.app import holdings_by_type, safe_next
 from deploy.console.backend import Answer, Backend, SignInRefused
-from deploy.console.forms import BY_OPERATION, parse_form, request_body
+from deploy.console.forms import (
+    BY_OPERATION,
+    PARTY_PERIOD,
+    FieldError,
+    pairs_text,
+    parse_form,
+    parse_pairs,
+    request_body,
+)
 
 
 def test_a_form_becomes_the_request_body_numbers_as_numbers_blanks_left_out() -> None:
@@ -110,3 +118,17 @@ def test_signing_in_with_what_is_missing_or_unknown_names_the_field(
     with pytest.raises(SignInRefused) as refused:
         asyncio.run(sign_in())
     assert refused.value.field == blamed
+
+
+def test_a_partys_period_form_sends_removals_as_an_object_and_names_a_bad_pair() -> None:
+    values = {"assigned_amount": "1000", "reviewed_inventory": " ",
+              "rmu_net_removals": "forest_management=20000; 4=15"}
+    assert request_body(PARTY_PERIOD, values) == {
+        "assigned_amount": 1000, "rmu_net_removals": {"FOREST_MANAGEMENT": 20000, "4": 15}}
+    with pytest.raises(FieldError) as refused:
+        request_body(PARTY_PERIOD, {**values, "rmu_net_removals": "FOREST_MANAGEMENT"})
+    assert refused.value.field == "rmu_net_removals"
+    assert "ACTIVITY=UNITS" in refused.value.message
+    # the ITL's record, by activity code, back into the form by name
+    assert pairs_text({"3": 20000, "4": 15}) == "FOREST_MANAGEMENT=20000, CROPLAND_MANAGEMENT=15"
+    assert parse_pairs(pairs_text({"3": 20000})) == {"FOREST_MANAGEMENT": 20000}
