@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from services.itl.domain import JiProject, LedgerKey, PartyPeriod
 from services.itl.handlers import ItlService
-from shared.api_errors import invalid_input
+from shared.api_errors import Message, invalid_input
 from shared.bounds import NOT_BOOLEAN, Identifier, SimulatedDay, Units
 from shared.codes import (
     CDM_CODE,
@@ -441,6 +441,11 @@ class BlockView(BaseModel):
         )
 
 
+#: The 404 of a register query naming a registry the ITL does not know (``registry``).
+UNKNOWN_REGISTRY: dict[int | str, dict[str, Any]] = {
+    404: {"model": Message, "description": "the ITL knows no registry `registry`"}}
+
+
 def known_registry(service: ItlService, code: str) -> None:
     """``NotFound`` (404) naming ``code`` and the registries the ITL knows, unless it is
     one of them."""
@@ -449,7 +454,7 @@ def known_registry(service: ItlService, code: str) -> None:
                        f"{', '.join(sorted(service.registries))})")
 
 
-@router.get("/units", tags=["register"])
+@router.get("/units", tags=["register"], responses=UNKNOWN_REGISTRY)
 async def units(
     request: Request,
     registry: Annotated[str | None, Query(pattern=REGISTRY_CODE)] = None,
@@ -494,7 +499,7 @@ class TotalRow(BaseModel):
     blocks: int = Field(examples=[1])
 
 
-@router.get("/totals", tags=["register"])
+@router.get("/totals", tags=["register"], responses=UNKNOWN_REGISTRY)
 async def totals(
     request: Request, registry: Annotated[str | None, Query(pattern=REGISTRY_CODE)] = None
 ) -> list[TotalRow]:
