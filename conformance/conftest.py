@@ -142,6 +142,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         if config.pluginmanager.get_plugin("terminalreporter") is None:
             config.stash[STATE].console.print(message, markup=False, highlight=False,
                                              soft_wrap=True)
+        session.shouldstop = "the plan has unknown steps"  # nothing starts (a stack, a bar)
         pytest.exit(message, returncode=2)
 
 
@@ -286,7 +287,8 @@ def _diagram(world: World, transaction_id: str) -> str | None:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     state = session.config.stash[STATE]
-    if session.config.getoption("--plan-progress") and session.items:
+    if (session.config.getoption("--plan-progress") and session.items
+            and not session.shouldstop and not session.testsfailed):
         state.progress = Progress(TextColumn("{task.description}"), BarColumn(),
                                   MofNCompleteColumn(), TimeElapsedColumn(),
                                   console=state.console)

@@ -7,6 +7,7 @@ from typing import Any
 
 from conformance.steps.library import (
     Family,
+    cell,
     notice_id,
 )
 from conformance.world import ScenarioError, World
@@ -16,15 +17,17 @@ from shared.codes import UnitType
 FAMILY = Family("ITL notices")
 
 
-NOTICE_FIELDS = {"notice type": int, "target value": int, "commitment period": int,
-                 "unit type": str, "action due date": str, "project": str, "text": str}
+#: The fields of a notice's table and the kind of value each takes (``TYPES``, ``d`` a
+#: whole number, ``None`` any text).
+NOTICE_FIELDS: dict[str, str | None] = {
+    "notice type": "d", "target value": "Quantity", "commitment period": "d",
+    "unit type": "Unit", "action due date": "Moment", "project": None, "text": None}
 
 
-@FAMILY.when('the ITL issues notice "{name}" to {registry:Registry}:')
-def issue_notice(world: World, name: str, registry: str, datatable: list[list[str]]) -> None:
-    """The ITL issues a notice (``POST /notices``) with the fields of a two-column table
-    (field | value): notice type, target value, commitment period, unit type, action due
-    date, project, text. The step returns once the registry has received it."""
+def notice_fields(name: str, datatable: list[list[str]]) -> dict[str, Any]:
+    """A notice's two-column table (field | value) as the fields of ``POST /notices``
+    (``target value`` 1 000 as 1000); a ``ScenarioError`` naming the notice and the row
+    for a row that is not a known field and its value, or a value that does not fit."""
     fields: dict[str, Any] = {}
     for row in datatable:
         if len(row) != 2 or row[0].strip() not in NOTICE_FIELDS:
@@ -32,7 +35,18 @@ def issue_notice(world: World, name: str, registry: str, datatable: list[list[st
                                 f"are {', '.join(NOTICE_FIELDS)}; got {row}")
         key = row[0].strip()
         wire = "project_id" if key == "project" else key.replace(" ", "_")
-        fields[wire] = NOTICE_FIELDS[key](row[1].strip())
+        kind = NOTICE_FIELDS[key]
+        fields[wire] = (row[1].strip() if kind is None
+                        else cell(f"notice {name!r}", key, row[1], kind))
+    return fields
+
+
+@FAMILY.when('the ITL issues notice "{name}" to {registry:Registry}:')
+def issue_notice(world: World, name: str, registry: str, datatable: list[list[str]]) -> None:
+    """The ITL issues a notice (``POST /notices``) with the fields of a two-column table
+    (field | value): notice type, target value, commitment period, unit type, action due
+    date, project, text. The step returns once the registry has received it."""
+    fields = notice_fields(name, datatable)
     if world.pending_blocks:
         fields["blocks"] = world.pending_blocks
     response = world.client.call("itl", "POST", "/notices",

@@ -12,7 +12,7 @@ import pytest
 
 from conformance.registry_under_test import RegistryUnderTest
 from conformance.steps.library import Family, final_view, notice_id
-from conformance.steps.notices import NOTICE_FIELDS
+from conformance.steps.notices import notice_fields
 from conformance.steps.parties import funded_person_account
 from conformance.world import ScenarioError, World
 from shared.codes import UnitType
@@ -127,14 +127,7 @@ def rut_notice(world: World, registry_under_test: RegistryUnderTest, name: str,
     """The ITL issues a notice (``POST /notices``) to the registry under test, with the
     fields of a two-column table as ``the ITL issues notice``; the ITL sends it
     (``NoticeIssued``) without waiting for anything of the registry."""
-    fields: dict[str, Any] = {}
-    for row in datatable:
-        if len(row) != 2 or row[0].strip() not in NOTICE_FIELDS:
-            raise ScenarioError(f"notice {name!r}: each row is 'field | value', the fields "
-                                f"are {', '.join(NOTICE_FIELDS)}; got {row}")
-        key = row[0].strip()
-        wire = "project_id" if key == "project" else key.replace(" ", "_")
-        fields[wire] = NOTICE_FIELDS[key](row[1].strip())
+    fields = notice_fields(name, datatable)
     response = world.client.call("itl", "POST", "/notices",
                                  json={"registry": registry_under_test.code, **fields})
     world.answered("itl", response)

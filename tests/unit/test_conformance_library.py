@@ -22,7 +22,8 @@ from conformance.private_broker import MARK, stop_broker
 from conformance.report import category
 from conformance.stack import FaultNotPossible, StackFileError, StackHandle, attach
 from conformance.steps import LIBRARY
-from conformance.steps.library import table
+from conformance.steps.library import cell, table
+from conformance.steps.notices import notice_fields
 from conformance.world import ScenarioError
 from deploy.local.client import StackClient
 
@@ -73,8 +74,8 @@ def run_plan(tmp_path: Path, feature: str, *options: str) -> subprocess.Complete
     (plan / "conftest.py").write_text("from conformance.conftest import *  # noqa: F403\n"
                                       "from conformance.conftest import pytest_addoption, "
                                       "pytest_configure, pytest_collection_modifyitems, "
-                                      "pytest_collectreport, pytest_sessionstart  "
-                                      "# noqa: F401\n")
+                                      "pytest_collectreport, pytest_sessionstart, "
+                                      "pytest_collection_finish  # noqa: F401\n")
     return subprocess.run([sys.executable, "-m", "pytest", str(plan), *options,
                            "-p", "no:cacheprovider", f"--rootdir={ROOT}"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -92,6 +93,95 @@ def test_an_unknown_step_in_a_feature_stops_the_run_with_status_2(
     assert re.search(r"bad\.feature:5: unknown step 'When KZ isues 5 AAU of period 2'", output)
     assert "When <registry> issues <quantity> AAU of period <period>" in output
     assert "passed" not in output
+
+
+def test_a_run_stopped_by_an_unknown_step_starts_nothing(tmp_path: Path) -> None:
+    """Not the private broker's node and stack of a scenario that stops the broker, not
+    the progress bar: the run ends at once."""
+    report = tmp_path / "report"
+    result = run_plan(tmp_path, "Feature: bad\n\n  @H-999 @restarts-broker\n"
+                                "  Scenario: a typo\n    When the broker is stoped\n",
+                      *MAKE_CONFORMANCE, "--plan-report", str(report))
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "unknown step 'When the broker is stoped'" in output
+    assert "starting the stack" not in output
+    assert not (report / "private-broker").exists()
+
+
+@pytest.mark.parametrize(("keyword", "text", "hint"), [
+    ("given", 'a person holding account "A" in KZ holding 2.500 AAU of period 2',
+     "'2.500' is not <quantity> (it has '.'): <quantity> is a whole number"),
+    ("when", "\"A\" transfers 1'000 AAU of period 2 to \"B\"", "\"1'000\" is not <quantity>"),
+    ("when", '"A" transfers 1,000.5 AAU of period 2 to "B"', "'1,000.5' is not <quantity>"),
+    ("when", '"A" transfers 10 00 AAU of period 2 to "B"', "'10 00' is not <quantity>:"),
+    ("when", '"A" transfers 1 000 EUA of period 2 to "B"',
+     "'EUA' is not <unit>: <unit> is a unit type: AAU, RMU"),
+    ("then", '"A" holds 1 500 AAU of period two', "'two' is not <period>: <period> is a whole"),
+    ("when", "the simulation clock moves to 15.01.2013", "'15.01.2013' is not <moment>"),
+    ("when", "K issues 600 AAU of period 2", "'K' is not <registry>"),
+    ("then", "the transacton is COMPLETED", ""),
+])
+def test_an_unknown_step_with_known_words_names_the_value_that_does_not_fit(
+        keyword: str, text: str, hint: str) -> None:
+    problem = lookup.check("plan.feature", 7, keyword, text)
+    assert problem is not None
+    assert problem.hint.startswith(hint) if hint else problem.hint == ""
+    lines = str(problem).splitlines()
+    assert lines[0].startswith("plan.feature:7: unknown step")
+    assert (lines[1] == f"    {problem.hint}") if hint else lines[1] == "    nearest known steps:"
+
+
+@pytest.mark.parametrize("text", [
+    '"A" transfers 1 000 aau of period 2 to "B"',      # a unit type in small letters
+    '"A" transfers 1\u202f000 AAU of period 2 to "B"',  # a narrow no-break space
+    '"A" transfers 1\u00a0000\u00a0000 AAU of period 2 to "B"',
+    '"A" transfers 1,000 000 AAU of period 2 to "B"',
+    '"A" transfers 999 AAU of period 2 to "B"',
+    '"A" transfers 1000000 AAU of period 2 to "B"',
+])
+def test_values_the_library_reads_as_the_apis_write_them(text: str) -> None:
+    assert lookup.check("f", 1, "when", text) is None
+    step = next(s for s in LIBRARY if s.pattern.startswith('"{source}" transfers')
+                and s.pattern.endswith('"{target}"'))
+    parsed = lookup._COMPILED[step.pattern].parse(text)
+    assert parsed["unit"] == "AAU"
+    assert parsed["quantity"] in (1000, 1_000_000, 999)
+
+
+def test_a_table_cell_of_a_typed_column_is_read_as_the_apis_write_it() -> None:
+    rows = table([["unit type", "quantity", "original period", "originating registry"],
+                  ["aau", "1 000", "2", "kz"], ["CER", "1,000,000", "1", "CDM"]],
+                 {"unit type", "quantity", "original period", "originating registry"}, "step")
+    assert rows == [{"unit type": "AAU", "quantity": "1000", "original period": "2",
+                     "originating registry": "KZ"},
+                    {"unit type": "CER", "quantity": "1000000", "original period": "1",
+                     "originating registry": "CDM"}]
+    assert notice_fields("N", [["notice type", "3"], ["target value", "1 000"],
+                               ["unit type", "tcer"], ["text", "1.000 AAU"]]) == {
+        "notice_type": 3, "target_value": 1000, "unit_type": "TCER", "text": "1.000 AAU"}
+
+
+@pytest.mark.parametrize(("column", "value", "says"), [
+    ("quantity", "1.000", "column 'quantity' has '1.000', which is not a whole number"),
+    ("quantity", "-5", "column 'quantity' has '-5'"),
+    ("quantity", "", "column 'quantity' has ''"),
+    ("unit type", "EUA", "column 'unit type' has 'EUA', which is not a unit type"),
+    ("original period", "two", "column 'original period' has 'two', which is not a whole"),
+])
+def test_a_table_cell_that_does_not_fit_its_column_is_refused_naming_it(
+        column: str, value: str, says: str) -> None:
+    with pytest.raises(ScenarioError, match=re.escape(f"step: {says}")):
+        table([[column], [value]], {column}, "step")
+
+
+def test_a_notice_field_that_does_not_fit_is_refused_naming_the_notice() -> None:
+    with pytest.raises(ScenarioError, match=r"notice 'N': column 'target value' has "
+                                            r"\"1'000\""):
+        notice_fields("N", [["target value", "1'000"]])
+    with pytest.raises(ScenarioError, match=re.escape("notice 'N': each row is 'field | value'")):
+        notice_fields("N", [["target", "10"]])
+    assert cell("s", "c", " 12 ", "d") == 12
 
 
 def test_a_malformed_table_stops_the_run_naming_its_file_and_line(tmp_path: Path) -> None:
