@@ -141,34 +141,41 @@ def attach(path: Path) -> StackHandle:
     Raises ``StackFileError`` naming the file and what is wrong when the file cannot be
     read or a service does not answer ``GET /health`` within 5 real seconds."""
     try:
-        state: dict[str, Any] = json.loads(path.read_text())
+        state: Any = json.loads(path.read_text())
     except FileNotFoundError:
         raise StackFileError(f"stack file {path} does not exist (make up writes "
                              "var/stack/stack.json)") from None
     except (OSError, json.JSONDecodeError) as exc:
         raise StackFileError(f"stack file {path} is not readable JSON: {exc}") from None
-    services = state.get("services")
+    services = state.get("services") if isinstance(state, dict) else None
     if not isinstance(services, dict) or "itl" not in services:
         raise StackFileError(f"stack file {path} names no services with an 'itl' "
                              "(expected the stack.json of make up)")
     urls: dict[str, str] = {}
     pids: dict[str, int] = {}
     for name, service in services.items():
-        if not isinstance(service, dict) or "url" not in service:
+        if not isinstance(service, dict) or not isinstance(service.get("url"), str):
             raise StackFileError(f"stack file {path}: service {name!r} has no url")
-        urls[name] = str(service["url"])
-        if service.get("pid"):
-            pids[name] = int(service["pid"])
+        urls[name] = service["url"]
+        pid = service.get("pid")
+        if pid:
+            if not isinstance(pid, int) or isinstance(pid, bool):
+                raise StackFileError(f"stack file {path}: service {name!r} has the pid "
+                                     f"{pid!r}, not a process id")
+            pids[name] = pid
     silent = [f"{name} at {url}" for name, url in urls.items() if not _answers(url)]
     if silent:
         raise StackFileError(f"the stack of {path} does not answer: {', '.join(silent)} "
                              "(GET /health); start it with make up")
     issuer = state.get("issuer") or {}
+    if not isinstance(issuer, dict):
+        raise StackFileError(f"stack file {path}: 'issuer' is not an object with its url "
+                             "and config")
     access = None
     if issuer.get("url") and issuer.get("config"):
         try:
             access = IssuerAccess(issuer["url"], IssuerConfig.load(Path(issuer["config"])))
-        except OSError as exc:
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             raise StackFileError(f"stack file {path}: the issuer's configuration "
                                  f"{issuer['config']} is not readable: {exc}") from None
         if not _answers(access.url, "/jwks.json"):
@@ -180,5 +187,5 @@ def attach(path: Path) -> StackHandle:
 def _answers(url: str, path: str = "/health") -> bool:
     try:
         return httpx.get(f"{url}{path}", timeout=5).status_code == 200
-    except httpx.HTTPError:
+    except (httpx.HTTPError, httpx.InvalidURL):  # a URL that is none does not answer
         return False

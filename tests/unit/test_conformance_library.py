@@ -282,3 +282,23 @@ def test_every_scenario_that_stops_the_broker_is_tagged_to_run_on_a_private_node
                 tags = block.strip().splitlines()[0]
                 assert f"@{MARK}" in tags, f"{feature.name}: {tags} stops the broker"
     assert stopping >= 2
+
+
+@pytest.mark.parametrize(("content", "says"), [
+    ("[1]", "names no services with an 'itl'"),
+    ('"stack"', "names no services with an 'itl'"),
+    ("null", "names no services with an 'itl'"),
+    ('{"services": ["itl"]}', "names no services with an 'itl'"),
+    ('{"services": {"itl": "http://127.0.0.1:8100"}}', "service 'itl' has no url"),
+    ('{"services": {"itl": {"url": 8100}}}', "service 'itl' has no url"),
+    ('{"services": {"itl": {"url": "http://127.0.0.1:9", "pid": "x"}}}',
+     "service 'itl' has the pid 'x', not a process id"),
+    ('{"services": {"itl": {"url": "http://[::1"}}}', "does not answer: itl at http://[::1"),
+    ('{"services": {"itl": {"url": "no url"}}}', "does not answer: itl at no url"),
+])
+def test_a_stack_file_of_another_shape_is_refused_naming_what_is_wrong(
+        tmp_path: Path, content: str, says: str) -> None:
+    path = tmp_path / "stack.json"
+    path.write_text(content)
+    with pytest.raises(StackFileError, match=re.escape(says)):
+        attach(path)
