@@ -323,13 +323,33 @@ def pytest_collectreport(report: pytest.CollectReport) -> None:
     config = _CONFIG.get("config")
     if report.failed and config is not None and config.getoption("--plan-progress"):
         text = str(report.longrepr)
-        # the parser's message: the last exception's lines of the traceback ("E   ")
-        error = [line[4:] for line in text.splitlines() if line.startswith("E   ")]
-        starts = [i for i, line in enumerate(error) if "GherkinParseError" in line]
-        error = error[starts[-1]:] if starts else error
         Console(stderr=True).print(f"{report.nodeid}: cannot be collected\n"
-                                   + ("\n".join(error) if "GherkinParseError" in text
-                                      and error else text), markup=False, soft_wrap=True)
+                                   + (parse_error(text) or text), markup=False,
+                                   soft_wrap=True)
+
+
+#: The first line of pytest-bdd's error for a feature file that does not parse (its
+#: ``GherkinParseError`` and subclasses: ``TokenError`` for a line that is no step, a
+#: misspelt keyword, ...).
+_PARSE_ERROR = re.compile(r"pytest_bdd\.exceptions\.(?:GherkinParseError|[A-Za-z]+Error): ")
+
+
+def parse_error(text: str) -> str:
+    """The Gherkin parser's words in a collection error's traceback (its ``E   ``
+    lines): the parser's own line (``(6:5): expected: ... got 'Wehn ...'``) and
+    pytest-bdd's error naming the line and the file; ``""`` when it is no parse error."""
+    error = [line[4:] for line in text.splitlines() if line.startswith("E   ")]
+    starts = [i for i, line in enumerate(error) if _PARSE_ERROR.match(line)]
+    if not starts:
+        return ""
+    block = error[starts[-1]:]
+    found = "\n".join(block)
+    parser = [line for line in error[:starts[-1]]
+              if re.match(r"\(\d+:\d+\): ", line) and line not in found]
+    if any("got '" in line for line in parser):
+        parser.append("(a step starts with Given, When, Then, And or But; a table row "
+                      "with |)")
+    return "\n".join([*parser, *block])
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

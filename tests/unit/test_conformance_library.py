@@ -196,6 +196,20 @@ def test_a_malformed_table_stops_the_run_naming_its_file_and_line(tmp_path: Path
     assert "Traceback" not in output and "passed" not in output
 
 
+def test_a_misspelt_keyword_stops_the_run_with_the_parsers_words(tmp_path: Path) -> None:
+    result = run_plan(tmp_path, "Feature: bad\n\n  @H-999\n  Scenario: a typo\n"
+                                "    Given KZ issues 5 AAU of period 2\n"
+                                "    Wehn KZ issues 5 AAU of period 2\n", *MAKE_CONFORMANCE)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "(6:5): expected: " in output and "got 'Wehn KZ issues 5 AAU of period 2'" in output
+    assert "a step starts with Given, When, Then, And or But" in output
+    assert "pytest_bdd.exceptions.TokenError" in output
+    assert re.search(r"Line number: 6\nLine: +Wehn KZ issues", output)
+    assert re.search(r"File: \S*plan/features/bad\.feature", output)
+    assert "Traceback" not in output and "gherkin_parser.py" not in output
+
+
 def test_a_table_with_an_unknown_column_is_refused_naming_the_columns() -> None:
     with pytest.raises(ScenarioError, match=r"unknown column\(s\) colour; the columns are"):
         table([["unit type", "colour"], ["AAU", "red"]], {"unit type", "quantity"}, "step")
