@@ -128,6 +128,12 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         template = _template(item)
         if template is None:
             continue
+        place = (os.path.relpath(template.feature.filename), template.line_number)
+        if place not in seen:
+            seen.add(place)
+            unknown.extend(lookup.check_scenario(*place, template.name,
+                                                 template.description,
+                                                 len(template._steps)))
         for step in template.steps:
             place = (os.path.relpath(template.feature.filename), step.line_number)
             if place in seen:
@@ -387,7 +393,9 @@ def _print_summary(state: PlanState, seconds: float, report_dir: str | None) -> 
         console.print(f"{result.feature}; failed at: {result.failed_step or '(setup)'}",
                       markup=False)
         console.print(result.message, markup=False)
-        console.print("evidence:\n  " + "\n  ".join(result.evidence), markup=False)
+        console.print("evidence:\n  " + "\n  ".join(result.evidence) if result.evidence
+                      else "evidence: none (the scenario failed before any step gathered "
+                           "some)", markup=False)
         for transaction_id, text in result.diagrams.items():
             console.print(f"message flow of {transaction_id}:\n{text}", markup=False)
     passed = sum(r.verdict == "passed" for r in state.results)

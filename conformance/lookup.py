@@ -108,3 +108,27 @@ def check(filename: str, line: int, keyword: str, text: str) -> UnknownStep | No
         return None
     hint = next((h for s in LIBRARY if s.keyword == kind and (h := misfit(s, text))), "")
     return UnknownStep(filename, line, kind, text, nearest(kind, text), hint)
+
+
+_KEYWORDS = ("Given", "When", "Then", "And", "But")
+
+
+def check_scenario(filename: str, line: int, name: str, description: str,
+                   steps: int) -> list[str]:
+    """What to tell the writer of a scenario that cannot test anything: one without
+    steps of its own (it would pass), and a line of its description (the text between
+    ``Scenario:`` and the first step, which Gherkin does not run) that is a step of the
+    library after a word like a keyword (``Wehn``: a misspelt keyword)."""
+    problems = []
+    for number, text in enumerate(description.splitlines(), start=line + 1):
+        first, _, rest = text.strip().partition(" ")
+        close = difflib.get_close_matches(first.capitalize(), _KEYWORDS, n=1, cutoff=0.6)
+        # a step of the library after a word like a keyword: not prose
+        if close and any(matches(s, rest.strip()) for s in LIBRARY):
+            problems.append(f"{filename}:{number}: '{text.strip()}' is no step but a line "
+                            f"of the description of scenario '{name}': a step starts "
+                            f"with Given, When, Then, And or But ({close[0]}?)")
+    if steps == 0:
+        problems.append(f"{filename}:{line}: scenario '{name}' has no steps, so it would "
+                        "pass without testing anything")
+    return problems

@@ -65,7 +65,7 @@ TYPE_HELP: dict[str, str] = {
 }
 
 
-def cell(step: str, column: str, value: str, kind: str) -> Any:
+def cell(step: str, column: str, value: str, kind: str, what: str = "column") -> Any:
     """A table cell's value as a ``kind`` of ``TYPES`` (``d``: a whole number), e.g. a
     grouped quantity (``1 000``) as 1000; a ``ScenarioError`` naming the step, the
     column, the value and what it should look like when it does not fit."""
@@ -77,7 +77,7 @@ def cell(step: str, column: str, value: str, kind: str) -> Any:
         convert = TYPES[kind]
         if re.fullmatch(convert.pattern, text, re.IGNORECASE):  # type: ignore[attr-defined]
             return convert(text)
-    raise ScenarioError(f"{step}: column {column!r} has {text!r}, which is not "
+    raise ScenarioError(f"{step}: {what} {column!r} has {text!r}, which is not "
                         f"{TYPE_HELP[kind]}")
 
 

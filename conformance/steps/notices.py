@@ -37,7 +37,7 @@ def notice_fields(name: str, datatable: list[list[str]]) -> dict[str, Any]:
         wire = "project_id" if key == "project" else key.replace(" ", "_")
         kind = NOTICE_FIELDS[key]
         fields[wire] = (row[1].strip() if kind is None
-                        else cell(f"notice {name!r}", key, row[1], kind))
+                        else cell(f"notice {name!r}", key, row[1], kind, "field"))
     return fields
 
 

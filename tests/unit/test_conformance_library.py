@@ -15,8 +15,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from pytest_bdd.gherkin_parser import get_gherkin_document
 
 from conformance import lookup
+from conformance.conftest import parse_error
 from conformance.library_doc import markdown
 from conformance.private_broker import MARK, stop_broker
 from conformance.report import category
@@ -86,25 +88,18 @@ def run_plan(tmp_path: Path, feature: str, *options: str) -> subprocess.Complete
 def test_an_unknown_step_in_a_feature_stops_the_run_with_status_2(
     tmp_path: Path, options: tuple[str, ...],
 ) -> None:
-    result = run_plan(tmp_path, "Feature: bad\n\n  @H-999\n  Scenario: a typo\n"
-                                "    When KZ isues 5 AAU of period 2\n", *options)
+    """... and starts nothing: not the private broker's node and stack of a scenario
+    that stops the broker, not the progress bar."""
+    report = tmp_path / "report"
+    result = run_plan(tmp_path, "Feature: bad\n\n  @H-999 @restarts-broker\n"
+                                "  Scenario: a typo\n"
+                                "    When KZ isues 5 AAU of period 2\n", *options,
+                      "--plan-report", str(report))
     output = result.stdout + result.stderr
     assert result.returncode == 2, output
     assert re.search(r"bad\.feature:5: unknown step 'When KZ isues 5 AAU of period 2'", output)
     assert "When <registry> issues <quantity> AAU of period <period>" in output
     assert "passed" not in output
-
-
-def test_a_run_stopped_by_an_unknown_step_starts_nothing(tmp_path: Path) -> None:
-    """Not the private broker's node and stack of a scenario that stops the broker, not
-    the progress bar: the run ends at once."""
-    report = tmp_path / "report"
-    result = run_plan(tmp_path, "Feature: bad\n\n  @H-999 @restarts-broker\n"
-                                "  Scenario: a typo\n    When the broker is stoped\n",
-                      *MAKE_CONFORMANCE, "--plan-report", str(report))
-    output = result.stdout + result.stderr
-    assert result.returncode == 2, output
-    assert "unknown step 'When the broker is stoped'" in output
     assert "starting the stack" not in output
     assert not (report / "private-broker").exists()
 
@@ -176,7 +171,7 @@ def test_a_table_cell_that_does_not_fit_its_column_is_refused_naming_it(
 
 
 def test_a_notice_field_that_does_not_fit_is_refused_naming_the_notice() -> None:
-    with pytest.raises(ScenarioError, match=r"notice 'N': column 'target value' has "
+    with pytest.raises(ScenarioError, match=r"notice 'N': field 'target value' has "
                                             r"\"1'000\""):
         notice_fields("N", [["target value", "1'000"]])
     with pytest.raises(ScenarioError, match=re.escape("notice 'N': each row is 'field | value'")):
@@ -196,18 +191,23 @@ def test_a_malformed_table_stops_the_run_naming_its_file_and_line(tmp_path: Path
     assert "Traceback" not in output and "passed" not in output
 
 
-def test_a_misspelt_keyword_stops_the_run_with_the_parsers_words(tmp_path: Path) -> None:
-    result = run_plan(tmp_path, "Feature: bad\n\n  @H-999\n  Scenario: a typo\n"
-                                "    Given KZ issues 5 AAU of period 2\n"
-                                "    Wehn KZ issues 5 AAU of period 2\n", *MAKE_CONFORMANCE)
-    output = result.stdout + result.stderr
-    assert result.returncode == 2, output
+def test_a_misspelt_keyword_is_reported_with_the_parsers_words(tmp_path: Path) -> None:
+    """What the runner prints of the collection error (its traceback as pytest shows it)
+    for a line that is no step."""
+    feature = tmp_path / "bad.feature"
+    feature.write_text("Feature: bad\n\n  @H-999\n  Scenario: a typo\n"
+                       "    Given KZ issues 5 AAU of period 2\n"
+                       "    Wehn KZ issues 5 AAU of period 2\n")
+    with pytest.raises(Exception) as raised:
+        get_gherkin_document(str(feature))
+    output = parse_error(str(raised.getrepr(style="short")))  # as pytest shows it
     assert "(6:5): expected: " in output and "got 'Wehn KZ issues 5 AAU of period 2'" in output
     assert "a step starts with Given, When, Then, And or But" in output
     assert "pytest_bdd.exceptions.TokenError" in output
     assert re.search(r"Line number: 6\nLine: +Wehn KZ issues", output)
-    assert re.search(r"File: \S*plan/features/bad\.feature", output)
+    assert f"File: {feature}" in output
     assert "Traceback" not in output and "gherkin_parser.py" not in output
+    assert parse_error("E   ValueError: no parse error") == ""
 
 
 def test_a_table_with_an_unknown_column_is_refused_naming_the_columns() -> None:
@@ -316,3 +316,20 @@ def test_a_stack_file_of_another_shape_is_refused_naming_what_is_wrong(
     path.write_text(content)
     with pytest.raises(StackFileError, match=re.escape(says)):
         attach(path)
+
+
+def test_a_misspelt_first_keyword_is_found_in_the_scenarios_description() -> None:
+    """Gherkin takes lines between ``Scenario:`` and the first step as the scenario's
+    description: ``Wehn`` there would hide a step, and a scenario without steps pass."""
+    problems = lookup.check_scenario("plan.feature", 4, "a typo",
+                                     "    Wehn KZ issues 5 AAU of period 2", 0)
+    assert problems == [
+        "plan.feature:5: 'Wehn KZ issues 5 AAU of period 2' is no step but a line of the "
+        "description of scenario 'a typo': a step starts with Given, When, Then, And or "
+        "But (When?)",
+        "plan.feature:4: scenario 'a typo' has no steps, so it would pass without testing "
+        "anything"]
+    assert lookup.check_scenario("f", 4, "prose", "The registry is KZ.\n"
+                                 "The transaction is COMPLETED", 1) == []
+    assert len(lookup.check_scenario("f", 4, "two", "Thne the transaction is COMPLETED\n"
+                                     "and KZ issues 5 AAU of period 2", 1)) == 2
