@@ -273,10 +273,14 @@ def pytest_runtest_makereport(item: pytest.Item,
     if report.failed:
         crash = getattr(report.longrepr, "reprcrash", None)
         message = str(crash.message if crash is not None else report.longrepr)[-3000:]
+    failed_step = item.stash.get(_FAILED_STEP, "")
+    if report.failed and not failed_step and report.when == "call":
+        # the steps passed; a check of the whole scenario failed (dead letters)
+        failed_step = "after its last step (the runner's checks of the whole scenario)"
     item.config.stash[STATE].results.append(ScenarioResult(
         number=_number(item), name=template.name if template else item.name,
         feature=feature, verdict=verdict, seconds=report.duration,
-        failed_step=item.stash.get(_FAILED_STEP, ""), message=message,
+        failed_step=failed_step, message=message,
         evidence=list(world.evidence) if world else [], diagrams=diagrams))
     return report
 

@@ -333,3 +333,15 @@ def test_a_misspelt_first_keyword_is_found_in_the_scenarios_description() -> Non
                                  "The transaction is COMPLETED", 1) == []
     assert len(lookup.check_scenario("f", 4, "two", "Thne the transaction is COMPLETED\n"
                                      "and KZ issues 5 AAU of period 2", 1)) == 2
+
+
+def test_a_wrong_final_status_is_said_in_words() -> None:
+    from conformance.steps.expectations import status_says
+    view = {"transaction_id": "KZ7", "status_name": "COMPLETED", "response_codes": [],
+            "evaluation_results": []}
+    assert status_says(view, "TERMINATED", 5902) == (
+        "KZ7 is COMPLETED with no response code, not TERMINATED with 5902; evaluation "
+        "results: []")
+    view = {**view, "status_name": "TERMINATED", "response_codes": [5906, 5902]}
+    assert status_says(view, "COMPLETED", where=" at the ITL").startswith(
+        "KZ7 at the ITL is TERMINATED with response code(s) 5906, 5902, not COMPLETED;")
