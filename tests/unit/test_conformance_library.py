@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pytest_bdd.gherkin_parser import get_gherkin_document
@@ -337,8 +338,8 @@ def test_a_misspelt_first_keyword_is_found_in_the_scenarios_description() -> Non
 
 def test_a_wrong_final_status_is_said_in_words() -> None:
     from conformance.steps.expectations import status_says
-    view = {"transaction_id": "KZ7", "status_name": "COMPLETED", "response_codes": [],
-            "evaluation_results": []}
+    view: dict[str, Any] = {"transaction_id": "KZ7", "status_name": "COMPLETED",
+                            "response_codes": [], "evaluation_results": []}
     assert status_says(view, "TERMINATED", 5902) == (
         "KZ7 is COMPLETED with no response code, not TERMINATED with 5902; evaluation "
         "results: []")
