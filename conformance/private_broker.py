@@ -3,12 +3,12 @@
 machine and is never stopped (docs/adr/0038).
 
 The node (``shared.testing.rabbit_node.RabbitNode``) has its own name, ports, data
-directory and configuration file, under ``var/conformance/private-broker/``; its stack
-has KZ and CH (the Parties such scenarios name) and its clock starts at
-``CLOCK_START``. Both start in the background as soon as the run knows it has such
-scenarios (so the other scenarios hide their start) and stop after the last of them. A
-stopped broker keeps its data (durable queues, persistent messages), so what waited on
-it is delivered once it is started again.
+directory and configuration file, under ``private-broker/`` of the run's directory
+(``var/conformance/``); its stack has KZ and CH (the Parties such scenarios name) and
+its clock starts at ``CLOCK_START``. Both start in the background as soon as the run
+knows it has such scenarios (so the other scenarios hide their start) and stop after the
+last of them. A stopped broker keeps its data (durable queues, persistent messages), so
+what waited on it is delivered once it is started again.
 """
 
 from __future__ import annotations
@@ -188,7 +188,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def private_broker_stack(request: pytest.FixtureRequest) -> PrivateBrokerStack:
     """A stack (KZ, CH, the clock at CLOCK_START) on a private RabbitMQ node, for
     the ``@restarts-broker`` scenarios; its logs stay in
-    ``var/conformance/private-broker/stack/logs``. ``StackNotStarted`` when the node
+    ``private-broker/stack/logs`` of the run's directory. ``StackNotStarted`` when the node
     or the stack does not start."""
     return request.config.stash.setdefault(RUN, _new(request.config)).get()
 
