@@ -128,6 +128,12 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         template = _template(item)
         if template is None:
             continue
+        place = (os.path.relpath(template.feature.filename), template.line_number)
+        if place not in seen:
+            seen.add(place)
+            unknown.extend(lookup.check_scenario(*place, template.name,
+                                                 template.description,
+                                                 len(template._steps)))
         for step in template.steps:
             place = (os.path.relpath(template.feature.filename), step.line_number)
             if place in seen:
@@ -142,6 +148,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         if config.pluginmanager.get_plugin("terminalreporter") is None:
             config.stash[STATE].console.print(message, markup=False, highlight=False,
                                              soft_wrap=True)
+        session.shouldstop = "the plan has unknown steps"  # nothing starts (a stack, a bar)
         pytest.exit(message, returncode=2)
 
 
@@ -266,10 +273,14 @@ def pytest_runtest_makereport(item: pytest.Item,
     if report.failed:
         crash = getattr(report.longrepr, "reprcrash", None)
         message = str(crash.message if crash is not None else report.longrepr)[-3000:]
+    failed_step = item.stash.get(_FAILED_STEP, "")
+    if report.failed and not failed_step and report.when == "call":
+        # the steps passed; a check of the whole scenario failed (dead letters)
+        failed_step = "after its last step (the runner's checks of the whole scenario)"
     item.config.stash[STATE].results.append(ScenarioResult(
         number=_number(item), name=template.name if template else item.name,
         feature=feature, verdict=verdict, seconds=report.duration,
-        failed_step=item.stash.get(_FAILED_STEP, ""), message=message,
+        failed_step=failed_step, message=message,
         evidence=list(world.evidence) if world else [], diagrams=diagrams))
     return report
 
@@ -286,7 +297,8 @@ def _diagram(world: World, transaction_id: str) -> str | None:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     state = session.config.stash[STATE]
-    if session.config.getoption("--plan-progress") and session.items:
+    if (session.config.getoption("--plan-progress") and session.items
+            and not session.shouldstop and not session.testsfailed):
         state.progress = Progress(TextColumn("{task.description}"), BarColumn(),
                                   MofNCompleteColumn(), TimeElapsedColumn(),
                                   console=state.console)
@@ -321,13 +333,33 @@ def pytest_collectreport(report: pytest.CollectReport) -> None:
     config = _CONFIG.get("config")
     if report.failed and config is not None and config.getoption("--plan-progress"):
         text = str(report.longrepr)
-        # the parser's message: the last exception's lines of the traceback ("E   ")
-        error = [line[4:] for line in text.splitlines() if line.startswith("E   ")]
-        starts = [i for i, line in enumerate(error) if "GherkinParseError" in line]
-        error = error[starts[-1]:] if starts else error
         Console(stderr=True).print(f"{report.nodeid}: cannot be collected\n"
-                                   + ("\n".join(error) if "GherkinParseError" in text
-                                      and error else text), markup=False, soft_wrap=True)
+                                   + (parse_error(text) or text), markup=False,
+                                   soft_wrap=True)
+
+
+#: The first line of pytest-bdd's error for a feature file that does not parse (its
+#: ``GherkinParseError`` and subclasses: ``TokenError`` for a line that is no step, a
+#: misspelt keyword, ...).
+_PARSE_ERROR = re.compile(r"pytest_bdd\.exceptions\.(?:GherkinParseError|[A-Za-z]+Error): ")
+
+
+def parse_error(text: str) -> str:
+    """The Gherkin parser's words in a collection error's traceback (its ``E   ``
+    lines): the parser's own line (``(6:5): expected: ... got 'Wehn ...'``) and
+    pytest-bdd's error naming the line and the file; ``""`` when it is no parse error."""
+    error = [line[4:] for line in text.splitlines() if line.startswith("E   ")]
+    starts = [i for i, line in enumerate(error) if _PARSE_ERROR.match(line)]
+    if not starts:
+        return ""
+    block = error[starts[-1]:]
+    found = "\n".join(block)
+    parser = [line for line in error[:starts[-1]]
+              if re.match(r"\(\d+:\d+\): ", line) and line not in found]
+    if any("got '" in line for line in parser):
+        parser.append("(a step starts with Given, When, Then, And or But; a table row "
+                      "with |)")
+    return "\n".join([*parser, *block])
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -365,7 +397,9 @@ def _print_summary(state: PlanState, seconds: float, report_dir: str | None) -> 
         console.print(f"{result.feature}; failed at: {result.failed_step or '(setup)'}",
                       markup=False)
         console.print(result.message, markup=False)
-        console.print("evidence:\n  " + "\n  ".join(result.evidence), markup=False)
+        console.print("evidence:\n  " + "\n  ".join(result.evidence) if result.evidence
+                      else "evidence: none (the scenario failed before any step gathered "
+                           "some)", markup=False)
         for transaction_id, text in result.diagrams.items():
             console.print(f"message flow of {transaction_id}:\n{text}", markup=False)
     passed = sum(r.verdict == "passed" for r in state.results)

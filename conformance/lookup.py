@@ -10,11 +10,12 @@ from dataclasses import dataclass
 import parse
 
 from conformance.steps import LIBRARY, TYPES, LibraryStep
+from conformance.steps.library import GROUP_SEPARATORS, TYPE_HELP
 
 _PLACEHOLDER = re.compile(r"\{[^}]*\}")
 #: What a step's text has where a pattern has a placeholder: quoted names, quantities,
 #: unit types, registry codes, moments.
-_VALUES = re.compile(r'"[^"]*"|\d{4}-\d{2}-\d{2}\S*|\d[\d ,]*\d|\d|'
+_VALUES = re.compile(r'"[^"]*"|\d{4}-\d{2}-\d{2}\S*|\d[\d ,.\'\u00a0\u2009\u202f]*\d|\d|'
                      r"\b(?:AAU|RMU|ERU_FROM_AAU|ERU_FROM_RMU|CER|TCER|LCER)\b|\b[A-Z]{2,3}\b")
 
 
@@ -27,11 +28,15 @@ class UnknownStep:
     keyword: str
     text: str
     nearest: tuple[str, ...]
+    #: Why the nearest step of the same words does not match: the value that does not
+    #: fit its place (``'1.000' is not <quantity>: ...``); empty when the words differ.
+    hint: str = ""
 
     def __str__(self) -> str:
         near = "".join(f"\n      {n}" for n in self.nearest) or " (none close)"
+        hint = f"\n    {self.hint}" if self.hint else ""
         return (f"{self.filename}:{self.line}: unknown step '{self.keyword} {self.text}'"
-                f"\n    nearest known steps:{near}")
+                f"{hint}\n    nearest known steps:{near}")
 
 
 _COMPILED: dict[str, parse.Parser] = {}
@@ -60,10 +65,70 @@ def nearest(keyword: str, text: str, count: int = 3) -> tuple[str, ...]:
     return tuple(ranked[:count])
 
 
+#: What a value of a kind may look like where it is wrong: a number with any separators
+#: for a quantity, one word for the other kinds; anything for a placeholder without one.
+_LOOSE = {"Quantity": r"\d[\d\s,.'_]*\d|\d|\S+"}
+_WORD = r"\S+"
+_PART = re.compile(r"(\{[^}]*\})")
+
+
+def misfit(step: LibraryStep, text: str) -> str:
+    """Why ``text``, which has the words of ``step``, does not match it: the first value
+    that does not fit its placeholder's kind (``TYPE_HELP``), or ``""`` when the words
+    themselves differ."""
+    pattern, kinds = "", []
+    for part in _PART.split(step.pattern):
+        if _PART.fullmatch(part):
+            name, _, kind = part[1:-1].partition(":")
+            kinds.append((name, kind))
+            pattern += "(" + (_LOOSE.get(kind, _WORD) if kind else ".+?") + ")"
+        else:
+            pattern += re.escape(part)
+    found = re.fullmatch(pattern, text, re.IGNORECASE)
+    if found is None:
+        return ""
+    for (name, kind), value in zip(kinds, found.groups(), strict=True):
+        if not kind or kind not in TYPE_HELP:
+            continue
+        shape = r"\d+" if kind == "d" else TYPES[kind].pattern  # type: ignore[attr-defined]
+        if not re.fullmatch(shape, value, re.IGNORECASE):
+            separators = "".join(sorted({c for c in value if not c.isalnum()}
+                                        - set(GROUP_SEPARATORS)))
+            odd = f" (it has {separators!r})" if kind == "Quantity" and separators else ""
+            return f"{value!r} is not <{name}>{odd}: <{name}> is {TYPE_HELP[kind]}"
+    return ""
+
+
 def check(filename: str, line: int, keyword: str, text: str) -> UnknownStep | None:
     """None when a library step of ``keyword`` (given, when, then) matches ``text``, else
-    what to tell the scenario's writer."""
+    what to tell the scenario's writer: the nearest steps and, when the text has the
+    words of one of them, which value does not fit."""
     kind = keyword.capitalize()
     if any(s.keyword == kind and matches(s, text) for s in LIBRARY):
         return None
-    return UnknownStep(filename, line, kind, text, nearest(kind, text))
+    hint = next((h for s in LIBRARY if s.keyword == kind and (h := misfit(s, text))), "")
+    return UnknownStep(filename, line, kind, text, nearest(kind, text), hint)
+
+
+_KEYWORDS = ("Given", "When", "Then", "And", "But")
+
+
+def check_scenario(filename: str, line: int, name: str, description: str,
+                   steps: int) -> list[str]:
+    """What to tell the writer of a scenario that cannot test anything: one without
+    steps of its own (it would pass), and a line of its description (the text between
+    ``Scenario:`` and the first step, which Gherkin does not run) that is a step of the
+    library after a word like a keyword (``Wehn``: a misspelt keyword)."""
+    problems = []
+    for number, text in enumerate(description.splitlines(), start=line + 1):
+        first, _, rest = text.strip().partition(" ")
+        close = difflib.get_close_matches(first.capitalize(), _KEYWORDS, n=1, cutoff=0.6)
+        # a step of the library after a word like a keyword: not prose
+        if close and any(matches(s, rest.strip()) for s in LIBRARY):
+            problems.append(f"{filename}:{number}: '{text.strip()}' is no step but a line "
+                            f"of the description of scenario '{name}': a step starts "
+                            f"with Given, When, Then, And or But ({close[0]}?)")
+    if steps == 0:
+        problems.append(f"{filename}:{line}: scenario '{name}' has no steps, so it would "
+                        "pass without testing anything")
+    return problems

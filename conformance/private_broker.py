@@ -3,12 +3,12 @@
 machine and is never stopped (docs/adr/0038).
 
 The node (``shared.testing.rabbit_node.RabbitNode``) has its own name, ports, data
-directory and configuration file, under ``var/conformance/private-broker/``; its stack
-has KZ and CH (the Parties such scenarios name) and its clock starts at
-``CLOCK_START``. Both start in the background as soon as the run knows it has such
-scenarios (so the other scenarios hide their start) and stop after the last of them. A
-stopped broker keeps its data (durable queues, persistent messages), so what waited on
-it is delivered once it is started again.
+directory and configuration file, under ``private-broker/`` of the run's directory
+(``var/conformance/``); its stack has KZ and CH (the Parties such scenarios name) and
+its clock starts at ``CLOCK_START``. Both start in the background as soon as the run
+knows it has such scenarios (so the other scenarios hide their start) and stop after the
+last of them. A stopped broker keeps its data (durable queues, persistent messages), so
+what waited on it is delivered once it is started again.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import shutil
 import threading
 from collections.abc import Generator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -79,7 +80,11 @@ class PrivateBroker:
     the run knows it has ``@restarts-broker`` scenarios (while the others run on the
     shared broker), waited for by the first of them, stopped after the last."""
 
-    def __init__(self) -> None:
+    def __init__(self, workdir: Path = WORKDIR) -> None:
+        #: The node's and the stack's directory: ``private-broker`` in the run's
+        #: directory (``--plan-report``), so that two runs with their own directories
+        #: do not share it.
+        self.workdir = workdir
         self.thread: threading.Thread | None = None
         self.node: RabbitNode | None = None
         self.local: LocalStack | None = None
@@ -95,11 +100,11 @@ class PrivateBroker:
 
     def _start(self) -> None:
         try:
-            shutil.rmtree(WORKDIR, ignore_errors=True)
-            WORKDIR.mkdir(parents=True)
-            self.node = RabbitNode(WORKDIR / "rabbitmq")
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir.mkdir(parents=True)
+            self.node = RabbitNode(self.workdir / "rabbitmq")
             start_or_refuse(self.node.start)
-            self.local = LocalStack(workdir=WORKDIR / "stack", registries=PARTIES,
+            self.local = LocalStack(workdir=self.workdir / "stack", registries=PARTIES,
                                     namespace=new_namespace(), clock_start=CLOCK_START,
                                     broker_url=self.node.url, broker_admin=self.node.admin)
             start_or_refuse(self.local.start)
@@ -147,9 +152,12 @@ _LEFT = pytest.StashKey[int]()
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """With ``@restarts-broker`` scenarios to run on a stack the runner starts, start
-    their stack now, in the background."""
+    their stack now, in the background; not when the run stops before any test (an
+    unknown step, a feature file that does not parse)."""
     marked = sum(1 for item in session.items if item.get_closest_marker(MARK))
-    run = session.config.stash.setdefault(RUN, PrivateBroker())
+    run = session.config.stash.setdefault(RUN, _new(session.config))
+    if session.shouldstop or session.testsfailed:
+        return
     session.config.stash[_LEFT] = marked
     if marked and not session.config.getoption("--stack") \
             and not session.config.option.collectonly:
@@ -180,6 +188,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def private_broker_stack(request: pytest.FixtureRequest) -> PrivateBrokerStack:
     """A stack (KZ, CH, the clock at CLOCK_START) on a private RabbitMQ node, for
     the ``@restarts-broker`` scenarios; its logs stay in
-    ``var/conformance/private-broker/stack/logs``. ``StackNotStarted`` when the node
+    ``private-broker/stack/logs`` of the run's directory. ``StackNotStarted`` when the node
     or the stack does not start."""
-    return request.config.stash.setdefault(RUN, PrivateBroker()).get()
+    return request.config.stash.setdefault(RUN, _new(request.config)).get()
+
+
+def _new(config: pytest.Config) -> PrivateBroker:
+    """The run's private node, in ``private-broker`` of the run's directory."""
+    report = config.getoption("--plan-report", None)
+    return PrivateBroker(Path(report) / "private-broker" if report else WORKDIR)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import shlex
 import signal
@@ -45,6 +46,7 @@ from rich.panel import Panel
 
 from conformance.stack import StackHandle
 from deploy.local.stack import ROOT
+from shared.rules.parties import reference_parties
 from shared.testing.infra import amqp_url
 
 #: The tag (and mark) of the scenarios that put a registry under test through the plan.
@@ -53,6 +55,8 @@ MARK = "registry-under-test"
 #: person holding account (121) that takes AAUs, a closed one and a number it does not
 #: have (``--registry-account ROLE=NUMBER`` changes one).
 DEFAULT_ACCOUNTS = {"holding": 1001, "closed": 1002, "unknown": 999_999}
+#: The Party whose registry (the simulator's) the registry under test trades with.
+TRADING_PARTY = "KZ"
 DEFAULT_ATTENDED_TIMEOUT = 300.0
 DEFAULT_DIR = ROOT / "var" / "conformance"
 #: In the run's directory (``--plan-report``, var/conformance by default): the registry
@@ -105,6 +109,20 @@ def settings_from(code: str, stack: str | None, accounts: list[str], command: st
     if not code.isalpha() or not code.isupper() or len(code) != 2:
         raise pytest.UsageError(f"--registry-under-test: {code!r} is not a Party's code "
                                 "(two capital letters, ISO 3166)")
+    standing = {p.code: p for p in reference_parties()}.get(code)
+    if standing is None:
+        raise pytest.UsageError(f"--registry-under-test: {code} is not a Party of "
+                                "shared/rules/data/parties.csv, so the ITL would refuse "
+                                "every transfer with it")
+    if 2 not in standing.commitment_periods:
+        raise pytest.UsageError(f"--registry-under-test: {code} ({standing.name}) has no "
+                                "second-period commitment (shared/rules/data/parties.csv), "
+                                "so it may not acquire the period-2 units the tests "
+                                "transfer (1/CMP.8 paras 13-15); name a Party that has one")
+    if code == TRADING_PARTY:
+        raise pytest.UsageError(f"--registry-under-test: {code} is the Party whose "
+                                "registry the stack runs for the registry under test to "
+                                "trade with; name another Party")
     if stack:
         raise pytest.UsageError("--registry-under-test needs a stack the runner starts "
                                 "(its ITL must know the registry and its broker have a "
@@ -116,7 +134,7 @@ def settings_from(code: str, stack: str | None, accounts: list[str], command: st
             raise pytest.UsageError(f"--registry-account {text!r}: ROLE=NUMBER with a "
                                     f"role of {', '.join(DEFAULT_ACCOUNTS)}")
         numbers[role] = int(number)
-    if attended_timeout <= 0:
+    if not math.isfinite(attended_timeout) or attended_timeout <= 0:
         raise pytest.UsageError(f"--attended-timeout {attended_timeout}: a number of "
                                 "seconds above 0")
     return Settings(code, numbers, command, attended_timeout, tester_hook)
@@ -153,7 +171,7 @@ def stack_settings(config: pytest.Config) -> dict[str, Any]:
     settings = settings_of(config)
     if settings is None:
         return {}
-    return {"registries": ("KZ",), "external_registries": (settings.code,)}
+    return {"registries": (TRADING_PARTY,), "external_registries": (settings.code,)}
 
 
 @pytest.hookimpl(trylast=True)

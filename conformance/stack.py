@@ -156,5 +156,5 @@ def attach(path: Path) -> StackHandle:
 def _answers(url: str, path: str = "/health") -> bool:
     try:
         return httpx.get(f"{url}{path}", timeout=5).status_code == 200
-    except httpx.HTTPError:
+    except (httpx.HTTPError, httpx.InvalidURL):  # a URL that is none does not answer
         return False

@@ -4,9 +4,11 @@ domain's words (the Kazakh Rules and the DES). Each step calls the stack through
 
 Conventions of the steps:
 
-- Quantities are whole units and may be grouped by spaces or commas (``600 000``).
+- Quantities are whole units and may be grouped in threes by spaces (no-break and thin
+  spaces too) or commas (``600 000``), in steps and in table cells.
 - Unit types are named as the APIs name them: AAU, RMU, ERU_FROM_AAU, ERU_FROM_RMU, CER,
-  TCER, LCER.
+  TCER, LCER; unit types, registry codes and statuses may be written in small letters
+  (the steps get them in capitals).
 - An account is named in double quotes: a name the scenario gave when it opened it
   (``"Alice"``), a registry and number (``"KZ 1001"``) or a government account by
   registry, type and period (``"KZ Party holding account"``, ``"KZ retirement account

@@ -54,8 +54,7 @@ def transaction_status(world: World, status: str) -> None:
     TERMINATED, REJECTED, CANCELLED), once the ITL (and an acquiring registry) have
     finished with it."""
     view = final_view(world)
-    assert view["status_name"] == status, (
-        f"{view['status_name']} with {view.get('evaluation_results')}")
+    assert view["status_name"] == status, status_says(view, status)
 
 
 @FAMILY.then("the transaction is {status:Status} with response code {code:d}")
@@ -63,7 +62,20 @@ def transaction_status_code(world: World, status: str, code: int) -> None:
     """The last transaction's final status and its DES response codes (one, ``code``)."""
     view = final_view(world)
     assert (view["status_name"], view["response_codes"]) == (status, [code]), (
-        f"{view['status_name']} {view['response_codes']}: {view.get('evaluation_results')}")
+        status_says(view, status, code))
+
+
+def status_says(view: dict[str, Any], status: str, code: int | None = None,
+                where: str = "") -> str:
+    """Why a transaction's status is not the expected one, in words: ``KZ7 is COMPLETED
+    with no response code, not TERMINATED with 5902; evaluation results: []``."""
+    codes = view.get("response_codes") or []
+    has = f"with response code(s) {', '.join(map(str, codes))}" if codes \
+        else "with no response code"
+    wanted = status + (f" with {code}" if code is not None else "")
+    return (f"{view.get('transaction_id', 'the transaction')}{where} is "
+            f"{view.get('status_name')} {has}, not {wanted}; evaluation results: "
+            f"{view.get('evaluation_results') or []}")
 
 
 @FAMILY.then("the transaction's history in {registry:Registry} is {statuses}")
@@ -112,7 +124,7 @@ def itl_status(world: World, status: str) -> None:
     final_view(world)
     _, transaction_id = world.current()
     view = world.client.wait_final("itl", transaction_id)
-    assert view["status_name"] == status, view
+    assert view["status_name"] == status, status_says(view, status, where=" at the ITL")
 
 
 @FAMILY.then("{registry:Registry} records the inbound transaction as {status:Status}")
@@ -121,7 +133,7 @@ def inbound_status(world: World, registry: str, status: str) -> None:
     final_view(world)
     _, transaction_id = world.current()
     view = world.client.wait_final(registry.lower(), transaction_id)
-    assert view["status_name"] == status, view
+    assert view["status_name"] == status, status_says(view, status, where=f" in {registry}")
 
 
 FAMILY = Family("Expectations: holdings, the ITL's register and reconciliation")

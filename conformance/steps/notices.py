@@ -7,6 +7,7 @@ from typing import Any
 
 from conformance.steps.library import (
     Family,
+    cell,
     notice_id,
 )
 from conformance.world import ScenarioError, World
@@ -16,13 +17,17 @@ from shared.codes import UnitType
 FAMILY = Family("ITL notices")
 
 
-NOTICE_FIELDS = {"notice type": int, "target value": int, "commitment period": int,
-                 "unit type": str, "action due date": str, "project": str, "text": str}
+#: The fields of a notice's table and the kind of value each takes (``TYPES``, ``d`` a
+#: whole number, ``None`` any text).
+NOTICE_FIELDS: dict[str, str | None] = {
+    "notice type": "d", "target value": "Quantity", "commitment period": "d",
+    "unit type": "Unit", "action due date": "Moment", "project": None, "text": None}
 
 
 def notice_fields(name: str, datatable: list[list[str]]) -> dict[str, Any]:
-    """The body of ``POST /notices`` (ITL) from a two-column table (field | value) of
-    ``NOTICE_FIELDS``; a row that is not so is a ``ScenarioError`` naming the notice."""
+    """A notice's two-column table (field | value) as the fields of ``POST /notices``
+    (``target value`` 1 000 as 1000); a ``ScenarioError`` naming the notice and the row
+    for a row that is not a known field and its value, or a value that does not fit."""
     fields: dict[str, Any] = {}
     for row in datatable:
         if len(row) != 2 or row[0].strip() not in NOTICE_FIELDS:
@@ -30,7 +35,9 @@ def notice_fields(name: str, datatable: list[list[str]]) -> dict[str, Any]:
                                 f"are {', '.join(NOTICE_FIELDS)}; got {row}")
         key = row[0].strip()
         wire = "project_id" if key == "project" else key.replace(" ", "_")
-        fields[wire] = NOTICE_FIELDS[key](row[1].strip())
+        kind = NOTICE_FIELDS[key]
+        fields[wire] = (row[1].strip() if kind is None
+                        else cell(f"notice {name!r}", key, row[1], kind, "field"))
     return fields
 
 

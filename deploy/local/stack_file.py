@@ -51,18 +51,25 @@ def read_stack_file(path: Path) -> StackFile:
     urls: dict[str, str] = {}
     pids: dict[str, int] = {}
     for name, service in services.items():
-        if not isinstance(service, dict) or "url" not in service:
+        if not isinstance(service, dict) or not isinstance(service.get("url"), str):
             raise StackFileError(f"stack file {path}: service {name!r} has no url")
-        urls[name] = str(service["url"])
-        if service.get("pid"):
-            pids[name] = int(service["pid"])
+        urls[name] = service["url"]
+        pid = service.get("pid")
+        if pid:
+            if not isinstance(pid, int) or isinstance(pid, bool):
+                raise StackFileError(f"stack file {path}: service {name!r} has the pid "
+                                     f"{pid!r}, not a process id")
+            pids[name] = pid
     issuer_state = state.get("issuer") or {}
+    if not isinstance(issuer_state, dict):
+        raise StackFileError(f"stack file {path}: 'issuer' is not an object with its url "
+                             "and config")
     issuer = None
     if issuer_state.get("url") and issuer_state.get("config"):
         try:
             issuer = IssuerAccess(issuer_state["url"],
                                   IssuerConfig.load(Path(issuer_state["config"])))
-        except OSError as exc:
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             raise StackFileError(f"stack file {path}: the issuer's configuration "
                                  f"{issuer_state['config']} is not readable: {exc}") from None
     return StackFile(path=path, urls=urls, pids=pids, issuer=issuer, state=state)

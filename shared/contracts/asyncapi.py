@@ -94,6 +94,10 @@ REPLIES: dict[MessageType, tuple[MessageType, ...]] = {
     MessageType.PROPOSAL_SUBMITTED: (MessageType.TRANSACTION_STATUS_NOTIFIED,
                                      MessageType.MESSAGE_ACK),
     MessageType.PROPOSAL_FORWARDED: (MessageType.TRANSACTION_STATUS_NOTIFIED,),
+    # the ITL's status 2 (8 for an external transfer) asks the proposing registry to end
+    # the transaction by its deadline: completed (4) or terminated; the acquiring
+    # registry's acceptance (8) or rejection (6) gets the ITL's final status
+    MessageType.TRANSACTION_STATUS_NOTIFIED: (MessageType.TRANSACTION_STATUS_NOTIFIED,),
     MessageType.TRANSACTION_STATUS_QUERIED: (MessageType.TRANSACTION_STATUS_REPORTED,
                                              MessageType.MESSAGE_ACK),
     MessageType.ALLOWANCE_TRANSFER_SUBMITTED: (MessageType.ALLOWANCE_TRANSFER_NOTIFIED,
@@ -550,10 +554,13 @@ def _operations() -> dict[str, Any]:
                                                for m in answers]}
         operations[key] = operation
 
+    # a receiver's operation names the answers it sends (``reply``) as its sender's does
     for t in (*REGISTRY_TO_ITL, *ITL_TO_ITSELF):
         by = "the ITL itself" if t in ITL_TO_ITSELF else "a registry"
+        answers = REPLIES.get(t) if t in REGISTRY_TO_ITL else None
         add(f"itlReceives{t.value}", "receive", "itlInboxQueue", [t.value], "itl",
-            f"The ITL takes {t.value} from {by}.")
+            f"The ITL takes {t.value} from {by}.",
+            reply=("registryInbox", [a.value for a in answers]) if answers else None)
     for t in ITL_TO_REGISTRY:
         answers = REPLIES.get(t)
         add(f"itlSends{t.value}", "send", "registryInbox", [t.value], "itl",
@@ -569,8 +576,12 @@ def _operations() -> dict[str, Any]:
             f"A registry sends {t.value} to the ITL, as its own broker user.",
             reply=("registryInbox", [a.value for a in answers]) if answers else None)
     for t in ITL_TO_REGISTRY:
+        answers = REPLIES.get(t)
         add(f"registryReceives{t.value}", "receive", "registryInboxQueue", [t.value],
-            "registry", f"A registry takes {t.value} from the ITL.")
+            "registry", f"A registry takes {t.value} from the ITL"
+            + (f" and answers with {' or '.join(a.value for a in answers)}." if answers
+               else "."),
+            reply=("itlInbox", [a.value for a in answers]) if answers else None)
     add("deadLetter", "send", "deadLetters", [DEAD_LETTER], "any service",
         "A service dead-letters a message it refused or could not handle.")
     add("setClock", "send", "clock", [CLOCK_SET], "any service",

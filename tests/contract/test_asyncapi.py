@@ -234,3 +234,29 @@ def test_each_message_documents_its_amqp_properties(doc: dict[str, Any]) -> None
         assert message["bindings"]["amqp"]["messageType"] == message_type.value
         assert message["payload"]["properties"]["message_type"] == {
             "const": message_type.value}
+
+
+def test_a_registry_reads_from_its_own_operations_what_it_must_answer(
+        doc: dict[str, Any]) -> None:
+    """A registry built from the document alone finds the answers it owes on its own
+    (``registry``) operations: the acquiring registry's status on a forwarded proposal,
+    the proposer's completion on the ITL's status 2, each reconciliation phase's report;
+    the same messages as the ITL's operation that sends the request expects."""
+    operations = doc["operations"]
+
+    def answers(key: str) -> list[str]:
+        reply = operations[key].get("reply") or {"messages": []}
+        return [ref["$ref"].rsplit("/", 1)[-1] for ref in reply["messages"]]
+
+    assert answers("registryReceivesProposalForwarded") == ["TransactionStatusNotified"]
+    assert answers("registryReceivesTransactionStatusNotified") == [
+        "TransactionStatusNotified"]
+    assert answers("registryReceivesTotalsRequested") == ["TotalsReported", "MessageAck"]
+    assert answers("registryReceivesNoticeIssued") == []
+    for t in ITL_TO_REGISTRY:
+        assert answers(f"registryReceives{t.value}") == answers(f"itlSends{t.value}"), t
+        if answers(f"itlSends{t.value}"):
+            assert operations[f"registryReceives{t.value}"]["reply"]["channel"] == {
+                "$ref": "#/channels/itlInbox"}
+    for t in REGISTRY_TO_ITL:
+        assert answers(f"itlReceives{t.value}") == answers(f"registrySends{t.value}"), t

@@ -13,16 +13,20 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pytest_bdd.gherkin_parser import get_gherkin_document
 
 from conformance import lookup
+from conformance.conftest import parse_error
 from conformance.library_doc import markdown
 from conformance.private_broker import MARK, stop_broker
 from conformance.report import category
 from conformance.stack import FaultNotPossible, StackFileError, StackHandle, attach
 from conformance.steps import LIBRARY
-from conformance.steps.library import table
+from conformance.steps.library import cell, table
+from conformance.steps.notices import notice_fields
 from conformance.world import ScenarioError
 from deploy.local.client import StackClient
 
@@ -73,8 +77,8 @@ def run_plan(tmp_path: Path, feature: str, *options: str) -> subprocess.Complete
     (plan / "conftest.py").write_text("from conformance.conftest import *  # noqa: F403\n"
                                       "from conformance.conftest import pytest_addoption, "
                                       "pytest_configure, pytest_collection_modifyitems, "
-                                      "pytest_collectreport, pytest_sessionstart  "
-                                      "# noqa: F401\n")
+                                      "pytest_collectreport, pytest_sessionstart, "
+                                      "pytest_collection_finish  # noqa: F401\n")
     return subprocess.run([sys.executable, "-m", "pytest", str(plan), *options,
                            "-p", "no:cacheprovider", f"--rootdir={ROOT}"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -85,13 +89,95 @@ def run_plan(tmp_path: Path, feature: str, *options: str) -> subprocess.Complete
 def test_an_unknown_step_in_a_feature_stops_the_run_with_status_2(
     tmp_path: Path, options: tuple[str, ...],
 ) -> None:
-    result = run_plan(tmp_path, "Feature: bad\n\n  @H-999\n  Scenario: a typo\n"
-                                "    When KZ isues 5 AAU of period 2\n", *options)
+    """... and starts nothing: not the private broker's node and stack of a scenario
+    that stops the broker, not the progress bar."""
+    report = tmp_path / "report"
+    result = run_plan(tmp_path, "Feature: bad\n\n  @H-999 @restarts-broker\n"
+                                "  Scenario: a typo\n"
+                                "    When KZ isues 5 AAU of period 2\n", *options,
+                      "--plan-report", str(report))
     output = result.stdout + result.stderr
     assert result.returncode == 2, output
     assert re.search(r"bad\.feature:5: unknown step 'When KZ isues 5 AAU of period 2'", output)
     assert "When <registry> issues <quantity> AAU of period <period>" in output
     assert "passed" not in output
+    assert "starting the stack" not in output
+    assert not (report / "private-broker").exists()
+
+
+@pytest.mark.parametrize(("keyword", "text", "hint"), [
+    ("given", 'a person holding account "A" in KZ holding 2.500 AAU of period 2',
+     "'2.500' is not <quantity> (it has '.'): <quantity> is a whole number"),
+    ("when", "\"A\" transfers 1'000 AAU of period 2 to \"B\"", "\"1'000\" is not <quantity>"),
+    ("when", '"A" transfers 1,000.5 AAU of period 2 to "B"', "'1,000.5' is not <quantity>"),
+    ("when", '"A" transfers 10 00 AAU of period 2 to "B"', "'10 00' is not <quantity>:"),
+    ("when", '"A" transfers 1 000 EUA of period 2 to "B"',
+     "'EUA' is not <unit>: <unit> is a unit type: AAU, RMU"),
+    ("then", '"A" holds 1 500 AAU of period two', "'two' is not <period>: <period> is a whole"),
+    ("when", "the simulation clock moves to 15.01.2013", "'15.01.2013' is not <moment>"),
+    ("when", "K issues 600 AAU of period 2", "'K' is not <registry>"),
+    ("then", "the transacton is COMPLETED", ""),
+])
+def test_an_unknown_step_with_known_words_names_the_value_that_does_not_fit(
+        keyword: str, text: str, hint: str) -> None:
+    problem = lookup.check("plan.feature", 7, keyword, text)
+    assert problem is not None
+    assert problem.hint.startswith(hint) if hint else problem.hint == ""
+    lines = str(problem).splitlines()
+    assert lines[0].startswith("plan.feature:7: unknown step")
+    assert (lines[1] == f"    {problem.hint}") if hint else lines[1] == "    nearest known steps:"
+
+
+@pytest.mark.parametrize("text", [
+    '"A" transfers 1 000 aau of period 2 to "B"',      # a unit type in small letters
+    '"A" transfers 1\u202f000 AAU of period 2 to "B"',  # a narrow no-break space
+    '"A" transfers 1\u00a0000\u00a0000 AAU of period 2 to "B"',
+    '"A" transfers 1,000 000 AAU of period 2 to "B"',
+    '"A" transfers 999 AAU of period 2 to "B"',
+    '"A" transfers 1000000 AAU of period 2 to "B"',
+])
+def test_values_the_library_reads_as_the_apis_write_them(text: str) -> None:
+    assert lookup.check("f", 1, "when", text) is None
+    step = next(s for s in LIBRARY if s.pattern.startswith('"{source}" transfers')
+                and s.pattern.endswith('"{target}"'))
+    parsed = lookup._COMPILED[step.pattern].parse(text)
+    assert parsed["unit"] == "AAU"
+    assert parsed["quantity"] in (1000, 1_000_000, 999)
+
+
+def test_a_table_cell_of_a_typed_column_is_read_as_the_apis_write_it() -> None:
+    rows = table([["unit type", "quantity", "original period", "originating registry"],
+                  ["aau", "1 000", "2", "kz"], ["CER", "1,000,000", "1", "CDM"]],
+                 {"unit type", "quantity", "original period", "originating registry"}, "step")
+    assert rows == [{"unit type": "AAU", "quantity": "1000", "original period": "2",
+                     "originating registry": "KZ"},
+                    {"unit type": "CER", "quantity": "1000000", "original period": "1",
+                     "originating registry": "CDM"}]
+    assert notice_fields("N", [["notice type", "3"], ["target value", "1 000"],
+                               ["unit type", "tcer"], ["text", "1.000 AAU"]]) == {
+        "notice_type": 3, "target_value": 1000, "unit_type": "TCER", "text": "1.000 AAU"}
+
+
+@pytest.mark.parametrize(("column", "value", "says"), [
+    ("quantity", "1.000", "column 'quantity' has '1.000', which is not a whole number"),
+    ("quantity", "-5", "column 'quantity' has '-5'"),
+    ("quantity", "", "column 'quantity' has ''"),
+    ("unit type", "EUA", "column 'unit type' has 'EUA', which is not a unit type"),
+    ("original period", "two", "column 'original period' has 'two', which is not a whole"),
+])
+def test_a_table_cell_that_does_not_fit_its_column_is_refused_naming_it(
+        column: str, value: str, says: str) -> None:
+    with pytest.raises(ScenarioError, match=re.escape(f"step: {says}")):
+        table([[column], [value]], {column}, "step")
+
+
+def test_a_notice_field_that_does_not_fit_is_refused_naming_the_notice() -> None:
+    with pytest.raises(ScenarioError, match=r"notice 'N': field 'target value' has "
+                                            r"\"1'000\""):
+        notice_fields("N", [["target value", "1'000"]])
+    with pytest.raises(ScenarioError, match=re.escape("notice 'N': each row is 'field | value'")):
+        notice_fields("N", [["target", "10"]])
+    assert cell("s", "c", " 12 ", "d") == 12
 
 
 def test_a_malformed_table_stops_the_run_naming_its_file_and_line(tmp_path: Path) -> None:
@@ -104,6 +190,25 @@ def test_a_malformed_table_stops_the_run_naming_its_file_and_line(tmp_path: Path
     assert "(7:7): inconsistent cell count within the table" in output
     assert re.search(r"File: \S*plan/features/bad\.feature", output)
     assert "Traceback" not in output and "passed" not in output
+
+
+def test_a_misspelt_keyword_is_reported_with_the_parsers_words(tmp_path: Path) -> None:
+    """What the runner prints of the collection error (its traceback as pytest shows it)
+    for a line that is no step."""
+    feature = tmp_path / "bad.feature"
+    feature.write_text("Feature: bad\n\n  @H-999\n  Scenario: a typo\n"
+                       "    Given KZ issues 5 AAU of period 2\n"
+                       "    Wehn KZ issues 5 AAU of period 2\n")
+    with pytest.raises(Exception) as raised:
+        get_gherkin_document(str(feature))
+    output = parse_error(str(raised.getrepr(style="short")))  # as pytest shows it
+    assert "(6:5): expected: " in output and "got 'Wehn KZ issues 5 AAU of period 2'" in output
+    assert "a step starts with Given, When, Then, And or But" in output
+    assert "pytest_bdd.exceptions.TokenError" in output
+    assert re.search(r"Line number: 6\nLine: +Wehn KZ issues", output)
+    assert f"File: {feature}" in output
+    assert "Traceback" not in output and "gherkin_parser.py" not in output
+    assert parse_error("E   ValueError: no parse error") == ""
 
 
 def test_a_table_with_an_unknown_column_is_refused_naming_the_columns() -> None:
@@ -192,3 +297,52 @@ def test_every_scenario_that_stops_the_broker_is_tagged_to_run_on_a_private_node
                 tags = block.strip().splitlines()[0]
                 assert f"@{MARK}" in tags, f"{feature.name}: {tags} stops the broker"
     assert stopping >= 2
+
+
+@pytest.mark.parametrize(("content", "says"), [
+    ("[1]", "names no services with an 'itl'"),
+    ('"stack"', "names no services with an 'itl'"),
+    ("null", "names no services with an 'itl'"),
+    ('{"services": ["itl"]}', "names no services with an 'itl'"),
+    ('{"services": {"itl": "http://127.0.0.1:8100"}}', "service 'itl' has no url"),
+    ('{"services": {"itl": {"url": 8100}}}', "service 'itl' has no url"),
+    ('{"services": {"itl": {"url": "http://127.0.0.1:9", "pid": "x"}}}',
+     "service 'itl' has the pid 'x', not a process id"),
+    ('{"services": {"itl": {"url": "http://[::1"}}}', "does not answer: itl at http://[::1"),
+    ('{"services": {"itl": {"url": "no url"}}}', "does not answer: itl at no url"),
+])
+def test_a_stack_file_of_another_shape_is_refused_naming_what_is_wrong(
+        tmp_path: Path, content: str, says: str) -> None:
+    path = tmp_path / "stack.json"
+    path.write_text(content)
+    with pytest.raises(StackFileError, match=re.escape(says)):
+        attach(path)
+
+
+def test_a_misspelt_first_keyword_is_found_in_the_scenarios_description() -> None:
+    """Gherkin takes lines between ``Scenario:`` and the first step as the scenario's
+    description: ``Wehn`` there would hide a step, and a scenario without steps pass."""
+    problems = lookup.check_scenario("plan.feature", 4, "a typo",
+                                     "    Wehn KZ issues 5 AAU of period 2", 0)
+    assert problems == [
+        "plan.feature:5: 'Wehn KZ issues 5 AAU of period 2' is no step but a line of the "
+        "description of scenario 'a typo': a step starts with Given, When, Then, And or "
+        "But (When?)",
+        "plan.feature:4: scenario 'a typo' has no steps, so it would pass without testing "
+        "anything"]
+    assert lookup.check_scenario("f", 4, "prose", "The registry is KZ.\n"
+                                 "The transaction is COMPLETED", 1) == []
+    assert len(lookup.check_scenario("f", 4, "two", "Thne the transaction is COMPLETED\n"
+                                     "and KZ issues 5 AAU of period 2", 1)) == 2
+
+
+def test_a_wrong_final_status_is_said_in_words() -> None:
+    from conformance.steps.expectations import status_says
+    view: dict[str, Any] = {"transaction_id": "KZ7", "status_name": "COMPLETED",
+                            "response_codes": [], "evaluation_results": []}
+    assert status_says(view, "TERMINATED", 5902) == (
+        "KZ7 is COMPLETED with no response code, not TERMINATED with 5902; evaluation "
+        "results: []")
+    view = {**view, "status_name": "TERMINATED", "response_codes": [5906, 5902]}
+    assert status_says(view, "COMPLETED", where=" at the ITL").startswith(
+        "KZ7 at the ITL is TERMINATED with response code(s) 5906, 5902, not COMPLETED;")

@@ -21,6 +21,15 @@ from tests.foreign_registry.books import Books
      "--registry-account 'savings=12': ROLE=NUMBER with a role of holding, closed, unknown"),
     ("NO", None, ["holding=x"], 300, "--registry-account 'holding=x'"),
     ("NO", None, [], 0, "--attended-timeout 0: a number of seconds above 0"),
+    ("NO", None, [], float("nan"), "--attended-timeout nan: a number of seconds above 0"),
+    ("NO", None, [], float("inf"), "--attended-timeout inf: a number of seconds above 0"),
+    ("XY", None, [], 300, "--registry-under-test: XY is not a Party of "
+                          "shared/rules/data/parties.csv"),
+    ("US", None, [], 300, "--registry-under-test: US is not a Party of"),
+    ("JP", None, [], 300, "--registry-under-test: JP (Japan) has no second-period "
+                          "commitment"),
+    ("KZ", None, [], 300, "--registry-under-test: KZ is the Party whose registry the "
+                          "stack runs"),
 ])
 def test_a_wrong_option_stops_the_run_naming_it(code: str, stack: str | None,
                                                 accounts: list[str], timeout: float,
@@ -28,6 +37,11 @@ def test_a_wrong_option_stops_the_run_naming_it(code: str, stack: str | None,
     with pytest.raises(pytest.UsageError) as refused:
         settings_from(code, stack, accounts, None, timeout, None)
     assert str(refused.value).startswith(reason)
+
+
+@pytest.mark.parametrize("code", ["NO", "CH", "AU", "AT"])
+def test_a_party_with_a_second_period_commitment_is_taken(code: str) -> None:
+    assert settings_from(code, None, [], None, 300, None).code == code
 
 
 def test_accounts_are_renumbered_by_role() -> None:
