@@ -66,6 +66,9 @@ log = logging.getLogger("shared.messaging")
 EnvelopeHandler = Callable[[Envelope], Awaitable[None]]
 #: Real seconds between attempts to reconnect after the broker went away (a node restart).
 RECONNECT_SECONDS = 1.0
+#: Real seconds a stopping service waits for the broker to cancel its consumer; longer
+#: only when the broker cannot be reached, and then the connection is closed anyway.
+CANCEL_SECONDS = 2.0
 #: Real seconds a message's handling is retried in the process while it fails
 #: transiently, before the message goes back to the broker (docs/adr/0027).
 TRANSIENT_RETRY_SECONDS = 300.0
@@ -246,10 +249,14 @@ class Broker:
             await connection.close()
 
     async def close(self) -> None:
+        """Cancel the consumer and close the connection. While the broker cannot be
+        reached, a robust channel's cancel waits for the connection to come back: it is
+        given ``CANCEL_SECONDS`` (real seconds) and then left, so that a service asked to
+        stop (SIGTERM) stops even with its broker gone."""
         if self._inbox is not None and self._consumer_tag is not None:
-            # The connection may already be gone.
+            # The connection may already be gone (TimeoutError is an Exception).
             with contextlib.suppress(Exception):
-                await self._inbox.cancel(self._consumer_tag)
+                await asyncio.wait_for(self._inbox.cancel(self._consumer_tag), CANCEL_SECONDS)
         if self._connection is not None:
             await self._connection.close()
         self._connection = None

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from datetime import UTC, datetime
+from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
 import pytest
@@ -220,3 +222,50 @@ async def test_block_store_splits_on_reserve_and_merges_back_on_release(mongo_ur
     assert await store.sum_units({"account_id": 1001}) == 100
     assert await store.sum_units({"account_id": 1}) == 900
     await client.close()
+
+
+async def test_a_broker_gone_away_does_not_hold_up_closing(
+    broker_url: str, namespace: Namespace
+) -> None:
+    """A service asked to stop while its broker cannot be reached stops: the consumer's
+    cancel, which a robust channel would hold until the connection came back, is given
+    up (``CANCEL_SECONDS``) and the connection closed. The broker is cut off by a TCP
+    relay in front of it, so the shared broker itself is never stopped."""
+    upstream = urlsplit(namespace.url("KZ"))
+    cut: list[asyncio.StreamWriter] = []
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        to_reader, to_writer = await asyncio.open_connection(upstream.hostname,
+                                                             upstream.port or 5672)
+        cut.extend([writer, to_writer])
+        tasks.extend([asyncio.create_task(pipe(reader, to_writer)),
+                      asyncio.create_task(pipe(to_reader, writer))])
+
+    tasks: list[asyncio.Task[None]] = []
+    server = await asyncio.start_server(relay, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    broker = namespace.broker("KZ")
+    broker.amqp_url = urlunsplit(upstream._replace(
+        netloc=f"{upstream.netloc.rsplit('@', 1)[0]}@127.0.0.1:{port}"))
+
+    async def handler(envelope: Envelope) -> None:
+        return None
+
+    await broker.connect()
+    await broker.consume(handler)
+    server.close()
+    for writer in cut:
+        writer.transport.abort()
+    await asyncio.sleep(1.5)  # the connection is lost and aio-pika tries to reconnect
+    # a liveness bound, far above CANCEL_SECONDS: before the fix close() never returned
+    await asyncio.wait_for(broker.close(), timeout=30)
+    for task in tasks:
+        task.cancel()
+
