@@ -199,8 +199,9 @@ def conformance_stack(request: pytest.FixtureRequest) -> Iterator[StackHandle]:
 
 
 def report_dir(config: pytest.Config) -> Path:
-    """Where the run writes: ``--plan-report DIR``, or var/conformance."""
-    return Path(config.getoption("--plan-report") or DEFAULT_REPORT_DIR)
+    """Where the run writes, as an absolute path: ``--plan-report DIR``, or
+    var/conformance."""
+    return Path(config.getoption("--plan-report") or DEFAULT_REPORT_DIR).resolve()
 
 
 WORLD = pytest.StashKey[World]()

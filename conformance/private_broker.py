@@ -194,6 +194,8 @@ def private_broker_stack(request: pytest.FixtureRequest) -> PrivateBrokerStack:
 
 
 def _new(config: pytest.Config) -> PrivateBroker:
-    """The run's private node, in ``private-broker`` of the run's directory."""
+    """The run's private node, in ``private-broker`` of the run's directory, as an
+    absolute path: the node's scripts change directory, so a relative one (``make
+    conformance`` passes ``--plan-report var/conformance``) would not be found again."""
     report = config.getoption("--plan-report", None)
-    return PrivateBroker(Path(report) / "private-broker" if report else WORKDIR)
+    return PrivateBroker((Path(report).resolve() / "private-broker") if report else WORKDIR)

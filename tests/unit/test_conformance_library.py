@@ -19,9 +19,9 @@ import pytest
 from pytest_bdd.gherkin_parser import get_gherkin_document
 
 from conformance import lookup
-from conformance.conftest import parse_error
+from conformance.conftest import parse_error, report_dir
 from conformance.library_doc import markdown
-from conformance.private_broker import MARK, stop_broker
+from conformance.private_broker import MARK, _new, stop_broker
 from conformance.report import category
 from conformance.stack import FaultNotPossible, StackFileError, StackHandle, attach
 from conformance.steps import LIBRARY
@@ -346,3 +346,26 @@ def test_a_wrong_final_status_is_said_in_words() -> None:
     view = {**view, "status_name": "TERMINATED", "response_codes": [5906, 5902]}
     assert status_says(view, "COMPLETED", where=" at the ITL").startswith(
         "KZ7 at the ITL is TERMINATED with response code(s) 5906, 5902, not COMPLETED;")
+
+
+class _Options:
+    """The one option the run's directories are read from, as pytest's config has it."""
+
+    def __init__(self, plan_report: str | None) -> None:
+        self.plan_report = plan_report
+
+    def getoption(self, name: str, default: Any = None) -> Any:
+        assert name == "--plan-report"
+        return self.plan_report
+
+
+@pytest.mark.parametrize("plan_report", ["var/conformance", "./x/../run", None])
+def test_the_runs_directories_are_absolute_whatever_the_option_gives(
+    plan_report: str | None,
+) -> None:
+    """The private node's scripts change directory: a relative home (make conformance
+    passes --plan-report var/conformance) made the node fail to write its cookie."""
+    config: Any = _Options(plan_report)
+    assert report_dir(config).is_absolute()
+    assert _new(config).workdir.is_absolute()
+
