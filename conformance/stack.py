@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aio_pika
-import httpx
 
 from deploy.local.client import StackClient
 from deploy.local.stack import LocalStack
 from deploy.local.stack_file import StackFileError as UnreadableStackFile
-from deploy.local.stack_file import read_stack_file
+from deploy.local.stack_file import answers, read_stack_file
 from shared.messaging.topology import inbox_queue_name
 from shared.testing.infra import amqp_url, purge_queue
 
@@ -143,18 +142,11 @@ def attach(path: Path) -> StackHandle:
     except UnreadableStackFile as exc:
         raise StackFileError(str(exc)) from None
     urls, pids, access = stack.urls, stack.pids, stack.issuer
-    silent = [f"{name} at {url}" for name, url in urls.items() if not _answers(url)]
+    silent = [f"{name} at {url}" for name, url in urls.items() if not answers(url)]
     if silent:
         raise StackFileError(f"the stack of {path} does not answer: {', '.join(silent)} "
                              "(GET /health); start it with make up")
-    if access is not None and not _answers(access.url, "/jwks.json"):
+    if access is not None and not answers(access.url, "/jwks.json"):
         raise StackFileError(f"the issuer of {path} at {access.url} does not answer")
     return StackHandle(StackClient(urls, issuer=access, timeout=30.0), pids=pids,
                        origin=str(path))
-
-
-def _answers(url: str, path: str = "/health") -> bool:
-    try:
-        return httpx.get(f"{url}{path}", timeout=5).status_code == 200
-    except (httpx.HTTPError, httpx.InvalidURL):  # a URL that is none does not answer
-        return False

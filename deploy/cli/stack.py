@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import httpx
 from rich.console import Console
 from rich.text import Text
 
@@ -54,6 +53,7 @@ from deploy.local.stack import (
     start_detached,
     stop_detached,
 )
+from deploy.local.stack_file import answers
 from shared.testing.infra import process_alive
 
 STATE_NAME = "stack.json"
@@ -185,12 +185,8 @@ def status(stack_file: Path, as_json: bool) -> None:
 
 
 def _answers(url: str | None, path: str = "/health") -> bool:
-    if not url:
-        return False
-    try:
-        return httpx.get(f"{url}{path}", timeout=2.0).status_code == 200
-    except httpx.HTTPError:
-        return False
+    """``answers`` with the status command's shorter wait."""
+    return answers(url, path, timeout=2.0)
 
 
 def stack_status(stack_file: Path) -> dict[str, Any]:

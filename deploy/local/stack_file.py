@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from deploy.issuer.config import IssuerConfig
 from deploy.local.identities import IssuerAccess
 
@@ -73,3 +75,16 @@ def read_stack_file(path: Path) -> StackFile:
             raise StackFileError(f"stack file {path}: the issuer's configuration "
                                  f"{issuer_state['config']} is not readable: {exc}") from None
     return StackFile(path=path, urls=urls, pids=pids, issuer=issuer, state=state)
+
+
+def answers(url: str | None, path: str = "/health", timeout: float = 5.0) -> bool:
+    """Whether what a stack file names at ``url`` answers ``GET path`` with 200 within
+    ``timeout`` real seconds (``/health`` of a service or the console, ``/jwks.json`` of
+    the issuer); no URL, or one that is not a URL, answers nothing."""
+    if not url:
+        return False
+    try:
+        return httpx.get(f"{url}{path}", timeout=timeout).status_code == 200
+    except (httpx.HTTPError, httpx.InvalidURL):  # a URL that is none does not answer
+        return False
+
