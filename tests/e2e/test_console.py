@@ -9,8 +9,8 @@ registries' pages. The ITL administrator records a Party's period on its page (n
 else gets the form). The clock is moved by the stack's clock client.
 
 Chromium is /usr/bin/chromium (``CHROMIUM`` names another): never a browser Playwright
-downloads. Without it the module is skipped, except under CI=true, where that is a
-failure. ``CONSOLE_SCREENSHOTS=<dir>`` also saves the screenshots there (docs/console.png
+downloads. Without it the module fails, as the other tests do without their broker or
+store. ``CONSOLE_SCREENSHOTS=<dir>`` also saves the screenshots there (docs/console.png
 is the transaction page's)."""
 
 from __future__ import annotations
@@ -44,13 +44,10 @@ SOLD = 1_000
 
 @pytest.fixture(scope="module", autouse=True)
 def chromium() -> Path:
-    """Debian's Chromium, looked for before the stack starts: missing, the module is
-    skipped, or fails under CI=true."""
+    """Debian's Chromium, looked for before the stack starts: missing, the module fails
+    naming how to install it (the tests never skip)."""
     if not CHROMIUM.exists():
-        reason = f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run does)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        pytest.fail(f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run does)")
     return CHROMIUM
 
 
