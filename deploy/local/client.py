@@ -213,6 +213,22 @@ class StackClient:
         return poll(lambda: self.ok("itl", "GET", f"/reconciliations/{reconciliation_id}"),
                     settled, f"reconciliation {reconciliation_id}", timeout)
 
+    def registry_reconciliation(self, view: dict[str, Any], status: int,
+                                timeout: float = 60.0) -> Any:
+        """The registry's own record of the ITL's reconciliation ``view``
+        (``GET /reconciliations/{id}`` on the reconciled registry) once the ITL's result
+        of ``status`` has reached it: the ITL sends the result as a message after its
+        own view shows it, so the registry's record lags behind (protocol.md 5)."""
+        registry = view["registry"].lower()
+        path = f"/reconciliations/{view['reconciliation_id']}"
+
+        def arrived(record: Any) -> bool:
+            return any(r["status"] == status for r in record.get("results", []))
+
+        return poll(lambda: self.ok(registry, "GET", path), arrived,
+                    f"{view['registry']}'s record of {view['reconciliation_id']} "
+                    f"at status {status}", timeout)
+
     def send_notice(self, **fields: Any) -> tuple[Any, Any]:
         """The ITL issues a notice (``POST /notices`` with ``fields``; ``registry``
         defaults to KZ); returns the ITL's view and the registry's once it has it."""

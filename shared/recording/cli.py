@@ -269,19 +269,47 @@ def replay(recording: Path, report: Path | None, recording_out: Path | None,
         sys.exit(EXIT_INTERRUPTED)
 
 
+LOST_INTERRUPT_DELAY = 0.01
+"""Real seconds after which an interrupt a finaliser swallowed is raised again."""
+
+
 @contextlib.contextmanager
 def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM and SIGHUP (a ``timeout``, a cancelled CI job, a closed terminal) stop
-    the block as Ctrl-C does, with a ``KeyboardInterrupt`` naming the signal: the
-    replay's stack stops its processes and deletes its broker users on the way out."""
+    """SIGINT, SIGTERM and SIGHUP (Ctrl-C, a ``timeout``, a cancelled CI job, a closed
+    terminal) stop the block with a ``KeyboardInterrupt`` naming the signal: the replay's
+    stack stops its processes and deletes its broker users on the way out.
+
+    Python runs a signal's handler between any two steps of the main thread, also inside
+    a weak reference's callback or a finaliser, where an exception is reported as
+    "ignored" (``sys.unraisablehook``) and lost. An interrupt lost that way is raised
+    again, so that a signal always stops the block."""
+    pending: list[int] = []
+
     def interrupt(number: int, _frame: object) -> None:
+        pending.append(number)
         raise KeyboardInterrupt(signal.Signals(number).name)
 
-    kinds = (signal.SIGTERM, signal.SIGHUP)
+    hook = sys.unraisablehook
+
+    def again(_number: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(pending[-1]).name)
+
+    def lost(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt) and pending:
+            # raised again by SIGALRM, once the finaliser and this hook have returned
+            signal.setitimer(signal.ITIMER_REAL, LOST_INTERRUPT_DELAY)
+            return
+        hook(unraisable)
+
+    kinds = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     previous = {kind: signal.signal(kind, interrupt) for kind in kinds}
+    previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, again)
+    sys.unraisablehook = lost
     try:
         yield
     finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        sys.unraisablehook = hook
         for kind, handler in previous.items():
             signal.signal(kind, handler)
 

@@ -107,7 +107,7 @@ def test_a_clean_stack_reconciles_to_completed_while_transfers_run(
     client.settle_share_of_proceeds("kz")
     # and once they are all final
     assert [client.reconcile(code)["status"] for code in ("KZ", "CH", "CDM")] == [5, 5, 5]
-    kz = client.ok("kz", "GET", f"/reconciliations/{views[0]['reconciliation_id']}")
+    kz = client.registry_reconciliation(views[0], 5)
     assert kz["status"] == 5 and kz["answered_phases"] == 1 and kz["blocks"] >= 1
 
 
@@ -199,7 +199,7 @@ def test_a_deleted_block_is_found_in_phase_2_and_frozen_until_cleared(
     assert view["differing_totals"] == [
         {"key": f"121|{account}|1|0|2", "itl_units": 500, "registry_units": 0}]
     assert itl_flags(client, "KZ", account) == [view["reconciliation_id"]]
-    told = client.ok("kz", "GET", f"/reconciliations/{view['reconciliation_id']}")
+    told = client.registry_reconciliation(view, 4)
     assert told["results"][-1]["status"] == 4
     assert [(b["serial_start"], b["account_id"]) for b in told["results"][-1]["blocks"]] \
         == [(doc["serial_start"], account)]
