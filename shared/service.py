@@ -86,7 +86,7 @@ from shared.store import (
     make_client,
     urgent,
 )
-from shared.store.batching import attempt_of, request_scope
+from shared.store.batching import KnownDocumentsMode, attempt_of, request_scope
 from shared.store.transient import is_transient
 
 T = TypeVar("T")
@@ -119,6 +119,11 @@ class ServiceSettings(AuthSettings):
         default="mongodb://127.0.0.1:27017/?directConnection=true",
         description="MongoDB-wire server; a database in the path overrides the default name",
     )
+    known_documents: KnownDocumentsMode = Field(
+        default="on", description="on: a store transaction uses the transactions, approvals "
+        "and counters this process committed without reading them back, each use checked "
+        "at its write (docs/adr/0046); off: read them (several processes writing one "
+        "database); verify: use them and read them too, failing on any difference (tests)")
     amqp_url: str = Field(default="amqp://guest:guest@127.0.0.1:5672/",
                           description="the broker, logged in as this service's own user "
                                       "<AMQP_NAMESPACE><CODE>; amqps:// for TLS")
@@ -190,7 +195,7 @@ class Runtime:
         self.settings = settings
         self.code = code
         self.clock = SimulationClock(settings.clock_start)
-        self.client = make_client(settings.mongo_url)
+        self.client = make_client(settings.mongo_url, settings.known_documents)
         self.db: Database = self.client[database_name(settings.mongo_url, default_database)]
         self.broker = Broker(
             with_heartbeat(settings.amqp_url, settings.amqp_heartbeat_seconds), code,

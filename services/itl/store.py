@@ -26,7 +26,15 @@ from shared.codes import (
 from shared.logs import log_event
 from shared.metrics import statuses_entered
 from shared.rules.parties import Mechanism, PartyStanding, reference_standing
-from shared.store import Database, Document, Session, after_commit, next_sequence
+from shared.store import (
+    Database,
+    Document,
+    Session,
+    after_commit,
+    find_known,
+    know,
+    next_sequence,
+)
 from shared.store.unit_blocks import HOLDINGS, Tally, UnitBlockStore
 
 log = logging.getLogger("itl.store")
@@ -78,6 +86,7 @@ class ItlStore:
 
     def __init__(self, db: Database, audit: AuditTrail | None = None) -> None:
         self.db = db
+        know(db.transactions, guard=("status",))
         self.units = UnitBlockStore(db.units, ITL_TALLIES)
         self.audit = audit or AuditTrail(db, "ITL")
         #: Whether the store refuses a second outbox row with the ``seq`` of another of
@@ -121,7 +130,10 @@ class ItlStore:
 
     async def transaction(self, transaction_id: str, session: Session | None = None
                           ) -> Document | None:
-        return await self.db.transactions.find_one({"_id": transaction_id}, session=session)
+        """The recorded transaction (None: unknown to the ITL); in a store transaction,
+        as this process last committed it when it knows it (``find_known``,
+        docs/adr/0046)."""
+        return await find_known(self.db.transactions, transaction_id, session)
 
     async def insert_transaction(
         self,

@@ -42,7 +42,7 @@ from shared.auth import Forbidden
 from shared.codes import UnitType
 from shared.errors import NotFound
 from shared.logs import log_event, rehearsing
-from shared.store import Document, Session, next_sequence
+from shared.store import Document, Session, find_known, know, next_sequence
 from shared.store.batching import discarding
 
 log = logging.getLogger("registry.approvals")
@@ -133,6 +133,7 @@ class ApprovalDesk:
         self.operations = frozenset(operations)
         self.expiry = expiry
         self.collection = registry.store.db.approvals
+        know(self.collection, guard=("status",))
         self.audit = registry.store.audit
         registry.startup_tasks.append(self.ensure_indexes)
 
@@ -222,7 +223,9 @@ class ApprovalDesk:
     # deciding
 
     async def require(self, approval_id: str, session: Session | None = None) -> Document:
-        doc = await self.collection.find_one({"_id": approval_id}, session=session)
+        """The approval (``NotFound``); in a store transaction, as this process last
+        committed it when it knows it (``find_known``, docs/adr/0046)."""
+        doc = await find_known(self.collection, approval_id, session)
         if doc is None:
             raise NotFound(f"approval {approval_id}")
         return doc

@@ -21,7 +21,15 @@ from services.registry.domain import (
 from shared.audit import AuditTrail, account_key, side_keys
 from shared.codes import FINAL_STATUSES, AccountType, TransactionStatus, UnitType
 from shared.metrics import statuses_entered
-from shared.store import Database, Document, Session, after_commit, next_sequence
+from shared.store import (
+    Database,
+    Document,
+    Session,
+    after_commit,
+    find_known,
+    know,
+    next_sequence,
+)
 from shared.store.batching import recall, remember, request_reads
 from shared.store.unit_blocks import UnitBlockStore, doc_units
 
@@ -74,6 +82,7 @@ class RegistryStore:
                  audit: AuditTrail | None = None) -> None:
         self.db = db
         self.code = registry_code
+        know(db.transactions, guard=("status",))
         self.units = UnitBlockStore(db.units)
         self.audit = audit or AuditTrail(db, registry_code)
 
@@ -300,7 +309,9 @@ class RegistryStore:
 
     async def transaction(self, transaction_id: str,
                           session: Session | None = None) -> Document | None:
-        return await self.db.transactions.find_one({"_id": transaction_id}, session=session)
+        """The stored transaction (None: not stored); in a store transaction, as this
+        process last committed it when it knows it (``find_known``, docs/adr/0046)."""
+        return await find_known(self.db.transactions, transaction_id, session)
 
     async def transactions(self, status: int | None, limit: int,
                            accounts: frozenset[int] | None = None) -> list[Document]:

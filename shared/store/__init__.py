@@ -1,5 +1,6 @@
 """Store helpers: client from MONGO_URL, transactions, inbox and outbox."""
 
+from shared.store.batching import find_known, know
 from shared.store.client import (
     Client,
     Database,
@@ -26,8 +27,10 @@ __all__ = [
     "database_name",
     "enqueue",
     "ensure_outbox_indexes",
+    "find_known",
     "handle_once",
     "in_transaction",
+    "know",
     "make_client",
     "next_sequence",
     "urgent",

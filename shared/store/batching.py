@@ -32,7 +32,7 @@ import contextvars
 import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from bson import ObjectId
 from pymongo import (
@@ -58,7 +58,22 @@ from pymongo.results import (
     UpdateResult,
 )
 
+from shared.store.known import (
+    UNKNOWN,
+    Knowledge,
+    KnownDocuments,
+    StaleKnownDocument,
+    _Entry,
+    _Unknown,
+    applied,
+    document_id_of,
+)
+
 Document = dict[str, Any]
+#: ``KNOWN_DOCUMENTS`` (``ServiceSettings.known_documents``): documents a process
+#: committed are used without reading them back (``on``), read (``off``: several
+#: processes write one database), or used and read, a difference failing (``verify``).
+KnownDocumentsMode = Literal["on", "off", "verify"]
 #: The first wire version of MongoDB 8.0, whose ``bulkWrite`` writes across collections.
 CLIENT_BULK_WRITE_WIRE_VERSION = 25
 DUPLICATE_KEY = 11000
@@ -75,6 +90,10 @@ class _Write:
     collection: BatchingCollection
     kind: str
     args: dict[str, Any]
+    #: A write conditioned on a known state (``shared.store.known``): it must match one
+    #: document, else that state is stale.
+    expect_one: bool = False
+    document_id: Any = None
 
     def model(self, namespace: str | None) -> Any:
         extra: dict[str, Any] = {} if namespace is None else {"namespace": namespace}
@@ -114,26 +133,55 @@ class Attempt:
     #: counters of what it recorded (``shared.metrics``), so that an attempt the store
     #: retried, or one abandoned, counts nothing.
     on_commit: list[Callable[[], None]] = field(default_factory=list)
+    #: What the attempt knows of the documents of known collections (``find_known``).
+    knowledge: Knowledge = field(default_factory=Knowledge)
 
     def forget(self, collection: str) -> None:
         """Drop the reads of ``collection`` kept so far (it is being written)."""
         for key in [k for k in self.memo if k[0] == collection]:
             del self.memo[key]
 
+    async def conclude(self, session: AsyncClientSession) -> None:
+        """The end of the attempt's work: the conditions of the known states it used and
+        did not write (``shared.store.known``), then every queued write, sent."""
+        for (name, document_id), entry in self.knowledge.entries.items():
+            if entry.from_known and not entry.checked and isinstance(entry.state, dict):
+                collection = self.client.known_collection(name)
+                if collection is None:
+                    continue
+                guard = self.client.known[name].conditions(entry.state)
+                entry.checked = True
+                self.writes.append(_condition(collection, document_id, guard))
+        await self.flush(session)
+
     async def flush(self, session: AsyncClientSession) -> None:
-        """Send the queued writes (one command, or one per run of one collection)."""
+        """Send the queued writes (one command, or one per run of one collection); a
+        write conditioned on a known state that matches nothing raises
+        ``StaleKnownDocument`` (that state dropped)."""
         if not self.writes:
             return
         writes, self.writes = self.writes, []
         self.sends += 1
         if await self.client.speaks_client_bulk_write():
             models = [w.model(w.collection.full_name) for w in writes]
+            checked = any(w.expect_one for w in writes)
             try:
-                await self.client.bulk_write(models, session=session, ordered=True)
+                result = await self.client.bulk_write(models, session=session, ordered=True,
+                                                      verbose_results=checked)
             except ClientBulkWriteException as exc:
                 raise _plain_error(exc) from exc
+            if checked:
+                matched = {i: r.matched_count for i, r in result.update_results.items()}
+                self._check([w for i, w in enumerate(writes)
+                             if w.expect_one and matched.get(i) != 1])
             return
         for run in _runs(writes):
+            if run[0].expect_one:
+                answer = await AsyncCollection.update_one(
+                    run[0].collection, run[0].args["filter"], run[0].args["update"],
+                    session=session)
+                self._check([run[0]] if answer.matched_count != 1 else [])
+                continue
             try:
                 await AsyncCollection.bulk_write(run[0].collection,
                                                  [w.model(None) for w in run],
@@ -141,12 +189,29 @@ class Attempt:
             except BulkWriteError as exc:
                 raise _plain_error(exc) from exc
 
+    def _check(self, stale: list[_Write]) -> None:
+        """Drop the known states the conditions of ``stale`` found changed, and raise."""
+        for write in stale:
+            self.client.known[write.collection.full_name].drop(write.document_id)
+        if stale:
+            raise StaleKnownDocument(stale[0].collection.full_name, stale[0].document_id)
+
+
+def _condition(collection: BatchingCollection, document_id: Any, guard: Document) -> _Write:
+    """A write that changes nothing and matches the document only while its ``guard``
+    fields are as known (``$setOnInsert`` without upsert sets nothing)."""
+    return _Write(collection, "update_one",
+                  {"filter": {"_id": document_id, **guard},
+                   "update": {"$setOnInsert": guard}, "upsert": False},
+                  expect_one=True, document_id=document_id)
+
 
 def _runs(writes: list[_Write]) -> Iterator[list[_Write]]:
     """Consecutive writes to one collection, in order."""
     run: list[_Write] = []
     for write in writes:
-        if run and run[0].collection.full_name != write.collection.full_name:
+        if run and (run[0].collection.full_name != write.collection.full_name
+                    or write.expect_one or run[0].expect_one):
             yield run
             run = []
         run.append(write)
@@ -241,6 +306,7 @@ def discarding(session: AsyncClientSession) -> Iterator[Discarded]:
     writes, outbox, sends = len(attempt.writes), len(attempt.outbox), attempt.sends
     actions = len(attempt.on_commit)
     memo, overlays = copy.deepcopy(attempt.memo), copy.deepcopy(attempt.overlays)
+    knowledge = attempt.knowledge.snapshot()
     done = Discarded()
     yield done
     if attempt.sends != sends:
@@ -249,7 +315,55 @@ def discarding(session: AsyncClientSession) -> Iterator[Discarded]:
     del attempt.writes[writes:]
     del attempt.outbox[outbox:]
     del attempt.on_commit[actions:]
-    attempt.memo, attempt.overlays = memo, overlays
+    attempt.memo, attempt.overlays, attempt.knowledge = memo, overlays, knowledge
+
+
+def know(collection: AsyncCollection[Document], guard: tuple[str, ...]) -> None:
+    """Declare ``collection``'s documents known (``BatchingClient.know``); nothing with a
+    client that does not batch."""
+    client = collection.database.client
+    if isinstance(client, BatchingClient):
+        client.know(collection, guard)
+
+
+async def find_known(collection: AsyncCollection[Document], document_id: Any,
+                     session: AsyncClientSession | None) -> Document | None:
+    """The document of ``collection`` with ``_id`` ``document_id`` (None: none), as
+    ``session``'s store transaction sees it: from the states this process knows
+    (``BatchingClient.know``, ``shared.store.known``) when it knows it, else read, and
+    its state then known for the rest of the transaction and, once it commits, after.
+    Outside a transaction, or in a collection that is not known: read."""
+    attempt = attempt_of(session)
+    client = collection.database.client
+    known = client.known.get(collection.full_name) if isinstance(client, BatchingClient) \
+        else None
+    if attempt is None or known is None or collection.full_name in attempt.knowledge.cleared:
+        return await collection.find_one({"_id": document_id}, session=session)
+    key = (collection.full_name, document_id)
+    entry = attempt.knowledge.entries.get(key)
+    if entry is None:
+        state = known.get(document_id)
+        if state is not None:
+            entry = attempt.knowledge.entries[key] = _Entry(state, from_known=True)
+            if client.known_documents == "verify":
+                await _verify(collection, document_id, state, session)
+    if entry is None or isinstance(entry.state, _Unknown):
+        read = await collection.find_one({"_id": document_id}, session=session)
+        if entry is None:
+            attempt.knowledge.entries[key] = _Entry(read)
+        else:
+            entry.state = read
+        return copy.deepcopy(read)
+    return copy.deepcopy(entry.state)
+
+
+async def _verify(collection: AsyncCollection[Document], document_id: Any,
+                  state: Document, session: AsyncClientSession | None) -> None:
+    """With ``known_documents`` ``verify``: a known state must equal the store's."""
+    stored = await collection.find_one({"_id": document_id}, session=session)
+    if stored != state or list(stored or {}) != list(state):
+        raise AssertionError(f"{collection.full_name} {document_id!r}: known {state!r}, "
+                             f"stored {stored!r}")
 
 
 def recall(session: AsyncClientSession | None, key: tuple[Any, ...]) -> Any:
@@ -329,11 +443,59 @@ class BatchingCollection(AsyncCollection[Document]):
     """A collection whose writes inside a transaction are queued (module docstring)."""
 
     def _queue_write(self, session: AsyncClientSession, kind: str, **args: Any) -> None:
-        """Queue one write on ``session``'s attempt (``_queueing`` found one)."""
+        """Queue one write on ``session``'s attempt (``_queueing`` found one); in a known
+        collection, work out the document's state after it (``shared.store.known``)."""
         attempt = attempt_of(session)
         assert attempt is not None
         self._forget(session)
+        known = self._known()
+        if known is None:
+            attempt.writes.append(_Write(self, kind, args))
+            return
+        knowledge = attempt.knowledge
+        document_id = document_id_of(kind, args)
+        if isinstance(document_id, _Unknown):
+            knowledge.cleared.add(self.full_name)
+            attempt.writes.append(_Write(self, kind, args))
+            return
+        key = (self.full_name, document_id)
+        entry = knowledge.entries.get(key)
+        if entry is None:
+            state = known.get(document_id) if kind != "insert" else None
+            entry = knowledge.entries[key] = (_Entry(state, from_known=True) if state
+                                              else _Entry(UNKNOWN))
+        if entry.from_known and not entry.checked and isinstance(entry.state, dict):
+            entry.checked = True
+            guard = known.conditions(entry.state)
+            if kind == "update_one":
+                args = {**args, "filter": {**args["filter"], **guard}, "upsert": False}
+                entry.state = applied(entry.state, kind, args, self.codec_options)
+                attempt.writes.append(_Write(self, kind, args, expect_one=True,
+                                             document_id=document_id))
+                return
+            attempt.writes.append(_condition(self, document_id, guard))
+        entry.state = applied(entry.state, kind, args, self.codec_options)
         attempt.writes.append(_Write(self, kind, args))
+
+    def _known(self) -> KnownDocuments | None:
+        """This collection's known documents (``BatchingClient.know``), if it has any."""
+        client = self.database.client
+        if not isinstance(client, BatchingClient):
+            return None
+        return client.known.get(self.full_name)
+
+    def _unknown(self, session: AsyncClientSession | None) -> None:
+        """A write not worked out here (sent at once, or ``find_one_and_update``): every
+        known document of this collection is dropped, at once or when the attempt
+        commits."""
+        known = self._known()
+        if known is None:
+            return
+        attempt = attempt_of(session)
+        if attempt is None:
+            known.clear()
+        else:
+            attempt.knowledge.cleared.add(self.full_name)
 
     def _queueing(self, args: tuple[Any, ...], kwargs: dict[str, Any], arity: range,
                   keywords: frozenset[str] = frozenset({"session"})
@@ -347,6 +509,7 @@ class BatchingCollection(AsyncCollection[Document]):
                 and attempt_of(session) is not None:
             return session
         self._forget(session)
+        self._unknown(session)
         return None
 
     def _forget(self, session: AsyncClientSession | None) -> None:
@@ -452,7 +615,12 @@ class BatchingCollection(AsyncCollection[Document]):
         session = kwargs.get("session")
         await _flush_before_read(session, self.full_name)
         self._forget(session)
+        self._unknown(session)
         return await super().find_one_and_update(*args, **kwargs)
+
+    async def drop(self, *args: Any, **kwargs: Any) -> None:
+        self._unknown(None)
+        await super().drop(*args, **kwargs)
 
 
 def _with_id(document: Document) -> Document:
@@ -493,9 +661,44 @@ class BatchingClient(AsyncMongoClient[Document]):
     server speaks MongoDB 8.0's ``bulkWrite``."""
 
     _client_bulk_write: bool | None = None
+    _known: dict[str, KnownDocuments] | None = None
+    #: Whether ``know`` keeps anything, and whether a known state is checked against a
+    #: read (``KnownDocumentsMode``).
+    known_documents: KnownDocumentsMode = "on"
 
     def __getitem__(self, name: str) -> BatchingDatabase:
         return BatchingDatabase(self, name)
+
+    @property
+    def known(self) -> dict[str, KnownDocuments]:
+        """The known collections of this client, by full name (``know``)."""
+        if self._known is None:
+            self._known = {}
+        return self._known
+
+    def know(self, collection: AsyncCollection[Document], guard: tuple[str, ...]) -> None:
+        """Keep the committed states of ``collection``'s documents that this process's
+        store transactions read by ``_id`` or wrote, for ``find_known`` (docs/adr/0046);
+        a write based on a known state is conditioned on its ``guard`` fields. Nothing
+        when ``known_documents`` is ``off`` (several processes writing one database)."""
+        if self.known_documents == "off":
+            return
+        if collection.full_name not in self.known:
+            self.known[collection.full_name] = KnownDocuments(collection.full_name, guard)
+
+    def known_collection(self, full_name: str) -> BatchingCollection | None:
+        """The collection of a known collection's full name."""
+        if full_name not in self.known:
+            return None
+        database, _, name = full_name.partition(".")
+        return self[database][name]
+
+    async def drop_database(self, name_or_database: Any, *args: Any, **kwargs: Any) -> None:
+        name = getattr(name_or_database, "name", name_or_database)
+        for full_name, known in self.known.items():
+            if full_name.startswith(f"{name}."):
+                known.clear()
+        await super().drop_database(name_or_database, *args, **kwargs)
 
     async def speaks_client_bulk_write(self) -> bool:
         """Whether the server takes writes to several collections in one ``bulkWrite``

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import weakref
 from collections import deque
@@ -18,7 +19,13 @@ from pymongo.errors import PyMongoError
 from pymongo.uri_parser import parse_uri
 
 from shared.metrics import STORE_TURNS, StoreCommandListener, abandoned, abandoning
-from shared.store.batching import BatchingClient, attempt_of, attempting
+from shared.store.batching import (
+    BatchingClient,
+    KnownDocumentsMode,
+    attempt_of,
+    attempting,
+    find_known,
+)
 
 Document = dict[str, Any]
 Client = AsyncMongoClient[Document]
@@ -27,12 +34,16 @@ Session = AsyncClientSession
 T = TypeVar("T")
 
 
-def make_client(mongo_url: str) -> Client:
+def make_client(mongo_url: str, known_documents: KnownDocumentsMode = "on") -> Client:
     """A client for ``MONGO_URL``: SecantusDB, a local mongod or a replica set alike.
     Every command it sends is counted (``shared.metrics``, ``GET /metrics``); inside a
-    transaction its writes are sent together (``shared.store.batching``)."""
-    return BatchingClient(mongo_url, tz_aware=True, serverSelectionTimeoutMS=10_000,
-                          event_listeners=[StoreCommandListener()])
+    transaction its writes are sent together (``shared.store.batching``);
+    ``known_documents`` (``KNOWN_DOCUMENTS``): whether documents the process committed
+    are used without reading them back (docs/adr/0046)."""
+    client = BatchingClient(mongo_url, tz_aware=True, serverSelectionTimeoutMS=10_000,
+                            event_listeners=[StoreCommandListener()])
+    client.known_documents = known_documents
+    return client
 
 
 def database_name(mongo_url: str, default: str) -> str:
@@ -169,9 +180,10 @@ async def _run(client: Client, work: Callable[[Session], Awaitable[T]],
             return await work(session)
         with attempting(client, session) as this:
             result = await work(session)
-            await this.flush(session)
+            await this.conclude(session)
         added[:] = this.outbox
-        actions[:] = this.on_commit
+        actions[:] = [*this.on_commit,
+                      functools.partial(this.knowledge.commit, client.known)]
         return result
 
     async def attempt(session: Session) -> T:
@@ -206,8 +218,13 @@ async def next_sequence(db: Database, name: str, session: Session, count: int = 
     Runs inside the caller's transaction: the transactions of one process take turns
     (``in_transaction``), and a writer from elsewhere conflicts and one of the two
     retries; a small read-then-update instead of findAndModify, which scans collections.
+    The counter's value is read once per process and then known (``find_known``,
+    docs/adr/0046): the update is conditioned on it, so a number is never given twice.
     """
-    doc = await db.counters.find_one({"_id": name}, session=session)
+    client = db.client
+    if isinstance(client, BatchingClient):
+        client.know(db.counters, guard=("value",))
+    doc = await find_known(db.counters, name, session)
     first = int(doc["value"]) + 1 if doc else 1
     await db.counters.update_one(
         {"_id": name}, {"$set": {"value": first + count - 1}}, upsert=True, session=session

@@ -227,9 +227,10 @@ async def test_an_approval_reads_the_approval_and_the_account_once(kz: Registry)
                                                                plan_for(OPERATOR_2)))
     assert (tx["initiated_by"], tx["approved_by"], tx["approval_id"]) == (
         "operator kz-operator-1", "operator kz-operator-2", asked["_id"])
-    # approval, account, holdings span, blocks, transaction counter, ledger, bulkWrite,
-    # commit: the overlap of the chosen block is the block the walk read
-    assert spent == 8
+    # account, holdings span, blocks, transaction counter, ledger, bulkWrite, commit:
+    # the approval is known since this process stored it (docs/adr/0046), the overlap of
+    # the chosen block is the block the walk read
+    assert spent == 7
     assert (await kz.approvals.require(asked["_id"]))["status"] == ApprovalStatus.APPROVED
     assert await kz.service.store.units.held({"reserved_by": tx["_id"]}) != []
 
@@ -245,7 +246,7 @@ async def test_a_transfer_that_set_no_share_aside_completes_without_looking_one_
     assert len(await kz.service.store.units.held({"reserved_by": set_aside(owing["_id"])})) == 1
 
     _, spent = await counted(lambda: itl_says(kz, owing_none["_id"], S.ACCEPTED))
-    assert spent == 3  # the transaction, bulkWrite, commit
+    assert spent == 2  # bulkWrite, commit: the transaction is known (docs/adr/0046)
     done = await kz.service.store.transaction(owing_none["_id"])
     assert done is not None and done["status"] == S.COMPLETED
     # its block was removed by the id its proposal recorded, the summaries by its
@@ -338,7 +339,8 @@ async def test_credited_units_merge_with_both_neighbours_found_in_one_look_up(
 ) -> None:
     """The acquiring registry's completion (KZ plays CH's part): units credited between
     two blocks the account already holds merge with both, found with one indexed look-up
-    (``_Writer.neighbours``): the transaction, the neighbours, bulkWrite, commit."""
+    (``_Writer.neighbours``): the neighbours, bulkWrite, commit (the transaction is known
+    since this process stored it on its forward, docs/adr/0046)."""
     alice = (await kz.service.create_account(A.PERSON_HOLDING, "Alice", 2)).account_id
     units = kz.service.store.units
 
@@ -356,12 +358,12 @@ async def test_credited_units_merge_with_both_neighbours_found_in_one_look_up(
         _, spent = await counted(lambda: itl_says(kz, transaction_id, S.COMPLETED))
         return spent
 
-    assert await credit("CH1", SerialRange(1, 10)) == 4        # serial 1: none before it
-    assert await credit("CH2", SerialRange(21, 30)) == 4       # none adjacent
-    assert await credit("CH3", SerialRange(11, 20)) == 4       # both: merged into one
+    assert await credit("CH1", SerialRange(1, 10)) == 3        # serial 1: none before it
+    assert await credit("CH2", SerialRange(21, 30)) == 3       # none adjacent
+    assert await credit("CH3", SerialRange(11, 20)) == 3       # both: merged into one
     held = await units.held({"account_id": alice})
     assert [(d["serial_start"], d["serial_end"]) for d in held] == [(1, 30)]
     assert await units.summary_counts() == await units.recount_counts()
-    assert await credit("CH4", SerialRange(31, 31)) == 4       # one serial, merged
+    assert await credit("CH4", SerialRange(31, 31)) == 3       # one serial, merged
     assert [(d["serial_start"], d["serial_end"])
             for d in await units.held({"account_id": alice})] == [(1, 31)]
