@@ -55,7 +55,7 @@ from shared.rules.periods import (
     levies_on_conversion,
     share_of_proceeds_due,
 )
-from shared.store import Document, Session
+from shared.store import Document, Session, find_known, know
 from shared.store.unit_blocks import doc_to_block
 
 log = logging.getLogger("registry.proceeds")
@@ -110,6 +110,7 @@ class ShareOfProceeds:
     def __init__(self, registry: RegistryService) -> None:
         self.registry = registry
         self.ledger = registry.store.db.share_of_proceeds
+        know(self.ledger, guard=("base", "levied"))
         registry.proposal_hooks.append(self.on_proposal)
         registry.completion_hooks.append(self.before_completion)
         registry.final_status_hooks.append(self.on_final_status)
@@ -293,7 +294,7 @@ class ShareOfProceeds:
                     more_base: int = 0) -> int:
         """Units of the share of ``kind`` of ``period`` due and not yet levied, in whole
         units; ``more_base``: units the base is about to grow by (counted as if it had)."""
-        row = await self.ledger.find_one({"_id": f"{period}:{kind.value}"}, session=session)
+        row = await find_known(self.ledger, f"{period}:{kind.value}", session)
         base, levied = (row or {}).get("base", 0), (row or {}).get("levied", 0)
         return int(share_of_proceeds_due(period, base + more_base) - levied)
 

@@ -9,12 +9,13 @@ process read by ``_id`` (``shared.store.batching.find_known``), inserted, or wro
 ``_id`` starting from a state it knew: a bounded map, least recently used out first.
 
 - **Exact.** A write's effect is worked out here (``applied``) for the update
-  operators the services use (``$set``, ``$unset``, ``$inc``, ``$push`` with or without
-  ``$each``, ``$setOnInsert``), and the state is passed through BSON with the client's
-  codec (milliseconds, time zone, lists), so a known state equals what a read would
-  return. A write whose effect is not worked out here (another operator, a filter that
-  is not ``_id`` equalities, a write sent outside a transaction, ``update_many``, a
-  dropped collection) makes the documents it may touch unknown: they are read again.
+  operators the services use (``$set``, ``$unset``, ``$inc``, ``$min`` and ``$max`` of
+  numbers, ``$push`` with or without ``$each``, ``$setOnInsert``), and the state is
+  passed through BSON with the client's codec (milliseconds, time zone, lists), so a
+  known state equals what a read would return. A write whose effect is not worked out
+  here (another operator, a filter that is not ``_id`` equalities, a write sent outside
+  a transaction, ``update_many``, a dropped collection) makes the documents it may touch
+  unknown: they are read again.
 - **Only once committed.** A store transaction's writes change the known states when it
   commits; one retried or abandoned changes nothing.
 - **Checked at the write.** A store transaction that used a known state instead of a
@@ -209,7 +210,8 @@ def _apply(doc: Document, operator: str, fields: Document) -> bool:
     """Apply one update operator to ``doc`` in place; False when it is not worked out
     here."""
     for path, value in fields.items():
-        parent, name = _parent(doc, path, create=operator in ("$set", "$inc", "$push"))
+        parent, name = _parent(doc, path,
+                               create=operator in ("$set", "$inc", "$push", "$min", "$max"))
         if parent is None:
             if operator == "$unset":
                 continue
@@ -225,6 +227,14 @@ def _apply(doc: Document, operator: str, fields: Document) -> bool:
             if not _number(current) or not _number(value):
                 return False
             parent[name] = current + value
+        elif operator in ("$min", "$max"):
+            if name not in parent:
+                parent[name] = value
+                continue
+            current = parent[name]
+            if not (_number(current) and _number(value)):
+                return False
+            parent[name] = min(current, value) if operator == "$min" else max(current, value)
         elif operator == "$push":
             current = parent.setdefault(name, [])
             if not isinstance(current, list):

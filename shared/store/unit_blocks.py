@@ -40,7 +40,7 @@ from pymongo.asynchronous.cursor import AsyncCursor
 from shared.blocks import SerialRange, UnitAttributes, UnitBlock, UnitChange
 from shared.codes import OUT_OF_CIRCULATION_ACCOUNT_TYPES, ResponseCode, UnitType
 from shared.logs import log_event
-from shared.store.batching import overlay, read_through, recall, remember
+from shared.store.batching import find_known, know, overlay, read_through, recall, remember
 from shared.store.client import Document, Session, in_transaction
 
 log = logging.getLogger(__name__)
@@ -487,6 +487,7 @@ class UnitBlockStore:
         self.collection = collection
         self.summaries: AsyncCollection[Document] = \
             collection.database[f"{collection.name}_summary"]
+        know(self.summaries, guard=COUNT_FIELDS)
         self.tallies = tallies
 
     @property
@@ -589,9 +590,10 @@ class UnitBlockStore:
 
     async def tally(self, tally: Tally, values: Sequence[Any],
                     session: Session | None = None) -> int:
-        """The units one summary counts (0 if none): one lookup by ``_id``."""
-        doc = await self.summaries.find_one({"_id": tally.summary_id(values)},
-                                            session=session)
+        """The units one summary counts (0 if none): one lookup by ``_id``, none in a
+        store transaction when this process knows the summary (``find_known``,
+        docs/adr/0046)."""
+        doc = await find_known(self.summaries, tally.summary_id(values), session)
         return int(doc.get("units", 0)) if doc else 0
 
     async def holdings(self, registry: str | None = None, account_id: int | None = None,

@@ -91,6 +91,8 @@ WRITES = st.one_of(
     st.tuples(st.just("$unset"), FIELDS, st.just("")),
     st.tuples(st.just("$inc"), st.sampled_from(["count", "nested.count"]),
               st.integers(-3, 3)),
+    st.tuples(st.sampled_from(["$min", "$max"]), st.sampled_from(["count", "first"]),
+              st.integers(-5, 5)),
     st.tuples(st.just("$push"), st.sampled_from(["history", "results"]), VALUES),
     st.tuples(st.just("$push"), st.sampled_from(["history", "results"]),
               st.lists(VALUES, max_size=3).map(lambda each: {"$each": each})),
