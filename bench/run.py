@@ -28,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -402,7 +403,8 @@ async def end_to_end(urls: dict[str, str], headers: Headers, target: int, sequen
                      metrics: Callable[[], dict[str, Counters]],
                      other_cpu: Callable[[], dict[str, float]]) -> dict[str, Any]:
     """``sequential`` transfers one at a time (cost per transfer, then their latency read
-    from the histories), then ``concurrent`` transfers at each level of
+    from the histories), then ``concurrent`` transfers (at least ``LOOP_GENERATIONS``
+    times the level) at each level of
     ``in_flight_levels`` (throughput). ``other_cpu`` gives the CPU seconds so far of the
     processes that are not services (the stores, this bench process), by name: with the
     services' own, each level reports the CPU seconds per transfer of every process and
@@ -417,26 +419,27 @@ async def end_to_end(urls: dict[str, str], headers: Headers, target: int, sequen
         latencies = [await _latency(http, urls, headers, i) for i in ids]
         levels = []
         for in_flight in in_flight_levels:
-            semaphore = asyncio.Semaphore(in_flight)
-
-            async def limited(semaphore: asyncio.Semaphore = semaphore) -> float:
-                async with semaphore:
-                    return await timed_transfer(http, urls, headers, target)
-
+            transfers = max(concurrent, LOOP_GENERATIONS * in_flight)
             before, cpu_before = metrics(), other_cpu()
-            started = time.perf_counter()
-            outcomes = await asyncio.gather(*(limited() for _ in range(concurrent)),
-                                            return_exceptions=True)
-            elapsed = time.perf_counter() - started
-            loaded = [o for o in outcomes if isinstance(o, float)]
-            failed = [repr(o) for o in outcomes if not isinstance(o, float)]
-            spent = cost_per_transfer(before, metrics(), concurrent)
+            run = await closed_loop(http, urls, headers, target, transfers, in_flight)
+            spent = cost_per_transfer(before, metrics(), transfers)
             cpu_after = other_cpu()
+            loaded, not_credited = await _latencies(http, urls, headers, run.ids)
+            failed, elapsed = run.failed + not_credited, run.elapsed
+            steady = run.steady_rate
             cpu = {**{service: cost["cpu_s"] for service, cost in spent["per_service"].items()},
-                   **{name: round((cpu_after[name] - cpu_before[name]) / concurrent, 4)
+                   **{name: round((cpu_after[name] - cpu_before[name]) / transfers, 4)
                       for name in cpu_after}}
-            levels.append({"in_flight": in_flight, "transfers": concurrent,
-                           "transfers_per_s": round(len(loaded) / elapsed, 2),
+            overall = len(loaded) / elapsed
+            levels.append({"in_flight": in_flight, "transfers": transfers,
+                           # in the steady window (``LoopRun``), the failed left out
+                           "transfers_per_s": round(steady * len(loaded) / transfers
+                                                    if steady else overall, 2),
+                           # first start to last end: the filling and draining of the
+                           # pipeline included
+                           "overall_transfers_per_s": round(overall, 2),
+                           "steady_window": {"transfers": run.steady_ended,
+                                             "seconds": round(run.steady_seconds, 2)},
                            # a transfer that failed (e.g. a 500) is not counted as done
                            "failed": len(failed), "failures": sorted(set(failed))[:3],
                            "aborted_store_transactions_per_transfer":
@@ -444,7 +447,7 @@ async def end_to_end(urls: dict[str, str], headers: Headers, target: int, sequen
                            # the share of the wall time each service's store
                            # transactions held its turn (1.0: never idle)
                            "store_busy_share": {
-                               service: round(cost["store_turn_held_s"] * concurrent
+                               service: round(cost["store_turn_held_s"] * transfers
                                               / elapsed, 2)
                                for service, cost in spent["per_service"].items()},
                            "write_conflicts_per_transfer": {
@@ -452,7 +455,7 @@ async def end_to_end(urls: dict[str, str], headers: Headers, target: int, sequen
                                for service, cost in spent["per_service"].items()
                                if cost["write_conflicts"]},
                            "cpu_seconds_per_transfer": cpu,
-                           "cpu_share": round(sum(cpu.values()) * concurrent
+                           "cpu_share": round(sum(cpu.values()) * transfers
                                               / (elapsed * max(1, _cpus())), 2),
                            "proposal_to_credit": percentiles(loaded) if loaded else {}})
     return {
@@ -460,6 +463,113 @@ async def end_to_end(urls: dict[str, str], headers: Headers, target: int, sequen
         "cost_per_transfer": cost,
         "throughput": levels,
     }
+
+
+#: Real seconds between two readings of CH's and KZ's counters while transfers are in
+#: flight (``closed_loop``): one reading of two ``/metrics`` pages, whatever the number
+#: in flight, so that the watching costs the stack the same at every level.
+LOOP_POLL_S = 0.02
+#: Real seconds ``closed_loop`` waits without any transfer finishing before it gives up.
+LOOP_STALL_S = 120.0
+#: Each level runs at least this many times as many transfers as it keeps in flight, so
+#: that its steady window (``LoopRun``) holds a good number of them.
+LOOP_GENERATIONS = 4
+
+
+def _finished(counters: dict[str, Counters]) -> float:
+    """Transfers KZ -> CH ended, as the services counted them: credited in CH (its
+    transactions that entered COMPLETED) or ended in KZ (TERMINATED: refused, timed out)."""
+    return (counters["ch"].total("transaction_statuses_total", status="COMPLETED")
+            + counters["kz"].total("transaction_statuses_total", status="TERMINATED"))
+
+
+async def _finish_counters(http: httpx.AsyncClient, urls: dict[str, str]
+                           ) -> dict[str, Counters]:
+    texts = await asyncio.gather(*(http.get(f"{urls[s]}/metrics") for s in ("ch", "kz")))
+    return {s: Counters.parse(r.text) for s, r in zip(("ch", "kz"), texts, strict=True)}
+
+
+@dataclass
+class LoopRun:
+    """What ``closed_loop`` did: the transaction ids started, the requests that failed
+    (repr), the real seconds from the first start until the last transfer ended, and the
+    steady window: the transfers that ended, and the real seconds, between the moment
+    ``in_flight`` of them had ended (the pipeline full) and the moment the last was
+    started (from then on fewer are in flight)."""
+
+    ids: list[str]
+    failed: list[str]
+    elapsed: float
+    steady_ended: int
+    steady_seconds: float
+
+    @property
+    def steady_rate(self) -> float | None:
+        """Transfers ended per real second in the steady window (None: no window)."""
+        if self.steady_ended <= 0 or self.steady_seconds <= 0:
+            return None
+        return self.steady_ended / self.steady_seconds
+
+
+async def closed_loop(http: httpx.AsyncClient, urls: dict[str, str], headers: Headers,
+                      target: int, transfers: int, in_flight: int) -> LoopRun:
+    """``transfers`` external transfers KZ -> CH of 10 AAUs, ``in_flight`` of them at a
+    time: a new one is started (requested and approved) as soon as one ends. Which ended
+    is not asked per transfer: the services' own counters (``_finished``) are read every
+    ``LOOP_POLL_S``, so watching costs the stack the same at every level (asking each
+    transfer's status until credited cost the bench and CH more per transfer the more
+    were in flight, as each waited longer)."""
+    base = _finished(await _finish_counters(http, urls))
+    ids: list[str] = []
+    failed: list[str] = []
+    starting: set[asyncio.Task[str]] = set()
+    started = ended = 0
+    began = last_progress = time.perf_counter()
+    full: tuple[int, float] | None = None  # (ended, when) once in_flight had ended
+    last_start: tuple[int, float] | None = None
+    while ended < transfers:
+        while started - ended < in_flight and started < transfers:
+            starting.add(asyncio.create_task(_transfer(http, urls, headers, target)))
+            started += 1
+            if started == transfers:
+                last_start = (ended, time.perf_counter())
+        await asyncio.sleep(LOOP_POLL_S)
+        for task in [t for t in starting if t.done()]:
+            starting.discard(task)
+            if task.exception() is not None:
+                failed.append(repr(task.exception()))
+            else:
+                ids.append(task.result())
+        now = _finished(await _finish_counters(http, urls)) - base + len(failed)
+        if now > ended:
+            ended, last_progress = int(now), time.perf_counter()
+            if full is None and ended >= in_flight and last_start is None:
+                full = (ended, last_progress)
+        elif time.perf_counter() - last_progress > LOOP_STALL_S:
+            raise TimeoutError(f"no transfer ended in {LOOP_STALL_S} s: {ended} of "
+                               f"{transfers} ended, {started} started")
+    elapsed = time.perf_counter() - began
+    steady_ended, steady_seconds = 0, 0.0
+    if full is not None and last_start is not None:
+        steady_ended, steady_seconds = last_start[0] - full[0], last_start[1] - full[1]
+    return LoopRun(ids, failed, elapsed, steady_ended, steady_seconds)
+
+
+async def _latencies(http: httpx.AsyncClient, urls: dict[str, str], headers: Headers,
+                     ids: list[str]) -> tuple[list[float], list[str]]:
+    """The latency (``_latency``) of each transfer credited in CH, and a description of
+    each that was not."""
+    latencies: list[float] = []
+    not_credited: list[str] = []
+    for transaction_id in ids:
+        credited = await http.get(f"{urls['ch']}/transactions/{transaction_id}",
+                                  headers=headers["ch"])
+        if credited.status_code != 200 or credited.json()["status"] != 4:
+            not_credited.append(f"{transaction_id}: not credited in CH "
+                                f"({credited.status_code})")
+            continue
+        latencies.append(await _latency(http, urls, headers, transaction_id, credited.json()))
+    return latencies, not_credited
 
 
 def throughput_bound(result: dict[str, Any]) -> dict[str, Any]:
@@ -511,7 +621,8 @@ def main() -> int:
     parser.add_argument("--transfers", type=int, default=60,
                         help="transfers one at a time (latency, cost per transfer)")
     parser.add_argument("--concurrent", type=int, default=64,
-                        help="transfers at each level of --in-flight (throughput)")
+                        help="transfers at each level of --in-flight (throughput; at "
+                             f"least {LOOP_GENERATIONS} times the level)")
     parser.add_argument("--in-flight", default="1,8,32",
                         help="comma-separated levels of transfers in flight")
     parser.add_argument("--messages", type=int, default=1000)

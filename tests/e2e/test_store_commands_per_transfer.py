@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bench.run import sequential_cost
+from bench.run import closed_loop, sequential_cost
 from deploy.local.client import StackClient
 
 pytestmark = pytest.mark.e2e
@@ -48,3 +48,23 @@ def test_an_external_transfer_costs_at_most_30_store_commands(client: StackClien
     # every service took part, none aborted a store transaction
     assert all(cost["per_service"][s]["store_commands"] > 0 for s in ("kz", "itl", "ch"))
     assert cost["total"]["aborted_store_transactions"] == 0, cost
+
+
+def test_the_bench_keeps_its_transfers_in_flight_and_sees_each_end(client: StackClient) -> None:
+    """``bench.run.closed_loop`` (the throughput levels): every transfer started ends
+    credited, no more than the level are in flight at once, and the steady window lies
+    between the pipeline filling and the last start."""
+    target = client.open_account("ch", "Loop Counted AG")["account_id"]
+    headers: dict[str, Any] = {name: client.as_operator(name) for name in ("kz", "ch")}
+    headers["approver"] = client.as_operator("kz", 2)
+
+    async def run() -> Any:
+        async with httpx.AsyncClient(timeout=60) as http:
+            return await closed_loop(http, client.urls, headers, target, 8, 2)
+
+    loop = asyncio.run(run())
+    assert len(loop.ids) == 8 and loop.failed == []
+    assert [client.settle("kz", i)["status"] for i in loop.ids] == [4] * 8
+    # filled once 2 had ended, last started when at least 6 had: a window of 1 to 6
+    assert 1 <= loop.steady_ended <= 6 and 0 < loop.steady_seconds < loop.elapsed
+    assert loop.steady_rate is not None and loop.steady_rate > 0
