@@ -11,6 +11,8 @@ attached as they are). docs/adr/0042.
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from deploy.cli.operations import (
@@ -23,6 +25,7 @@ from deploy.cli.operations import (
     transfers,
 )
 from deploy.cli.parties import parties
+from deploy.cli.session import JsonUsageError, wants_json
 from deploy.cli.stack import stack
 from shared.recording.cli import main as recording
 
@@ -40,7 +43,17 @@ SECTIONS = {
 
 
 class SectionedGroup(click.Group):
-    """A group whose help lists its commands by ``SECTIONS``, in their order."""
+    """A group whose help lists its commands by ``SECTIONS``, in their order, and whose
+    commands run with ``--json`` show bad input as JSON (``JsonUsageError``)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        given = [*ctx._protected_args, *ctx.args]
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as error:
+            if isinstance(error, JsonUsageError) or not wants_json(given):
+                raise
+            raise JsonUsageError(error) from None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         listed = [name for names in SECTIONS.values() for name in names

@@ -80,6 +80,45 @@ class Failed(click.ClickException):
 JSON_META = "kyoto_sim.json"
 
 
+class JsonUsageError(click.UsageError):
+    """Bad input (exit status 2) of a command run with ``--json``: shown as one JSON
+    object on standard error, ``{"error": {"message", "exit_status": 2, "option"}}``
+    (``option``: the option or argument named, None when the input as a whole is bad),
+    as ``Failed`` shows a refusal, so that a script reads every error the same way."""
+
+    def __init__(self, cause: click.UsageError) -> None:
+        super().__init__(cause.format_message(), cause.ctx)
+        self.option = _named(cause)
+
+    def json_error(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "exit_status": self.exit_code,
+                          "option": self.option}}
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(json.dumps(self.json_error()), err=True)
+
+
+def _named(error: click.UsageError) -> str | None:
+    """What a usage error names: its ``param_hint``, else its parameter's options."""
+    if isinstance(error, click.BadParameter | click.MissingParameter):
+        hint = error.param_hint
+        if isinstance(hint, str):
+            return hint.strip("'\"")
+        if hint:
+            return " / ".join(str(h).strip("'\"") for h in hint)
+        if error.param is not None:
+            return error.param.opts[0] if error.param.opts else error.param.name
+    if isinstance(error, click.NoSuchOption):
+        return error.option_name
+    return None
+
+
+def wants_json(args: list[str]) -> bool:
+    """Whether a command line asks for ``--json`` output (before ``--`` ends options)."""
+    options = args[:args.index("--")] if "--" in args else args
+    return "--json" in options
+
+
 def response_text(code: int) -> str:
     """The meaning of protocol response code ``code`` ('' when the simulator has none)."""
     try:

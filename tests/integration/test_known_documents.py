@@ -57,6 +57,14 @@ async def use(client: Client, db: Database, document_id: Any) -> Any:
     return await in_transaction(client, work)
 
 
+async def insert(client: Client, db: Database, *docs: dict[str, Any]) -> None:
+    """Store ``docs`` in ``transactions`` in one store transaction of ``client``: their
+    states are known once it commits."""
+    async def work(session: Session) -> None:
+        await db.transactions.insert_many(list(docs), session=session)
+    await in_transaction(client, work)
+
+
 def moment(microseconds: int) -> datetime:
     return datetime(2026, 12, 1, 6, 0, tzinfo=UTC) + timedelta(microseconds=microseconds)
 
@@ -67,9 +75,7 @@ async def test_a_committed_document_is_used_again_without_a_read(
     client, db, commands = known
     doc = {"status": 1, "created_at": moment(123_456), "history": [], "proposal": (1, 2)}
 
-    async def insert(session: Session) -> None:
-        await db.transactions.insert_one({**doc, "_id": "KZ1"}, session=session)
-    await in_transaction(client, insert)
+    await insert(client, db, {**doc, "_id": "KZ1"})
 
     commands.names.clear()
     seen = await use(client, db, "KZ1")
@@ -114,10 +120,7 @@ async def test_a_known_state_equals_a_read_after_any_writes(
     client, db, _ = known
     document_id = f"KZ{uuid.uuid4().hex[:8]}"
 
-    async def insert(session: Session) -> None:
-        await db.transactions.insert_one(
-            {"_id": document_id, "status": 1, "history": [], "count": 0}, session=session)
-    await in_transaction(client, insert)
+    await insert(client, db, {"_id": document_id, "status": 1, "history": [], "count": 0})
 
     class Abandoned(Exception):
         pass
@@ -150,9 +153,7 @@ async def test_a_document_changed_by_another_writer_is_read_again(
 ) -> None:
     client, db, _ = known
 
-    async def insert(session: Session) -> None:
-        await db.transactions.insert_one({"_id": "KZ1", "status": 1}, session=session)
-    await in_transaction(client, insert)
+    await insert(client, db, {"_id": "KZ1", "status": 1})
     await another_writer(mongo_url, db, {"$set": {"status": 2}})
     attempts: list[int] = []
 
@@ -177,9 +178,7 @@ async def test_a_stale_state_used_without_a_write_is_still_checked(
     stale state fails the commit and the transaction runs again on what is stored."""
     client, db, _ = known
 
-    async def insert(session: Session) -> None:
-        await db.transactions.insert_one({"_id": "KZ1", "status": 1}, session=session)
-    await in_transaction(client, insert)
+    await insert(client, db, {"_id": "KZ1", "status": 1})
     await another_writer(mongo_url, db, {"$set": {"status": 4}})
     seen: list[int] = []
 
@@ -196,14 +195,14 @@ async def test_writes_of_an_abandoned_or_discarded_attempt_change_nothing_known(
 ) -> None:
     client, db, commands = known
 
-    async def insert(session: Session) -> None:
+    async def rehearsed(session: Session) -> None:
         await db.transactions.insert_one({"_id": "KZ1", "status": 1}, session=session)
         # a rehearsal inside the same transaction: its writes dropped unsent
         with discarding(session) as checked:
             await db.transactions.update_one({"_id": "KZ1"}, {"$set": {"status": 9}},
                                              session=session)
         assert checked.clean
-    await in_transaction(client, insert)
+    await in_transaction(client, rehearsed)
 
     async def refused(session: Session) -> None:
         await find_known(db.transactions, "KZ1", session)
@@ -222,10 +221,7 @@ async def test_a_write_not_worked_out_makes_the_collection_unknown(
 ) -> None:
     client, db, commands = known
 
-    async def insert(session: Session) -> None:
-        await db.transactions.insert_many([{"_id": "KZ1", "status": 1},
-                                           {"_id": "KZ2", "status": 1}], session=session)
-    await in_transaction(client, insert)
+    await insert(client, db, {"_id": "KZ1", "status": 1}, {"_id": "KZ2", "status": 1})
 
     async def many(session: Session) -> None:
         await db.transactions.update_many({"status": 1}, {"$set": {"status": 5}},

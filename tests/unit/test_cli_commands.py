@@ -113,3 +113,23 @@ def test_durations_of_clock_move() -> None:
     assert parse_duration("1d12h") == 36 * 3600
     assert parse_duration("90m") == 5400
     assert parse_duration("45") == 45
+
+
+def test_bad_input_with_json_is_one_json_object_naming_the_option(tmp_path: Path) -> None:
+    cases = [
+        (["accounts", "list", "--stack", str(tmp_path / "none.json")], "--stack",
+         "does not exist"),
+        (["accounts", "list", "--nope"], "--nope", "No such option"),
+        (["transfers", "propose"], "--from", "Missing option"),
+        (["clock", "nudge"], None, "No such command"),
+    ]
+    for args, option, words in cases:
+        shown = CliRunner().invoke(main, [*args, "--json"])
+        assert shown.exit_code == 2, (args, shown.output)
+        error = json.loads(shown.stderr)["error"]
+        assert (error["exit_status"], error["option"]) == (2, option), error
+        assert words in error["message"], error
+        assert shown.stdout == ""
+        # without --json: click's usage text, as before
+        plain = CliRunner().invoke(main, args)
+        assert plain.exit_code == 2 and "Usage:" in plain.stderr and words in plain.stderr
