@@ -62,18 +62,6 @@ class PlanState:
 STATE = pytest.StashKey[PlanState]()
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("conformance", "the conformance plan")
-    group.addoption("--stack", metavar="FILE", default=None,
-                    help="run against the running stack this file describes (the "
-                         "stack.json of make up) instead of starting one")
-    group.addoption("--plan-progress", action="store_true", default=False,
-                    help="a progress bar and a verdict table (make conformance)")
-    group.addoption("--plan-report", metavar="DIR", default=None,
-                    help="write the HTML report (report.html) into DIR")
-    registry_under_test.add_options(parser)
-
-
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "conformance(number): the test's number in the plan")
     config.addinivalue_line("markers", "restarts-services: the scenario kills and restarts "

@@ -44,6 +44,7 @@ from pytest_bdd.parser import Feature, Scenario, Step
 from rich.console import Console
 from rich.panel import Panel
 
+from conformance.options import DEFAULT_ACCOUNTS
 from conformance.stack import StackHandle
 from deploy.local.stack import ROOT
 from shared.rules.parties import reference_parties
@@ -51,13 +52,8 @@ from shared.testing.infra import amqp_url
 
 #: The tag (and mark) of the scenarios that put a registry under test through the plan.
 MARK = "registry-under-test"
-#: The accounts the plan expects the registry under test to have, by role: an open
-#: person holding account (121) that takes AAUs, a closed one and a number it does not
-#: have (``--registry-account ROLE=NUMBER`` changes one).
-DEFAULT_ACCOUNTS = {"holding": 1001, "closed": 1002, "unknown": 999_999}
 #: The Party whose registry (the simulator's) the registry under test trades with.
 TRADING_PARTY = "KZ"
-DEFAULT_ATTENDED_TIMEOUT = 300.0
 DEFAULT_DIR = ROOT / "var" / "conformance"
 #: In the run's directory (``--plan-report``, var/conformance by default): the registry
 #: under test's login and queue names, and the log of the one the runner started.
@@ -66,28 +62,6 @@ LOG_FILE = "registry-under-test.log"
 #: How long a dead-letter copy queue the runner declares lives unused (ms): it goes away
 #: on its own if the runner dies.
 WATCH_EXPIRES_MS = 3_600_000
-
-
-def add_options(parser: pytest.Parser) -> None:
-    """The registry under test's options (the runner's ``pytest_addoption`` adds them)."""
-    group = parser.getgroup("conformance")
-    group.addoption("--registry-under-test", metavar="CODE", default=None,
-                    help="put the registry of Party CODE, built elsewhere, through the "
-                         "plan's registry-under-test scenarios (and only those)")
-    group.addoption("--registry-command", metavar="CMD", default=None,
-                    help="start the registry under test with this command once the stack "
-                         "is up (its login in AMQP_URL, REGISTRY_CODE, AMQP_NAMESPACE); "
-                         "without it the runner waits for the registry to connect")
-    group.addoption("--registry-account", metavar="ROLE=NUMBER", action="append",
-                    default=[], help="the number of the registry under test's account of "
-                                     f"a role ({', '.join(DEFAULT_ACCOUNTS)})")
-    group.addoption("--attended-timeout", metavar="SECONDS", type=float,
-                    default=DEFAULT_ATTENDED_TIMEOUT,
-                    help="how long an attended test waits for the tester's registry "
-                         "(and the runner for it to connect)")
-    group.addoption("--tester-hook", metavar="CMD", default=None,
-                    help="run CMD for each attended instruction, the instruction as JSON "
-                         "in CONFORMANCE_INSTRUCTION (an automated tester)")
 
 
 def pytest_configure(config: pytest.Config) -> None:

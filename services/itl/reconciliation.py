@@ -67,7 +67,7 @@ from shared.reconciliation import (
 )
 from shared.service import Runtime
 from shared.store import Document, Session
-from shared.store.unit_blocks import block_to_doc, doc_to_block
+from shared.store.unit_blocks import DISCREPANCY_FIELD, block_to_doc, doc_to_block
 
 log = logging.getLogger("itl.reconciliation")
 R = ReconciliationStatus
@@ -333,8 +333,12 @@ class Reconciliations:
         for diff in found:
             docs = await self.store.units.flag_discrepancy(
                 diff.origin, SerialRange(diff.start, diff.end), doc["_id"], session)
+            earlier = sorted({str(d[DISCREPANCY_FIELD]) for d in docs
+                              if d.get(DISCREPANCY_FIELD)})
             flagged.append({"origin": diff.origin, "serial_start": diff.start,
-                            "serial_end": diff.end, "register_blocks": len(docs)})
+                            "serial_end": diff.end, "register_blocks": len(docs),
+                            # blocks an earlier reconciliation flagged keep its flag
+                            "flagged_before_by": earlier})
         fields = {"differences": [_difference_doc(d) for d in found], "flagged": flagged}
         await self._advance(doc, R.UNIT_BLOCKS_INCONSISTENT, P.AUDIT_TRAIL, fields, session,
                             f"{len(found)} block ranges differ, flagged; audit trail asked")
@@ -491,9 +495,9 @@ class Reconciliations:
                         + ("unknown to the ITL" if tx is None
                            else f"in status {tx['status']}, not completed (4)"))
             for flag in doc["flagged"]:
-                await self.store.units.flag_discrepancy(
+                await self.store.units.clear_discrepancy(
                     flag["origin"], SerialRange(flag["serial_start"], flag["serial_end"]),
-                    None, session)
+                    doc["_id"], session)
             by = _actor_doc()
             resolution = {"by": by, "at": self.runtime.clock.now(),
                           "reason": reason, "transaction_id": transaction_id,

@@ -124,6 +124,7 @@ class ShareOfProceeds:
         kind = _KIND_OF_SUPPLEMENTARY.get(proposed.supplementary_type)
         if kind is None:
             await self.with_first_transfer(proposed, session)
+            await self.with_conversion(proposed, session)
             return
         for period, quantity in sorted(_by_period(proposed.blocks).items()):
             await self._add(period, kind, "levied", quantity, session,
@@ -162,6 +163,24 @@ class ShareOfProceeds:
             proposed.fields.setdefault(SHARE_IDS_FIELD, {})[str(period)] = \
                 await self.registry.store.next_transaction_id(session)
             await self._add(period, FIRST, "levied", owed, session)
+
+    async def with_conversion(self, proposed: Proposed, session: Session) -> None:
+        """Take now the id of the share a conversion will owe on its ERUs when it
+        completes (``SHARE_IDS_FIELD``), if it would owe one were it completing now: the
+        ids follow the commands, not the moment the completion arrives, so a replay of
+        the same commands gives them again (docs/adr/0035). Should another conversion
+        complete in between, the share owed may differ: then no share is proposed under
+        an id taken (the id is left unused), or the counter's next is taken for one."""
+        if proposed.transaction_type != T.CONVERSION:
+            return
+        quantities: dict[int, int] = defaultdict(int)
+        for block in proposed.blocks:
+            if levies_on_conversion(block.attributes):
+                quantities[block.attributes.original_commitment_period] += block.quantity
+        for period, quantity in sorted(quantities.items()):
+            if await self._owed(period, ERU, session, more_base=quantity) > 0:
+                proposed.fields.setdefault(SHARE_IDS_FIELD, {})[str(period)] = \
+                    await self.registry.store.next_transaction_id(session)
 
     async def before_completion(self, tx: Document, session: Session) -> None:
         """A first transfer is completing: propose the share it set aside, before the
@@ -212,9 +231,11 @@ class ShareOfProceeds:
             if tx.get(SET_ASIDE_FIELD) != 0:
                 await self.registry.store.units.release(set_aside(tx["_id"]), session)
             return
+        share_ids = tx.get(SHARE_IDS_FIELD) or {}
         for period, quantity in sorted(_converted(proposal).items()):
             await self._add(period, ERU, "base", quantity, session)
-            await self._levy_conversion(period, proposal, session)
+            await self._levy_conversion(period, proposal, session,
+                                        share_ids.get(str(period)))
 
     async def _set_aside(self, tx: Document, session: Session
                          ) -> dict[int, list[UnitBlock]]:
@@ -231,8 +252,9 @@ class ShareOfProceeds:
         return dict(by_period)
 
     async def _levy_conversion(self, period: int, proposal: ProposalSubmitted,
-                               session: Session) -> None:
-        """Propose what is owed from the ERUs the conversion has just issued."""
+                               session: Session, share_id: str | None = None) -> None:
+        """Propose what is owed from the ERUs the conversion has just issued, under
+        ``share_id`` (taken when it was proposed, ``with_conversion``) when given."""
         owed = await self._owed(period, ERU, session)
         if owed <= 0 or proposal.transferring is None:
             return
@@ -244,7 +266,7 @@ class ShareOfProceeds:
             blocks = take_quantity(erus, owed)
             await self.pay_with(self.transfer(proposal.transferring.account_id,
                                               blocks[0].attributes.unit_type, period, owed,
-                                              ERU), blocks, session)
+                                              ERU), blocks, session, transaction_id=share_id)
         except (RuleViolation, ValueError) as refusal:
             log_event(log, "share_of_proceeds_owed", logging.WARNING,
                       transaction_id=proposal.transaction_id, kind=ERU.value,

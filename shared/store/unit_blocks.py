@@ -964,18 +964,30 @@ class UnitBlockStore:
             await writer.update_many(docs, {"expiry_notice": notice_id})
 
     async def flag_discrepancy(self, origin: str, serials: SerialRange,
-                               reconciliation_id: str | None, session: Session
-                               ) -> list[Document]:
+                               reconciliation_id: str, session: Session) -> list[Document]:
         """Flag the blocks overlapping ``serials`` of ``origin`` as inconsistent under
-        ``reconciliation_id`` (None: clear them, then merge them with their neighbours
-        again); returns them as they were. A flag is a field of the block, read by the
-        look-up every proposal's check already makes (``_refusal_code``: 3005), so a
-        proposal pays nothing for it (docs/adr/0030)."""
+        ``reconciliation_id``; returns them as they were. A block another reconciliation
+        flagged keeps that flag: the first reconciliation that found it holds it until
+        an operator resolves that one (``clear_discrepancy``), so that resolving either
+        never clears what the other still waits on. A flag is a field of the block, read
+        by the look-up every proposal's check already makes (``_refusal_code``: 3005), so
+        a proposal pays nothing for it (docs/adr/0030)."""
         docs = await self.overlapping(origin, serials, session)
         async with self._writing(session) as writer:
-            await writer.update_many(docs, {DISCREPANCY_FIELD: reconciliation_id})
-            if reconciliation_id is None:
-                await self._merge_all(writer, [d["_id"] for d in docs], session)
+            await writer.update_many([d for d in docs if not d.get(DISCREPANCY_FIELD)],
+                                     {DISCREPANCY_FIELD: reconciliation_id})
+        return docs
+
+    async def clear_discrepancy(self, origin: str, serials: SerialRange,
+                                reconciliation_id: str, session: Session) -> list[Document]:
+        """Clear the flags ``reconciliation_id`` set on the blocks overlapping ``serials``
+        of ``origin`` (those another reconciliation holds stay), then merge the blocks
+        cleared with their neighbours again; returns the blocks cleared, as they were."""
+        docs = [d for d in await self.overlapping(origin, serials, session)
+                if d.get(DISCREPANCY_FIELD) == reconciliation_id]
+        async with self._writing(session) as writer:
+            await writer.update_many(docs, {DISCREPANCY_FIELD: None})
+            await self._merge_all(writer, [d["_id"] for d in docs], session)
         return docs
 
     async def release(self, transaction_id: str, session: Session) -> None:

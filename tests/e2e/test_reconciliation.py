@@ -246,6 +246,34 @@ def test_a_moved_block_is_found_in_phase_2_naming_both_accounts(
     assert client.reconcile("KZ")["status"] == 5
 
 
+def test_a_second_reconciliation_leaves_the_flags_of_the_first_awaiting_an_operator(
+        client: StackClient, issued: dict[str, int], mongo: StackDatabases) -> None:
+    """The same moved block found by two reconciliations before an operator resolved the
+    first: its blocks keep the first one's flag (the second names it), resolving the
+    second clears nothing, resolving the first clears them."""
+    account, _ = funded_account(client, "Twice From Ltd", 250)
+    thief = client.open_account("kz", "Twice To Ltd")["account_id"]
+    doc = kz_block(mongo, account)
+    tamper(mongo, doc, {"account_id": thief})
+    first = client.reconcile("KZ")
+    assert_found_in_blocks(first, doc, account, thief)
+    second = client.reconcile("KZ")
+    assert_found_in_blocks(second, doc, account, thief)
+    assert [f["flagged_before_by"] for f in first["flagged"]] == [[]]
+    assert [f["flagged_before_by"] for f in second["flagged"]] == \
+        [[first["reconciliation_id"]]]
+    assert itl_flags(client, "KZ", account) == [first["reconciliation_id"]]
+    done = resolve(client, second, "the same block as the first reconciliation found")
+    assert done["status"] == 6
+    assert itl_flags(client, "KZ", account) == [first["reconciliation_id"]]
+    assert proposal_code(client, "kz", thief, account, "AAU", 250) == \
+        [int(ResponseCode.BLOCK_OPEN_DISCREPANCY)]
+    tamper(mongo, {**doc, "account_id": thief}, {"account_id": account})
+    close_and_check(client, first, "block returned to its account")
+    assert itl_flags(client, "KZ", account) == [None]
+    assert client.reconcile("KZ")["status"] == 5
+
+
 def test_a_duplicated_block_is_found_in_phase_2_and_frozen(
         client: StackClient, issued: dict[str, int], mongo: StackDatabases) -> None:
     account, _ = funded_account(client, "Original Ltd", 200)

@@ -75,11 +75,13 @@ def run_plan(tmp_path: Path, feature: str, *options: str) -> subprocess.Complete
     (plan / "test_bad.py").write_text("from pytest_bdd import scenarios\n\n"
                                       "scenarios('features')\n")
     (plan / "conftest.py").write_text("from conformance.conftest import *  # noqa: F403\n"
-                                      "from conformance.conftest import pytest_addoption, "
+                                      "from conformance.conftest import "
                                       "pytest_configure, pytest_collection_modifyitems, "
                                       "pytest_collectreport, pytest_sessionstart, "
                                       "pytest_collection_finish  # noqa: F401\n")
+    # the plan's options, as pyproject.toml's addopts gives them to a run in the project
     return subprocess.run([sys.executable, "-m", "pytest", str(plan), *options,
+                           "-p", "conformance.options",
                            "-p", "no:cacheprovider", f"--rootdir={ROOT}"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
 
@@ -247,6 +249,22 @@ def test_the_runner_refuses_a_silent_stack_before_any_scenario(tmp_path: Path) -
     assert result.returncode == 4, output
     assert "--stack: the stack of" in output and "does not answer" in output
     assert "passed" not in output and "failed" not in output
+
+
+def test_a_conftest_beside_the_stack_file_is_never_loaded(tmp_path: Path) -> None:
+    """The value of ``--stack FILE`` is a file, not a test path (conformance/options.py):
+    pytest used to take it for one and load the ``conftest.py`` beside it."""
+    path = tmp_path / "stack.json"
+    path.write_text(json.dumps({"services": {"itl": {"url": "http://127.0.0.1:9"}}}))
+    marker = tmp_path / "loaded"
+    (tmp_path / "conftest.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    for stack in (["--stack", str(path)], [f"--stack={path}"]):
+        result = subprocess.run([sys.executable, "-m", "pytest", "conformance", *stack,
+                                 "--collect-only", "-q", "-p", "no:cacheprovider"],
+                                cwd=ROOT, capture_output=True, text=True, timeout=120)
+        output = result.stdout + result.stderr
+        assert "does not answer" in output, output
+        assert not marker.exists(), (stack, output)
 
 
 def test_every_scenario_is_numbered_once_in_a_category_range() -> None:

@@ -6,14 +6,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
+from services.registry.approvals import ApprovalDesk
 from services.registry.config import RegistrySettings
 from services.registry.domain import RegistryProfile, fixed_accounts
-from services.registry.handlers import RegistryService
+from services.registry.handlers import DecisionDesk, Operations, RegistryService
+from services.registry.permissions import Operation
+from services.registry.proceeds import ShareOfProceeds
 from services.registry.store import RegistryStore
-from shared.blocks import UnitAttributes, UnitBlock
-from shared.codes import ITL_CODE, UnitType
+from shared.blocks import SerialRange, UnitAttributes, UnitBlock
+from shared.codes import ITL_CODE, AccountType, UnitType
 from shared.service import Runtime
 from shared.store import Session
 from shared.store.unit_blocks import Holder
@@ -54,3 +58,28 @@ async def registry_on_its_own_database(
     finally:
         await runtime.client.drop_database(settings.database_name())
         await runtime.client.close()
+
+
+@dataclass
+class Registry:
+    """A registry service with the parts its operators use."""
+
+    service: RegistryService
+    operations: Operations
+    proceeds: ShareOfProceeds
+    approvals: ApprovalDesk
+
+
+@asynccontextmanager
+async def kz_with_aaus(mongo_url: str, name: str) -> AsyncIterator[Registry]:
+    """Registry KZ on its own database ``name``: 1 000 AAUs of period 2 in its Party
+    holding account, the share of proceeds levied, external transfers needing a second
+    person's approval (72 simulated hours to give it)."""
+    party = Holder("KZ", AccountType.PARTY_HOLDING, PARTY)
+    async with registry_on_its_own_database(mongo_url, name, START, [
+        (UnitBlock(AAU, SerialRange(1, 1_000)), party),
+    ]) as service:
+        yield Registry(service, Operations(service, DecisionDesk(service)),
+                       ShareOfProceeds(service),
+                       ApprovalDesk(service, [Operation.EXTERNAL_TRANSFER],
+                                    timedelta(hours=72)))

@@ -20,23 +20,18 @@ Command counts are read from the process's own counter (``store_commands_total``
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from services.registry.approvals import ApprovalDesk, ApprovalStatus, Plan
+from services.registry.approvals import ApprovalStatus, Plan
 from services.registry.handlers import (
     RESERVED_IDS_FIELD,
-    DecisionDesk,
-    Operations,
-    RegistryService,
     TransferUnits,
 )
 from services.registry.permissions import Actor, Operation, Role
-from services.registry.proceeds import SET_ASIDE_FIELD, ShareOfProceeds, set_aside
-from services.registry.tests.support import AAU, PARTY, START, registry_on_its_own_database
+from services.registry.proceeds import SET_ASIDE_FIELD, set_aside
+from services.registry.tests.support import AAU, PARTY, START, Registry, kz_with_aaus
 from shared.auth import Forbidden
 from shared.blocks import SerialRange, UnitAttributes, UnitBlock
 from shared.codes import (
@@ -59,7 +54,6 @@ from shared.errors import RuleViolation
 from shared.metrics import STORE_COMMANDS, STORE_TRANSACTIONS
 from shared.store import Document, Session
 from shared.store.batching import request_scope
-from shared.store.unit_blocks import Holder
 
 pytestmark = pytest.mark.integration
 
@@ -69,26 +63,11 @@ OPERATOR_1 = Actor.of(Role.OPERATOR, subject="kz-operator-1")
 OPERATOR_2 = Actor.of(Role.OPERATOR, subject="kz-operator-2")
 
 
-@dataclass
-class Registry:
-    service: RegistryService
-    operations: Operations
-    proceeds: ShareOfProceeds
-    approvals: ApprovalDesk
-
-
 @pytest.fixture
 async def kz(mongo_url: str) -> AsyncIterator[Registry]:
-    """Registry KZ on its own database: 1 000 AAUs of period 2 in its Party holding
-    account, external transfers needing a second person's approval."""
-    party = Holder("KZ", A.PARTY_HOLDING, PARTY)
-    async with registry_on_its_own_database(mongo_url, "commands", START, [
-        (UnitBlock(AAU, SerialRange(1, 1_000)), party),
-    ]) as service:
-        yield Registry(service, Operations(service, DecisionDesk(service)),
-                       ShareOfProceeds(service),
-                       ApprovalDesk(service, [Operation.EXTERNAL_TRANSFER],
-                                    timedelta(hours=72)))
+    """KZ with 1 000 period-2 AAUs (``support.kz_with_aaus``)."""
+    async with kz_with_aaus(mongo_url, "commands") as registry:
+        yield registry
 
 
 def commands() -> int:
