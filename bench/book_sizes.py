@@ -126,9 +126,17 @@ async def measure_rounds(stacks: list[SizedStack], rounds: int, warm_up: int) ->
 def reconcile(sized: SizedStack) -> None:
     """Reconcile KZ on ``sized`` and keep what it took (docs/adr/0030): wall seconds from
     the start to the ITL's result, the seconds KZ's snapshot spent reading and counting
-    its blocks, the blocks counted, the status (5 expected)."""
+    its blocks, the blocks counted, the status (5 expected). A reconciliation that fails
+    is kept as ``{"failed": reason}``, and the run goes on: the latencies measured
+    before it stand."""
     started = time.perf_counter()
-    view = sized.client.reconcile("KZ", timeout=1800)
+    try:
+        view = sized.client.reconcile("KZ", timeout=1800)
+    except (RuntimeError, TimeoutError) as failure:
+        sized.reconciliation = {"failed": str(failure)[:500],
+                                "seconds": round(time.perf_counter() - started, 2)}
+        print(f"{sized.blocks} blocks: reconciliation of KZ FAILED: {failure}", flush=True)
+        return
     seconds = round(time.perf_counter() - started, 2)
     kz = sized.client.ok("kz", "GET", f"/reconciliations/{view['reconciliation_id']}")
     sized.reconciliation = {"seconds": seconds, "status": view["status"],

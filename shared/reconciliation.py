@@ -36,6 +36,12 @@ ROW_PROJECTION = {f: 1 for f in (*ROW_FIELDS, "issuing", "reserved_by")} | {"_id
 #: few MB; SecantusDB's default first batch of 101 made the read of 10^5 blocks 2.3 times
 #: slower (measured, docs/adr/0030).
 READ_BATCH = 20_000
+#: Rows in one snapshot document (about 100 bytes each: well within a document's 16 MB).
+CHUNK_ROWS = 5000
+#: Snapshot documents written per store transaction (``shared.store.insert_apart``):
+#: 100,000 rows, about 10 MB. A snapshot of 10^6 blocks written in one store transaction
+#: failed on SecantusDB with ``TransactionTooLargeForCache`` (measured by the bench).
+SNAPSHOT_CHUNKS_PER_TRANSACTION = 20
 ORIGIN, START, END = 2, 3, 4
 #: The supplementary unit type of every unit: our blocks carry none (protocol.md 2.3).
 SUPP_UNIT_TYPE = 0

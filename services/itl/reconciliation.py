@@ -52,8 +52,10 @@ from shared.contracts import (
 from shared.errors import NotFound, RuleViolation
 from shared.logs import log_event
 from shared.reconciliation import (
+    CHUNK_ROWS,
     READ_BATCH,
     ROW_PROJECTION,
+    SNAPSHOT_CHUNKS_PER_TRANSACTION,
     BlockDifference,
     Row,
     TotalKey,
@@ -66,14 +68,12 @@ from shared.reconciliation import (
     totals_of,
 )
 from shared.service import Runtime
-from shared.store import Document, Session
+from shared.store import Document, Session, insert_apart
 from shared.store.unit_blocks import DISCREPANCY_FIELD, block_to_doc, doc_to_block
 
 log = logging.getLogger("itl.reconciliation")
 R = ReconciliationStatus
 P = ReconciliationPhase
-#: Rows in one snapshot document (about 100 bytes each: well within a document's 16 MB).
-CHUNK_ROWS = 5000
 #: Statuses of a reconciliation still running or waiting for an operator.
 OPEN_STATUSES = (int(R.INITIATED), int(R.VALIDATED), int(R.TOTALS_INCONSISTENT),
                  int(R.UNIT_BLOCKS_INCONSISTENT))
@@ -174,7 +174,10 @@ class Reconciliations:
             {"reconciliation_id": rid, "kind": "rows", "rows": rows[i:i + CHUNK_ROWS]}
             for i in range(0, len(rows), CHUNK_ROWS)]
         chunks.append({"reconciliation_id": rid, "kind": "pending", "rows": pending})
-        await self.db.reconciliation_snapshots.insert_many(chunks, session=session)
+        # apart: a million blocks are too large for one store transaction; in this one's
+        # turn, so nothing moves between the read above and the record below
+        await insert_apart(self.runtime.client, self.db.reconciliation_snapshots, chunks,
+                           {"reconciliation_id": rid}, SNAPSHOT_CHUNKS_PER_TRANSACTION)
         previous = await self._last_closed(registry, session)
         doc: Document = {
             "_id": rid, "registry": registry, "status": int(R.INITIATED),

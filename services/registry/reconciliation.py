@@ -43,8 +43,10 @@ from shared.contracts import (
 from shared.contracts.reconciliation import RECONCILIATION_ID_PATTERN
 from shared.logs import log_event
 from shared.reconciliation import (
+    CHUNK_ROWS,
     READ_BATCH,
     ROW_PROJECTION,
+    SNAPSHOT_CHUNKS_PER_TRANSACTION,
     Row,
     counts_at_snapshot,
     key_id,
@@ -55,11 +57,9 @@ from shared.reconciliation import (
     totals_of,
 )
 from shared.service import Runtime
-from shared.store import Document, Session
+from shared.store import Document, Session, insert_apart
 
 log = logging.getLogger("registry.reconciliation")
-#: Rows in one snapshot document (about 100 bytes each).
-CHUNK_ROWS = 5000
 #: Phases answered, in order: a request for a later phase before the earlier one was
 #: answered is out of order (1103).
 ANSWERED = {MessageType.TOTALS_REQUESTED: 0, MessageType.UNIT_BLOCKS_REQUESTED: 1,
@@ -113,8 +113,10 @@ class RegistryReconciliation:
             chunks = [{"reconciliation_id": rid, "key": key, "rows": some[i:i + CHUNK_ROWS]}
                       for key, some in by_key.items()
                       for i in range(0, len(some), CHUNK_ROWS)]
-            if chunks:
-                await self.db.recon_snapshots.insert_many(chunks, session=session)
+            # apart: a million blocks are too large for one store transaction; in this
+            # one's turn, so nothing moves between the read above and the record below
+            await insert_apart(self.runtime.client, self.db.recon_snapshots, chunks,
+                               {"reconciliation_id": rid}, SNAPSHOT_CHUNKS_PER_TRANSACTION)
             completed = []
             if payload.open_transactions:
                 async for tx in self.db.transactions.find(

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 from pymongo.uri_parser import parse_uri
@@ -210,6 +211,32 @@ async def _run(client: Client, work: Callable[[Session], Awaitable[T]],
     if committed is not None:
         committed(list(added))
     return result
+
+
+async def insert_apart(client: Client, collection: AsyncCollection[Document],
+                       documents: list[Document], replacing: Document,
+                       per_transaction: int) -> None:
+    """Insert ``documents`` into ``collection`` in store transactions of their own,
+    ``per_transaction`` documents each, the first one deleting what matches
+    ``replacing`` (what an earlier attempt of the same work left): for writes too large
+    for one store transaction (a reconciliation's snapshot of a million blocks, about
+    100 MB, fails with ``TransactionTooLargeForCache``, code 388).
+
+    Called from a store transaction, they run at once, in its turn (``in_transaction``):
+    no other store transaction of the process runs between that transaction's reads and
+    its commit. They commit before it, whatever becomes of it; if it is tried again, the
+    documents are written again, replacing those."""
+    for first in range(0, max(len(documents), 1), per_transaction):
+        batch = documents[first:first + per_transaction]
+
+        async def work(session: Session, batch: list[Document] = batch,
+                       clear: bool = first == 0) -> None:
+            if clear:
+                await collection.delete_many(replacing, session=session)
+            if batch:
+                await collection.insert_many(batch, session=session)
+
+        await in_transaction(client, work)
 
 
 async def next_sequence(db: Database, name: str, session: Session, count: int = 1) -> int:

@@ -28,6 +28,7 @@ from shared.store import (
     enqueue,
     handle_once,
     in_transaction,
+    insert_apart,
     make_client,
 )
 from shared.store.batching import BatchingClient, discarding, overlay, recall, remember
@@ -342,3 +343,33 @@ async def test_a_transaction_retried_after_a_conflict_on_its_first_command_commi
     assert await db.b.find_one({"_id": 1}) == {"_id": 1, "units": 2}
     assert attempts.count("first") == 1
     assert attempts.count("other") >= 2  # it conflicted and was tried again
+
+
+async def test_documents_inserted_apart_commit_in_their_own_transactions_and_replace(
+    store: tuple[Client, Database, Commands],
+) -> None:
+    """``insert_apart`` (a reconciliation's snapshot of a million blocks, too large for one
+    store transaction): ``per_transaction`` documents a transaction, the first deleting
+    what an earlier attempt left, run at once inside the caller's transaction; what they
+    wrote stays when the caller's fails, and its retry replaces it."""
+    client, db, commands = store
+    rows = [{"reconciliation_id": "REC1", "n": n} for n in range(5)]
+    await db.snapshots.insert_one({"reconciliation_id": "REC1", "n": -1})  # left before
+    attempts: list[int] = []
+
+    async def record(session: Session) -> None:
+        attempts.append(len(attempts))
+        await insert_apart(client, db.snapshots, rows, {"reconciliation_id": "REC1"}, 2)
+        await db.reconciliations.insert_one({"_id": "REC1"}, session=session)
+        if len(attempts) == 1:
+            raise RuntimeError("the recording transaction fails once")
+
+    commands.names.clear()
+    with pytest.raises(RuntimeError):
+        await in_transaction(client, record)
+    assert commands.names.count("commitTransaction") == 3  # 2 + 2 + 1 rows
+    assert await db.reconciliations.count_documents({}) == 0
+    assert sorted(d["n"] for d in await db.snapshots.find().to_list()) == [0, 1, 2, 3, 4]
+    await in_transaction(client, record)
+    assert sorted(d["n"] for d in await db.snapshots.find().to_list()) == [0, 1, 2, 3, 4]
+    assert await db.reconciliations.count_documents({}) == 1
