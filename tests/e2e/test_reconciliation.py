@@ -231,14 +231,23 @@ def test_an_altered_block_is_found_in_phase_2_and_a_proposal_touching_it_is_refu
     assert client.reconcile("KZ")["status"] == 5
 
 
-def test_a_moved_block_is_found_in_phase_2_naming_both_accounts(
-        client: StackClient, issued: dict[str, int], mongo: StackDatabases) -> None:
-    account, _ = funded_account(client, "Moved From Ltd", 300)
-    thief = client.open_account("kz", "Moved To Ltd")["account_id"]
+def moved_block(client: StackClient, mongo: StackDatabases, name: str, quantity: int
+                ) -> tuple[int, int, dict[str, Any], dict[str, Any]]:
+    """A KZ account ``name`` given ``quantity`` AAUs whose block is then moved, behind the
+    protocol's back, to another account; a reconciliation finds it in phase 2. Returns
+    the account, the other account, the block as it was and the reconciliation's view."""
+    account, _ = funded_account(client, f"{name} From Ltd", quantity)
+    thief = client.open_account("kz", f"{name} To Ltd")["account_id"]
     doc = kz_block(mongo, account)
     tamper(mongo, doc, {"account_id": thief})
     view = client.reconcile("KZ")
     assert_found_in_blocks(view, doc, account, thief)
+    return account, thief, doc, view
+
+
+def test_a_moved_block_is_found_in_phase_2_naming_both_accounts(
+        client: StackClient, issued: dict[str, int], mongo: StackDatabases) -> None:
+    account, thief, doc, view = moved_block(client, mongo, "Moved", 300)
     assert proposal_code(client, "kz", thief, account, "AAU", 300) == \
         [int(ResponseCode.BLOCK_OPEN_DISCREPANCY)]
     tamper(mongo, {**doc, "account_id": thief}, {"account_id": account})
@@ -251,12 +260,7 @@ def test_a_second_reconciliation_leaves_the_flags_of_the_first_awaiting_an_opera
     """The same moved block found by two reconciliations before an operator resolved the
     first: its blocks keep the first one's flag (the second names it), resolving the
     second clears nothing, resolving the first clears them."""
-    account, _ = funded_account(client, "Twice From Ltd", 250)
-    thief = client.open_account("kz", "Twice To Ltd")["account_id"]
-    doc = kz_block(mongo, account)
-    tamper(mongo, doc, {"account_id": thief})
-    first = client.reconcile("KZ")
-    assert_found_in_blocks(first, doc, account, thief)
+    account, thief, doc, first = moved_block(client, mongo, "Twice", 250)
     second = client.reconcile("KZ")
     assert_found_in_blocks(second, doc, account, thief)
     assert [f["flagged_before_by"] for f in first["flagged"]] == [[]]
