@@ -467,8 +467,11 @@ class BatchingCollection(AsyncCollection[Document]):
         if entry.from_known and not entry.checked and isinstance(entry.state, dict):
             entry.checked = True
             guard = known.conditions(entry.state)
-            if kind == "update_one":
-                args = {**args, "filter": {**args["filter"], **guard}, "upsert": False}
+            own = args.get("filter", {})
+            # the write's own filter stands: conditioned only where it asks nothing else
+            # of the guard fields (else the condition goes alone)
+            if kind == "update_one" and all(own.get(k, v) == v for k, v in guard.items()):
+                args = {**args, "filter": {**own, **guard}, "upsert": False}
                 entry.state = applied(entry.state, kind, args, self.codec_options)
                 attempt.writes.append(_Write(self, kind, args, expect_one=True,
                                              document_id=document_id))

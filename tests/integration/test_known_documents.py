@@ -268,3 +268,22 @@ async def test_stale_known_document_is_retried_by_the_store_transaction() -> Non
     error = StaleKnownDocument("kz.transactions", "KZ1")
     assert error.has_error_label("TransientTransactionError")
     assert "KZ1" in str(error)
+
+
+async def test_a_write_conditioned_on_its_own_status_keeps_its_condition(
+    known: tuple[Client, Database, Commands],
+) -> None:
+    """A service's own conditional write (move on only from status 1) on a document
+    known at status 2 still matches nothing: the known state's condition never replaces
+    the write's own."""
+    client, db, _ = known
+    await insert(client, db, {"_id": "KZ1", "status": 2})
+
+    async def move_on_from_1(session: Session) -> None:
+        await find_known(db.transactions, "KZ1", session)
+        await db.transactions.update_one({"_id": "KZ1", "status": 1},
+                                         {"$set": {"status": 3}}, session=session)
+
+    await in_transaction(client, move_on_from_1)
+    assert await stored(db, "KZ1") == {"_id": "KZ1", "status": 2}
+    assert await use(client, db, "KZ1") == {"_id": "KZ1", "status": 2}
