@@ -67,6 +67,7 @@ from shared.store.known import (
     _Unknown,
     applied,
     document_id_of,
+    matches,
 )
 
 Document = dict[str, Any]
@@ -468,9 +469,10 @@ class BatchingCollection(AsyncCollection[Document]):
             entry.checked = True
             guard = known.conditions(entry.state)
             own = args.get("filter", {})
-            # the write's own filter stands: conditioned only where it asks nothing else
-            # of the guard fields (else the condition goes alone)
-            if kind == "update_one" and all(own.get(k, v) == v for k, v in guard.items()):
+            # the write's own filter stands: conditioned only where the known state
+            # matches it (else the condition goes alone, and the write as it was)
+            if kind == "update_one" and all(own.get(k, v) == v for k, v in guard.items()) \
+                    and matches(entry.state, own, self.codec_options):
                 args = {**args, "filter": {**own, **guard}, "upsert": False}
                 entry.state = applied(entry.state, kind, args, self.codec_options)
                 attempt.writes.append(_Write(self, kind, args, expect_one=True,

@@ -174,7 +174,7 @@ def applied(state: State, kind: str, args: dict[str, Any],
         return UNKNOWN
     if state is None:
         return UNKNOWN  # an upsert, or a write that matches nothing: read it again
-    if not _matches(state, args["filter"], codec_options):
+    if not matches(state, args["filter"], codec_options):
         return UNKNOWN
     if kind == "delete_one":
         return None
@@ -192,9 +192,9 @@ def applied(state: State, kind: str, args: dict[str, Any],
     return normalised(result, codec_options)
 
 
-def _matches(state: Document, query: Document, codec_options: CodecOptions[Any]) -> bool:
-    """Whether ``state`` matches a filter of top-level equalities (else False: the
-    caller makes the document unknown)."""
+def matches(state: Document, query: Document, codec_options: CodecOptions[Any]) -> bool:
+    """Whether ``state`` matches a filter of top-level equalities (False too for any
+    other filter: the caller cannot tell, and makes the document unknown)."""
     for name, value in query.items():
         if name.startswith("$") or "." in name:
             return False

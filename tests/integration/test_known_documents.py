@@ -287,3 +287,23 @@ async def test_a_write_conditioned_on_its_own_status_keeps_its_condition(
     await in_transaction(client, move_on_from_1)
     assert await stored(db, "KZ1") == {"_id": "KZ1", "status": 2}
     assert await use(client, db, "KZ1") == {"_id": "KZ1", "status": 2}
+
+
+async def test_a_write_whose_own_filter_the_known_state_fails_is_sent_as_it_is(
+    known: tuple[Client, Database, Commands],
+) -> None:
+    """A write filtered on a field the known state does not match goes as written, its
+    condition apart: no stale-state retry for a write expected to match nothing."""
+    client, db, _ = known
+    await insert(client, db, {"_id": "KZ1", "status": 2, "kind": "inbound"})
+    attempts: list[int] = []
+
+    async def outgoing_only(session: Session) -> None:
+        attempts.append(1)
+        await find_known(db.transactions, "KZ1", session)
+        await db.transactions.update_one({"_id": "KZ1", "kind": "outgoing"},
+                                         {"$set": {"status": 3}}, session=session)
+
+    await in_transaction(client, outgoing_only)
+    assert attempts == [1]
+    assert await stored(db, "KZ1") == {"_id": "KZ1", "status": 2, "kind": "inbound"}
