@@ -120,8 +120,9 @@ class ServiceSettings(AuthSettings):
         description="MongoDB-wire server; a database in the path overrides the default name",
     )
     known_documents: KnownDocumentsMode = Field(
-        default="on", description="on: a store transaction uses the transactions, approvals "
-        "and counters this process committed without reading them back, each use checked "
+        default="on", description="on: a store transaction uses the transactions, approvals, "
+        "counters, share-of-proceeds ledger and unit summaries this process committed "
+        "without reading them back, each use checked "
         "at its write (docs/adr/0046); off: read them (several processes writing one "
         "database); verify: use them and read them too, failing on any difference (tests)")
     amqp_url: str = Field(default="amqp://guest:guest@127.0.0.1:5672/",
