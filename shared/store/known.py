@@ -201,9 +201,29 @@ def matches(state: Document, query: Document, codec_options: CodecOptions[Any]) 
         if isinstance(value, dict) and any(str(k).startswith("$") for k in value):
             return False
         wanted = normalised({"v": value}, codec_options)["v"]
-        if state.get(name) != wanted:
+        if not _same(state.get(name), wanted):
             return False
     return True
+
+
+def _same(stored: Any, wanted: Any) -> bool:
+    """Whether the store certainly takes ``stored`` for equal to ``wanted`` in an
+    equality filter: numbers by value but never a boolean, a sub-document field by field
+    in its order, an array element by element (an array that merely holds ``wanted``
+    matches in the store too: not worked out here, False)."""
+    if isinstance(stored, bool) or isinstance(wanted, bool):
+        return isinstance(stored, bool) and isinstance(wanted, bool) and stored == wanted
+    if _number(stored) or _number(wanted):
+        return _number(stored) and _number(wanted) and stored == wanted
+    if isinstance(stored, dict) or isinstance(wanted, dict):
+        return (isinstance(stored, dict) and isinstance(wanted, dict)
+                and list(stored) == list(wanted)
+                and all(_same(stored[k], wanted[k]) for k in stored))
+    if isinstance(stored, list) or isinstance(wanted, list):
+        return (isinstance(stored, list) and isinstance(wanted, list)
+                and len(stored) == len(wanted)
+                and all(_same(a, b) for a, b in zip(stored, wanted, strict=True)))
+    return type(stored) is type(wanted) and bool(stored == wanted)
 
 
 def _apply(doc: Document, operator: str, fields: Document) -> bool:
@@ -213,7 +233,7 @@ def _apply(doc: Document, operator: str, fields: Document) -> bool:
         parent, name = _parent(doc, path,
                                create=operator in ("$set", "$inc", "$push", "$min", "$max"))
         if parent is None:
-            if operator == "$unset":
+            if operator == "$unset" and _absent(doc, path):
                 continue
             return False
         if operator == "$set":
@@ -248,6 +268,21 @@ def _apply(doc: Document, operator: str, fields: Document) -> bool:
         else:
             return False
     return True
+
+
+def _absent(doc: Document, path: str) -> bool:
+    """Whether dotted ``path`` names nothing in ``doc`` because a step of it is missing
+    (so ``$unset`` of it changes nothing), rather than because it goes into an array or
+    through a value, or names an array element or a positional operator (not worked out
+    here)."""
+    current: Any = doc
+    for step in path.split("."):
+        if step.isdigit() or step.startswith("$") or not isinstance(current, dict):
+            return False
+        if step not in current:
+            return True
+        current = current[step]
+    return False
 
 
 def _number(value: Any) -> bool:
