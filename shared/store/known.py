@@ -75,6 +75,11 @@ class KnownDocuments:
         self.guard = guard
         self.capacity = capacity
         self._states: OrderedDict[Any, Document] = OrderedDict()
+        #: Counts the changes to what is known (a store transaction that committed
+        #: states of this collection, a state dropped, all cleared): a store transaction
+        #: during which it changed (one nested in it committed first, a write sent
+        #: outside it) may hold older states than those and records none (``Knowledge``).
+        self.epoch = 0
 
     def get(self, document_id: Any) -> Document | None:
         """A copy of the known state, None when not known."""
@@ -96,9 +101,11 @@ class KnownDocuments:
 
     def drop(self, document_id: Any) -> None:
         self._states.pop(document_id, None)
+        self.epoch += 1
 
     def clear(self) -> None:
         self._states.clear()
+        self.epoch += 1
 
     def __len__(self) -> int:
         return len(self._states)
@@ -128,18 +135,31 @@ class Knowledge:
     #: Known collections a write touched in ways not worked out here: all of their
     #: known documents are dropped at commit.
     cleared: set[str] = field(default_factory=set)
+    #: Each known collection's ``KnownDocuments.epoch`` when the attempt began (a
+    #: collection declared since: 0).
+    epochs: dict[str, int] = field(default_factory=dict)
 
     def snapshot(self) -> Knowledge:
         return copy.deepcopy(self)
 
     def commit(self, known: dict[str, KnownDocuments]) -> None:
-        """The attempt committed: record the states it ended with."""
+        """The attempt committed: record the states it ended with. In a collection whose
+        known states changed while it ran (a store transaction nested in it committed
+        first), what it read or took may be older than those: its documents are dropped,
+        to be read again."""
+        changed = {name for name, documents in known.items()
+                   if documents.epoch != self.epochs.get(name, 0)}
         for name in self.cleared:
             if name in known:
                 known[name].clear()
+        touched = set()
         for (name, document_id), entry in self.entries.items():
             if name in known and name not in self.cleared:
-                known[name].put(document_id, entry.state)
+                state = UNKNOWN if name in changed else entry.state
+                known[name].put(document_id, state)
+                touched.add(name)
+        for name in touched:
+            known[name].epoch += 1
 
 
 def normalised(document: Document, codec_options: CodecOptions[Any]) -> Document:

@@ -350,3 +350,29 @@ async def test_an_unset_through_an_array_or_a_value_is_not_taken_for_nothing(
     with contextlib.suppress(OperationFailure):
         await in_transaction(client, unset)
     assert await use(client, db, "KZ1") == await stored(db, "KZ1")
+
+
+@pytest.mark.parametrize("first_known", [False, True])
+async def test_a_nested_store_transaction_is_not_undone_by_the_one_around_it(
+    known: tuple[Client, Database, Commands], mongo_url: str, first_known: bool,
+) -> None:
+    """A store transaction started inside another (``in_transaction`` nests) commits
+    first; the outer one, which took the document before, must not leave its older
+    state known over the newer one."""
+    client, db, _ = known
+    if first_known:
+        await insert(client, db, {"_id": "KZ1", "status": 1, "note": "a"})
+    else:
+        await db.transactions.insert_one({"_id": "KZ1", "status": 1, "note": "a"})
+
+    async def outer(session: Session) -> None:
+        await find_known(db.transactions, "KZ1", session)
+
+        async def inner(session: Session) -> None:
+            await find_known(db.transactions, "KZ1", session)
+            await db.transactions.update_one({"_id": "KZ1"}, {"$set": {"note": "b"}},
+                                             session=session)
+        await in_transaction(client, inner)
+    await in_transaction(client, outer)
+    assert (await stored(db, "KZ1"))["note"] == "b"
+    assert (await use(client, db, "KZ1"))["note"] == "b"
