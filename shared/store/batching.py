@@ -137,6 +137,10 @@ class Attempt:
     #: What the attempt knows of the documents of known collections (``find_known``).
     knowledge: Knowledge = field(default_factory=Knowledge)
 
+    def __post_init__(self) -> None:
+        self.knowledge.epochs = {name: documents.epoch
+                                 for name, documents in self.client.known.items()}
+
     def forget(self, collection: str) -> None:
         """Drop the reads of ``collection`` kept so far (it is being written)."""
         for key in [k for k in self.memo if k[0] == collection]:

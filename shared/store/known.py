@@ -75,6 +75,11 @@ class KnownDocuments:
         self.guard = guard
         self.capacity = capacity
         self._states: OrderedDict[Any, Document] = OrderedDict()
+        #: Counts the changes to what is known (a store transaction that committed
+        #: states of this collection, a state dropped, all cleared): a store transaction
+        #: during which it changed (one nested in it committed first, a write sent
+        #: outside it) may hold older states than those and records none (``Knowledge``).
+        self.epoch = 0
 
     def get(self, document_id: Any) -> Document | None:
         """A copy of the known state, None when not known."""
@@ -96,9 +101,11 @@ class KnownDocuments:
 
     def drop(self, document_id: Any) -> None:
         self._states.pop(document_id, None)
+        self.epoch += 1
 
     def clear(self) -> None:
         self._states.clear()
+        self.epoch += 1
 
     def __len__(self) -> int:
         return len(self._states)
@@ -128,18 +135,31 @@ class Knowledge:
     #: Known collections a write touched in ways not worked out here: all of their
     #: known documents are dropped at commit.
     cleared: set[str] = field(default_factory=set)
+    #: Each known collection's ``KnownDocuments.epoch`` when the attempt began (a
+    #: collection declared since: 0).
+    epochs: dict[str, int] = field(default_factory=dict)
 
     def snapshot(self) -> Knowledge:
         return copy.deepcopy(self)
 
     def commit(self, known: dict[str, KnownDocuments]) -> None:
-        """The attempt committed: record the states it ended with."""
+        """The attempt committed: record the states it ended with. In a collection whose
+        known states changed while it ran (a store transaction nested in it committed
+        first), what it read or took may be older than those: its documents are dropped,
+        to be read again."""
+        changed = {name for name, documents in known.items()
+                   if documents.epoch != self.epochs.get(name, 0)}
         for name in self.cleared:
             if name in known:
                 known[name].clear()
+        touched = set()
         for (name, document_id), entry in self.entries.items():
             if name in known and name not in self.cleared:
-                known[name].put(document_id, entry.state)
+                state = UNKNOWN if name in changed else entry.state
+                known[name].put(document_id, state)
+                touched.add(name)
+        for name in touched:
+            known[name].epoch += 1
 
 
 def normalised(document: Document, codec_options: CodecOptions[Any]) -> Document:
@@ -201,9 +221,29 @@ def matches(state: Document, query: Document, codec_options: CodecOptions[Any]) 
         if isinstance(value, dict) and any(str(k).startswith("$") for k in value):
             return False
         wanted = normalised({"v": value}, codec_options)["v"]
-        if state.get(name) != wanted:
+        if not _same(state.get(name), wanted):
             return False
     return True
+
+
+def _same(stored: Any, wanted: Any) -> bool:
+    """Whether the store certainly takes ``stored`` for equal to ``wanted`` in an
+    equality filter: numbers by value but never a boolean, a sub-document field by field
+    in its order, an array element by element (an array that merely holds ``wanted``
+    matches in the store too: not worked out here, False)."""
+    if isinstance(stored, bool) or isinstance(wanted, bool):
+        return isinstance(stored, bool) and isinstance(wanted, bool) and stored == wanted
+    if _number(stored) or _number(wanted):
+        return _number(stored) and _number(wanted) and stored == wanted
+    if isinstance(stored, dict) or isinstance(wanted, dict):
+        return (isinstance(stored, dict) and isinstance(wanted, dict)
+                and list(stored) == list(wanted)
+                and all(_same(stored[k], wanted[k]) for k in stored))
+    if isinstance(stored, list) or isinstance(wanted, list):
+        return (isinstance(stored, list) and isinstance(wanted, list)
+                and len(stored) == len(wanted)
+                and all(_same(a, b) for a, b in zip(stored, wanted, strict=True)))
+    return type(stored) is type(wanted) and bool(stored == wanted)
 
 
 def _apply(doc: Document, operator: str, fields: Document) -> bool:
@@ -213,7 +253,7 @@ def _apply(doc: Document, operator: str, fields: Document) -> bool:
         parent, name = _parent(doc, path,
                                create=operator in ("$set", "$inc", "$push", "$min", "$max"))
         if parent is None:
-            if operator == "$unset":
+            if operator == "$unset" and _absent(doc, path):
                 continue
             return False
         if operator == "$set":
@@ -248,6 +288,21 @@ def _apply(doc: Document, operator: str, fields: Document) -> bool:
         else:
             return False
     return True
+
+
+def _absent(doc: Document, path: str) -> bool:
+    """Whether dotted ``path`` names nothing in ``doc`` because a step of it is missing
+    (so ``$unset`` of it changes nothing), rather than because it goes into an array or
+    through a value, or names an array element or a positional operator (not worked out
+    here)."""
+    current: Any = doc
+    for step in path.split("."):
+        if step.isdigit() or step.startswith("$") or not isinstance(current, dict):
+            return False
+        if step not in current:
+            return True
+        current = current[step]
+    return False
 
 
 def _number(value: Any) -> bool:

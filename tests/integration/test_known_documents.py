@@ -307,3 +307,72 @@ async def test_a_write_whose_own_filter_the_known_state_fails_is_sent_as_it_is(
     await in_transaction(client, outgoing_only)
     assert attempts == [1]
     assert await stored(db, "KZ1") == {"_id": "KZ1", "status": 2, "kind": "inbound"}
+
+
+@pytest.mark.parametrize("condition", [
+    {"flagged": 1},                    # a number never equals a boolean in the store
+    {"parties": {"b": "CH", "a": "KZ"}},  # a sub-document equals only in its field order
+    {"history": 2},                    # an array holding the value matches
+    {"counts": [1, True]},             # an array equals element by element, types too
+])
+async def test_a_write_conditioned_on_other_fields_matches_as_the_store_matches(
+    known: tuple[Client, Database, Commands], condition: dict[str, Any],
+) -> None:
+    """A write whose filter names more than ``_id`` changes the known state only when
+    the store would match the document: else the state is what the store holds."""
+    client, db, _ = known
+    await insert(client, db, {"_id": "KZ1", "status": 1, "flagged": True,
+                              "parties": {"a": "KZ", "b": "CH"}, "history": [1, 2],
+                              "counts": [1, 1]})
+
+    async def mark(session: Session) -> None:
+        await find_known(db.transactions, "KZ1", session)
+        await db.transactions.update_one({"_id": "KZ1", **condition},
+                                         {"$set": {"marked": True}}, session=session)
+    await in_transaction(client, mark)
+    assert await use(client, db, "KZ1") == await stored(db, "KZ1")
+
+
+@pytest.mark.parametrize("path", ["history.0", "history.$[]", "results.note", "note.text"])
+async def test_an_unset_through_an_array_or_a_value_is_not_taken_for_nothing(
+    known: tuple[Client, Database, Commands], path: str,
+) -> None:
+    """``$unset`` of an array element, or through an array or a value, is not worked
+    out here: the state is read again rather than kept as it was."""
+    client, db, _ = known
+    await insert(client, db, {"_id": "KZ1", "status": 1, "history": [1, 2],
+                              "results": [{"note": "a"}], "note": "x"})
+
+    async def unset(session: Session) -> None:
+        await find_known(db.transactions, "KZ1", session)
+        await db.transactions.update_one({"_id": "KZ1"}, {"$unset": {path: ""}},
+                                         session=session)
+    with contextlib.suppress(OperationFailure):
+        await in_transaction(client, unset)
+    assert await use(client, db, "KZ1") == await stored(db, "KZ1")
+
+
+@pytest.mark.parametrize("first_known", [False, True])
+async def test_a_nested_store_transaction_is_not_undone_by_the_one_around_it(
+    known: tuple[Client, Database, Commands], mongo_url: str, first_known: bool,
+) -> None:
+    """A store transaction started inside another (``in_transaction`` nests) commits
+    first; the outer one, which took the document before, must not leave its older
+    state known over the newer one."""
+    client, db, _ = known
+    if first_known:
+        await insert(client, db, {"_id": "KZ1", "status": 1, "note": "a"})
+    else:
+        await db.transactions.insert_one({"_id": "KZ1", "status": 1, "note": "a"})
+
+    async def outer(session: Session) -> None:
+        await find_known(db.transactions, "KZ1", session)
+
+        async def inner(session: Session) -> None:
+            await find_known(db.transactions, "KZ1", session)
+            await db.transactions.update_one({"_id": "KZ1"}, {"$set": {"note": "b"}},
+                                             session=session)
+        await in_transaction(client, inner)
+    await in_transaction(client, outer)
+    assert (await stored(db, "KZ1"))["note"] == "b"
+    assert (await use(client, db, "KZ1"))["note"] == "b"
