@@ -68,9 +68,10 @@ class SizedStack:
         self.reconciliation: dict[str, Any] = {}
 
     def headers(self) -> dict[str, dict[str, str]]:
+        from bench.run import transfer_headers
+
         c = self.client
-        return {"kz": c.as_operator("kz"), "ch": c.as_operator("ch"),
-                "approver": c.as_operator("kz", 2),
+        return {**transfer_headers(c),
                 "itl": c.headers_for(c.default_principal("itl", "GET", "/totals"))}
 
 

@@ -176,6 +176,14 @@ def _ms_between(start: str, end: str) -> float:
 Headers = dict[str, dict[str, str]]
 
 
+def transfer_headers(client: StackClient) -> Headers:
+    """The headers of the people an external transfer KZ -> CH needs: ``kz`` KZ's first
+    operator (who requests it), ``approver`` KZ's second (four-eyes approval), ``ch``
+    CH's operator (who reads it there)."""
+    return {"kz": client.as_operator("kz"), "ch": client.as_operator("ch"),
+            "approver": client.as_operator("kz", 2)}
+
+
 async def _transfer(http: httpx.AsyncClient, urls: dict[str, str], headers: Headers,
                     target: int) -> str:
     response = await http.post(f"{urls['kz']}/transactions/external-transfer", json={
@@ -272,10 +280,12 @@ def cost_per_transfer(before: dict[str, Counters], after: dict[str, Counters],
     return {"transfers": transfers, "total": total, "per_service": per_service}
 
 
-async def _counters(http: httpx.AsyncClient, urls: dict[str, str]) -> dict[str, Counters]:
-    """Every transfer service's counters (``GET /metrics``: no store read)."""
-    texts = await asyncio.gather(*(http.get(f"{urls[s]}/metrics") for s in TRANSFER_SERVICES))
-    return {s: Counters.parse(r.text) for s, r in zip(TRANSFER_SERVICES, texts, strict=True)}
+async def _counters(http: httpx.AsyncClient, urls: dict[str, str],
+                    services: tuple[str, ...] = TRANSFER_SERVICES) -> dict[str, Counters]:
+    """The counters of ``services`` (every transfer service by default; ``GET /metrics``:
+    no store read)."""
+    texts = await asyncio.gather(*(http.get(f"{urls[s]}/metrics") for s in services))
+    return {s: Counters.parse(r.text) for s, r in zip(services, texts, strict=True)}
 
 
 def _quiet(counters: dict[str, Counters], marked: bool = False) -> bool:
@@ -476,17 +486,15 @@ LOOP_STALL_S = 120.0
 LOOP_GENERATIONS = 4
 
 
+#: The services whose counters tell that a transfer KZ -> CH ended (``_finished``).
+FINISH_SERVICES = ("ch", "kz")
+
+
 def _finished(counters: dict[str, Counters]) -> float:
     """Transfers KZ -> CH ended, as the services counted them: credited in CH (its
     transactions that entered COMPLETED) or ended in KZ (TERMINATED: refused, timed out)."""
     return (counters["ch"].total("transaction_statuses_total", status="COMPLETED")
             + counters["kz"].total("transaction_statuses_total", status="TERMINATED"))
-
-
-async def _finish_counters(http: httpx.AsyncClient, urls: dict[str, str]
-                           ) -> dict[str, Counters]:
-    texts = await asyncio.gather(*(http.get(f"{urls[s]}/metrics") for s in ("ch", "kz")))
-    return {s: Counters.parse(r.text) for s, r in zip(("ch", "kz"), texts, strict=True)}
 
 
 @dataclass
@@ -519,7 +527,7 @@ async def closed_loop(http: httpx.AsyncClient, urls: dict[str, str], headers: He
     ``LOOP_POLL_S``, so watching costs the stack the same at every level (asking each
     transfer's status until credited cost the bench and CH more per transfer the more
     were in flight, as each waited longer)."""
-    base = _finished(await _finish_counters(http, urls))
+    base = _finished(await _counters(http, urls, FINISH_SERVICES))
     ids: list[str] = []
     failed: list[str] = []
     starting: set[asyncio.Task[str]] = set()
@@ -540,7 +548,7 @@ async def closed_loop(http: httpx.AsyncClient, urls: dict[str, str], headers: He
                 failed.append(repr(task.exception()))
             else:
                 ids.append(task.result())
-        now = _finished(await _finish_counters(http, urls)) - base + len(failed)
+        now = _finished(await _counters(http, urls, FINISH_SERVICES)) - base + len(failed)
         if now > ended:
             ended, last_progress = int(now), time.perf_counter()
             if full is None and ended >= in_flight and last_start is None:
@@ -694,8 +702,7 @@ def live_external_transfers(args: argparse.Namespace, levels: list[int],
         issued = client.issue("kz", "AAU", 10_000_000, "bench")
         client.wait_final("kz", issued["transaction_id"])
         target = client.open_account("ch", "bench")["account_id"]
-        headers = {name: client.as_operator(name) for name in ("kz", "ch")}
-        headers["approver"] = client.as_operator("kz", 2)
+        headers = transfer_headers(client)
         measured = asyncio.run(
             end_to_end(urls, headers, target, args.transfers, args.concurrent, levels,
                        lambda: {s: client.metrics(s) for s in TRANSFER_SERVICES},

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
+import httpx
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -365,14 +366,21 @@ def propose_transfer(session: Session, registry: str, source: int, target: int,
     if response.status_code not in (200, 201, 202):
         raise answer_error(response, f"{kind} from {name.upper()} account {source} "
                                      f"(as {holder(source)})", TRANSFER_OPTIONS)
+    answered(session, name, response, "a second person", wait, timeout, progress)
+
+
+def answered(session: Session, registry: str, response: httpx.Response, approver: str,
+             wait: bool, timeout: float, progress: bool | None) -> None:
+    """Print what a proposing request was answered: a pending approval, with how
+    ``approver`` (who may approve it) does, or the transaction proposed (``finish``)."""
     view = response.json()
     if is_pending(response):
         session.note(f"approval {view['approval_id']} is {view['status']}: kyoto-sim "
-                     f"transfers approve {view['approval_id']} -r {name.upper()} (or "
-                     "reject) as a second person")
+                     f"transfers approve {view['approval_id']} -r {registry.upper()} (or "
+                     f"reject) as {approver}")
         session.emit(view, lambda out: render_approval(out, view))
         return
-    finish(session, name, view, wait, timeout, progress)
+    finish(session, registry, view, wait, timeout, progress)
 
 
 def finish(session: Session, registry: str, view: dict[str, Any], wait: bool,
@@ -590,14 +598,7 @@ def propose_issuance(session: Session, registry: str, decision_id: str,
         raise Failed(f"{what}: {exc}") from None
     if response.status_code not in (200, 201, 202):
         raise answer_error(response, what, ISSUANCE_OPTIONS)
-    view = response.json()
-    if is_pending(response):
-        session.note(f"approval {view['approval_id']} is {view['status']}: kyoto-sim "
-                     f"transfers approve {view['approval_id']} -r {name.upper()} (or "
-                     "reject) as the second operator")
-        session.emit(view, lambda out: render_approval(out, view))
-        return
-    finish(session, name, view, wait, timeout, progress)
+    answered(session, name, response, "the second operator", wait, timeout, progress)
 
 
 # decisions

@@ -94,11 +94,12 @@ def _first_transfers(registry: str, acquiring_registry: str, transaction_type: i
     return dict(quantities)
 
 
-def _converted(proposal: ProposalSubmitted) -> dict[int, int]:
-    """Units of each period a conversion turns into ERUs that owe a share."""
+def _converted(transaction_type: T, blocks: Iterable[UnitBlock]) -> dict[int, int]:
+    """Units of each period a conversion of ``blocks`` turns into ERUs that owe a share
+    (none for another transaction type)."""
     quantities: dict[int, int] = defaultdict(int)
-    if proposal.transaction_type == T.CONVERSION:
-        for block in map(block_from_wire, proposal.blocks):
+    if transaction_type == T.CONVERSION:
+        for block in blocks:
             if levies_on_conversion(block.attributes):
                 quantities[block.attributes.original_commitment_period] += block.quantity
     return dict(quantities)
@@ -171,13 +172,8 @@ class ShareOfProceeds:
         the same commands gives them again (docs/adr/0035). Should another conversion
         complete in between, the share owed may differ: then no share is proposed under
         an id taken (the id is left unused), or the counter's next is taken for one."""
-        if proposed.transaction_type != T.CONVERSION:
-            return
-        quantities: dict[int, int] = defaultdict(int)
-        for block in proposed.blocks:
-            if levies_on_conversion(block.attributes):
-                quantities[block.attributes.original_commitment_period] += block.quantity
-        for period, quantity in sorted(quantities.items()):
+        for period, quantity in sorted(_converted(proposed.transaction_type,
+                                                  proposed.blocks).items()):
             if await self._owed(period, ERU, session, more_base=quantity) > 0:
                 proposed.fields.setdefault(SHARE_IDS_FIELD, {})[str(period)] = \
                     await self.registry.store.next_transaction_id(session)
@@ -232,7 +228,8 @@ class ShareOfProceeds:
                 await self.registry.store.units.release(set_aside(tx["_id"]), session)
             return
         share_ids = tx.get(SHARE_IDS_FIELD) or {}
-        for period, quantity in sorted(_converted(proposal).items()):
+        for period, quantity in sorted(_converted(
+                proposal.transaction_type, map(block_from_wire, proposal.blocks)).items()):
             await self._add(period, ERU, "base", quantity, session)
             await self._levy_conversion(period, proposal, session,
                                         share_ids.get(str(period)))

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bench.run import closed_loop, sequential_cost
+from bench.run import closed_loop, sequential_cost, transfer_headers
 from deploy.local.client import StackClient
 
 pytestmark = pytest.mark.e2e
@@ -30,8 +30,7 @@ def test_an_external_transfer_costs_at_most_30_store_commands(client: StackClien
     client.set_assigned_amount("KZ", 2, ISSUED)
     client.settle("kz", client.issue("kz", "AAU", ISSUED, "MEP-2013-C01")["transaction_id"])
     target = client.open_account("ch", "Cost Counted AG")["account_id"]
-    headers: dict[str, Any] = {name: client.as_operator(name) for name in ("kz", "ch")}
-    headers["approver"] = client.as_operator("kz", 2)
+    headers = transfer_headers(client)
 
     async def measure(transfers: int) -> dict[str, Any]:
         async with httpx.AsyncClient(timeout=60) as http:
@@ -55,8 +54,7 @@ def test_the_bench_keeps_its_transfers_in_flight_and_sees_each_end(client: Stack
     credited, no more than the level are in flight at once, and the steady window lies
     between the pipeline filling and the last start."""
     target = client.open_account("ch", "Loop Counted AG")["account_id"]
-    headers: dict[str, Any] = {name: client.as_operator(name) for name in ("kz", "ch")}
-    headers["approver"] = client.as_operator("kz", 2)
+    headers = transfer_headers(client)
 
     async def run() -> Any:
         async with httpx.AsyncClient(timeout=60) as http:

@@ -54,10 +54,14 @@ def test_known_steps_match_with_grouped_quantities() -> None:
     assert lookup.check("f", 1, "then", '"Alice" holds 1 000 XYZ of period 2') is not None
 
 
+def run_pytest(*args: str) -> subprocess.CompletedProcess[str]:
+    """pytest with ``args`` in a process of its own, in the project (no cache written)."""
+    return subprocess.run([sys.executable, "-m", "pytest", *args, "-p", "no:cacheprovider"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
 def test_every_step_of_the_plan_is_in_the_library() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "conformance", "--collect-only", "-q",
-         "-p", "no:cacheprovider"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = run_pytest("conformance", "--collect-only", "-q")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "unknown step" not in result.stdout + result.stderr
 
@@ -80,10 +84,7 @@ def run_plan(tmp_path: Path, feature: str, *options: str) -> subprocess.Complete
                                       "pytest_collectreport, pytest_sessionstart, "
                                       "pytest_collection_finish  # noqa: F401\n")
     # the plan's options, as pyproject.toml's addopts gives them to a run in the project
-    return subprocess.run([sys.executable, "-m", "pytest", str(plan), *options,
-                           "-p", "conformance.options",
-                           "-p", "no:cacheprovider", f"--rootdir={ROOT}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return run_pytest(str(plan), *options, "-p", "conformance.options", f"--rootdir={ROOT}")
 
 
 @pytest.mark.parametrize("options", [("-q",), MAKE_CONFORMANCE],
@@ -242,9 +243,7 @@ def test_a_stack_file_whose_services_do_not_answer_is_refused(tmp_path: Path) ->
 def test_the_runner_refuses_a_silent_stack_before_any_scenario(tmp_path: Path) -> None:
     path = tmp_path / "stack.json"
     path.write_text(json.dumps({"services": {"itl": {"url": "http://127.0.0.1:9"}}}))
-    result = subprocess.run([sys.executable, "-m", "pytest", "conformance", *MAKE_CONFORMANCE,
-                             "-p", "no:cacheprovider", "--stack", str(path)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = run_pytest("conformance", *MAKE_CONFORMANCE, "--stack", str(path))
     output = result.stdout + result.stderr
     assert result.returncode == 4, output
     assert "--stack: the stack of" in output and "does not answer" in output
@@ -259,9 +258,7 @@ def test_a_conftest_beside_the_stack_file_is_never_loaded(tmp_path: Path) -> Non
     marker = tmp_path / "loaded"
     (tmp_path / "conftest.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
     for stack in (["--stack", str(path)], [f"--stack={path}"]):
-        result = subprocess.run([sys.executable, "-m", "pytest", "conformance", *stack,
-                                 "--collect-only", "-q", "-p", "no:cacheprovider"],
-                                cwd=ROOT, capture_output=True, text=True, timeout=120)
+        result = run_pytest("conformance", *stack, "--collect-only", "-q")
         output = result.stdout + result.stderr
         assert "does not answer" in output, output
         assert not marker.exists(), (stack, output)
