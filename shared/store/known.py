@@ -82,12 +82,13 @@ class KnownDocuments:
         self.epoch = 0
 
     def get(self, document_id: Any) -> Document | None:
-        """A copy of the known state, None when not known."""
+        """The known state, None when not known. Shared, never changed in place: a write
+        makes a new state (``applied``), and ``find_known`` hands its callers copies."""
         state = self._states.get(document_id)
         if state is None:
             return None
         self._states.move_to_end(document_id)
-        return copy.deepcopy(state)
+        return state
 
     def put(self, document_id: Any, state: State) -> None:
         """Record a committed state (a document absent or unknown is dropped)."""
